@@ -1,0 +1,29 @@
+# Set-up is part of every target: a fresh clone needs nothing but python3 and make.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test test-all benchmark clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# timm needs torchvision; torch 2.14.1 + torchvision 0.29.1 is the pair that imports
+	# together on these machines (both lie on local disk).
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+demo: $(BIN)/.installed
+	$(BIN)/python examples/quickstart.py
+
+test: $(BIN)/.installed
+	$(BIN)/python -m pytest
+
+test-all: $(BIN)/.installed
+	$(BIN)/python -m pytest -m ""
+
+benchmark: $(BIN)/.installed
+	$(BIN)/python benchmarks/embed_throughput.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,164 @@
+"""Build a frozen 2D backbone: a timm model name or a module, with weights from a local
+file, timm's pretrained download, or a seeded random initialisation.
+
+Local checkpoints go through timm's own loader and checkpoint filter, so both the
+official DINOv2 files (``dinov2_vits14_pretrain.pth``, as published with the paper) and
+timm/safetensors state dicts load, with the position embedding resampled to
+``image_size``.
+"""
+
+import hashlib
+import os
+import warnings
+from dataclasses import dataclass
+
+import torch
+
+RANDOM_WEIGHTS_SEED = 0
+_WARNED_RANDOM = set()  # warn once per process and model name, not once per clone
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """A built backbone and what the embedder needs to know about it."""
+
+    module: torch.nn.Module
+    embed_dim: int
+    patch_size: int
+    num_prefix_tokens: int
+    fingerprint: str  # identifies architecture and weights, for cache keys
+
+
+def build_backbone(backbone, weights=None, image_size=224):
+    """Build a frozen backbone in eval mode.
+
+    Parameters
+    ----------
+    backbone : str or torch.nn.Module
+        A timm model name such as ``"vit_small_patch14_dinov2"``, or a timm-style
+        vision transformer (``forward_features``, ``num_prefix_tokens``,
+        ``patch_embed``), used with its own weights.
+    weights : None, "random" or path
+        ``None``: timm's pretrained weights (needs a network once). ``"random"``: a
+        seeded random initialisation, identical on every call (tests, demos). A path:
+        a local checkpoint, ``.pth``/``.pt`` (loaded with ``weights_only=True``) or
+        ``.safetensors``.
+    image_size : int
+        Input side in pixels; must be a multiple of the patch size.
+    """
+    if isinstance(backbone, torch.nn.Module):
+        if weights is not None:
+            raise ValueError(
+                "weights must be None when backbone is a torch.nn.Module: the module's own "
+                f"weights are used; got weights={weights!r}."
+            )
+        module, fingerprint = backbone, _module_fingerprint(backbone)
+    elif isinstance(backbone, str):
+        module, fingerprint = _create_timm_model(backbone, weights, image_size)
+    else:
+        raise ValueError(
+            f"backbone must be a timm model name or a torch.nn.Module; got {backbone!r}."
+        )
+    for attribute in ("forward_features", "num_prefix_tokens", "patch_embed"):
+        if not hasattr(module, attribute):
+            raise ValueError(
+                f"backbone {backbone!r} is not a timm-style vision transformer: it has no "
+                f"{attribute!r}."
+            )
+    patch_size = module.patch_embed.patch_size
+    patch_size = patch_size[0] if isinstance(patch_size, (tuple, list)) else patch_size
+    if image_size % patch_size:
+        raise ValueError(
+            f"image_size={image_size} is not a multiple of the backbone's patch size "
+            f"{patch_size}; try {round(image_size / patch_size) * patch_size}."
+        )
+    module.eval().requires_grad_(False)
+    return Backbone(
+        module=module,
+        embed_dim=int(module.num_features),
+        patch_size=int(patch_size),
+        num_prefix_tokens=int(module.num_prefix_tokens),
+        fingerprint=fingerprint,
+    )
+
+
+def _create_timm_model(name, weights, image_size):
+    import timm
+
+    if not timm.is_model(name):
+        raise ValueError(
+            f"backbone={name!r} is not a timm model name; DINOv2 ones are "
+            f"{timm.list_models('*dinov2*')}."
+        )
+    kwargs = dict(num_classes=0, img_size=image_size)
+    if isinstance(weights, str) and weights == "random":
+        if name not in _WARNED_RANDOM:
+            _WARNED_RANDOM.add(name)
+            warnings.warn(
+                f"weights='random': {name} is randomly initialised (seed "
+                f"{RANDOM_WEIGHTS_SEED}). Its embeddings are only good for tests and demos; "
+                "give a checkpoint file for real work.",
+                UserWarning,
+                stacklevel=4,
+            )
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            module = timm.create_model(name, pretrained=False, **kwargs)
+        _unit_layer_scale(module)
+        return module, f"{name}|random-unit-layer-scale|{RANDOM_WEIGHTS_SEED}"
+    if weights is None:
+        try:
+            module = timm.create_model(name, pretrained=True, **kwargs)
+        except Exception as exc:
+            raise RuntimeError(
+                f"Could not get the pretrained weights of {name!r} ({type(exc).__name__}: "
+                f"{exc}). Without a network, pass weights=<path to a checkpoint file> "
+                "(e.g. the official dinov2_vits14_pretrain.pth) or weights='random'."
+            ) from exc
+        return module, f"{name}|pretrained"
+    if isinstance(weights, (str, os.PathLike)):
+        path = os.fspath(weights)
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"weights file {path!r} does not exist.")
+        try:
+            module = timm.create_model(
+                name, pretrained=True, pretrained_cfg_overlay={"file": path}, **kwargs
+            )
+        except Exception as exc:
+            raise ValueError(
+                f"weights file {path!r} does not fit backbone {name!r}: "
+                f"{type(exc).__name__}: {str(exc)[:1000]}"
+            ) from exc
+        return module, f"{name}|file|{_file_sha256(path)}"
+    raise ValueError(
+        f"weights must be None, 'random' or a path to a checkpoint file; got {weights!r}."
+    )
+
+
+def _unit_layer_scale(module):
+    """Set LayerScale factors to 1 in a randomly initialised model.
+
+    DINOv2 initialises them to 1e-5, so random blocks barely touch the residual stream
+    and the CLS token comes out nearly the same for every image. With 1, random
+    weights still mix image content into it, which makes ``weights="random"`` a usable
+    stand-in in tests and demos.
+    """
+    for name, parameter in module.named_parameters():
+        if name.endswith(".gamma"):
+            torch.nn.init.ones_(parameter)
+
+
+def _file_sha256(path):
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _module_fingerprint(module):
+    digest = hashlib.sha256(type(module).__qualname__.encode())
+    for name, tensor in module.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
+    return f"module|{digest.hexdigest()}"

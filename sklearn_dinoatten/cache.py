@@ -1,0 +1,131 @@
+"""Content-addressed cache of per-volume slice embeddings.
+
+A key hashes the slices that enter the backbone together with everything that shapes
+their embedding (preprocessing, backbone, weights), so a volume is embedded at most once
+per configuration, whatever its path or however often a pipeline is cloned.
+
+Two levels: a process-wide in-memory LRU, shared by every embedder (and so by every
+clone made by ``cross_val_score`` or ``GridSearchCV``), and an optional directory that
+outlives the process. Disk entries are written atomically (temporary file, then
+``os.replace``) and carry a checksum: a damaged entry is deleted and recomputed, never
+returned.
+"""
+
+import hashlib
+import os
+import tempfile
+import threading
+from collections import OrderedDict
+
+import numpy as np
+
+MEMORY_CACHE_BYTES = 2 * 1024**3
+
+
+class _MemoryLRU:
+    def __init__(self, max_bytes):
+        self.max_bytes = max_bytes
+        self._items = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key):
+        with self._lock:
+            value = self._items.get(key)
+            if value is not None:
+                self._items.move_to_end(key)
+            return value
+
+    def put(self, key, value):
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = value
+            self._bytes += value.nbytes
+            while self._bytes > self.max_bytes and len(self._items) > 1:
+                _, dropped = self._items.popitem(last=False)
+                self._bytes -= dropped.nbytes
+
+    def clear(self):
+        with self._lock:
+            self._items.clear()
+            self._bytes = 0
+
+    def __len__(self):
+        return len(self._items)
+
+
+_MEMORY = _MemoryLRU(MEMORY_CACHE_BYTES)
+
+
+def clear_memory_cache():
+    """Forget every embedding held in this process's memory (the disk cache stays)."""
+    _MEMORY.clear()
+
+
+def cache_key(stack, config):
+    """Hash of a slice stack's content and the configuration string that embeds it."""
+    stack = np.ascontiguousarray(stack)
+    digest = hashlib.sha256(config.encode())
+    digest.update(f"{stack.shape}|{stack.dtype.str}".encode())
+    digest.update(stack.data)
+    return digest.hexdigest()
+
+
+class EmbeddingCache:
+    """Look up and store embeddings by key, in memory and in ``cache_dir`` if given."""
+
+    def __init__(self, cache_dir=None):
+        self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)
+
+    def get(self, key):
+        value = _MEMORY.get(key)
+        if value is None and self.cache_dir is not None:
+            value = self._read(key)
+            if value is not None:
+                _MEMORY.put(key, value)
+        return value
+
+    def put(self, key, value):
+        value = np.ascontiguousarray(value, dtype=np.float32)
+        value.setflags(write=False)
+        _MEMORY.put(key, value)
+        if self.cache_dir is not None:
+            self._write(key, value)
+
+    def _path(self, key):
+        return os.path.join(self.cache_dir, key[:2], key + ".npz")
+
+    def _read(self, key):
+        path = self._path(key)
+        if not os.path.exists(path):
+            return None
+        try:
+            with np.load(path, allow_pickle=False) as entry:
+                value, checksum = entry["embedding"], str(entry["sha256"])
+            if hashlib.sha256(value.tobytes()).hexdigest() != checksum:
+                raise ValueError("checksum mismatch")
+        except Exception:  # damaged entry: drop it so it is recomputed
+            try:
+                os.remove(path)
+            except OSError:
+                pass
+            return None
+        value.setflags(write=False)
+        return value
+
+    def _write(self, key, value):
+        path = self._path(key)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        checksum = hashlib.sha256(value.tobytes()).hexdigest()
+        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, embedding=value, sha256=np.array(checksum))
+                f.flush()
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise

@@ -1,0 +1,328 @@
+"""scikit-learn classifiers over slice embeddings, trained with skorch.
+
+Input is ``(n_volumes, n_slices, dim)`` as made by :class:`DinoSliceEmbedder`: rows
+that are all NaN are padding. A 2D array ``(n_samples, dim)`` is taken as one slice
+per sample, so the classifiers also work on plain feature tables.
+"""
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import (
+    check_array,
+    check_consistent_length,
+    check_is_fitted,
+    column_or_1d,
+)
+from skorch import NeuralNet
+from skorch.callbacks import EarlyStopping
+from skorch.dataset import ValidSplit
+
+from .devices import resolve_device
+from .nn import AttentionPoolNet, CompositeLoss
+
+ROUTED_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
+
+
+def _softmax(logits):
+    return torch.softmax(logits, dim=-1)
+
+
+class _MultiOutputNet(NeuralNet):
+    """skorch net for modules returning ``(logits, embedding, attention)``.
+
+    The criterion sees logits, embedding and targets; prediction uses the logits.
+    """
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        logits, embedding, _ = y_pred
+        return self.criterion_(logits, embedding, y_true.to(logits.device))
+
+
+class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
+    """Base of the skorch-backed classifiers: one training loop, one early-stopping
+    rule, one device rule, one way to pickle.
+
+    Subclasses define ``__init__`` (storing their own parameters and passing
+    ``**kwargs`` to ``_store_routed``), ``_build_module(n_features, n_classes)`` and
+    ``_build_criterion(class_weight)``. Keyword arguments beyond the signature must start
+    with ``optimizer__``, ``iterator_train__``, ``iterator_valid__`` or ``callbacks__``
+    (checked in ``fit``); they go to the skorch net unchanged, as in skorch.
+    """
+
+    def _store_routed(self, kwargs):
+        for name, value in kwargs.items():
+            setattr(self, name, value)
+
+    def _routed_params(self):
+        """The keyword arguments given beyond the signature (public, not fitted)."""
+        named = set(self._get_param_names())
+        return {
+            k: v for k, v in vars(self).items()
+            if k not in named and not k.startswith("_") and not k.endswith("_")
+        }
+
+    def get_params(self, deep=True):
+        params = super().get_params(deep=deep)
+        params.update(self._routed_params())
+        return params
+
+    def set_params(self, **params):
+        routed = {k: params.pop(k) for k in list(params) if k not in self._get_param_names()}
+        for name, value in routed.items():
+            setattr(self, name, value)
+        return super().set_params(**params)
+
+    def fit(self, X, y):
+        """Train on slice embeddings ``X`` and labels ``y``.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_slices, dim) or (n_samples, dim)
+            Slice embeddings; all-NaN rows are padding.
+        y : array-like of shape (n_samples,)
+            Class labels (any type ``numpy.unique`` can sort), at least two classes.
+
+        Returns
+        -------
+        self
+        """
+        unknown = [k for k in self._routed_params() if not k.startswith(ROUTED_PREFIXES)]
+        if unknown:
+            raise ValueError(
+                f"{type(self).__name__} got unknown parameters {unknown}; parameters beyond "
+                f"its signature must start with one of {ROUTED_PREFIXES} (passed to skorch)."
+            )
+        X = self._check_X(X, reset=True)
+        y = column_or_1d(y, warn=True)
+        check_consistent_length(X, y)
+        check_classification_targets(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two."
+            )
+        class_weight = None
+        if self.class_weight is not None:
+            class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+        self.device_ = resolve_device(self.device)
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        cuda = [self.device_] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            self.net_ = _MultiOutputNet(
+                module=self._build_module(X.shape[2], len(self.classes_)),
+                criterion=self._build_criterion(
+                    None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
+                ),
+                optimizer=self.optimizer,
+                lr=self.lr,
+                max_epochs=self.max_epochs,
+                batch_size=self.batch_size,
+                train_split=(
+                    ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
+                    if self.early_stopping else None
+                ),
+                callbacks=(
+                    [("early_stopping", EarlyStopping(patience=self.n_iter_no_change,
+                                                      load_best=True))]
+                    if self.early_stopping else None
+                ),
+                predict_nonlinearity=_softmax,
+                iterator_train__shuffle=True,
+                # One sample per forward at prediction: float32 BLAS results change in the
+                # last bit with the batch's shape, and a volume's score must not depend on
+                # which other volumes are predicted with it.
+                iterator_valid__batch_size=1,
+                device=str(self.device_),
+                verbose=self.verbose,
+                **self._routed_params(),
+            )
+            self.net_.fit(X, y_index.astype(np.int64))
+        return self
+
+    def predict_proba(self, X):
+        """Class probabilities, shape ``(n_samples, n_classes)``, columns in ``classes_`` order."""
+        check_is_fitted(self)
+        return self.net_.predict_proba(self._check_X(X)).astype(np.float64)
+
+    def predict(self, X):
+        """Predicted labels, taken from ``classes_``."""
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def attention_weights(self, X):
+        """Per-slice attention weights, shape ``(n_samples, n_slices)``; padding gets 0."""
+        check_is_fitted(self)
+        _, _, attention = self.net_.forward(self._check_X(X))
+        return attention.numpy().astype(np.float64)
+
+    def _check_X(self, X, reset=False):
+        X = check_array(X, allow_nd=True, ensure_all_finite=False, dtype=np.float32,
+                        input_name="X")
+        if X.ndim == 2:
+            X = X[:, None, :]
+        if X.ndim != 3:
+            raise ValueError(
+                f"X must be (n_samples, n_slices, dim) or (n_samples, dim); got shape {X.shape}."
+            )
+        if np.isinf(X).any():
+            raise ValueError("Input X contains infinity.")
+        nan = np.isnan(X)
+        padding = nan.all(axis=2)
+        if (nan.any(axis=2) & ~padding).any():
+            raise ValueError(
+                "Input X contains NaN inside a slice embedding; only whole rows of NaN "
+                "(padding) are allowed."
+            )
+        empty = np.flatnonzero(padding.all(axis=1))
+        if empty.size:
+            raise ValueError(
+                f"Samples {empty[:10].tolist()} of X have no slices: every row is NaN padding."
+            )
+        if reset:
+            self.n_features_in_ = X.shape[2]
+        elif X.shape[2] != self.n_features_in_:
+            raise ValueError(
+                f"X has {X.shape[2]} features, but {type(self).__name__} is expecting "
+                f"{self.n_features_in_} features as input."
+            )
+        return X
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class AttentionPoolClassifier(SliceEmbeddingClassifier):
+    """DinoAtten3D's head: attention pooling over slices, an MLP embedding head and a
+    linear classifier, all trained with ``CE + SupCon + within-class variance``.
+
+    Parameters
+    ----------
+    attention_dim : int, default=64
+        Hidden size ``h`` of the attention scorer ``w2^T tanh(W1 z)``.
+    gated : bool, default=False
+        Multiply the scorer by ``sigmoid(U z)`` (gated attention, Ilse et al. 2018).
+    hidden_dims : tuple of int, default=(256, 128)
+        Sizes of the MLP embedding head; its input size follows the data.
+    dropout : float, default=0.0
+        Dropout between the MLP layers.
+    supcon_weight : float, default=1.0
+        Weight of the supervised contrastive term (0 disables it).
+    variance_weight : float, default=0.1
+        Weight of the within-class variance term (0 disables it).
+    temperature : float, default=0.07
+        SupCon temperature.
+    class_weight : None, "balanced" or dict, default=None
+        Cross-entropy class weights, as in scikit-learn.
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=50
+        Training epochs (the most, with early stopping).
+    batch_size : int, default=16
+        Volumes per training batch.
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+        Its own parameters are routed skorch-style, e.g. ``optimizer__weight_decay=1e-2``.
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` of the training data and stop when
+        its loss has not improved for ``n_iter_no_change`` epochs, keeping the best weights.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when present, else the CPU.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, shuffling and the validation split: a fixed value gives
+        identical fits on the CPU.
+    verbose : int, default=0
+        ``1`` prints skorch's table of losses per epoch.
+    **kwargs
+        Parameters starting with ``optimizer__``, ``iterator_train__``,
+        ``iterator_valid__`` or ``callbacks__``, passed to the skorch net.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Size of one slice embedding seen in ``fit``.
+    net_ : skorch.NeuralNet
+        The trained net; ``net_.module_`` is the :class:`~sklearn_dinoatten.nn.AttentionPoolNet`
+        and ``net_.history`` its training history.
+    device_ : torch.device
+        The device it was trained on.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_dinoatten import AttentionPoolClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 6, 16)).astype(np.float32)  # 40 volumes, 6 slices
+    >>> y = np.repeat([0, 1], 20)
+    >>> X[y == 1, 2] += 2.0                                    # signal in slice 2
+    >>> clf = AttentionPoolClassifier(max_epochs=30, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X).shape
+    (40, 2)
+    >>> int(clf.attention_weights(X)[y == 1].mean(axis=0).argmax())
+    2
+    """
+
+    def __init__(
+        self,
+        attention_dim=64,
+        gated=False,
+        hidden_dims=(256, 128),
+        dropout=0.0,
+        supcon_weight=1.0,
+        variance_weight=0.1,
+        temperature=0.07,
+        class_weight=None,
+        lr=1e-3,
+        max_epochs=50,
+        batch_size=16,
+        optimizer=torch.optim.AdamW,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.attention_dim = attention_dim
+        self.gated = gated
+        self.hidden_dims = hidden_dims
+        self.dropout = dropout
+        self.supcon_weight = supcon_weight
+        self.variance_weight = variance_weight
+        self.temperature = temperature
+        self.class_weight = class_weight
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        self._store_routed(kwargs)
+
+    def _build_module(self, n_features, n_classes):
+        return AttentionPoolNet(
+            n_features, n_classes, attention_dim=self.attention_dim, gated=self.gated,
+            hidden_dims=tuple(self.hidden_dims), dropout=self.dropout,
+        )
+
+    def _build_criterion(self, class_weight):
+        return CompositeLoss(
+            supcon_weight=self.supcon_weight, variance_weight=self.variance_weight,
+            temperature=self.temperature, class_weight=class_weight,
+        )

@@ -1,0 +1,63 @@
+"""DinoAtten3D's composite loss: cross-entropy + SupCon + within-class variance.
+
+Both embedding terms work on L2-normalised embeddings and are defined for every batch:
+a sample with no positive in the batch contributes no SupCon term, a class with one
+sample has zero variance, and a batch of one gives 0 for both.
+"""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def supervised_contrastive_loss(embedding, labels, temperature=0.07):
+    """SupCon (Khosla et al. 2020), averaged over anchors that have a positive."""
+    n = embedding.shape[0]
+    if n < 2:
+        return embedding.sum() * 0.0
+    z = F.normalize(embedding, dim=1)
+    self_pair = torch.eye(n, dtype=torch.bool, device=z.device)
+    similarity = (z @ z.T / temperature).masked_fill(self_pair, float("-inf"))
+    log_prob = similarity - torch.logsumexp(similarity, dim=1, keepdim=True)
+    positive = (labels[:, None] == labels[None, :]) & ~self_pair
+    n_positive = positive.sum(dim=1)
+    has_positive = n_positive > 0
+    if not has_positive.any():
+        return embedding.sum() * 0.0
+    per_anchor = -log_prob.masked_fill(~positive, 0.0).sum(dim=1)
+    return (per_anchor[has_positive] / n_positive[has_positive]).mean()
+
+
+def class_variance_loss(embedding, labels):
+    """Mean squared distance of each normalised embedding to its class mean in the batch."""
+    z = F.normalize(embedding, dim=1)
+    classes, index = torch.unique(labels, return_inverse=True)
+    sums = torch.zeros(len(classes), z.shape[1], dtype=z.dtype, device=z.device)
+    sums.index_add_(0, index, z)
+    counts = torch.bincount(index, minlength=len(classes)).to(z.dtype)
+    means = sums / counts[:, None]
+    return ((z - means[index]) ** 2).sum(dim=1).mean()
+
+
+class CompositeLoss(nn.Module):
+    """``CE + supcon_weight * SupCon + variance_weight * within-class variance``."""
+
+    def __init__(self, supcon_weight=1.0, variance_weight=0.1, temperature=0.07,
+                 class_weight=None):
+        super().__init__()
+        self.supcon_weight = supcon_weight
+        self.variance_weight = variance_weight
+        self.temperature = temperature
+        self.register_buffer(
+            "class_weight", None if class_weight is None else torch.as_tensor(class_weight)
+        )
+
+    def forward(self, logits, embedding, labels):
+        loss = F.cross_entropy(logits, labels, weight=self.class_weight)
+        if self.supcon_weight:
+            loss = loss + self.supcon_weight * supervised_contrastive_loss(
+                embedding, labels, self.temperature
+            )
+        if self.variance_weight:
+            loss = loss + self.variance_weight * class_variance_loss(embedding, labels)
+        return loss

@@ -1,0 +1,61 @@
+"""Turn a stack of 2D slices into backbone input.
+
+Steps: intensity normalisation, zero-padding to a square (anatomy keeps its aspect
+ratio), resizing to ``image_size``, gray replicated to three channels, and for
+``"minmax"`` the ImageNet mean/std the backbone was trained with.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+NORMALIZATIONS = ("minmax", "zscore")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def normalize_intensity(stack, method="minmax", percentiles=(0.5, 99.5)):
+    """Normalise the intensities of a slice stack ``(n, h, w)``.
+
+    ``"minmax"`` scales each slice to [0, 1] on its own (DinoAtten3D); a constant slice
+    becomes 0. ``"zscore"`` clips the whole stack to the given percentiles, then
+    standardises it (MST).
+    """
+    stack = np.asarray(stack, dtype=np.float32)
+    if method == "minmax":
+        low = stack.min(axis=(1, 2), keepdims=True)
+        span = stack.max(axis=(1, 2), keepdims=True) - low
+        return np.divide(stack - low, span, out=np.zeros_like(stack), where=span > 0)
+    if method == "zscore":
+        low, high = np.percentile(stack, percentiles)
+        clipped = np.clip(stack, low, high)
+        std = clipped.std()
+        return (clipped - clipped.mean()) / (std if std > 0 else 1.0)
+    raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {method!r}.")
+
+
+def to_backbone_input(stack, image_size, method="minmax"):
+    """Preprocess a slice stack ``(n, h, w)`` into a float32 tensor ``(n, 3, s, s)``."""
+    stack = normalize_intensity(stack, method)
+    images = torch.from_numpy(_pad_to_square(stack, fill=stack.min()))[:, None]
+    images = F.interpolate(
+        images, size=(image_size, image_size), mode="bilinear", antialias=True,
+        align_corners=False,
+    )
+    images = images.expand(-1, 3, -1, -1)
+    if method == "minmax":
+        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        images = (images - mean) / std
+    return images.contiguous()
+
+
+def _pad_to_square(stack, fill):
+    n, h, w = stack.shape
+    side = max(h, w)
+    if h == w:
+        return stack
+    out = np.full((n, side, side), fill, dtype=stack.dtype)
+    top, left = (side - h) // 2, (side - w) // 2
+    out[:, top:top + h, left:left + w] = stack
+    return out

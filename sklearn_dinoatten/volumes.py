@@ -1,0 +1,134 @@
+"""Read volumes and choose their slices.
+
+A volume is a NIfTI file (``.nii`` / ``.nii.gz``) or a 3D numpy array. Files are
+reoriented to RAS with :func:`nibabel.as_closest_canonical`, so their array axes are
+``(x: left->right, y: posterior->anterior, z: inferior->superior)``. Arrays are taken
+to be in that same order, which makes ``axis="axial"`` mean the last axis for both.
+"""
+
+import os
+from numbers import Integral
+
+import numpy as np
+
+AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
+SLICE_SELECTIONS = ("uniform", "center")
+
+
+def describe(volume, index=None):
+    """A short name for a volume, for error messages."""
+    if isinstance(volume, (str, os.PathLike)):
+        return repr(os.fspath(volume))
+    where = "" if index is None else f" at index {index}"
+    shape = getattr(volume, "shape", None)
+    return f"array{where} with shape {shape}" if shape is not None else f"input{where}"
+
+
+def check_volumes(X):
+    """Check that ``X`` is a non-empty sequence of paths or 3D arrays, without reading files.
+
+    Returns the volumes as a list.
+    """
+    if isinstance(X, (str, os.PathLike)):
+        raise ValueError(
+            f"X must be a list of volumes (paths or 3D arrays), got a single path {X!r}; "
+            "wrap it in a list."
+        )
+    if isinstance(X, np.ndarray) and X.dtype != object:
+        if X.ndim != 4:
+            raise ValueError(
+                "X must be a list of volumes (paths or 3D arrays) or a 4D array "
+                f"(n_volumes, x, y, z); got an array with shape {X.shape}."
+            )
+        volumes = list(X)
+    else:
+        try:
+            volumes = list(X)
+        except TypeError:
+            raise ValueError(
+                f"X must be a list of volumes (paths or 3D arrays), got {type(X).__name__}."
+            ) from None
+    if not volumes:
+        raise ValueError("X is empty: at least one volume is needed.")
+    for i, volume in enumerate(volumes):
+        if isinstance(volume, (str, os.PathLike)):
+            if not os.path.isfile(volume):
+                raise FileNotFoundError(f"Volume file {os.fspath(volume)!r} does not exist.")
+        elif np.ndim(volume) != 3:
+            raise ValueError(
+                f"Volume {describe(volume, i)} is not 3D: expected a path or an array "
+                f"(x, y, z), got {np.ndim(volume)} dimensions."
+            )
+    return volumes
+
+
+def load_volume(volume, index=None):
+    """Return a volume as a float32 array ``(x, y, z)``, RAS-oriented for files.
+
+    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for an unreadable
+    file, a volume that is not 3D, non-finite voxels or a constant volume.
+    """
+    name = describe(volume, index)
+    if isinstance(volume, (str, os.PathLike)):
+        data = _read_nifti(os.fspath(volume))
+    else:
+        data = np.asarray(volume)
+        if data.dtype == object or not np.issubdtype(data.dtype, np.number):
+            raise ValueError(f"Volume {name} has dtype {data.dtype}; expected numbers.")
+    if data.ndim == 4 and data.shape[3] == 1:
+        data = data[..., 0]
+    if data.ndim != 3:
+        raise ValueError(f"Volume {name} is not 3D: it has shape {data.shape}.")
+    data = data.astype(np.float32, copy=False)
+    finite = np.isfinite(data)
+    if not finite.all():
+        raise ValueError(
+            f"Volume {name} contains {data.size - finite.sum()} NaN or infinite voxels."
+        )
+    if data.min() == data.max():
+        raise ValueError(f"Volume {name} is constant (every voxel is {data.flat[0]}).")
+    return data
+
+
+def _read_nifti(path):
+    import nibabel as nib
+
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Volume file {path!r} does not exist.")
+    try:
+        image = nib.as_closest_canonical(nib.load(path))
+        return np.asanyarray(image.dataobj)
+    except Exception as exc:  # nibabel raises many types for damaged files
+        raise ValueError(f"Cannot read volume file {path!r} as NIfTI: {exc}") from exc
+
+
+def check_axis(axis):
+    """Return the array axis (0, 1 or 2) for an axis name or integer."""
+    if isinstance(axis, str):
+        if axis not in AXES:
+            raise ValueError(f"axis must be one of {sorted(AXES)} or 0, 1, 2; got {axis!r}.")
+        return AXES[axis]
+    if isinstance(axis, Integral) and -3 <= axis <= 2:
+        return int(axis) % 3
+    raise ValueError(f"axis must be one of {sorted(AXES)} or 0, 1, 2; got {axis!r}.")
+
+
+def select_slices(n_total, n_slices=None, selection="uniform"):
+    """Indices of the slices to keep out of ``n_total``.
+
+    ``n_slices=None`` keeps all. ``"center"`` keeps the ``n_slices`` central slices,
+    ``"uniform"`` ``n_slices`` evenly spaced ones. A volume with fewer slices than asked
+    keeps all of them; the caller pads the rest.
+    """
+    if n_slices is None or n_slices >= n_total:
+        return np.arange(n_total)
+    if selection == "center":
+        start = (n_total - n_slices) // 2
+        return np.arange(start, start + n_slices)
+    return np.round(np.linspace(0, n_total - 1, n_slices)).astype(int)
+
+
+def slice_stack(volume, axis, n_slices=None, selection="uniform"):
+    """The chosen slices of a 3D array as ``(n, h, w)``, slice axis first."""
+    stack = np.moveaxis(volume, axis, 0)
+    return np.ascontiguousarray(stack[select_slices(stack.shape[0], n_slices, selection)])

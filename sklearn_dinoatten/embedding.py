@@ -16,6 +16,7 @@ from .preprocessing import NORMALIZATIONS, to_backbone_input
 from .volumes import SLICE_SELECTIONS, check_axis, check_volumes, load_volume, slice_stack
 
 FEATURES = ("cls", "mean", "cls+mean")
+PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
 
 
 class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
@@ -128,8 +129,8 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         """
         self._check_params()
         check_volumes(X)
-        built = build_backbone(self.backbone, self.weights, self.image_size)
         self.device_ = resolve_device(self.device)
+        built = build_backbone(self.backbone, self.weights, self.image_size)
         self.backbone_ = built.module.to(self.device_)
         self.embedding_dim_ = built.embed_dim * (2 if self.feature == "cls+mean" else 1)
         self.patch_size_ = built.patch_size
@@ -161,7 +162,8 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         def stacks_to_embed():
             progress = tqdm(
                 enumerate(volumes), total=len(volumes), desc="Embedding volumes",
-                unit="vol", disable=self.verbose == 0 or len(volumes) < 5, delay=1.0,
+                unit="vol", disable=self.verbose == 0 or len(volumes) < 5,
+                delay=PROGRESS_DELAY_S,
             )
             for i, volume in progress:
                 stack = slice_stack(

@@ -30,7 +30,7 @@ def normalize_intensity(stack, method="minmax", percentiles=(0.5, 99.5)):
         low, high = np.percentile(stack, percentiles)
         clipped = np.clip(stack, low, high)
         std = clipped.std()
-        return (clipped - clipped.mean()) / (std if std > 0 else 1.0)
+        return ((clipped - clipped.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {method!r}.")
 
 

@@ -1,0 +1,115 @@
+import numpy as np
+import pytest
+import safetensors.torch
+import timm
+import torch
+
+from sklearn_dinoatten import backbones
+from sklearn_dinoatten.backbones import build_backbone
+
+from ._helpers import CountingViT
+
+
+def _parameters(module):
+    return {k: v.clone() for k, v in module.state_dict().items()}
+
+
+def test_random_weights_are_seeded_and_frozen():
+    a = build_backbone("vit_small_patch14_dinov2", "random", 28)
+    b = build_backbone("vit_small_patch14_dinov2", "random", 28)
+    assert (a.embed_dim, a.patch_size, a.num_prefix_tokens) == (384, 14, 1)
+    assert a.fingerprint == b.fingerprint
+    for (name, p), q in zip(a.module.state_dict().items(), b.module.state_dict().values()):
+        assert torch.equal(p, q), name
+    assert not a.module.training
+    assert not any(p.requires_grad for p in a.module.parameters())
+
+
+def test_random_weights_warn_once(monkeypatch):
+    monkeypatch.setattr(backbones, "_WARNED_RANDOM", set())
+    with pytest.warns(UserWarning, match="only good for tests and demos"):
+        build_backbone("vit_small_patch14_dinov2", "random", 28)
+
+
+def test_image_size_must_fit_patch_size():
+    with pytest.raises(ValueError, match="image_size=30 .* patch size 14; try 28"):
+        build_backbone("vit_small_patch14_dinov2", "random", 30)
+
+
+def test_unknown_model_name():
+    with pytest.raises(ValueError, match="not a timm model name"):
+        build_backbone("dinov2_tiny_imaginary", "random", 28)
+
+
+def test_offline_pretrained_download_fails_with_advice(monkeypatch):
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(timm, "create_model", offline)
+    with pytest.raises(RuntimeError, match="weights='random'"):
+        build_backbone("vit_small_patch14_dinov2", None, 28)
+
+
+def test_official_dinov2_checkpoint_loads_and_resamples(tmp_path):
+    # The official dinov2_vits14_pretrain.pth is a plain state dict for 518 px input
+    # (a 37 x 37 patch grid) with a 'mask_token', in the layout timm's DINOv2 shares.
+    source = timm.create_model("vit_small_patch14_dinov2", img_size=518, num_classes=0)
+    official = dict(source.state_dict(), mask_token=torch.zeros(1, 384))
+    assert official["pos_embed"].shape == (1, 1 + 37 * 37, 384)
+    path = tmp_path / "dinov2_vits14_pretrain.pth"
+    torch.save(official, path)
+
+    built = build_backbone("vit_small_patch14_dinov2", path, 56)
+    loaded = built.module.state_dict()
+    assert loaded["pos_embed"].shape == (1, 1 + 4 * 4, 384)  # resampled to 56 px
+    for name, value in source.state_dict().items():
+        if name != "pos_embed":
+            assert torch.equal(loaded[name], value), name
+    assert built.fingerprint.endswith(backbones._file_sha256(path))
+
+
+def test_safetensors_state_dict_loads(tmp_path):
+    source = timm.create_model("vit_small_patch14_dinov2", img_size=28, num_classes=0)
+    path = tmp_path / "vits14.safetensors"
+    safetensors.torch.save_file(source.state_dict(), str(path))
+    loaded = build_backbone("vit_small_patch14_dinov2", path, 28).module
+    for name, value in source.state_dict().items():
+        assert torch.equal(loaded.state_dict()[name], value), name
+
+
+def test_weights_that_do_not_fit_name_the_file(tmp_path):
+    other = timm.create_model("vit_base_patch14_dinov2", img_size=28, num_classes=0)
+    path = tmp_path / "vitb14.pth"
+    torch.save(other.state_dict(), path)
+    with pytest.raises(ValueError, match="vitb14.pth.*does not fit backbone"):
+        build_backbone("vit_small_patch14_dinov2", path, 28)
+
+
+def test_missing_weights_file():
+    with pytest.raises(FileNotFoundError, match="nowhere.pth"):
+        build_backbone("vit_small_patch14_dinov2", "nowhere.pth", 28)
+
+
+def test_pickle_in_checkpoint_is_refused(tmp_path):
+    path = tmp_path / "evil.pth"
+    torch.save({"payload": np.dtype}, path)  # needs unpickling of arbitrary objects
+    with pytest.raises(ValueError, match="evil.pth"):
+        build_backbone("vit_small_patch14_dinov2", path, 28)
+
+
+def test_module_backbone_fingerprint_follows_its_weights():
+    module = CountingViT()
+    first = build_backbone(module, None, 28).fingerprint
+    assert build_backbone(CountingViT(), None, 28).fingerprint == first
+    with torch.no_grad():
+        module.vit.norm.weight.add_(1.0)
+    assert build_backbone(module, None, 28).fingerprint != first
+
+
+def test_module_backbone_rejects_weights_and_non_vits():
+    with pytest.raises(ValueError, match="weights must be None"):
+        build_backbone(CountingViT(), "random", 28)
+    with pytest.raises(ValueError, match="not a timm-style vision transformer"):
+        build_backbone(torch.nn.Linear(2, 2), None, 28)
+    with pytest.raises(ValueError, match="timm model name or a torch.nn.Module"):
+        build_backbone(42, None, 28)

@@ -1,0 +1,65 @@
+import os
+
+import numpy as np
+
+from sklearn_dinoatten.cache import EmbeddingCache, cache_key, clear_memory_cache
+
+
+def _entry_path(cache, key):
+    return os.path.join(cache.cache_dir, key[:2], key + ".npz")
+
+
+def test_key_depends_on_content_shape_and_config():
+    stack = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
+    key = cache_key(stack, "config-a")
+    assert key == cache_key(stack.copy(), "config-a")
+    assert key != cache_key(stack, "config-b")
+    assert key != cache_key(stack.reshape(2, 4, 3), "config-a")
+    changed = stack.copy()
+    changed[0, 0, 0] += 1
+    assert key != cache_key(changed, "config-a")
+
+
+def test_memory_cache_is_shared_between_instances(fresh_cache):
+    value = np.ones((3, 4), dtype=np.float32)
+    EmbeddingCache().put("k1", value)
+    np.testing.assert_array_equal(EmbeddingCache().get("k1"), value)
+    clear_memory_cache()
+    assert EmbeddingCache().get("k1") is None
+
+
+def test_disk_round_trip_is_atomic(tmp_path, fresh_cache):
+    cache = EmbeddingCache(tmp_path)
+    value = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
+    cache.put("ab12", value)
+    clear_memory_cache()
+    np.testing.assert_array_equal(cache.get("ab12"), value)
+    leftovers = [f for _, _, files in os.walk(tmp_path) for f in files if f.endswith(".tmp")]
+    assert leftovers == []
+
+
+def test_truncated_entry_is_dropped_not_returned(tmp_path, fresh_cache):
+    cache = EmbeddingCache(tmp_path)
+    cache.put("cd34", np.ones((5, 8), dtype=np.float32))
+    path = _entry_path(cache, "cd34")
+    with open(path, "r+b") as f:
+        f.truncate(os.path.getsize(path) // 2)
+    clear_memory_cache()
+    assert cache.get("cd34") is None
+    assert not os.path.exists(path)
+
+
+def test_entry_with_wrong_checksum_is_dropped(tmp_path, fresh_cache):
+    cache = EmbeddingCache(tmp_path)
+    cache.put("ef56", np.ones((5, 8), dtype=np.float32))
+    path = _entry_path(cache, "ef56")
+    np.savez(path, embedding=np.zeros((5, 8), dtype=np.float32), sha256=np.array("0" * 64))
+    clear_memory_cache()
+    assert cache.get("ef56") is None
+    assert not os.path.exists(path)
+
+
+def test_cached_values_are_read_only(fresh_cache):
+    cache = EmbeddingCache()
+    cache.put("k2", np.zeros((2, 2), dtype=np.float32))
+    assert not cache.get("k2").flags.writeable

@@ -1,0 +1,192 @@
+import joblib
+import numpy as np
+import pytest
+import torch
+from sklearn.base import clone
+from sklearn.metrics import roc_auc_score
+
+from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder
+from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.nn import AttentionPoolNet
+
+
+def planted_bags(n=60, n_slices=8, dim=16, n_classes=2, seed=0):
+    """Bags of Gaussian slices; class c > 0 shifts slice 3 along its own dimensions.
+
+    (Attention pooling ignores slice order, so classes differ in what, not where.)
+    """
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, n_slices, dim)).astype(np.float32)
+    y = np.arange(n) % n_classes
+    for c in range(1, n_classes):
+        X[y == c, 3, c - 1::n_classes - 1] += 2.0
+    return X, y
+
+
+def test_attention_masks_padding():
+    torch.manual_seed(0)
+    net = AttentionPoolNet(in_dim=6, n_classes=2, gated=True).eval()
+    x = torch.randn(2, 4, 6)
+    padded = torch.cat([x, torch.full((2, 3, 6), float("nan"))], dim=1)
+    logits, embedding, attention = net(x)
+    logits_p, embedding_p, attention_p = net(padded)
+    torch.testing.assert_close(logits_p, logits)
+    torch.testing.assert_close(attention_p[:, :4], attention)
+    assert (attention_p[:, 4:] == 0).all()
+    torch.testing.assert_close(attention.sum(dim=1), torch.ones(2))
+    assert embedding.shape == (2, 128)
+
+
+def test_permuting_slices_permutes_attention():
+    torch.manual_seed(0)
+    net = AttentionPoolNet(in_dim=6, n_classes=3).eval()
+    x = torch.randn(1, 5, 6)
+    order = torch.tensor([3, 0, 4, 1, 2])
+    logits, _, attention = net(x)
+    logits_p, _, attention_p = net(x[:, order])
+    torch.testing.assert_close(logits_p, logits)
+    torch.testing.assert_close(attention_p, attention[:, order])
+
+
+def test_hidden_dims_follow_parameters():
+    net = AttentionPoolNet(in_dim=10, n_classes=2, hidden_dims=(32, 8, 4))
+    assert net(torch.randn(3, 2, 10))[1].shape == (3, 4)
+
+
+def test_learns_and_predicts_labels_from_classes():
+    X, y = planted_bags()
+    labels = np.array(["healthy", "disease"])[y]
+    clf = AttentionPoolClassifier(max_epochs=30, random_state=0).fit(X[:40], labels[:40])
+    assert list(clf.classes_) == ["disease", "healthy"]
+    assert set(clf.predict(X[40:])) <= {"disease", "healthy"}
+    proba = clf.predict_proba(X[40:])
+    np.testing.assert_allclose(proba.sum(axis=1), 1, rtol=1e-6)
+    assert roc_auc_score(labels[40:] == "healthy", proba[:, 1]) > 0.95
+    assert clf.score(X[40:], labels[40:]) > 0.9
+
+
+def test_multiclass():
+    X, y = planted_bags(n=90, n_classes=3)
+    clf = AttentionPoolClassifier(max_epochs=40, random_state=0).fit(X[:60], y[:60])
+    assert clf.predict_proba(X[60:]).shape == (30, 3)
+    assert clf.score(X[60:], y[60:]) > 0.8
+
+
+def test_attention_finds_the_planted_slice():
+    X, y = planted_bags()
+    clf = AttentionPoolClassifier(max_epochs=30, random_state=0).fit(X, y)
+    attention = clf.attention_weights(X)
+    assert attention.shape == (60, 8)
+    np.testing.assert_allclose(attention.sum(axis=1), 1, rtol=1e-5)
+    assert (attention[y == 1].argmax(axis=1) == 3).mean() > 0.9
+
+
+def test_attention_peaks_on_planted_slices_of_volumes():
+    """End to end: synthetic volumes -> DINOv2 slice embeddings -> trained head."""
+    X, y, signal = make_volumes(n_samples=40, shape=(32, 32, 16), return_signal=True,
+                                random_state=0)
+    E = DinoSliceEmbedder(weights="random", image_size=56, verbose=0).fit_transform(X)
+    clf = AttentionPoolClassifier(max_epochs=50, random_state=0).fit(E, y)
+    attention = clf.attention_weights(E)
+    positives = np.flatnonzero(y == 1)
+    hits = [attention[i].argmax() in signal[i] for i in positives]
+    mass = [attention[i, signal[i]].sum() for i in positives]
+    # 2 of 16 slices hold the signal: chance would be 12.5 % of hits and of mass.
+    assert np.mean(hits) > 0.8
+    assert np.mean(mass) > 0.25
+
+
+def test_padding_in_training_data():
+    X, y = planted_bags()
+    X[::2, 6:] = np.nan  # every other bag has 6 slices only
+    clf = AttentionPoolClassifier(max_epochs=20, random_state=0).fit(X, y)
+    assert np.isfinite(clf.predict_proba(X)).all()
+    assert (clf.attention_weights(X)[::2, 6:] == 0).all()
+
+
+def test_same_random_state_same_fit():
+    X, y = planted_bags()
+    a = AttentionPoolClassifier(max_epochs=5, random_state=3).fit(X, y).predict_proba(X)
+    b = AttentionPoolClassifier(max_epochs=5, random_state=3).fit(X, y).predict_proba(X)
+    c = AttentionPoolClassifier(max_epochs=5, random_state=4).fit(X, y).predict_proba(X)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_fit_does_not_change_global_torch_rng():
+    X, y = planted_bags()
+    state = torch.get_rng_state()
+    AttentionPoolClassifier(max_epochs=1, random_state=0).fit(X, y)
+    assert torch.equal(torch.get_rng_state(), state)
+
+
+def test_pickle_round_trip(tmp_path):
+    X, y = planted_bags()
+    clf = AttentionPoolClassifier(max_epochs=5, random_state=0).fit(X, y)
+    joblib.dump(clf, tmp_path / "clf.joblib")
+    loaded = joblib.load(tmp_path / "clf.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.attention_weights(X), clf.attention_weights(X))
+
+
+def test_routed_skorch_parameters():
+    X, y = planted_bags()
+    clf = AttentionPoolClassifier(max_epochs=1, optimizer__weight_decay=0.123)
+    assert clf.get_params()["optimizer__weight_decay"] == 0.123
+    clf.set_params(optimizer__weight_decay=0.5, lr=0.01)
+    cloned = clone(clf)
+    assert cloned.optimizer__weight_decay == 0.5 and cloned.lr == 0.01
+    cloned.fit(X, y)
+    group = cloned.net_.optimizer_.param_groups[0]
+    assert group["weight_decay"] == 0.5 and group["lr"] == 0.01
+    assert "optimizer__weight_decay=0.5" in repr(cloned)
+
+
+def test_unknown_keyword_raises_in_fit():
+    X, y = planted_bags()
+    clf = AttentionPoolClassifier(learning_rate=0.1)
+    with pytest.raises(ValueError, match="unknown parameters \\['learning_rate'\\]"):
+        clf.fit(X, y)
+
+
+def test_class_weight_balanced():
+    X, y = planted_bags()
+    keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:10]]
+    clf = AttentionPoolClassifier(class_weight="balanced", max_epochs=2).fit(X[keep], y[keep])
+    np.testing.assert_allclose(clf.net_.criterion_.class_weight.numpy(), [40 / 60, 40 / 20])
+
+
+def test_early_stopping_keeps_best_and_stops():
+    X, y = planted_bags(n=80)
+    clf = AttentionPoolClassifier(early_stopping=True, n_iter_no_change=3, max_epochs=200,
+                                  lr=1e-2, random_state=0).fit(X, y)
+    history = clf.net_.history
+    assert len(history) < 200
+    assert "valid_loss" in history[-1]
+
+
+@pytest.mark.parametrize(
+    "X, y, message",
+    [
+        (np.ones((4, 3, 2)), [0, 0, 0, 0], "only one class"),
+        (np.ones((4, 3, 2)), [0.5, 1.5, 2.5, 3.5], "Unknown label type"),
+        (np.where([[[True, False]]], np.nan, np.ones((4, 3, 2))), [0, 1, 0, 1],
+         "NaN inside a slice"),
+        (np.full((4, 3, 2), np.inf), [0, 1, 0, 1], "infinity"),
+        (np.concatenate([np.full((1, 3, 2), np.nan), np.ones((3, 3, 2))]), [0, 1, 0, 1],
+         "Samples \\[0\\] of X have no slices"),
+        (np.ones((4, 3, 2, 1)), [0, 1, 0, 1], "got shape"),
+        (np.ones((3, 3, 2)), [0, 1, 0, 1], "inconsistent numbers of samples"),
+    ],
+)
+def test_bad_input_raises(X, y, message):
+    with pytest.raises(ValueError, match=message):
+        AttentionPoolClassifier(max_epochs=1).fit(X, y)
+
+
+def test_feature_count_must_match():
+    X, y = planted_bags()
+    clf = AttentionPoolClassifier(max_epochs=1).fit(X, y)
+    with pytest.raises(ValueError, match="X has 4 features, but AttentionPoolClassifier is expecting 16"):
+        clf.predict(X[..., :4])
+    assert clf.predict(X[:, :3]).shape == (60,)  # fewer slices are fine

@@ -1,0 +1,91 @@
+import itertools
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from sklearn_dinoatten.nn import CompositeLoss, class_variance_loss, supervised_contrastive_loss
+
+
+def supcon_by_loops(embedding, labels, temperature):
+    """Khosla et al. (2020), eq. 2, written out term by term."""
+    z = F.normalize(embedding, dim=1).double()
+    terms = []
+    for i in range(len(z)):
+        positives = [p for p in range(len(z)) if p != i and labels[p] == labels[i]]
+        if not positives:
+            continue
+        denominator = sum(torch.exp(z[i] @ z[a] / temperature) for a in range(len(z)) if a != i)
+        terms.append(-sum(torch.log(torch.exp(z[i] @ z[p] / temperature) / denominator)
+                          for p in positives) / len(positives))
+    return torch.stack(terms).mean()
+
+
+def test_supcon_matches_the_definition():
+    torch.manual_seed(0)
+    embedding = torch.randn(9, 5)
+    labels = torch.tensor([0, 1, 2, 0, 1, 0, 2, 2, 1])
+    expected = supcon_by_loops(embedding, labels, 0.5)
+    torch.testing.assert_close(supervised_contrastive_loss(embedding, labels, 0.5).double(),
+                               expected, rtol=1e-5, atol=1e-6)
+
+
+def test_supcon_is_lower_when_classes_cluster():
+    labels = torch.tensor([0, 0, 1, 1])
+    clustered = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
+    mixed = clustered[[0, 2, 1, 3]]
+    assert supervised_contrastive_loss(clustered, labels) < supervised_contrastive_loss(mixed, labels)
+
+
+def test_class_variance_matches_the_definition():
+    torch.manual_seed(1)
+    embedding = torch.randn(6, 4)
+    labels = torch.tensor([0, 0, 1, 1, 1, 2])
+    z = F.normalize(embedding, dim=1)
+    expected = torch.stack([
+        ((z[i] - z[labels == labels[i]].mean(0)) ** 2).sum() for i in range(6)
+    ]).mean()
+    torch.testing.assert_close(class_variance_loss(embedding, labels), expected)
+
+
+@pytest.mark.parametrize("labels", [[0], [0, 1], [0, 1, 2], [1, 1], [0, 0, 1]])
+def test_edge_cases_are_finite_with_finite_gradients(labels):
+    # A batch of one, classes with one sample each, no positives at all.
+    torch.manual_seed(0)
+    labels = torch.tensor(labels)
+    n_classes = 3
+    logits = torch.randn(len(labels), n_classes, requires_grad=True)
+    embedding = torch.randn(len(labels), 8, requires_grad=True)
+    loss = CompositeLoss()(logits, embedding, labels)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(logits.grad).all() and torch.isfinite(embedding.grad).all()
+
+
+def test_without_positives_supcon_is_zero():
+    embedding = torch.randn(3, 4)
+    assert supervised_contrastive_loss(embedding, torch.tensor([0, 1, 2])).item() == 0.0
+    assert class_variance_loss(embedding, torch.tensor([0, 1, 2])).item() == pytest.approx(0.0)
+
+
+def test_composite_weights():
+    torch.manual_seed(2)
+    logits, embedding = torch.randn(6, 2), torch.randn(6, 4)
+    labels = torch.tensor([0, 1, 0, 1, 0, 1])
+    ce = F.cross_entropy(logits, labels)
+    supcon = supervised_contrastive_loss(embedding, labels, 0.1)
+    variance = class_variance_loss(embedding, labels)
+    for a, b in itertools.product([0.0, 0.5], [0.0, 2.0]):
+        loss = CompositeLoss(supcon_weight=a, variance_weight=b, temperature=0.1)
+        torch.testing.assert_close(loss(logits, embedding, labels), ce + a * supcon + b * variance)
+
+
+def test_class_weight_reaches_cross_entropy():
+    logits = torch.tensor([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    labels = torch.tensor([0, 0, 1])
+    weight = torch.tensor([1.0, 5.0])
+    loss = CompositeLoss(supcon_weight=0, variance_weight=0, class_weight=weight)
+    torch.testing.assert_close(loss(logits, torch.zeros(3, 2), labels),
+                               F.cross_entropy(logits, labels, weight=weight))
+    assert np.isclose(loss.class_weight.numpy(), [1, 5]).all()

@@ -107,7 +107,10 @@ class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
             )
         class_weight = None
         if self.class_weight is not None:
-            class_weight = compute_class_weight(self.class_weight, classes=self.classes_, y=y)
+            class_weight = torch.tensor(
+                compute_class_weight(self.class_weight, classes=self.classes_, y=y),
+                dtype=torch.float32,
+            )
         self.device_ = resolve_device(self.device)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         cuda = [self.device_] if self.device_.type == "cuda" else []
@@ -115,9 +118,7 @@ class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
             torch.manual_seed(seed)
             self.net_ = _MultiOutputNet(
                 module=self._build_module(X.shape[2], len(self.classes_)),
-                criterion=self._build_criterion(
-                    None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
-                ),
+                criterion=self._build_criterion(class_weight),
                 optimizer=self.optimizer,
                 lr=self.lr,
                 max_epochs=self.max_epochs,

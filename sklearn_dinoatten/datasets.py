@@ -91,7 +91,7 @@ def _blob(grid, axis, slices, depth, rng):
     in_plane = [a for a in range(3) if a != axis]
     center = rng.uniform(-0.35, 0.35, size=2)
     radius = 0.2
-    d2 = sum((grid[a] - c) ** 2 for a, c in zip(in_plane, center))
+    d2 = sum((grid[a] - c) ** 2 for a, c in zip(in_plane, center, strict=True))
     along = np.zeros(depth, dtype=bool)
     along[slices] = True
     along = along.reshape([-1 if a == axis else 1 for a in range(3)])

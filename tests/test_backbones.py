@@ -19,7 +19,8 @@ def test_random_weights_are_seeded_and_frozen():
     b = build_backbone("vit_small_patch14_dinov2", "random", 28)
     assert (a.embed_dim, a.patch_size, a.num_prefix_tokens) == (384, 14, 1)
     assert a.fingerprint == b.fingerprint
-    for (name, p), q in zip(a.module.state_dict().items(), b.module.state_dict().values()):
+    for (name, p), q in zip(a.module.state_dict().items(), b.module.state_dict().values(),
+                              strict=True):
         assert torch.equal(p, q), name
     assert not a.module.training
     assert not any(p.requires_grad for p in a.module.parameters())

@@ -187,6 +187,7 @@ def test_bad_input_raises(X, y, message):
 def test_feature_count_must_match():
     X, y = planted_bags()
     clf = AttentionPoolClassifier(max_epochs=1).fit(X, y)
-    with pytest.raises(ValueError, match="X has 4 features, but AttentionPoolClassifier is expecting 16"):
+    message = "X has 4 features, but AttentionPoolClassifier is expecting 16"
+    with pytest.raises(ValueError, match=message):
         clf.predict(X[..., :4])
     assert clf.predict(X[:, :3]).shape == (60,)  # fewer slices are fine

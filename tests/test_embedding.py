@@ -57,7 +57,8 @@ def test_batch_size_does_not_change_embeddings(volumes, fresh_cache):
 
 def test_batches_span_volumes(counting_backbone, volumes):
     module, calls = counting_backbone
-    DinoSliceEmbedder(backbone=module, image_size=28, batch_size=32, verbose=0).fit_transform(volumes)
+    embedder = DinoSliceEmbedder(backbone=module, image_size=28, batch_size=32, verbose=0)
+    embedder.fit_transform(volumes)
     assert calls == [32, 4]  # 3 volumes x 12 slices, packed across volume boundaries
 
 
@@ -165,3 +166,15 @@ def test_bad_inputs_name_the_input(fast_embedder, volumes, tmp_path):
         fast_embedder.transform([bad])
     with pytest.raises(ValueError, match="constant"):
         fast_embedder.transform([np.zeros((8, 8, 3))])
+
+
+def test_fitted_pipeline_pickles(tmp_path, fresh_cache):
+    import joblib
+
+    X, y = make_volumes(n_samples=8, shape=(16, 16, 4), random_state=0)
+    pipe = make_pipeline(DinoSliceEmbedder(**FAST), AttentionPoolClassifier(max_epochs=2))
+    pipe.fit(X, y)
+    joblib.dump(pipe, tmp_path / "pipe.joblib")
+    clear_memory_cache()  # the loaded pipeline must embed again, with the same backbone
+    loaded = joblib.load(tmp_path / "pipe.joblib")
+    np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))

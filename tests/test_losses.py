@@ -35,7 +35,8 @@ def test_supcon_is_lower_when_classes_cluster():
     labels = torch.tensor([0, 0, 1, 1])
     clustered = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0], [0.1, 1.0]])
     mixed = clustered[[0, 2, 1, 3]]
-    assert supervised_contrastive_loss(clustered, labels) < supervised_contrastive_loss(mixed, labels)
+    loss = supervised_contrastive_loss
+    assert loss(clustered, labels) < loss(mixed, labels)
 
 
 def test_class_variance_matches_the_definition():

@@ -30,7 +30,9 @@ def test_trailing_singleton_dimension_is_dropped(volume):
     assert load_volume(volume[..., None]).shape == volume.shape
 
 
-@pytest.mark.parametrize("name, axis", [("sagittal", 0), ("coronal", 1), ("axial", 2), (1, 1), (-1, 2)])
+@pytest.mark.parametrize(
+    "name, axis", [("sagittal", 0), ("coronal", 1), ("axial", 2), (1, 1), (-1, 2)]
+)
 def test_axis_names(name, axis):
     assert check_axis(name) == axis
 

@@ -9,15 +9,26 @@ Typical use::
 """
 
 from .cache import clear_memory_cache
-from .classifiers import AttentionPoolClassifier, SliceEmbeddingClassifier
+from .classifiers import (
+    AttentionPoolClassifier,
+    ResNet3DClassifier,
+    SCMILClassifier,
+    SliceEmbeddingClassifier,
+    SliceTransformerClassifier,
+)
 from .embedding import DinoSliceEmbedder
+from .resampling import VolumeResampler
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AttentionPoolClassifier",
     "DinoSliceEmbedder",
+    "ResNet3DClassifier",
+    "SCMILClassifier",
     "SliceEmbeddingClassifier",
+    "SliceTransformerClassifier",
+    "VolumeResampler",
     "clear_memory_cache",
     "__version__",
 ]

@@ -10,6 +10,7 @@ import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
+from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_array,
@@ -18,11 +19,18 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 from skorch import NeuralNet
-from skorch.callbacks import EarlyStopping
+from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import ValidSplit
 
 from .devices import resolve_device
-from .nn import AttentionPoolNet, CompositeLoss
+from .nn import (
+    AnnealedSupConLoss,
+    AttentionPoolNet,
+    CompositeLoss,
+    ResNet3DNet,
+    SCMILNet,
+    SliceTransformerNet,
+)
 
 ROUTED_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
 
@@ -42,18 +50,78 @@ class _MultiOutputNet(NeuralNet):
         return self.criterion_(logits, embedding, y_true.to(logits.device))
 
 
+TRAINING_PARAMETERS = """class_weight : None, "balanced" or dict, default=None
+        Cross-entropy class weights, as in scikit-learn.
+    lr : float, default=1e-3
+        Learning rate.
+    max_epochs : int, default=50
+        Training epochs (the most, with early stopping).
+    batch_size : int, default=16
+        Volumes per training batch.
+    optimizer : torch optimizer class, default=torch.optim.AdamW
+        Its own parameters are routed skorch-style, e.g. ``optimizer__weight_decay=1e-2``.
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` of the training data and stop when
+        its loss has not improved for ``n_iter_no_change`` epochs, keeping the best weights.
+    validation_fraction : float, default=0.1
+        Share of the training data held out when ``early_stopping``.
+    n_iter_no_change : int, default=10
+        Patience of early stopping, in epochs.
+    device : str, default="auto"
+        ``"auto"`` uses CUDA when present, else the CPU.
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation, shuffling and the validation split: a fixed value gives
+        identical fits on the CPU.
+    verbose : int, default=0
+        ``1`` prints skorch's table of losses per epoch.
+    **kwargs
+        Parameters starting with ``optimizer__``, ``iterator_train__``,
+        ``iterator_valid__`` or ``callbacks__``, passed to the skorch net."""
+
+FITTED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Size of one slice embedding seen in ``fit``.
+    net_ : skorch.NeuralNet
+        The trained net: ``net_.module_`` is the torch module, ``net_.history`` the
+        training history.
+    device_ : torch.device
+        The device it was trained on."""
+
+
+def _shared_docs(cls):
+    """Fill the ``{training}`` and ``{fitted}`` placeholders of a classifier's docstring."""
+    cls.__doc__ = cls.__doc__.replace("{training}", TRAINING_PARAMETERS).replace(
+        "{fitted}", FITTED_ATTRIBUTES
+    )
+    return cls
+
+
 class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
     """Base of the skorch-backed classifiers: one training loop, one early-stopping
     rule, one device rule, one way to pickle.
 
-    Subclasses define ``__init__`` (storing their own parameters and passing
-    ``**kwargs`` to ``_store_routed``), ``_build_module(n_features, n_classes)`` and
-    ``_build_criterion(class_weight)``. Keyword arguments beyond the signature must start
-    with ``optimizer__``, ``iterator_train__``, ``iterator_valid__`` or ``callbacks__``
-    (checked in ``fit``); they go to the skorch net unchanged, as in skorch.
+    Subclasses define ``__init__`` (storing their own parameters, then passing the
+    training parameters and ``**kwargs`` to this ``__init__``),
+    ``_build_module(n_features, n_classes)`` and ``_build_criterion(class_weight)``.
+    Keyword arguments beyond the signature must start with ``optimizer__``,
+    ``iterator_train__``, ``iterator_valid__`` or ``callbacks__`` (checked in ``fit``);
+    they go to the skorch net unchanged, as in skorch.
     """
 
-    def _store_routed(self, kwargs):
+    def __init__(self, *, class_weight, lr, max_epochs, batch_size, optimizer, early_stopping,
+                 validation_fraction, n_iter_no_change, device, random_state, verbose, **kwargs):
+        self.class_weight = class_weight
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
         for name, value in kwargs.items():
             setattr(self, name, value)
 
@@ -117,7 +185,7 @@ class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
             self.net_ = _MultiOutputNet(
-                module=self._build_module(X.shape[2], len(self.classes_)),
+                module=self._build_module(self.n_features_in_, len(self.classes_)),
                 criterion=self._build_criterion(class_weight),
                 optimizer=self.optimizer,
                 lr=self.lr,
@@ -127,10 +195,10 @@ class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
                     ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
                     if self.early_stopping else None
                 ),
-                callbacks=(
+                callbacks=self._callbacks() + (
                     [("early_stopping", EarlyStopping(patience=self.n_iter_no_change,
                                                       load_best=True))]
-                    if self.early_stopping else None
+                    if self.early_stopping else []
                 ),
                 predict_nonlinearity=_softmax,
                 iterator_train__shuffle=True,
@@ -145,6 +213,10 @@ class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
             self.net_.fit(X, y_index.astype(np.int64))
         return self
 
+    def _callbacks(self):
+        """Extra skorch callbacks ``[(name, callback)]`` a subclass trains with."""
+        return []
+
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns in ``classes_`` order."""
         check_is_fitted(self)
@@ -155,6 +227,9 @@ class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         proba = self.predict_proba(X)
         return self.classes_[np.argmax(proba, axis=1)]
 
+    _has_slice_weights = True
+
+    @available_if(lambda self: self._has_slice_weights)
     def attention_weights(self, X):
         """Per-slice attention weights, shape ``(n_samples, n_slices)``; padding gets 0."""
         check_is_fitted(self)
@@ -199,6 +274,7 @@ class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
         return tags
 
 
+@_shared_docs
 class AttentionPoolClassifier(SliceEmbeddingClassifier):
     """DinoAtten3D's head: attention pooling over slices, an MLP embedding head and a
     linear classifier, all trained with ``CE + SupCon + within-class variance``.
@@ -206,9 +282,11 @@ class AttentionPoolClassifier(SliceEmbeddingClassifier):
     Parameters
     ----------
     attention_dim : int, default=64
-        Hidden size ``h`` of the attention scorer ``w2^T tanh(W1 z)``.
-    gated : bool, default=False
-        Multiply the scorer by ``sigmoid(U z)`` (gated attention, Ilse et al. 2018).
+        Hidden size ``h`` of the attention scorer (attention pooling only).
+    pooling : {"attention", "gated", "mean", "max"}, default="attention"
+        How slices are pooled: attention ``w2^T tanh(W1 z)``; gated attention, which
+        multiplies that by ``sigmoid(U z)`` (Ilse et al. 2018); the mean of the slices
+        (a strong, cheap baseline); or their feature-wise max.
     hidden_dims : tuple of int, default=(256, 128)
         Sizes of the MLP embedding head; its input size follows the data.
     dropout : float, default=0.0
@@ -219,45 +297,11 @@ class AttentionPoolClassifier(SliceEmbeddingClassifier):
         Weight of the within-class variance term (0 disables it).
     temperature : float, default=0.07
         SupCon temperature.
-    class_weight : None, "balanced" or dict, default=None
-        Cross-entropy class weights, as in scikit-learn.
-    lr : float, default=1e-3
-        Learning rate.
-    max_epochs : int, default=50
-        Training epochs (the most, with early stopping).
-    batch_size : int, default=16
-        Volumes per training batch.
-    optimizer : torch optimizer class, default=torch.optim.AdamW
-        Its own parameters are routed skorch-style, e.g. ``optimizer__weight_decay=1e-2``.
-    early_stopping : bool, default=False
-        Hold out a stratified ``validation_fraction`` of the training data and stop when
-        its loss has not improved for ``n_iter_no_change`` epochs, keeping the best weights.
-    validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping``.
-    n_iter_no_change : int, default=10
-        Patience of early stopping, in epochs.
-    device : str, default="auto"
-        ``"auto"`` uses CUDA when present, else the CPU.
-    random_state : int, RandomState or None, default=None
-        Seeds initialisation, shuffling and the validation split: a fixed value gives
-        identical fits on the CPU.
-    verbose : int, default=0
-        ``1`` prints skorch's table of losses per epoch.
-    **kwargs
-        Parameters starting with ``optimizer__``, ``iterator_train__``,
-        ``iterator_valid__`` or ``callbacks__``, passed to the skorch net.
+    {training}
 
     Attributes
     ----------
-    classes_ : ndarray of shape (n_classes,)
-        The class labels.
-    n_features_in_ : int
-        Size of one slice embedding seen in ``fit``.
-    net_ : skorch.NeuralNet
-        The trained net; ``net_.module_`` is the :class:`~sklearn_dinoatten.nn.AttentionPoolNet`
-        and ``net_.history`` its training history.
-    device_ : torch.device
-        The device it was trained on.
+    {fitted}
 
     Examples
     --------
@@ -276,8 +320,8 @@ class AttentionPoolClassifier(SliceEmbeddingClassifier):
 
     def __init__(
         self,
+        pooling="attention",
         attention_dim=64,
-        gated=False,
         hidden_dims=(256, 128),
         dropout=0.0,
         supcon_weight=1.0,
@@ -296,29 +340,23 @@ class AttentionPoolClassifier(SliceEmbeddingClassifier):
         verbose=0,
         **kwargs,
     ):
+        self.pooling = pooling
         self.attention_dim = attention_dim
-        self.gated = gated
         self.hidden_dims = hidden_dims
         self.dropout = dropout
         self.supcon_weight = supcon_weight
         self.variance_weight = variance_weight
         self.temperature = temperature
-        self.class_weight = class_weight
-        self.lr = lr
-        self.max_epochs = max_epochs
-        self.batch_size = batch_size
-        self.optimizer = optimizer
-        self.early_stopping = early_stopping
-        self.validation_fraction = validation_fraction
-        self.n_iter_no_change = n_iter_no_change
-        self.device = device
-        self.random_state = random_state
-        self.verbose = verbose
-        self._store_routed(kwargs)
+        super().__init__(
+            class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+            optimizer=optimizer, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            device=device, random_state=random_state, verbose=verbose, **kwargs,
+        )
 
     def _build_module(self, n_features, n_classes):
         return AttentionPoolNet(
-            n_features, n_classes, attention_dim=self.attention_dim, gated=self.gated,
+            n_features, n_classes, pooling=self.pooling, attention_dim=self.attention_dim,
             hidden_dims=tuple(self.hidden_dims), dropout=self.dropout,
         )
 
@@ -327,3 +365,263 @@ class AttentionPoolClassifier(SliceEmbeddingClassifier):
             supcon_weight=self.supcon_weight, variance_weight=self.variance_weight,
             temperature=self.temperature, class_weight=class_weight,
         )
+
+
+
+@_shared_docs
+class SliceTransformerClassifier(SliceEmbeddingClassifier):
+    """The Medical Slice Transformer's aggregator (MST, Mueller-Franzes et al. 2024) over
+    frozen slice embeddings: a learnable CLS token, pre-norm transformer layers with the
+    padding masked, and a linear head on the normed CLS output, trained with
+    cross-entropy.
+
+    Parameters
+    ----------
+    n_layers : int, default=1
+        Transformer layers (MST: 1).
+    n_heads : int or None, default=None
+        Attention heads; ``None`` takes the most heads up to 12 that divide the embedding
+        size (MST: 12 for 384).
+    ffn_dim : int or None, default=None
+        Hidden size of the feed-forward block; ``None`` is the embedding size (as MST).
+    dropout : float, default=0.0
+    position_embedding : bool, default=False
+        Add a learned embedding of each slice's position (up to ``max_slices``).
+    max_slices : int, default=1024
+        Longest slice stack the position embedding covers.
+    {training}
+
+    Attributes
+    ----------
+    {fitted}
+
+    Notes
+    -----
+    ``attention_weights(X)`` is the last layer's CLS row of attention, averaged over
+    heads and renormalised over the slices (MST's slice attention); padding gets 0.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_dinoatten import SliceTransformerClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 6, 24)).astype(np.float32)
+    >>> y = np.repeat([0, 1], 20)
+    >>> X[y == 1, 2] += np.tile([1.0, -1.0], 12)  # signal in slice 2
+    >>> clf = SliceTransformerClassifier(max_epochs=20, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X).shape, clf.attention_weights(X).shape
+    ((40, 2), (40, 6))
+    """
+
+    def __init__(
+        self,
+        n_layers=1,
+        n_heads=None,
+        ffn_dim=None,
+        dropout=0.0,
+        position_embedding=False,
+        max_slices=1024,
+        class_weight=None,
+        lr=1e-3,
+        max_epochs=50,
+        batch_size=16,
+        optimizer=torch.optim.AdamW,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.ffn_dim = ffn_dim
+        self.dropout = dropout
+        self.position_embedding = position_embedding
+        self.max_slices = max_slices
+        super().__init__(
+            class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+            optimizer=optimizer, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            device=device, random_state=random_state, verbose=verbose, **kwargs,
+        )
+
+    def _build_module(self, n_features, n_classes):
+        return SliceTransformerNet(
+            n_features, n_classes, n_layers=self.n_layers, n_heads=self.n_heads,
+            ffn_dim=self.ffn_dim, dropout=self.dropout,
+            position_embedding=self.position_embedding, max_slices=self.max_slices,
+        )
+
+    def _build_criterion(self, class_weight):
+        return CompositeLoss(supcon_weight=0.0, variance_weight=0.0, class_weight=class_weight)
+
+
+class _AnnealCEWeight(Callback):
+    """Before each epoch, set the criterion's CE weight to ``epoch / (max_epochs - 1)``
+    and record it in the history as ``ce_weight``."""
+
+    def on_epoch_begin(self, net, **kwargs):
+        done = len(net.history) - 1  # the history already holds the starting epoch
+        net.criterion_.ce_weight = min(1.0, done / max(net.max_epochs - 1, 1))
+        net.history.record("ce_weight", net.criterion_.ce_weight)
+
+
+@_shared_docs
+class SCMILClassifier(SliceEmbeddingClassifier):
+    """SC-MIL (Juyal et al., WACV 2024): attention-MIL pooling, a projection head
+    trained with supervised contrastive loss, and a linear classifier trained with
+    cross-entropy, the weight moving from SupCon to CE over training.
+
+    The paper leaves these choices, made here: gated attention pooling (as its
+    attention-MIL backbone); the classifier reads the pooled bag embedding, the projection
+    head (``projection_dims``) is used by SupCon only; the loss at epoch ``e`` of ``E`` is
+    ``a * CE + (1 - a) * SupCon`` with ``a = e / (E - 1)`` rising linearly from 0 to 1, so
+    the first epoch learns only the representation and the last only the classifier.
+
+    Parameters
+    ----------
+    attention_dim : int, default=64
+        Hidden size of the attention scorer.
+    gated : bool, default=True
+        Gated attention (Ilse et al. 2018).
+    projection_dims : tuple of int, default=(256, 128)
+        Sizes of the SupCon projection head.
+    temperature : float, default=0.07
+        SupCon temperature.
+    {training}
+
+    Attributes
+    ----------
+    {fitted}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_dinoatten import SCMILClassifier
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(40, 6, 16)).astype(np.float32)
+    >>> y = np.repeat([0, 1], 20)
+    >>> X[y == 1, 2] += 2.0
+    >>> clf = SCMILClassifier(max_epochs=30, random_state=0).fit(X, y)
+    >>> clf.score(X, y) >= 0.9
+    True
+    """
+
+    def __init__(
+        self,
+        attention_dim=64,
+        gated=True,
+        projection_dims=(256, 128),
+        temperature=0.07,
+        class_weight=None,
+        lr=1e-3,
+        max_epochs=50,
+        batch_size=16,
+        optimizer=torch.optim.AdamW,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.attention_dim = attention_dim
+        self.gated = gated
+        self.projection_dims = projection_dims
+        self.temperature = temperature
+        super().__init__(
+            class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+            optimizer=optimizer, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            device=device, random_state=random_state, verbose=verbose, **kwargs,
+        )
+
+    def _build_module(self, n_features, n_classes):
+        return SCMILNet(
+            n_features, n_classes, attention_dim=self.attention_dim, gated=self.gated,
+            projection_dims=tuple(self.projection_dims),
+        )
+
+    def _build_criterion(self, class_weight):
+        return AnnealedSupConLoss(temperature=self.temperature, class_weight=class_weight)
+
+    def _callbacks(self):
+        return [("anneal_ce_weight", _AnnealCEWeight())]
+
+
+@_shared_docs
+class ResNet3DClassifier(SliceEmbeddingClassifier):
+    """A 3D ResNet trained from scratch on whole volumes (MONAI ``resnet10/18/34/50``,
+    one input channel), with cross-entropy: the baseline DinoAtten3D and MST compare
+    against.
+
+    It takes volumes of one shape, ``(n_volumes, x, y, z)``: put a
+    :class:`VolumeResampler` in front of it to take paths or arrays of any shape, e.g.
+    ``make_pipeline(VolumeResampler((64, 64, 64)), ResNet3DClassifier())``. Every side
+    must be at least 32 voxels (the deepest feature map must keep 2 per side).
+
+    Parameters
+    ----------
+    depth : {10, 18, 34, 50}, default=18
+    widen_factor : float, default=1.0
+        Scales the channel widths (0.25 makes a much cheaper net for quick runs).
+    {training}
+
+    Attributes
+    ----------
+    {fitted}
+    """
+
+    _has_slice_weights = False
+
+    def __init__(
+        self,
+        depth=18,
+        widen_factor=1.0,
+        class_weight=None,
+        lr=1e-3,
+        max_epochs=50,
+        batch_size=16,
+        optimizer=torch.optim.AdamW,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.depth = depth
+        self.widen_factor = widen_factor
+        super().__init__(
+            class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+            optimizer=optimizer, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            device=device, random_state=random_state, verbose=verbose, **kwargs,
+        )
+
+    def _check_X(self, X, reset=False):
+        X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
+        if X.ndim != 4:
+            raise ValueError(
+                "X must be volumes of one shape, (n_volumes, x, y, z); got shape "
+                f"{X.shape}. Resample them first, e.g. with VolumeResampler."
+            )
+        if min(X.shape[1:]) < 32:
+            raise ValueError(
+                f"Volumes of shape {X.shape[1:]} are too small for a 3D ResNet: every side "
+                "must be at least 32 voxels (VolumeResampler(shape=...) can resize them)."
+            )
+        if reset:
+            self.n_features_in_ = int(np.prod(X.shape[1:]))
+        return X
+
+    def _build_module(self, n_features, n_classes):
+        return ResNet3DNet(n_classes, depth=self.depth, widen_factor=self.widen_factor)
+
+    def _build_criterion(self, class_weight):
+        return CompositeLoss(supcon_weight=0.0, variance_weight=0.0, class_weight=class_weight)
+

@@ -5,27 +5,37 @@ import torch
 from sklearn.base import clone
 from sklearn.metrics import roc_auc_score
 
-from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder
+from sklearn_dinoatten import (
+    AttentionPoolClassifier,
+    DinoSliceEmbedder,
+    SCMILClassifier,
+    SliceTransformerClassifier,
+)
 from sklearn_dinoatten.datasets import make_volumes
-from sklearn_dinoatten.nn import AttentionPoolNet
+from sklearn_dinoatten.nn import POOLINGS, AttentionPoolNet
+
+CLASSIFIERS = [AttentionPoolClassifier, SliceTransformerClassifier, SCMILClassifier]
 
 
 def planted_bags(n=60, n_slices=8, dim=16, n_classes=2, seed=0):
-    """Bags of Gaussian slices; class c > 0 shifts slice 3 along its own dimensions.
+    """Bags of Gaussian slices; class c > 0 shifts slice 3 by +-2 along its own dimensions.
 
-    (Attention pooling ignores slice order, so classes differ in what, not where.)
+    Classes differ in what, not where (pooling ignores slice order), and the shifts
+    have mixed signs so that a LayerNorm does not remove them.
     """
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, n_slices, dim)).astype(np.float32)
     y = np.arange(n) % n_classes
+    shift = 2.0 * rng.choice([-1.0, 1.0], size=dim)
     for c in range(1, n_classes):
-        X[y == c, 3, c - 1::n_classes - 1] += 2.0
+        X[y == c, 3, c - 1::n_classes - 1] += shift[c - 1::n_classes - 1]
     return X, y
 
 
-def test_attention_masks_padding():
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_pooling_masks_padding(pooling):
     torch.manual_seed(0)
-    net = AttentionPoolNet(in_dim=6, n_classes=2, gated=True).eval()
+    net = AttentionPoolNet(in_dim=6, n_classes=2, pooling=pooling).eval()
     x = torch.randn(2, 4, 6)
     padded = torch.cat([x, torch.full((2, 3, 6), float("nan"))], dim=1)
     logits, embedding, attention = net(x)
@@ -37,9 +47,10 @@ def test_attention_masks_padding():
     assert embedding.shape == (2, 128)
 
 
-def test_permuting_slices_permutes_attention():
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_permuting_slices_permutes_weights(pooling):
     torch.manual_seed(0)
-    net = AttentionPoolNet(in_dim=6, n_classes=3).eval()
+    net = AttentionPoolNet(in_dim=6, n_classes=3, pooling=pooling).eval()
     x = torch.randn(1, 5, 6)
     order = torch.tensor([3, 0, 4, 1, 2])
     logits, _, attention = net(x)
@@ -70,6 +81,34 @@ def test_multiclass():
     clf = AttentionPoolClassifier(max_epochs=40, random_state=0).fit(X[:60], y[:60])
     assert clf.predict_proba(X[60:]).shape == (30, 3)
     assert clf.score(X[60:], y[60:]) > 0.8
+
+
+def test_mean_and_max_pooling_weights():
+    x = torch.tensor([[[1.0, 5.0], [3.0, 2.0], [float("nan"), float("nan")]]])
+    for pooling, pooled, weights in [
+        ("mean", [2.0, 3.5], [0.5, 0.5, 0.0]),
+        ("max", [3.0, 5.0], [0.5, 0.5, 0.0]),
+    ]:
+        net = AttentionPoolNet(in_dim=2, n_classes=2, pooling=pooling)
+        mask = torch.tensor([[True, True, False]])
+        out, w = net.pooling(torch.nan_to_num(x), mask)
+        torch.testing.assert_close(out, torch.tensor([pooled]))
+        torch.testing.assert_close(w, torch.tensor([weights]))
+        torch.testing.assert_close(net(x)[2], torch.tensor([weights]))
+
+
+@pytest.mark.parametrize("pooling", POOLINGS)
+def test_every_pooling_learns_the_planted_signal(pooling):
+    X, y = planted_bags(n=80)
+    clf = AttentionPoolClassifier(pooling=pooling, max_epochs=30, random_state=0)
+    clf.fit(X[:60], y[:60])
+    assert roc_auc_score(y[60:], clf.predict_proba(X[60:])[:, 1]) > 0.85  # chance: 0.5
+
+
+def test_unknown_pooling():
+    X, y = planted_bags()
+    with pytest.raises(ValueError, match="pooling must be one of"):
+        AttentionPoolClassifier(pooling="sum").fit(X, y)
 
 
 def test_attention_finds_the_planted_slice():
@@ -104,34 +143,38 @@ def test_padding_in_training_data():
     assert (clf.attention_weights(X)[::2, 6:] == 0).all()
 
 
-def test_same_random_state_same_fit():
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_same_random_state_same_fit(Classifier):
     X, y = planted_bags()
-    a = AttentionPoolClassifier(max_epochs=5, random_state=3).fit(X, y).predict_proba(X)
-    b = AttentionPoolClassifier(max_epochs=5, random_state=3).fit(X, y).predict_proba(X)
-    c = AttentionPoolClassifier(max_epochs=5, random_state=4).fit(X, y).predict_proba(X)
+    a = Classifier(max_epochs=5, random_state=3).fit(X, y).predict_proba(X)
+    b = Classifier(max_epochs=5, random_state=3).fit(X, y).predict_proba(X)
+    c = Classifier(max_epochs=5, random_state=4).fit(X, y).predict_proba(X)
     np.testing.assert_array_equal(a, b)
     assert not np.allclose(a, c)
 
 
-def test_fit_does_not_change_global_torch_rng():
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_fit_does_not_change_global_torch_rng(Classifier):
     X, y = planted_bags()
     state = torch.get_rng_state()
-    AttentionPoolClassifier(max_epochs=1, random_state=0).fit(X, y)
+    Classifier(max_epochs=1, random_state=0).fit(X, y)
     assert torch.equal(torch.get_rng_state(), state)
 
 
-def test_pickle_round_trip(tmp_path):
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_pickle_round_trip(Classifier, tmp_path):
     X, y = planted_bags()
-    clf = AttentionPoolClassifier(max_epochs=5, random_state=0).fit(X, y)
+    clf = Classifier(max_epochs=5, random_state=0).fit(X, y)
     joblib.dump(clf, tmp_path / "clf.joblib")
     loaded = joblib.load(tmp_path / "clf.joblib")
     np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
     np.testing.assert_array_equal(loaded.attention_weights(X), clf.attention_weights(X))
 
 
-def test_routed_skorch_parameters():
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_routed_skorch_parameters(Classifier):
     X, y = planted_bags()
-    clf = AttentionPoolClassifier(max_epochs=1, optimizer__weight_decay=0.123)
+    clf = Classifier(max_epochs=1, optimizer__weight_decay=0.123)
     assert clf.get_params()["optimizer__weight_decay"] == 0.123
     clf.set_params(optimizer__weight_decay=0.5, lr=0.01)
     cloned = clone(clf)
@@ -156,9 +199,10 @@ def test_class_weight_balanced():
     np.testing.assert_allclose(clf.net_.criterion_.class_weight.numpy(), [40 / 60, 40 / 20])
 
 
-def test_early_stopping_keeps_best_and_stops():
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_early_stopping_keeps_best_and_stops(Classifier):
     X, y = planted_bags(n=80)
-    clf = AttentionPoolClassifier(early_stopping=True, n_iter_no_change=3, max_epochs=200,
+    clf = Classifier(early_stopping=True, n_iter_no_change=3, max_epochs=200,
                                   lr=1e-2, random_state=0).fit(X, y)
     history = clf.net_.history
     assert len(history) < 200
@@ -179,9 +223,10 @@ def test_early_stopping_keeps_best_and_stops():
         (np.ones((3, 3, 2)), [0, 1, 0, 1], "inconsistent numbers of samples"),
     ],
 )
-def test_bad_input_raises(X, y, message):
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_bad_input_raises(Classifier, X, y, message):
     with pytest.raises(ValueError, match=message):
-        AttentionPoolClassifier(max_epochs=1).fit(X, y)
+        Classifier(max_epochs=1).fit(X, y)
 
 
 def test_feature_count_must_match():

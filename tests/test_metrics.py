@@ -1,0 +1,114 @@
+import numpy as np
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import cross_validate
+
+from sklearn_dinoatten.metrics import (
+    SCORERS,
+    bootstrap_ci,
+    delong_test,
+    false_negative_rate,
+    sensitivity_score,
+    specificity_score,
+)
+
+
+def test_clinical_scores():
+    y_true = [0, 0, 0, 1, 1, 1, 1]
+    y_pred = [0, 1, 0, 1, 1, 0, 1]
+    assert sensitivity_score(y_true, y_pred) == pytest.approx(3 / 4)
+    assert specificity_score(y_true, y_pred) == pytest.approx(2 / 3)
+    assert false_negative_rate(y_true, y_pred) == pytest.approx(1 / 4)
+    labels = np.array(["ad", "hc"])
+    assert specificity_score(labels[y_true], labels[y_pred], pos_label="ad") == pytest.approx(3 / 4)
+
+
+def test_scorers_in_cross_validate():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    y = (X[:, 0] + 0.2 * rng.normal(size=120) > 0).astype(int)
+    result = cross_validate(LogisticRegression(), X, y, cv=4,
+                            scoring={"auc": "roc_auc", **SCORERS})
+    assert (result["test_sensitivity"] > 0.6).all()
+    assert (result["test_specificity"] > 0.6).all()
+    np.testing.assert_allclose(result["test_false_negative_rate"],
+                               result["test_sensitivity"] - 1)  # negated: lower is better
+
+
+def _psi(x, y):
+    return (x > y) + 0.5 * (x == y)
+
+
+def delong_by_definition(y, a, b):
+    """DeLong et al. (1988) written out with the kernel psi over all pairs."""
+    pos, neg = y == 1, y == 0
+    m, n = pos.sum(), neg.sum()
+    v10, v01 = [], []
+    for s in (a, b):
+        kernel = _psi(s[pos][:, None], s[neg][None, :])  # (m, n)
+        v10.append(kernel.mean(axis=1))
+        v01.append(kernel.mean(axis=0))
+    aucs = [v.mean() for v in v10]
+    s10 = np.array([[np.sum((v10[i] - aucs[i]) * (v10[j] - aucs[j])) / (m - 1)
+                     for j in range(2)] for i in range(2)])
+    s01 = np.array([[np.sum((v01[i] - aucs[i]) * (v01[j] - aucs[j])) / (n - 1)
+                     for j in range(2)] for i in range(2)])
+    cov = s10 / m + s01 / n
+    z = (aucs[0] - aucs[1]) / np.sqrt(cov[0, 0] + cov[1, 1] - 2 * cov[0, 1])
+    return aucs[0], aucs[1], z
+
+
+def test_delong_matches_the_definition_with_ties():
+    rng = np.random.default_rng(0)
+    y = np.repeat([0, 1], [23, 17])
+    a = np.round(y + rng.normal(size=40), 1)  # rounding makes ties
+    b = np.round(0.5 * y + rng.normal(size=40), 1)
+    auc_a, auc_b, z, p = delong_test(y, a, b)
+    expected_a, expected_b, expected_z = delong_by_definition(y, a, b)
+    assert auc_a == pytest.approx(roc_auc_score(y, a)) == pytest.approx(expected_a)
+    assert auc_b == pytest.approx(roc_auc_score(y, b)) == pytest.approx(expected_b)
+    assert z == pytest.approx(expected_z)
+    assert 0 < p < 1
+
+
+def test_delong_size_under_the_null():
+    # Two equally good, correlated scores: about 5 % of p-values fall below 0.05.
+    rng = np.random.default_rng(1)
+    p_values = []
+    for _ in range(400):
+        y = np.repeat([0, 1], 30)
+        shared = y + rng.normal(size=60)
+        p_values.append(delong_test(y, shared + rng.normal(size=60),
+                                    shared + rng.normal(size=60))[3])
+    assert 0.02 < np.mean(np.array(p_values) < 0.05) < 0.09
+
+
+def test_delong_detects_a_better_score():
+    rng = np.random.default_rng(2)
+    y = np.repeat([0, 1], 100)
+    _, _, z, p = delong_test(y, 2 * y + rng.normal(size=200), 0.3 * y + rng.normal(size=200))
+    assert z > 0 and p < 1e-4
+
+
+def test_delong_rejects_non_binary():
+    with pytest.raises(ValueError, match="binary"):
+        delong_test([0, 1, 2], [0.1, 0.2, 0.3], [0.3, 0.2, 0.1])
+
+
+def test_bootstrap_ci_covers_and_narrows():
+    rng = np.random.default_rng(3)
+    y = np.repeat([0, 1], 50)
+    score = y + rng.normal(size=100)
+    auc, low, high = bootstrap_ci(roc_auc_score, y, score, random_state=0)
+    assert auc == roc_auc_score(y, score) and low < auc < high
+    big_y = np.repeat([0, 1], 500)
+    _, big_low, big_high = bootstrap_ci(roc_auc_score, big_y, big_y + rng.normal(size=1000),
+                                        n_resamples=200, random_state=0)
+    assert big_high - big_low < high - low  # ten times the data, a narrower interval
+    assert bootstrap_ci(roc_auc_score, y, score, random_state=0) == (auc, low, high)
+
+
+def test_bootstrap_ci_checks_confidence():
+    with pytest.raises(ValueError, match="confidence"):
+        bootstrap_ci(roc_auc_score, [0, 1], [0.1, 0.9], confidence=95)

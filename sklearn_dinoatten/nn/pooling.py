@@ -8,6 +8,8 @@ contributed and are 0 on padding.
 import torch
 from torch import nn
 
+from .mlp import mlp
+
 POOLINGS = ("attention", "gated", "mean", "max")
 
 
@@ -85,14 +87,8 @@ class AttentionPoolNet(nn.Module):
                  hidden_dims=(256, 128), dropout=0.0):
         super().__init__()
         self.pooling = make_pooling(pooling, in_dim, attention_dim)
-        layers, width = [], in_dim
-        for i, size in enumerate(hidden_dims):
-            if i:
-                layers += [nn.ReLU(), nn.Dropout(dropout)]
-            layers.append(nn.Linear(width, size))
-            width = size
-        self.embedding_head = nn.Sequential(*layers)
-        self.classifier = nn.Linear(width, n_classes)
+        self.embedding_head = mlp(in_dim, hidden_dims, dropout)
+        self.classifier = nn.Linear(hidden_dims[-1] if hidden_dims else in_dim, n_classes)
 
     def forward(self, x):
         mask = padding_mask(x)

@@ -4,6 +4,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .losses import supervised_contrastive_loss
+from .mlp import mlp
 from .pooling import AttentionPooling, padding_mask, zero_padding
 
 
@@ -19,13 +20,7 @@ class SCMILNet(nn.Module):
                  projection_dims=(256, 128)):
         super().__init__()
         self.pooling = AttentionPooling(in_dim, attention_dim, gated=gated)
-        layers, width = [], in_dim
-        for i, size in enumerate(projection_dims):
-            if i:
-                layers.append(nn.ReLU())
-            layers.append(nn.Linear(width, size))
-            width = size
-        self.projection = nn.Sequential(*layers)
+        self.projection = mlp(in_dim, projection_dims)
         self.classifier = nn.Linear(in_dim, n_classes)
 
     def forward(self, x):

@@ -7,6 +7,7 @@ method's AUC against DinoAtten3D's. The table is printed and written as CSV and 
 
     python benchmarks/compare_methods.py                      # synthetic volumes
     python benchmarks/compare_methods.py --data adrenal       # AdrenalMNIST3D (../shared/data)
+    python benchmarks/compare_methods.py --data scans/labels.csv  # columns path,label
     python benchmarks/compare_methods.py --weights dinov2_vits14_pretrain.pth
 
 Defaults are sized for a 2-core CPU in minutes: a 56 px input, 30 epochs (10 for the 3D
@@ -54,7 +55,16 @@ def load_data(args):
             y = np.concatenate([data[f"{s}_labels"] for s in ("train", "val", "test")]).ravel()
         keep = np.sort(np.random.default_rng(0).permutation(len(y))[: args.n_samples])
         return list(X[keep].astype(np.float32)), y[keep]
-    raise SystemExit(f"--data must be 'synthetic' or 'adrenal'; got {args.data!r}.")
+    if args.data.endswith(".csv"):
+        # A labels CSV with columns 'path' (relative to the CSV's folder) and 'label' (0/1).
+        with open(args.data, newline="") as f:
+            rows = list(csv.DictReader(f))
+        folder = os.path.dirname(os.path.abspath(args.data))
+        return ([os.path.join(folder, r["path"]) for r in rows],
+                np.array([int(r["label"]) for r in rows]))
+    raise SystemExit(
+        f"--data must be 'synthetic', 'adrenal' or a labels .csv; got {args.data!r}."
+    )
 
 
 def methods(epochs):
@@ -87,7 +97,9 @@ def out_of_fold(estimator, X, y, cv):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default="synthetic", help="'synthetic' or 'adrenal'")
+    parser.add_argument("--data", default="synthetic",
+                        help="'synthetic', 'adrenal', or a CSV with columns path,label "
+                             "(NIfTI paths relative to the CSV's folder)")
     parser.add_argument("--n-samples", type=int, default=80)
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=30)
@@ -102,7 +114,8 @@ def main():
     y = np.asarray(y)
     print(f"data: {args.data}, {len(y)} volumes, class counts {np.bincount(y).tolist()}; "
           f"{args.folds}-fold stratified CV; {args.epochs} epochs; {args.image_size} px; "
-          f"weights={args.weights}")
+          f"weights={args.weights}; 3D ResNet: resnet10 at 1/4 width on 32^3, "
+          f"{max(1, args.epochs // 3)} epochs")
     start = time.perf_counter()
     weights = None if args.weights == "pretrained" else args.weights
     inputs = {"embeddings": DinoSliceEmbedder(weights=weights, image_size=args.image_size)

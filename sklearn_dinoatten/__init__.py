@@ -11,9 +11,9 @@ Typical use::
 from .cache import clear_memory_cache
 from .classifiers import (
     AttentionPoolClassifier,
+    BaseSkorchClassifier,
     ResNet3DClassifier,
     SCMILClassifier,
-    SliceEmbeddingClassifier,
     SliceTransformerClassifier,
 )
 from .embedding import DinoSliceEmbedder
@@ -22,11 +22,11 @@ from .resampling import VolumeResampler
 __version__ = "0.1.0"
 
 __all__ = [
+    "BaseSkorchClassifier",
     "AttentionPoolClassifier",
     "DinoSliceEmbedder",
     "ResNet3DClassifier",
     "SCMILClassifier",
-    "SliceEmbeddingClassifier",
     "SliceTransformerClassifier",
     "VolumeResampler",
     "clear_memory_cache",

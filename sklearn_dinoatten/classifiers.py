@@ -97,7 +97,7 @@ def _shared_docs(cls):
     return cls
 
 
-class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
+class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
     """Base of the skorch-backed classifiers: one training loop, one early-stopping
     rule, one device rule, one way to pickle.
 
@@ -275,7 +275,7 @@ class SliceEmbeddingClassifier(ClassifierMixin, BaseEstimator):
 
 
 @_shared_docs
-class AttentionPoolClassifier(SliceEmbeddingClassifier):
+class AttentionPoolClassifier(BaseSkorchClassifier):
     """DinoAtten3D's head: attention pooling over slices, an MLP embedding head and a
     linear classifier, all trained with ``CE + SupCon + within-class variance``.
 
@@ -369,7 +369,7 @@ class AttentionPoolClassifier(SliceEmbeddingClassifier):
 
 
 @_shared_docs
-class SliceTransformerClassifier(SliceEmbeddingClassifier):
+class SliceTransformerClassifier(BaseSkorchClassifier):
     """The Medical Slice Transformer's aggregator (MST, Mueller-Franzes et al. 2024) over
     frozen slice embeddings: a learnable CLS token, pre-norm transformer layers with the
     padding masked, and a linear head on the normed CLS output, trained with
@@ -469,7 +469,7 @@ class _AnnealCEWeight(Callback):
 
 
 @_shared_docs
-class SCMILClassifier(SliceEmbeddingClassifier):
+class SCMILClassifier(BaseSkorchClassifier):
     """SC-MIL (Juyal et al., WACV 2024): attention-MIL pooling, a projection head
     trained with supervised contrastive loss, and a linear classifier trained with
     cross-entropy, the weight moving from SupCon to CE over training.
@@ -553,7 +553,7 @@ class SCMILClassifier(SliceEmbeddingClassifier):
 
 
 @_shared_docs
-class ResNet3DClassifier(SliceEmbeddingClassifier):
+class ResNet3DClassifier(BaseSkorchClassifier):
     """A 3D ResNet trained from scratch on whole volumes (MONAI ``resnet10/18/34/50``,
     one input channel), with cross-entropy: the baseline DinoAtten3D and MST compare
     against.

@@ -14,9 +14,10 @@ from sklearn_dinoatten import (
     ResNet3DClassifier,
     SCMILClassifier,
     SliceTransformerClassifier,
+    VolumeResampler,
 )
 
-NEEDS_2D = "feeds a 2D table; DinoSliceEmbedder takes a list of volumes (3D arrays or paths)"
+NEEDS_2D = "feeds a 2D table; the transformer takes a list of volumes (3D arrays or paths)"
 EMBEDDER_2D_CHECKS = [
     "check_estimators_dtypes",
     "check_fit_score_takes_y",
@@ -100,7 +101,7 @@ UNWEIGHTED_CONTRASTIVE = (
 
 
 def expected_failed_checks(estimator):
-    if isinstance(estimator, DinoSliceEmbedder):
+    if isinstance(estimator, (DinoSliceEmbedder, VolumeResampler)):
         return {check: NEEDS_2D for check in EMBEDDER_2D_CHECKS}
     if isinstance(estimator, ResNet3DClassifier):
         return {check: VOLUMES_ONLY for check in RESNET_2D_CHECKS}
@@ -112,6 +113,7 @@ def expected_failed_checks(estimator):
 @parametrize_with_checks(
     [
         DinoSliceEmbedder(weights="random", image_size=28, verbose=0),
+        VolumeResampler(shape=(8, 8, 8)),
         AttentionPoolClassifier(random_state=0),
         AttentionPoolClassifier(pooling="gated", random_state=0),
         AttentionPoolClassifier(pooling="mean", random_state=0),

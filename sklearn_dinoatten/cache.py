@@ -13,11 +13,12 @@ returned.
 
 import hashlib
 import os
-import tempfile
 import threading
 from collections import OrderedDict
 
 import numpy as np
+
+from ._files import atomic_write
 
 MEMORY_CACHE_BYTES = 2 * 1024**3
 
@@ -115,17 +116,6 @@ class EmbeddingCache:
         return value
 
     def _write(self, key, value):
-        path = self._path(key)
-        os.makedirs(os.path.dirname(path), exist_ok=True)
         checksum = hashlib.sha256(value.tobytes()).hexdigest()
-        fd, tmp = tempfile.mkstemp(dir=os.path.dirname(path), suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, embedding=value, sha256=np.array(checksum))
-                f.flush()
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
+        atomic_write(self._path(key),
+                     lambda f: np.savez(f, embedding=value, sha256=np.array(checksum)))

@@ -236,6 +236,17 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
         _, _, attention = self.net_.forward(self._check_X(X))
         return attention.numpy().astype(np.float64)
 
+    def volume_embeddings(self, X):
+        """The learned embedding each sample is classified from, ``(n_samples, dim)``.
+
+        The embedding head's output for the attention classifiers, the normed CLS
+        output for the slice transformer, the SupCon projection for SC-MIL, the pooled
+        features for the 3D ResNet: what the papers plot with t-SNE.
+        """
+        check_is_fitted(self)
+        _, embedding, _ = self.net_.forward(self._check_X(X))
+        return embedding.numpy().astype(np.float64)
+
     def _check_X(self, X, reset=False):
         X = check_array(X, allow_nd=True, ensure_all_finite=False, dtype=np.float32,
                         input_name="X")

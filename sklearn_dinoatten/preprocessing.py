@@ -50,12 +50,18 @@ def to_backbone_input(stack, image_size, method="minmax"):
     return images.contiguous()
 
 
+def square_padding(height, width):
+    """``(side, top, left)``: a ``height x width`` slice sits at ``[top, left]`` of the
+    ``side x side`` square it is padded to."""
+    side = max(height, width)
+    return side, (side - height) // 2, (side - width) // 2
+
+
 def _pad_to_square(stack, fill):
     n, h, w = stack.shape
-    side = max(h, w)
     if h == w:
         return stack
+    side, top, left = square_padding(h, w)
     out = np.full((n, side, side), fill, dtype=stack.dtype)
-    top, left = (side - h) // 2, (side - w) // 2
     out[:, top:top + h, left:left + w] = stack
     return out

@@ -236,3 +236,17 @@ def test_feature_count_must_match():
     with pytest.raises(ValueError, match=message):
         clf.predict(X[..., :4])
     assert clf.predict(X[:, :3]).shape == (60,)  # fewer slices are fine
+
+
+@pytest.mark.parametrize("Classifier, dim", [(AttentionPoolClassifier, 128),
+                                             (SliceTransformerClassifier, 16),
+                                             (SCMILClassifier, 128)])
+def test_volume_embeddings_separate_the_classes(Classifier, dim):
+    X, y = planted_bags()
+    clf = Classifier(max_epochs=20, random_state=0).fit(X, y)
+    embedding = clf.volume_embeddings(X)
+    assert embedding.shape == (60, dim) and np.isfinite(embedding).all()
+    centroids = [embedding[y == c].mean(axis=0) for c in (0, 1)]
+    within = np.mean([np.linalg.norm(embedding[y == c] - centroids[c], axis=1).mean()
+                      for c in (0, 1)])
+    assert np.linalg.norm(centroids[0] - centroids[1]) > within  # classes apart

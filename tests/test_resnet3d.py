@@ -52,6 +52,8 @@ def test_fit_predict_pickle(tmp_path):
     proba = pipe.fit(X, labels).predict_proba(X)
     assert proba.shape == (8, 2) and np.allclose(proba.sum(axis=1), 1)
     assert set(pipe.predict(X)) <= {"hc", "ad"}
+    volumes = pipe[0].transform(X)
+    assert pipe[-1].volume_embeddings(volumes).shape[0] == 8
     joblib.dump(pipe, tmp_path / "pipe.joblib")
     np.testing.assert_array_equal(joblib.load(tmp_path / "pipe.joblib").predict_proba(X), proba)
 

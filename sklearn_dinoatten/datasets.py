@@ -1,9 +1,146 @@
-"""Data sets: a synthetic volume generator with a planted, known signal."""
+"""Data sets: a labelled folder of NIfTI scans, AdrenalMNIST3D, and a synthetic volume
+generator with a planted, known signal."""
+
+import csv
+import os
 
 import numpy as np
 from sklearn.utils import check_random_state
 
 from .volumes import check_axis
+
+ADRENAL_SPLITS = ("train", "val", "test")
+
+
+def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="label",
+                      group_column=None):
+    """Read a labels CSV describing the NIfTI scans of a folder.
+
+    Parameters
+    ----------
+    root : str or path
+        The folder; scan paths in the CSV are relative to it (absolute paths are kept).
+    labels_csv : str or path, default=None
+        The CSV file; ``None`` means ``root/labels.csv``.
+    path_column, label_column : str, default="path", "label"
+        Columns holding each scan's path and its class label.
+    group_column : str or None, default=None
+        A column naming the subject (or any group) of each scan, for
+        :class:`~sklearn.model_selection.StratifiedGroupKFold`, so that the scans of one
+        subject never fall in both the training and the test set.
+
+    Returns
+    -------
+    paths : list of str
+        Scan paths, in the CSV's order.
+    y : ndarray of shape (n_scans,)
+        Labels: integers when every label is an integer, else strings.
+    groups : ndarray of shape (n_scans,) or None
+        The group of each scan, as strings; ``None`` without ``group_column``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder, the CSV or a scan it lists does not exist.
+    ValueError
+        When a column is missing, a cell is empty, or fewer than two classes are present.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from sklearn_dinoatten.datasets import load_nifti_folder
+    >>> root = tempfile.mkdtemp()
+    >>> for name in ("a.nii.gz", "b.nii.gz"):
+    ...     open(os.path.join(root, name), "w").close()
+    >>> with open(os.path.join(root, "labels.csv"), "w") as f:
+    ...     _ = f.write("path,label\\na.nii.gz,0\\nb.nii.gz,1\\n")
+    >>> paths, y, groups = load_nifti_folder(root)
+    >>> [os.path.basename(p) for p in paths], y.tolist(), groups
+    (['a.nii.gz', 'b.nii.gz'], [0, 1], None)
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"Data folder {root!r} does not exist.")
+    labels_csv = os.path.join(root, "labels.csv") if labels_csv is None else os.fspath(labels_csv)
+    if not os.path.isfile(labels_csv):
+        raise FileNotFoundError(
+            f"Labels file {labels_csv!r} does not exist; give a CSV with columns "
+            f"{path_column!r} and {label_column!r}."
+        )
+    with open(labels_csv, newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+        header = reader.fieldnames or []
+    columns = [path_column, label_column] + ([group_column] if group_column else [])
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ValueError(f"Labels file {labels_csv!r} has no column {missing[0]!r}; "
+                         f"its columns are {header}.")
+    if not rows:
+        raise ValueError(f"Labels file {labels_csv!r} lists no scans.")
+    for line, row in enumerate(rows, start=2):
+        empty = [c for c in columns if not (row[c] or "").strip()]
+        if empty:
+            raise ValueError(f"Labels file {labels_csv!r}, line {line}: column "
+                             f"{empty[0]!r} is empty.")
+    paths = [os.path.join(root, row[path_column].strip()) for row in rows]
+    absent = [p for p in paths if not os.path.isfile(p)]
+    if absent:
+        raise FileNotFoundError(f"{len(absent)} scan(s) listed in {labels_csv!r} do not exist, "
+                                f"e.g. {absent[0]!r}.")
+    y = _labels([row[label_column].strip() for row in rows])
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"Labels file {labels_csv!r} has one class only ({y[0]!r}); "
+                         "classification needs at least two.")
+    groups = None if not group_column else np.array([row[group_column].strip() for row in rows])
+    return paths, y, groups
+
+
+def _labels(values):
+    """Integer labels when every value is an integer, else the strings."""
+    try:
+        return np.array([int(v) for v in values])
+    except ValueError:
+        return np.array(values)
+
+
+def load_adrenalmnist3d(path, split="all", size=28):
+    """AdrenalMNIST3D (MedMNIST v2): adrenal gland masks from CT, normal vs hyperplasia.
+
+    1,584 binary shape masks (0/255) from 792 patients; label 1 is adrenal hyperplasia.
+    The file is not downloaded: give the folder holding ``adrenalmnist3d.npz`` (28^3) or
+    ``adrenalmnist3d_64.npz`` (64^3), or the file itself. Cite Yang et al., MedMNIST v2,
+    Scientific Data 10:41 (2023).
+
+    Parameters
+    ----------
+    path : str or path
+        The ``.npz`` file or the folder holding it.
+    split : {"train", "val", "test", "all"}, default="all"
+        The official split, or all three concatenated in that order.
+    size : {28, 64}, default=28
+        Which file to read when ``path`` is a folder.
+
+    Returns
+    -------
+    X : uint8 ndarray of shape (n, size, size, size)
+    y : int ndarray of shape (n,)
+    """
+    if split not in (*ADRENAL_SPLITS, "all"):
+        raise ValueError(f"split must be one of {(*ADRENAL_SPLITS, 'all')}; got {split!r}.")
+    if size not in (28, 64):
+        raise ValueError(f"size must be 28 or 64; got {size!r}.")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        path = os.path.join(path, "adrenalmnist3d.npz" if size == 28 else "adrenalmnist3d_64.npz")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"AdrenalMNIST3D file {path!r} does not exist; MedMNIST "
+                                "publishes it (https://medmnist.com).")
+    splits = ADRENAL_SPLITS if split == "all" else (split,)
+    with np.load(path) as data:
+        X = np.concatenate([data[f"{s}_images"] for s in splits])
+        y = np.concatenate([data[f"{s}_labels"] for s in splits]).ravel().astype(int)
+    return X, y
 
 
 def make_volumes(n_samples=100, shape=(64, 64, 32), n_classes=2, n_signal_slices=None,

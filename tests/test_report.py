@@ -1,0 +1,153 @@
+import csv
+import json
+import re
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pytest
+
+from sklearn_dinoatten.report import write_report
+
+from ._helpers import FAST, save_nifti
+
+BINARY = {"dinoatten3d": "DinoAtten3D", "mean": "Mean pooling", "resnet3d": "3D ResNet"}
+SECTIONS = ["Metrics", "ROC curves", "Confusion matrices", "Learned volume embeddings",
+            "Slice attention by class", "Attention overlays"]
+
+
+def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None,
+                 volumes=False, seed=0):
+    """A fake ``cv`` run directory: class-dependent scores, embeddings and attention."""
+    rng = np.random.default_rng(seed)
+    path.mkdir(exist_ok=True)
+    y = np.arange(n) % len(classes)
+    labels = [str(classes[i]) for i in y]
+    n_slices = rng.integers(6, 11, size=n)
+    rows = [{"path": f"scan{i:02d}.nii.gz", "label": labels[i], "subject": f"s{i}",
+             "fold": i % 3} for i in range(n)]
+    outputs, metrics = {"n_slices": n_slices}, []
+    for key in methods:
+        logits = rng.normal(size=(n, len(classes))) + 1.5 * np.eye(len(classes))[y]
+        proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        for row, p in zip(rows, proba, strict=True):
+            row[f"{key}_pred"] = classes[p.argmax()]
+            row.update({f"{key}_p_{c}": f"{q:.4f}" for c, q in zip(classes, p, strict=True)})
+        outputs[f"embedding_{key}"] = (rng.normal(size=(n, 16)) + 2.0 * y[:, None]).astype(
+            np.float32)
+        if key != "resnet3d":
+            attention = np.zeros((n, 10))
+            for i, k in enumerate(n_slices):
+                weights = np.exp(-((np.linspace(0, 1, k) - 0.3 - 0.4 * (y[i] > 0)) ** 2) / 0.05)
+                attention[i, :k] = weights / weights.sum()
+            outputs[f"attention_{key}"] = attention
+        accuracy = np.mean(proba.argmax(axis=1) == y)
+        metrics.append({"method": key, "accuracy": accuracy, "balanced_accuracy": accuracy,
+                        "auc": 0.8, "auc_ci_low": 0.7, "auc_ci_high": 0.9, "f1": 0.75,
+                        "fnr": 0.2, "fit_seconds_per_fold": 1.25,
+                        "delong_p": "" if key == "dinoatten3d" else 0.04})
+    if volumes:
+        (path / "data").mkdir()
+        for i, k in enumerate(n_slices):
+            save_nifti(path / "data" / rows[i]["path"],
+                       rng.normal(size=(20, 24, k)).astype(np.float32))
+    info = {
+        "classes": list(classes), "positive_label": classes[-1], "reference": "dinoatten3d",
+        "methods": {k: {"name": name, "params": {"max_epochs": 2}} for k, name in methods.items()},
+        "embedder": embedder, "folds": 3, "command": ["dinoatten", "cv", "data dir"],
+        "versions": {"sklearn_dinoatten": "0.1.0", "torch": "2.x"}, "created": "2025-01-01",
+        "data": {"root": str(path / "data"), "n_scans": n},
+    }
+    (path / "run.json").write_text(json.dumps(info))
+    _write_csv(path / "predictions.csv", rows)
+    _write_csv(path / "metrics.csv", metrics)
+    np.savez(path / "outputs.npz", **outputs)
+    return path
+
+
+def _write_csv(path, rows):
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_binary_report_is_self_contained(tmp_path):
+    run_dir = make_run_dir(tmp_path / "run")
+    out = write_report(run_dir, overlays=0)
+    assert out == str(run_dir / "report.html")
+    text = (run_dir / "report.html").read_text(encoding="utf-8")
+    assert 'src="http' not in text and "<script" not in text and "<link" not in text
+    # ROC, confusion matrices, embeddings, attention profile
+    assert text.count('src="data:image/png;base64,') == 4
+    for name in [*BINARY.values(), *SECTIONS, "dinoatten cv &#x27;data dir&#x27;", "2025-01-01"]:
+        assert name in text
+    assert "0.800 [0.700, 0.900]" in text  # AUC with its CI from metrics.csv
+    assert "overlays=0" in text
+    assert plt.get_fignums() == []
+
+
+def test_report_is_deterministic(tmp_path):
+    run_dir = make_run_dir(tmp_path / "run", methods={"dinoatten3d": "DinoAtten3D"})
+    first = write_report(run_dir, out=tmp_path / "a.html", overlays=0)
+    second = write_report(run_dir, out=tmp_path / "b.html", overlays=0)
+    assert open(first).read() == open(second).read()
+
+
+def test_multiclass_report_skips_roc(tmp_path):
+    run_dir = make_run_dir(tmp_path / "run", classes=(0, 1, 2))
+    text = open(write_report(run_dir, out=tmp_path / "r.html", overlays=0)).read()
+    assert "Skipped: ROC curves are drawn for two classes; this run has 3." in text
+    assert text.count("data:image/png;base64,") == 3
+
+
+def test_missing_data_is_skipped_with_a_note(tmp_path):
+    run_dir = make_run_dir(tmp_path / "run", methods={"resnet3d": "3D ResNet"})
+    (run_dir / "outputs.npz").unlink()
+    (run_dir / "metrics.csv").unlink()
+    text = open(write_report(run_dir)).read()
+    assert "Skipped: the run directory has no metrics.csv." in text
+    assert "Skipped: outputs.npz has no volume embeddings." in text
+    assert text.count("Skipped: no method of this run has slice attention.") == 2
+    assert text.count("data:image/png;base64,") == 2
+
+
+@pytest.mark.parametrize("name", ["run.json", "predictions.csv"])
+def test_missing_file_raises(tmp_path, name):
+    run_dir = make_run_dir(tmp_path / "run")
+    (run_dir / name).unlink()
+    with pytest.raises(FileNotFoundError, match=name):
+        write_report(run_dir)
+
+
+@pytest.mark.parametrize("name, content", [
+    ("run.json", "{not json"),
+    ("run.json", json.dumps({"classes": ["a", "b"]})),
+    ("predictions.csv", "path,label\nscan.nii.gz,CN\n"),
+    ("predictions.csv", ""),
+])
+def test_malformed_file_raises(tmp_path, name, content):
+    run_dir = make_run_dir(tmp_path / "run")
+    (run_dir / name).write_text(content)
+    with pytest.raises(ValueError, match=name):
+        write_report(run_dir)
+
+
+def test_overlays_with_a_random_backbone(tmp_path):
+    embedder = {**FAST, "backbone": "vit_small_patch14_dinov2", "axis": "axial"}
+    run_dir = make_run_dir(tmp_path / "run", embedder=embedder, volumes=True)
+    text = open(write_report(run_dir, overlays=4)).read()
+    captions = re.findall(r"<figcaption>scan\d\d\.nii\.gz: true (\w+), predicted (\w+), "
+                          r"p\(AD\) = [01]\.\d\d</figcaption>", text)
+    assert "<p>Attention of DinoAtten3D.</p>" in text
+    assert len(captions) == 4
+    assert sum(true != predicted for true, predicted in captions) == 2
+    assert text.count("data:image/png;base64,") == 8
+    assert plt.get_fignums() == []
+
+
+def test_overlays_explain_why_they_are_missing(tmp_path):
+    embedder = {**FAST, "weights": str(tmp_path / "missing.pth")}
+    run_dir = make_run_dir(tmp_path / "run", embedder=embedder, volumes=True)
+    text = open(write_report(run_dir, overlays=2)).read()
+    assert "Attention overlays are missing: FileNotFoundError" in text
+    assert "missing.pth" in text

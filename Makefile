@@ -14,7 +14,7 @@ $(BIN)/.installed: pyproject.toml
 	touch $@
 
 demo: $(BIN)/.installed
-	$(BIN)/python examples/quickstart.py
+	$(BIN)/python -m sklearn_dinoatten demo --out results/demo
 
 test: $(BIN)/.installed
 	$(BIN)/python -m pytest

@@ -1,0 +1,509 @@
+"""The command line: a folder of scans to a cross-validated result and a report.
+
+    dinoatten embed DATA --cache-dir DIR      embed and cache every scan (resumable)
+    dinoatten cv DATA --method all --out DIR  grouped stratified CV, metrics, predictions
+    dinoatten report DIR                      an HTML report of a cv run
+    dinoatten fit DATA --out model.joblib     train one method on every scan
+    dinoatten predict model.joblib SCANS...   probabilities, labels, top slices
+    dinoatten demo                            the whole loop on a small offline data set
+
+``DATA`` is a folder holding the scans and ``labels.csv`` (columns ``path``, relative
+to the folder, ``label`` and, optionally, ``subject``). Errors in the input end with
+one line on stderr and exit status 1.
+"""
+
+import argparse
+import csv
+import glob
+import hashlib
+import json
+import os
+import platform
+import sys
+import time
+from importlib import metadata
+
+import numpy as np
+
+from . import __version__
+from ._files import atomic_write
+from .study import METHODS, REFERENCE
+
+PROG = "dinoatten"
+SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+
+
+class CommandError(Exception):
+    """A problem with the command's input, reported as one line."""
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args.run(args)
+    except (CommandError, ValueError, FileNotFoundError, PermissionError) as exc:
+        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
+        return 1
+    except RuntimeError as exc:  # e.g. pretrained weights without a network
+        print(f"{PROG} {args.command}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print(f"{PROG} {args.command}: interrupted; finished embeddings are cached, "
+              "rerun to go on.", file=sys.stderr)
+        return 130
+    return 0
+
+
+# Commands --------------------------------------------------------------------------
+
+
+def embed(args):
+    """Embed and cache every scan of DATA; a rerun embeds only what is not cached."""
+    paths = _scan_paths(args)
+    before = _cache_entries(args.cache_dir)
+    start = time.perf_counter()
+    embeddings = _embedder(args).fit_transform(paths)
+    new = _cache_entries(args.cache_dir) - before
+    slices = int((~np.isnan(embeddings).all(axis=2)).sum())
+    print(f"{len(paths)} scans, {slices} slices of {embeddings.shape[2]} features: "
+          f"{len(new)} scans embedded now, {len(paths) - len(new)} found in the cache; "
+          f"{time.perf_counter() - start:.1f} s. Cache: {args.cache_dir}")
+
+
+def cv(args):
+    """Cross-validate methods on DATA; write predictions, metrics and the run's parameters."""
+    from .study import (
+        cross_validate_method,
+        make_splits,
+        metrics_table,
+        to_markdown,
+        uses_volumes,
+    )
+
+    paths, y, groups = _labelled_scans(args)
+    keys = _method_keys(args.method)
+    splits = make_splits(y, args.folds, groups, random_state=args.seed)
+    methods = {key: _method(key, args) for key in keys}
+    classes, counts = np.unique(y, return_counts=True)
+    counts = ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True))
+    print(f"{len(y)} scans ({counts}); "
+          f"{args.folds}-fold {'grouped ' if groups is not None else ''}stratified CV; "
+          f"methods: {', '.join(METHODS[k] for k in keys)}")
+    inputs, embedder = {}, None
+    if any(not uses_volumes(k) for k in keys):
+        embedder = _embedder(args)
+        inputs["embeddings"] = embedder.fit_transform(paths)
+    if any(uses_volumes(k) for k in keys):
+        from .resampling import VolumeResampler
+
+        side = args.volume_size
+        inputs["volumes"] = VolumeResampler(shape=(side, side, side)).fit_transform(paths)
+
+    results = {}
+    for key, estimator in methods.items():
+        X = inputs["volumes" if uses_volumes(key) else "embeddings"]
+        results[key] = cross_validate_method(estimator, X, y, splits)
+        print(f"  {METHODS[key]}: fitted {args.folds} folds, "
+              f"{np.mean(results[key].fit_seconds):.1f} s per fold")
+    reference = REFERENCE if REFERENCE in results else keys[0]
+    rows = metrics_table(y, results, reference=reference, random_state=args.seed)
+    table = to_markdown(rows, reference=reference)
+    print("\n" + table + "\n")
+
+    fold = np.empty(len(y), dtype=int)
+    for i, (_, test) in enumerate(splits):
+        fold[test] = i
+    os.makedirs(args.out, exist_ok=True)
+    _write_predictions(os.path.join(args.out, "predictions.csv"), paths, y, groups, fold,
+                       classes, results)
+    _write_metrics(args.out, rows, table)
+    arrays = {f"embedding_{k}": r.embedding for k, r in results.items()}
+    arrays.update({f"attention_{k}": r.attention for k, r in results.items()
+                   if r.attention is not None})
+    if "embeddings" in inputs:
+        arrays["n_slices"] = (~np.isnan(inputs["embeddings"]).all(axis=2)).sum(axis=1)
+    atomic_write(os.path.join(args.out, "outputs.npz"), lambda f: np.savez(f, **arrays))
+    run = {
+        "command": [PROG, *args.argv],
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "data": _data_record(args, y),
+        "classes": classes.tolist(),
+        "positive_label": classes[-1].item() if len(classes) == 2 else None,
+        "folds": args.folds,
+        "grouped": groups is not None,
+        "seed": args.seed,
+        "reference": reference,
+        "embedder": embedder.get_params() if embedder is not None else None,
+        "volume_size": args.volume_size if "volumes" in inputs else None,
+        "methods": {k: {"name": METHODS[k], "params": _jsonable(m.get_params())}
+                    for k, m in methods.items()},
+        "versions": _versions(),
+    }
+    atomic_write(os.path.join(args.out, "run.json"),
+                  lambda f: f.write(json.dumps(run, indent=2, default=str).encode()))
+    print(f"Written to {args.out}: predictions.csv, metrics.csv, metrics.md, outputs.npz, "
+          f"run.json. Next: {PROG} report {args.out}")
+
+
+def report(args):
+    """Write the HTML report of a cv run."""
+    from .report import write_report
+
+    path = write_report(args.run_dir, out=args.out, overlays=args.overlays)
+    print(f"Report: {path}")
+
+
+def fit(args):
+    """Train one method on every scan of DATA and save the fitted pipeline."""
+    import joblib
+    from sklearn.pipeline import make_pipeline
+
+    from .study import uses_volumes
+
+    paths, y, _ = _labelled_scans(args)
+    classifier = _method(args.method, args)
+    if uses_volumes(args.method):
+        from .resampling import VolumeResampler
+
+        side = args.volume_size
+        model = make_pipeline(VolumeResampler(shape=(side, side, side)), classifier)
+    else:
+        model = make_pipeline(_embedder(args), classifier)
+    model.fit(paths, y)
+    atomic_write(args.out, lambda f: joblib.dump(model, f))
+    print(f"{METHODS[args.method]} trained on {len(y)} scans; saved to {args.out}")
+
+
+def predict(args):
+    """Predict scans with a saved model: probabilities, labels and top slices by attention."""
+    import joblib
+
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"Model file {args.model!r} does not exist.")
+    try:
+        model = joblib.load(args.model)
+    except Exception as exc:  # unpickling raises many types for a wrong or damaged file
+        raise CommandError(f"cannot load model {args.model!r}: {exc}") from exc
+    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
+        raise CommandError(f"{args.model!r} holds no fitted classifier (made by `{PROG} fit`).")
+    proba = model.predict_proba(args.scans)
+    classes = model.classes_
+    top = None
+    if hasattr(model[-1], "attention_weights"):
+        from .volumes import check_axis, load_volume, select_slices
+
+        embedder = model[0]
+        attention = model[-1].attention_weights(model[:-1].transform(args.scans))
+        top = []
+        for path, weights in zip(args.scans, attention, strict=True):
+            kept = select_slices(load_volume(path).shape[check_axis(embedder.axis)],
+                                 embedder.n_slices, embedder.slice_selection)
+            top.append(kept[np.argsort(-weights[: len(kept)])[: args.top_slices]])
+    rows = []
+    for i, path in enumerate(args.scans):
+        row = {"path": path, "prediction": classes[proba[i].argmax()]}
+        row.update({f"p_{c}": f"{p:.6f}" for c, p in zip(classes, proba[i], strict=True)})
+        row["top_slices"] = "" if top is None else " ".join(map(str, top[i]))
+        rows.append(row)
+    atomic_write(args.out, lambda f: f.write(_csv_text(rows).encode()))
+    print(f"{len(rows)} predictions written to {args.out}"
+          + ("" if top is None else f" (top_slices: {embedder.axis} slice indices of the "
+                                    "volumes, reoriented to RAS, by attention)"))
+
+
+def demo(args):
+    """Cross-validate every method on a small offline data set and write the report."""
+    if args.n_scans < 10:
+        raise CommandError(f"--n-scans must be at least 10 for 5 folds; got {args.n_scans}.")
+    root = os.path.join(args.out, "data")
+    source = _write_demo_data(root, args.dataset, args.n_scans)
+    print(f"Demo data: {source}, {args.n_scans} scans written to {root}")
+    run_dir = os.path.join(args.out, "cv")
+    common = ["--weights", "random", "--image-size", "56", "--class-weight", "balanced",
+              "--cache-dir", os.path.join(args.out, "cache")]
+    steps = [
+        ["cv", root, "--method", "all", "--folds", "5", "--epochs", "30", "--out", run_dir,
+         "--volume-size", "32", "--resnet-depth", "10", "--resnet-width", "0.25",
+         "--resnet-epochs", "10", *common],
+        ["report", run_dir, "--overlays", "4"],
+    ]
+    for step in steps:
+        print(f"\n$ {PROG} {' '.join(step)}")
+        status = main(step)
+        if status:
+            raise CommandError(f"step `{step[0]}` failed")
+    print("\nThe demo uses random backbone weights (no network here): its scores show the "
+          "machinery, not DINOv2's. Give --weights dinov2_vits14_pretrain.pth to cv for "
+          "real ones.")
+
+
+# Helpers ---------------------------------------------------------------------------
+
+
+def _method_keys(method):
+    keys = list(METHODS) if method == "all" else [m.strip() for m in method.split(",")]
+    unknown = [k for k in keys if k not in METHODS]
+    if unknown or not keys:
+        raise CommandError(f"unknown method {unknown[0] if unknown else method!r}; choose from "
+                           f"{', '.join(METHODS)} or all (comma-separated for several).")
+    return keys
+
+
+def _method(key, args):
+    from .study import make_method
+
+    epochs = args.resnet_epochs if key == "resnet3d" and args.resnet_epochs else args.epochs
+    return make_method(key, max_epochs=epochs, random_state=args.seed,
+                       class_weight=None if args.class_weight == "none" else "balanced",
+                       resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
+
+
+def _labels_file(args):
+    return args.labels or os.path.join(args.data, "labels.csv")
+
+
+def _labelled_scans(args):
+    from .datasets import load_nifti_folder
+
+    group_column = args.group_column
+    if group_column is None and "subject" in _csv_header(_labels_file(args)):
+        group_column = "subject"
+    return load_nifti_folder(args.data, _labels_file(args), args.path_column,
+                             args.label_column, group_column)
+
+
+def _scan_paths(args):
+    """The labelled scans, or every NIfTI file of the folder when it has no labels file."""
+    if args.labels or os.path.isfile(_labels_file(args)):
+        return _labelled_scans(args)[0]
+    if not os.path.isdir(args.data):
+        raise FileNotFoundError(f"Data folder {args.data!r} does not exist.")
+    paths = sorted(p for pattern in ("*.nii", "*.nii.gz")
+                   for p in glob.glob(os.path.join(args.data, "**", pattern), recursive=True))
+    if not paths:
+        raise CommandError(f"{args.data!r} holds no labels.csv and no .nii/.nii.gz files.")
+    return paths
+
+
+def _csv_header(path):
+    if not os.path.isfile(path):
+        return []
+    with open(path, newline="", encoding="utf-8-sig") as f:
+        return next(csv.reader(f), [])
+
+
+def _embedder(args):
+    from .embedding import DinoSliceEmbedder
+
+    weights = args.weights
+    if weights not in (None, "random") and not os.path.isfile(weights):
+        raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
+    return DinoSliceEmbedder(
+        backbone=args.backbone, weights=weights, image_size=args.image_size,
+        axis=args.axis, n_slices=args.n_slices, batch_size=args.batch_size,
+        device=args.device, cache_dir=args.cache_dir,
+    )
+
+
+def _cache_entries(cache_dir):
+    return set(glob.glob(os.path.join(cache_dir, "**", "*.npz"), recursive=True))
+
+
+def _write_predictions(path, paths, y, groups, fold, classes, results):
+    rows = []
+    for i, scan in enumerate(paths):
+        row = {"path": scan, "label": y[i]}
+        if groups is not None:
+            row["subject"] = groups[i]
+        row["fold"] = fold[i]
+        for key, result in results.items():
+            row[f"{key}_pred"] = classes[result.proba[i].argmax()]
+            row.update({f"{key}_p_{c}": f"{p:.6f}"
+                        for c, p in zip(classes, result.proba[i], strict=True)})
+        rows.append(row)
+    atomic_write(path, lambda f: f.write(_csv_text(rows).encode()))
+
+
+def _write_metrics(out, rows, table):
+    atomic_write(os.path.join(out, "metrics.csv"), lambda f: f.write(_csv_text(rows).encode()))
+    atomic_write(os.path.join(out, "metrics.md"), lambda f: f.write((table + "\n").encode()))
+
+
+def _csv_text(rows):
+    import io
+
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return text.getvalue()
+
+
+def _data_record(args, y):
+    labels = _labels_file(args)
+    with open(labels, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"root": os.path.abspath(args.data), "labels_csv": os.path.abspath(labels),
+            "labels_sha256": digest, "n_scans": len(y)}
+
+
+def _jsonable(params):
+    return {k: v if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict))
+            else (f"{v.__module__}.{v.__qualname__}" if isinstance(v, type) else repr(v))
+            for k, v in params.items()}
+
+
+def _versions():
+    import torch
+
+    versions = {"python": platform.python_version(), "sklearn_dinoatten": __version__,
+                "platform": platform.platform(),
+                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+    for package in ("numpy", "torch", "timm", "scikit-learn", "skorch", "nibabel", "monai"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return versions
+
+
+def _write_demo_data(root, dataset, n_scans):
+    """Write ``n_scans`` labelled NIfTI scans and labels.csv; returns the source's name."""
+    import nibabel as nib
+
+    from .datasets import load_adrenalmnist3d, make_volumes
+
+    adrenal = os.path.join(os.environ.get("SKLEARN_DINOATTEN_DATA", SHARED_DATA),
+                           "adrenalmnist3d")
+    if dataset == "adrenal":
+        X, y = load_adrenalmnist3d(adrenal, split="test")
+        # Both classes in proportion, the first n_scans of a fixed shuffle.
+        keep = np.sort(np.random.default_rng(0).permutation(len(y))[:n_scans])
+        X, y = X[keep].astype(np.float32), y[keep]
+        source = "AdrenalMNIST3D test split (MedMNIST v2, CC BY 4.0)"
+    else:
+        X, y = make_volumes(n_samples=n_scans, shape=(48, 48, 24), n_signal_slices=3,
+                            noise=0.2, random_state=0)
+        source = "synthetic volumes (class 1 has a bright blob in 3 of 24 slices)"
+    os.makedirs(root, exist_ok=True)
+    rows = []
+    for i, (volume, label) in enumerate(zip(X, y, strict=True)):
+        name = f"scan_{i:03d}.nii.gz"
+        nib.save(nib.Nifti1Image(volume, np.eye(4)), os.path.join(root, name))
+        rows.append({"path": name, "label": int(label)})
+    atomic_write(os.path.join(root, "labels.csv"), lambda f: f.write(_csv_text(rows).encode()))
+    return source
+
+
+# Parser ----------------------------------------------------------------------------
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Classify 3D scans with DINOv2 slice embeddings.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `dinoatten COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(function, name, **kwargs):
+        sub = commands.add_parser(name, help=function.__doc__.splitlines()[0],
+                                  description=function.__doc__, **kwargs)
+        sub.set_defaults(run=function)
+        return sub
+
+    sub = command(embed, "embed")
+    _data_arguments(sub)
+    _embedding_arguments(sub, cache_required=True)
+
+    sub = command(cv, "cv")
+    _data_arguments(sub)
+    _embedding_arguments(sub)
+    sub.add_argument("--method", default=REFERENCE,
+                     help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
+                          f"(default: {REFERENCE})")
+    sub.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
+    sub.add_argument("--out", required=True, help="folder for the results")
+    _training_arguments(sub)
+
+    sub = command(fit, "fit")
+    _data_arguments(sub)
+    _embedding_arguments(sub)
+    sub.add_argument("--method", default=REFERENCE, choices=list(METHODS),
+                     help=f"the method to train (default: {REFERENCE})")
+    sub.add_argument("--out", required=True, help="the model file to write (.joblib)")
+    _training_arguments(sub)
+
+    sub = command(predict, "predict")
+    sub.add_argument("model", help="a model file written by `dinoatten fit` (trusted "
+                                   "files only: loading a joblib file can run code)")
+    sub.add_argument("scans", nargs="+", metavar="SCAN", help="NIfTI files to predict")
+    sub.add_argument("--out", required=True, help="the CSV file to write")
+    sub.add_argument("--top-slices", type=int, default=3,
+                     help="how many slices of highest attention to list (default: 3)")
+
+    sub = command(report, "report")
+    sub.add_argument("run_dir", metavar="DIR", help="a folder written by `dinoatten cv`")
+    sub.add_argument("--out", help="the HTML file (default: DIR/report.html)")
+    sub.add_argument("--overlays", type=int, default=4,
+                     help="how many scans to show with attention overlays (default: 4)")
+
+    sub = command(demo, "demo")
+    sub.add_argument("--out", default="results/demo", help="folder for everything "
+                                                           "(default: results/demo)")
+    sub.add_argument("--dataset", choices=("synthetic", "adrenal"), default="synthetic",
+                     help="synthetic volumes with a planted signal (default), or "
+                          "AdrenalMNIST3D's test split (real CT masks) from "
+                          "$SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
+                          "project's ../shared/data")
+    sub.add_argument("--n-scans", type=int, default=100, help="scans to use (default: 100)")
+    return parser
+
+
+def _data_arguments(sub):
+    sub.add_argument("data", metavar="DATA", help="folder of NIfTI scans with labels.csv")
+    sub.add_argument("--labels", help="the labels CSV (default: DATA/labels.csv)")
+    sub.add_argument("--path-column", default="path",
+                     help="column of scan paths, relative to DATA (default: path)")
+    sub.add_argument("--label-column", default="label", help="column of labels (default: label)")
+    sub.add_argument("--group-column",
+                     help="column of subject ids for grouped folds (default: subject, if present)")
+
+
+def _embedding_arguments(sub, cache_required=False):
+    sub.add_argument("--backbone", default="vit_small_patch14_dinov2",
+                     help="timm model name (default: vit_small_patch14_dinov2)")
+    sub.add_argument("--weights", default=None,
+                     help="a local checkpoint (.pth, .safetensors), 'random' (demos, tests), "
+                          "or by default timm's pretrained download (needs a network)")
+    sub.add_argument("--image-size", type=int, default=224,
+                     help="backbone input side, a multiple of the patch size (default: 224)")
+    sub.add_argument("--n-slices", type=int, default=None,
+                     help="slices per scan, evenly spaced (default: all)")
+    sub.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"),
+                     help="slicing axis (default: axial)")
+    sub.add_argument("--batch-size", type=int, default=32,
+                     help="slices per forward pass (default: 32)")
+    sub.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    sub.add_argument("--cache-dir", required=cache_required,
+                     help="folder of the on-disk embedding cache" +
+                          ("" if cache_required else " (default: memory only)"))
+
+
+def _training_arguments(sub):
+    sub.add_argument("--epochs", type=int, default=50, help="training epochs (default: 50)")
+    sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sub.add_argument("--class-weight", choices=("none", "balanced"), default="none",
+                     help="balanced: weigh the classes' losses by inverse frequency, for "
+                          "imbalanced data (default: none)")
+    sub.add_argument("--volume-size", type=int, default=64,
+                     help="3D ResNet: volumes resampled to this cube side (default: 64)")
+    sub.add_argument("--resnet-depth", type=int, default=18, choices=(10, 18, 34, 50),
+                     help="3D ResNet depth (default: 18)")
+    sub.add_argument("--resnet-width", type=float, default=1.0,
+                     help="3D ResNet width factor (default: 1.0)")
+    sub.add_argument("--resnet-epochs", type=int, default=None,
+                     help="3D ResNet training epochs (default: --epochs)")

@@ -1,0 +1,194 @@
+import csv
+import json
+import os
+import re
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from sklearn_dinoatten.cli import main
+from sklearn_dinoatten.datasets import make_volumes
+
+from ._helpers import save_nifti
+
+FAST = ["--weights", "random", "--image-size", "28", "--epochs", "3", "--folds", "2"]
+EMBED_FAST = ["--weights", "random", "--image-size", "28"]
+
+
+def make_study(root, n=12, n_classes=2, subjects=False, shape=(32, 32, 6)):
+    """A folder of NIfTI scans with labels.csv; two scans per subject when ``subjects``."""
+    X, y = make_volumes(n_samples=n, shape=shape, n_classes=n_classes, random_state=0)
+    os.makedirs(root, exist_ok=True)
+    with open(os.path.join(root, "labels.csv"), "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label"] + (["subject"] if subjects else []))
+        for i, (volume, label) in enumerate(zip(X, y, strict=True)):
+            save_nifti(os.path.join(root, f"s{i:02d}.nii.gz"), volume)
+            writer.writerow([f"s{i:02d}.nii.gz", label] + ([f"p{i // 2}"] if subjects else []))
+    return str(root)
+
+
+def read_csv(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "sklearn_dinoatten", *args],
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_help_lists_every_command(capsys):
+    result = run_cli("--help")
+    assert result.returncode == 0
+    for command in ("embed", "cv", "fit", "predict", "report", "demo"):
+        assert command in result.stdout
+        with pytest.raises(SystemExit) as exit_:
+            main([command, "--help"])
+        assert exit_.value.code == 0
+        assert "usage: dinoatten " + command in capsys.readouterr().out
+
+
+def test_embed_is_resumable(tmp_path, capsys):
+    data = make_study(tmp_path / "data", n=6)
+    cache = str(tmp_path / "cache")
+    rows = read_csv(os.path.join(data, "labels.csv"))
+    with open(tmp_path / "half.csv", "w") as f:  # an interrupted run: half the scans done
+        f.write("path,label\n" + "".join(f"{r['path']},{r['label']}\n" for r in rows[:3]))
+    assert main(["embed", data, "--labels", str(tmp_path / "half.csv"), "--cache-dir", cache,
+                 *EMBED_FAST]) == 0
+    assert "3 scans embedded now, 0 found in the cache" in capsys.readouterr().out
+    assert main(["embed", data, "--cache-dir", cache, *EMBED_FAST]) == 0
+    assert "3 scans embedded now, 3 found in the cache" in capsys.readouterr().out
+    os.remove(os.path.join(data, "labels.csv"))  # without labels: every NIfTI file
+    assert main(["embed", data, "--cache-dir", cache, *EMBED_FAST]) == 0
+    assert "6 scans, 36 slices of 384 features: 0 scans embedded now" in capsys.readouterr().out
+
+
+def test_cv_report_fit_predict(tmp_path):
+    data = make_study(tmp_path / "data")
+    out = str(tmp_path / "cv")
+    result = run_cli("cv", data, "--method", "dinoatten3d,mst,resnet3d", "--out", out,
+                     "--volume-size", "32", "--resnet-depth", "10", "--resnet-width", "0.25",
+                     *FAST)
+    assert result.returncode == 0, result.stderr
+    assert "| DinoAtten3D |" in result.stdout and "| 3D ResNet |" in result.stdout
+
+    predictions = read_csv(os.path.join(out, "predictions.csv"))
+    assert len(predictions) == 12 and {r["fold"] for r in predictions} == {"0", "1"}
+    for row in predictions:
+        p = float(row["dinoatten3d_p_0"]) + float(row["dinoatten3d_p_1"])
+        assert p == pytest.approx(1, abs=1e-5) and row["mst_pred"] in ("0", "1")
+    metrics = read_csv(os.path.join(out, "metrics.csv"))
+    assert [r["method"] for r in metrics] == ["DinoAtten3D", "MST aggregator", "3D ResNet"]
+    assert all(0 <= float(r["auc_ci_low"]) <= float(r["auc"]) <= float(r["auc_ci_high"]) <= 1
+               for r in metrics)
+    run = json.load(open(os.path.join(out, "run.json")))
+    assert run["command"][:3] == ["dinoatten", "cv", data]
+    assert run["embedder"]["weights"] == "random" and run["embedder"]["image_size"] == 28
+    assert run["methods"]["mst"]["params"]["max_epochs"] == 3
+    assert {"torch", "timm", "scikit-learn", "skorch", "sklearn_dinoatten"} <= set(run["versions"])
+    with np.load(os.path.join(out, "outputs.npz")) as outputs:
+        assert outputs["attention_dinoatten3d"].shape == (12, 6)
+        assert outputs["embedding_resnet3d"].shape[0] == 12
+        assert "attention_resnet3d" not in outputs
+
+    assert main(["report", out, "--overlays", "2"]) == 0
+    with open(os.path.join(out, "report.html")) as f:
+        assert f.read().count("data:image/png;base64,") >= 4
+
+    model = str(tmp_path / "model.joblib")
+    assert main(["fit", data, "--out", model, "--n-slices", "3", *FAST[:-2]]) == 0
+    scans = [os.path.join(data, r["path"]) for r in read_csv(os.path.join(data, "labels.csv"))]
+    result = run_cli("predict", model, *scans[:3], "--out", str(tmp_path / "p.csv"),
+                     "--top-slices", "2")
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "p.csv")
+    assert [r["path"] for r in rows] == scans[:3]
+    assert all(len(r["top_slices"].split()) == 2 and r["prediction"] in ("0", "1")
+               for r in rows)
+    # 3 evenly spaced of the 6 axial slices are kept: 0, 2 and 5, named as in the volume.
+    assert {int(i) for r in rows for i in r["top_slices"].split()} <= {0, 2, 5}
+
+
+def test_grouped_cv_keeps_subjects_in_one_fold(tmp_path):
+    data = make_study(tmp_path / "data", n=16, subjects=True)
+    out = str(tmp_path / "cv")
+    assert main(["cv", data, "--out", out, *FAST]) == 0
+    predictions = read_csv(os.path.join(out, "predictions.csv"))
+    folds = {}
+    for row in predictions:
+        folds.setdefault(row["subject"], set()).add(row["fold"])
+    assert len(folds) == 8 and all(len(f) == 1 for f in folds.values())
+    assert json.load(open(os.path.join(out, "run.json")))["grouped"] is True
+
+
+def test_multiclass_cv(tmp_path, capsys):
+    data = make_study(tmp_path / "data", n=12, n_classes=3)
+    assert main(["cv", data, "--out", str(tmp_path / "cv"), "--method", "mean", *FAST]) == 0
+    metrics = read_csv(tmp_path / "cv" / "metrics.csv")
+    assert metrics[0]["fnr"] == "nan" and 0 <= float(metrics[0]["auc"]) <= 1
+
+
+def corrupt_scan(data):
+    with open(os.path.join(data, "s03.nii.gz"), "wb") as f:
+        f.write(b"\x1f\x8b truncated")
+
+
+def drop_column(data):
+    rows = read_csv(os.path.join(data, "labels.csv"))
+    with open(os.path.join(data, "labels.csv"), "w") as f:
+        f.write("path\n" + "".join(r["path"] + "\n" for r in rows))
+
+
+def one_class(data):
+    rows = read_csv(os.path.join(data, "labels.csv"))
+    with open(os.path.join(data, "labels.csv"), "w") as f:
+        f.write("path,label\n" + "".join(r["path"] + ",1\n" for r in rows))
+
+
+@pytest.mark.parametrize("argv, damage, message", [
+    (["cv", "{tmp}/nowhere", "--out", "{tmp}/o"], None, "Data folder '.*nowhere' does not exist"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--labels", "{tmp}/x.csv"], None,
+     "Labels file '.*x.csv' does not exist"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--label-column", "dx"], None, "has no column 'dx'"),
+    (["cv", "{data}", "--out", "{tmp}/o"], drop_column, "has no column 'label'"),
+    (["cv", "{data}", "--out", "{tmp}/o"], one_class, "has one class only"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--method", "svm"], None, "unknown method 'svm'"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--folds", "9"], None, "fewer than the 9 folds"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--weights", "{tmp}/w.pth"], None,
+     "Weights file '.*w.pth' does not exist"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--image-size", "30"], None, "multiple of"),
+    (["embed", "{data}", "--cache-dir", "{tmp}/c"], corrupt_scan, "Cannot read volume file"),
+    (["predict", "{data}/labels.csv", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"], None,
+     "cannot load model"),
+    (["predict", "{tmp}/m.joblib", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"], None,
+     "Model file '.*m.joblib' does not exist"),
+    (["report", "{tmp}"], None, "run.json"),
+    (["fit", "{data}", "--out", "{tmp}/m.joblib"], one_class, "has one class only"),
+    (["embed", "{data}", "--cache-dir", "{tmp}/c", "--n-slices", "0"], None,
+     "n_slices must be a positive integer"),
+    (["demo", "--out", "{tmp}/demo", "--n-scans", "4"], None, "at least 10"),
+])
+def test_bad_input_ends_in_one_line(tmp_path, capsys, argv, damage, message):
+    data = make_study(tmp_path / "data", n=8)
+    if damage:
+        damage(data)
+    argv = [a.format(tmp=tmp_path, data=data) for a in argv]
+    if argv[0] in ("cv", "embed", "fit"):
+        extra = EMBED_FAST + (["--folds", "2"] if argv[0] == "cv" else [])
+        for option, value in zip(extra[::2], extra[1::2], strict=True):
+            argv += [] if option in argv else [option, value]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"dinoatten {argv[0]}: error: ") and "\n" not in err
+    assert re.search(message, err)
+    assert not os.path.exists(tmp_path / "o" / "run.json")
+
+
+def test_error_in_a_subprocess_has_no_traceback(tmp_path):
+    result = run_cli("cv", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr

@@ -8,7 +8,6 @@ per sample, so the classifiers also work on plain feature tables.
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
-from sklearn.utils import check_random_state
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
@@ -22,7 +21,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import ValidSplit
 
-from .devices import resolve_device
+from .devices import resolve_device, seeded_torch
 from .nn import (
     AnnealedSupConLoss,
     AttentionPoolNet,
@@ -180,10 +179,7 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
                 dtype=torch.float32,
             )
         self.device_ = resolve_device(self.device)
-        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        cuda = [self.device_] if self.device_.type == "cuda" else []
-        with torch.random.fork_rng(devices=cuda):
-            torch.manual_seed(seed)
+        with seeded_torch(self.random_state, self.device_) as seed:
             self.net_ = _MultiOutputNet(
                 module=self._build_module(self.n_features_in_, len(self.classes_)),
                 criterion=self._build_criterion(class_weight),

@@ -1,5 +1,5 @@
-"""Data sets: a labelled folder of NIfTI scans, AdrenalMNIST3D, and a synthetic volume
-generator with a planted, known signal."""
+"""Data sets: a labelled folder of NIfTI scans, AdrenalMNIST3D, and synthetic volumes
+and images with a planted, known signal."""
 
 import csv
 import os
@@ -233,3 +233,64 @@ def _blob(grid, axis, slices, depth, rng):
     along[slices] = True
     along = along.reshape([-1 if a == axis else 1 for a in range(3)])
     return np.where((d2 < radius**2) & along, 1.2, 0.0)
+
+
+def make_anomaly_images(n_normal=50, n_anomalous=50, shape=(64, 64), noise=0.05,
+                        return_masks=False, random_state=None):
+    """Synthetic 2D scans for anomaly detection: anomalous ones carry one dark lesion.
+
+    Every image is a noisy ellipse ("organ") with a darker core, slightly jittered in
+    size, position and intensity, as aligned scans are. An anomalous image has a dark
+    disc of radius about 7 % of the side at a random place inside the organ; it stays
+    within the image's intensity range, so intensity normalisation cannot reveal it.
+
+    Parameters
+    ----------
+    n_normal, n_anomalous : int, default=50
+    shape : tuple of 2 ints, default=(64, 64)
+    noise : float, default=0.05
+        Standard deviation of the Gaussian noise (the organ's intensity is about 1).
+    return_masks : bool, default=False
+        Also return each image's lesion mask (all False for normal images).
+    random_state : int, RandomState or None, default=None
+
+    Returns
+    -------
+    X : list of float32 ndarrays of shape ``shape``
+        Normal images first, then anomalous ones.
+    y : ndarray of shape (n_normal + n_anomalous,)
+        ``1`` for normal, ``-1`` for anomalous: scikit-learn's outlier convention.
+    masks : list of bool ndarrays, only if ``return_masks``
+
+    Examples
+    --------
+    >>> from sklearn_dinoatten.datasets import make_anomaly_images
+    >>> X, y, masks = make_anomaly_images(n_normal=3, n_anomalous=2, return_masks=True,
+    ...                                   random_state=0)
+    >>> len(X), X[0].shape, y.tolist(), [bool(m.any()) for m in masks]
+    (5, (64, 64), [1, 1, 1, -1, -1], [False, False, False, True, True])
+    """
+    if len(shape) != 2 or min(shape) < 8:
+        raise ValueError(f"shape must be 2 sizes of at least 8; got {shape!r}.")
+    if n_normal < 0 or n_anomalous < 0 or n_normal + n_anomalous == 0:
+        raise ValueError(f"Need at least one image; got n_normal={n_normal}, "
+                         f"n_anomalous={n_anomalous}.")
+    rng = check_random_state(random_state)
+    grid = np.stack(np.meshgrid(*[np.linspace(-1, 1, n) for n in shape], indexing="ij"))
+    X, masks = [], []
+    for anomalous in [False] * n_normal + [True] * n_anomalous:
+        center = rng.uniform(-0.02, 0.02, size=2)[:, None, None]
+        radii = rng.uniform(0.78, 0.82, size=2)[:, None, None]
+        r2 = (((grid - center) / radii) ** 2).sum(axis=0)
+        image = np.where(r2 < 1, 0.6 + 0.4 * (1 - r2), 0.0)
+        image[r2 < 0.08] *= 0.4
+        mask = np.zeros(shape, dtype=bool)
+        if anomalous:
+            where = rng.uniform(-0.45, 0.45, size=2)[:, None, None]
+            mask = ((grid - where) ** 2).sum(axis=0) < 0.15**2
+            image = np.where(mask, 0.2, image)
+        image = image * rng.uniform(0.8, 1.2) + rng.normal(0, noise, size=shape)
+        X.append(image.astype(np.float32))
+        masks.append(mask)
+    y = np.array([1] * n_normal + [-1] * n_anomalous)
+    return (X, y, masks) if return_masks else (X, y)

@@ -1,6 +1,11 @@
-"""The device rule shared by every estimator: ``"auto"`` is CUDA when present."""
+"""The device and seeding rules shared by every estimator: ``"auto"`` is CUDA when
+present; a ``random_state`` seeds torch without touching the global generator."""
 
+from contextlib import contextmanager
+
+import numpy as np
 import torch
+from sklearn.utils import check_random_state
 
 
 def resolve_device(device):
@@ -14,3 +19,13 @@ def resolve_device(device):
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here.")
     return resolved
+
+
+@contextmanager
+def seeded_torch(random_state, device):
+    """Seed torch's generators (CPU, and ``device`` if CUDA) from ``random_state`` for
+    the ``with`` block, restoring them afterwards; yields the seed."""
+    seed = check_random_state(random_state).randint(np.iinfo(np.int32).max)
+    with torch.random.fork_rng(devices=[device] if device.type == "cuda" else []):
+        torch.manual_seed(seed)
+        yield seed

@@ -15,7 +15,7 @@ from .devices import resolve_device
 from .preprocessing import NORMALIZATIONS, to_backbone_input
 from .volumes import SLICE_SELECTIONS, check_axis, check_volumes, load_volume, slice_stack
 
-FEATURES = ("cls", "mean", "cls+mean")
+FEATURES = ("cls", "mean", "cls+mean", "patch")
 PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
 
 
@@ -26,7 +26,7 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     replicated to three channels and passed through the backbone in batches (slices
     of several volumes share a batch). Embeddings are cached per volume content and
     configuration, so a volume is embedded once however many folds or grid points
-    use it.
+    use it. 2D images (a list of 2D arrays) are taken as volumes of one slice.
 
     Parameters
     ----------
@@ -52,9 +52,11 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     normalization : {"minmax", "zscore"}, default="minmax"
         ``"minmax"``: each slice scaled to [0, 1], then ImageNet mean/std (DinoAtten3D).
         ``"zscore"``: the volume clipped to its 0.5/99.5 percentiles and standardised (MST).
-    feature : {"cls", "mean", "cls+mean"}, default="cls"
+    feature : {"cls", "mean", "cls+mean", "patch"}, default="cls"
         The CLS token after the final norm, the mean of the patch tokens, or both
-        concatenated.
+        concatenated: one row per slice. ``"patch"``: every patch token, one row per
+        patch, slice after slice, each slice's patches in raster order (``grid_shape_``),
+        so that patches are the instances an :class:`AttentionPoolClassifier` pools.
     batch_size : int, default=32
         Slices per backbone forward pass.
     device : str, default="auto"
@@ -72,9 +74,11 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     device_ : torch.device
         The device the backbone runs on.
     embedding_dim_ : int
-        Size of one slice embedding (last axis of the output).
+        Size of one slice (or patch) embedding: the last axis of the output.
     patch_size_ : int
         The backbone's patch size in pixels.
+    grid_shape_ : tuple of 2 ints
+        The patch grid of one slice, ``(image_size // patch_size_,) * 2``.
 
     Examples
     --------
@@ -119,7 +123,7 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : list of paths or 3D arrays
+        X : list of paths, 3D arrays or 2D images
             The volumes; only their existence and dimensionality are checked here.
         y : ignored
 
@@ -128,12 +132,13 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         self : DinoSliceEmbedder
         """
         self._check_params()
-        check_volumes(X)
+        check_volumes(X, images=True)
         self.device_ = resolve_device(self.device)
         built = build_backbone(self.backbone, self.weights, self.image_size)
         self.backbone_ = built.module.to(self.device_)
         self.embedding_dim_ = built.embed_dim * (2 if self.feature == "cls+mean" else 1)
         self.patch_size_ = built.patch_size
+        self.grid_shape_ = (self.image_size // built.patch_size,) * 2
         self._num_prefix_tokens = built.num_prefix_tokens
         self._backbone_fingerprint = built.fingerprint
         return self
@@ -143,16 +148,17 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        X : list of paths or 3D arrays
+        X : list of paths, 3D arrays or 2D images
             NIfTI files (``.nii``, ``.nii.gz``) or arrays ``(x, y, z)``; shapes may differ.
 
         Returns
         -------
         embeddings : ndarray of shape (n_volumes, n_slices_max, embedding_dim_)
-            float32; rows of NaN pad volumes with fewer slices than the widest.
+            float32; rows of NaN pad volumes with fewer slices than the widest. With
+            ``feature="patch"``: ``(n_volumes, n_slices_max * n_patches, embedding_dim_)``.
         """
         check_is_fitted(self)
-        volumes = check_volumes(X)
+        volumes = check_volumes(X, images=True)
         axis = check_axis(self.axis)
         cache = EmbeddingCache(self.cache_dir)
         config = self._config_string()
@@ -166,8 +172,9 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
                 delay=PROGRESS_DELAY_S,
             )
             for i, volume in progress:
-                stack = slice_stack(
-                    load_volume(volume, i), axis, self.n_slices, self.slice_selection
+                data = load_volume(volume, i, images=True)
+                stack = data[None] if data.ndim == 2 else slice_stack(
+                    data, axis, self.n_slices, self.slice_selection
                 )
                 key = keys[i] = cache_key(stack, config)
                 if key in found:
@@ -181,9 +188,11 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
             found[key] = embedding
 
         width = self.n_slices or max(len(found[key]) for key in keys)
-        out = np.full((len(volumes), width, self.embedding_dim_), np.nan, dtype=np.float32)
+        rows = width * (np.prod(self.grid_shape_) if self.feature == "patch" else 1)
+        out = np.full((len(volumes), rows, self.embedding_dim_), np.nan, dtype=np.float32)
         for i, key in enumerate(keys):
-            out[i, : len(found[key])] = found[key]
+            embedding = found[key].reshape(-1, self.embedding_dim_)
+            out[i, : len(embedding)] = embedding
         return out
 
     def _embed_stacks(self, stacks):
@@ -229,6 +238,7 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
                 "cls": cls,
                 "mean": patch_mean,
                 "cls+mean": torch.cat([cls, patch_mean], dim=1),
+                "patch": tokens[:, self._num_prefix_tokens:],
             }[self.feature]
         return feature.float().cpu().numpy()
 

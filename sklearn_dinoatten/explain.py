@@ -9,11 +9,10 @@ mean and max pooling, the slice transformer, SC-MIL) over a timm vision transfor
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from sklearn.utils.validation import check_is_fitted
 
-from .preprocessing import square_padding, to_backbone_input
-from .volumes import check_axis, load_volume, select_slices
+from .preprocessing import grid_to_slices, to_backbone_input
+from .volumes import check_axis, load_volume, place_slices, select_slices
 
 
 def slice_attention(model, X):
@@ -65,10 +64,7 @@ def in_plane_attention(embedder, volume):
                               for x in captured])
 
     grid = embedder.image_size // embedder.patch_size_
-    side, top, left = square_padding(*stack.shape[1:])
-    maps = F.interpolate(cls_rows.float().cpu().reshape(-1, 1, grid, grid), size=(side, side),
-                         mode="bilinear", align_corners=False)[:, 0]
-    maps = maps[:, top:top + stack.shape[1], left:left + stack.shape[2]].numpy()
+    maps = grid_to_slices(cls_rows.float().cpu().reshape(-1, grid, grid), *stack.shape[1:])
     peak = maps.max(axis=(1, 2), keepdims=True)
     return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0), indices
 
@@ -100,12 +96,8 @@ def saliency_from_parts(slice_weights, maps, slice_indices, volume_shape, axis):
     ``slice_weights`` holds one weight per kept slice (extra padding columns are
     ignored); ``maps`` and ``slice_indices`` come from :func:`in_plane_attention`.
     """
-    axis = check_axis(axis)
     weights = np.asarray(slice_weights, dtype=np.float64)[: len(slice_indices)]
-    moved = (volume_shape[axis], *(n for a, n in enumerate(volume_shape) if a != axis))
-    saliency = np.zeros(moved)
-    saliency[slice_indices] = weights[:, None, None] * maps
-    return np.moveaxis(saliency, 0, axis)
+    return place_slices(weights[:, None, None] * maps, slice_indices, volume_shape, axis)
 
 
 def volume_saliency(model, X):

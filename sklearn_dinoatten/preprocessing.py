@@ -65,3 +65,12 @@ def _pad_to_square(stack, fill):
     out = np.full((n, side, side), fill, dtype=stack.dtype)
     out[:, top:top + h, left:left + w] = stack
     return out
+
+
+def grid_to_slices(grid_maps, height, width):
+    """Per-patch maps ``(n, g, g)`` of the backbone input back onto slices ``(n, height,
+    width)``: bilinear upsampling to the padded square, then the padding cropped."""
+    side, top, left = square_padding(height, width)
+    maps = torch.as_tensor(np.asarray(grid_maps, dtype=np.float32))[:, None]
+    maps = F.interpolate(maps, size=(side, side), mode="bilinear", align_corners=False)[:, 0]
+    return maps[:, top:top + height, left:left + width].numpy()

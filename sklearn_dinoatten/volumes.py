@@ -24,10 +24,10 @@ def describe(volume, index=None):
     return f"array{where} with shape {shape}" if shape is not None else f"input{where}"
 
 
-def check_volumes(X):
+def check_volumes(X, images=False):
     """Check that ``X`` is a non-empty sequence of paths or 3D arrays, without reading files.
 
-    Returns the volumes as a list.
+    With ``images``, 2D arrays (images) are accepted too. Returns the volumes as a list.
     """
     if isinstance(X, (str, os.PathLike)):
         raise ValueError(
@@ -50,23 +50,28 @@ def check_volumes(X):
             ) from None
     if not volumes:
         raise ValueError("X is empty: at least one volume is needed.")
+    if images and len({2 if np.ndim(v) == 2 else 3 for v in volumes}) > 1:
+        raise ValueError("X mixes images (2D arrays) and volumes (paths or 3D arrays); "
+                         "give one kind.")
     for i, volume in enumerate(volumes):
         if isinstance(volume, (str, os.PathLike)):
             if not os.path.isfile(volume):
                 raise FileNotFoundError(f"Volume file {os.fspath(volume)!r} does not exist.")
-        elif np.ndim(volume) != 3:
+        elif np.ndim(volume) != 3 and not (images and np.ndim(volume) == 2):
             raise ValueError(
                 f"Volume {describe(volume, i)} is not 3D: expected a path or an array "
-                f"(x, y, z), got {np.ndim(volume)} dimensions."
+                f"(x, y, z){' or an image (h, w)' if images else ''}, got "
+                f"{np.ndim(volume)} dimensions."
             )
     return volumes
 
 
-def load_volume(volume, index=None):
+def load_volume(volume, index=None, images=False):
     """Return a volume as a float32 array ``(x, y, z)``, RAS-oriented for files.
 
-    Raises ``FileNotFoundError`` for a missing file and ``ValueError`` for an unreadable
-    file, a volume that is not 3D, non-finite voxels or a constant volume.
+    With ``images``, a 2D array is returned as it is. Raises ``FileNotFoundError`` for a
+    missing file and ``ValueError`` for an unreadable file, a volume that is not 3D,
+    non-finite voxels or a constant volume.
     """
     name = describe(volume, index)
     if isinstance(volume, (str, os.PathLike)):
@@ -77,7 +82,7 @@ def load_volume(volume, index=None):
             raise ValueError(f"Volume {name} has dtype {data.dtype}; expected numbers.")
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
-    if data.ndim != 3:
+    if data.ndim != 3 and not (images and data.ndim == 2):
         raise ValueError(f"Volume {name} is not 3D: it has shape {data.shape}.")
     data = data.astype(np.float32, copy=False)
     finite = np.isfinite(data)
@@ -132,3 +137,13 @@ def slice_stack(volume, axis, n_slices=None, selection="uniform"):
     """The chosen slices of a 3D array as ``(n, h, w)``, slice axis first."""
     stack = np.moveaxis(volume, axis, 0)
     return np.ascontiguousarray(stack[select_slices(stack.shape[0], n_slices, selection)])
+
+
+def place_slices(maps, slice_indices, volume_shape, axis):
+    """A zero array of ``volume_shape`` with ``maps[j]`` as its slice ``slice_indices[j]``
+    along ``axis``."""
+    axis = check_axis(axis)
+    moved = (volume_shape[axis], *(n for a, n in enumerate(volume_shape) if a != axis))
+    out = np.zeros(moved, dtype=np.float64)
+    out[slice_indices] = maps
+    return np.moveaxis(out, 0, axis)

@@ -159,7 +159,9 @@ def test_bad_inputs_name_the_input(fast_embedder, volumes, tmp_path):
     with pytest.raises(FileNotFoundError, match="nope.nii.gz"):
         fast_embedder.transform([str(tmp_path / "nope.nii.gz")])
     with pytest.raises(ValueError, match="index 1 .* not 3D"):
-        fast_embedder.transform([volumes[0], np.zeros((4, 4))])
+        fast_embedder.transform([volumes[0], np.zeros((4, 4, 4, 2))])
+    with pytest.raises(ValueError, match="mixes images"):
+        fast_embedder.transform([volumes[0], np.ones((4, 4))])
     bad = volumes[0].copy()
     bad[0, 0, 0] = np.nan
     with pytest.raises(ValueError, match="index 0 .* NaN"):

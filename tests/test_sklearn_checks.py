@@ -1,9 +1,9 @@
 """scikit-learn's own estimator checks on every estimator.
 
-The embedder and the 3D ResNet take volumes, so checks that feed them 2D tables cannot
-apply; each is listed with that reason. The classifiers take 2D tables as one
-slice per sample and pass every check, except the slice transformer on one that trains
-on 2-feature data (reason below).
+The embedder, the 3D ResNet and the anomaly detectors take volumes (or images), so
+checks that feed them 2D tables cannot apply; each is listed with that reason. The
+classifiers take 2D tables as one slice per sample and pass every check, except the
+slice transformer on one that trains on 2-feature data (reason below).
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -16,6 +16,13 @@ from sklearn_dinoatten import (
     SliceTransformerClassifier,
     VolumeResampler,
 )
+from sklearn_dinoatten.anomaly import (
+    BaseDinoAnomalyDetector,
+    MemoryBankAnomalyDetector,
+    SpatialARAnomalyDetector,
+)
+
+FAST_EMBEDDER = DinoSliceEmbedder(weights="random", image_size=28, verbose=0)
 
 NEEDS_2D = "feeds a 2D table; the transformer takes a list of volumes (3D arrays or paths)"
 EMBEDDER_2D_CHECKS = [
@@ -49,6 +56,42 @@ EMBEDDER_2D_CHECKS = [
     "check_estimator_sparse_tag",
     "check_estimator_sparse_array",
     "check_estimator_sparse_matrix",
+]
+
+DETECTS_IMAGES = (
+    "feeds a 2D table; the anomaly detectors take images (2D arrays) or volumes"
+)
+DETECTOR_2D_CHECKS = [
+    "check_classifier_data_not_an_array",
+    "check_complex_data",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_empty_data_messages",
+    "check_estimators_fit_returns_self",
+    "check_estimators_nan_inf",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_outliers_fit_predict",
+    "check_outliers_train",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
 ]
 
 
@@ -103,6 +146,8 @@ UNWEIGHTED_CONTRASTIVE = (
 def expected_failed_checks(estimator):
     if isinstance(estimator, (DinoSliceEmbedder, VolumeResampler)):
         return {check: NEEDS_2D for check in EMBEDDER_2D_CHECKS}
+    if isinstance(estimator, BaseDinoAnomalyDetector):
+        return {check: DETECTS_IMAGES for check in DETECTOR_2D_CHECKS}
     if isinstance(estimator, ResNet3DClassifier):
         return {check: VOLUMES_ONLY for check in RESNET_2D_CHECKS}
     if isinstance(estimator, SliceTransformerClassifier):
@@ -112,7 +157,7 @@ def expected_failed_checks(estimator):
 
 @parametrize_with_checks(
     [
-        DinoSliceEmbedder(weights="random", image_size=28, verbose=0),
+        FAST_EMBEDDER,
         VolumeResampler(shape=(8, 8, 8)),
         AttentionPoolClassifier(random_state=0),
         AttentionPoolClassifier(pooling="gated", random_state=0),
@@ -120,6 +165,8 @@ def expected_failed_checks(estimator):
         SliceTransformerClassifier(random_state=0),
         SCMILClassifier(random_state=0),
         ResNet3DClassifier(depth=10, widen_factor=0.25, max_epochs=2, random_state=0),
+        SpatialARAnomalyDetector(embedder=FAST_EMBEDDER, max_epochs=2, random_state=0),
+        MemoryBankAnomalyDetector(embedder=FAST_EMBEDDER),
     ],
     expected_failed_checks=expected_failed_checks,
 )

@@ -1,0 +1,404 @@
+"""Unsupervised anomaly detection on DINO patch embeddings, with scikit-learn's
+outlier-detector API.
+
+Both detectors are fitted on normal images or volumes only. A frozen backbone embeds
+every patch of every slice (``DinoSliceEmbedder(feature="patch")``, with its cache);
+each patch gets an anomaly score; a slice's score reduces its patches', a volume's
+reduces its slices'. ``score_samples`` is high for normal samples, as in scikit-learn.
+
+- :class:`SpatialARAnomalyDetector`: a small masked CNN predicts each patch embedding
+  from the patches before it in raster order; the score is the prediction error. One
+  forward pass per image, a model of a few hundred kB, no memory bank.
+- :class:`MemoryBankAnomalyDetector`: the distance of each patch to its nearest normal
+  patch in a memory bank (PatchCore-style, optionally a greedy coreset of it).
+"""
+
+from numbers import Real
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, OutlierMixin, clone
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from skorch import NeuralNet
+
+from .devices import resolve_device, seeded_torch
+from .embedding import DinoSliceEmbedder
+from .nn.autoregressive import SpatialARNet, prediction_error
+from .preprocessing import grid_to_slices
+from .volumes import check_axis, check_volumes, load_volume, place_slices, select_slices
+
+ERRORS = ("squared", "cosine", "gaussian")
+SLICE_REDUCTIONS = ("max", "mean")
+
+COMMON_PARAMETERS = """embedder : DinoSliceEmbedder or None, default=None
+        The patch embedder (cloned; its ``feature`` is set to ``"patch"``). ``None``:
+        ``DinoSliceEmbedder(feature="patch")``, DINOv2 ViT-S/14 at 224 px.
+    reduction : "max", "mean" or float in (0, 1], default="max"
+        A slice's score from its patches' scores: the largest, the mean, or the mean of
+        the given top fraction (e.g. ``0.01`` for the top 1 %).
+    slice_reduction : {"max", "mean"}, default="max"
+        A volume's score from its slices' scores (2D images have one slice)."""
+
+COMMON_TAIL = """contamination : float in (0, 0.5], default=0.1
+        The share of outliers expected in the training data: sets ``offset_`` so that
+        ``predict`` flags that share of it, as in :class:`~sklearn.covariance.EllipticEnvelope`."""
+
+COMMON_ATTRIBUTES = """embedder_ : DinoSliceEmbedder
+        The fitted patch embedder.
+    offset_ : float
+        ``decision_function = score_samples - offset_``.
+    mean_, scale_ : ndarray of shape (dim,)
+        Per-channel mean and standard deviation of the normal patch embeddings, used
+        to standardise every embedding."""
+
+
+def _shared_docs(cls):
+    cls.__doc__ = (cls.__doc__.replace("{common}", COMMON_PARAMETERS)
+                   .replace("{contamination}", COMMON_TAIL)
+                   .replace("{attributes}", COMMON_ATTRIBUTES))
+    return cls
+
+
+class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
+    """Shared by the detectors: patch embedding, standardisation, reductions, threshold
+    and anomaly maps. Subclasses define ``_fit_patches(grids)`` and ``_patch_errors(grids)``
+    on standardised grids ``(n_slices, h, w, dim)``."""
+
+    def fit(self, X, y=None):
+        """Fit on normal images or volumes only.
+
+        Parameters
+        ----------
+        X : list of paths, 3D arrays (volumes) or 2D arrays (images)
+        y : ignored
+
+        Returns
+        -------
+        self
+        """
+        self._check_params()
+        embedder = DinoSliceEmbedder() if self.embedder is None else self.embedder
+        if not isinstance(embedder, DinoSliceEmbedder):
+            raise ValueError(f"embedder must be a DinoSliceEmbedder or None; got {embedder!r}.")
+        self.embedder_ = clone(embedder).set_params(feature="patch").fit(X)
+        grids = self._grids(X, standardize=False)
+        real = ~np.isnan(grids).all(axis=(2, 3, 4))
+        self.mean_ = grids[real].mean(axis=(0, 1, 2))
+        self.scale_ = np.maximum(grids[real].std(axis=(0, 1, 2)), 1e-6)
+        slices = ((grids[real] - self.mean_) / self.scale_).astype(np.float32)
+        self._fit_patches(slices)
+        errors = np.full(grids.shape[:4], np.nan)
+        errors[real] = self._training_errors(slices)
+        self.offset_ = float(np.percentile(-self._reduce(errors), 100 * self.contamination))
+        return self
+
+    def score_samples(self, X):
+        """Normality of each sample: minus its anomaly score (higher is more normal)."""
+        check_is_fitted(self)
+        return -self._reduce(self._errors(self._grids(X)))
+
+    def decision_function(self, X):
+        """``score_samples(X) - offset_``: negative for outliers."""
+        return self.score_samples(X) - self.offset_
+
+    def predict(self, X):
+        """``+1`` for inliers (normal), ``-1`` for outliers (anomalies)."""
+        return np.where(self.decision_function(X) >= 0, 1, -1)
+
+    def anomaly_map(self, X):
+        """Per-patch anomaly scores upsampled to each input's own shape.
+
+        Returns a list with, per sample, an array of the image's ``(h, w)`` or the
+        volume's (RAS) shape; slices the embedder did not keep are 0.
+        """
+        check_is_fitted(self)
+        errors = self._errors(self._grids(X))
+        maps = []
+        for volume, volume_errors in zip(check_volumes(X, images=True), errors, strict=True):
+            data = load_volume(volume, images=True)
+            if data.ndim == 2:
+                maps.append(grid_to_slices(volume_errors[:1], *data.shape)[0])
+                continue
+            axis = check_axis(self.embedder_.axis)
+            kept = select_slices(data.shape[axis], self.embedder_.n_slices,
+                                 self.embedder_.slice_selection)
+            in_plane = [n for a, n in enumerate(data.shape) if a != axis]
+            slices = grid_to_slices(volume_errors[: len(kept)], *in_plane)
+            maps.append(place_slices(slices, kept, data.shape, axis))
+        return maps
+
+    def _training_errors(self, slices):
+        """Per-patch scores of the training slices, for the threshold."""
+        return self._patch_errors(slices)
+
+    def _grids(self, X, standardize=True):
+        """Patch embeddings ``(n, n_slices, h, w, dim)``, NaN on padding slices."""
+        tokens = self.embedder_.transform(X)
+        h, w = self.embedder_.grid_shape_
+        grids = tokens.reshape(len(tokens), -1, h, w, tokens.shape[-1])
+        return (grids - self.mean_) / self.scale_ if standardize else grids
+
+    def _errors(self, grids):
+        """Per-patch anomaly scores ``(n, n_slices, h, w)``, NaN on padding slices."""
+        real = ~np.isnan(grids).all(axis=(2, 3, 4))
+        errors = np.full(grids.shape[:4], np.nan)
+        errors[real] = self._patch_errors(grids[real].astype(np.float32))
+        return errors
+
+    def _reduce(self, errors):
+        """Sample scores from per-patch scores: patches -> slice, slices -> sample."""
+        patches = errors.reshape(*errors.shape[:2], -1)
+        if self.reduction == "max":
+            per_slice = patches.max(axis=2)
+        elif self.reduction == "mean":
+            per_slice = patches.mean(axis=2)
+        else:
+            k = max(1, int(round(self.reduction * patches.shape[2])))
+            per_slice = np.sort(patches, axis=2)[:, :, -k:].mean(axis=2)
+        return (np.nanmax if self.slice_reduction == "max" else np.nanmean)(per_slice, axis=1)
+
+    def _check_params(self):
+        if not (self.reduction in ("max", "mean") or (
+                isinstance(self.reduction, Real) and not isinstance(self.reduction, bool)
+                and 0 < self.reduction <= 1)):
+            raise ValueError(
+                f"reduction must be 'max', 'mean' or a fraction in (0, 1]; got {self.reduction!r}."
+            )
+        if self.slice_reduction not in SLICE_REDUCTIONS:
+            raise ValueError(f"slice_reduction must be one of {SLICE_REDUCTIONS}; got "
+                             f"{self.slice_reduction!r}.")
+        if not isinstance(self.contamination, Real) or not 0 < self.contamination <= 0.5:
+            raise ValueError(f"contamination must be in (0, 0.5]; got {self.contamination!r}.")
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.three_d_array = True
+        return tags
+
+
+class _PredictOwnInput(NeuralNet):
+    """A skorch net whose target is its input: the criterion compares prediction and X."""
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        return self.criterion_(y_pred, X.to(y_pred.device))
+
+
+class _MeanPredictionError(torch.nn.Module):
+    def __init__(self, error):
+        super().__init__()
+        self.error = error
+
+    def forward(self, prediction, target):
+        return prediction_error(prediction, target, self.error).mean()
+
+
+@_shared_docs
+class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
+    """Spatial autoregressive anomaly detection on DINO patch embeddings.
+
+    A lightweight masked CNN (PixelCNN-style: a type-A masked convolution, then type-B
+    ones, optionally dilated) is trained on normal data to predict each patch
+    embedding from the patches before it in raster order. A patch's anomaly score is
+    its prediction error. Works on 2D images and, slice by slice, on 3D volumes.
+
+    Parameters
+    ----------
+    {common}
+    hidden_channels : int, default=128
+        Width of the masked convolutions.
+    kernel_size : int, default=3
+        Odd kernel size of the masked convolutions.
+    dilations : tuple of int, default=(1, 2, 4, 1)
+        Dilation of each type-B layer after the type-A one: their number sets the depth.
+    error : {"squared", "cosine", "gaussian"}, default="squared"
+        Squared error, cosine distance, or per-channel Gaussian negative log-likelihood
+        (the network then also predicts a variance per channel).
+    {contamination}
+    lr : float, default=1e-3
+        AdamW learning rate.
+    max_epochs : int, default=30
+    batch_size : int, default=32
+        Slices per training batch.
+    device : str, default="auto"
+    random_state : int, RandomState or None, default=None
+        Seeds initialisation and shuffling: a fixed value gives identical fits on the CPU.
+    verbose : int, default=0
+        ``1`` prints skorch's training table.
+
+    Attributes
+    ----------
+    {attributes}
+    net_ : skorch.NeuralNet
+        The trained network (``net_.module_``) and its history.
+
+    Examples
+    --------
+    >>> from sklearn_dinoatten import DinoSliceEmbedder
+    >>> from sklearn_dinoatten.anomaly import SpatialARAnomalyDetector
+    >>> from sklearn_dinoatten.datasets import make_anomaly_images
+    >>> X, y = make_anomaly_images(n_normal=20, n_anomalous=4, random_state=0)
+    >>> normal = [image for image, label in zip(X, y) if label == 1]
+    >>> detector = SpatialARAnomalyDetector(
+    ...     embedder=DinoSliceEmbedder(weights="random", image_size=56, verbose=0),
+    ...     max_epochs=5, random_state=0).fit(normal)
+    >>> detector.predict(X).shape, detector.anomaly_map(X[:1])[0].shape
+    ((24,), (64, 64))
+    """
+
+    def __init__(self, embedder=None, hidden_channels=128, kernel_size=3,
+                 dilations=(1, 2, 4, 1), error="squared", reduction="max",
+                 slice_reduction="max", contamination=0.1, lr=1e-3, max_epochs=30,
+                 batch_size=32, device="auto", random_state=None, verbose=0):
+        self.embedder = embedder
+        self.hidden_channels = hidden_channels
+        self.kernel_size = kernel_size
+        self.dilations = dilations
+        self.error = error
+        self.reduction = reduction
+        self.slice_reduction = slice_reduction
+        self.contamination = contamination
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+
+    def _check_params(self):
+        super()._check_params()
+        if self.error not in ERRORS:
+            raise ValueError(f"error must be one of {ERRORS}; got {self.error!r}.")
+        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd; got {self.kernel_size!r}.")
+        self.device_ = resolve_device(self.device)
+
+    def _fit_patches(self, grids):
+        with seeded_torch(self.random_state, self.device_):
+            self.net_ = _PredictOwnInput(
+                SpatialARNet(grids.shape[-1], self.hidden_channels, self.kernel_size,
+                             tuple(self.dilations), gaussian=self.error == "gaussian"),
+                criterion=_MeanPredictionError(self.error),
+                optimizer=torch.optim.AdamW, lr=self.lr, max_epochs=self.max_epochs,
+                batch_size=self.batch_size, train_split=None, iterator_train__shuffle=True,
+                device=str(self.device_), verbose=self.verbose,
+            )
+            self.net_.fit(_channels_first(grids), None)
+
+    def _patch_errors(self, grids):
+        module, errors = self.net_.module_.eval(), []
+        with torch.inference_mode():
+            for start in range(0, len(grids), self.batch_size):
+                target = torch.from_numpy(_channels_first(grids[start:start + self.batch_size]))
+                target = target.to(self.device_)
+                errors.append(prediction_error(module(target), target, self.error).cpu())
+        return torch.cat(errors).double().numpy()
+
+
+@_shared_docs
+class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
+    """Nearest-neighbour anomaly detection on DINO patch embeddings (PatchCore-style).
+
+    Every normal patch embedding goes into a memory bank (or a greedy coreset of it); a
+    patch's anomaly score is the Euclidean distance to its nearest neighbour in the
+    bank. The baseline :class:`SpatialARAnomalyDetector` is compared with: no training,
+    but memory and scoring time grow with the training set.
+
+    Parameters
+    ----------
+    {common}
+    coreset_ratio : float in (0, 1] or None, default=None
+        Keep this share of the bank, chosen by greedy farthest-point sampling on a
+        random projection (as in PatchCore); ``None`` keeps every patch.
+    {contamination}
+    device : str, default="auto"
+    random_state : int, RandomState or None, default=None
+        Seeds the coreset's projection and first point.
+
+    Attributes
+    ----------
+    {attributes}
+    memory_bank_ : ndarray of shape (n_kept_patches, dim)
+        The standardised normal patch embeddings kept.
+
+    Examples
+    --------
+    >>> from sklearn_dinoatten import DinoSliceEmbedder
+    >>> from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector
+    >>> from sklearn_dinoatten.datasets import make_anomaly_images
+    >>> X, y = make_anomaly_images(n_normal=20, n_anomalous=4, random_state=0)
+    >>> normal = [image for image, label in zip(X, y) if label == 1]
+    >>> detector = MemoryBankAnomalyDetector(
+    ...     embedder=DinoSliceEmbedder(weights="random", image_size=56, verbose=0),
+    ...     coreset_ratio=0.5, random_state=0).fit(normal)
+    >>> detector.memory_bank_.shape
+    (160, 384)
+    """
+
+    def __init__(self, embedder=None, coreset_ratio=None, reduction="max",
+                 slice_reduction="max", contamination=0.1, device="auto", random_state=None):
+        self.embedder = embedder
+        self.coreset_ratio = coreset_ratio
+        self.reduction = reduction
+        self.slice_reduction = slice_reduction
+        self.contamination = contamination
+        self.device = device
+        self.random_state = random_state
+
+    def _check_params(self):
+        super()._check_params()
+        ratio = self.coreset_ratio
+        if ratio is not None and not (isinstance(ratio, Real) and 0 < ratio <= 1):
+            raise ValueError(f"coreset_ratio must be None or in (0, 1]; got {ratio!r}.")
+        self.device_ = resolve_device(self.device)
+
+    def _fit_patches(self, grids):
+        ratio = self.coreset_ratio
+        bank = grids.reshape(-1, grids.shape[-1])
+        owner = np.repeat(np.arange(len(grids)), np.prod(grids.shape[1:3]))
+        if ratio is not None and ratio < 1:
+            keep = _greedy_coreset(bank, max(1, int(ratio * len(bank))),
+                                   check_random_state(self.random_state), self.device_)
+            bank, owner = bank[keep], owner[keep]
+        self.memory_bank_, self._bank_owner = bank, owner
+
+    def _training_errors(self, slices):
+        """Distances to the nearest patch of another slice: a slice's own patches are in
+        the bank, and would make every training score 0."""
+        return self._patch_errors(slices, exclude_own=True)
+
+    def _patch_errors(self, grids, exclude_own=False):
+        bank = torch.from_numpy(self.memory_bank_).to(self.device_)
+        owner = torch.from_numpy(self._bank_owner).to(self.device_)
+        patches = np.prod(grids.shape[1:3])
+        queries = torch.from_numpy(grids.reshape(-1, grids.shape[-1])).to(self.device_)
+        distances = []
+        for start in range(0, len(queries), 1024):
+            chunk = torch.cdist(queries[start:start + 1024], bank)
+            if exclude_own:
+                slice_of_query = torch.arange(start, start + len(chunk), device=owner.device)
+                own = owner[None, :] == (slice_of_query // patches)[:, None]
+                chunk = chunk.masked_fill(own, float("inf"))
+            distances.append(chunk.min(dim=1).values.cpu())
+        return torch.cat(distances).double().numpy().reshape(grids.shape[:3])
+
+
+def _greedy_coreset(points, size, rng, device, projection_dim=128):
+    """Indices of ``size`` points chosen by greedy farthest-point (k-center) sampling
+    on a random projection."""
+    points = torch.from_numpy(points).to(device)
+    if points.shape[1] > projection_dim:
+        projection = torch.from_numpy(
+            rng.normal(size=(points.shape[1], projection_dim)).astype(np.float32)).to(device)
+        points = points @ projection
+    chosen = [int(rng.randint(len(points)))]
+    nearest = torch.cdist(points, points[chosen[0]][None])[:, 0]
+    for _ in range(size - 1):
+        chosen.append(int(nearest.argmax()))
+        nearest = torch.minimum(nearest, torch.cdist(points, points[chosen[-1]][None])[:, 0])
+    return np.array(chosen)
+
+
+def _channels_first(grids):
+    """``(n, h, w, dim)`` -> contiguous ``(n, dim, h, w)``."""
+    return np.ascontiguousarray(grids.transpose(0, 3, 1, 2))

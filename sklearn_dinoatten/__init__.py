@@ -12,6 +12,7 @@ from .cache import clear_memory_cache
 from .classifiers import (
     AttentionPoolClassifier,
     BaseSkorchClassifier,
+    FineTunedSliceClassifier,
     ResNet3DClassifier,
     SCMILClassifier,
     SliceTransformerClassifier,
@@ -25,6 +26,7 @@ __all__ = [
     "BaseSkorchClassifier",
     "AttentionPoolClassifier",
     "DinoSliceEmbedder",
+    "FineTunedSliceClassifier",
     "ResNet3DClassifier",
     "SCMILClassifier",
     "SliceTransformerClassifier",

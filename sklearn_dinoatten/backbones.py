@@ -29,7 +29,7 @@ class Backbone:
     fingerprint: str  # identifies architecture and weights, for cache keys
 
 
-def build_backbone(backbone, weights=None, image_size=224):
+def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
     """Build a frozen backbone in eval mode.
 
     Parameters
@@ -44,7 +44,11 @@ def build_backbone(backbone, weights=None, image_size=224):
         a local checkpoint, ``.pth``/``.pt`` (loaded with ``weights_only=True``) or
         ``.safetensors``.
     image_size : int
-        Input side in pixels; must be a multiple of the patch size.
+        Input side in pixels; must be a multiple of the patch size. The position
+        embedding of a checkpoint is interpolated to it (timm).
+    in_chans : int, default=3
+        Input channels of a timm model; with 1, timm adapts a checkpoint's RGB patch
+        embedding to grayscale (its kernels summed over the colours).
     """
     if isinstance(backbone, torch.nn.Module):
         if weights is not None:
@@ -54,7 +58,7 @@ def build_backbone(backbone, weights=None, image_size=224):
             )
         module, fingerprint = backbone, _module_fingerprint(backbone)
     elif isinstance(backbone, str):
-        module, fingerprint = _create_timm_model(backbone, weights, image_size)
+        module, fingerprint = _create_timm_model(backbone, weights, image_size, in_chans)
     else:
         raise ValueError(
             f"backbone must be a timm model name or a torch.nn.Module; got {backbone!r}."
@@ -82,7 +86,7 @@ def build_backbone(backbone, weights=None, image_size=224):
     )
 
 
-def _create_timm_model(name, weights, image_size):
+def _create_timm_model(name, weights, image_size, in_chans=3):
     import timm
 
     if not timm.is_model(name):
@@ -90,7 +94,12 @@ def _create_timm_model(name, weights, image_size):
             f"backbone={name!r} is not a timm model name; DINOv2 ones are "
             f"{timm.list_models('*dinov2*')}."
         )
-    kwargs = dict(num_classes=0, img_size=image_size)
+    kwargs = dict(num_classes=0, img_size=image_size, in_chans=in_chans)
+    module, fingerprint = _timm_model_and_fingerprint(timm, name, weights, kwargs)
+    return module, fingerprint + ("" if in_chans == 3 else f"|in_chans={in_chans}")
+
+
+def _timm_model_and_fingerprint(timm, name, weights, kwargs):
     if isinstance(weights, str) and weights == "random":
         if name not in _WARNED_RANDOM:
             _WARNED_RANDOM.add(name)
@@ -99,7 +108,7 @@ def _create_timm_model(name, weights, image_size):
                 f"{RANDOM_WEIGHTS_SEED}). Its embeddings are only good for tests and demos; "
                 "give a checkpoint file for real work.",
                 UserWarning,
-                stacklevel=4,
+                stacklevel=5,
             )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)

@@ -21,6 +21,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import ValidSplit
 
+from .backbones import build_backbone
 from .devices import resolve_device, seeded_torch
 from .nn import (
     AnnealedSupConLoss,
@@ -30,6 +31,9 @@ from .nn import (
     SCMILNet,
     SliceTransformerNet,
 )
+from .nn.finetune import FineTunedSliceNet, set_trainable
+from .preprocessing import slice_tensors
+from .volumes import check_axis
 
 ROUTED_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
 
@@ -191,6 +195,7 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
                     ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
                     if self.early_stopping else None
                 ),
+                **self._net_kwargs(),
                 callbacks=self._callbacks() + (
                     [("early_stopping", EarlyStopping(patience=self.n_iter_no_change,
                                                       load_best=True))]
@@ -212,6 +217,10 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
     def _callbacks(self):
         """Extra skorch callbacks ``[(name, callback)]`` a subclass trains with."""
         return []
+
+    def _net_kwargs(self):
+        """Extra keyword arguments of the skorch net a subclass trains with."""
+        return {}
 
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns in ``classes_`` order."""
@@ -632,3 +641,127 @@ class ResNet3DClassifier(BaseSkorchClassifier):
     def _build_criterion(self, class_weight):
         return CompositeLoss(supcon_weight=0.0, variance_weight=0.0, class_weight=class_weight)
 
+
+
+@_shared_docs
+class FineTunedSliceClassifier(BaseSkorchClassifier):
+    """A DINOv2 backbone fine-tuned end to end with a slice aggregator on top (MST with
+    an unfrozen backbone; the fine-tuning study's setting).
+
+    Takes volumes (paths or 3D arrays) or 2D images (a list of 2D arrays, one slice
+    each) and trains the backbone's chosen part, with its own learning rate, together
+    with an MST-style slice transformer or an attention aggregator over the slices' CLS
+    tokens. Meant for a GPU (bfloat16 mixed precision there); tiny settings run on a CPU.
+
+    Parameters
+    ----------
+    backbone : str, default="vit_small_patch14_dinov2"
+        A timm vision transformer name.
+    weights : None, "random" or path, default=None
+        As for :class:`DinoSliceEmbedder`.
+    image_size : int, default=224
+        Slice side; timm interpolates a checkpoint's position embedding to it.
+    in_chans : {1, 3}, default=1
+        ``1``: a single-channel patch embedding, adapted by timm from the RGB one
+        (kernels summed), for grayscale scans; ``3``: gray replicated to RGB.
+    freeze : {"last_n_blocks", "none", "all"}, default="last_n_blocks"
+        What of the backbone stays fixed: all but its last ``n_trainable_blocks``
+        blocks (and final norm), nothing, or all of it.
+    n_trainable_blocks : int, default=2
+    backbone_lr : float, default=1e-5
+        Learning rate of the backbone; ``lr`` is the aggregator's.
+    aggregator : {"transformer", "attention"}, default="transformer"
+        MST's slice transformer or DinoAtten3D's attention pooling head (trained with
+        cross-entropy only).
+    axis, n_slices, slice_selection, normalization :
+        As for :class:`DinoSliceEmbedder`; ``n_slices`` defaults to 16 here, so that
+        a batch fits in memory.
+    mixed_precision : bool, default=True
+        bfloat16 autocast of the backbone on CUDA (ignored on the CPU).
+    {training}
+
+    Attributes
+    ----------
+    {fitted}
+
+    Examples
+    --------
+    >>> from sklearn_dinoatten import FineTunedSliceClassifier
+    >>> from sklearn_dinoatten.datasets import make_volumes
+    >>> X, y = make_volumes(n_samples=6, shape=(28, 28, 8), random_state=0)
+    >>> clf = FineTunedSliceClassifier(weights="random", image_size=28, n_slices=4,
+    ...                                max_epochs=1, batch_size=2, random_state=0).fit(X, y)
+    >>> clf.predict_proba(X).shape, clf.attention_weights(X).shape
+    ((6, 2), (6, 4))
+    """
+
+    def __init__(
+        self,
+        backbone="vit_small_patch14_dinov2",
+        weights=None,
+        image_size=224,
+        in_chans=1,
+        freeze="last_n_blocks",
+        n_trainable_blocks=2,
+        backbone_lr=1e-5,
+        aggregator="transformer",
+        axis="axial",
+        n_slices=16,
+        slice_selection="uniform",
+        normalization="minmax",
+        mixed_precision=True,
+        class_weight=None,
+        lr=1e-4,
+        max_epochs=10,
+        batch_size=4,
+        optimizer=torch.optim.AdamW,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        device="auto",
+        random_state=None,
+        verbose=0,
+        **kwargs,
+    ):
+        self.backbone = backbone
+        self.weights = weights
+        self.image_size = image_size
+        self.in_chans = in_chans
+        self.freeze = freeze
+        self.n_trainable_blocks = n_trainable_blocks
+        self.backbone_lr = backbone_lr
+        self.aggregator = aggregator
+        self.axis = axis
+        self.n_slices = n_slices
+        self.slice_selection = slice_selection
+        self.normalization = normalization
+        self.mixed_precision = mixed_precision
+        super().__init__(
+            class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+            optimizer=optimizer, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            device=device, random_state=random_state, verbose=verbose, **kwargs,
+        )
+
+    def _check_X(self, X, reset=False):
+        if self.in_chans not in (1, 3):
+            raise ValueError(f"in_chans must be 1 or 3; got {self.in_chans!r}.")
+        images = slice_tensors(X, self.image_size, check_axis(self.axis), self.n_slices,
+                               self.slice_selection, self.normalization, self.in_chans)
+        if reset:
+            self.n_features_in_ = int(np.prod(images.shape[2:]))
+        return images
+
+    def _build_module(self, n_features, n_classes):
+        built = build_backbone(self.backbone, self.weights, self.image_size, self.in_chans)
+        backbone = set_trainable(built.module, self.freeze, self.n_trainable_blocks)
+        return FineTunedSliceNet(backbone, n_classes, self.aggregator, self.mixed_precision)
+
+    def _build_criterion(self, class_weight):
+        return CompositeLoss(supcon_weight=0.0, variance_weight=0.0, class_weight=class_weight)
+
+    def _net_kwargs(self):
+        if "optimizer__param_groups" in self._routed_params():
+            raise ValueError("FineTunedSliceClassifier sets optimizer__param_groups itself "
+                             "(from backbone_lr); leave it out.")
+        return {"optimizer__param_groups": [("backbone.*", {"lr": self.backbone_lr})]}

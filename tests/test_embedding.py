@@ -180,3 +180,15 @@ def test_fitted_pipeline_pickles(tmp_path, fresh_cache):
     clear_memory_cache()  # the loaded pipeline must embed again, with the same backbone
     loaded = joblib.load(tmp_path / "pipe.joblib")
     np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
+
+
+def test_patch_tokens_of_volumes_and_images(volumes):
+    embedder = DinoSliceEmbedder(feature="patch", weights="random", image_size=56, verbose=0)
+    out = embedder.fit(volumes).transform([volumes[0], volumes[1][:, :, :5]])
+    assert embedder.grid_shape_ == (4, 4) and out.shape == (2, 12 * 16, 384)
+    assert np.isfinite(out[1, : 5 * 16]).all() and np.isnan(out[1, 5 * 16:]).all()
+    image = embedder.transform([volumes[0][:, :, 3]])  # a 2D image is a one-slice volume
+    assert image.shape == (1, 16, 384)
+    np.testing.assert_allclose(image[0], out[0, 3 * 16: 4 * 16], atol=1e-5)
+    cls = DinoSliceEmbedder(**FAST).fit(volumes).transform([volumes[0][:, :, 3]])
+    assert cls.shape == (1, 1, 384)

@@ -1,9 +1,9 @@
 """scikit-learn's own estimator checks on every estimator.
 
-The embedder, the 3D ResNet and the anomaly detectors take volumes (or images), so
-checks that feed them 2D tables cannot apply; each is listed with that reason. The
-classifiers take 2D tables as one slice per sample and pass every check, except the
-slice transformer on one that trains on 2-feature data (reason below).
+The embedder, the 3D ResNet, the fine-tuned classifier and the anomaly detectors take
+volumes (or images), so checks that feed them 2D tables cannot apply; each is listed
+with that reason. The classifiers take 2D tables as one slice per sample and pass every
+check, except the slice transformer on one that trains on 2-feature data (reason below).
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -11,6 +11,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
     DinoSliceEmbedder,
+    FineTunedSliceClassifier,
     ResNet3DClassifier,
     SCMILClassifier,
     SliceTransformerClassifier,
@@ -135,6 +136,47 @@ RESNET_2D_CHECKS = [
     "check_requires_y_none",
     "check_supervised_y_2d",
 ]
+SLICES_ONLY = (
+    "feeds a 2D table; FineTunedSliceClassifier takes volumes or images and trains a ViT "
+    "on their slices"
+)
+FINETUNED_2D_CHECKS = [
+    "check_class_weight_classifiers",
+    "check_classifier_data_not_an_array",
+    "check_classifiers_classes",
+    "check_classifiers_one_label",
+    "check_classifiers_regression_target",
+    "check_classifiers_train",
+    "check_complex_data",
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimator_sparse_array",
+    "check_estimator_sparse_matrix",
+    "check_estimator_sparse_tag",
+    "check_estimators_dtypes",
+    "check_estimators_empty_data_messages",
+    "check_estimators_fit_returns_self",
+    "check_estimators_nan_inf",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_requires_y_none",
+    "check_supervised_y_2d",
+]
 
 UNWEIGHTED_CONTRASTIVE = (
     "asks that class weights {0: 1000, others: 1e-4} push 87 % of noisy blobs into class "
@@ -148,6 +190,8 @@ def expected_failed_checks(estimator):
         return {check: NEEDS_2D for check in EMBEDDER_2D_CHECKS}
     if isinstance(estimator, BaseDinoAnomalyDetector):
         return {check: DETECTS_IMAGES for check in DETECTOR_2D_CHECKS}
+    if isinstance(estimator, FineTunedSliceClassifier):
+        return {check: SLICES_ONLY for check in FINETUNED_2D_CHECKS}
     if isinstance(estimator, ResNet3DClassifier):
         return {check: VOLUMES_ONLY for check in RESNET_2D_CHECKS}
     if isinstance(estimator, SliceTransformerClassifier):
@@ -165,6 +209,8 @@ def expected_failed_checks(estimator):
         SliceTransformerClassifier(random_state=0),
         SCMILClassifier(random_state=0),
         ResNet3DClassifier(depth=10, widen_factor=0.25, max_epochs=2, random_state=0),
+        FineTunedSliceClassifier(weights="random", image_size=28, n_slices=4, max_epochs=1,
+                                 random_state=0),
         SpatialARAnomalyDetector(embedder=FAST_EMBEDDER, max_epochs=2, random_state=0),
         MemoryBankAnomalyDetector(embedder=FAST_EMBEDDER),
     ],

@@ -137,3 +137,12 @@ def test_bad_parameters(images, Detector, params, message):
 def test_images_and_volumes_do_not_mix(images):
     with pytest.raises(ValueError, match="mixes images"):
         MemoryBankAnomalyDetector(embedder=EMBEDDER).fit([images[0][0], np.ones((8, 8, 8))])
+
+
+def test_dinov3_backbone(images):
+    train, test, *_ = images
+    embedder = DinoSliceEmbedder(backbone="vit_small_patch16_dinov3", weights="random",
+                                 image_size=64, verbose=0)
+    detector = SpatialARAnomalyDetector(embedder=embedder, max_epochs=2).fit(train[:6])
+    assert detector.embedder_.grid_shape_ == (4, 4)  # 16 px patches
+    assert detector.anomaly_map(test[:2])[0].shape == (64, 64)

@@ -1,29 +1,211 @@
-"""Slice-embedding throughput of DinoSliceEmbedder, and what the cache saves.
+"""How fast DinoSliceEmbedder embeds, against the machine's peak, and what a study costs.
 
-Prints slices/s for the CLS embedding at batch sizes 1, 8 and 32, and the ratio of a
-second, cached pass over the same volumes to the first. Ratios measured in one run
-are what to compare: absolute times drift with the machine's load.
+Four measurements, each as ratios taken in this one run (absolute times drift with the
+machine's load):
 
-    python benchmarks/embed_throughput.py [--image-size 224] [--n-volumes 4] [--n-slices 32]
+1. throughput: slices/s of NIfTI volumes read from disk, for plain batched float32 and
+   each speed option, with the fraction of peak (FLOPs of one forward, counted by
+   ``torch.utils.flop_counter``, times slices/s, over a measured large-matmul rate in
+   the same precision) and the worst cosine to the float32 embeddings;
+2. study: embedding N volumes once, then 5-fold CV x a 6-point grid of head parameters
+   (GridSearchCV over the pipeline), as a ratio to the embedding pass alone, and a naive
+   loop that embeds again in every fold (as the published code does; still kinder than
+   it, since a fold's grid points share the embeddings);
+3. memory: the peak RSS of embedding one 182 x 218 x 182 volume, beyond what the
+   backbone's activations take, in float32 copies of the volume;
+4. with a GPU, the same throughput table on it.
+
+    python benchmarks/embed_throughput.py                 # 224 px, all four
+    python benchmarks/embed_throughput.py --skip-study --n-volumes 2
 
 Random weights (no network needed) cost exactly what pretrained ones do.
 """
 
 import argparse
+import os
+import subprocess
+import sys
+import tempfile
 import time
 import warnings
 
+import nibabel as nib
 import numpy as np
 import torch
+import torch.nn.functional as F
+from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
+from sklearn.pipeline import make_pipeline
+from torch.utils.flop_counter import FlopCounterMode
 
-from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
+from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
+from sklearn_dinoatten.backbones import build_backbone
 from sklearn_dinoatten.datasets import make_volumes
 
+OPTIONS = [  # (name, embedder parameters, precision of the peak it is compared with)
+    ("float32, batch 1, no read-ahead", dict(batch_size=1, prefetch=0), "float32"),
+    ("float32, batch 32, no read-ahead", dict(prefetch=0), "float32"),  # "auto" on CPU
+    ("read-ahead (prefetch=2)", dict(prefetch=2), "float32"),
+    ("channels_last", dict(channels_last=True), "float32"),
+    ("torch.compile", dict(compile=True), "float32"),
+    ("bfloat16 autocast", dict(dtype="bfloat16"), "bfloat16"),
+    ("float16 autocast", dict(dtype="float16"), "float16"),
+    ("bfloat16 + torch.compile", dict(dtype="bfloat16", compile=True), "bfloat16"),
+]
+REFERENCE = 1  # plain batched float32
+PROBE_SLICES = 8  # what a precision without native support is timed on
 
-def timed(embedder, X):
-    start = time.perf_counter()
+
+def matmul_rate(dtype, device, seconds=0.5):
+    """FLOP/s of a large square matmul run as the backbone runs its layers (``F.linear``
+    on float32 tensors under autocast to ``dtype``): the machine's practical peak. The side
+    doubles from 256 until one product takes ``seconds`` or reaches 4096."""
+    n = 256
+    while True:
+        a = torch.randn(n, n, device=device)
+        with torch.autocast(device.type, dtype=getattr(torch, dtype),
+                            enabled=dtype != "float32"):
+            F.linear(a, a)
+            sync(device)
+            start = time.perf_counter()
+            F.linear(a, a)
+            sync(device)
+            elapsed = time.perf_counter() - start
+        if elapsed >= seconds or n >= 4096:
+            return 2 * n**3 / elapsed
+        n *= 2
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def forward_flops(backbone, image_size):
+    module = build_backbone(backbone, "random", image_size).module
+    with FlopCounterMode(display=False) as counter, torch.inference_mode():
+        module.forward_features(torch.zeros(1, 3, image_size, image_size))
+    return counter.get_total_flops()
+
+
+def write_volumes(folder, n, n_slices, shape=(160, 192)):
+    X, y = make_volumes(n_samples=n, shape=(*shape, n_slices), random_state=0)
+    paths = []
+    for i, volume in enumerate(X):
+        paths.append(os.path.join(folder, f"scan_{i:03d}.nii.gz"))
+        nib.save(nib.Nifti1Image((volume * 1000).astype(np.int16), np.eye(4)), paths[-1])
+    return paths, y
+
+
+def throughput(args, paths, probe, device):
+    flops = forward_flops(args.backbone, args.image_size)
+    peaks = {dtype: matmul_rate(dtype, device) for dtype in ("float32", "bfloat16", "float16")}
+    print(f"one forward: {flops / 1e9:.2f} GFLOP per slice; large matmul: "
+          + ", ".join(f"{d} {p / 1e9:.0f} GFLOP/s" for d, p in peaks.items()))
+    print(f"\n{len(paths)} volumes x {args.n_slices} slices from .nii.gz, {args.image_size} px, "
+          f"device {device}; a precision whose matmul is under 1/4 of float32's (no native "
+          f"support) is timed on one {PROBE_SLICES}-slice volume\n", flush=True)
+    rows, reference = [], {}
+    for name, params, precision in OPTIONS:
+        native = peaks[precision] >= peaks["float32"] / 4
+        X = paths if native else probe
+        embedder = DinoSliceEmbedder(args.backbone, weights="random", image_size=args.image_size,
+                                     verbose=0, **params).fit(X)
+        for _ in range(2):  # a warm-up on the same batch shapes (allocations, compiling),
+            clear_memory_cache()  # then the timed run; both embed, never read the cache
+            start = time.perf_counter()
+            out = embedder.transform(X).reshape(-1, embedder.embedding_dim_)
+        rate = len(out) / (time.perf_counter() - start)
+        if not reference:
+            reference = {id(paths): out, id(probe): embedder.transform(probe)[0]}
+        cosine = cosines(out, reference[id(X)])
+        rows.append((name + ("" if native else f" ({PROBE_SLICES} slices)"), rate,
+                     rate * flops / peaks[precision], cosine.min()))
+    print("| option | slices/s | x plain batched | % of peak | min cosine to float32 |")
+    print("|---|---|---|---|---|")
+    for name, rate, fraction, cosine in rows:
+        print(f"| {name} | {rate:.1f} | {rate / rows[REFERENCE][1]:.2f} | {100 * fraction:.0f} "
+              f"| {cosine:.5f} |")
+
+
+def cosines(a, b):
+    return np.sum(a * b, 1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+def study(args, paths, y):
+    grid = {"attentionpoolclassifier__lr": [1e-3, 3e-3, 1e-2],
+            "attentionpoolclassifier__supcon_weight": [0.0, 1.0]}
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    pipe = make_pipeline(
+        DinoSliceEmbedder(args.backbone, weights="random", image_size=args.image_size,
+                          verbose=0),
+        AttentionPoolClassifier(max_epochs=20, random_state=0),
+    )
+    paths = np.asarray(paths)
+
+    def timed(run):
+        clear_memory_cache()
+        start = time.perf_counter()
+        run()
+        return time.perf_counter() - start
+
+    embed = timed(lambda: pipe[0].fit_transform(paths))
+    once = timed(lambda: GridSearchCV(pipe, grid, cv=cv, scoring="roc_auc").fit(paths, y))
+
+    def naive():  # every fold embeds its volumes again; its grid points share them
+        for train, test in cv.split(paths, y):
+            clear_memory_cache()
+            for params in ParameterGrid(grid):
+                pipe.set_params(**params).fit(paths[train], y[train]).predict(paths[test])
+
+    again = timed(naive)
+    print(f"\nstudy: {len(paths)} volumes x {args.n_study_slices} slices, 5 folds x 6 grid "
+          f"points, {args.image_size} px\n")
+    print("| run | seconds | x embedding pass |")
+    print("|---|---|---|")
+    for name, seconds in [("embedding pass alone", embed),
+                          ("embed once, 5-fold CV x 6-point grid (GridSearchCV)", once),
+                          ("naive: embed again in every fold", again)]:
+        print(f"| {name} | {seconds:.1f} | {seconds / embed:.2f} |")
+
+
+MEMORY_SCRIPT = """
+import sys
+import numpy as np
+from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
+
+def rss(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field))
+
+def peak_extra(X):
+    clear_memory_cache()
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # restart the peak (VmHWM) from the current RSS
+    base = rss("VmRSS:")
     embedder.transform(X)
-    return time.perf_counter() - start
+    return rss("VmHWM:") - base
+
+path, image_size = sys.argv[1], int(sys.argv[2])
+embedder = DinoSliceEmbedder(weights="random", image_size=image_size, verbose=0).fit([path])
+small = np.random.default_rng(0).normal(size=(32, 32, 64))  # two full batches
+embedder.transform([small])
+print(peak_extra([small]), peak_extra([path]))
+"""
+
+
+def memory(args, folder):
+    shape = (182, 218, 182)
+    volume = np.random.default_rng(0).integers(0, 1000, size=shape, dtype=np.int16)
+    path = os.path.join(folder, "brain.nii.gz")
+    nib.save(nib.Nifti1Image(volume, np.eye(4)), path)
+    output = subprocess.run([sys.executable, "-c", MEMORY_SCRIPT, path, str(args.image_size)],
+                            capture_output=True, text=True, check=True).stdout
+    small, big = (int(v) for v in output.split())
+    copy = np.prod(shape) * 4
+    print(f"\nmemory: one {'x'.join(map(str, shape))} volume ({copy / 1e6:.0f} MB as float32), "
+          f"{args.image_size} px, batch 32: peak RSS +{big / 1e6:.0f} MB; a small volume "
+          f"(the backbone's activations) +{small / 1e6:.0f} MB; the difference is "
+          f"{(big - small) / copy:.1f} float32 copies of the volume")
 
 
 def main():
@@ -31,27 +213,27 @@ def main():
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--n-volumes", type=int, default=4)
     parser.add_argument("--n-slices", type=int, default=32)
+    parser.add_argument("--n-study-volumes", type=int, default=40)
+    parser.add_argument("--n-study-slices", type=int, default=16)
     parser.add_argument("--backbone", default="vit_small_patch14_dinov2")
+    parser.add_argument("--skip-study", action="store_true")
     args = parser.parse_args()
     warnings.simplefilter("ignore", UserWarning)
-
-    X, _ = make_volumes(n_samples=args.n_volumes, shape=(96, 96, args.n_slices), random_state=0)
-    n = args.n_volumes * args.n_slices
-    print(f"{args.backbone}, CLS at {args.image_size} px, {args.n_volumes} volumes x "
-          f"{args.n_slices} slices, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"device {'cuda' if torch.cuda.is_available() else 'cpu'}")
-    print(f"{'batch size':>10} {'seconds':>8} {'slices/s':>9}")
-    for batch_size in (1, 8, 32):
-        embedder = DinoSliceEmbedder(args.backbone, weights="random", image_size=args.image_size,
-                                     batch_size=batch_size, verbose=0).fit(X)
-        embedder.transform(X[:1])  # warm-up: first-call allocations
-        clear_memory_cache()
-        first = timed(embedder, X)
-        print(f"{batch_size:>10} {first:>8.2f} {n / first:>9.1f}")
-    cached = timed(embedder, X)
-    print(f"cached second pass: {cached:.4f} s; first / cached = {first / cached:.0f}x "
-          f"(batch size 32)")
-    assert np.isfinite(embedder.transform(X)).all()
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    print(f"{args.backbone}, CLS, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}", flush=True)
+    with tempfile.TemporaryDirectory() as folder:
+        paths, _ = write_volumes(folder, args.n_volumes, args.n_slices)
+        os.mkdir(os.path.join(folder, "probe"))
+        probe = write_volumes(os.path.join(folder, "probe"), 2, PROBE_SLICES)[0][:1]
+        throughput(args, paths, probe, device)
+        if not args.skip_study:
+            os.mkdir(os.path.join(folder, "study"))
+            study_paths, y = write_volumes(os.path.join(folder, "study"),
+                                           args.n_study_volumes, args.n_study_slices)
+            study(args, study_paths, y)
+        if os.path.exists("/proc/self/clear_refs"):
+            memory(args, folder)
 
 
 if __name__ == "__main__":

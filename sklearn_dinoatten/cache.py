@@ -59,9 +59,35 @@ class _MemoryLRU:
 _MEMORY = _MemoryLRU(MEMORY_CACHE_BYTES)
 
 
+# (file path, size, modification time, settings) -> the key of its content: a file seen
+# before is looked up without reading it again.
+_FILE_KEYS = {}
+
+
 def clear_memory_cache():
     """Forget every embedding held in this process's memory (the disk cache stays)."""
     _MEMORY.clear()
+    _FILE_KEYS.clear()
+
+
+def _file_identity(volume, settings):
+    if not isinstance(volume, (str, os.PathLike)):
+        return None
+    stat = os.stat(volume)
+    return os.path.realpath(volume), stat.st_size, stat.st_mtime_ns, settings
+
+
+def remembered_file_key(volume, settings):
+    """The content key last computed for this file with these settings, if unchanged;
+    ``None`` for arrays and for files not seen (or changed) since."""
+    identity = _file_identity(volume, settings)
+    return None if identity is None else _FILE_KEYS.get(identity)
+
+
+def remember_file_key(volume, settings, key):
+    identity = _file_identity(volume, settings)
+    if identity is not None:
+        _FILE_KEYS[identity] = key
 
 
 def cache_key(stack, config):

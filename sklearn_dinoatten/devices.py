@@ -1,6 +1,7 @@
 """The device and seeding rules shared by every estimator: ``"auto"`` is CUDA when
 present; a ``random_state`` seeds torch without touching the global generator."""
 
+import warnings
 from contextlib import contextmanager
 
 import numpy as np
@@ -19,6 +20,26 @@ def resolve_device(device):
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here.")
     return resolved
+
+
+def warn_if_slow_precision(dtype, device):
+    """Warn when ``dtype`` (``"bfloat16"``, ``"float16"``) runs on a CPU without native
+    support for it, where autocast is several times slower than float32."""
+    if device.type != "cpu" or dtype == "float32":
+        return
+    try:
+        check = {"bfloat16": torch.ops.mkldnn._is_mkldnn_bf16_supported,
+                 "float16": torch.ops.mkldnn._is_mkldnn_fp16_supported}[dtype]
+        native = check()
+    except (AttributeError, RuntimeError):  # private API: no warning when it is absent
+        return
+    if not native:
+        warnings.warn(
+            f"dtype={dtype!r}: this CPU has no native {dtype} support (AVX-512 BF16/FP16 or "
+            "AMX), so it runs several times slower than float32 here; use float32 on this "
+            "machine (benchmarks/embed_throughput.py measures both).",
+            UserWarning, stacklevel=4,
+        )
 
 
 @contextmanager

@@ -1,21 +1,33 @@
 """DinoSliceEmbedder: volumes -> per-slice embeddings from a frozen 2D backbone."""
 
 import os
+import warnings
+from dataclasses import replace
 from numbers import Integral
 
 import numpy as np
 import torch
-from sklearn.base import BaseEstimator, TransformerMixin
+from joblib import Parallel, delayed, effective_n_jobs
+from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from ._prefetch import prefetch
 from .backbones import build_backbone
-from .cache import EmbeddingCache, cache_key
-from .devices import resolve_device
-from .preprocessing import NORMALIZATIONS, to_backbone_input
-from .volumes import SLICE_SELECTIONS, check_axis, check_volumes, load_volume, slice_stack
+from .cache import EmbeddingCache, cache_key, remember_file_key, remembered_file_key
+from .devices import resolve_device, warn_if_slow_precision
+from .preprocessing import NORMALIZATIONS, resize_stack, to_channels
+from .volumes import (
+    SLICE_SELECTIONS,
+    check_axis,
+    check_volumes,
+    describe,
+    load_volume,
+    slice_stack,
+)
 
 FEATURES = ("cls", "mean", "cls+mean", "patch")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
 
 
@@ -59,11 +71,35 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         so that patches are the instances an :class:`AttentionPoolClassifier` pools.
     batch_size : int, default=32
         Slices per backbone forward pass.
+    dtype : {"float32", "bfloat16", "float16"}, default="float32"
+        Precision of the forward pass: lower precisions run under autocast and give
+        embeddings within cosine 0.999 of float32 (tested). They are much faster on
+        GPUs and on CPUs with AVX-512 BF16 / AMX; on other CPUs several times slower,
+        and ``fit`` warns (``benchmarks/embed_throughput.py`` measures it). Each
+        precision has its own cache entries.
+    channels_last : bool, default=False
+        Run the patch embedding on channels-last input.
+    compile : bool, default=False
+        Compile the backbone with ``torch.compile`` (a one-off cost of seconds to
+        minutes on the first batch; needs a C++ compiler on the CPU). Like
+        ``channels_last``, ``prefetch`` and ``n_jobs``, it changes embeddings by no more
+        than float32 rounding (1e-4, tested) and shares their cache entries.
+    prefetch : int or "auto", default="auto"
+        Volumes read and preprocessed ahead, in a background thread, while the
+        backbone runs; ``0`` reads them in turn. ``"auto"`` is 2 on CUDA, where the CPU
+        is otherwise idle, and 0 on the CPU, where the backbone already uses every core
+        and a reader thread only competes with it (measured: 0.8x on 2 cores).
+    n_jobs : int, default=None
+        Processes (or, inside ``joblib.parallel_backend("dask")``, Dask workers) that
+        embed disjoint shares of the volumes, each with its own copy of the backbone;
+        with ``cache_dir`` on a shared file system they share the disk cache. ``None``
+        means 1 unless in a :func:`joblib.parallel_config` context; ``-1`` all.
     device : str, default="auto"
         ``"auto"`` uses CUDA when present, else the CPU.
     cache_dir : str or path, default=None
         Directory for an on-disk cache shared across processes and runs. Embeddings
-        are always cached in memory for the life of the process.
+        are always cached in memory for the life of the process, and a file seen
+        before (same path, size and modification time) is not read again.
     verbose : int, default=1
         ``0`` silences the progress bar shown while volumes are embedded.
 
@@ -101,6 +137,11 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         normalization="minmax",
         feature="cls",
         batch_size=32,
+        dtype="float32",
+        channels_last=False,
+        compile=False,
+        prefetch="auto",
+        n_jobs=None,
         device="auto",
         cache_dir=None,
         verbose=1,
@@ -114,6 +155,11 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         self.normalization = normalization
         self.feature = feature
         self.batch_size = batch_size
+        self.dtype = dtype
+        self.channels_last = channels_last
+        self.compile = compile
+        self.prefetch = prefetch
+        self.n_jobs = n_jobs
         self.device = device
         self.cache_dir = cache_dir
         self.verbose = verbose
@@ -133,15 +179,47 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         """
         self._check_params()
         check_volumes(X, images=True)
+        self._use_backbone(build_backbone(self.backbone, self.weights, self.image_size))
+        return self
+
+    def _use_backbone(self, built):
         self.device_ = resolve_device(self.device)
-        built = build_backbone(self.backbone, self.weights, self.image_size)
+        warn_if_slow_precision(self.dtype, self.device_)
         self.backbone_ = built.module.to(self.device_)
+        if self.channels_last:
+            self.backbone_ = self.backbone_.to(memory_format=torch.channels_last)
         self.embedding_dim_ = built.embed_dim * (2 if self.feature == "cls+mean" else 1)
         self.patch_size_ = built.patch_size
         self.grid_shape_ = (self.image_size // built.patch_size,) * 2
         self._num_prefix_tokens = built.num_prefix_tokens
         self._backbone_fingerprint = built.fingerprint
-        return self
+        self._compile_forward()
+
+    def _saved_modules(self):  # for sklearn_dinoatten.persistence
+        return {"backbone": self.backbone_}
+
+    def _restore_modules(self):
+        """A backbone of the fitted architecture, to receive the saved weights; the saved
+        fingerprint keeps the cache keys of the original weights."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # "random": replaced at once
+            built = build_backbone(self.backbone, "random", self.image_size)
+        self._use_backbone(replace(built, fingerprint=self._backbone_fingerprint))
+        return {"backbone": self.backbone_}
+
+    def _compile_forward(self):
+        features = self.backbone_.forward_features
+        self._forward_features = torch.compile(features) if self.compile else features
+
+    def __getstate__(self):  # a compiled function does not pickle: rebuilt on load
+        state = super().__getstate__()
+        state.pop("_forward_features", None)
+        return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if hasattr(self, "backbone_"):
+            self._compile_forward()
 
     def transform(self, X):
         """Embed the slices of each volume.
@@ -158,49 +236,94 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
             ``feature="patch"``: ``(n_volumes, n_slices_max * n_patches, embedding_dim_)``.
         """
         check_is_fitted(self)
-        volumes = check_volumes(X, images=True)
-        axis = check_axis(self.axis)
+        embeddings = self._embed(check_volumes(X, images=True))
+        width = self.n_slices or max(len(embedding) for embedding in embeddings)
+        rows = width * (np.prod(self.grid_shape_) if self.feature == "patch" else 1)
+        out = np.full((len(embeddings), rows, self.embedding_dim_), np.nan, dtype=np.float32)
+        for i, embedding in enumerate(embeddings):
+            embedding = embedding.reshape(-1, self.embedding_dim_)
+            out[i, : len(embedding)] = embedding
+        return out
+
+    def _embed(self, volumes):
+        """The embedding of each volume, from the cache where it is known (files by their
+        path, size and time, without reading them), else computed here or by workers."""
         cache = EmbeddingCache(self.cache_dir)
         config = self._config_string()
+        settings = (check_axis(self.axis), self.n_slices, self.slice_selection, config)
+        known = [remembered_file_key(volume, settings) for volume in volumes]
+        embeddings = [None if key is None else cache.get(key) for key in known]
+        todo = [i for i, embedding in enumerate(embeddings) if embedding is None]
+        if not todo:
+            return embeddings
+        n_jobs = min(effective_n_jobs(self.n_jobs), len(todo))
+        if n_jobs == 1:
+            computed = self._embed_here([volumes[i] for i in todo], cache, config)
+        else:
+            worker = clone(self).set_params(n_jobs=None, verbose=0)
+            chunks = np.array_split(todo, n_jobs)
+            results = Parallel(n_jobs=n_jobs)(
+                delayed(_embed_in_worker)(worker, [volumes[i] for i in chunk])
+                for chunk in chunks
+            )
+            computed = [pair for result in results for pair in result]
+            for key, embedding in computed:  # the workers wrote cache_dir already
+                EmbeddingCache().put(key, embedding)
+        for i, (key, embedding) in zip(todo, computed, strict=True):
+            remember_file_key(volumes[i], settings, key)
+            embeddings[i] = embedding
+        return embeddings
+
+    def _embed_here(self, volumes, cache, config):
+        """``(key, embedding)`` for each volume, computed in this process: the next
+        volumes are read and preprocessed in a background thread while the backbone
+        runs, and slices of several volumes share a batch."""
+        axis = check_axis(self.axis)
         keys = [None] * len(volumes)
         found = {}
 
-        def stacks_to_embed():
-            progress = tqdm(
-                enumerate(volumes), total=len(volumes), desc="Embedding volumes",
-                unit="vol", disable=self.verbose == 0 or len(volumes) < 5,
-                delay=PROGRESS_DELAY_S,
-            )
-            for i, volume in progress:
+        def read():
+            with tqdm(volumes, desc="Embedding volumes", unit="vol", delay=PROGRESS_DELAY_S,
+                      disable=self.verbose == 0 or len(volumes) < 5) as progress:
+                yield from read_each(progress)
+
+        def read_each(progress):
+            for i, volume in enumerate(progress):
                 data = load_volume(volume, i, images=True)
                 stack = data[None] if data.ndim == 2 else slice_stack(
                     data, axis, self.n_slices, self.slice_selection
                 )
+                del data
+                if min(stack.shape[1:]) < self.patch_size_:
+                    warnings.warn(
+                        f"Volume {describe(volume, i)} has slices of {stack.shape[1]} x "
+                        f"{stack.shape[2]} voxels along axis {axis}, thinner than one "
+                        f"{self.patch_size_}-pixel patch: they are padded to squares, mostly "
+                        "padding; check the axis.", UserWarning, stacklevel=2,
+                    )
                 key = keys[i] = cache_key(stack, config)
                 if key in found:
                     continue
                 found[key] = cache.get(key)
                 if found[key] is None:
-                    yield key, stack
+                    images = resize_stack(stack, self.image_size, self.normalization)
+                    del stack  # not held while the backbone runs
+                    yield key, images.pin_memory() if self.device_.type == "cuda" else images
 
-        for key, embedding in self._embed_stacks(stacks_to_embed()):
-            cache.put(key, embedding)
-            found[key] = embedding
-
-        width = self.n_slices or max(len(found[key]) for key in keys)
-        rows = width * (np.prod(self.grid_shape_) if self.feature == "patch" else 1)
-        out = np.full((len(volumes), rows, self.embedding_dim_), np.nan, dtype=np.float32)
-        for i, key in enumerate(keys):
-            embedding = found[key].reshape(-1, self.embedding_dim_)
-            out[i, : len(embedding)] = embedding
-        return out
+        stacks = prefetch(read(), self._prefetch_depth())
+        try:
+            for key, embedding in self._embed_stacks(stacks):
+                cache.put(key, embedding)
+                found[key] = embedding
+        finally:  # also on an interrupt: the reader stops and the progress bar closes
+            stacks.close()
+        return [(key, found[key]) for key in keys]
 
     def _embed_stacks(self, stacks):
-        """Yield ``(key, embedding)`` for each ``(key, stack)``, batching across volumes."""
+        """Yield ``(key, embedding)`` for each ``(key, images)``, batching across volumes."""
         pending = []  # [key, preprocessed slices not yet embedded]
         parts, remaining = {}, {}
-        for key, stack in stacks:
-            images = to_backbone_input(stack, self.image_size, self.normalization)
+        for key, images in stacks:
             pending.append([key, images])
             parts[key], remaining[key] = [], len(images)
             while sum(len(images) for _, images in pending) >= self.batch_size:
@@ -220,7 +343,7 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
                 pending.pop(0)
             else:
                 pending[0][1] = images[len(take):]
-        features = self._forward(torch.cat(chunks))
+        features = self._forward(chunks)
         for key, count in owners:
             parts[key].append(features[:count])
             features = features[count:]
@@ -229,9 +352,22 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
                 del remaining[key]
                 yield key, np.concatenate(parts.pop(key))
 
-    def _forward(self, images):
-        with torch.inference_mode():
-            tokens = self.backbone_.forward_features(images.to(self.device_))
+    def _prefetch_depth(self):
+        if self.prefetch == "auto":
+            return 2 if self.device_.type == "cuda" else 0
+        return self.prefetch
+
+    def _forward(self, chunks):
+        """Embed a batch given as chunks of gray images ``(n, 1, s, s)``."""
+        images = torch.cat([chunk.to(self.device_, non_blocking=True) for chunk in chunks])
+        images = to_channels(images, self.normalization)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        dtype = DTYPES[self.dtype]
+        with torch.inference_mode(), torch.autocast(
+            self.device_.type, dtype=dtype, enabled=dtype is not torch.float32
+        ):
+            tokens = self._forward_features(images)
             cls = tokens[:, 0]
             patch_mean = tokens[:, self._num_prefix_tokens:].mean(dim=1)
             feature = {
@@ -249,15 +385,24 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
             f"image_size={self.image_size}",
             f"normalization={self.normalization}",
             f"feature={self.feature}",
+            f"dtype={self.dtype}",
         ])
 
     def _check_params(self):
         _check_choice("normalization", self.normalization, NORMALIZATIONS)
         _check_choice("feature", self.feature, FEATURES)
         _check_choice("slice_selection", self.slice_selection, SLICE_SELECTIONS)
+        _check_choice("dtype", self.dtype, tuple(DTYPES))
         check_axis(self.axis)
         _check_positive_int("image_size", self.image_size)
         _check_positive_int("batch_size", self.batch_size)
+        if self.prefetch != "auto" and (not isinstance(self.prefetch, Integral)
+                                        or isinstance(self.prefetch, bool) or self.prefetch < 0):
+            raise ValueError(
+                f"prefetch must be 'auto' or a non-negative integer; got {self.prefetch!r}."
+            )
+        if self.n_jobs is not None and (not isinstance(self.n_jobs, Integral) or self.n_jobs == 0):
+            raise ValueError(f"n_jobs must be a non-zero integer or None; got {self.n_jobs!r}.")
         if self.n_slices is not None:
             _check_positive_int("n_slices", self.n_slices)
         if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
@@ -267,6 +412,14 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
+
+
+def _embed_in_worker(embedder, volumes):
+    """Run by each parallel worker: build its own backbone, embed its share."""
+    embedder.fit(volumes)
+    return embedder._embed_here(
+        volumes, EmbeddingCache(embedder.cache_dir), embedder._config_string()
+    )
 
 
 def _check_choice(name, value, choices):

@@ -24,30 +24,46 @@ def normalize_intensity(stack, method="minmax", percentiles=(0.5, 99.5)):
     standardises it (MST).
     """
     stack = np.asarray(stack, dtype=np.float32)
+    # One new array each, changed in place after: a few copies of a volume at most.
     if method == "minmax":
         low = stack.min(axis=(1, 2), keepdims=True)
         span = stack.max(axis=(1, 2), keepdims=True) - low
-        return np.divide(stack - low, span, out=np.zeros_like(stack), where=span > 0)
+        out = np.subtract(stack, low)  # a constant slice is 0 here and stays 0
+        return np.divide(out, span, out=out, where=span > 0)
     if method == "zscore":
-        low, high = np.percentile(stack, percentiles)
-        clipped = np.clip(stack, low, high)
-        std = clipped.std()
-        return ((clipped - clipped.mean()) / (std if std > 0 else 1.0)).astype(np.float32)
+        low, high = np.percentile(stack, percentiles).astype(np.float32)
+        out = np.clip(stack, low, high)
+        # float64 sums: a constant stack has std exactly 0, not float32 rounding noise.
+        mean, std = out.mean(dtype=np.float64), out.std(dtype=np.float64)
+        out -= np.float32(mean)
+        if std > 1e-6 * max(abs(mean), 1.0):
+            out /= np.float32(std)
+        return out
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {method!r}.")
 
 
 def to_backbone_input(stack, image_size, method="minmax"):
     """Preprocess a slice stack ``(n, h, w)`` into a float32 tensor ``(n, 3, s, s)``."""
-    stack = normalize_intensity(stack, method)
-    images = torch.from_numpy(_pad_to_square(stack, fill=stack.min()))[:, None]
-    images = F.interpolate(
+    return to_channels(resize_stack(stack, image_size, method), method)
+
+
+def resize_stack(stack, image_size, method="minmax"):
+    """Normalise, pad to a square and resize a slice stack ``(n, h, w)`` at once: a
+    float32 tensor ``(n, 1, s, s)``, one gray channel (a third of the memory of three)."""
+    images = torch.from_numpy(_pad_to_square(normalize_intensity(stack, method)))[:, None]
+    return F.interpolate(
         images, size=(image_size, image_size), mode="bilinear", antialias=True,
         align_corners=False,
     )
+
+
+def to_channels(images, method="minmax"):
+    """Gray images ``(n, 1, s, s)`` to the backbone's three channels ``(n, 3, s, s)``,
+    on the images' device; ``"minmax"`` input also gets the ImageNet mean/std."""
     images = images.expand(-1, 3, -1, -1)
     if method == "minmax":
-        mean = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
+        mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
         images = (images - mean) / std
     return images.contiguous()
 
@@ -59,12 +75,13 @@ def square_padding(height, width):
     return side, (side - height) // 2, (side - width) // 2
 
 
-def _pad_to_square(stack, fill):
+def _pad_to_square(stack):
+    """Pad with the stack's minimum (the background) to a square."""
     n, h, w = stack.shape
     if h == w:
         return stack
     side, top, left = square_padding(h, w)
-    out = np.full((n, side, side), fill, dtype=stack.dtype)
+    out = np.full((n, side, side), stack.min(), dtype=stack.dtype)
     out[:, top:top + h, left:left + w] = stack
     return out
 

@@ -1,9 +1,10 @@
 """Read volumes and choose their slices.
 
 A volume is a NIfTI file (``.nii`` / ``.nii.gz``) or a 3D numpy array. Files are
-reoriented to RAS with :func:`nibabel.as_closest_canonical`, so their array axes are
-``(x: left->right, y: posterior->anterior, z: inferior->superior)``. Arrays are taken
-to be in that same order, which makes ``axis="axial"`` mean the last axis for both.
+reoriented to the closest RAS orientation (as :func:`nibabel.as_closest_canonical`
+does), so their array axes are ``(x: left->right, y: posterior->anterior,
+z: inferior->superior)``. Arrays are taken to be in that same order, which makes
+``axis="axial"`` mean the last axis for both.
 """
 
 import os
@@ -34,7 +35,7 @@ def check_volumes(X, images=False):
             f"X must be a list of volumes (paths or 3D arrays), got a single path {X!r}; "
             "wrap it in a list."
         )
-    if isinstance(X, np.ndarray) and X.dtype != object:
+    if isinstance(X, np.ndarray) and X.dtype.kind not in "OU":  # not an array of paths
         if X.ndim != 4:
             raise ValueError(
                 "X must be a list of volumes (paths or 3D arrays) or a 4D array "
@@ -69,9 +70,10 @@ def check_volumes(X, images=False):
 def load_volume(volume, index=None, images=False):
     """Return a volume as a float32 array ``(x, y, z)``, RAS-oriented for files.
 
-    With ``images``, a 2D array is returned as it is. Raises ``FileNotFoundError`` for a
-    missing file and ``ValueError`` for an unreadable file, a volume that is not 3D,
-    non-finite voxels or a constant volume.
+    With ``images``, a 2D array is returned as it is; a 4D volume whose 4th axis has
+    length 1 is taken as 3D. Raises ``FileNotFoundError`` for a missing file and
+    ``ValueError`` for an unreadable file, any other 4D volume (pick one of its volumes
+    yourself), a volume that is not 3D, NaN or infinite voxels, or a constant volume.
     """
     name = describe(volume, index)
     if isinstance(volume, (str, os.PathLike)):
@@ -82,27 +84,37 @@ def load_volume(volume, index=None, images=False):
             raise ValueError(f"Volume {name} has dtype {data.dtype}; expected numbers.")
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
+    if data.ndim == 4:
+        raise ValueError(
+            f"Volume {name} is 4D, {data.shape[3]} volumes of shape {data.shape[:3]} (a time "
+            "series or channels); give one of them, e.g. nibabel.load(path).slicer[..., k] "
+            "saved as its own file, or the array data[..., k]."
+        )
     if data.ndim != 3 and not (images and data.ndim == 2):
         raise ValueError(f"Volume {name} is not 3D: it has shape {data.shape}.")
     data = data.astype(np.float32, copy=False)
-    finite = np.isfinite(data)
-    if not finite.all():
+    low, high = data.min(), data.max()  # NaN or infinite when any voxel is
+    if not (np.isfinite(low) and np.isfinite(high)):
         raise ValueError(
-            f"Volume {name} contains {data.size - finite.sum()} NaN or infinite voxels."
+            f"Volume {name} contains {data.size - np.isfinite(data).sum()} NaN or "
+            "infinite voxels."
         )
-    if data.min() == data.max():
+    if low == high:
         raise ValueError(f"Volume {name} is constant (every voxel is {data.flat[0]}).")
     return data
 
 
 def _read_nifti(path):
     import nibabel as nib
+    from nibabel.orientations import apply_orientation, io_orientation
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Volume file {path!r} does not exist.")
     try:
-        image = nib.as_closest_canonical(nib.load(path))
-        return np.asanyarray(image.dataobj)
+        image = nib.load(path)
+        # Scaled straight to float32 and reoriented to RAS by views: one copy in memory.
+        data = image.get_fdata(dtype=np.float32, caching="unchanged")
+        return apply_orientation(data, io_orientation(image.affine))
     except Exception as exc:  # nibabel raises many types for damaged files
         raise ValueError(f"Cannot read volume file {path!r} as NIfTI: {exc}") from exc
 

@@ -23,6 +23,9 @@ from sklearn_dinoatten.anomaly import (
     SpatialARAnomalyDetector,
 )
 
+# Fewer epochs than the default (50) keep the training checks of the attention
+# classifiers fast; they still pass check_classifiers_train's accuracy bar.
+FAST_EPOCHS = 15
 FAST_EMBEDDER = DinoSliceEmbedder(weights="random", image_size=28, verbose=0)
 
 NEEDS_2D = "feeds a 2D table; the transformer takes a list of volumes (3D arrays or paths)"
@@ -203,9 +206,9 @@ def expected_failed_checks(estimator):
     [
         FAST_EMBEDDER,
         VolumeResampler(shape=(8, 8, 8)),
-        AttentionPoolClassifier(random_state=0),
-        AttentionPoolClassifier(pooling="gated", random_state=0),
-        AttentionPoolClassifier(pooling="mean", random_state=0),
+        AttentionPoolClassifier(max_epochs=FAST_EPOCHS, random_state=0),
+        AttentionPoolClassifier(pooling="gated", max_epochs=FAST_EPOCHS, random_state=0),
+        AttentionPoolClassifier(pooling="mean", max_epochs=FAST_EPOCHS, random_state=0),
         SliceTransformerClassifier(random_state=0),
         SCMILClassifier(random_state=0),
         ResNet3DClassifier(depth=10, widen_factor=0.25, max_epochs=2, random_state=0),

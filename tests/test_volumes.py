@@ -19,6 +19,21 @@ def test_nifti_is_reoriented_to_ras(tmp_path, volume):
     np.testing.assert_array_equal(load_volume(path), volume)
 
 
+def test_reorientation_matches_nibabel_canonical(tmp_path, volume):
+    import nibabel as nib
+
+    # Axes stored as (z, x, y) with a flip and a shift: permuted and mirrored.
+    affine = np.array([[0, 2.0, 0, 5], [0, 0, -1.5, 3], [1.2, 0, 0, -7], [0, 0, 0, 1]])
+    path = save_nifti(tmp_path / "oblique.nii.gz", volume, affine)
+    expected = nib.as_closest_canonical(nib.load(path)).get_fdata()
+    np.testing.assert_array_equal(load_volume(path), expected)
+
+
+def test_an_array_of_paths_is_a_list_of_volumes(tmp_path, volume):
+    paths = np.array([save_nifti(tmp_path / f"v{i}.nii", volume) for i in range(2)])
+    assert check_volumes(paths) == list(paths)
+
+
 def test_nifti_and_array_load_the_same(tmp_path, volume):
     path = save_nifti(tmp_path / "v.nii", volume)
     loaded = load_volume(path)

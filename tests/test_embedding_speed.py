@@ -1,0 +1,180 @@
+"""The embedder's speed options give the float32 reference's embeddings, within the
+tolerances the docs state, and reading ahead, file-key memory and worker processes
+change nothing but the time."""
+
+import os
+import pickle
+import shutil
+import subprocess
+import sys
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
+from sklearn_dinoatten import embedding as embedding_module
+from sklearn_dinoatten.datasets import make_volumes
+
+from ._helpers import FAST, save_nifti
+
+SPEED = dict(FAST, image_size=56)
+# Stated in DinoSliceEmbedder's docstring and docs/user_guide.md.
+FLOAT32_ATOL = 1e-4
+LOW_PRECISION_MIN_COSINE = 0.999
+
+
+@pytest.fixture(scope="module")
+def volumes():
+    X, _ = make_volumes(n_samples=3, shape=(40, 32, 10), random_state=0)
+    return X
+
+
+@pytest.fixture(scope="module")
+def reference(volumes):
+    clear_memory_cache()
+    return DinoSliceEmbedder(prefetch=0, **SPEED).fit_transform(volumes)
+
+
+def cosine(a, b):
+    a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+    return np.sum(a * b, axis=1) / np.linalg.norm(a, axis=1) / np.linalg.norm(b, axis=1)
+
+
+@pytest.mark.parametrize("options", [
+    dict(prefetch=4), dict(channels_last=True), dict(batch_size=5, prefetch=1),
+])
+def test_float32_options_match_the_reference(volumes, reference, options):
+    clear_memory_cache()
+    out = DinoSliceEmbedder(**SPEED, **options).fit_transform(volumes)
+    np.testing.assert_allclose(out, reference, atol=FLOAT32_ATOL, rtol=0)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile on the CPU needs a C++ compiler")
+def test_compiled_backbone_matches_the_reference(volumes, reference):
+    clear_memory_cache()
+    embedder = DinoSliceEmbedder(compile=True, **SPEED).fit(volumes)
+    out = embedder.transform(volumes)
+    np.testing.assert_allclose(out, reference, atol=FLOAT32_ATOL, rtol=0)
+    loaded = pickle.loads(pickle.dumps(embedder))  # the compiled function is rebuilt
+    np.testing.assert_array_equal(loaded.transform(volumes), out)
+
+
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_low_precision_is_close_to_the_reference(volumes, reference, dtype):
+    out = DinoSliceEmbedder(dtype=dtype, **SPEED).fit_transform(volumes)
+    assert out.dtype == np.float32
+    assert cosine(out, reference).min() > LOW_PRECISION_MIN_COSINE
+    assert not np.array_equal(out, reference)  # its own cache entries, not float32's
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_low_precision_on_a_cpu_without_it_warns(monkeypatch, volumes, native):
+    monkeypatch.setattr(torch.ops.mkldnn, "_is_mkldnn_bf16_supported", lambda: native)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        DinoSliceEmbedder(dtype="bfloat16", device="cpu", **FAST).fit(volumes)
+    slow = [w for w in caught if "no native bfloat16" in str(w.message)]
+    assert len(slow) == (0 if native else 1)
+
+
+@pytest.mark.parametrize("name, value", [
+    ("dtype", "float64"), ("prefetch", -1), ("prefetch", 1.5), ("n_jobs", 0),
+])
+def test_bad_speed_parameters(volumes, name, value):
+    with pytest.raises(ValueError, match=name):
+        DinoSliceEmbedder(**FAST, **{name: value}).fit(volumes)
+
+
+def test_an_unreadable_file_read_ahead_is_named(tmp_path, volumes):
+    paths = [save_nifti(tmp_path / f"v{i}.nii.gz", v) for i, v in enumerate(volumes)]
+    broken = tmp_path / "broken.nii.gz"
+    broken.write_bytes(b"not a NIfTI file")
+    embedder = DinoSliceEmbedder(prefetch=2, **FAST).fit(paths)
+    with pytest.raises(ValueError, match="broken.nii.gz"):
+        embedder.transform(paths[:2] + [str(broken)] + paths[2:])
+
+
+def test_a_file_seen_before_is_not_read_again(tmp_path, monkeypatch, volumes, fresh_cache):
+    paths = [save_nifti(tmp_path / f"v{i}.nii.gz", v) for i, v in enumerate(volumes)]
+    embedder = DinoSliceEmbedder(**FAST).fit(paths)
+    first = embedder.transform(paths)
+    reads = []
+    load = embedding_module.load_volume
+
+    def counted_load(volume, *args, **kwargs):
+        reads.append(volume)
+        return load(volume, *args, **kwargs)
+
+    monkeypatch.setattr(embedding_module, "load_volume", counted_load)
+    np.testing.assert_array_equal(embedder.transform(paths), first)
+    assert reads == []
+    save_nifti(paths[1], volumes[1][::-1])  # new content: read and embedded again
+    os.utime(paths[1], ns=(1, 1))
+    changed = embedder.transform(paths)
+    assert reads == [paths[1]]
+    np.testing.assert_array_equal(changed[[0, 2]], first[[0, 2]])
+    assert not np.allclose(changed[1], first[1])
+
+
+def test_worker_processes_give_the_same_embeddings(volumes, reference, tmp_path):
+    clear_memory_cache()
+    out = DinoSliceEmbedder(n_jobs=2, cache_dir=tmp_path, **SPEED).fit_transform(volumes)
+    np.testing.assert_allclose(out, reference, atol=FLOAT32_ATOL, rtol=0)
+    assert len(list(tmp_path.glob("*/*.npz"))) == len(volumes)  # the workers' cache
+
+
+PEAK_RSS = """
+import sys
+import numpy as np
+from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
+
+def rss(field):
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1]) * 1024 for line in status if line.startswith(field))
+
+def peak_extra(run):
+    clear_memory_cache()
+    with open("/proc/self/clear_refs", "w") as clear:
+        clear.write("5")  # restart the peak (VmHWM) from the current RSS
+    base = rss("VmRSS:")
+    run()
+    return rss("VmHWM:") - base
+
+embedder = DinoSliceEmbedder(weights="random", image_size=28, verbose=0).fit([np.ones((2, 2, 2))])
+embedder.transform([np.random.default_rng(0).normal(size=(20, 20, 40))])  # warm-up
+"""
+BRAIN_SCRIPT = PEAK_RSS + "print(peak_extra(lambda: embedder.transform([sys.argv[1]])))"
+LOAD_SCRIPT = PEAK_RSS + """
+volumes = [np.random.default_rng(i).normal(size=(16, 16, 4)) for i in range(500)]
+print(peak_extra(lambda: embedder.transform(volumes[:100])),
+      peak_extra(lambda: embedder.transform(volumes)))
+"""
+NEEDS_PROC = pytest.mark.skipif(not os.path.exists("/proc/self/clear_refs"),
+                                reason="needs Linux /proc")
+
+
+def peak_rss(script, *args):
+    result = subprocess.run([sys.executable, "-c", script, *args], capture_output=True,
+                            text=True, check=True)
+    return [int(value) for value in result.stdout.split()]
+
+
+@NEEDS_PROC
+def test_a_brain_sized_volume_is_held_a_few_times_at_most(tmp_path):
+    shape = (182, 218, 182)  # MNI152 at 1 mm
+    volume = np.random.default_rng(0).integers(0, 1000, size=shape, dtype=np.int16)
+    path = save_nifti(tmp_path / "brain.nii.gz", volume)
+    copies = peak_rss(BRAIN_SCRIPT, path)[0] / (np.prod(shape) * 4)  # float32 volumes
+    assert copies < 5, f"embedding held {copies:.1f} float32 copies of the volume"
+
+
+@NEEDS_PROC
+def test_memory_stays_flat_over_500_volumes():
+    hundred, five_hundred = peak_rss(LOAD_SCRIPT)
+    # What 400 more volumes may add: their embeddings, returned and cached (4 slices x 384
+    # float32 each, twice), and 8 MB of allocator slack; nothing that grows per volume.
+    allowed = 400 * 4 * 384 * 4 * 2 + 8 * 2**20
+    assert five_hundred - hundred < allowed, (hundred, five_hundred)

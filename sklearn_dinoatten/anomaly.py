@@ -275,15 +275,27 @@ class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
 
     def _fit_patches(self, grids):
         with seeded_torch(self.random_state, self.device_):
-            self.net_ = _PredictOwnInput(
-                SpatialARNet(grids.shape[-1], self.hidden_channels, self.kernel_size,
-                             tuple(self.dilations), gaussian=self.error == "gaussian"),
-                criterion=_MeanPredictionError(self.error),
-                optimizer=torch.optim.AdamW, lr=self.lr, max_epochs=self.max_epochs,
-                batch_size=self.batch_size, train_split=None, iterator_train__shuffle=True,
-                device=str(self.device_), verbose=self.verbose,
-            )
+            self.net_ = self._new_net(grids.shape[-1])
             self.net_.fit(_channels_first(grids), None)
+
+    def _new_net(self, dim):
+        return _PredictOwnInput(
+            SpatialARNet(dim, self.hidden_channels, self.kernel_size, tuple(self.dilations),
+                         gaussian=self.error == "gaussian"),
+            criterion=_MeanPredictionError(self.error),
+            optimizer=torch.optim.AdamW, lr=self.lr, max_epochs=self.max_epochs,
+            batch_size=self.batch_size, train_split=None, iterator_train__shuffle=True,
+            device=str(self.device_), verbose=self.verbose,
+        )
+
+    def _saved_modules(self):  # for sklearn_dinoatten.persistence
+        return {"module": self.net_.module_}
+
+    def _restore_modules(self):
+        """An untrained network of the fitted size, to receive the saved weights."""
+        self._check_params()
+        self.net_ = self._new_net(len(self.mean_)).initialize()
+        return {"module": self.net_.module_}
 
     def _patch_errors(self, grids):
         module, errors = self.net_.module_.eval(), []
@@ -361,6 +373,10 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
                                    check_random_state(self.random_state), self.device_)
             bank, owner = bank[keep], owner[keep]
         self.memory_bank_, self._bank_owner = bank, owner
+
+    def _restore_modules(self):  # for sklearn_dinoatten.persistence: no network
+        self._check_params()
+        return {}
 
     def _training_errors(self, slices):
         """Distances to the nearest patch of another slice: a slice's own patches are in

@@ -5,6 +5,8 @@ that are all NaN are padding. A 2D array ``(n_samples, dim)`` is taken as one sl
 per sample, so the classifiers also work on plain feature tables.
 """
 
+import warnings
+
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -36,6 +38,11 @@ from .preprocessing import slice_tensors
 from .volumes import check_axis
 
 ROUTED_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
+
+
+def _plain(label):
+    """A label as Python writes it (``'a'``, not ``np.str_('a')``), for messages."""
+    return label.item() if isinstance(label, np.generic) else label
 
 
 def _softmax(logits):
@@ -173,8 +180,14 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
+            raise ValueError(f"y has only one class ({_plain(self.classes_[0])!r}); a "
+                             "classifier needs at least two.")
+        counts = np.bincount(y_index)
+        if self.early_stopping and counts.min() < 2:
             raise ValueError(
-                f"y has only one class ({self.classes_[0]!r}); a classifier needs at least two."
+                "early_stopping=True holds out a stratified validation set, which needs 2 "
+                f"samples of every class; class {_plain(self.classes_[counts.argmin()])!r} has "
+                f"{counts.min()} sample. Set early_stopping=False or give more samples."
             )
         class_weight = None
         if self.class_weight is not None:
@@ -184,35 +197,52 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
             )
         self.device_ = resolve_device(self.device)
         with seeded_torch(self.random_state, self.device_) as seed:
-            self.net_ = _MultiOutputNet(
-                module=self._build_module(self.n_features_in_, len(self.classes_)),
-                criterion=self._build_criterion(class_weight),
-                optimizer=self.optimizer,
-                lr=self.lr,
-                max_epochs=self.max_epochs,
-                batch_size=self.batch_size,
-                train_split=(
-                    ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
-                    if self.early_stopping else None
-                ),
-                **self._net_kwargs(),
-                callbacks=self._callbacks() + (
-                    [("early_stopping", EarlyStopping(patience=self.n_iter_no_change,
-                                                      load_best=True))]
-                    if self.early_stopping else []
-                ),
-                predict_nonlinearity=_softmax,
-                iterator_train__shuffle=True,
-                # One sample per forward at prediction: float32 BLAS results change in the
-                # last bit with the batch's shape, and a volume's score must not depend on
-                # which other volumes are predicted with it.
-                iterator_valid__batch_size=1,
-                device=str(self.device_),
-                verbose=self.verbose,
-                **self._routed_params(),
-            )
+            module = self._build_module(self.n_features_in_, len(self.classes_))
+            self.net_ = self._new_net(module, self._build_criterion(class_weight), seed)
             self.net_.fit(X, y_index.astype(np.int64))
         return self
+
+    def _new_net(self, module, criterion, seed):
+        """The skorch net that trains ``module``; ``seed`` draws the validation split."""
+        return _MultiOutputNet(
+            module=module,
+            criterion=criterion,
+            optimizer=self.optimizer,
+            lr=self.lr,
+            max_epochs=self.max_epochs,
+            batch_size=self.batch_size,
+            train_split=(
+                ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
+                if self.early_stopping else None
+            ),
+            **self._net_kwargs(),
+            callbacks=self._callbacks() + (
+                [("early_stopping", EarlyStopping(patience=self.n_iter_no_change,
+                                                  load_best=True))]
+                if self.early_stopping else []
+            ),
+            predict_nonlinearity=_softmax,
+            iterator_train__shuffle=True,
+            # One sample per forward at prediction: float32 BLAS results change in the
+            # last bit with the batch's shape, and a volume's score must not depend on
+            # which other volumes are predicted with it.
+            iterator_valid__batch_size=1,
+            device=str(self.device_),
+            verbose=self.verbose,
+            **self._routed_params(),
+        )
+
+    def _saved_modules(self):  # for sklearn_dinoatten.persistence
+        return {"module": self.net_.module_}
+
+    def _restore_modules(self):
+        """An untrained network of the fitted shape, to receive the saved weights."""
+        return self._restore_net(self._build_module(self.n_features_in_, len(self.classes_)))
+
+    def _restore_net(self, module):
+        self.device_ = resolve_device(self.device)
+        self.net_ = self._new_net(module, self._build_criterion(None), seed=0).initialize()
+        return {"module": self.net_.module_}
 
     def _callbacks(self):
         """Extra skorch callbacks ``[(name, callback)]`` a subclass trains with."""
@@ -752,13 +782,20 @@ class FineTunedSliceClassifier(BaseSkorchClassifier):
             self.n_features_in_ = int(np.prod(images.shape[2:]))
         return images
 
-    def _build_module(self, n_features, n_classes):
-        built = build_backbone(self.backbone, self.weights, self.image_size, self.in_chans)
+    def _build_module(self, n_features, n_classes, weights=None):
+        weights = self.weights if weights is None else weights
+        built = build_backbone(self.backbone, weights, self.image_size, self.in_chans)
         backbone = set_trainable(built.module, self.freeze, self.n_trainable_blocks)
         return FineTunedSliceNet(backbone, n_classes, self.aggregator, self.mixed_precision)
 
     def _build_criterion(self, class_weight):
         return CompositeLoss(supcon_weight=0.0, variance_weight=0.0, class_weight=class_weight)
+
+    def _restore_modules(self):
+        with warnings.catch_warnings():  # the saved weights replace the random ones
+            warnings.simplefilter("ignore", UserWarning)
+            module = self._build_module(self.n_features_in_, len(self.classes_), "random")
+        return self._restore_net(module)
 
     def _net_kwargs(self):
         if "optimizer__param_groups" in self._routed_params():

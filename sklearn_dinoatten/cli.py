@@ -3,8 +3,8 @@
     dinoatten embed DATA --cache-dir DIR      embed and cache every scan (resumable)
     dinoatten cv DATA --method all --out DIR  grouped stratified CV, metrics, predictions
     dinoatten report DIR                      an HTML report of a cv run
-    dinoatten fit DATA --out model.joblib     train one method on every scan
-    dinoatten predict model.joblib SCANS...   probabilities, labels, top slices
+    dinoatten fit DATA --out model.safetensors    train one method on every scan
+    dinoatten predict model.safetensors SCANS...  probabilities, labels, top slices
     dinoatten demo                            the whole loop on a small offline data set
 
 ``DATA`` is a folder holding the scans and ``labels.csv`` (columns ``path``, relative
@@ -157,8 +157,8 @@ def report(args):
 
 
 def fit(args):
-    """Train one method on every scan of DATA and save the fitted pipeline."""
-    import joblib
+    """Train one method on every scan of DATA and save the fitted pipeline: a
+    ``.joblib`` path gets a pickle, any other a safetensors model file."""
     from sklearn.pipeline import make_pipeline
 
     from .study import uses_volumes
@@ -173,20 +173,38 @@ def fit(args):
     else:
         model = make_pipeline(_embedder(args), classifier)
     model.fit(paths, y)
-    atomic_write(args.out, lambda f: joblib.dump(model, f))
+    if _is_pickle(args.out):
+        import joblib
+
+        atomic_write(args.out, lambda f: joblib.dump(model, f))
+    else:
+        from .persistence import save_model
+
+        save_model(model, args.out)
     print(f"{METHODS[args.method]} trained on {len(y)} scans; saved to {args.out}")
 
 
 def predict(args):
     """Predict scans with a saved model: probabilities, labels and top slices by attention."""
-    import joblib
-
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"Model file {args.model!r} does not exist.")
-    try:
-        model = joblib.load(args.model)
-    except Exception as exc:  # unpickling raises many types for a wrong or damaged file
-        raise CommandError(f"cannot load model {args.model!r}: {exc}") from exc
+    if _is_pickle(args.model):
+        if not args.allow_pickle:
+            raise CommandError(
+                f"{args.model!r} is a pickle, and loading a pickle can run any code: pass "
+                "--allow-pickle if you made it or trust who did, or save models as "
+                f"safetensors (`{PROG} fit ... --out model.safetensors`)."
+            )
+        import joblib
+
+        try:
+            model = joblib.load(args.model)
+        except Exception as exc:  # unpickling raises many types for a wrong or damaged file
+            raise CommandError(f"cannot load model {args.model!r}: {exc}") from exc
+    else:
+        from .persistence import load_model
+
+        model = load_model(args.model)
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
         raise CommandError(f"{args.model!r} holds no fitted classifier (made by `{PROG} fit`).")
     proba = model.predict_proba(args.scans)
@@ -212,6 +230,10 @@ def predict(args):
     print(f"{len(rows)} predictions written to {args.out}"
           + ("" if top is None else f" (top_slices: {embedder.axis} slice indices of the "
                                     "volumes, reoriented to RAS, by attention)"))
+
+
+def _is_pickle(path):
+    return path.endswith((".joblib", ".pkl", ".pickle"))
 
 
 def demo(args):
@@ -304,7 +326,7 @@ def _embedder(args):
     return DinoSliceEmbedder(
         backbone=args.backbone, weights=weights, image_size=args.image_size,
         axis=args.axis, n_slices=args.n_slices, batch_size=args.batch_size,
-        device=args.device, cache_dir=args.cache_dir,
+        dtype=args.dtype, n_jobs=args.n_jobs, device=args.device, cache_dir=args.cache_dir,
     )
 
 
@@ -434,12 +456,16 @@ def _parser():
     _embedding_arguments(sub)
     sub.add_argument("--method", default=REFERENCE, choices=list(METHODS),
                      help=f"the method to train (default: {REFERENCE})")
-    sub.add_argument("--out", required=True, help="the model file to write (.joblib)")
+    sub.add_argument("--out", required=True,
+                     help="the model file to write: .safetensors (safe to share and load), "
+                          "or .joblib (a pickle)")
     _training_arguments(sub)
 
     sub = command(predict, "predict")
-    sub.add_argument("model", help="a model file written by `dinoatten fit` (trusted "
-                                   "files only: loading a joblib file can run code)")
+    sub.add_argument("model", help="a model file written by `dinoatten fit`")
+    sub.add_argument("--allow-pickle", action="store_true",
+                     help="load a .joblib model (a pickle: only from a source you trust, "
+                          "as loading it can run code)")
     sub.add_argument("scans", nargs="+", metavar="SCAN", help="NIfTI files to predict")
     sub.add_argument("--out", required=True, help="the CSV file to write")
     sub.add_argument("--top-slices", type=int, default=3,
@@ -487,6 +513,12 @@ def _embedding_arguments(sub, cache_required=False):
                      help="slicing axis (default: axial)")
     sub.add_argument("--batch-size", type=int, default=32,
                      help="slices per forward pass (default: 32)")
+    sub.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                     help="precision of the forward pass; bfloat16 is much faster on GPUs "
+                          "and AVX-512 BF16 / AMX CPUs (default: float32)")
+    sub.add_argument("--n-jobs", type=int, default=None,
+                     help="processes that embed in parallel, each with its own model "
+                          "(default: 1)")
     sub.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     sub.add_argument("--cache-dir", required=cache_required,
                      help="folder of the on-disk embedding cache" +

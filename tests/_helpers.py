@@ -5,8 +5,39 @@ import numpy as np
 import timm
 import torch
 
+from sklearn_dinoatten import (
+    AttentionPoolClassifier,
+    FineTunedSliceClassifier,
+    ResNet3DClassifier,
+    SCMILClassifier,
+    SliceTransformerClassifier,
+)
+
 # A small, fast configuration: ViT-S/14 at 28 px (2x2 patches), random weights.
 FAST = dict(weights="random", image_size=28, verbose=0)
+GOOD_SHAPE = (20, 24, 6)  # a small volume
+
+# Every classifier, small and seeded.
+CLASSIFIERS = {
+    "AttentionPoolClassifier": lambda: AttentionPoolClassifier(max_epochs=2, random_state=0),
+    "SliceTransformerClassifier": lambda: SliceTransformerClassifier(max_epochs=2,
+                                                                     random_state=0),
+    "SCMILClassifier": lambda: SCMILClassifier(max_epochs=2, random_state=0),
+    "ResNet3DClassifier": lambda: ResNet3DClassifier(depth=10, widen_factor=0.25,
+                                                     max_epochs=1, random_state=0),
+    "FineTunedSliceClassifier": lambda: FineTunedSliceClassifier(
+        weights="random", image_size=28, n_slices=2, max_epochs=1, random_state=0),
+}
+
+
+def classifier_inputs(name, n):
+    """Inputs each classifier takes: embeddings, or volumes for the last two."""
+    rng = np.random.default_rng(0)
+    if name == "ResNet3DClassifier":
+        return rng.normal(size=(n, 32, 32, 32)).astype(np.float32)
+    if name == "FineTunedSliceClassifier":
+        return [rng.normal(size=GOOD_SHAPE).astype(np.float32) for _ in range(n)]
+    return rng.normal(size=(n, 3, 8)).astype(np.float32)
 
 
 # Slices per backbone forward, across every copy of a CountingViT (clone deep-copies
@@ -15,10 +46,13 @@ FORWARD_SLICES = []
 
 
 class CountingViT(torch.nn.Module):
-    """ViT-S/14 at 28 px that records how many slices each forward embeds."""
+    """ViT-S/14 at 28 px that records how many slices each forward embeds: in
+    ``FORWARD_SLICES``, and with ``log_path`` also as a line appended to that file, which
+    counts across processes."""
 
-    def __init__(self):
+    def __init__(self, log_path=None):
         super().__init__()
+        self.log_path = log_path
         with torch.random.fork_rng():
             torch.manual_seed(0)
             self.vit = timm.create_model("vit_small_patch14_dinov2", img_size=28, num_classes=0)
@@ -31,6 +65,9 @@ class CountingViT(torch.nn.Module):
 
     def forward_features(self, x):
         FORWARD_SLICES.append(len(x))
+        if self.log_path is not None:
+            with open(self.log_path, "a") as log:
+                log.write(f"{len(x)}\n")
         return self.vit.forward_features(x)
 
 

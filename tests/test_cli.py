@@ -67,6 +67,15 @@ def test_embed_is_resumable(tmp_path, capsys):
     assert "6 scans, 36 slices of 384 features: 0 scans embedded now" in capsys.readouterr().out
 
 
+def test_embed_in_parallel_and_in_bfloat16(tmp_path, capsys):
+    data = make_study(tmp_path / "data", n=4)
+    cache = str(tmp_path / "cache")
+    assert main(["embed", data, "--cache-dir", cache, "--n-jobs", "2", *EMBED_FAST]) == 0
+    assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out
+    assert main(["embed", data, "--cache-dir", cache, "--dtype", "bfloat16", *EMBED_FAST]) == 0
+    assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out  # own keys
+
+
 def test_cv_report_fit_predict(tmp_path):
     data = make_study(tmp_path / "data")
     out = str(tmp_path / "cv")
@@ -99,12 +108,17 @@ def test_cv_report_fit_predict(tmp_path):
     with open(os.path.join(out, "report.html")) as f:
         assert f.read().count("data:image/png;base64,") >= 4
 
-    model = str(tmp_path / "model.joblib")
+    model = str(tmp_path / "model.safetensors")
     assert main(["fit", data, "--out", model, "--n-slices", "3", *FAST[:-2]]) == 0
     scans = [os.path.join(data, r["path"]) for r in read_csv(os.path.join(data, "labels.csv"))]
     result = run_cli("predict", model, *scans[:3], "--out", str(tmp_path / "p.csv"),
                      "--top-slices", "2")
     assert result.returncode == 0, result.stderr
+    pickled = str(tmp_path / "model.joblib")  # the same model as a pickle, if trusted
+    assert main(["fit", data, "--out", pickled, "--n-slices", "3", *FAST[:-2]]) == 0
+    assert main(["predict", pickled, *scans[:3], "--out", str(tmp_path / "q.csv"),
+                 "--top-slices", "2", "--allow-pickle"]) == 0
+    assert read_csv(tmp_path / "q.csv") == read_csv(tmp_path / "p.csv")
     rows = read_csv(tmp_path / "p.csv")
     assert [r["path"] for r in rows] == scans[:3]
     assert all(len(r["top_slices"].split()) == 2 and r["prediction"] in ("0", "1")
@@ -137,6 +151,29 @@ def corrupt_scan(data):
         f.write(b"\x1f\x8b truncated")
 
 
+def four_d_scan(data):
+    save_nifti(os.path.join(data, "s03.nii.gz"), np.ones((8, 8, 8, 2)))
+
+
+def nan_scan(data):
+    volume = np.random.default_rng(0).normal(size=(32, 32, 6))
+    volume[0, 0, 0] = np.nan
+    save_nifti(os.path.join(data, "s03.nii.gz"), volume)
+
+
+def constant_scan(data):
+    save_nifti(os.path.join(data, "s03.nii.gz"), np.zeros((32, 32, 6)))
+
+
+def remove_scan(data):
+    os.remove(os.path.join(data, "s03.nii.gz"))
+
+
+def fake_pickle(data):
+    with open(os.path.join(data, "labels.csv.joblib"), "wb") as f:
+        f.write(b"never unpickled")
+
+
 def drop_column(data):
     rows = read_csv(os.path.join(data, "labels.csv"))
     with open(os.path.join(data, "labels.csv"), "w") as f:
@@ -162,8 +199,14 @@ def one_class(data):
      "Weights file '.*w.pth' does not exist"),
     (["cv", "{data}", "--out", "{tmp}/o", "--image-size", "30"], None, "multiple of"),
     (["embed", "{data}", "--cache-dir", "{tmp}/c"], corrupt_scan, "Cannot read volume file"),
+    (["embed", "{data}", "--cache-dir", "{tmp}/c"], four_d_scan, "s03.nii.gz' is 4D, 2 volumes"),
+    (["embed", "{data}", "--cache-dir", "{tmp}/c"], nan_scan, "s03.nii.gz' contains 1 NaN"),
+    (["embed", "{data}", "--cache-dir", "{tmp}/c"], constant_scan, "s03.nii.gz' is constant"),
+    (["cv", "{data}", "--out", "{tmp}/o"], remove_scan, "1 scan.* do not exist.*s03.nii.gz"),
     (["predict", "{data}/labels.csv", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"], None,
-     "cannot load model"),
+     "Cannot read model file '.*labels.csv': not a safetensors file"),
+    (["predict", "{data}/labels.csv.joblib", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"],
+     fake_pickle, "is a pickle, and loading a pickle can run any code: pass --allow-pickle"),
     (["predict", "{tmp}/m.joblib", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"], None,
      "Model file '.*m.joblib' does not exist"),
     (["report", "{tmp}"], None, "run.json"),

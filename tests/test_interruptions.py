@@ -1,0 +1,119 @@
+"""The disk cache under real processes: killed midway, or two writing at once, it never
+returns a damaged or foreign entry, and a rerun ends with the uninterrupted result."""
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from sklearn_dinoatten.datasets import make_volumes
+
+from ._helpers import save_nifti
+
+# Embeds the scans given on the command line into a cache and saves the result. One
+# volume (6 slices) per batch, so batches are the same whatever was cached before.
+EMBED = """
+import sys, warnings
+import numpy as np
+from sklearn_dinoatten import DinoSliceEmbedder
+warnings.simplefilter("ignore")
+cache, out, *paths = sys.argv[1:]
+embedder = DinoSliceEmbedder(weights="random", image_size=112, batch_size=6, prefetch=0,
+                             cache_dir=cache, verbose=0)
+np.save(out, embedder.fit_transform(paths))
+"""
+N_SCANS = 12
+
+
+@pytest.fixture(scope="module")
+def scans(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scans")
+    X, _ = make_volumes(n_samples=N_SCANS, shape=(40, 40, 6), random_state=0)
+    return [save_nifti(folder / f"s{i:02d}.nii.gz", v) for i, v in enumerate(X)]
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(scans, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("clean")
+    return np.load(EmbeddingRun(folder / "cache", folder / "out.npy", scans).wait_and_load())
+
+
+class EmbeddingRun:
+    """The embedding script, started in its own process."""
+
+    def __init__(self, cache, out, paths):
+        self.out = str(out)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", EMBED, str(cache), self.out, *paths],
+            stderr=subprocess.PIPE, text=True,
+        )
+
+    def wait_and_load(self):
+        _, stderr = self.process.communicate(timeout=300)
+        assert self.process.returncode == 0, stderr
+        return self.out
+
+
+def entries(cache):
+    """The cache's entries, each checked: complete and with a matching checksum."""
+    found = []
+    for folder, _, files in os.walk(cache):
+        for name in files:
+            if name.endswith(".npz"):
+                with np.load(os.path.join(folder, name)) as entry:
+                    value, checksum = entry["embedding"], str(entry["sha256"])
+                assert hashlib.sha256(value.tobytes()).hexdigest() == checksum
+                found.append(name)
+    return found
+
+
+def test_a_run_killed_midway_resumes_to_the_same_result(scans, uninterrupted, tmp_path):
+    cache = tmp_path / "cache"
+    run = EmbeddingRun(cache, tmp_path / "killed.npy", scans)
+    deadline = time.monotonic() + 300
+    while not os.path.isdir(cache) or len(entries(cache)) < 2:
+        assert run.process.poll() is None, "the run ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    run.process.send_signal(signal.SIGKILL)
+    run.process.wait()
+    done = entries(cache)  # every entry it left is whole
+    assert 2 <= len(done) < N_SCANS
+    rerun = np.load(EmbeddingRun(cache, tmp_path / "rerun.npy", scans).wait_and_load())
+    np.testing.assert_array_equal(rerun, uninterrupted)
+    assert len(entries(cache)) == N_SCANS
+
+
+def test_two_processes_writing_one_cache(scans, uninterrupted, tmp_path):
+    cache = tmp_path / "cache"
+    runs = [EmbeddingRun(cache, tmp_path / f"out{i}.npy", scans) for i in range(2)]
+    for run in runs:
+        np.testing.assert_array_equal(np.load(run.wait_and_load()), uninterrupted)
+    assert len(entries(cache)) == N_SCANS
+    leftovers = [name for _, _, files in os.walk(cache) for name in files
+                 if not name.endswith(".npz")]
+    assert leftovers == []  # no temporary file left behind
+
+
+def test_ctrl_c_in_the_command_line_says_how_to_go_on(scans, tmp_path):
+    cache = tmp_path / "cache"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sklearn_dinoatten", "embed", os.path.dirname(scans[0]),
+         "--cache-dir", str(cache), "--weights", "random", "--image-size", "112"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 300
+    while not os.path.isdir(cache) or not entries(cache):
+        assert process.poll() is None, "the run ended before it could be interrupted"
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 130
+    assert stderr.strip().endswith("interrupted; finished embeddings are cached, rerun to go on.")
+    assert 1 <= len(entries(cache)) < N_SCANS

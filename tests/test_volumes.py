@@ -89,7 +89,7 @@ def test_unreadable_file_names_it(tmp_path):
     "bad, message",
     [
         (np.zeros((4, 5)), "not 3D"),
-        (np.zeros((4, 5, 6, 2)), "not 3D"),
+        (np.zeros((4, 5, 6, 2)), "is 4D, 2 volumes of shape \\(4, 5, 6\\)"),
         (np.full((4, 5, 6), np.nan), "NaN or infinite"),
         (np.where(np.eye(4)[:, :, None] > 0, np.inf, 1.0) * np.ones((4, 4, 3)), "NaN or infinite"),
         (np.ones((4, 5, 6)), "constant"),

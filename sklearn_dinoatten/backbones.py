@@ -16,6 +16,9 @@ import torch
 
 RANDOM_WEIGHTS_SEED = 0
 _WARNED_RANDOM = set()  # warn once per process and model name, not once per clone
+# weights=SAVED_WEIGHTS: the architecture only, to receive weights saved with a fitted
+# model (sklearn_dinoatten.persistence); initialised as "random", without its warning.
+SAVED_WEIGHTS = object()
 
 
 @dataclass(frozen=True)
@@ -100,8 +103,9 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
 
 
 def _timm_model_and_fingerprint(timm, name, weights, kwargs):
-    if isinstance(weights, str) and weights == "random":
-        if name not in _WARNED_RANDOM:
+    random = isinstance(weights, str) and weights == "random"
+    if random or weights is SAVED_WEIGHTS:
+        if random and name not in _WARNED_RANDOM:
             _WARNED_RANDOM.add(name)
             warnings.warn(
                 f"weights='random': {name} is randomly initialised (seed "

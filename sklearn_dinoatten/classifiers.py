@@ -5,8 +5,6 @@ that are all NaN are padding. A 2D array ``(n_samples, dim)`` is taken as one sl
 per sample, so the classifiers also work on plain feature tables.
 """
 
-import warnings
-
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin
@@ -23,7 +21,7 @@ from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping
 from skorch.dataset import ValidSplit
 
-from .backbones import build_backbone
+from .backbones import SAVED_WEIGHTS, build_backbone
 from .devices import resolve_device, seeded_torch
 from .nn import (
     AnnealedSupConLoss,
@@ -792,9 +790,7 @@ class FineTunedSliceClassifier(BaseSkorchClassifier):
         return CompositeLoss(supcon_weight=0.0, variance_weight=0.0, class_weight=class_weight)
 
     def _restore_modules(self):
-        with warnings.catch_warnings():  # the saved weights replace the random ones
-            warnings.simplefilter("ignore", UserWarning)
-            module = self._build_module(self.n_features_in_, len(self.classes_), "random")
+        module = self._build_module(self.n_features_in_, len(self.classes_), SAVED_WEIGHTS)
         return self._restore_net(module)
 
     def _net_kwargs(self):

@@ -13,7 +13,7 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ._prefetch import prefetch
-from .backbones import build_backbone
+from .backbones import SAVED_WEIGHTS, build_backbone
 from .cache import EmbeddingCache, cache_key, remember_file_key, remembered_file_key
 from .devices import resolve_device, warn_if_slow_precision
 from .preprocessing import NORMALIZATIONS, resize_stack, to_channels
@@ -201,9 +201,7 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     def _restore_modules(self):
         """A backbone of the fitted architecture, to receive the saved weights; the saved
         fingerprint keeps the cache keys of the original weights."""
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", UserWarning)  # "random": replaced at once
-            built = build_backbone(self.backbone, "random", self.image_size)
+        built = build_backbone(self.backbone, SAVED_WEIGHTS, self.image_size)
         self._use_backbone(replace(built, fingerprint=self._backbone_fingerprint))
         return {"backbone": self.backbone_}
 

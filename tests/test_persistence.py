@@ -4,6 +4,7 @@ code: pickles, foreign classes and other files are refused."""
 import json
 import os
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -130,3 +131,19 @@ def test_other_files(tmp_path):
     save_file({"x": torch.zeros(1)}, weights)
     with pytest.raises(ValueError, match="no model saved by"):
         load_model(weights)
+
+
+def test_loading_neither_warns_of_random_weights_nor_uses_up_the_warning(
+        monkeypatch, volumes, tmp_path):
+    from sklearn_dinoatten import backbones
+
+    X, _ = volumes
+    path = tmp_path / "embedder.safetensors"
+    save_model(DinoSliceEmbedder(**FAST).fit(X), path)
+    monkeypatch.setattr(backbones, "_WARNED_RANDOM", set())
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        load_model(path)
+    assert not [w for w in caught if "randomly initialised" in str(w.message)]
+    with pytest.warns(UserWarning, match="randomly initialised"):
+        DinoSliceEmbedder(**FAST).fit(X)

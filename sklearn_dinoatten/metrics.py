@@ -1,4 +1,5 @@
-"""Clinical scores, bootstrap confidence intervals and DeLong's test for two AUCs.
+"""Clinical scores, bootstrap confidence intervals and DeLong's test for two AUCs,
+clustered by subject when a subject contributes several scans.
 
 The scorers work wherever scikit-learn takes ``scoring=``::
 
@@ -6,6 +7,11 @@ The scorers work wherever scikit-learn takes ``scoring=``::
     from sklearn_dinoatten.metrics import SCORERS
 
     cross_validate(pipe, X, y, scoring={"auc": "roc_auc", **SCORERS})
+
+Scans of one subject are not independent: with ``groups=`` (a subject id per scan),
+:func:`bootstrap_ci` draws whole subjects (a cluster bootstrap) and :func:`delong_test`
+uses Obuchowski's clustered variance of the AUC, so that intervals and p-values are not
+made narrower by repeated scans.
 """
 
 import numpy as np
@@ -41,8 +47,56 @@ SCORERS = {
 }
 
 
+def bootstrap_resamples(y_true, n_resamples=1000, stratified=True, groups=None,
+                        random_state=None):
+    """Yield the sample indices of ``n_resamples`` bootstrap resamples.
+
+    Without ``groups`` each sample is drawn on its own. With ``groups``, whole groups
+    (subjects) are drawn with replacement and bring all their samples: a cluster
+    bootstrap, since the scans of one subject are not independent.
+
+    Parameters
+    ----------
+    y_true : array-like of shape (n_samples,)
+    n_resamples : int, default=1000
+    stratified : bool, default=True
+        Draw within each class, so that every resample keeps the class balance (and
+        both classes, which AUC needs), as pROC does. With ``groups``: draw groups within
+        strata of groups holding the same set of classes.
+    groups : array-like of shape (n_samples,) or None, default=None
+        The group (subject) of each sample.
+    random_state : int, RandomState or None
+
+    Yields
+    ------
+    index : ndarray of int
+        The samples of one resample; with groups its length varies.
+    """
+    y_true = column_or_1d(y_true)
+    rng = check_random_state(random_state)
+    if groups is None:
+        codes = np.arange(len(y_true))
+    else:
+        groups = column_or_1d(groups)
+        check_consistent_length(y_true, groups)
+        codes = np.unique(groups, return_inverse=True)[1]
+    order = np.argsort(codes, kind="stable")  # each group's samples, side by side
+    sizes = np.bincount(codes)
+    starts = np.cumsum(sizes) - sizes
+    strata = [np.arange(len(sizes))]
+    if stratified:
+        classes = np.unique(y_true, return_inverse=True)[1][order]
+        keys = [tuple(np.unique(c)) for c in np.split(classes, starts[1:])]
+        strata = [np.flatnonzero([k == key for k in keys]) for key in sorted(set(keys))]
+    for _ in range(n_resamples):
+        chosen = np.concatenate([rng.choice(s, size=len(s), replace=True) for s in strata])
+        lengths = sizes[chosen]
+        first = np.repeat(starts[chosen] - np.cumsum(lengths) + lengths, lengths)
+        yield order[first + np.arange(lengths.sum())]
+
+
 def bootstrap_ci(metric, y_true, y_score, n_resamples=1000, confidence=0.95,
-                 stratified=True, random_state=None):
+                 stratified=True, groups=None, random_state=None):
     """Percentile bootstrap confidence interval of ``metric(y_true, y_score)``.
 
     Parameters
@@ -53,8 +107,10 @@ def bootstrap_ci(metric, y_true, y_score, n_resamples=1000, confidence=0.95,
     n_resamples : int, default=1000
     confidence : float, default=0.95
     stratified : bool, default=True
-        Resample within each class, so every resample keeps the class balance (and
-        both classes, which AUC needs), as pROC does.
+        Resample within each class (see :func:`bootstrap_resamples`).
+    groups : array-like of shape (n_samples,) or None, default=None
+        The subject of each sample: whole subjects are resampled (a cluster
+        bootstrap), so that several scans of one subject do not narrow the interval.
     random_state : int, RandomState or None
 
     Returns
@@ -76,24 +132,22 @@ def bootstrap_ci(metric, y_true, y_score, n_resamples=1000, confidence=0.95,
     check_consistent_length(y_true, y_score)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
-    rng = check_random_state(random_state)
-    groups = [np.flatnonzero(y_true == c) for c in np.unique(y_true)] if stratified else [
-        np.arange(len(y_true))
-    ]
-    values = np.empty(n_resamples)
-    for r in range(n_resamples):
-        index = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
-        values[r] = metric(y_true[index], y_score[index])
+    values = np.array([
+        metric(y_true[index], y_score[index]) for index in bootstrap_resamples(
+            y_true, n_resamples, stratified, groups, random_state)
+    ])
     alpha = (1 - confidence) / 2
     low, high = np.nanquantile(values, [alpha, 1 - alpha])
     return float(metric(y_true, y_score)), float(low), float(high)
 
 
-def delong_test(y_true, score_a, score_b):
+def delong_test(y_true, score_a, score_b, groups=None):
     """DeLong's test for two correlated ROC AUCs measured on the same samples.
 
-    Uses the structural components of DeLong, DeLong & Clarke-Pearson (1988), computed
-    with midranks (Sun & Xu 2014).
+    Uses the structural components (placement values) of DeLong, DeLong &
+    Clarke-Pearson (1988), computed with midranks (Sun & Xu 2014). With ``groups``, the
+    variance is Obuchowski's (1997) for clustered data: placement values are summed per
+    subject and subjects, not scans, are the independent units.
 
     Parameters
     ----------
@@ -101,6 +155,9 @@ def delong_test(y_true, score_a, score_b):
         Binary labels; the greater label is the positive class.
     score_a, score_b : array-like of shape (n_samples,)
         Scores of the two methods (higher means more likely positive).
+    groups : array-like of shape (n_samples,) or None, default=None
+        The subject of each sample; at least two subjects must have a positive and two a
+        negative sample.
 
     Returns
     -------
@@ -134,7 +191,10 @@ def delong_test(y_true, score_a, score_b):
         v01.append(1.0 - (all_ranks[m:] - stats.rankdata(neg)) / m)
     v10, v01 = np.array(v10), np.array(v01)
     aucs = v10.mean(axis=1)
-    covariance = np.cov(v10) / m + np.cov(v01) / n
+    if groups is None:
+        covariance = np.cov(v10) / m + np.cov(v01) / n
+    else:
+        covariance = _clustered_covariance(v10, v01, aucs, positive, groups)
     variance = covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1]
     difference = aucs[0] - aucs[1]
     if variance <= 0:
@@ -145,9 +205,40 @@ def delong_test(y_true, score_a, score_b):
     return float(aucs[0]), float(aucs[1]), float(z), float(p_value)
 
 
+def _clustered_covariance(v10, v01, aucs, positive, groups):
+    """Obuchowski's (1997) covariance of two AUCs from clustered data.
+
+    ``v10`` and ``v01`` (one row per score) are the placement values of the positive and
+    the negative samples; they are summed per cluster, centred on ``m_i * auc`` and
+    ``n_i * auc``, and the clusters are the independent units.
+    """
+    groups = column_or_1d(groups)
+    check_consistent_length(positive, groups)
+    codes = np.unique(groups, return_inverse=True)[1]
+    n_clusters = codes.max() + 1
+    m_i = np.bincount(codes[positive], minlength=n_clusters)
+    n_i = np.bincount(codes[~positive], minlength=n_clusters)
+    with_pos, with_neg = np.count_nonzero(m_i), np.count_nonzero(n_i)
+    if min(with_pos, with_neg) < 2:
+        raise ValueError(
+            "The clustered DeLong test needs two subjects or more with a positive scan and "
+            f"two or more with a negative one; got {with_pos} and {with_neg}."
+        )
+    d10 = np.array([np.bincount(codes[positive], weights=v, minlength=n_clusters)
+                    for v in v10]) - np.outer(aucs, m_i)
+    d01 = np.array([np.bincount(codes[~positive], weights=v, minlength=n_clusters)
+                    for v in v01]) - np.outer(aucs, n_i)
+    m, n = m_i.sum(), n_i.sum()
+    s10 = with_pos / ((with_pos - 1) * m) * d10 @ d10.T
+    s01 = with_neg / ((with_neg - 1) * n) * d01 @ d01.T
+    s11 = n_clusters / (n_clusters - 1) * d10 @ d01.T
+    return s10 / m + s01 / n + (s11 + s11.T) / (m * n)
+
+
 __all__ = [
     "SCORERS",
     "bootstrap_ci",
+    "bootstrap_resamples",
     "delong_test",
     "false_negative_rate",
     "sensitivity_score",

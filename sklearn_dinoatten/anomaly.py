@@ -13,6 +13,7 @@ reduces its slices'. ``score_samples`` is high for normal samples, as in scikit-
   patch in a memory bank (PatchCore-style, optionally a greedy coreset of it).
 """
 
+import hashlib
 from numbers import Real
 
 import numpy as np
@@ -89,7 +90,7 @@ class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
         slices = ((grids[real] - self.mean_) / self.scale_).astype(np.float32)
         self._fit_patches(slices)
         errors = np.full(grids.shape[:4], np.nan)
-        errors[real] = self._training_errors(slices)
+        errors[real] = self._patch_errors(slices)
         self.offset_ = float(np.percentile(-self._reduce(errors), 100 * self.contamination))
         return self
 
@@ -127,10 +128,6 @@ class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
             slices = grid_to_slices(volume_errors[: len(kept)], *in_plane)
             maps.append(place_slices(slices, kept, data.shape, axis))
         return maps
-
-    def _training_errors(self, slices):
-        """Per-patch scores of the training slices, for the threshold."""
-        return self._patch_errors(slices)
 
     def _grids(self, X, standardize=True):
         """Patch embeddings ``(n, n_slices, h, w, dim)``, NaN on padding slices."""
@@ -316,6 +313,11 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
     bank. The baseline :class:`SpatialARAnomalyDetector` is compared with: no training,
     but memory and scoring time grow with the training set.
 
+    A slice seen in ``fit`` (recognised by its embedding) is scored against the patches
+    of the other training slices, in ``fit`` and whenever it is scored again: its own
+    patches would give it a score of 0. So ``fit_predict`` and ``predict`` on the
+    training data flag the ``contamination`` share of it.
+
     Parameters
     ----------
     {common}
@@ -373,30 +375,33 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
                                    check_random_state(self.random_state), self.device_)
             bank, owner = bank[keep], owner[keep]
         self.memory_bank_, self._bank_owner = bank, owner
+        self._slice_digests = np.array([_digest(grid) for grid in grids])
 
     def _restore_modules(self):  # for sklearn_dinoatten.persistence: no network
         self._check_params()
         return {}
 
-    def _training_errors(self, slices):
-        """Distances to the nearest patch of another slice: a slice's own patches are in
-        the bank, and would make every training score 0."""
-        return self._patch_errors(slices, exclude_own=True)
-
-    def _patch_errors(self, grids, exclude_own=False):
+    def _patch_errors(self, grids):
+        """Distance of each patch to the nearest bank patch not of the same training slice."""
         bank = torch.from_numpy(self.memory_bank_).to(self.device_)
         owner = torch.from_numpy(self._bank_owner).to(self.device_)
+        first_seen = {digest: i for i, digest in reversed(list(enumerate(self._slice_digests)))}
+        own_slice = torch.tensor([first_seen.get(_digest(grid), -1) for grid in grids],
+                                 device=self.device_)  # -1: not a training slice
         patches = np.prod(grids.shape[1:3])
         queries = torch.from_numpy(grids.reshape(-1, grids.shape[-1])).to(self.device_)
         distances = []
         for start in range(0, len(queries), 1024):
             chunk = torch.cdist(queries[start:start + 1024], bank)
-            if exclude_own:
-                slice_of_query = torch.arange(start, start + len(chunk), device=owner.device)
-                own = owner[None, :] == (slice_of_query // patches)[:, None]
-                chunk = chunk.masked_fill(own, float("inf"))
-            distances.append(chunk.min(dim=1).values.cpu())
+            query_slice = torch.arange(start, start + len(chunk), device=self.device_) // patches
+            own = owner[None, :] == own_slice[query_slice][:, None]
+            distances.append(chunk.masked_fill(own, float("inf")).min(dim=1).values.cpu())
         return torch.cat(distances).double().numpy().reshape(grids.shape[:3])
+
+
+def _digest(grid):
+    """A slice's identity: the hash of its standardised patch embeddings."""
+    return hashlib.blake2b(np.ascontiguousarray(grid).tobytes(), digest_size=16).hexdigest()
 
 
 def _greedy_coreset(points, size, rng, device, projection_dim=128):

@@ -46,11 +46,18 @@ def test_outlier_api(fitted, images):
     decision = fitted.decision_function(test)
     np.testing.assert_allclose(decision, fitted.score_samples(test) - fitted.offset_)
     np.testing.assert_array_equal(fitted.predict(test), np.where(decision >= 0, 1, -1))
-    flagged = np.mean(fitted.predict(train) == -1)
-    if isinstance(fitted, SpatialARAnomalyDetector):
-        assert 0.05 <= flagged <= 0.15  # contamination=0.1 of the training set
-    else:  # its own patches are in the bank: the threshold leaves them out, predict cannot
-        assert flagged == 0 and fitted.offset_ < 0
+    flagged = fitted.predict(train) == -1
+    assert np.sum(flagged) == 3  # contamination=0.1 of the 30 training images
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+@pytest.mark.parametrize("contamination", [0.1, 0.3])
+def test_fit_predict_flags_the_contamination_share(name, contamination, images):
+    train, *_ = images
+    detector = DETECTORS[name]().set_params(contamination=contamination)
+    flagged = detector.fit_predict(train) == -1
+    assert np.sum(flagged) == round(contamination * len(train))
+    np.testing.assert_array_equal(detector.predict(train) == -1, flagged)
 
 
 def test_pickle_round_trip(fitted, images, tmp_path):

@@ -7,6 +7,7 @@ timm/safetensors state dicts load, with the position embedding resampled to
 ``image_size``.
 """
 
+import copy
 import hashlib
 import os
 import warnings
@@ -40,7 +41,8 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
     backbone : str or torch.nn.Module
         A timm model name such as ``"vit_small_patch14_dinov2"``, or a timm-style
         vision transformer (``forward_features``, ``num_prefix_tokens``,
-        ``patch_embed``), used with its own weights.
+        ``patch_embed``), used with its own weights: a copy is built, the module itself
+        is left as it is.
     weights : None, "random" or path
         ``None``: timm's pretrained weights (needs a network once). ``"random"``: a
         seeded random initialisation, identical on every call (tests, demos). A path:
@@ -59,7 +61,10 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
                 "weights must be None when backbone is a torch.nn.Module: the module's own "
                 f"weights are used; got weights={weights!r}."
             )
-        module, fingerprint = backbone, _module_fingerprint(backbone)
+        # A copy: the caller's module keeps its mode and gradients, and changing its
+        # weights later cannot change a fitted embedder (or its cache keys).
+        module = copy.deepcopy(backbone)
+        fingerprint = _module_fingerprint(module)
     elif isinstance(backbone, str):
         module, fingerprint = _create_timm_model(backbone, weights, image_size, in_chans)
     else:

@@ -44,7 +44,9 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     ----------
     backbone : str or torch.nn.Module, default="vit_small_patch14_dinov2"
         A timm model name (any DINOv2 size, with or without registers) or a
-        timm-style vision transformer module used with its own weights.
+        timm-style vision transformer module used with its own weights. ``fit`` copies
+        the module: the given one is not changed, and changing its weights after ``fit``
+        changes nothing until the next ``fit``.
     weights : None, "random" or path, default=None
         ``None``: timm's pretrained weights (downloaded once; needs a network).
         ``"random"``: a seeded random initialisation that is the same in every clone,

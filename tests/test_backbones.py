@@ -114,3 +114,20 @@ def test_module_backbone_rejects_weights_and_non_vits():
         build_backbone(torch.nn.Linear(2, 2), None, 28)
     with pytest.raises(ValueError, match="timm model name or a torch.nn.Module"):
         build_backbone(42, None, 28)
+
+
+def test_a_module_backbone_is_copied_not_changed(fresh_cache):
+    from sklearn_dinoatten import DinoSliceEmbedder
+
+    module = CountingViT().train()
+    X = [np.random.default_rng(0).normal(size=(20, 24, 4)).astype(np.float32)]
+    embedder = DinoSliceEmbedder(backbone=module, image_size=28, verbose=0).fit(X)
+    before = embedder.transform(X)
+    assert module.training and all(p.requires_grad for p in module.parameters())
+    with torch.no_grad():  # the user changes the weights after fit
+        module.vit.norm.bias.add_(1.0)
+    np.testing.assert_array_equal(embedder.transform(X), before)  # the fitted copy
+    refitted = DinoSliceEmbedder(backbone=module, image_size=28, verbose=0).fit(X)
+    after = refitted.transform(X)  # new weights: new cache keys, new embeddings
+    assert not np.allclose(after, before)
+    assert refitted._backbone_fingerprint != embedder._backbone_fingerprint

@@ -7,6 +7,7 @@ per sample, so the classifiers also work on plain feature tables.
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.class_weight import compute_class_weight
 from sklearn.utils.metaestimators import available_if
@@ -18,12 +19,14 @@ from sklearn.utils.validation import (
     column_or_1d,
 )
 from skorch import NeuralNet
-from skorch.callbacks import Callback, EarlyStopping
-from skorch.dataset import ValidSplit
+from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.dataset import Dataset, ValidSplit
+from skorch.helper import predefined_split
 
 from .backbones import SAVED_WEIGHTS, build_backbone
 from .devices import resolve_device, seeded_torch
 from .nn import (
+    RESNET_STEMS,
     AnnealedSupConLoss,
     AttentionPoolNet,
     CompositeLoss,
@@ -32,10 +35,12 @@ from .nn import (
     SliceTransformerNet,
 )
 from .nn.finetune import FineTunedSliceNet, set_trainable
+from .nn.resnet3d import resnet_downsampling
 from .preprocessing import slice_tensors
 from .volumes import check_axis
 
 ROUTED_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
+LR_SCHEDULES = ("constant", "cosine", "step")
 
 
 def _plain(label):
@@ -50,12 +55,19 @@ def _softmax(logits):
 class _MultiOutputNet(NeuralNet):
     """skorch net for modules returning ``(logits, embedding, attention)``.
 
-    The criterion sees logits, embedding and targets; prediction uses the logits.
+    Training minimises the criterion of logits, embedding and targets. The validation
+    loss, which early stopping watches, is the log-loss of the predicted probabilities
+    whatever the training objective: contrastive terms are not defined on validation
+    batches of one sample, and a loss that anneals between objectives would make
+    epochs incomparable.
     """
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
         logits, embedding, _ = y_pred
-        return self.criterion_(logits, embedding, y_true.to(logits.device))
+        y_true = y_true.to(logits.device)
+        if not training:
+            return F.cross_entropy(logits, y_true)
+        return self.criterion_(logits, embedding, y_true)
 
 
 TRAINING_PARAMETERS = """class_weight : None, "balanced" or dict, default=None
@@ -68,11 +80,17 @@ TRAINING_PARAMETERS = """class_weight : None, "balanced" or dict, default=None
         Volumes per training batch.
     optimizer : torch optimizer class, default=torch.optim.AdamW
         Its own parameters are routed skorch-style, e.g. ``optimizer__weight_decay=1e-2``.
+    lr_schedule : {"constant", "cosine", "step"}, default="constant"
+        The learning rate over the epochs: constant; cosine annealing to 0 at
+        ``max_epochs``; or divided by 10 at half and at three quarters of ``max_epochs``
+        (MedMNIST v2's schedule).
     early_stopping : bool, default=False
-        Hold out a stratified ``validation_fraction`` of the training data and stop when
-        its loss has not improved for ``n_iter_no_change`` epochs, keeping the best weights.
+        Stop when the validation log-loss (of the predicted probabilities, whatever the
+        training loss) has not improved for ``n_iter_no_change`` epochs, and keep the
+        weights of the best epoch. The validation set is ``X_val, y_val`` given to
+        ``fit``, else a stratified ``validation_fraction`` of the training data.
     validation_fraction : float, default=0.1
-        Share of the training data held out when ``early_stopping``.
+        Share of the training data held out when ``early_stopping`` and no ``X_val``.
     n_iter_no_change : int, default=10
         Patience of early stopping, in epochs.
     device : str, default="auto"
@@ -117,13 +135,15 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
     they go to the skorch net unchanged, as in skorch.
     """
 
-    def __init__(self, *, class_weight, lr, max_epochs, batch_size, optimizer, early_stopping,
-                 validation_fraction, n_iter_no_change, device, random_state, verbose, **kwargs):
+    def __init__(self, *, class_weight, lr, max_epochs, batch_size, optimizer, lr_schedule,
+                 early_stopping, validation_fraction, n_iter_no_change, device, random_state,
+                 verbose, **kwargs):
         self.class_weight = class_weight
         self.lr = lr
         self.max_epochs = max_epochs
         self.batch_size = batch_size
         self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
         self.early_stopping = early_stopping
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
@@ -152,8 +172,8 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
             setattr(self, name, value)
         return super().set_params(**params)
 
-    def fit(self, X, y):
-        """Train on slice embeddings ``X`` and labels ``y``.
+    def fit(self, X, y, *, X_val=None, y_val=None):
+        """Train on ``X`` and labels ``y``.
 
         Parameters
         ----------
@@ -161,6 +181,9 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
             Slice embeddings; all-NaN rows are padding.
         y : array-like of shape (n_samples,)
             Class labels (any type ``numpy.unique`` can sort), at least two classes.
+        X_val, y_val : array-like, default=None
+            A validation set for early stopping (``early_stopping=True``), such as the
+            ``val`` part of an official split, instead of a share of ``X``.
 
         Returns
         -------
@@ -172,6 +195,9 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} got unknown parameters {unknown}; parameters beyond "
                 f"its signature must start with one of {ROUTED_PREFIXES} (passed to skorch)."
             )
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got "
+                             f"{self.lr_schedule!r}.")
         X = self._check_X(X, reset=True)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
@@ -180,8 +206,9 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"y has only one class ({_plain(self.classes_[0])!r}); a "
                              "classifier needs at least two.")
+        validation = self._validation_set(X_val, y_val)
         counts = np.bincount(y_index)
-        if self.early_stopping and counts.min() < 2:
+        if self.early_stopping and validation is None and counts.min() < 2:
             raise ValueError(
                 "early_stopping=True holds out a stratified validation set, which needs 2 "
                 f"samples of every class; class {_plain(self.classes_[counts.argmin()])!r} has "
@@ -196,12 +223,39 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
         self.device_ = resolve_device(self.device)
         with seeded_torch(self.random_state, self.device_) as seed:
             module = self._build_module(self.n_features_in_, len(self.classes_))
-            self.net_ = self._new_net(module, self._build_criterion(class_weight), seed)
+            self.net_ = self._new_net(module, self._build_criterion(class_weight), seed,
+                                      validation)
             self.net_.fit(X, y_index.astype(np.int64))
         return self
 
-    def _new_net(self, module, criterion, seed):
-        """The skorch net that trains ``module``; ``seed`` draws the validation split."""
+    def _validation_set(self, X_val, y_val):
+        """``X_val, y_val`` checked, as a skorch dataset; ``None`` without them."""
+        if X_val is None and y_val is None:
+            return None
+        if X_val is None or y_val is None:
+            raise ValueError("X_val and y_val go together; got only "
+                             f"{'X_val' if y_val is None else 'y_val'}.")
+        if not self.early_stopping:
+            raise ValueError("X_val and y_val are for early stopping; set early_stopping=True "
+                             "to use them.")
+        X_val = self._check_X(X_val)
+        y_val = column_or_1d(y_val)
+        check_consistent_length(X_val, y_val)
+        unknown = sorted(set(y_val.tolist()) - set(self.classes_.tolist()))
+        if unknown:
+            raise ValueError(f"y_val has class {unknown[0]!r}, which y does not have.")
+        return Dataset(X_val, np.searchsorted(self.classes_, y_val).astype(np.int64))
+
+    def _new_net(self, module, criterion, seed, validation=None):
+        """The skorch net that trains ``module``; ``seed`` draws the validation split
+        unless a ``validation`` dataset is given."""
+        if validation is not None:
+            train_split = predefined_split(validation)
+        elif self.early_stopping:
+            train_split = ValidSplit(self.validation_fraction, stratified=True,
+                                     random_state=seed)
+        else:
+            train_split = None
         return _MultiOutputNet(
             module=module,
             criterion=criterion,
@@ -209,12 +263,9 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
             lr=self.lr,
             max_epochs=self.max_epochs,
             batch_size=self.batch_size,
-            train_split=(
-                ValidSplit(self.validation_fraction, stratified=True, random_state=seed)
-                if self.early_stopping else None
-            ),
+            train_split=train_split,
             **self._net_kwargs(),
-            callbacks=self._callbacks() + (
+            callbacks=self._callbacks() + self._schedule_callbacks() + (
                 [("early_stopping", EarlyStopping(patience=self.n_iter_no_change,
                                                   load_best=True))]
                 if self.early_stopping else []
@@ -246,6 +297,16 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
         """Extra skorch callbacks ``[(name, callback)]`` a subclass trains with."""
         return []
 
+    def _schedule_callbacks(self):
+        if self.lr_schedule == "cosine":
+            scheduler = LRScheduler("CosineAnnealingLR", T_max=self.max_epochs)
+        elif self.lr_schedule == "step":
+            scheduler = LRScheduler("MultiStepLR", gamma=0.1, milestones=[
+                self.max_epochs // 2, 3 * self.max_epochs // 4])
+        else:
+            return []
+        return [("lr_schedule", scheduler)]
+
     def _net_kwargs(self):
         """Extra keyword arguments of the skorch net a subclass trains with."""
         return {}
@@ -253,7 +314,8 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns in ``classes_`` order."""
         check_is_fitted(self)
-        return self.net_.predict_proba(self._check_X(X)).astype(np.float64)
+        proba = self.net_.predict_proba(self._check_X(X)).astype(np.float64)
+        return proba / proba.sum(axis=1, keepdims=True)  # rows sum to 1 in float64 too
 
     def predict(self, X):
         """Predicted labels, taken from ``classes_``."""
@@ -376,6 +438,7 @@ class AttentionPoolClassifier(BaseSkorchClassifier):
         max_epochs=50,
         batch_size=16,
         optimizer=torch.optim.AdamW,
+        lr_schedule="constant",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -393,7 +456,7 @@ class AttentionPoolClassifier(BaseSkorchClassifier):
         self.temperature = temperature
         super().__init__(
             class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
-            optimizer=optimizer, early_stopping=early_stopping,
+            optimizer=optimizer, lr_schedule=lr_schedule, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             device=device, random_state=random_state, verbose=verbose, **kwargs,
         )
@@ -470,6 +533,7 @@ class SliceTransformerClassifier(BaseSkorchClassifier):
         max_epochs=50,
         batch_size=16,
         optimizer=torch.optim.AdamW,
+        lr_schedule="constant",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -486,7 +550,7 @@ class SliceTransformerClassifier(BaseSkorchClassifier):
         self.max_slices = max_slices
         super().__init__(
             class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
-            optimizer=optimizer, early_stopping=early_stopping,
+            optimizer=optimizer, lr_schedule=lr_schedule, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             device=device, random_state=random_state, verbose=verbose, **kwargs,
         )
@@ -503,12 +567,12 @@ class SliceTransformerClassifier(BaseSkorchClassifier):
 
 
 class _AnnealCEWeight(Callback):
-    """Before each epoch, set the criterion's CE weight to ``epoch / (max_epochs - 1)``
-    and record it in the history as ``ce_weight``."""
+    """Before epoch ``e`` (from 1), set the criterion's CE weight to
+    ``(e - 1/2) / max_epochs`` and record it in the history as ``ce_weight``."""
 
     def on_epoch_begin(self, net, **kwargs):
-        done = len(net.history) - 1  # the history already holds the starting epoch
-        net.criterion_.ce_weight = min(1.0, done / max(net.max_epochs - 1, 1))
+        epoch = len(net.history)  # the history already holds the starting epoch
+        net.criterion_.ce_weight = min(1.0, (epoch - 0.5) / net.max_epochs)
         net.history.record("ce_weight", net.criterion_.ce_weight)
 
 
@@ -520,9 +584,11 @@ class SCMILClassifier(BaseSkorchClassifier):
 
     The paper leaves these choices, made here: gated attention pooling (as its
     attention-MIL backbone); the classifier reads the pooled bag embedding, the projection
-    head (``projection_dims``) is used by SupCon only; the loss at epoch ``e`` of ``E`` is
-    ``a * CE + (1 - a) * SupCon`` with ``a = e / (E - 1)`` rising linearly from 0 to 1, so
-    the first epoch learns only the representation and the last only the classifier.
+    head (``projection_dims``) is used by SupCon only; the loss at epoch ``e`` of ``E``
+    (from 1) is ``a * CE + (1 - a) * SupCon`` with ``a = (e - 1/2) / E`` rising linearly
+    from ``1 / 2E`` to ``1 - 1 / 2E``: the first epochs mostly learn the representation,
+    the last ones mostly the classifier, and both heads train in every epoch (also when
+    ``E = 1``).
 
     Parameters
     ----------
@@ -564,6 +630,7 @@ class SCMILClassifier(BaseSkorchClassifier):
         max_epochs=50,
         batch_size=16,
         optimizer=torch.optim.AdamW,
+        lr_schedule="constant",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -578,7 +645,7 @@ class SCMILClassifier(BaseSkorchClassifier):
         self.temperature = temperature
         super().__init__(
             class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
-            optimizer=optimizer, early_stopping=early_stopping,
+            optimizer=optimizer, lr_schedule=lr_schedule, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             device=device, random_state=random_state, verbose=verbose, **kwargs,
         )
@@ -602,16 +669,23 @@ class ResNet3DClassifier(BaseSkorchClassifier):
     one input channel), with cross-entropy: the baseline DinoAtten3D and MST compare
     against.
 
-    It takes volumes of one shape, ``(n_volumes, x, y, z)``: put a
-    :class:`VolumeResampler` in front of it to take paths or arrays of any shape, e.g.
-    ``make_pipeline(VolumeResampler((64, 64, 64)), ResNet3DClassifier())``. Every side
-    must be at least 32 voxels (the deepest feature map must keep 2 per side).
+    It takes volumes of one shape, ``(n_volumes, x, y, z)``, the shape it was fitted on
+    (it does not resize): put a :class:`VolumeResampler` in front of it to take paths or
+    arrays of any shape, e.g.
+    ``make_pipeline(VolumeResampler((64, 64, 64)), ResNet3DClassifier())``. The deepest
+    feature map must keep 2 voxels per side: every side must be at least 17 voxels with
+    the standard stem, 33 with the strided one and 9 with the small one.
 
     Parameters
     ----------
     depth : {10, 18, 34, 50}, default=18
     widen_factor : float, default=1.0
         Scales the channel widths (0.25 makes a much cheaper net for quick runs).
+    stem : {"standard", "strided", "small"}, default="standard"
+        The first layer: a 7^3 convolution and a max pooling of stride 2 (MONAI's
+        default); the same convolution with stride 2 (as MedicalNet's), a quarter of the
+        cost at 28^3; or a 3^3 convolution without pooling, which keeps small inputs
+        whole (as the ResNets of MedMNIST v2's 28^3 benchmark) and costs the most.
     {training}
 
     Attributes
@@ -625,11 +699,13 @@ class ResNet3DClassifier(BaseSkorchClassifier):
         self,
         depth=18,
         widen_factor=1.0,
+        stem="standard",
         class_weight=None,
         lr=1e-3,
         max_epochs=50,
         batch_size=16,
         optimizer=torch.optim.AdamW,
+        lr_schedule="constant",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -640,9 +716,10 @@ class ResNet3DClassifier(BaseSkorchClassifier):
     ):
         self.depth = depth
         self.widen_factor = widen_factor
+        self.stem = stem
         super().__init__(
             class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
-            optimizer=optimizer, early_stopping=early_stopping,
+            optimizer=optimizer, lr_schedule=lr_schedule, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             device=device, random_state=random_state, verbose=verbose, **kwargs,
         )
@@ -654,17 +731,30 @@ class ResNet3DClassifier(BaseSkorchClassifier):
                 "X must be volumes of one shape, (n_volumes, x, y, z); got shape "
                 f"{X.shape}. Resample them first, e.g. with VolumeResampler."
             )
-        if min(X.shape[1:]) < 32:
-            raise ValueError(
-                f"Volumes of shape {X.shape[1:]} are too small for a 3D ResNet: every side "
-                "must be at least 32 voxels (VolumeResampler(shape=...) can resize them)."
-            )
         if reset:
+            if self.stem not in RESNET_STEMS:
+                raise ValueError(f"stem must be one of {tuple(RESNET_STEMS)}; got "
+                                 f"{self.stem!r}.")
+            smallest = resnet_downsampling(self.stem) + 1
+            if min(X.shape[1:]) < smallest:
+                raise ValueError(
+                    f"Volumes of shape {X.shape[1:]} are too small for a 3D ResNet with "
+                    f"stem={self.stem!r}: every side must be at least {smallest} voxels "
+                    "(VolumeResampler(shape=...) can resize them; stem='small' takes 9)."
+                )
             self.n_features_in_ = int(np.prod(X.shape[1:]))
+            self.volume_shape_ = tuple(int(side) for side in X.shape[1:])
+        elif tuple(X.shape[1:]) != tuple(self.volume_shape_):
+            raise ValueError(
+                f"X has volumes of shape {X.shape[1:]}, but ResNet3DClassifier was fitted on "
+                f"{tuple(self.volume_shape_)}: resample them to that shape (e.g. with the "
+                "same VolumeResampler)."
+            )
         return X
 
     def _build_module(self, n_features, n_classes):
-        return ResNet3DNet(n_classes, depth=self.depth, widen_factor=self.widen_factor)
+        return ResNet3DNet(n_classes, depth=self.depth, widen_factor=self.widen_factor,
+                           stem=self.stem)
 
     def _build_criterion(self, class_weight):
         return CompositeLoss(supcon_weight=0.0, variance_weight=0.0, class_weight=class_weight)
@@ -743,6 +833,7 @@ class FineTunedSliceClassifier(BaseSkorchClassifier):
         max_epochs=10,
         batch_size=4,
         optimizer=torch.optim.AdamW,
+        lr_schedule="constant",
         early_stopping=False,
         validation_fraction=0.1,
         n_iter_no_change=10,
@@ -766,7 +857,7 @@ class FineTunedSliceClassifier(BaseSkorchClassifier):
         self.mixed_precision = mixed_precision
         super().__init__(
             class_weight=class_weight, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
-            optimizer=optimizer, early_stopping=early_stopping,
+            optimizer=optimizer, lr_schedule=lr_schedule, early_stopping=early_stopping,
             validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
             device=device, random_state=random_state, verbose=verbose, **kwargs,
         )

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.base import clone
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
@@ -12,6 +12,7 @@ from sklearn_dinoatten import (
     SliceTransformerClassifier,
 )
 from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.devices import seeded_torch
 from sklearn_dinoatten.nn import POOLINGS, AttentionPoolNet
 
 CLASSIFIERS = [AttentionPoolClassifier, SliceTransformerClassifier, SCMILClassifier]
@@ -199,14 +200,83 @@ def test_class_weight_balanced():
     np.testing.assert_allclose(clf.net_.criterion_.class_weight.numpy(), [40 / 60, 40 / 20])
 
 
+def unmoved_parameters(clf, X, y):
+    """Names of the parameters still equal to their value before training (the network
+    is rebuilt under the seed fit used)."""
+    with seeded_torch(clf.random_state, torch.device("cpu")):
+        start = clf._build_module(X.shape[-1], len(np.unique(y))).state_dict()
+    return [name for name, value in clf.net_.module_.state_dict().items()
+            if value.is_floating_point() and "running_" not in name
+            and torch.equal(value, start[name])]
+
+
+# Without weight decay, a parameter moves only if training gave it a gradient.
+NO_DECAY = dict(optimizer__weight_decay=0.0, random_state=0)
+
+
 @pytest.mark.parametrize("Classifier", CLASSIFIERS)
-def test_early_stopping_keeps_best_and_stops(Classifier):
+def test_early_stopping_restores_a_trained_epoch(Classifier):
     X, y = planted_bags(n=80)
-    clf = Classifier(early_stopping=True, n_iter_no_change=3, max_epochs=200,
-                                  lr=1e-2, random_state=0).fit(X, y)
-    history = clf.net_.history
-    assert len(history) < 200
-    assert "valid_loss" in history[-1]
+    clf = Classifier(early_stopping=True, n_iter_no_change=3, max_epochs=40, lr=1e-2,
+                     **NO_DECAY).fit(X, y)
+    losses = clf.net_.history[:, "valid_loss"]
+    best = int(np.argmin(losses))
+    assert best > 0 and losses[best] < losses[0]  # restored: a better epoch than the first
+    assert unmoved_parameters(clf, X, y) == []
+
+
+@pytest.mark.parametrize("Classifier", [AttentionPoolClassifier, SliceTransformerClassifier])
+def test_early_stopping_stops(Classifier):
+    # (SC-MIL's loss anneals towards CE over max_epochs, so its validation log-loss
+    # keeps improving for as long as the schedule runs.)
+    X, y = planted_bags(n=80)
+    clf = Classifier(early_stopping=True, n_iter_no_change=3, max_epochs=200, lr=1e-2,
+                     random_state=0).fit(X, y)
+    assert len(clf.net_.history) < 200
+
+
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_one_epoch_trains_every_parameter(Classifier):
+    X, y = planted_bags()
+    clf = Classifier(max_epochs=1, **NO_DECAY).fit(X, y)
+    assert unmoved_parameters(clf, X, y) == []  # the classifier head included
+
+
+@pytest.mark.parametrize("Classifier", CLASSIFIERS)
+def test_early_stopping_on_a_given_validation_set_watches_its_log_loss(Classifier):
+    X, y = planted_bags(n=100)
+    clf = Classifier(early_stopping=True, n_iter_no_change=3, max_epochs=100, lr=1e-2,
+                     random_state=0).fit(X[:70], y[:70], X_val=X[70:], y_val=y[70:])
+    losses = clf.net_.history[:, "valid_loss"]
+    batches = clf.net_.history[-1, "batches"]
+    assert sum(b.get("train_batch_size", 0) for b in batches) == 70  # all of X trains
+    assert sum(b.get("valid_batch_size", 0) for b in batches) == 30
+    assert log_loss(y[70:], clf.predict_proba(X[70:])) == pytest.approx(min(losses), rel=1e-4,
+                                                                        abs=1e-6)
+
+
+@pytest.mark.parametrize("fit_params, message", [
+    (dict(X_val=np.ones((4, 8, 16))), "X_val and y_val go together"),
+    (dict(X_val=np.ones((4, 8, 16)), y_val=[0, 1, 0, 7]), "y_val has class 7"),
+    (dict(X_val=np.ones((4, 8, 5)), y_val=[0, 1, 0, 1]), "X has 5 features"),
+])
+def test_bad_validation_set(fit_params, message):
+    X, y = planted_bags()
+    with pytest.raises(ValueError, match=message):
+        AttentionPoolClassifier(early_stopping=True).fit(X, y, **fit_params)
+    with pytest.raises(ValueError, match="set early_stopping=True"):
+        AttentionPoolClassifier().fit(X, y, X_val=X[:4], y_val=y[:4])
+
+
+@pytest.mark.parametrize("schedule, last_lr", [("constant", 0.01), ("cosine", 0.0),
+                                               ("step", 1e-4)])
+def test_learning_rate_schedules(schedule, last_lr):
+    X, y = planted_bags()
+    clf = AttentionPoolClassifier(lr=0.01, lr_schedule=schedule, max_epochs=8,
+                                  random_state=0).fit(X, y)
+    assert clf.net_.optimizer_.param_groups[0]["lr"] == pytest.approx(last_lr, abs=1e-12)
+    with pytest.raises(ValueError, match="lr_schedule must be one of"):
+        AttentionPoolClassifier(lr_schedule="linear").fit(X, y)
 
 
 @pytest.mark.parametrize(

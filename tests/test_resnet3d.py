@@ -1,11 +1,13 @@
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import ResNet3DClassifier, VolumeResampler
 from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.nn import RESNET_STEMS, ResNet3DNet
 
 from ._helpers import save_nifti
 
@@ -39,9 +41,37 @@ def test_classifier_needs_resampled_volumes():
     clf = ResNet3DClassifier(**TINY, max_epochs=1)
     with pytest.raises(ValueError, match="Resample them first"):
         clf.fit(np.zeros((4, 32, 32)), [0, 1, 0, 1])
-    with pytest.raises(ValueError, match="at least 32 voxels"):
+    with pytest.raises(ValueError, match="at least 17 voxels"):
         clf.fit(np.random.default_rng(0).normal(size=(4, 16, 32, 32)), [0, 1, 0, 1])
+    with pytest.raises(ValueError, match="stem must be one of"):
+        ResNet3DClassifier(stem="tiny").fit(np.zeros((4, 32, 32, 32)), [0, 1, 0, 1])
     assert not hasattr(clf, "attention_weights")  # a volume model has no slice weights
+
+
+def test_building_the_network_leaves_batch_norm_statistics_alone():
+    for stem in RESNET_STEMS:
+        net = ResNet3DNet(2, depth=10, widen_factor=0.25, stem=stem)
+        norms = [m for m in net.modules() if isinstance(m, torch.nn.modules.batchnorm._NormBase)]
+        assert norms and all(int(m.num_batches_tracked) == 0 for m in norms)
+        assert all(torch.equal(m.running_mean, torch.zeros_like(m.running_mean)) for m in norms)
+        assert all(torch.equal(m.running_var, torch.ones_like(m.running_var)) for m in norms)
+
+
+@pytest.mark.parametrize("stem, side", [("standard", 17), ("strided", 33), ("small", 9)])
+def test_each_stem_takes_its_smallest_volumes(stem, side):
+    X = np.random.default_rng(0).normal(size=(4, side, side, side)).astype(np.float32)
+    clf = ResNet3DClassifier(**TINY, stem=stem, max_epochs=1, batch_size=4).fit(X, [0, 1] * 2)
+    assert clf.predict_proba(X).shape == (4, 2)
+    with pytest.raises(ValueError, match=f"at least {side} voxels"):
+        ResNet3DClassifier(**TINY, stem=stem).fit(X[:, 1:], [0, 1] * 2)
+
+
+def test_predicting_another_volume_shape_raises():
+    X = np.random.default_rng(0).normal(size=(4, 20, 20, 20)).astype(np.float32)
+    clf = ResNet3DClassifier(**TINY, max_epochs=1, batch_size=4).fit(X, [0, 1] * 2)
+    with pytest.raises(ValueError, match=r"shape \(24, 20, 20\), but .* fitted on "
+                                         r"\(20, 20, 20\)"):
+        clf.predict(np.zeros((2, 24, 20, 20), dtype=np.float32))
 
 
 def test_fit_predict_pickle(tmp_path):

@@ -9,13 +9,14 @@ from .pooling import (
     MeanPooling,
     make_pooling,
 )
-from .resnet3d import RESNET_DEPTHS, ResNet3DNet
+from .resnet3d import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet
 from .scmil import AnnealedSupConLoss, SCMILNet
 from .transformer import PreNormLayer, SliceTransformerNet
 
 __all__ = [
     "POOLINGS",
     "RESNET_DEPTHS",
+    "RESNET_STEMS",
     "AnnealedSupConLoss",
     "AttentionPooling",
     "AttentionPoolNet",

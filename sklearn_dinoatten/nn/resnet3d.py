@@ -1,30 +1,41 @@
 """A 3D ResNet (MONAI) for whole volumes, with the package's module interface."""
 
-import torch
 from torch import nn
 
 RESNET_DEPTHS = (10, 18, 34, 50)
+# The first layer: (convolution size, its stride, max pooling after it).
+RESNET_STEMS = {"standard": (7, 1, True), "strided": (7, 2, True), "small": (3, 1, False)}
+
+
+def resnet_downsampling(stem):
+    """How many input voxels per side make one voxel of the deepest feature map."""
+    _, stride, max_pool = RESNET_STEMS[stem]
+    return 8 * stride * (2 if max_pool else 1)  # layers 2 to 4 halve the side each
 
 
 class ResNet3DNet(nn.Module):
     """MONAI's 3D ResNet on one-channel volumes ``(batch, x, y, z)``.
 
-    ``forward`` returns ``(logits, embedding, weights)``: the pooled features, and an
-    empty ``(batch, 0)`` tensor, since a volume model has no slice weights.
+    ``stem`` names the first layer (see :data:`RESNET_STEMS`). ``forward`` returns
+    ``(logits, embedding, weights)``: the pooled features, and an empty ``(batch, 0)``
+    tensor, since a volume model has no slice weights.
     """
 
-    def __init__(self, n_classes, depth=18, widen_factor=1.0):
+    def __init__(self, n_classes, depth=18, widen_factor=1.0, stem="standard"):
         super().__init__()
         from monai.networks import nets
 
         if depth not in RESNET_DEPTHS:
             raise ValueError(f"depth must be one of {RESNET_DEPTHS}; got {depth!r}.")
+        if stem not in RESNET_STEMS:
+            raise ValueError(f"stem must be one of {tuple(RESNET_STEMS)}; got {stem!r}.")
+        size, stride, max_pool = RESNET_STEMS[stem]
         self.features = getattr(nets, f"resnet{depth}")(
-            spatial_dims=3, n_input_channels=1, feed_forward=False, widen_factor=widen_factor
+            spatial_dims=3, n_input_channels=1, feed_forward=False, widen_factor=widen_factor,
+            conv1_t_size=size, conv1_t_stride=stride, no_max_pool=not max_pool,
         )
-        with torch.no_grad():
-            width = self.features(torch.zeros(2, 1, 32, 32, 32)).shape[1]
-        self.classifier = nn.Linear(width, n_classes)
+        # MONAI's ResNet leaves in_planes at the width of its last layer's output.
+        self.classifier = nn.Linear(self.features.in_planes, n_classes)
 
     def forward(self, x):
         embedding = self.features(x.unsqueeze(1))

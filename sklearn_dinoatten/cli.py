@@ -30,7 +30,6 @@ from ._files import atomic_write
 from .study import METHODS, REFERENCE
 
 PROG = "dinoatten"
-SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
 
 class CommandError(Exception):
@@ -74,24 +73,28 @@ def embed(args):
 
 
 def cv(args):
-    """Cross-validate methods on DATA; write predictions, metrics and the run's parameters."""
+    """Evaluate methods on DATA (k-fold cross-validation, or the held-out test set of a
+    ``split`` column); write predictions, metrics and the run's parameters."""
     from .study import (
+        caption,
         cross_validate_method,
-        make_splits,
         metrics_table,
+        positive_class,
+        scored_samples,
         to_markdown,
         uses_volumes,
     )
 
-    paths, y, groups = _labelled_scans(args)
+    paths, y, groups, split = _labelled_scans(args)
     keys = _method_keys(args.method)
-    splits = make_splits(y, args.folds, groups, random_state=args.seed)
+    protocol = _protocol(args, y, groups, split)
+    positive = positive_class(y, args.pos_label)
     methods = {key: _method(key, args) for key in keys}
     classes, counts = np.unique(y, return_counts=True)
     counts = ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True))
-    print(f"{len(y)} scans ({counts}); "
-          f"{args.folds}-fold {'grouped ' if groups is not None else ''}stratified CV; "
-          f"methods: {', '.join(METHODS[k] for k in keys)}")
+    print(f"{len(y)} scans ({counts}); {protocol.description}; "
+          + (f"positive class: {positive!r}; " if positive is not None else "")
+          + f"methods: {', '.join(METHODS[k] for k in keys)}")
     inputs, embedder = {}, None
     if any(not uses_volumes(k) for k in keys):
         embedder = _embedder(args)
@@ -105,35 +108,47 @@ def cv(args):
     results = {}
     for key, estimator in methods.items():
         X = inputs["volumes" if uses_volumes(key) else "embeddings"]
-        results[key] = cross_validate_method(estimator, X, y, splits)
-        print(f"  {METHODS[key]}: fitted {args.folds} folds, "
-              f"{np.mean(results[key].fit_seconds):.1f} s per fold")
+        results[key] = cross_validate_method(estimator, X, y, protocol.splits)
+        print(f"  {METHODS[key]}: {len(protocol.splits)} fit(s), "
+              f"{np.mean(results[key].fit_seconds):.1f} s each")
     reference = REFERENCE if REFERENCE in results else keys[0]
-    rows = metrics_table(y, results, reference=reference, random_state=args.seed)
+    rows = metrics_table(y, results, reference=reference, pos_label=positive, groups=groups,
+                         random_state=args.seed)
+    random_weights = embedder is not None and embedder.weights == "random"
+    text = caption(protocol, positive, reference, random_weights=random_weights)
     table = to_markdown(rows, reference=reference)
-    print("\n" + table + "\n")
+    print(f"\n{table}\n\n{text}\n")
 
-    fold = np.empty(len(y), dtype=int)
-    for i, (_, test) in enumerate(splits):
-        fold[test] = i
+    scored = scored_samples(results)
+    fold = np.full(len(y), -1)
+    for i, fit in enumerate(protocol.splits):
+        fold[fit.test] = i
     os.makedirs(args.out, exist_ok=True)
-    _write_predictions(os.path.join(args.out, "predictions.csv"), paths, y, groups, fold,
-                       classes, results)
-    _write_metrics(args.out, rows, table)
-    arrays = {f"embedding_{k}": r.embedding for k, r in results.items()}
-    arrays.update({f"attention_{k}": r.attention for k, r in results.items()
+    _write_predictions(os.path.join(args.out, "predictions.csv"), np.asarray(paths)[scored],
+                       y[scored], None if groups is None else groups[scored],
+                       fold[scored] if split is None else None, classes,
+                       {k: r.proba[scored] for k, r in results.items()})
+    _write_metrics(args.out, rows, f"{table}\n\n{text}")
+    arrays = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
+    arrays.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
                    if r.attention is not None})
     if "embeddings" in inputs:
-        arrays["n_slices"] = (~np.isnan(inputs["embeddings"]).all(axis=2)).sum(axis=1)
+        arrays["n_slices"] = (~np.isnan(inputs["embeddings"]).all(axis=2)).sum(axis=1)[scored]
     atomic_write(os.path.join(args.out, "outputs.npz"), lambda f: np.savez(f, **arrays))
     run = {
         "command": [PROG, *args.argv],
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "data": _data_record(args, y),
         "classes": classes.tolist(),
-        "positive_label": classes[-1].item() if len(classes) == 2 else None,
-        "folds": args.folds,
+        "positive_label": positive,
+        "protocol": "held-out" if split is not None else "cross-validation",
+        "protocol_description": protocol.description,
+        "folds": None if split is not None else len(protocol.splits),
         "grouped": groups is not None,
+        "n_subjects": None if groups is None else len(np.unique(groups[scored])),
+        "n_scored": int(scored.sum()),
+        "caption": text,
+        "random_weights": random_weights,
         "seed": args.seed,
         "reference": reference,
         "embedder": embedder.get_params() if embedder is not None else None,
@@ -143,9 +158,22 @@ def cv(args):
         "versions": _versions(),
     }
     atomic_write(os.path.join(args.out, "run.json"),
-                  lambda f: f.write(json.dumps(run, indent=2, default=str).encode()))
+                 lambda f: f.write(json.dumps(run, indent=2, default=str).encode()))
     print(f"Written to {args.out}: predictions.csv, metrics.csv, metrics.md, outputs.npz, "
           f"run.json. Next: {PROG} report {args.out}")
+
+
+def _protocol(args, y, groups, split):
+    """The held-out split of the labels' split column, else k-fold cross-validation."""
+    from .study import cross_validation, held_out
+
+    if split is None:
+        return cross_validation(y, args.folds or 5, groups, random_state=args.seed)
+    if args.folds is not None:
+        raise CommandError("the labels have a split column, so the test set is fixed: leave "
+                           "out --folds, or drop the column (--split-column none) to "
+                           "cross-validate.")
+    return held_out(split, y, groups)
 
 
 def report(args):
@@ -157,13 +185,15 @@ def report(args):
 
 
 def fit(args):
-    """Train one method on every scan of DATA and save the fitted pipeline: a
-    ``.joblib`` path gets a pickle, any other a safetensors model file."""
+    """Train one method on the scans of DATA (those of 'train', stopping early on 'val',
+    with a split column) and save the fitted pipeline: a ``.joblib`` path gets a pickle,
+    any other a safetensors model file."""
     from sklearn.pipeline import make_pipeline
 
     from .study import uses_volumes
 
-    paths, y, _ = _labelled_scans(args)
+    paths, y, _, split = _labelled_scans(args)
+    paths = np.asarray(paths)
     classifier = _method(args.method, args)
     if uses_volumes(args.method):
         from .resampling import VolumeResampler
@@ -172,7 +202,18 @@ def fit(args):
         model = make_pipeline(VolumeResampler(shape=(side, side, side)), classifier)
     else:
         model = make_pipeline(_embedder(args), classifier)
-    model.fit(paths, y)
+    train, fit_params, done = np.ones(len(y), dtype=bool), {}, f"{len(y)} scans"
+    if split is not None:
+        train, val = split == "train", split == "val"
+        done = f"{train.sum()} 'train' scans"
+        if val.any():
+            classifier.set_params(early_stopping=True)
+            name = model.steps[-1][0]
+            fit_params = {f"{name}__X_val": model[:-1].fit_transform(list(paths[val])),
+                          f"{name}__y_val": y[val]}
+            done += f", early stopping on {val.sum()} 'val' scans"
+        done += f" ({np.sum(split == 'test')} 'test' scans left out)"
+    model.fit(list(paths[train]), y[train], **fit_params)
     if _is_pickle(args.out):
         import joblib
 
@@ -181,7 +222,7 @@ def fit(args):
         from .persistence import save_model
 
         save_model(model, args.out)
-    print(f"{METHODS[args.method]} trained on {len(y)} scans; saved to {args.out}")
+    print(f"{METHODS[args.method]} trained on {done}; saved to {args.out}")
 
 
 def predict(args):
@@ -241,13 +282,14 @@ def demo(args):
     if args.n_scans < 10:
         raise CommandError(f"--n-scans must be at least 10 for 5 folds; got {args.n_scans}.")
     root = os.path.join(args.out, "data")
-    source = _write_demo_data(root, args.dataset, args.n_scans)
-    print(f"Demo data: {source}, {args.n_scans} scans written to {root}")
+    source, n_written = _write_demo_data(root, args.dataset, args.n_scans)
+    print(f"Demo data: {source}, {n_written} scans written to {root}")
     run_dir = os.path.join(args.out, "cv")
     common = ["--weights", "random", "--image-size", "56", "--class-weight", "balanced",
               "--cache-dir", os.path.join(args.out, "cache")]
     steps = [
-        ["cv", root, "--method", "all", "--folds", "5", "--epochs", "30", "--out", run_dir,
+        ["cv", root, "--method", "all", *(["--folds", "5"] if args.dataset == "synthetic"
+                                          else []), "--epochs", "30", "--out", run_dir,
          "--volume-size", "32", "--resnet-depth", "10", "--resnet-width", "0.25",
          "--resnet-epochs", "10", *common],
         ["report", run_dir, "--overlays", "4"],
@@ -288,13 +330,16 @@ def _labels_file(args):
 
 
 def _labelled_scans(args):
+    """``(paths, y, groups, split)``; groups and split from their columns, when present."""
     from .datasets import load_nifti_folder
 
-    group_column = args.group_column
-    if group_column is None and "subject" in _csv_header(_labels_file(args)):
-        group_column = "subject"
+    header = _csv_header(_labels_file(args))
+    group_column, split_column = (
+        None if given == "none" else given or (default if default in header else None)
+        for given, default in ((args.group_column, "subject"), (args.split_column, "split"))
+    )
     return load_nifti_folder(args.data, _labels_file(args), args.path_column,
-                             args.label_column, group_column)
+                             args.label_column, group_column, split_column)
 
 
 def _scan_paths(args):
@@ -334,17 +379,19 @@ def _cache_entries(cache_dir):
     return set(glob.glob(os.path.join(cache_dir, "**", "*.npz"), recursive=True))
 
 
-def _write_predictions(path, paths, y, groups, fold, classes, results):
+def _write_predictions(path, paths, y, groups, fold, classes, probabilities):
+    """One row per scored scan; probabilities at full precision (they round-trip)."""
     rows = []
     for i, scan in enumerate(paths):
         row = {"path": scan, "label": y[i]}
         if groups is not None:
             row["subject"] = groups[i]
-        row["fold"] = fold[i]
-        for key, result in results.items():
-            row[f"{key}_pred"] = classes[result.proba[i].argmax()]
-            row.update({f"{key}_p_{c}": f"{p:.6f}"
-                        for c, p in zip(classes, result.proba[i], strict=True)})
+        if fold is not None:
+            row["fold"] = fold[i]
+        for key, proba in probabilities.items():
+            row[f"{key}_pred"] = classes[proba[i].argmax()]
+            row.update({f"{key}_p_{c}": repr(float(p))
+                        for c, p in zip(classes, proba[i], strict=True)})
         rows.append(row)
     atomic_write(path, lambda f: f.write(_csv_text(rows).encode()))
 
@@ -393,19 +440,31 @@ def _versions():
 
 
 def _write_demo_data(root, dataset, n_scans):
-    """Write ``n_scans`` labelled NIfTI scans and labels.csv; returns the source's name."""
+    """Write ``n_scans`` labelled NIfTI scans and labels.csv; returns the source's name.
+
+    AdrenalMNIST3D holds two glands per patient and no patient ids, so its scans come
+    from the official patient-level split (60 % train, 15 % val, 25 % test of
+    ``n_scans``), written to a ``split`` column: cross-validating them would leak."""
     import nibabel as nib
 
-    from .datasets import load_adrenalmnist3d, make_volumes
+    from .datasets import SPLITS, data_dir, load_medmnist3d, make_volumes
 
-    adrenal = os.path.join(os.environ.get("SKLEARN_DINOATTEN_DATA", SHARED_DATA),
-                           "adrenalmnist3d")
+    affine, split = np.eye(4), None
     if dataset == "adrenal":
-        X, y = load_adrenalmnist3d(adrenal, split="test")
-        # Both classes in proportion, the first n_scans of a fixed shuffle.
-        keep = np.sort(np.random.default_rng(0).permutation(len(y))[:n_scans])
-        X, y = X[keep].astype(np.float32), y[keep]
-        source = "AdrenalMNIST3D test split (MedMNIST v2, CC BY 4.0)"
+        from sklearn.model_selection import train_test_split
+
+        X, y, split = [], [], []
+        for name, share in zip(SPLITS, (0.6, 0.15, 0.25), strict=True):
+            images, labels = load_medmnist3d("adrenal", os.path.join(data_dir(),
+                                             "adrenalmnist3d"), split=name)
+            keep = np.sort(train_test_split(  # both classes in proportion
+                np.arange(len(labels)), train_size=max(2, round(share * n_scans)),
+                stratify=labels, random_state=0)[0])
+            X += list(images[keep].astype(np.float32))
+            y += list(labels[keep])
+            split += [name] * len(keep)
+        affine = np.diag([64 / 28] * 3 + [1])  # a 64 mm cube in 28 voxels per side
+        source = "AdrenalMNIST3D, official train/val/test split (MedMNIST v2, CC BY 4.0)"
     else:
         X, y = make_volumes(n_samples=n_scans, shape=(48, 48, 24), n_signal_slices=3,
                             noise=0.2, random_state=0)
@@ -414,10 +473,11 @@ def _write_demo_data(root, dataset, n_scans):
     rows = []
     for i, (volume, label) in enumerate(zip(X, y, strict=True)):
         name = f"scan_{i:03d}.nii.gz"
-        nib.save(nib.Nifti1Image(volume, np.eye(4)), os.path.join(root, name))
-        rows.append({"path": name, "label": int(label)})
+        nib.save(nib.Nifti1Image(volume, affine), os.path.join(root, name))
+        rows.append({"path": name, "label": int(label)}
+                    | ({} if split is None else {"split": split[i]}))
     atomic_write(os.path.join(root, "labels.csv"), lambda f: f.write(_csv_text(rows).encode()))
-    return source
+    return source, len(rows)
 
 
 # Parser ----------------------------------------------------------------------------
@@ -447,7 +507,11 @@ def _parser():
     sub.add_argument("--method", default=REFERENCE,
                      help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
                           f"(default: {REFERENCE})")
-    sub.add_argument("--folds", type=int, default=5, help="number of folds (default: 5)")
+    sub.add_argument("--folds", type=int, default=None,
+                     help="number of folds (default: 5; not with a split column)")
+    sub.add_argument("--pos-label",
+                     help="the positive class of two (needed unless the labels are 0/1 or "
+                          "false/true): AUC, sensitivity, F1 and the ROC are computed for it")
     sub.add_argument("--out", required=True, help="folder for the results")
     _training_arguments(sub)
 
@@ -482,8 +546,8 @@ def _parser():
                                                            "(default: results/demo)")
     sub.add_argument("--dataset", choices=("synthetic", "adrenal"), default="synthetic",
                      help="synthetic volumes with a planted signal (default), or "
-                          "AdrenalMNIST3D's test split (real CT masks) from "
-                          "$SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
+                          "AdrenalMNIST3D (real CT masks, its official train/val/test split) "
+                          "from $SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
                           "project's ../shared/data")
     sub.add_argument("--n-scans", type=int, default=100, help="scans to use (default: 100)")
     return parser
@@ -496,7 +560,11 @@ def _data_arguments(sub):
                      help="column of scan paths, relative to DATA (default: path)")
     sub.add_argument("--label-column", default="label", help="column of labels (default: label)")
     sub.add_argument("--group-column",
-                     help="column of subject ids for grouped folds (default: subject, if present)")
+                     help="column of subject ids for grouped folds and statistics clustered "
+                          "by subject (default: subject, if present; none: ignore it)")
+    sub.add_argument("--split-column",
+                     help="column of train/val/test for a held-out test set instead of "
+                          "cross-validation (default: split, if present; none: ignore it)")
 
 
 def _embedding_arguments(sub, cache_required=False):

@@ -1,5 +1,5 @@
-"""Data sets: a labelled folder of NIfTI scans, AdrenalMNIST3D, and synthetic volumes
-and images with a planted, known signal."""
+"""Data sets: a labelled folder of NIfTI scans, the MedMNIST 3D sets, and synthetic
+volumes and images with a planted, known signal."""
 
 import csv
 import os
@@ -9,11 +9,23 @@ from sklearn.utils import check_random_state
 
 from .volumes import check_axis
 
-ADRENAL_SPLITS = ("train", "val", "test")
+SPLITS = ("train", "val", "test")
+_SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
+                                             "data"))
+# MedMNIST v2's 3D sets and their class names, in label order (from MedMNIST's INFO).
+MEDMNIST3D = {
+    "organ": ("liver", "kidney-right", "kidney-left", "femur-right", "femur-left", "bladder",
+              "heart", "lung-right", "lung-left", "spleen", "pancreas"),
+    "nodule": ("benign", "malignant"),
+    "fracture": ("buckle rib fracture", "nondisplaced rib fracture", "displaced rib fracture"),
+    "adrenal": ("normal", "hyperplasia"),
+    "vessel": ("vessel", "aneurysm"),
+    "synapse": ("inhibitory synapse", "excitatory synapse"),
+}
 
 
 def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="label",
-                      group_column=None):
+                      group_column=None, split_column=None):
     """Read a labels CSV describing the NIfTI scans of a folder.
 
     Parameters
@@ -28,6 +40,9 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
         A column naming the subject (or any group) of each scan, for
         :class:`~sklearn.model_selection.StratifiedGroupKFold`, so that the scans of one
         subject never fall in both the training and the test set.
+    split_column : str or None, default=None
+        A column giving each scan's set in a fixed split, ``train``, ``val`` or ``test``
+        (see :func:`sklearn_dinoatten.study.held_out`).
 
     Returns
     -------
@@ -37,13 +52,16 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
         Labels: integers when every label is an integer, else strings.
     groups : ndarray of shape (n_scans,) or None
         The group of each scan, as strings; ``None`` without ``group_column``.
+    split : ndarray of shape (n_scans,) or None
+        The set of each scan; ``None`` without ``split_column``.
 
     Raises
     ------
     FileNotFoundError
         When the folder, the CSV or a scan it lists does not exist.
     ValueError
-        When a column is missing, a cell is empty, or fewer than two classes are present.
+        When a column is missing, a cell is empty, a split is not ``train``, ``val`` or
+        ``test``, or fewer than two classes are present.
 
     Examples
     --------
@@ -54,9 +72,9 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
     ...     open(os.path.join(root, name), "w").close()
     >>> with open(os.path.join(root, "labels.csv"), "w") as f:
     ...     _ = f.write("path,label\\na.nii.gz,0\\nb.nii.gz,1\\n")
-    >>> paths, y, groups = load_nifti_folder(root)
-    >>> [os.path.basename(p) for p in paths], y.tolist(), groups
-    (['a.nii.gz', 'b.nii.gz'], [0, 1], None)
+    >>> paths, y, groups, split = load_nifti_folder(root)
+    >>> [os.path.basename(p) for p in paths], y.tolist(), groups, split
+    (['a.nii.gz', 'b.nii.gz'], [0, 1], None, None)
     """
     root = os.fspath(root)
     if not os.path.isdir(root):
@@ -71,7 +89,7 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
         reader = csv.DictReader(f)
         rows = list(reader)
         header = reader.fieldnames or []
-    columns = [path_column, label_column] + ([group_column] if group_column else [])
+    columns = [path_column, label_column] + [c for c in (group_column, split_column) if c]
     missing = [c for c in columns if c not in header]
     if missing:
         raise ValueError(f"Labels file {labels_csv!r} has no column {missing[0]!r}; "
@@ -92,8 +110,15 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
     if len(np.unique(y)) < 2:
         raise ValueError(f"Labels file {labels_csv!r} has one class only ({y[0]!r}); "
                          "classification needs at least two.")
-    groups = None if not group_column else np.array([row[group_column].strip() for row in rows])
-    return paths, y, groups
+    groups, split = (None if not column else np.array([row[column].strip() for row in rows])
+                     for column in (group_column, split_column))
+    if split is not None:
+        unknown = sorted(set(split.tolist()) - set(SPLITS))
+        if unknown:
+            line = 2 + int(np.flatnonzero(split == unknown[0])[0])
+            raise ValueError(f"Labels file {labels_csv!r}, line {line}: {split_column!r} is "
+                             f"{unknown[0]!r}; it must be one of {', '.join(SPLITS)}.")
+    return paths, y, groups, split
 
 
 def _labels(values):
@@ -104,42 +129,78 @@ def _labels(values):
         return np.array(values)
 
 
-def load_adrenalmnist3d(path, split="all", size=28):
-    """AdrenalMNIST3D (MedMNIST v2): adrenal gland masks from CT, normal vs hyperplasia.
+def data_dir():
+    """Where the demos and benchmarks look for data sets: ``$SKLEARN_DINOATTEN_DATA``, else
+    the ``shared/data`` folder beside this project's checkout."""
+    return os.environ.get("SKLEARN_DINOATTEN_DATA", _SHARED_DATA)
 
-    1,584 binary shape masks (0/255) from 792 patients; label 1 is adrenal hyperplasia.
-    The file is not downloaded: give the folder holding ``adrenalmnist3d.npz`` (28^3) or
-    ``adrenalmnist3d_64.npz`` (64^3), or the file itself. Cite Yang et al., MedMNIST v2,
-    Scientific Data 10:41 (2023).
+
+def load_medmnist3d(name, path, split="all", size=28):
+    """A MedMNIST 3D data set (MedMNIST v2, Yang et al., Scientific Data 10:41, 2023),
+    read from its local ``.npz`` file; nothing is downloaded.
+
+    The sets (:data:`MEDMNIST3D`) are ``organ`` (11 organs, CT), ``nodule`` (benign or
+    malignant lung nodule, CT), ``fracture`` (3 rib fracture types, CT), ``adrenal``
+    (normal adrenal gland or hyperplasia: 0/255 shape masks from CT, two glands of each
+    patient), ``vessel`` (vessel or aneurysm, MRA shapes) and ``synapse`` (inhibitory or
+    excitatory, electron microscopy). Each comes with an official train/val/test
+    split; MedMNIST's published baselines train on train, select on val and score
+    test. AdrenalMNIST3D's split is at patient level, and its files hold no patient
+    ids: k-fold cross-validation of it would put a patient's two glands on both sides
+    of a fold, so evaluate it on the official split.
 
     Parameters
     ----------
+    name : str
+        One of :data:`MEDMNIST3D` (``"adrenal"``; ``"adrenalmnist3d"`` also works).
     path : str or path
-        The ``.npz`` file or the folder holding it.
+        The ``.npz`` file, or the folder holding ``<name>mnist3d.npz`` (28^3) or
+        ``<name>mnist3d_64.npz`` (64^3).
     split : {"train", "val", "test", "all"}, default="all"
         The official split, or all three concatenated in that order.
     size : {28, 64}, default=28
-        Which file to read when ``path`` is a folder.
+        The file to read when ``path`` is a folder.
 
     Returns
     -------
     X : uint8 ndarray of shape (n, size, size, size)
     y : int ndarray of shape (n,)
+        Class indices, named in ``MEDMNIST3D[name]``.
+
+    Examples
+    --------
+    >>> from sklearn_dinoatten.datasets import MEDMNIST3D, data_dir, load_medmnist3d
+    >>> folder = f"{data_dir()}/adrenalmnist3d"
+    >>> X, y = load_medmnist3d("adrenal", folder, split="val")  # doctest: +SKIP
+    >>> MEDMNIST3D["adrenal"]
+    ('normal', 'hyperplasia')
     """
-    if split not in (*ADRENAL_SPLITS, "all"):
-        raise ValueError(f"split must be one of {(*ADRENAL_SPLITS, 'all')}; got {split!r}.")
+    key = name[: -len("mnist3d")] if isinstance(name, str) and name.endswith("mnist3d") else name
+    if key not in MEDMNIST3D:
+        raise ValueError(f"name must be one of {tuple(MEDMNIST3D)}; got {name!r}.")
+    if split not in (*SPLITS, "all"):
+        raise ValueError(f"split must be one of {(*SPLITS, 'all')}; got {split!r}.")
     if size not in (28, 64):
         raise ValueError(f"size must be 28 or 64; got {size!r}.")
     path = os.fspath(path)
     if os.path.isdir(path):
-        path = os.path.join(path, "adrenalmnist3d.npz" if size == 28 else "adrenalmnist3d_64.npz")
+        path = os.path.join(path, f"{key}mnist3d{'' if size == 28 else '_64'}.npz")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"AdrenalMNIST3D file {path!r} does not exist; MedMNIST "
-                                "publishes it (https://medmnist.com).")
-    splits = ADRENAL_SPLITS if split == "all" else (split,)
+        raise FileNotFoundError(f"MedMNIST file {path!r} does not exist; MedMNIST publishes "
+                                "it (https://medmnist.com).")
+    splits = SPLITS if split == "all" else (split,)
     with np.load(path) as data:
+        missing = [k for s in splits for k in (f"{s}_images", f"{s}_labels") if k not in data]
+        if missing:
+            raise ValueError(f"{path!r} is not a MedMNIST file: it has no {missing[0]!r}.")
         X = np.concatenate([data[f"{s}_images"] for s in splits])
         y = np.concatenate([data[f"{s}_labels"] for s in splits]).ravel().astype(int)
+    if X.ndim != 4 or len(X) != len(y):
+        raise ValueError(f"{path!r} does not hold 3D volumes with one label each: images "
+                         f"{X.shape}, labels {y.shape}.")
+    n_classes = len(MEDMNIST3D[key])
+    if y.size and not 0 <= y.min() <= y.max() < n_classes:
+        raise ValueError(f"{path!r} has labels outside 0..{n_classes - 1}: is it {key}?")
     return X, y
 
 

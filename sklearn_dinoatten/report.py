@@ -1,8 +1,9 @@
-"""One self-contained HTML report of a cross-validation run directory.
+"""One self-contained HTML report of an evaluation run directory.
 
-The ``cv`` command writes ``run.json``, ``predictions.csv``, ``metrics.csv`` and
-``outputs.npz`` to a run directory; :func:`write_report` turns them into a single HTML
-file with every figure embedded as a PNG, readable offline and easy to share::
+The ``cv`` command (cross-validation, or a held-out test set) writes ``run.json``,
+``predictions.csv``, ``metrics.csv`` and ``outputs.npz`` to a run directory;
+:func:`write_report` turns them into a single HTML file with every figure embedded as a
+PNG, readable offline and easy to share::
 
     from sklearn_dinoatten.report import write_report
 
@@ -25,11 +26,12 @@ import numpy as np
 from matplotlib.figure import Figure
 from sklearn.decomposition import PCA
 from sklearn.manifold import TSNE
-from sklearn.metrics import ConfusionMatrixDisplay, auc, roc_curve
+from sklearn.metrics import ConfusionMatrixDisplay, roc_curve
 from threadpoolctl import threadpool_limits
 
 from ._files import atomic_write
 from .embedding import DinoSliceEmbedder
+from .metrics import bootstrap_resamples
 from .volumes import load_volume
 
 RANDOM_STATE = 0
@@ -46,7 +48,8 @@ padding:0 1em;color:#222;line-height:1.45}h1{margin-bottom:.2em}h2{margin-top:2e
 border-bottom:1px solid #ddd}table{border-collapse:collapse}td,th{padding:.25em .7em;
 border-bottom:1px solid #eee;text-align:left}code,pre{background:#f6f6f6;padding:.1em .3em}
 img{max-width:100%}.note{color:#666;font-style:italic}figure{display:inline-block;
-margin:.5em;vertical-align:top}figcaption{font-size:.9em;color:#444}"""
+margin:.5em;vertical-align:top}figcaption{font-size:.9em;color:#444}
+.warning{background:#b00020;color:#fff;padding:.6em 1em;font-weight:bold}"""
 
 
 @dataclass
@@ -59,6 +62,7 @@ class _Run:
     reference: str
     paths: np.ndarray
     labels: np.ndarray
+    groups: np.ndarray | None  # the subject of each scan, when the run was grouped
     pred: dict  # method key -> predicted labels
     proba: dict  # method key -> (n_scans, n_classes) probabilities
     outputs: dict  # arrays of outputs.npz, {} when absent
@@ -66,13 +70,18 @@ class _Run:
 
     @property
     def positive(self):
-        """The class whose probability is the score (binary runs)."""
+        """The class whose probability is the score (binary runs), else None."""
         label = self.info.get("positive_label")
-        return self.classes[-1] if label is None else str(label)
+        return None if label is None else str(label)
+
+    def metrics_row(self, key):
+        """The metrics.csv row of a method, or None."""
+        return next((row for row in self.metrics or [] if row["method"] in
+                     (key, self.names[key])), None)
 
 
 def write_report(run_dir, out=None, overlays=4):
-    """Write the HTML report of a cross-validation run directory.
+    """Write the HTML report of an evaluation run directory.
 
     Parameters
     ----------
@@ -98,20 +107,19 @@ def write_report(run_dir, out=None, overlays=4):
     if not isinstance(overlays, Integral) or overlays < 0:
         raise ValueError(f"overlays must be a non-negative integer; got {overlays!r}.")
     run = _read_run(os.fspath(run_dir))
-    reference = run.names[run.reference]
     sections = [
-        ("Metrics", "From the out-of-fold predictions of every scan. AUC with its stratified "
-         f"bootstrap 95 % CI; DeLong p: two-sided test of the AUC against {reference}'s; "
-         "FNR: false-negative rate.", _metrics_section(run)),
+        ("Metrics", run.info.get("caption") or "From the scored scans' predictions.",
+         _metrics_section(run)),
         ("ROC curves", "Shaded: 95 % band of the true-positive rate over "
-         f"{N_BOOTSTRAP} bootstrap resamples of the scans, stratified by class.",
-         _roc_section(run)),
+         f"{N_BOOTSTRAP} bootstrap resamples of the "
+         f"{'subjects' if run.groups is not None else 'scans'}, stratified by class. "
+         "Legend: AUC [95 % CI] from the metrics table.", _roc_section(run)),
         ("Confusion matrices", "Rows: true class; columns: predicted class; counts of scans.",
          _confusion_section(run)),
-        ("Learned volume embeddings", "Out-of-fold volume embeddings of the reference "
-         "method projected to 2D, coloured by true class. Each scan is embedded by the "
-         "model of the fold that held it out, so points may also group by fold.",
-         _embedding_section(run)),
+        ("Learned volume embeddings", "Volume embeddings of the scored scans by the "
+         "reference method, projected to 2D, coloured by true class. Each scan is embedded "
+         "by the model that held it out (in cross-validation, its fold's), so points may "
+         "also group by fold.", _embedding_section(run)),
         ("Slice attention by class", "Mean attention weight against slice position "
          "(0: first slice, 1: last), rescaled so that uniform attention is 1; band: "
          "±1 sd over the scans of a class, cut at 0.", _profile_section(run)),
@@ -124,7 +132,7 @@ def write_report(run_dir, out=None, overlays=4):
     )
     out = os.path.join(run_dir, "report.html") if out is None else os.fspath(out)
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
-            f"<title>Cross-validation report</title><style>{_STYLE}</style></head>"
+            f"<title>Evaluation report</title><style>{_STYLE}</style></head>"
             f"<body>{_header(run)}{body}</body></html>")
     atomic_write(out, lambda f: f.write(page.encode("utf-8")))
     return out
@@ -142,13 +150,18 @@ def _read_run(run_dir):
         positive = info.get("positive_label")
         if positive is not None and str(positive) not in classes:
             raise ValueError(f"positive_label {positive!r} is not one of the classes")
+        if positive is None and len(classes) == 2:
+            raise ValueError("a run of two classes needs its positive_label (rerun "
+                             "`dinoatten cv`)")
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _malformed(path, exc) from exc
     reference = str(info.get("reference"))
     reference = reference if reference in names else next(iter(names))
-    paths, labels, pred, proba = _read_predictions(
+    paths, labels, groups, pred, proba = _read_predictions(
         _existing(run_dir, "predictions.csv"), classes, names)
-    return _Run(info, classes, names, reference, paths, labels, pred, proba,
+    if not info.get("grouped"):
+        groups = None
+    return _Run(info, classes, names, reference, paths, labels, groups, pred, proba,
                 _read_outputs(os.path.join(run_dir, "outputs.npz"), len(labels)),
                 _read_metrics(os.path.join(run_dir, "metrics.csv")))
 
@@ -180,7 +193,7 @@ def _read_predictions(path, classes, names):
             raise ValueError(f"labels {sorted(unknown)} are not among run.json's classes")
     except (KeyError, ValueError, TypeError) as exc:
         raise _malformed(path, exc) from exc
-    return column["path"], column["label"], pred, proba
+    return column["path"], column["label"], column.get("subject"), pred, proba
 
 
 def _read_outputs(path, n_scans):
@@ -212,8 +225,13 @@ def _header(run):
     rows = {
         "Created": info.get("created"),
         "Data": data and f"{data.get('root')} ({data.get('n_scans', len(run.labels))} scans)",
-        "Classes": ", ".join(f"{c} ({np.sum(run.labels == c)})" for c in run.classes),
-        "Folds": info.get("folds"),
+        "Positive class": run.positive or "none: more than two classes (macro averages)",
+        "Protocol": info.get("protocol_description") or (
+            info.get("folds") and f"{info['folds']}-fold cross-validation"),
+        "Grouping": (f"by subject ({info.get('n_subjects')} subjects): folds, bootstrap and "
+                     "DeLong test respect subjects" if info.get("grouped") else
+                     "none: every scan counted as independent"),
+        "Scored scans": ", ".join(f"{c} ({np.sum(run.labels == c)})" for c in run.classes),
         "Reference": run.names[run.reference],
         "Command": info.get("command") and shlex.join(map(str, info["command"])),
         "Versions": ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items()),
@@ -222,7 +240,10 @@ def _header(run):
                     for k, v in rows.items() if v)
     params = json.dumps({"embedder": info.get("embedder"), "methods": info["methods"]},
                         indent=1, default=str)
-    return (f"<h1>Cross-validation report</h1><table>{table}</table><details><summary>"
+    banner = ('<p class="warning">Random backbone weights: the slice methods\' scores show '
+              "the machinery, not the foundation model's features.</p>"
+              if info.get("random_weights") else "")
+    return (f"<h1>Evaluation report</h1>{banner}<table>{table}</table><details><summary>"
             f"Parameters</summary><pre>{html.escape(params)}</pre></details>")
 
 
@@ -284,16 +305,18 @@ def _roc_section(run):
     y = run.labels == run.positive
     if y.all() or not y.any():
         return _note("Skipped: every scan has the same label.")
-    rng = np.random.default_rng(RANDOM_STATE)
-    groups = [np.flatnonzero(y), np.flatnonzero(~y)]
-    resamples = [np.concatenate([rng.choice(g, len(g)) for g in groups])
-                 for _ in range(N_BOOTSTRAP)]
+    resamples = list(bootstrap_resamples(y, N_BOOTSTRAP, groups=run.groups,
+                                         random_state=RANDOM_STATE))
     fig, (ax,) = _panels(1, 5.5, 5)
     column = run.classes.index(run.positive)
     for key, name in run.names.items():
         score = run.proba[key][:, column]
         fpr, tpr, _ = roc_curve(y, score)
-        (line,) = ax.plot(fpr, tpr, label=f"{name} (AUC {auc(fpr, tpr):.3f})")
+        row = run.metrics_row(key)
+        label = name if row is None else (
+            f"{name}: AUC {float(row['auc']):.3f} "
+            f"[{float(row['auc_ci_low']):.3f}, {float(row['auc_ci_high']):.3f}]")
+        (line,) = ax.plot(fpr, tpr, label=label)
         band = [np.interp(FPR_GRID, *roc_curve(y[i], score[i])[:2]) for i in resamples]
         low, high = np.percentile(band, [2.5, 97.5], axis=0)
         ax.fill_between(FPR_GRID, low, high, color=line.get_color(), lw=0,
@@ -383,7 +406,7 @@ def _overlay_section(run, overlays):
             maps, slices = in_plane_attention(embedder, volume)
             weights = run.outputs[f"attention_{key}"][i, : run.outputs["n_slices"][i]]
             saliency = saliency_from_parts(weights, maps, slices, volume.shape, embedder.axis)
-            score = run.positive if len(run.classes) == 2 else run.pred[key][i]
+            score = run.positive or run.pred[key][i]
             parts.append(_img(
                 plot_saliency(volume, saliency, axis=embedder.axis),
                 f"{os.path.basename(path)}: true {run.labels[i]}, predicted "

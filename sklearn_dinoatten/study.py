@@ -1,9 +1,12 @@
-"""Compare methods in one cross-validation: the machinery behind ``dinoatten cv`` and
-``benchmarks/compare_methods.py``.
+"""Compare methods on the same splits: the machinery behind ``dinoatten cv`` and the
+benchmarks.
 
-Every method sees the same folds, so the out-of-fold scores are paired and DeLong's
-test applies. Embedding-based methods share one embedding array; the 3D ResNet
-trains on resampled volumes.
+Two protocols: k-fold cross-validation (stratified, grouped by subject when subjects
+are given), where every scan is predicted once by the fold that held it out; and a
+fixed held-out split, where the methods train on ``train``, stop early on ``val`` and
+score ``test`` once. Every method sees the same splits, so the scores are paired and
+DeLong's test applies. Embedding-based methods share one embedding array; the 3D
+ResNet trains on resampled volumes.
 """
 
 import time
@@ -20,6 +23,7 @@ from .classifiers import (
     SCMILClassifier,
     SliceTransformerClassifier,
 )
+from .datasets import SPLITS
 from .metrics import bootstrap_ci, delong_test, false_negative_rate
 
 METHODS = {
@@ -34,6 +38,7 @@ METHODS = {
 REFERENCE = "dinoatten3d"
 METRIC_COLUMNS = ("method", "accuracy", "balanced_accuracy", "auc", "auc_ci_low",
                   "auc_ci_high", "f1", "fnr", "fit_seconds_per_fold", "delong_p")
+N_RESAMPLES = 1000
 
 
 def make_method(key, max_epochs=50, random_state=0, class_weight=None, resnet_depth=18,
@@ -66,9 +71,65 @@ def uses_volumes(key):
     return key == "resnet3d"
 
 
-def make_splits(y, n_folds=5, groups=None, random_state=0):
-    """Stratified folds ``[(train, test), ...]``, grouped when ``groups`` is given so that
-    no group (subject) is in a training and a test set at once."""
+def positive_class(y, pos_label=None):
+    """The positive class of binary labels ``y``: AUC, sensitivity, F1 and the ROC
+    are computed for it.
+
+    ``pos_label`` names it (compared as given or as text, so ``"1"`` finds ``1``).
+    Without it, labels ``{0, 1}``, ``{-1, 1}`` and ``{False, True}`` (also as text)
+    take ``1`` / ``True``; any other pair is ambiguous and raises ``ValueError``
+    listing the classes. Returns ``None`` for more than two classes.
+
+    Examples
+    --------
+    >>> from sklearn_dinoatten.study import positive_class
+    >>> positive_class([0, 1, 1]), positive_class(["AD", "HC"], pos_label="AD")
+    (1, 'AD')
+    """
+    classes = np.unique(y)
+    names = [str(c) for c in classes]
+    if len(classes) != 2:
+        if pos_label is not None:
+            raise ValueError(f"pos_label is for two classes; the labels have {len(classes)}: "
+                             f"{names}.")
+        return None
+    if pos_label is not None:
+        found = [c for c, name in zip(classes, names, strict=True)
+                 if name == str(pos_label)]
+        if not found:
+            raise ValueError(f"pos_label {pos_label!r} is not one of the classes {names}.")
+        return found[0].item()
+    if {name.lower() for name in names} in ({"0", "1"}, {"-1", "1"}, {"false", "true"}):
+        return classes[[name.lower() in ("1", "true") for name in names].index(True)].item()
+    raise ValueError(
+        f"The classes are {names}: say which is the positive class (pos_label=, or "
+        "--pos-label on the command line); AUC, sensitivity, F1 and the ROC are computed "
+        "for it."
+    )
+
+
+@dataclass(frozen=True)
+class Split:
+    """One fit of every method: train on ``train``, stop early on ``validation`` (if
+    given), predict ``test``; arrays of sample indices."""
+
+    train: np.ndarray
+    test: np.ndarray
+    validation: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the methods are evaluated: the splits and a sentence that says so."""
+
+    splits: list
+    description: str
+    groups: np.ndarray | None = None
+
+
+def cross_validation(y, n_folds=5, groups=None, random_state=0):
+    """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
+    group (subject) is in a training and a test fold at once."""
     classes, counts = np.unique(y, return_counts=True)
     if counts.min() < n_folds:
         raise ValueError(
@@ -77,16 +138,58 @@ def make_splits(y, n_folds=5, groups=None, random_state=0):
         )
     if groups is None:
         cv = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
+        description = f"{n_folds}-fold stratified cross-validation of {len(y)} scans"
     else:
-        if len(np.unique(groups)) < n_folds:
-            raise ValueError(f"{len(np.unique(groups))} subjects cannot fill {n_folds} folds.")
+        groups = np.asarray(groups)
+        n_groups = len(np.unique(groups))
+        if n_groups < n_folds:
+            raise ValueError(f"{n_groups} subjects cannot fill {n_folds} folds.")
         cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
-    return list(cv.split(np.zeros(len(y)), y, groups))
+        description = (f"{n_folds}-fold stratified cross-validation of {len(y)} scans, grouped "
+                       f"by subject ({n_groups} subjects)")
+    splits = [Split(train, test) for train, test in cv.split(np.zeros(len(y)), y, groups)]
+    return Protocol(splits, description, groups)
+
+
+def held_out(split, y, groups=None):
+    """A fixed split: ``split`` names each sample's set, ``"train"``, ``"val"`` (early
+    stopping; optional) or ``"test"`` (scored once)."""
+    split, y = np.asarray(split).astype(str), np.asarray(y)
+    unknown = sorted(set(split.tolist()) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"split values must be {', '.join(SPLITS)}; got {unknown[0]!r}.")
+    train, validation, test = (np.flatnonzero(split == name) for name in SPLITS)
+    if not len(train) or not len(test):
+        raise ValueError(f"The split needs 'train' and 'test' samples; it has {len(train)} "
+                         f"and {len(test)}.")
+    if len(np.unique(y[train])) < 2:
+        raise ValueError("The 'train' samples hold one class only; a classifier needs two.")
+    unseen = sorted((set(y[test].tolist()) | set(y[validation].tolist()))
+                    - set(y[train].tolist()))
+    if unseen:
+        raise ValueError(f"Class {unseen[0]!r} is in 'val' or 'test' but not in 'train'.")
+    description = (f"held-out test set: trained on {len(train)} scans"
+                   + (f", early stopping on {len(validation)} validation scans"
+                      if len(validation) else "")
+                   + f", scored once on {len(test)} test scans")
+    if groups is not None:
+        groups = np.asarray(groups)
+        sets = {}
+        for name, group in zip(split.tolist(), groups.tolist(), strict=True):
+            sets.setdefault(group, set()).add(name)
+        shared = [g for g, names in sets.items() if len(names) > 1]
+        if shared:
+            raise ValueError(f"Subject {shared[0]!r} has scans in {sorted(sets[shared[0]])}: a "
+                             "subject belongs to one set only, else the test set leaks.")
+        description += f" ({len(np.unique(groups[test]))} test subjects)"
+    return Protocol([Split(train, test, validation if len(validation) else None)],
+                    description, groups)
 
 
 @dataclass
 class OutOfFold:
-    """Out-of-fold outputs of one method: each sample predicted by the fold that held it out."""
+    """Each scored sample predicted by the fit that held it out; rows never scored (the
+    training samples of a held-out split) are NaN."""
 
     proba: np.ndarray  # (n_samples, n_classes)
     embedding: np.ndarray  # (n_samples, dim): the learned volume embedding
@@ -95,29 +198,40 @@ class OutOfFold:
 
 
 def cross_validate_method(estimator, X, y, splits):
-    """Fit a clone of ``estimator`` on each training fold; collect the test folds' outputs."""
+    """Fit a clone of ``estimator`` on each split's training samples, with early
+    stopping on its validation samples when it has them; collect the test predictions."""
     y = np.asarray(y)
     proba, embedding, attention, fit_seconds = None, None, None, []
-    for train, test in splits:
-        model = clone(estimator)
+    for split in splits:
+        model, fit_params = clone(estimator), {}
+        if split.validation is not None:
+            model.set_params(early_stopping=True)
+            fit_params = dict(X_val=X[split.validation], y_val=y[split.validation])
         start = time.perf_counter()
-        model.fit(X[train], y[train])
+        model.fit(X[split.train], y[split.train], **fit_params)
         fit_seconds.append(time.perf_counter() - start)
+        test = split.test
         fold_proba = model.predict_proba(X[test])
         fold_embedding = model.volume_embeddings(X[test])
         if proba is None:
-            proba = np.zeros((len(y), fold_proba.shape[1]))
-            embedding = np.zeros((len(y), fold_embedding.shape[1]), dtype=np.float32)
+            proba = np.full((len(y), fold_proba.shape[1]), np.nan)
+            embedding = np.full((len(y), fold_embedding.shape[1]), np.nan, dtype=np.float32)
             if hasattr(model, "attention_weights"):
-                attention = np.zeros((len(y), X.shape[1]))
+                attention = np.full((len(y), X.shape[1]), np.nan)
         proba[test], embedding[test] = fold_proba, fold_embedding
         if attention is not None:
             attention[test] = model.attention_weights(X[test])
     return OutOfFold(proba, embedding, attention, fit_seconds)
 
 
-def metrics_table(y, results, reference=REFERENCE, n_resamples=1000, random_state=0):
-    """One row of metrics per method from out-of-fold probabilities.
+def scored_samples(results):
+    """The samples every method predicted (all of them in cross-validation)."""
+    return np.logical_and.reduce([~np.isnan(r.proba).any(axis=1) for r in results.values()])
+
+
+def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
+                  n_resamples=N_RESAMPLES, random_state=0):
+    """One row of metrics per method, from the scored samples' probabilities.
 
     Parameters
     ----------
@@ -126,33 +240,43 @@ def metrics_table(y, results, reference=REFERENCE, n_resamples=1000, random_stat
         Probability columns in sorted-label order (``classes_``).
     reference : str
         The method every other is compared with by DeLong's test (binary only).
+    pos_label : label or None
+        The positive class of binary labels (see :func:`positive_class`).
+    groups : array-like of shape (n_samples,) or None
+        The subject of each sample: the bootstrap resamples subjects and DeLong's test
+        is clustered by subject.
 
     Returns
     -------
     rows : list of dict with keys :data:`METRIC_COLUMNS`
-        Binary labels: the score is the probability of the larger label; AUC with a
-        stratified bootstrap CI, F1 and false-negative rate of that label. More classes:
-        one-vs-rest macro AUC and macro F1; FNR and DeLong are NaN.
+        Binary labels: the score is the positive class's probability; AUC with a
+        stratified bootstrap CI, F1 and false-negative rate of that class. More
+        classes: one-vs-rest macro AUC and macro F1; FNR and DeLong are NaN.
     """
-    y = np.asarray(y)
-    classes = np.unique(y)
-    binary = len(classes) == 2
+    scored = scored_samples(results)
+    y = np.asarray(y)[scored]
+    groups = None if groups is None else np.asarray(groups)[scored]
+    classes = np.unique(np.asarray(y))
+    positive = positive_class(y, pos_label)
     rows = []
     for key, result in results.items():
-        predicted = classes[result.proba.argmax(axis=1)]
-        if binary:
-            truth, score = (y == classes[1]).astype(int), result.proba[:, 1]
+        proba = result.proba[scored]
+        predicted = classes[proba.argmax(axis=1)]
+        if positive is not None:
+            column = list(classes).index(positive)
+            truth, score = (y == positive).astype(int), proba[:, column]
             auc = bootstrap_ci(roc_auc_score, truth, score, n_resamples=n_resamples,
-                               random_state=random_state)
-            f1 = f1_score(y, predicted, pos_label=classes[1])
-            fnr = false_negative_rate(y, predicted, pos_label=classes[1])
-            delong_p = (delong_test(truth, score, results[reference].proba[:, 1])[3]
+                               groups=groups, random_state=random_state)
+            f1 = f1_score(y, predicted, pos_label=positive)
+            fnr = false_negative_rate(y, predicted, pos_label=positive)
+            delong_p = (delong_test(truth, score, results[reference].proba[scored, column],
+                                    groups=groups)[3]
                         if reference in results and key != reference else np.nan)
         else:
             def macro_auc(truth, proba):
                 return roc_auc_score(truth, proba, multi_class="ovr", labels=classes)
 
-            auc = bootstrap_ci(macro_auc, y, result.proba, n_resamples=n_resamples,
+            auc = bootstrap_ci(macro_auc, y, proba, n_resamples=n_resamples, groups=groups,
                                random_state=random_state)
             f1, fnr, delong_p = f1_score(y, predicted, average="macro"), np.nan, np.nan
         rows.append(dict(zip(METRIC_COLUMNS, (
@@ -161,6 +285,29 @@ def metrics_table(y, results, reference=REFERENCE, n_resamples=1000, random_stat
             float(np.mean(result.fit_seconds)), delong_p,
         ), strict=True)))
     return rows
+
+
+def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
+            random_weights=False):
+    """What the metrics table shows and how it was computed, in a few sentences."""
+    grouped = protocol.groups is not None
+    unit = "subjects (a cluster bootstrap)" if grouped else "scans"
+    sentences = [
+        f"Protocol: {protocol.description}.",
+        ("Positive class: " + repr(positive) + "." if positive is not None else
+         "More than two classes: macro one-vs-rest AUC and macro F1."),
+        f"AUC: 95 % CI of {n_resamples} bootstrap resamples of {unit}, stratified by class.",
+    ]
+    if positive is not None:
+        sentences.append(
+            f"DeLong p: two-sided test of each AUC against {METHODS.get(reference, reference)}'s "
+            "on the same scans" + (", clustered by subject (Obuchowski 1997)." if grouped
+                                   else ".")
+        )
+    if random_weights:
+        sentences.append("RANDOM backbone weights: the slice methods' scores show the "
+                         "machinery, not the foundation model.")
+    return " ".join(sentences)
 
 
 def to_markdown(rows, reference=REFERENCE):

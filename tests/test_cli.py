@@ -7,6 +7,7 @@ import sys
 
 import numpy as np
 import pytest
+from sklearn.metrics import roc_auc_score
 
 from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.datasets import make_volumes
@@ -17,16 +18,23 @@ FAST = ["--weights", "random", "--image-size", "28", "--epochs", "3", "--folds",
 EMBED_FAST = ["--weights", "random", "--image-size", "28"]
 
 
-def make_study(root, n=12, n_classes=2, subjects=False, shape=(32, 32, 6)):
-    """A folder of NIfTI scans with labels.csv; two scans per subject when ``subjects``."""
+def make_study(root, n=12, n_classes=2, subjects=False, shape=(32, 32, 6), names=None,
+               split=None):
+    """A folder of NIfTI scans with labels.csv; two scans per subject when ``subjects``
+    (both of the subject's class), labels renamed by ``names``, a ``split`` column."""
     X, y = make_volumes(n_samples=n, shape=shape, n_classes=n_classes, random_state=0)
+    if subjects:
+        y = np.repeat(y[::2], 2)[:n]
     os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, "labels.csv"), "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "label"] + (["subject"] if subjects else []))
+        writer.writerow(["path", "label"] + (["subject"] if subjects else [])
+                        + (["split"] if split is not None else []))
         for i, (volume, label) in enumerate(zip(X, y, strict=True)):
             save_nifti(os.path.join(root, f"s{i:02d}.nii.gz"), volume)
-            writer.writerow([f"s{i:02d}.nii.gz", label] + ([f"p{i // 2}"] if subjects else []))
+            writer.writerow([f"s{i:02d}.nii.gz", label if names is None else names[label]]
+                            + ([f"p{i // 2}"] if subjects else [])
+                            + ([split[i]] if split is not None else []))
     return str(root)
 
 
@@ -127,16 +135,63 @@ def test_cv_report_fit_predict(tmp_path):
     assert {int(i) for r in rows for i in r["top_slices"].split()} <= {0, 2, 5}
 
 
-def test_grouped_cv_keeps_subjects_in_one_fold(tmp_path):
-    data = make_study(tmp_path / "data", n=16, subjects=True)
+def test_grouped_cv_with_a_named_positive_class(tmp_path, capsys):
+    data = make_study(tmp_path / "data", n=16, subjects=True, names=["normal", "abnormal"])
     out = str(tmp_path / "cv")
-    assert main(["cv", data, "--out", out, *FAST]) == 0
+    assert main(["cv", data, "--out", out, *FAST]) == 1  # which class is positive?
+    assert ("The classes are ['abnormal', 'normal']: say which is the positive class"
+            in capsys.readouterr().err)
+    assert main(["cv", data, "--out", out, "--pos-label", "abnormal", *FAST]) == 0
+    printed = capsys.readouterr().out
+    assert "positive class: 'abnormal'" in printed
+    assert "grouped by subject (8 subjects)" in printed
     predictions = read_csv(os.path.join(out, "predictions.csv"))
     folds = {}
     for row in predictions:
         folds.setdefault(row["subject"], set()).add(row["fold"])
     assert len(folds) == 8 and all(len(f) == 1 for f in folds.values())
-    assert json.load(open(os.path.join(out, "run.json")))["grouped"] is True
+    run = json.load(open(os.path.join(out, "run.json")))
+    assert run["grouped"] is True and run["n_subjects"] == 8
+    assert run["positive_label"] == "abnormal" and run["random_weights"] is True
+    markdown = open(os.path.join(out, "metrics.md")).read()
+    for text in ("Positive class: 'abnormal'.", "resamples of subjects (a cluster bootstrap)",
+                 "clustered by subject (Obuchowski 1997)", "RANDOM backbone weights"):
+        assert text in markdown and text in run["caption"]
+    # One source at full precision: the metrics recomputed from predictions.csv agree.
+    truth = np.array([r["label"] == "abnormal" for r in predictions])
+    score = np.array([float(r["dinoatten3d_p_abnormal"]) for r in predictions])
+    metrics = read_csv(os.path.join(out, "metrics.csv"))
+    assert float(metrics[0]["auc"]) == roc_auc_score(truth, score)
+    predicted = np.array([r["dinoatten3d_pred"] == "abnormal" for r in predictions])
+    assert float(metrics[0]["fnr"]) == np.mean(~predicted[truth])
+    assert max(len(r["dinoatten3d_p_normal"]) for r in predictions) > 10  # not rounded
+
+
+def test_held_out_split_from_the_labels(tmp_path, capsys):
+    split = ["train"] * 10 + ["val"] * 2 + ["test"] * 6
+    data = make_study(tmp_path / "data", n=18, split=split)
+    out = str(tmp_path / "run")
+    assert main(["cv", data, "--out", out, "--folds", "3", *FAST[:-2]]) == 1
+    assert "leave out --folds" in capsys.readouterr().err
+    assert main(["cv", data, "--out", out, "--method", "dinoatten3d,mean", *FAST[:-2]]) == 0
+    assert ("held-out test set: trained on 10 scans, early stopping on 2 validation scans, "
+            "scored once on 6 test scans" in capsys.readouterr().out)
+    predictions = read_csv(os.path.join(out, "predictions.csv"))
+    assert [os.path.basename(r["path"]) for r in predictions] == [
+        f"s{i:02d}.nii.gz" for i in range(12, 18)]
+    assert "fold" not in predictions[0]
+    run = json.load(open(os.path.join(out, "run.json")))
+    assert run["protocol"] == "held-out" and run["n_scored"] == 6 and run["folds"] is None
+    assert run["methods"]["dinoatten3d"]["params"]["early_stopping"] is False  # set per fit
+    with np.load(os.path.join(out, "outputs.npz")) as outputs:
+        assert outputs["embedding_mean"].shape[0] == outputs["n_slices"].shape[0] == 6
+    assert main(["report", out, "--overlays", "0"]) == 0
+    text = open(os.path.join(out, "report.html")).read()
+    assert "held-out test set" in text and "Positive class</th><td>1<" in text
+    model = str(tmp_path / "model.safetensors")
+    assert main(["fit", data, "--out", model, *FAST[:-2]]) == 0
+    assert ("trained on 10 'train' scans, early stopping on 2 'val' scans (6 'test' scans "
+            "left out)" in capsys.readouterr().out)
 
 
 def test_multiclass_cv(tmp_path, capsys):

@@ -3,7 +3,13 @@ import os
 import numpy as np
 import pytest
 
-from sklearn_dinoatten.datasets import load_adrenalmnist3d, load_nifti_folder, make_volumes
+from sklearn_dinoatten.datasets import (
+    MEDMNIST3D,
+    data_dir,
+    load_medmnist3d,
+    load_nifti_folder,
+    make_volumes,
+)
 
 
 def test_shapes_labels_and_reproducibility():
@@ -48,12 +54,12 @@ def write_folder(root, rows, header="path,label,subject", scans=None):
 
 def test_load_nifti_folder(tmp_path):
     root = write_folder(tmp_path / "d", ["a.nii.gz,AD,p1", "b.nii.gz,HC,p1", "c.nii,AD,p2"])
-    paths, y, groups = load_nifti_folder(root, group_column="subject")
+    paths, y, groups, _ = load_nifti_folder(root, group_column="subject")
     assert paths == [str(root / n) for n in ("a.nii.gz", "b.nii.gz", "c.nii")]
     assert y.tolist() == ["AD", "HC", "AD"] and groups.tolist() == ["p1", "p1", "p2"]
     moved = tmp_path / "elsewhere.csv"
     moved.write_text((root / "labels.csv").read_text().replace("label", "dx"))
-    paths, y, groups = load_nifti_folder(root, moved, label_column="dx")
+    paths, y, groups, _ = load_nifti_folder(root, moved, label_column="dx")
     assert len(paths) == 3 and groups is None
 
 
@@ -80,22 +86,75 @@ def test_load_nifti_folder_missing_folder_or_csv(tmp_path):
         load_nifti_folder(tmp_path)
 
 
-ADRENAL = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data",
-                       "adrenalmnist3d")
+ADRENAL = os.path.join(data_dir(), "adrenalmnist3d")
 
 
 @pytest.mark.skipif(not os.path.isdir(ADRENAL), reason="AdrenalMNIST3D is not in ../shared/data")
-def test_load_adrenalmnist3d():
-    X, y = load_adrenalmnist3d(ADRENAL, split="val")
+def test_load_adrenalmnist3d_from_shared_data():
+    X, y = load_medmnist3d("adrenal", ADRENAL, split="val")
     assert X.shape == (98, 28, 28, 28) and np.bincount(y).tolist() == [76, 22]
-    X, y = load_adrenalmnist3d(ADRENAL)
-    assert len(X) == len(y) == 1584
+    X, y = load_medmnist3d("adrenalmnist3d", ADRENAL, size=64)
+    assert X.shape == (1584, 64, 64, 64) and len(y) == 1584
 
 
-def test_load_adrenalmnist3d_errors(tmp_path):
+def write_medmnist(folder, name, size, n_classes, counts=(6, 2, 3)):
+    """A small .npz in MedMNIST's layout: uint8 volumes, labels of shape (n, 1)."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    for split, n in zip(("train", "val", "test"), counts, strict=True):
+        arrays[f"{split}_images"] = rng.integers(0, 256, (n, size, size, size), dtype=np.uint8)
+        arrays[f"{split}_labels"] = (np.arange(n) % n_classes)[:, None].astype(np.uint8)
+    path = os.path.join(folder, f"{name}mnist3d{'' if size == 28 else '_64'}.npz")
+    np.savez(path, **arrays)
+    return arrays
+
+
+@pytest.mark.parametrize("name", list(MEDMNIST3D))
+@pytest.mark.parametrize("size", [28, 64])
+def test_load_every_medmnist3d_set(tmp_path, name, size):
+    arrays = write_medmnist(tmp_path, name, size, n_classes=len(MEDMNIST3D[name]))
+    for split in ("train", "val", "test"):
+        X, y = load_medmnist3d(name, tmp_path, split=split, size=size)
+        np.testing.assert_array_equal(X, arrays[f"{split}_images"])
+        np.testing.assert_array_equal(y, arrays[f"{split}_labels"].ravel())
+        assert y.dtype.kind == "i"
+    X, y = load_medmnist3d(name, tmp_path, size=size)  # all three, in order
+    assert X.shape == (11, size, size, size)
+    assert y.tolist() == [c % len(MEDMNIST3D[name]) for n in (6, 2, 3) for c in range(n)]
+
+
+def test_medmnist3d_multiclass_labels_and_file_path(tmp_path):
+    write_medmnist(tmp_path, "organ", 28, n_classes=11, counts=(22, 11, 11))
+    X, y = load_medmnist3d("organ", tmp_path / "organmnist3d.npz", split="train")
+    assert sorted(set(y.tolist())) == list(range(11)) and len(MEDMNIST3D["organ"]) == 11
+
+
+def test_load_medmnist3d_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="adrenalmnist3d.npz"):
-        load_adrenalmnist3d(tmp_path)
+        load_medmnist3d("adrenal", tmp_path)
+    with pytest.raises(ValueError, match="name must be one of"):
+        load_medmnist3d("brain", tmp_path)
     with pytest.raises(ValueError, match="split must be one of"):
-        load_adrenalmnist3d(tmp_path, split="dev")
+        load_medmnist3d("adrenal", tmp_path, split="dev")
     with pytest.raises(ValueError, match="size must be 28 or 64"):
-        load_adrenalmnist3d(tmp_path, size=32)
+        load_medmnist3d("adrenal", tmp_path, size=32)
+    np.savez(tmp_path / "nodulemnist3d.npz", train_images=np.zeros((2, 28, 28, 28)))
+    with pytest.raises(ValueError, match="not a MedMNIST file: it has no 'train_labels'"):
+        load_medmnist3d("nodule", tmp_path, split="train")
+    write_medmnist(tmp_path, "vessel", 28, n_classes=3)  # labels 0..2 in a binary set
+    with pytest.raises(ValueError, match="labels outside 0..1"):
+        load_medmnist3d("vessel", tmp_path)
+
+
+def test_split_column(tmp_path):
+    for name in ("a.nii.gz", "b.nii.gz", "c.nii.gz"):
+        (tmp_path / name).touch()
+    (tmp_path / "labels.csv").write_text(
+        "path,label,split\na.nii.gz,0,train\nb.nii.gz,1,train\nc.nii.gz,1,test\n")
+    *_, split = load_nifti_folder(tmp_path, split_column="split")
+    assert split.tolist() == ["train", "train", "test"]
+    (tmp_path / "labels.csv").write_text(
+        "path,label,split\na.nii.gz,0,train\nb.nii.gz,1,Train\nc.nii.gz,1,test\n")
+    with pytest.raises(ValueError, match="line 3: 'split' is 'Train'; it must be one of "
+                                         "train, val, test"):
+        load_nifti_folder(tmp_path, split_column="split")

@@ -16,7 +16,7 @@ SECTIONS = ["Metrics", "ROC curves", "Confusion matrices", "Learned volume embed
 
 
 def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None,
-                 volumes=False, seed=0):
+                 volumes=False, seed=0, **info_fields):
     """A fake ``cv`` run directory: class-dependent scores, embeddings and attention."""
     rng = np.random.default_rng(seed)
     path.mkdir(exist_ok=True)
@@ -51,11 +51,12 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
             save_nifti(path / "data" / rows[i]["path"],
                        rng.normal(size=(20, 24, k)).astype(np.float32))
     info = {
-        "classes": list(classes), "positive_label": classes[-1], "reference": "dinoatten3d",
+        "classes": list(classes), "reference": "dinoatten3d",
         "methods": {k: {"name": name, "params": {"max_epochs": 2}} for k, name in methods.items()},
         "embedder": embedder, "folds": 3, "command": ["dinoatten", "cv", "data dir"],
         "versions": {"sklearn_dinoatten": "0.1.0", "torch": "2.x"}, "created": "2025-01-01",
         "data": {"root": str(path / "data"), "n_scans": n},
+        "positive_label": classes[-1] if len(classes) == 2 else None, **info_fields,
     }
     (path / "run.json").write_text(json.dumps(info))
     _write_csv(path / "predictions.csv", rows)
@@ -151,3 +152,41 @@ def test_overlays_explain_why_they_are_missing(tmp_path):
     text = open(write_report(run_dir, overlays=2)).read()
     assert "Attention overlays are missing: FileNotFoundError" in text
     assert "missing.pth" in text
+
+
+def test_header_states_positive_class_protocol_grouping_and_random_weights(tmp_path):
+    run_dir = make_run_dir(
+        tmp_path / "run", random_weights=True, grouped=True, n_subjects=15,
+        protocol_description="5-fold stratified cross-validation of 30 scans, grouped by "
+        "subject (15 subjects)", caption="Protocol: 5-fold ... clustered by subject.")
+    text = open(write_report(run_dir, overlays=0)).read()
+    assert '<p class="warning">Random backbone weights' in text
+    assert "<th>Positive class</th><td>AD</td>" in text
+    assert "grouped by subject (15 subjects)" in text
+    assert "<th>Grouping</th><td>by subject (15 subjects)" in text
+    assert "Protocol: 5-fold ... clustered by subject." in text  # the metrics caption
+    assert "resamples of the subjects" in text
+    plain = open(write_report(make_run_dir(tmp_path / "plain"), overlays=0)).read()
+    assert 'class="warning"' not in plain and "every scan counted as independent" in plain
+
+
+def test_a_binary_run_without_its_positive_class_is_refused(tmp_path):
+    run_dir = make_run_dir(tmp_path / "run", positive_label=None)
+    with pytest.raises(ValueError, match="needs its positive_label"):
+        write_report(run_dir)
+
+
+def test_roc_legend_reads_the_metrics_table(tmp_path, monkeypatch):
+    from sklearn_dinoatten import report
+
+    legends = []
+
+    def keep_legend(fig, caption=None):
+        for ax in fig.axes:
+            if ax.get_legend() is not None:
+                legends.extend(t.get_text() for t in ax.get_legend().get_texts())
+        return ""
+
+    monkeypatch.setattr(report, "_img", keep_legend)
+    write_report(make_run_dir(tmp_path / "run"), overlays=0)
+    assert legends[:3] == [f"{name}: AUC 0.800 [0.700, 0.900]" for name in BINARY.values()]

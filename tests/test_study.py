@@ -1,0 +1,125 @@
+import numpy as np
+import pytest
+from sklearn.metrics import f1_score, roc_auc_score
+
+from sklearn_dinoatten import AttentionPoolClassifier
+from sklearn_dinoatten.metrics import bootstrap_ci, delong_test, false_negative_rate
+from sklearn_dinoatten.study import (
+    OutOfFold,
+    caption,
+    cross_validate_method,
+    cross_validation,
+    held_out,
+    metrics_table,
+    positive_class,
+)
+
+
+@pytest.mark.parametrize("labels, positive", [
+    ([0, 1], 1), ([1, 0, 0], 1), ([True, False], True), (["0", "1"], "1"),
+    ([-1, 1], 1), (["false", "True"], "True"),
+])
+def test_positive_class_of_binary_indicator_labels(labels, positive):
+    assert positive_class(labels) == positive
+
+
+def test_positive_class_must_be_named_for_other_labels():
+    with pytest.raises(ValueError, match=r"\['abnormal', 'normal'\]: say which is the positive"):
+        positive_class(["normal", "abnormal", "normal"])
+    assert positive_class(["normal", "abnormal"], pos_label="abnormal") == "abnormal"
+    assert positive_class([0, 1], pos_label="0") == 0  # as text, from the command line
+    with pytest.raises(ValueError, match="'ill' is not one of the classes"):
+        positive_class(["normal", "abnormal"], pos_label="ill")
+    with pytest.raises(ValueError, match="pos_label is for two classes"):
+        positive_class([0, 1, 2], pos_label=1)
+    assert positive_class([0, 1, 2]) is None
+
+
+def fake_results(y, seed=0, n_methods=2):
+    """Out-of-fold probabilities that favour the true class, columns in sorted order."""
+    rng = np.random.default_rng(seed)
+    classes = np.unique(y)
+    results = {}
+    for key in ["dinoatten3d", "mean"][:n_methods]:
+        logits = rng.normal(size=(len(y), len(classes))) + 1.2 * (y[:, None] == classes)
+        proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+        results[key] = OutOfFold(proba, np.zeros((len(y), 2)), None, [1.0])
+    return results
+
+
+def test_metrics_describe_the_named_positive_class():
+    y = np.array(["abnormal", "normal"] * 30)
+    results = fake_results(y)
+    row = metrics_table(y, results, pos_label="abnormal", n_resamples=50)[0]
+    proba = results["dinoatten3d"].proba  # columns: abnormal, normal
+    predicted = np.where(proba[:, 0] > proba[:, 1], "abnormal", "normal")
+    assert row["fnr"] == false_negative_rate(y, predicted, pos_label="abnormal")
+    assert row["f1"] == f1_score(y, predicted, pos_label="abnormal")
+    assert row["auc"] == roc_auc_score(y == "abnormal", proba[:, 0])
+    with pytest.raises(ValueError, match="say which is the positive class"):
+        metrics_table(y, results, n_resamples=10)
+
+
+def test_grouped_metrics_resample_subjects_and_cluster_delong():
+    y = np.repeat([0, 1], 40)
+    groups = np.arange(80) // 4  # four scans per subject
+    results = fake_results(y)
+    row = metrics_table(y, results, groups=groups, n_resamples=100, random_state=3)[1]
+    score, reference = results["mean"].proba[:, 1], results["dinoatten3d"].proba[:, 1]
+    assert (row["auc"], row["auc_ci_low"], row["auc_ci_high"]) == bootstrap_ci(
+        roc_auc_score, y, score, n_resamples=100, groups=groups, random_state=3)
+    assert row["delong_p"] == delong_test(y, score, reference, groups=groups)[3]
+    assert row["delong_p"] != delong_test(y, score, reference)[3]
+
+
+def test_held_out_split_validates_and_describes():
+    y = np.array([0, 1] * 6)
+    split = np.array(["train"] * 6 + ["val"] * 2 + ["test"] * 4)
+    protocol = held_out(split, y)
+    (fit,) = protocol.splits
+    assert fit.train.tolist() == list(range(6)) and fit.validation.tolist() == [6, 7]
+    assert fit.test.tolist() == [8, 9, 10, 11]
+    assert protocol.description == ("held-out test set: trained on 6 scans, early stopping "
+                                     "on 2 validation scans, scored once on 4 test scans")
+    assert held_out(np.where(split == "val", "train", split), y).splits[0].validation is None
+    with pytest.raises(ValueError, match="must be train, val, test; got 'dev'"):
+        held_out(np.where(split == "val", "dev", split), y)
+    with pytest.raises(ValueError, match="needs 'train' and 'test'"):
+        held_out(np.where(split == "test", "val", split), y)
+    subjects = np.arange(12) // 2  # two scans each, never across sets
+    assert "(2 test subjects)" in held_out(split, y, subjects).description
+    subjects[8] = 0  # subject 0 now has a training and a test scan
+    with pytest.raises(ValueError, match="Subject 0 has scans in \\['test', 'train'\\]"):
+        held_out(split, y, subjects)
+
+
+def test_held_out_fits_on_train_stops_on_val_and_scores_test_only():
+    rng = np.random.default_rng(0)
+    y = np.array([0, 1] * 20)
+    X = rng.normal(size=(40, 4, 8)).astype(np.float32)
+    X[y == 1, 0] += 1.5
+    split = np.array(["train"] * 24 + ["val"] * 6 + ["test"] * 10)
+    protocol = held_out(split, y)
+    estimator = AttentionPoolClassifier(max_epochs=30, n_iter_no_change=3, random_state=0)
+    result = cross_validate_method(estimator, X, y, protocol.splits)
+    assert np.isnan(result.proba[:30]).all() and np.isfinite(result.proba[30:]).all()
+    expected = AttentionPoolClassifier(  # trained on train, stopped early on val
+        max_epochs=30, n_iter_no_change=3, early_stopping=True, random_state=0).fit(
+        X[:24], y[:24], X_val=X[24:30], y_val=y[24:30])
+    np.testing.assert_array_equal(result.proba[30:], expected.predict_proba(X[30:]))
+    row = metrics_table(y, {"dinoatten3d": result}, n_resamples=20)[0]
+    assert row["auc"] == roc_auc_score(y[30:], result.proba[30:, 1])
+
+
+def test_caption_says_protocol_positive_class_and_tests():
+    y = np.repeat([0, 1], 20)
+    groups = np.arange(40) // 2
+    text = caption(cross_validation(y, 5, groups), positive=1, random_weights=True)
+    assert text.startswith("Protocol: 5-fold stratified cross-validation of 40 scans, "
+                           "grouped by subject (20 subjects).")
+    assert "Positive class: 1." in text
+    assert "resamples of subjects (a cluster bootstrap)" in text
+    assert "clustered by subject (Obuchowski 1997)" in text
+    assert "RANDOM backbone weights" in text
+    plain = caption(cross_validation(y, 5), positive="AD")
+    assert "Positive class: 'AD'." in plain and "clustered" not in plain

@@ -226,6 +226,9 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
             self.net_ = self._new_net(module, self._build_criterion(class_weight), seed,
                                       validation)
             self.net_.fit(X, y_index.astype(np.int64))
+        # Left in inference mode, so that predicting changes nothing in the fitted model.
+        self.net_.module_.eval()
+        self.net_.criterion_.eval()
         return self
 
     def _validation_set(self, X_val, y_val):

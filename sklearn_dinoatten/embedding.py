@@ -212,7 +212,7 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         self._forward_features = torch.compile(features) if self.compile else features
 
     def __getstate__(self):  # a compiled function does not pickle: rebuilt on load
-        state = super().__getstate__()
+        state = dict(super().__getstate__())  # a copy: the base may return __dict__ itself
         state.pop("_forward_features", None)
         return state
 

@@ -5,12 +5,13 @@ import re
 import subprocess
 import sys
 
+import nibabel as nib
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from sklearn_dinoatten.cli import main
-from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.datasets import data_dir, make_volumes
 
 from ._helpers import save_nifti
 
@@ -290,3 +291,18 @@ def test_error_in_a_subprocess_has_no_traceback(tmp_path):
     result = run_cli("cv", str(tmp_path / "nowhere"), "--out", str(tmp_path / "o"))
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+
+
+@pytest.mark.skipif(not os.path.isdir(os.path.join(data_dir(), "adrenalmnist3d")),
+                    reason="AdrenalMNIST3D is not in ../shared/data")
+def test_adrenal_demo_data_keeps_the_official_split(tmp_path):
+    from sklearn_dinoatten.cli import _write_demo_data
+
+    _, n = _write_demo_data(str(tmp_path), "adrenal", 40)
+    rows = read_csv(tmp_path / "labels.csv")
+    assert n == len(rows) == 40
+    counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")}
+    assert counts == {"train": 24, "val": 6, "test": 10}
+    assert all({r["label"] for r in rows if r["split"] == s} == {"0", "1"} for s in counts)
+    image = nib.load(tmp_path / rows[0]["path"])
+    np.testing.assert_allclose(image.header.get_zooms(), [64 / 28] * 3, rtol=1e-6)

@@ -1,3 +1,4 @@
+import joblib
 import numpy as np
 import pytest
 from sklearn.base import clone
@@ -192,3 +193,12 @@ def test_patch_tokens_of_volumes_and_images(volumes):
     np.testing.assert_allclose(image[0], out[0, 3 * 16: 4 * 16], atol=1e-5)
     cls = DinoSliceEmbedder(**FAST).fit(volumes).transform([volumes[0][:, :, 3]])
     assert cls.shape == (1, 1, 384)
+
+
+def test_pickling_leaves_the_fitted_embedder_working(tmp_path, fresh_cache):
+    embedder = DinoSliceEmbedder(**FAST).fit([np.zeros((20, 24, 3), np.float32)])
+    joblib.dump(embedder, tmp_path / "embedder.joblib")  # once took its forward function
+    volume = np.random.default_rng(1).normal(size=(20, 24, 3)).astype(np.float32)
+    assert embedder.transform([volume]).shape == (1, 3, 384)
+    np.testing.assert_array_equal(joblib.load(tmp_path / "embedder.joblib").transform([volume]),
+                                  embedder.transform([volume]))

@@ -2,8 +2,10 @@
 
 The embedder, the 3D ResNet, the fine-tuned classifier and the anomaly detectors take
 volumes (or images), so checks that feed them 2D tables cannot apply; each is listed
-with that reason. The classifiers take 2D tables as one slice per sample and pass every
-check, except the slice transformer on one that trains on 2-feature data (reason below).
+with that reason (test_api_properties.py checks the same properties on volumes). The
+classifiers take 2D tables as one slice per sample and pass every check, except the
+slice transformer on one that trains on 2-feature data (reason below). Every expected
+failure is strict (setup.cfg): a check that starts to pass fails the suite.
 """
 
 from sklearn.utils.estimator_checks import parametrize_with_checks
@@ -26,6 +28,11 @@ from sklearn_dinoatten.anomaly import (
 # Fewer epochs than the default (50) keep the training checks of the attention
 # classifiers fast; they still pass check_classifiers_train's accuracy bar.
 FAST_EPOCHS = 15
+# SC-MIL's classifier is linear on the raw pooled features: on the checks' 2D blob tables
+# (features of scale 20) 50 epochs at the default lr=1e-3 leave its bias too little
+# moved for check_class_weight_classifiers (46 % of test blobs in class 0, 87 % needed);
+# lr=1e-2 passes every check.
+SCMIL_LR = 1e-2
 FAST_EMBEDDER = DinoSliceEmbedder(weights="random", image_size=28, verbose=0)
 
 NEEDS_2D = "feeds a 2D table; the transformer takes a list of volumes (3D arrays or paths)"
@@ -105,7 +112,7 @@ TWO_FEATURE_TOKENS = (
 )
 
 VOLUMES_ONLY = (
-    "feeds a 2D table; ResNet3DClassifier takes volumes (n, x, y, z), every side >= 32"
+    "feeds a 2D table; ResNet3DClassifier takes volumes (n, x, y, z), every side >= 17"
 )
 RESNET_2D_CHECKS = [
     "check_class_weight_classifiers",
@@ -181,11 +188,6 @@ FINETUNED_2D_CHECKS = [
     "check_supervised_y_2d",
 ]
 
-UNWEIGHTED_CONTRASTIVE = (
-    "asks that class weights {0: 1000, others: 1e-4} push 87 % of noisy blobs into class "
-    "0; the weights act on the cross-entropy only, while the (unweighted) SupCon term keeps "
-    "the classes apart, so the outcome depends on the seed (SC-MIL: CE is annealed in late)"
-)
 
 
 def expected_failed_checks(estimator):
@@ -199,7 +201,7 @@ def expected_failed_checks(estimator):
         return {check: VOLUMES_ONLY for check in RESNET_2D_CHECKS}
     if isinstance(estimator, SliceTransformerClassifier):
         return {"check_classifiers_train": TWO_FEATURE_TOKENS}
-    return {"check_class_weight_classifiers": UNWEIGHTED_CONTRASTIVE}
+    return {}
 
 
 @parametrize_with_checks(
@@ -210,7 +212,7 @@ def expected_failed_checks(estimator):
         AttentionPoolClassifier(pooling="gated", max_epochs=FAST_EPOCHS, random_state=0),
         AttentionPoolClassifier(pooling="mean", max_epochs=FAST_EPOCHS, random_state=0),
         SliceTransformerClassifier(random_state=0),
-        SCMILClassifier(random_state=0),
+        SCMILClassifier(lr=SCMIL_LR, random_state=0),
         ResNet3DClassifier(depth=10, widen_factor=0.25, max_epochs=2, random_state=0),
         FineTunedSliceClassifier(weights="random", image_size=28, n_slices=4, max_epochs=1,
                                  random_state=0),

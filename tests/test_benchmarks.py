@@ -1,0 +1,27 @@
+"""The benchmark scripts run end to end on tiny inputs (their numbers are not checked)."""
+
+import os
+import subprocess
+import sys
+
+from .test_datasets import write_medmnist
+
+BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
+
+
+def test_medmnist3d_benchmark_runs_on_a_small_file(tmp_path):
+    write_medmnist(tmp_path, "adrenal", 28, n_classes=2, counts=(12, 4, 6))
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "medmnist3d.py"), "--data-dir",
+         str(tmp_path), "--methods", "resnet3d,mean", "--epochs", "1", "--resnet-depth", "10",
+         "--resnet-width", "0.25", "--slice-epochs", "2", "--out", str(tmp_path / "out")],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "held-out test set: trained on 12 scans, early stopping on 4 validation scans, " \
+           "scored once on 6 test scans" in out
+    assert "| 3D ResNet (this run) |" in out and "| Mean pooling (random backbone weights) " \
+                                                "(this run) |" in out
+    assert "| ResNet-18 + 3D (published) | 0.827 | 0.721 |" in out
+    assert "The published ResNet-18 + 3D AUC 0.827 is" in out
+    assert os.path.isfile(tmp_path / "out" / "adrenal_28.csv")

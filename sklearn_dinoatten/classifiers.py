@@ -686,9 +686,10 @@ class ResNet3DClassifier(BaseSkorchClassifier):
         Scales the channel widths (0.25 makes a much cheaper net for quick runs).
     stem : {"standard", "strided", "small"}, default="standard"
         The first layer: a 7^3 convolution and a max pooling of stride 2 (MONAI's
-        default); the same convolution with stride 2 (as MedicalNet's), a quarter of the
-        cost at 28^3; or a 3^3 convolution without pooling, which keeps small inputs
-        whole (as the ResNets of MedMNIST v2's 28^3 benchmark) and costs the most.
+        default); the same convolution with stride 2 (as MedicalNet's), which leaves 8
+        times fewer voxels to the next layers, for large volumes; or a 3^3 convolution
+        without pooling, which keeps small inputs whole (as the ResNets of MedMNIST v2's
+        28^3 benchmark) and costs the most.
     {training}
 
     Attributes

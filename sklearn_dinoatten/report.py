@@ -294,8 +294,14 @@ def _cell(run, row, column):
     if np.isnan(number):
         return "&ndash;"
     if column == "auc" and row.get("auc_ci_low") and row.get("auc_ci_high"):
-        return f"{number:.3f} [{float(row['auc_ci_low']):.3f}, {float(row['auc_ci_high']):.3f}]"
+        return _auc_with_ci(row)
     return format(number, {"delong_p": ".3g", "fit_seconds_per_fold": ".1f"}.get(column, ".3f"))
+
+
+def _auc_with_ci(row):
+    """A metrics.csv row's AUC and interval as the table and the legends show it."""
+    return (f"{float(row['auc']):.3f} [{float(row['auc_ci_low']):.3f}, "
+            f"{float(row['auc_ci_high']):.3f}]")
 
 
 def _roc_section(run):
@@ -313,9 +319,7 @@ def _roc_section(run):
         score = run.proba[key][:, column]
         fpr, tpr, _ = roc_curve(y, score)
         row = run.metrics_row(key)
-        label = name if row is None else (
-            f"{name}: AUC {float(row['auc']):.3f} "
-            f"[{float(row['auc_ci_low']):.3f}, {float(row['auc_ci_high']):.3f}]")
+        label = name if row is None else f"{name}: AUC {_auc_with_ci(row)}"
         (line,) = ax.plot(fpr, tpr, label=label)
         band = [np.interp(FPR_GRID, *roc_curve(y[i], score[i])[:2]) for i in resamples]
         low, high = np.percentile(band, [2.5, 97.5], axis=0)

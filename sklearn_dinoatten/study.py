@@ -168,6 +168,10 @@ def held_out(split, y, groups=None):
                     - set(y[train].tolist()))
     if unseen:
         raise ValueError(f"Class {unseen[0]!r} is in 'val' or 'test' but not in 'train'.")
+    untested = sorted(set(y.tolist()) - set(y[test].tolist()))
+    if untested:
+        raise ValueError(f"Class {untested[0]!r} has no 'test' scan: the test set needs every "
+                         "class, or AUC is undefined.")
     description = (f"held-out test set: trained on {len(train)} scans"
                    + (f", early stopping on {len(validation)} validation scans"
                       if len(validation) else "")

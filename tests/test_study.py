@@ -86,6 +86,8 @@ def test_held_out_split_validates_and_describes():
         held_out(np.where(split == "val", "dev", split), y)
     with pytest.raises(ValueError, match="needs 'train' and 'test'"):
         held_out(np.where(split == "test", "val", split), y)
+    with pytest.raises(ValueError, match="Class 1 has no 'test' scan"):
+        held_out(split, np.where(split == "test", 0, y))
     subjects = np.arange(12) // 2  # two scans each, never across sets
     assert "(2 test subjects)" in held_out(split, y, subjects).description
     subjects[8] = 0  # subject 0 now has a training and a test scan

@@ -14,15 +14,27 @@ reduces its slices'. ``score_samples`` is high for normal samples, as in scikit-
 """
 
 import hashlib
-from numbers import Real
 
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
-from skorch import NeuralNet
 
+from ._skorch import InterruptibleNet, unfitted_on_error
+from ._validation import (
+    DEVICE,
+    NONE,
+    RANDOM_STATE,
+    VERBOSE,
+    Constraint,
+    check_params,
+    instance,
+    integer,
+    integers,
+    options,
+    real,
+)
 from .devices import resolve_device, seeded_torch
 from .embedding import DinoSliceEmbedder
 from .nn.autoregressive import SpatialARNet, prediction_error
@@ -54,6 +66,16 @@ COMMON_ATTRIBUTES = """embedder_ : DinoSliceEmbedder
         to standardise every embedding."""
 
 
+COMMON_CONSTRAINTS = {
+    "embedder": [NONE, instance(DinoSliceEmbedder, "a DinoSliceEmbedder")],
+    "reduction": [options("max", "mean"), real(0, 1, low_open=True)],
+    "slice_reduction": [options(*SLICE_REDUCTIONS)],
+    "contamination": [real(0, 0.5, low_open=True)],
+    "device": [DEVICE],
+    "random_state": [RANDOM_STATE],
+}
+
+
 def _shared_docs(cls):
     cls.__doc__ = (cls.__doc__.replace("{common}", COMMON_PARAMETERS)
                    .replace("{contamination}", COMMON_TAIL)
@@ -78,20 +100,21 @@ class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
         -------
         self
         """
-        self._check_params()
-        embedder = DinoSliceEmbedder() if self.embedder is None else self.embedder
-        if not isinstance(embedder, DinoSliceEmbedder):
-            raise ValueError(f"embedder must be a DinoSliceEmbedder or None; got {embedder!r}.")
-        self.embedder_ = clone(embedder).set_params(feature="patch").fit(X)
-        grids = self._grids(X, standardize=False)
-        real = ~np.isnan(grids).all(axis=(2, 3, 4))
-        self.mean_ = grids[real].mean(axis=(0, 1, 2))
-        self.scale_ = np.maximum(grids[real].std(axis=(0, 1, 2)), 1e-6)
-        slices = ((grids[real] - self.mean_) / self.scale_).astype(np.float32)
-        self._fit_patches(slices)
-        errors = np.full(grids.shape[:4], np.nan)
-        errors[real] = self._patch_errors(slices)
-        self.offset_ = float(np.percentile(-self._reduce(errors), 100 * self.contamination))
+        check_params(self)
+        with unfitted_on_error(self):  # an interrupted or failed fit leaves no model
+            self.device_ = resolve_device(self.device)
+            embedder = DinoSliceEmbedder() if self.embedder is None else self.embedder
+            self.embedder_ = clone(embedder).set_params(feature="patch").fit(X)
+            grids = self._grids(X, standardize=False)
+            real = ~np.isnan(grids).all(axis=(2, 3, 4))
+            self.mean_ = grids[real].mean(axis=(0, 1, 2))
+            self.scale_ = np.maximum(grids[real].std(axis=(0, 1, 2)), 1e-6)
+            slices = ((grids[real] - self.mean_) / self.scale_).astype(np.float32)
+            self._fit_patches(slices)
+            errors = np.full(grids.shape[:4], np.nan)
+            errors[real] = self._patch_errors(slices)
+            self.offset_ = float(np.percentile(-self._reduce(errors),
+                                               100 * self.contamination))
         return self
 
     def score_samples(self, X):
@@ -155,18 +178,16 @@ class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
             per_slice = np.sort(patches, axis=2)[:, :, -k:].mean(axis=2)
         return (np.nanmax if self.slice_reduction == "max" else np.nanmean)(per_slice, axis=1)
 
-    def _check_params(self):
-        if not (self.reduction in ("max", "mean") or (
-                isinstance(self.reduction, Real) and not isinstance(self.reduction, bool)
-                and 0 < self.reduction <= 1)):
-            raise ValueError(
-                f"reduction must be 'max', 'mean' or a fraction in (0, 1]; got {self.reduction!r}."
-            )
-        if self.slice_reduction not in SLICE_REDUCTIONS:
-            raise ValueError(f"slice_reduction must be one of {SLICE_REDUCTIONS}; got "
-                             f"{self.slice_reduction!r}.")
-        if not isinstance(self.contamination, Real) or not 0 < self.contamination <= 0.5:
-            raise ValueError(f"contamination must be in (0, 0.5]; got {self.contamination!r}.")
+    # For sklearn_dinoatten.persistence: the networks saved (the embedder's are saved
+    # with it), an untrained one to receive them, and the loaded ones put to use.
+    def _saved_modules(self):
+        return {}
+
+    def _empty_modules(self):
+        return {}
+
+    def _restore(self, modules):
+        self.device_ = resolve_device(self.device)
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
@@ -174,7 +195,7 @@ class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
         return tags
 
 
-class _PredictOwnInput(NeuralNet):
+class _PredictOwnInput(InterruptibleNet):
     """A skorch net whose target is its input: the criterion compares prediction and X."""
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
@@ -243,6 +264,19 @@ class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
     ((24,), (64, 64))
     """
 
+    _parameter_constraints = {
+        **COMMON_CONSTRAINTS,
+        "hidden_channels": [integer(1)],
+        "kernel_size": [Constraint(lambda v: integer(1).accepts(v) and v % 2 == 1,
+                                   "an odd integer >= 1")],
+        "dilations": [integers(1)],
+        "error": [options(*ERRORS)],
+        "lr": [real(0, low_open=True)],
+        "max_epochs": [integer(1)],
+        "batch_size": [integer(1)],
+        "verbose": [VERBOSE],
+    }
+
     def __init__(self, embedder=None, hidden_channels=128, kernel_size=3,
                  dilations=(1, 2, 4, 1), error="squared", reduction="max",
                  slice_reduction="max", contamination=0.1, lr=1e-3, max_epochs=30,
@@ -262,37 +296,34 @@ class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
         self.random_state = random_state
         self.verbose = verbose
 
-    def _check_params(self):
-        super()._check_params()
-        if self.error not in ERRORS:
-            raise ValueError(f"error must be one of {ERRORS}; got {self.error!r}.")
-        if self.kernel_size < 1 or self.kernel_size % 2 == 0:
-            raise ValueError(f"kernel_size must be odd; got {self.kernel_size!r}.")
-        self.device_ = resolve_device(self.device)
-
     def _fit_patches(self, grids):
         with seeded_torch(self.random_state, self.device_):
-            self.net_ = self._new_net(grids.shape[-1])
+            self.net_ = self._new_net(self._build_module(grids.shape[-1]))
             self.net_.fit(_channels_first(grids), None)
 
-    def _new_net(self, dim):
+    def _build_module(self, dim):
+        return SpatialARNet(dim, self.hidden_channels, self.kernel_size, tuple(self.dilations),
+                            gaussian=self.error == "gaussian")
+
+    def _new_net(self, module):
         return _PredictOwnInput(
-            SpatialARNet(dim, self.hidden_channels, self.kernel_size, tuple(self.dilations),
-                         gaussian=self.error == "gaussian"),
+            module,
             criterion=_MeanPredictionError(self.error),
             optimizer=torch.optim.AdamW, lr=self.lr, max_epochs=self.max_epochs,
             batch_size=self.batch_size, train_split=None, iterator_train__shuffle=True,
             device=str(self.device_), verbose=self.verbose,
         )
 
-    def _saved_modules(self):  # for sklearn_dinoatten.persistence
+    # For sklearn_dinoatten.persistence: see BaseDinoAnomalyDetector.
+    def _saved_modules(self):
         return {"module": self.net_.module_}
 
-    def _restore_modules(self):
-        """An untrained network of the fitted size, to receive the saved weights."""
-        self._check_params()
-        self.net_ = self._new_net(len(self.mean_)).initialize()
-        return {"module": self.net_.module_}
+    def _empty_modules(self):
+        return {"module": self._build_module(len(self.mean_))}
+
+    def _restore(self, modules):
+        super()._restore(modules)
+        self.net_ = self._new_net(modules["module"]).initialize()
 
     def _patch_errors(self, grids):
         module, errors = self.net_.module_.eval(), []
@@ -349,6 +380,11 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
     (160, 384)
     """
 
+    _parameter_constraints = {
+        **COMMON_CONSTRAINTS,
+        "coreset_ratio": [NONE, real(0, 1, low_open=True)],
+    }
+
     def __init__(self, embedder=None, coreset_ratio=None, reduction="max",
                  slice_reduction="max", contamination=0.1, device="auto", random_state=None):
         self.embedder = embedder
@@ -358,13 +394,6 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
         self.contamination = contamination
         self.device = device
         self.random_state = random_state
-
-    def _check_params(self):
-        super()._check_params()
-        ratio = self.coreset_ratio
-        if ratio is not None and not (isinstance(ratio, Real) and 0 < ratio <= 1):
-            raise ValueError(f"coreset_ratio must be None or in (0, 1]; got {ratio!r}.")
-        self.device_ = resolve_device(self.device)
 
     def _fit_patches(self, grids):
         ratio = self.coreset_ratio
@@ -376,10 +405,6 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
             bank, owner = bank[keep], owner[keep]
         self.memory_bank_, self._bank_owner = bank, owner
         self._slice_digests = np.array([_digest(grid) for grid in grids])
-
-    def _restore_modules(self):  # for sklearn_dinoatten.persistence: no network
-        self._check_params()
-        return {}
 
     def _patch_errors(self, grids):
         """Distance of each patch to the nearest bank patch not of the same training slice."""

@@ -18,7 +18,9 @@ import torch
 RANDOM_WEIGHTS_SEED = 0
 _WARNED_RANDOM = set()  # warn once per process and model name, not once per clone
 # weights=SAVED_WEIGHTS: the architecture only, to receive weights saved with a fitted
-# model (sklearn_dinoatten.persistence); initialised as "random", without its warning.
+# model (sklearn_dinoatten.persistence); initialised as "random", without its warning,
+# and buildable on the "meta" device (no memory), where the loader first checks that the
+# saved tensors fit it.
 SAVED_WEIGHTS = object()
 
 
@@ -30,7 +32,6 @@ class Backbone:
     embed_dim: int
     patch_size: int
     num_prefix_tokens: int
-    fingerprint: str  # identifies architecture and weights, for cache keys
 
 
 def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
@@ -64,17 +65,23 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         # A copy: the caller's module keeps its mode and gradients, and changing its
         # weights later cannot change a fitted embedder (or its cache keys).
         module = copy.deepcopy(backbone)
-        fingerprint = _module_fingerprint(module)
     elif isinstance(backbone, str):
-        module, fingerprint = _create_timm_model(backbone, weights, image_size, in_chans)
+        module = _create_timm_model(backbone, weights, image_size, in_chans)
     else:
         raise ValueError(
             f"backbone must be a timm model name or a torch.nn.Module; got {backbone!r}."
         )
+    return frozen_backbone(module, image_size, backbone)
+
+
+def frozen_backbone(module, image_size, name=None):
+    """Check that ``module`` is a timm-style vision transformer taking ``image_size``
+    inputs, freeze it in eval mode (in place) and describe it."""
+    name = module if name is None else name
     for attribute in ("forward_features", "num_prefix_tokens", "patch_embed"):
         if not hasattr(module, attribute):
             raise ValueError(
-                f"backbone {backbone!r} is not a timm-style vision transformer: it has no "
+                f"backbone {name!r} is not a timm-style vision transformer: it has no "
                 f"{attribute!r}."
             )
     patch_size = module.patch_embed.patch_size
@@ -82,7 +89,7 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
     if image_size % patch_size:
         raise ValueError(
             f"image_size={image_size} is not a multiple of the backbone's patch size "
-            f"{patch_size}; try {round(image_size / patch_size) * patch_size}."
+            f"{patch_size}; try {max(1, round(image_size / patch_size)) * patch_size}."
         )
     module.eval().requires_grad_(False)
     return Backbone(
@@ -90,7 +97,6 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         embed_dim=int(module.num_features),
         patch_size=int(patch_size),
         num_prefix_tokens=int(module.num_prefix_tokens),
-        fingerprint=fingerprint,
     )
 
 
@@ -103,11 +109,6 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
             f"{timm.list_models('*dinov2*')}."
         )
     kwargs = dict(num_classes=0, img_size=image_size, in_chans=in_chans)
-    module, fingerprint = _timm_model_and_fingerprint(timm, name, weights, kwargs)
-    return module, fingerprint + ("" if in_chans == 3 else f"|in_chans={in_chans}")
-
-
-def _timm_model_and_fingerprint(timm, name, weights, kwargs):
     random = isinstance(weights, str) and weights == "random"
     if random or weights is SAVED_WEIGHTS:
         if random and name not in _WARNED_RANDOM:
@@ -123,7 +124,7 @@ def _timm_model_and_fingerprint(timm, name, weights, kwargs):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             module = timm.create_model(name, pretrained=False, **kwargs)
         _unit_layer_scale(module)
-        return module, f"{name}|random-unit-layer-scale|{RANDOM_WEIGHTS_SEED}"
+        return module
     if weights is None:
         try:
             module = timm.create_model(name, pretrained=True, **kwargs)
@@ -133,7 +134,7 @@ def _timm_model_and_fingerprint(timm, name, weights, kwargs):
                 f"{exc}). Without a network, pass weights=<path to a checkpoint file> "
                 "(e.g. the official dinov2_vits14_pretrain.pth) or weights='random'."
             ) from exc
-        return module, f"{name}|pretrained"
+        return module
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
         if not os.path.isfile(path):
@@ -147,7 +148,7 @@ def _timm_model_and_fingerprint(timm, name, weights, kwargs):
                 f"weights file {path!r} does not fit backbone {name!r}: "
                 f"{type(exc).__name__}: {str(exc)[:1000]}"
             ) from exc
-        return module, f"{name}|file|{_file_sha256(path)}"
+        return module
     raise ValueError(
         f"weights must be None, 'random' or a path to a checkpoint file; got {weights!r}."
     )
@@ -166,17 +167,18 @@ def _unit_layer_scale(module):
             torch.nn.init.ones_(parameter)
 
 
-def _file_sha256(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
+def weights_fingerprint(module, name):
+    """A digest of a module's architecture name and every tensor of its state, for cache
+    keys: computed from the weights a module holds, never taken from a file's name or a
+    model file's header, so that other weights never share a cache entry."""
+    digest = hashlib.sha256(f"{name}|{type(module).__qualname__}".encode())
+    update_digest(digest, module.state_dict())
     return digest.hexdigest()
 
 
-def _module_fingerprint(module):
-    digest = hashlib.sha256(type(module).__qualname__.encode())
-    for name, tensor in module.state_dict().items():
-        digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().view(-1).view(torch.uint8).numpy())
-    return f"module|{digest.hexdigest()}"
+def update_digest(digest, tensors):
+    """Feed named tensors (names, dtypes, shapes and bytes) to a hashlib digest."""
+    for name, tensor in tensors.items():
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy())

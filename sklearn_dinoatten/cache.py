@@ -7,8 +7,9 @@ per configuration, whatever its path or however often a pipeline is cloned.
 Two levels: a process-wide in-memory LRU, shared by every embedder (and so by every
 clone made by ``cross_val_score`` or ``GridSearchCV``), and an optional directory that
 outlives the process. Disk entries are written atomically (temporary file, then
-``os.replace``) and carry a checksum: a damaged entry is deleted and recomputed, never
-returned.
+``os.replace``) and carry a checksum of their key, shape and content: a damaged entry,
+an entry moved to another key's place or one of another shape than asked for is deleted
+and recomputed, never returned.
 """
 
 import hashlib
@@ -78,16 +79,17 @@ def _file_identity(volume, settings):
 
 
 def remembered_file_key(volume, settings):
-    """The content key last computed for this file with these settings, if unchanged;
-    ``None`` for arrays and for files not seen (or changed) since."""
+    """``(key, shape)`` of the embedding last computed for this file with these settings,
+    if the file is unchanged; ``None`` for arrays and for files not seen (or changed)
+    since."""
     identity = _file_identity(volume, settings)
     return None if identity is None else _FILE_KEYS.get(identity)
 
 
-def remember_file_key(volume, settings, key):
+def remember_file_key(volume, settings, key, shape):
     identity = _file_identity(volume, settings)
     if identity is not None:
-        _FILE_KEYS[identity] = key
+        _FILE_KEYS[identity] = key, shape
 
 
 def cache_key(stack, config):
@@ -105,13 +107,14 @@ class EmbeddingCache:
     def __init__(self, cache_dir=None):
         self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)
 
-    def get(self, key):
+    def get(self, key, shape):
+        """The embedding stored under ``key``, if it has ``shape``; else ``None``."""
         value = _MEMORY.get(key)
         if value is None and self.cache_dir is not None:
-            value = self._read(key)
+            value = self._read(key, tuple(shape))
             if value is not None:
                 _MEMORY.put(key, value)
-        return value
+        return value if value is not None and value.shape == tuple(shape) else None
 
     def put(self, key, value):
         value = np.ascontiguousarray(value, dtype=np.float32)
@@ -123,15 +126,15 @@ class EmbeddingCache:
     def _path(self, key):
         return os.path.join(self.cache_dir, key[:2], key + ".npz")
 
-    def _read(self, key):
+    def _read(self, key, shape):
         path = self._path(key)
         if not os.path.exists(path):
             return None
         try:
             with np.load(path, allow_pickle=False) as entry:
                 value, checksum = entry["embedding"], str(entry["sha256"])
-            if hashlib.sha256(value.tobytes()).hexdigest() != checksum:
-                raise ValueError("checksum mismatch")
+            if value.shape != shape or _checksum(key, value) != checksum:
+                raise ValueError("not the entry of this key")
         except Exception:  # damaged entry: drop it so it is recomputed
             try:
                 os.remove(path)
@@ -142,6 +145,13 @@ class EmbeddingCache:
         return value
 
     def _write(self, key, value):
-        checksum = hashlib.sha256(value.tobytes()).hexdigest()
+        checksum = _checksum(key, value)
         atomic_write(self._path(key),
                      lambda f: np.savez(f, embedding=value, sha256=np.array(checksum)))
+
+
+def _checksum(key, value):
+    """sha256 of an entry's key, shape, dtype and content."""
+    digest = hashlib.sha256(f"{key}|{value.shape}|{value.dtype.str}".encode())
+    digest.update(np.ascontiguousarray(value).data)
+    return digest.hexdigest()

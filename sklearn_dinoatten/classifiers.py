@@ -18,14 +18,34 @@ from sklearn.utils.validation import (
     check_is_fitted,
     column_or_1d,
 )
-from skorch import NeuralNet
 from skorch.callbacks import Callback, EarlyStopping, LRScheduler
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 
+from ._skorch import InterruptibleNet, unfitted_on_error
+from ._validation import (
+    BOOLEAN,
+    DEVICE,
+    DICT,
+    NONE,
+    OPTIMIZER,
+    PATH,
+    RANDOM_STATE,
+    VERBOSE,
+    check_params,
+    check_unchanged_since_fit,
+    instance,
+    integer,
+    integers,
+    options,
+    real,
+    record_fitted_params,
+)
 from .backbones import SAVED_WEIGHTS, build_backbone
 from .devices import resolve_device, seeded_torch
 from .nn import (
+    POOLINGS,
+    RESNET_DEPTHS,
     RESNET_STEMS,
     AnnealedSupConLoss,
     AttentionPoolNet,
@@ -34,10 +54,10 @@ from .nn import (
     SCMILNet,
     SliceTransformerNet,
 )
-from .nn.finetune import FineTunedSliceNet, set_trainable
+from .nn.finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
 from .nn.resnet3d import resnet_downsampling
-from .preprocessing import slice_tensors
-from .volumes import check_axis
+from .preprocessing import NORMALIZATIONS, slice_tensors
+from .volumes import AXES, SLICE_SELECTIONS, check_axis
 
 ROUTED_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -52,7 +72,7 @@ def _softmax(logits):
     return torch.softmax(logits, dim=-1)
 
 
-class _MultiOutputNet(NeuralNet):
+class _MultiOutputNet(InterruptibleNet):
     """skorch net for modules returning ``(logits, embedding, attention)``.
 
     Training minimises the criterion of logits, embedding and targets. The validation
@@ -115,6 +135,24 @@ FITTED_ATTRIBUTES = """classes_ : ndarray of shape (n_classes,)
         The device it was trained on."""
 
 
+TRAINING_CONSTRAINTS = {
+    "class_weight": [NONE, options("balanced"), DICT],
+    "lr": [real(0, low_open=True)],
+    "max_epochs": [integer(1)],
+    "batch_size": [integer(1)],
+    "optimizer": [OPTIMIZER],
+    "lr_schedule": [options(*LR_SCHEDULES)],
+    "early_stopping": [BOOLEAN],
+    "validation_fraction": [real(0, 1, low_open=True, high_open=True)],
+    "n_iter_no_change": [integer(1)],
+    "device": [DEVICE],
+    "random_state": [RANDOM_STATE],
+    "verbose": [VERBOSE],
+}
+DROPOUT = [real(0, 1, high_open=True)]
+TEMPERATURE = [real(0, low_open=True)]
+
+
 def _shared_docs(cls):
     """Fill the ``{training}`` and ``{fitted}`` placeholders of a classifier's docstring."""
     cls.__doc__ = cls.__doc__.replace("{training}", TRAINING_PARAMETERS).replace(
@@ -134,6 +172,10 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
     ``iterator_train__``, ``iterator_valid__`` or ``callbacks__`` (checked in ``fit``);
     they go to the skorch net unchanged, as in skorch.
     """
+
+    # Parameters whose change after fit would make predict disagree with the fitted
+    # network (checked before predicting); the heads on embeddings have none.
+    _params_fixed_by_fit = ()
 
     def __init__(self, *, class_weight, lr, max_epochs, batch_size, optimizer, lr_schedule,
                  early_stopping, validation_fraction, n_iter_no_change, device, random_state,
@@ -195,9 +237,13 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} got unknown parameters {unknown}; parameters beyond "
                 f"its signature must start with one of {ROUTED_PREFIXES} (passed to skorch)."
             )
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"lr_schedule must be one of {LR_SCHEDULES}; got "
-                             f"{self.lr_schedule!r}.")
+        check_params(self)
+        with unfitted_on_error(self):  # an interrupted or failed fit leaves no model
+            self._fit(X, y, X_val, y_val)
+        return self
+
+    def _fit(self, X, y, X_val, y_val):
+        record_fitted_params(self)
         X = self._check_X(X, reset=True)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
@@ -229,7 +275,6 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
         # Left in inference mode, so that predicting changes nothing in the fitted model.
         self.net_.module_.eval()
         self.net_.criterion_.eval()
-        return self
 
     def _validation_set(self, X_val, y_val):
         """``X_val, y_val`` checked, as a skorch dataset; ``None`` without them."""
@@ -284,17 +329,20 @@ class BaseSkorchClassifier(ClassifierMixin, BaseEstimator):
             **self._routed_params(),
         )
 
-    def _saved_modules(self):  # for sklearn_dinoatten.persistence
+    # For sklearn_dinoatten.persistence: the networks saved, an untrained network of the
+    # fitted shape to receive them, and the loaded network put to use.
+    def _saved_modules(self):
         return {"module": self.net_.module_}
 
-    def _restore_modules(self):
-        """An untrained network of the fitted shape, to receive the saved weights."""
-        return self._restore_net(self._build_module(self.n_features_in_, len(self.classes_)))
+    def _empty_modules(self):
+        return {"module": self._build_module(self.n_features_in_, len(self.classes_))}
 
-    def _restore_net(self, module):
+    def _restore(self, modules):
         self.device_ = resolve_device(self.device)
-        self.net_ = self._new_net(module, self._build_criterion(None), seed=0).initialize()
-        return {"module": self.net_.module_}
+        self.net_ = self._new_net(modules["module"], self._build_criterion(None),
+                                  seed=0).initialize()
+        self.net_.module_.eval()
+        record_fitted_params(self)
 
     def _callbacks(self):
         """Extra skorch callbacks ``[(name, callback)]`` a subclass trains with."""
@@ -427,6 +475,17 @@ class AttentionPoolClassifier(BaseSkorchClassifier):
     2
     """
 
+    _parameter_constraints = {
+        **TRAINING_CONSTRAINTS,
+        "pooling": [options(*POOLINGS)],
+        "attention_dim": [integer(1)],
+        "hidden_dims": [integers(1)],
+        "dropout": DROPOUT,
+        "supcon_weight": [real(0)],
+        "variance_weight": [real(0)],
+        "temperature": TEMPERATURE,
+    }
+
     def __init__(
         self,
         pooling="attention",
@@ -522,6 +581,16 @@ class SliceTransformerClassifier(BaseSkorchClassifier):
     >>> clf.predict_proba(X).shape, clf.attention_weights(X).shape
     ((40, 2), (40, 6))
     """
+
+    _parameter_constraints = {
+        **TRAINING_CONSTRAINTS,
+        "n_layers": [integer(1)],
+        "n_heads": [NONE, integer(1)],
+        "ffn_dim": [NONE, integer(1)],
+        "dropout": DROPOUT,
+        "position_embedding": [BOOLEAN],
+        "max_slices": [integer(1)],
+    }
 
     def __init__(
         self,
@@ -622,6 +691,14 @@ class SCMILClassifier(BaseSkorchClassifier):
     True
     """
 
+    _parameter_constraints = {
+        **TRAINING_CONSTRAINTS,
+        "attention_dim": [integer(1)],
+        "gated": [BOOLEAN],
+        "projection_dims": [integers(1)],
+        "temperature": TEMPERATURE,
+    }
+
     def __init__(
         self,
         attention_dim=64,
@@ -699,6 +776,14 @@ class ResNet3DClassifier(BaseSkorchClassifier):
 
     _has_slice_weights = False
 
+    _parameter_constraints = {
+        **TRAINING_CONSTRAINTS,
+        "depth": [options(*RESNET_DEPTHS)],
+        # MONAI's first layer has int(64 * widen_factor) channels: at least one.
+        "widen_factor": [real(1 / 64)],
+        "stem": [options(*RESNET_STEMS)],
+    }
+
     def __init__(
         self,
         depth=18,
@@ -736,9 +821,6 @@ class ResNet3DClassifier(BaseSkorchClassifier):
                 f"{X.shape}. Resample them first, e.g. with VolumeResampler."
             )
         if reset:
-            if self.stem not in RESNET_STEMS:
-                raise ValueError(f"stem must be one of {tuple(RESNET_STEMS)}; got "
-                                 f"{self.stem!r}.")
             smallest = resnet_downsampling(self.stem) + 1
             if min(X.shape[1:]) < smallest:
                 raise ValueError(
@@ -817,6 +899,23 @@ class FineTunedSliceClassifier(BaseSkorchClassifier):
     ((6, 2), (6, 4))
     """
 
+    _parameter_constraints = {
+        **TRAINING_CONSTRAINTS,
+        "backbone": [instance(str, "a timm model name")],
+        "weights": [NONE, PATH],
+        "image_size": [integer(1)],
+        "in_chans": [options(1, 3)],
+        "freeze": [options(*FREEZE_MODES)],
+        "n_trainable_blocks": [integer(0)],
+        "backbone_lr": [real(0)],
+        "aggregator": [options(*AGGREGATORS)],
+        "axis": [options(*AXES, 0, 1, 2, -1, -2, -3)],
+        "n_slices": [NONE, integer(1)],
+        "slice_selection": [options(*SLICE_SELECTIONS)],
+        "normalization": [options(*NORMALIZATIONS)],
+        "mixed_precision": [BOOLEAN],
+    }
+
     def __init__(
         self,
         backbone="vit_small_patch14_dinov2",
@@ -866,9 +965,12 @@ class FineTunedSliceClassifier(BaseSkorchClassifier):
             device=device, random_state=random_state, verbose=verbose, **kwargs,
         )
 
+    _params_fixed_by_fit = ("backbone", "weights", "image_size", "in_chans", "aggregator",
+                            "axis", "n_slices", "slice_selection", "normalization")
+
     def _check_X(self, X, reset=False):
-        if self.in_chans not in (1, 3):
-            raise ValueError(f"in_chans must be 1 or 3; got {self.in_chans!r}.")
+        if not reset:
+            check_unchanged_since_fit(self)
         images = slice_tensors(X, self.image_size, check_axis(self.axis), self.n_slices,
                                self.slice_selection, self.normalization, self.in_chans)
         if reset:
@@ -884,9 +986,9 @@ class FineTunedSliceClassifier(BaseSkorchClassifier):
     def _build_criterion(self, class_weight):
         return CompositeLoss(supcon_weight=0.0, variance_weight=0.0, class_weight=class_weight)
 
-    def _restore_modules(self):
-        module = self._build_module(self.n_features_in_, len(self.classes_), SAVED_WEIGHTS)
-        return self._restore_net(module)
+    def _empty_modules(self):
+        return {"module": self._build_module(self.n_features_in_, len(self.classes_),
+                                             SAVED_WEIGHTS)}
 
     def _net_kwargs(self):
         if "optimizer__param_groups" in self._routed_params():

@@ -19,7 +19,19 @@ def resolve_device(device):
         raise ValueError(f"device must be 'auto' or a torch device name; got {device!r}.") from None
     if resolved.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} was asked for, but CUDA is not available here.")
+    if resolved.type == "cuda" and (resolved.index or 0) >= torch.cuda.device_count():
+        raise ValueError(f"device={device!r} was asked for, but this machine has "
+                         f"{torch.cuda.device_count()} CUDA device(s).")
     return resolved
+
+
+def device_available(device):
+    """Whether :func:`resolve_device` accepts ``device`` on this machine."""
+    try:
+        resolve_device(device)
+    except ValueError:
+        return False
+    return True
 
 
 def warn_if_slow_precision(dtype, device):

@@ -1,9 +1,6 @@
 """DinoSliceEmbedder: volumes -> per-slice embeddings from a frozen 2D backbone."""
 
-import os
 import warnings
-from dataclasses import replace
-from numbers import Integral
 
 import numpy as np
 import torch
@@ -13,11 +10,25 @@ from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ._prefetch import prefetch
-from .backbones import SAVED_WEIGHTS, build_backbone
+from ._validation import (
+    BOOLEAN,
+    DEVICE,
+    NONE,
+    PATH,
+    VERBOSE,
+    check_params,
+    check_unchanged_since_fit,
+    instance,
+    integer,
+    options,
+    record_fitted_params,
+)
+from .backbones import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
 from .cache import EmbeddingCache, cache_key, remember_file_key, remembered_file_key
 from .devices import resolve_device, warn_if_slow_precision
 from .preprocessing import NORMALIZATIONS, resize_stack, to_channels
 from .volumes import (
+    AXES,
     SLICE_SELECTIONS,
     check_axis,
     check_volumes,
@@ -128,6 +139,31 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     (2, 8, 384)
     """
 
+    _parameter_constraints = {
+        "backbone": [instance(str, "a timm model name"),
+                     instance(torch.nn.Module, "a torch.nn.Module")],
+        "weights": [NONE, PATH],
+        "image_size": [integer(1)],
+        "axis": [options(*AXES, 0, 1, 2, -1, -2, -3)],
+        "n_slices": [NONE, integer(1)],
+        "slice_selection": [options(*SLICE_SELECTIONS)],
+        "normalization": [options(*NORMALIZATIONS)],
+        "feature": [options(*FEATURES)],
+        "batch_size": [integer(1)],
+        "dtype": [options(*DTYPES)],
+        "channels_last": [BOOLEAN],
+        "compile": [BOOLEAN],
+        "prefetch": [options("auto"), integer(0)],
+        "n_jobs": [NONE, integer(1), integer(high=-1)],
+        "device": [DEVICE],
+        "cache_dir": [NONE, PATH],
+        "verbose": [VERBOSE],
+    }
+
+    # What transform produces depends on these; the others are how it runs.
+    _params_fixed_by_fit = ("backbone", "weights", "image_size", "axis", "n_slices",
+                            "slice_selection", "normalization", "feature", "device")
+
     def __init__(
         self,
         backbone="vit_small_patch14_dinov2",
@@ -179,7 +215,7 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         -------
         self : DinoSliceEmbedder
         """
-        self._check_params()
+        check_params(self)
         check_volumes(X, images=True)
         self._use_backbone(build_backbone(self.backbone, self.weights, self.image_size))
         return self
@@ -187,6 +223,8 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     def _use_backbone(self, built):
         self.device_ = resolve_device(self.device)
         warn_if_slow_precision(self.dtype, self.device_)
+        # From the weights held, whatever their source: the cache keys follow them.
+        self._backbone_fingerprint = weights_fingerprint(built.module, self._backbone_name())
         self.backbone_ = built.module.to(self.device_)
         if self.channels_last:
             self.backbone_ = self.backbone_.to(memory_format=torch.channels_last)
@@ -194,18 +232,22 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         self.patch_size_ = built.patch_size
         self.grid_shape_ = (self.image_size // built.patch_size,) * 2
         self._num_prefix_tokens = built.num_prefix_tokens
-        self._backbone_fingerprint = built.fingerprint
         self._compile_forward()
+        record_fitted_params(self)
 
-    def _saved_modules(self):  # for sklearn_dinoatten.persistence
+    def _backbone_name(self):
+        return self.backbone if isinstance(self.backbone, str) else "module"
+
+    # For sklearn_dinoatten.persistence: the networks saved, an empty architecture to
+    # receive them, and the loaded networks put to use.
+    def _saved_modules(self):
         return {"backbone": self.backbone_}
 
-    def _restore_modules(self):
-        """A backbone of the fitted architecture, to receive the saved weights; the saved
-        fingerprint keeps the cache keys of the original weights."""
-        built = build_backbone(self.backbone, SAVED_WEIGHTS, self.image_size)
-        self._use_backbone(replace(built, fingerprint=self._backbone_fingerprint))
-        return {"backbone": self.backbone_}
+    def _empty_modules(self):
+        return {"backbone": build_backbone(self.backbone, SAVED_WEIGHTS, self.image_size).module}
+
+    def _restore(self, modules):
+        self._use_backbone(frozen_backbone(modules["backbone"], self.image_size))
 
     def _compile_forward(self):
         features = self.backbone_.forward_features
@@ -236,6 +278,7 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
             ``feature="patch"``: ``(n_volumes, n_slices_max * n_patches, embedding_dim_)``.
         """
         check_is_fitted(self)
+        check_unchanged_since_fit(self)
         embeddings = self._embed(check_volumes(X, images=True))
         width = self.n_slices or max(len(embedding) for embedding in embeddings)
         rows = width * (np.prod(self.grid_shape_) if self.feature == "patch" else 1)
@@ -252,43 +295,43 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         config = self._config_string()
         settings = (check_axis(self.axis), self.n_slices, self.slice_selection, config)
         known = [remembered_file_key(volume, settings) for volume in volumes]
-        embeddings = [None if key is None else cache.get(key) for key in known]
+        embeddings = [None if k is None else cache.get(*k) for k in known]
         todo = [i for i, embedding in enumerate(embeddings) if embedding is None]
         if not todo:
             return embeddings
         n_jobs = min(effective_n_jobs(self.n_jobs), len(todo))
         if n_jobs == 1:
-            computed = self._embed_here([volumes[i] for i in todo], cache, config)
+            computed = self._embed_here([volumes[i] for i in todo], todo, cache, config)
         else:
             worker = clone(self).set_params(n_jobs=None, verbose=0)
-            chunks = np.array_split(todo, n_jobs)
             results = Parallel(n_jobs=n_jobs)(
-                delayed(_embed_in_worker)(worker, [volumes[i] for i in chunk])
-                for chunk in chunks
+                delayed(_embed_in_worker)(worker, [volumes[i] for i in chunk], chunk.tolist())
+                for chunk in np.array_split(todo, n_jobs)
             )
             computed = [pair for result in results for pair in result]
             for key, embedding in computed:  # the workers wrote cache_dir already
                 EmbeddingCache().put(key, embedding)
         for i, (key, embedding) in zip(todo, computed, strict=True):
-            remember_file_key(volumes[i], settings, key)
+            remember_file_key(volumes[i], settings, key, embedding.shape)
             embeddings[i] = embedding
         return embeddings
 
-    def _embed_here(self, volumes, cache, config):
-        """``(key, embedding)`` for each volume, computed in this process: the next
-        volumes are read and preprocessed in a background thread while the backbone
-        runs, and slices of several volumes share a batch."""
+    def _embed_here(self, volumes, indices, cache, config):
+        """``(key, embedding)`` for each volume (``indices``: their places in ``X``, for
+        messages), computed in this process: the next volumes are read and preprocessed in a
+        background thread while the backbone runs, and slices of several volumes share
+        a batch."""
         axis = check_axis(self.axis)
-        keys = [None] * len(volumes)
-        found = {}
+        keys, names, found = [], {}, {}
 
         def read():
-            with tqdm(volumes, desc="Embedding volumes", unit="vol", delay=PROGRESS_DELAY_S,
+            with tqdm(zip(volumes, indices, strict=True), total=len(volumes),
+                      desc="Embedding volumes", unit="vol", delay=PROGRESS_DELAY_S,
                       disable=self.verbose == 0 or len(volumes) < 5) as progress:
                 yield from read_each(progress)
 
         def read_each(progress):
-            for i, volume in enumerate(progress):
+            for volume, i in progress:
                 data = load_volume(volume, i, images=True)
                 stack = data[None] if data.ndim == 2 else slice_stack(
                     data, axis, self.n_slices, self.slice_selection
@@ -301,10 +344,12 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
                         f"{self.patch_size_}-pixel patch: they are padded to squares, mostly "
                         "padding; check the axis.", UserWarning, stacklevel=2,
                     )
-                key = keys[i] = cache_key(stack, config)
+                key = cache_key(stack, config)
+                keys.append(key)
                 if key in found:
                     continue
-                found[key] = cache.get(key)
+                names[key] = describe(volume, i)
+                found[key] = cache.get(key, self._embedding_shape(len(stack)))
                 if found[key] is None:
                     images = resize_stack(stack, self.image_size, self.normalization)
                     del stack  # not held while the backbone runs
@@ -313,11 +358,23 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         stacks = prefetch(read(), self._prefetch_depth())
         try:
             for key, embedding in self._embed_stacks(stacks):
+                if not np.isfinite(embedding).all():
+                    raise ValueError(
+                        f"The backbone gave NaN or infinite embeddings for volume "
+                        f"{names[key]}: its weights are damaged, or dtype={self.dtype!r} "
+                        "overflowed (try float32). Nothing was cached for it."
+                    )
                 cache.put(key, embedding)
                 found[key] = embedding
         finally:  # also on an interrupt: the reader stops and the progress bar closes
             stacks.close()
         return [(key, found[key]) for key in keys]
+
+    def _embedding_shape(self, n_slices):
+        """The shape of a volume's embedding (as cached) for ``n_slices`` slices."""
+        if self.feature == "patch":
+            return (n_slices, int(np.prod(self.grid_shape_)), self.embedding_dim_)
+        return (n_slices, self.embedding_dim_)
 
     def _embed_stacks(self, stacks):
         """Yield ``(key, embedding)`` for each ``(key, images)``, batching across volumes."""
@@ -388,45 +445,15 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
             f"dtype={self.dtype}",
         ])
 
-    def _check_params(self):
-        _check_choice("normalization", self.normalization, NORMALIZATIONS)
-        _check_choice("feature", self.feature, FEATURES)
-        _check_choice("slice_selection", self.slice_selection, SLICE_SELECTIONS)
-        _check_choice("dtype", self.dtype, tuple(DTYPES))
-        check_axis(self.axis)
-        _check_positive_int("image_size", self.image_size)
-        _check_positive_int("batch_size", self.batch_size)
-        if self.prefetch != "auto" and (not isinstance(self.prefetch, Integral)
-                                        or isinstance(self.prefetch, bool) or self.prefetch < 0):
-            raise ValueError(
-                f"prefetch must be 'auto' or a non-negative integer; got {self.prefetch!r}."
-            )
-        if self.n_jobs is not None and (not isinstance(self.n_jobs, Integral) or self.n_jobs == 0):
-            raise ValueError(f"n_jobs must be a non-zero integer or None; got {self.n_jobs!r}.")
-        if self.n_slices is not None:
-            _check_positive_int("n_slices", self.n_slices)
-        if self.cache_dir is not None and not isinstance(self.cache_dir, (str, os.PathLike)):
-            raise ValueError(f"cache_dir must be a path or None; got {self.cache_dir!r}.")
-
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()
         tags.input_tags.three_d_array = True
         return tags
 
 
-def _embed_in_worker(embedder, volumes):
+def _embed_in_worker(embedder, volumes, indices):
     """Run by each parallel worker: build its own backbone, embed its share."""
     embedder.fit(volumes)
     return embedder._embed_here(
-        volumes, EmbeddingCache(embedder.cache_dir), embedder._config_string()
+        volumes, indices, EmbeddingCache(embedder.cache_dir), embedder._config_string()
     )
-
-
-def _check_choice(name, value, choices):
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name} must be one of {choices}; got {value!r}.")
-
-
-def _check_positive_int(name, value):
-    if not isinstance(value, Integral) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive integer; got {value!r}.")

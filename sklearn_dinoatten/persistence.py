@@ -18,8 +18,10 @@ reads tensors only, so a model file cannot run code; a joblib pickle can.
 True
 """
 
+import hashlib
 import json
 import os
+import warnings
 
 import numpy as np
 import torch
@@ -30,29 +32,52 @@ from sklearn.pipeline import Pipeline
 from skorch import NeuralNet
 
 from ._files import atomic_write
+from ._validation import BOOLEAN, NONE, check_params, instance
+from .backbones import update_digest
+from .devices import device_available
 
-FORMAT = "sklearn_dinoatten.model/1"
+FORMAT = "sklearn_dinoatten.model/2"
+# A loaded Pipeline may not cache its steps: Pipeline(memory=DIR) unpickles what DIR
+# holds, and a model file must not point the program at files it unpickles.
+PIPELINE_CONSTRAINTS = {"steps": [instance(list, "a list of steps")], "memory": [NONE],
+                        "transform_input": [NONE], "verbose": [BOOLEAN]}
 
 
 def save_model(model, path):
     """Write a fitted (or unfitted) estimator or pipeline of this package to ``path``.
 
+    The file holds a sha256 digest of its contents, checked by :func:`load_model`.
     Raises ``ValueError`` naming the part that cannot be saved without pickle: an
     estimator from elsewhere, or a parameter that is not a plain value (a
     ``torch.nn.Module`` as backbone, a callback object); save those with joblib.
     """
     tensors = {}
-    spec = _encode_estimator(model, "model", tensors)
+    spec = json.dumps(_encode_estimator(model, "model", tensors))
+    tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     from . import __version__
 
-    header = {"format": FORMAT, "version": __version__, "model": json.dumps(spec)}
-    data = serialize({k: v.detach().cpu().contiguous() for k, v in tensors.items()}, header)
+    header = {"format": FORMAT, "version": __version__, "model": spec,
+              "sha256": _digest(spec, tensors)}
+    data = serialize(tensors, header)
     atomic_write(os.fspath(path), lambda f: f.write(data))
 
 
-def load_model(path):
-    """Load a model written by :func:`save_model`; it runs on its ``device`` parameter
-    (``"auto"``: CUDA when present), whatever device it was saved from."""
+def load_model(path, device=None):
+    """Load a model written by :func:`save_model`.
+
+    Nothing is built before the file's digest, every parameter (against the
+    estimators' declared constraints) and the shape of every saved tensor (against
+    networks built on the ``meta`` device, which holds no memory) are checked.
+
+    Parameters
+    ----------
+    path : str or path
+    device : str, default=None
+        Run every estimator of the model on this device (``"cpu"``, ``"cuda"``,
+        ``"auto"``). ``None`` keeps the saved ``device`` parameters, except one not
+        available here (a model trained with ``device="cuda"``, loaded on a machine
+        without CUDA), which becomes ``"auto"`` with a warning.
+    """
     path = os.fspath(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Model file {path!r} does not exist.")
@@ -64,13 +89,30 @@ def load_model(path):
         raise ValueError(f"Cannot read model file {path!r}: not a safetensors file "
                          f"({exc}).") from exc
     if header.get("format") != FORMAT:
+        older = str(header.get("format", "")).startswith(FORMAT.split("/")[0])
         raise ValueError(f"{path!r} is a safetensors file but no model saved by "
-                         "sklearn_dinoatten.persistence.save_model.")
+                         "sklearn_dinoatten.persistence.save_model" + (
+                             f" of this version (it is {header['format']!r}, this version "
+                             f"reads {FORMAT!r}): fit it again." if older else "."))
+    if header.get("sha256") != _digest(header.get("model", ""), tensors):
+        raise ValueError(f"Model file {path!r} is damaged: its contents do not match the "
+                         "sha256 digest written with them.")
     try:
-        return _decode_estimator(json.loads(header["model"]), tensors)
+        spec = json.loads(header["model"])
+    except (KeyError, ValueError) as exc:
+        raise ValueError(f"Model file {path!r} has no readable model description.") from exc
+    try:
+        with torch.random.fork_rng(devices=[]):  # building draws initial weights
+            return _decode_estimator(spec, tensors, device)
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"Model file {path!r} is damaged or from another version: "
-                         f"{exc}") from exc
+        raise ValueError(f"Model file {path!r} cannot be loaded: {exc}") from exc
+
+
+def _digest(spec, tensors):
+    """sha256 of the model description and every tensor, in name order."""
+    digest = hashlib.sha256(spec.encode())
+    update_digest(digest, {key: tensors[key] for key in sorted(tensors)})
+    return digest.hexdigest()
 
 
 def _estimator_classes():
@@ -144,37 +186,70 @@ def _encode(value, name, tensors):
                      "estimators can (save the model with joblib if you trust its readers).")
 
 
-def _decode_estimator(spec, tensors):
-    cls = _estimator_classes()[spec["class"]]
-    params = {k: _decode(v, tensors) for k, v in spec["params"].items()}
+def _decode_estimator(spec, tensors, device):
+    cls = _estimator_classes().get(spec["class"])
+    if cls is None:
+        raise ValueError(f"{spec['class']!r} is not an estimator this loader builds")
+    params = {k: _decode(v, tensors, device) for k, v in spec["params"].items()}
+    if device is not None and "device" in params:
+        params["device"] = device
+    elif "device" in params and not device_available(params["device"]):
+        warnings.warn(f"{spec['class']} was saved with device={params['device']!r}, which "
+                      "is not available here: it runs on the 'auto' device (give load_model "
+                      "device=..., or --device, to choose).", UserWarning, stacklevel=4)
+        params["device"] = "auto"
     estimator = cls(**params)
+    check_params(estimator, PIPELINE_CONSTRAINTS if cls is Pipeline else None)
     for attr, value in spec["fitted"].items():
-        setattr(estimator, attr, _decode(value, tensors))
-    if spec["fitted"] and hasattr(estimator, "_restore_modules"):
-        modules = estimator._restore_modules()
-        if sorted(modules) != sorted(spec["modules"]):
-            raise ValueError(f"{spec['class']} saved networks {sorted(spec['modules'])}, "
-                             f"rebuilt {sorted(modules)}")
-        for module_name, module in modules.items():
-            prefix = spec["modules"][module_name] + "."
-            module.load_state_dict(
-                {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-            )
+        if not attr.isidentifier() or attr.startswith("__") or attr in params \
+                or hasattr(cls, attr):
+            raise ValueError(f"{spec['class']} has no fitted attribute {attr!r}")
+        setattr(estimator, attr, _decode(value, tensors, device))
+    if spec["fitted"] and hasattr(estimator, "_restore"):
+        _restore_modules(estimator, spec, tensors)
     return estimator
 
 
-def _decode(value, tensors):
+def _restore_modules(estimator, spec, tensors):
+    """Check the saved tensors against networks built on the meta device (no memory),
+    then build them for real, load the tensors and hand them to the estimator."""
+    saved = spec["modules"]
+    with torch.device("meta"):
+        expected = {name: module.state_dict()
+                    for name, module in estimator._empty_modules().items()}
+    if sorted(expected) != sorted(saved):
+        raise ValueError(f"{spec['class']} saved networks {sorted(saved)}, its parameters "
+                         f"make {sorted(expected)}")
+    states = {}
+    for name, shapes in expected.items():
+        prefix = saved[name] + "."
+        states[name] = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        for key in sorted(set(shapes) | set(states[name])):
+            want, got = shapes.get(key), states[name].get(key)
+            if want is None or got is None or want.shape != got.shape or want.dtype != got.dtype:
+                raise ValueError(
+                    f"the saved network {name!r} of {spec['class']} does not fit its "
+                    f"parameters: tensor {key!r} is "
+                    f"{'absent' if got is None else tuple(got.shape)} in the file, "
+                    f"{'absent' if want is None else tuple(want.shape)} for the parameters")
+    modules = estimator._empty_modules()
+    for name, module in modules.items():
+        module.load_state_dict(states[name])
+    estimator._restore(modules)
+
+
+def _decode(value, tensors, device):
     if isinstance(value, list):
-        return [_decode(v, tensors) for v in value]
+        return [_decode(v, tensors, device) for v in value]
     if not isinstance(value, dict):
         return value
     (kind, content), = value.items()
     if kind == "estimator":
-        return _decode_estimator(content, tensors)
+        return _decode_estimator(content, tensors, device)
     if kind == "tuple":
-        return tuple(_decode(v, tensors) for v in content)
+        return tuple(_decode(v, tensors, device) for v in content)
     if kind == "dict":
-        return {k: _decode(v, tensors) for k, v in content.items()}
+        return {k: _decode(v, tensors, device) for k, v in content.items()}
     if kind == "array":
         return tensors[content].numpy()
     if kind == "strings":

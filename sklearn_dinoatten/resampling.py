@@ -1,13 +1,12 @@
 """VolumeResampler: volumes of any shape -> one array of volumes of one shape."""
 
-from numbers import Integral
-
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._validation import check_params, integers, options
 from .preprocessing import normalize_intensity
 from .volumes import check_volumes, load_volume
 
@@ -37,21 +36,20 @@ class VolumeResampler(TransformerMixin, BaseEstimator):
     (3, 32, 32, 32)
     """
 
+    _parameter_constraints = {
+        "shape": [integers(1, length=3)],
+        "normalization": [options(*VOLUME_NORMALIZATIONS)],
+    }
+
     def __init__(self, shape=(64, 64, 64), normalization="zscore"):
         self.shape = shape
         self.normalization = normalization
 
     def fit(self, X, y=None):
         """Check the parameters and ``X``; nothing is learned."""
-        shape = tuple(self.shape) if np.iterable(self.shape) else ()
-        if len(shape) != 3 or not all(isinstance(s, Integral) and s > 0 for s in shape):
-            raise ValueError(f"shape must be 3 positive integers; got {self.shape!r}.")
-        if self.normalization not in VOLUME_NORMALIZATIONS:
-            raise ValueError(
-                f"normalization must be one of {VOLUME_NORMALIZATIONS}; got {self.normalization!r}."
-            )
+        check_params(self)
         check_volumes(X)
-        self.shape_ = shape
+        self.shape_ = tuple(int(side) for side in self.shape)
         return self
 
     def transform(self, X):

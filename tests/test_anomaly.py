@@ -132,7 +132,7 @@ def test_coreset_keeps_its_share_and_still_detects(images):
     (SpatialARAnomalyDetector, dict(slice_reduction="min"), "slice_reduction must be"),
     (SpatialARAnomalyDetector, dict(contamination=0.7), "contamination must be"),
     (SpatialARAnomalyDetector, dict(error="l1"), "error must be one of"),
-    (SpatialARAnomalyDetector, dict(kernel_size=4), "kernel_size must be odd"),
+    (SpatialARAnomalyDetector, dict(kernel_size=4), "kernel_size must be an odd integer"),
     (SpatialARAnomalyDetector, dict(embedder="dinov2"), "embedder must be"),
     (MemoryBankAnomalyDetector, dict(coreset_ratio=0.0), "coreset_ratio must be"),
 ])

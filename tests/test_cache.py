@@ -23,9 +23,9 @@ def test_key_depends_on_content_shape_and_config():
 def test_memory_cache_is_shared_between_instances(fresh_cache):
     value = np.ones((3, 4), dtype=np.float32)
     EmbeddingCache().put("k1", value)
-    np.testing.assert_array_equal(EmbeddingCache().get("k1"), value)
+    np.testing.assert_array_equal(EmbeddingCache().get("k1", (3, 4)), value)
     clear_memory_cache()
-    assert EmbeddingCache().get("k1") is None
+    assert EmbeddingCache().get("k1", (3, 4)) is None
 
 
 def test_disk_round_trip_is_atomic(tmp_path, fresh_cache):
@@ -33,7 +33,7 @@ def test_disk_round_trip_is_atomic(tmp_path, fresh_cache):
     value = np.random.default_rng(0).normal(size=(5, 8)).astype(np.float32)
     cache.put("ab12", value)
     clear_memory_cache()
-    np.testing.assert_array_equal(cache.get("ab12"), value)
+    np.testing.assert_array_equal(cache.get("ab12", (5, 8)), value)
     leftovers = [f for _, _, files in os.walk(tmp_path) for f in files if f.endswith(".tmp")]
     assert leftovers == []
 
@@ -45,7 +45,7 @@ def test_truncated_entry_is_dropped_not_returned(tmp_path, fresh_cache):
     with open(path, "r+b") as f:
         f.truncate(os.path.getsize(path) // 2)
     clear_memory_cache()
-    assert cache.get("cd34") is None
+    assert cache.get("cd34", (5, 8)) is None
     assert not os.path.exists(path)
 
 
@@ -55,11 +55,36 @@ def test_entry_with_wrong_checksum_is_dropped(tmp_path, fresh_cache):
     path = _entry_path(cache, "ef56")
     np.savez(path, embedding=np.zeros((5, 8), dtype=np.float32), sha256=np.array("0" * 64))
     clear_memory_cache()
-    assert cache.get("ef56") is None
+    assert cache.get("ef56", (5, 8)) is None
     assert not os.path.exists(path)
 
 
 def test_cached_values_are_read_only(fresh_cache):
     cache = EmbeddingCache()
     cache.put("k2", np.zeros((2, 2), dtype=np.float32))
-    assert not cache.get("k2").flags.writeable
+    assert not cache.get("k2", (2, 2)).flags.writeable
+
+
+def test_swapped_entries_are_not_served(tmp_path, fresh_cache):
+    """The checksum covers the key: an entry moved to another key's place is refused."""
+    cache = EmbeddingCache(tmp_path)
+    cache.put("aa01", np.ones((5, 8), dtype=np.float32))
+    cache.put("aa02", np.zeros((5, 8), dtype=np.float32))
+    first, second = _entry_path(cache, "aa01"), _entry_path(cache, "aa02")
+    os.rename(first, first + ".swap")
+    os.rename(second, first)
+    os.rename(first + ".swap", second)
+    clear_memory_cache()
+    assert cache.get("aa01", (5, 8)) is None
+    assert cache.get("aa02", (5, 8)) is None
+    assert not os.path.exists(first) and not os.path.exists(second)
+
+
+def test_a_consistent_entry_of_another_shape_is_not_served(tmp_path, fresh_cache):
+    """A whole, well-summed entry, but not of the shape the volume's slices make."""
+    cache = EmbeddingCache(tmp_path)
+    cache.put("bb01", np.ones((4, 8), dtype=np.float32))
+    assert cache.get("bb01", (5, 8)) is None  # the in-memory copy
+    clear_memory_cache()
+    assert cache.get("bb01", (5, 8)) is None  # the disk entry, now deleted
+    assert not os.path.exists(_entry_path(cache, "bb01"))

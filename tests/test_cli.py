@@ -268,7 +268,7 @@ def one_class(data):
     (["report", "{tmp}"], None, "run.json"),
     (["fit", "{data}", "--out", "{tmp}/m.joblib"], one_class, "has one class only"),
     (["embed", "{data}", "--cache-dir", "{tmp}/c", "--n-slices", "0"], None,
-     "n_slices must be a positive integer"),
+     "n_slices must be None or an integer >= 1"),
     (["demo", "--out", "{tmp}/demo", "--n-scans", "4"], None, "at least 10"),
 ])
 def test_bad_input_ends_in_one_line(tmp_path, capsys, argv, damage, message):

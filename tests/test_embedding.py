@@ -139,13 +139,13 @@ def test_progress_bar(monkeypatch, capsys):
     "params, message",
     [
         (dict(image_size=30), "image_size=30 is not a multiple"),
-        (dict(image_size=0), "image_size must be a positive integer"),
+        (dict(image_size=0), "image_size must be an integer >= 1"),
         (dict(normalization="histeq"), "normalization must be one of"),
         (dict(feature="pooled"), "feature must be one of"),
         (dict(slice_selection="random"), "slice_selection must be one of"),
-        (dict(n_slices=0), "n_slices must be a positive integer"),
+        (dict(n_slices=0), "n_slices must be None or an integer >= 1"),
         (dict(axis="up"), "axis must be one of"),
-        (dict(batch_size=2.5), "batch_size must be a positive integer"),
+        (dict(batch_size=2.5), "batch_size must be an integer >= 1"),
         (dict(device="tpu"), "device must be"),
     ],
 )

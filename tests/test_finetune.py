@@ -80,7 +80,7 @@ def test_images_pickling_and_bad_parameters(tmp_path):
     for params, message in [(dict(freeze="half"), "freeze must be"),
                             (dict(n_trainable_blocks=13), "n_trainable_blocks must be in"),
                             (dict(aggregator="mean"), "aggregator must be one of"),
-                            (dict(in_chans=2), "in_chans must be 1 or 3")]:
+                            (dict(in_chans=2), "in_chans must be one of 1, 3")]:
         with pytest.raises(ValueError, match=message):
             FineTunedSliceClassifier(**{**TINY, **params}).fit(X, y)
 

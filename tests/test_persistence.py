@@ -4,11 +4,13 @@ code: pickles, foreign classes and other files are refused."""
 import json
 import os
 import pickle
+import resource
 import warnings
 
 import numpy as np
 import pytest
 import torch
+from safetensors import safe_open
 from safetensors.torch import save_file
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
@@ -18,6 +20,7 @@ from sklearn_dinoatten import (
     DinoSliceEmbedder,
     ResNet3DClassifier,
     VolumeResampler,
+    persistence,
 )
 from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
 from sklearn_dinoatten.datasets import make_volumes
@@ -53,7 +56,7 @@ def test_a_pipeline_from_volumes_predicts_the_same(volumes, tmp_path, fresh_cach
                          AttentionPoolClassifier(max_epochs=2, random_state=0)).fit(X, y)
     loaded = round_trip(pipe, tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(X), pipe.predict_proba(X))
-    # The saved weights' fingerprint is kept, so the cache keys are the original ones.
+    # The same weights give the same fingerprint, so the cache keys are the original ones.
     assert loaded[0]._config_string() == pipe[0]._config_string()
     resnet = make_pipeline(VolumeResampler(shape=(32, 32, 32)), ResNet3DClassifier(
         depth=10, widen_factor=0.25, max_epochs=1, random_state=0)).fit(X, y)
@@ -110,7 +113,7 @@ def test_a_pickle_is_refused_without_being_run(tmp_path):
 
 
 @pytest.mark.parametrize("spec, message", [
-    ({"class": "Popen", "params": {}, "fitted": {}, "modules": {}}, "damaged"),
+    ({"class": "Popen", "params": {}, "fitted": {}, "modules": {}}, "'Popen' is not an estimator"),
     ({"class": "AttentionPoolClassifier", "fitted": {}, "modules": {},
       "params": {"optimizer": {"optimizer": "load"}}}, "not a torch optimizer"),
     ({"class": "AttentionPoolClassifier", "fitted": {}, "modules": {},
@@ -118,10 +121,104 @@ def test_a_pickle_is_refused_without_being_run(tmp_path):
 ])
 def test_a_forged_header_builds_nothing_else(tmp_path, spec, message):
     path = tmp_path / "model.safetensors"
-    save_file({"x": torch.zeros(1)}, path,
-              metadata={"format": FORMAT, "model": json.dumps(spec)})
+    forge(path, spec, {"x": torch.zeros(1)})
     with pytest.raises(ValueError, match=message):
         load_model(path)
+
+
+def forge(path, spec, tensors):
+    """Write a model file as a forger would: any description, a matching digest."""
+    spec = json.dumps(spec)
+    save_file(tensors, path, metadata={"format": FORMAT, "model": spec,
+                                       "sha256": persistence._digest(spec, tensors)})
+
+
+def read(path):
+    """The description and tensors of a model file."""
+    with safe_open(path, framework="pt") as f:
+        return json.loads(f.metadata()["model"]), {k: f.get_tensor(k) for k in f.keys()}
+
+
+def test_a_loaded_pipeline_cannot_be_pointed_at_files_to_unpickle(tmp_path):
+    """Pipeline(memory=DIR) would unpickle what DIR holds at the next fit."""
+    X, y = np.random.default_rng(0).normal(size=(8, 3, 4)), [0, 1] * 4
+    path = tmp_path / "model.safetensors"
+    save_model(make_pipeline(AttentionPoolClassifier(max_epochs=1)).fit(X, y), path)
+    spec, tensors = read(path)
+    spec["params"]["memory"] = str(tmp_path / "planted")
+    forge(path, spec, tensors)
+    with pytest.raises(ValueError, match="Pipeline: memory must be None; got '.*planted'"):
+        load_model(path)
+
+
+def test_the_cache_fingerprint_comes_from_the_loaded_weights(tmp_path, fresh_cache):
+    """Altered backbone weights under the original header: other embeddings, other keys."""
+    X = make_volumes(n_samples=2, shape=(20, 20, 4), random_state=0)[0]
+    embedder = DinoSliceEmbedder(**FAST).fit(X)
+    clean = embedder.transform(X)
+    path = tmp_path / "embedder.safetensors"
+    save_model(embedder, path)
+    assert load_model(path)._config_string() == embedder._config_string()
+    spec, tensors = read(path)
+    name = next(k for k in tensors if k.endswith("blocks.0.attn.qkv.weight"))
+    tensors[name] = tensors[name] * 3
+    forge(path, spec, tensors)
+    altered = load_model(path)
+    assert altered._config_string() != embedder._config_string()
+    assert not np.allclose(altered.transform(X), clean)
+
+
+def test_a_forged_size_is_refused_before_anything_is_allocated(tmp_path):
+    """image_size=21000 would make a 3.4 GB position embedding."""
+    X = make_volumes(n_samples=2, shape=(20, 20, 4), random_state=0)[0]
+    path = tmp_path / "embedder.safetensors"
+    save_model(DinoSliceEmbedder(**FAST).fit(X), path)
+    spec, tensors = read(path)
+    spec["params"]["image_size"] = 21000
+    forge(path, spec, tensors)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    with pytest.raises(ValueError, match="pos_embed' is .* in the file, .* for the parameters"):
+        load_model(path)
+    assert resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak < 1024**2  # < 1 GiB
+
+
+@pytest.mark.parametrize("attribute", ["predict", "__class__", "not an identifier"])
+def test_a_forged_fitted_attribute_is_refused(tmp_path, attribute):
+    X, y = np.random.default_rng(0).normal(size=(8, 3, 4)), [0, 1] * 4
+    path = tmp_path / "model.safetensors"
+    save_model(AttentionPoolClassifier(max_epochs=1).fit(X, y), path)
+    spec, tensors = read(path)
+    spec["fitted"][attribute] = "x"
+    forge(path, spec, tensors)
+    with pytest.raises(ValueError, match="no fitted attribute"):
+        load_model(path)
+
+
+def test_one_flipped_bit_is_found(tmp_path):
+    X, y = np.random.default_rng(0).normal(size=(8, 3, 4)), [0, 1] * 4
+    path = tmp_path / "model.safetensors"
+    save_model(AttentionPoolClassifier(max_epochs=1).fit(X, y), path)
+    data = bytearray(path.read_bytes())
+    for offset in (len(data) - 5, 60):  # in the last tensor; in the header
+        flipped = data.copy()
+        flipped[offset] ^= 0x10
+        path.write_bytes(bytes(flipped))
+        with pytest.raises(ValueError, match="damaged|Cannot read|cannot be loaded"):
+            load_model(path)
+
+
+def test_a_model_from_a_cuda_machine_loads_on_the_device_available(tmp_path):
+    X, y = np.random.default_rng(0).normal(size=(8, 3, 4)), [0, 1] * 4
+    model = AttentionPoolClassifier(max_epochs=1, random_state=0).fit(X, y)
+    path = tmp_path / "model.safetensors"
+    save_model(model.set_params(device="cuda:7"), path)
+    with pytest.warns(UserWarning, match="device='cuda:7', which is not available here"):
+        loaded = load_model(path)
+    assert loaded.device == "auto"
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_model(path, device="cpu").device_ == torch.device("cpu")
 
 
 def test_other_files(tmp_path):

@@ -27,8 +27,8 @@ def test_resampler_shapes_orientation_and_normalization(tmp_path):
 
 
 @pytest.mark.parametrize("params, message", [
-    (dict(shape=(32, 32)), "shape must be 3 positive integers"),
-    (dict(shape=(32, 0, 32)), "shape must be 3 positive integers"),
+    (dict(shape=(32, 32)), "shape must be a tuple of 3 integers >= 1"),
+    (dict(shape=(32, 0, 32)), "shape must be a tuple of 3 integers >= 1"),
     (dict(normalization="histeq"), "normalization must be one of"),
 ])
 def test_resampler_bad_parameters(params, message):

@@ -7,6 +7,7 @@ from .pooling import AttentionPoolNet
 from .transformer import SliceTransformerNet
 
 AGGREGATORS = ("transformer", "attention")
+FREEZE_MODES = ("last_n_blocks", "none", "all")
 
 
 class FineTunedSliceNet(nn.Module):

@@ -1,0 +1,43 @@
+"""What the package adds to skorch's nets: Ctrl-C stops a fit instead of ending it.
+
+skorch catches ``KeyboardInterrupt`` in ``fit`` and returns the net as trained so far,
+so an interrupted fit would look finished: cross-validation would go on to the next
+fold and write results. Here the interrupt reaches the caller, and the estimator
+being fitted is left unfitted rather than half-fitted.
+"""
+
+from contextlib import contextmanager
+
+from skorch import NeuralNet
+
+
+class _TrainingInterrupted(Exception):
+    """Carries a KeyboardInterrupt past skorch's ``except KeyboardInterrupt``."""
+
+
+class InterruptibleNet(NeuralNet):
+    """A skorch ``NeuralNet`` whose ``fit`` raises ``KeyboardInterrupt`` on Ctrl-C."""
+
+    def fit_loop(self, *args, **kwargs):
+        try:
+            return super().fit_loop(*args, **kwargs)
+        except KeyboardInterrupt as exc:
+            raise _TrainingInterrupted from exc
+
+    def fit(self, *args, **kwargs):
+        try:
+            return super().fit(*args, **kwargs)
+        except _TrainingInterrupted:
+            raise KeyboardInterrupt from None
+
+
+@contextmanager
+def unfitted_on_error(estimator):
+    """Remove the fitted attributes (``name_``) of ``estimator`` if the block raises,
+    interrupts included, so that a failed ``fit`` never leaves a model that looks fitted."""
+    try:
+        yield
+    except BaseException:
+        for name in [n for n in vars(estimator) if n.endswith("_") and not n.startswith("__")]:
+            delattr(estimator, name)
+        raise

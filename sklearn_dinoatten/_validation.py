@@ -1,0 +1,145 @@
+"""Declared parameter constraints, checked before an estimator builds anything.
+
+Each estimator lists, in ``_parameter_constraints``, the values every parameter may
+take (one of several constraints). :func:`check_params` runs at the top of ``fit`` and
+before :func:`~sklearn_dinoatten.persistence.load_model` rebuilds a saved estimator, so
+a nonsense setting (``temperature=0``, ``max_epochs=0``, ``n_layers=0``) is one clear
+error instead of NaN probabilities, an empty fit or a traceback from inside torch.
+"""
+
+import os
+from numbers import Integral, Real
+
+import numpy as np
+import torch
+
+
+class Constraint:
+    """A predicate on a value, with the words that describe what it accepts."""
+
+    def __init__(self, accepts, description):
+        self.accepts = accepts
+        self.description = description
+
+
+def _is_int(value):
+    return isinstance(value, Integral) and not isinstance(value, bool)
+
+
+def _is_real(value):
+    return isinstance(value, Real) and not isinstance(value, bool) and np.isfinite(value)
+
+
+def integer(low=None, high=None):
+    """An integer (not a bool) in ``[low, high]``."""
+    words = ("an integer" if low is None and high is None
+             else f"an integer >= {low}" if high is None
+             else f"an integer in [{low}, {high}]")
+    return Constraint(lambda v: _is_int(v) and (low is None or v >= low)
+                      and (high is None or v <= high), words)
+
+
+def real(low=None, high=None, low_open=False, high_open=False):
+    """A finite number in the interval given; an open end excludes its bound."""
+    def accepts(value):
+        return _is_real(value) and (
+            low is None or (value > low if low_open else value >= low)) and (
+            high is None or (value < high if high_open else value <= high))
+
+    if high is None:
+        words = f"a number {'>' if low_open else '>='} {low}"
+    else:
+        words = (f"a number in {'(' if low_open else '['}{low}, {high}"
+                 f"{')' if high_open else ']'}")
+    return Constraint(accepts, words)
+
+
+def options(*values):
+    """One of the given values (compared by type too: ``True`` is not ``1``)."""
+    return Constraint(
+        lambda v: any(type(v) is type(o) and v == o for o in values)
+        or (isinstance(v, np.generic) and v.item() in values),
+        f"one of {', '.join(map(repr, values))}")
+
+
+def integers(low=1, length=None, min_length=1):
+    """A tuple or list of integers >= ``low``, of ``length`` items (or at least
+    ``min_length``)."""
+    def accepts(value):
+        return isinstance(value, (tuple, list)) and all(
+            _is_int(v) and v >= low for v in value) and (
+            len(value) == length if length is not None else len(value) >= min_length)
+
+    count = f"{length}" if length is not None else f"{min_length} or more"
+    return Constraint(accepts, f"a tuple of {count} integers >= {low}")
+
+
+def instance(kind, description):
+    return Constraint(lambda v: isinstance(v, kind) and not (
+        kind is Integral and isinstance(v, bool)), description)
+
+
+NONE = Constraint(lambda v: v is None, "None")
+BOOLEAN = Constraint(lambda v: isinstance(v, (bool, np.bool_)), "True or False")
+PATH = Constraint(lambda v: isinstance(v, (str, os.PathLike)), "a path")
+VERBOSE = Constraint(lambda v: isinstance(v, (bool, np.bool_)) or (_is_int(v) and v >= 0),
+                     "an integer >= 0")
+RANDOM_STATE = Constraint(
+    lambda v: v is None or isinstance(v, np.random.RandomState)
+    or (_is_int(v) and 0 <= v < 2**32), "None, an integer in [0, 2**32 - 1] or a RandomState")
+DICT = instance(dict, "a dict")
+OPTIMIZER = Constraint(
+    lambda v: isinstance(v, type) and issubclass(v, torch.optim.Optimizer),
+    "a torch.optim.Optimizer class")
+
+
+def _is_device(value):
+    if isinstance(value, torch.device) or value == "auto":
+        return True
+    try:
+        return isinstance(value, str) and torch.device(value) is not None
+    except (RuntimeError, TypeError):
+        return False
+
+
+DEVICE = Constraint(_is_device, "'auto' or a torch device name ('cpu', 'cuda', 'cuda:1')")
+
+
+def check_params(estimator, constraints=None):
+    """Raise ``ValueError`` for the first parameter of ``estimator`` outside its
+    constraints (by default its class's ``_parameter_constraints``). Every parameter
+    must be declared, except the routed skorch arguments of the classifiers
+    (``optimizer__weight_decay``, ...), which go to their owners unchanged."""
+    declared = type(estimator)._parameter_constraints if constraints is None else constraints
+    routed = estimator._routed_params() if hasattr(estimator, "_routed_params") else {}
+    for name, value in estimator.get_params(deep=False).items():
+        if name in routed:
+            continue
+        if name not in declared:
+            raise ValueError(f"{type(estimator).__name__} has no parameter {name!r} that "
+                             "can be checked.")
+        allowed = declared[name]
+        if not any(constraint.accepts(value) for constraint in allowed):
+            words = " or ".join(constraint.description for constraint in allowed)
+            raise ValueError(f"{type(estimator).__name__}: {name} must be {words}; "
+                             f"got {value!r}.")
+
+
+def record_fitted_params(estimator):
+    """Remember the values of the parameters that shape what ``fit`` built (the class's
+    ``_params_fixed_by_fit``), for :func:`check_unchanged_since_fit`."""
+    estimator._params_at_fit = {name: getattr(estimator, name)
+                                for name in estimator._params_fixed_by_fit}
+
+
+def check_unchanged_since_fit(estimator):
+    """Refuse to use a fitted estimator after ``set_params`` changed a parameter that
+    shaped its fit (the backbone's input size, the preprocessing, ...): its fitted
+    state follows the old value, so results would mix the two, or fail inside torch."""
+    for name, value in estimator._params_at_fit.items():
+        current = getattr(estimator, name)
+        if current is not value and not (type(current) is type(value) and current == value):
+            raise ValueError(
+                f"{type(estimator).__name__}: {name} was changed from {value!r} to "
+                f"{current!r} after fit; call fit again (or set it back)."
+            )

@@ -26,3 +26,16 @@ def atomic_write(path, write):
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+def writable_folder(path, name):
+    """Create the folder ``path`` if needed and check that files can be written in it;
+    ``ValueError`` naming it (``name``: the parameter or option) otherwise."""
+    path = os.fspath(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+        tempfile.TemporaryFile(dir=path).close()
+    except OSError as exc:
+        reason = "it is a file" if os.path.isfile(path) else exc.strerror or exc
+        raise ValueError(f"{name} {path!r} cannot hold files: {reason}.") from None
+    return path

@@ -19,14 +19,18 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import time
+from contextlib import contextmanager
 from importlib import metadata
 
 import numpy as np
 
 from . import __version__
-from ._files import atomic_write
+from ._files import atomic_write, writable_folder
+from ._validation import check_params
 from .study import METHODS, REFERENCE
 
 PROG = "dinoatten"
@@ -43,15 +47,17 @@ def main(argv=None):
     args.argv = list(sys.argv[1:] if argv is None else argv)
     try:
         args.run(args)
-    except (CommandError, ValueError, FileNotFoundError, PermissionError) as exc:
-        print(f"{PROG} {args.command}: error: {exc}", file=sys.stderr)
-        return 1
-    except RuntimeError as exc:  # e.g. pretrained weights without a network
-        print(f"{PROG} {args.command}: error: {str(exc).splitlines()[0]}", file=sys.stderr)
+    except (CommandError, ValueError, OSError, MemoryError, RuntimeError) as exc:
+        # OSError: a full disk, a file-size limit; RuntimeError: e.g. pretrained weights
+        # without a network. The first line of the message says what happened.
+        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print(f"{PROG} {args.command}: interrupted; finished embeddings are cached, "
-              "rerun to go on.", file=sys.stderr)
+        cached = getattr(args, "cache_dir", None)
+        print(f"{PROG} {args.command}: interrupted; no results were written"
+              + ("; finished embeddings are cached, rerun to go on." if cached else "."),
+              file=sys.stderr)
         return 130
     return 0
 
@@ -90,77 +96,121 @@ def cv(args):
     protocol = _protocol(args, y, groups, split)
     positive = positive_class(y, args.pos_label)
     methods = {key: _method(key, args) for key in keys}
-    classes, counts = np.unique(y, return_counts=True)
-    counts = ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True))
-    print(f"{len(y)} scans ({counts}); {protocol.description}; "
-          + (f"positive class: {positive!r}; " if positive is not None else "")
-          + f"methods: {', '.join(METHODS[k] for k in keys)}")
-    inputs, embedder = {}, None
-    if any(not uses_volumes(k) for k in keys):
-        embedder = _embedder(args)
-        inputs["embeddings"] = embedder.fit_transform(paths)
-    if any(uses_volumes(k) for k in keys):
-        from .resampling import VolumeResampler
+    embedder = _embedder(args) if any(not uses_volumes(k) for k in keys) else None
+    with _run_directory(args.out) as folder:  # checked before any work, moved in whole
+        classes, counts = np.unique(y, return_counts=True)
+        counts = ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True))
+        print(f"{len(y)} scans ({counts}); {protocol.description}; "
+              + (f"positive class: {positive!r}; " if positive is not None else "")
+              + f"methods: {', '.join(METHODS[k] for k in keys)}")
+        inputs = {}
+        if embedder is not None:
+            inputs["embeddings"] = embedder.fit_transform(paths)
+        if any(uses_volumes(k) for k in keys):
+            from .resampling import VolumeResampler
 
-        side = args.volume_size
-        inputs["volumes"] = VolumeResampler(shape=(side, side, side)).fit_transform(paths)
+            side = args.volume_size
+            inputs["volumes"] = VolumeResampler(shape=(side, side, side)).fit_transform(paths)
 
-    results = {}
-    for key, estimator in methods.items():
-        X = inputs["volumes" if uses_volumes(key) else "embeddings"]
-        results[key] = cross_validate_method(estimator, X, y, protocol.splits)
-        print(f"  {METHODS[key]}: {len(protocol.splits)} fit(s), "
-              f"{np.mean(results[key].fit_seconds):.1f} s each")
-    reference = REFERENCE if REFERENCE in results else keys[0]
-    rows = metrics_table(y, results, reference=reference, pos_label=positive, groups=groups,
-                         random_state=args.seed)
-    random_weights = embedder is not None and embedder.weights == "random"
-    text = caption(protocol, positive, reference, random_weights=random_weights)
-    table = to_markdown(rows, reference=reference)
-    print(f"\n{table}\n\n{text}\n")
+        results = {}
+        for key, estimator in methods.items():
+            X = inputs["volumes" if uses_volumes(key) else "embeddings"]
+            results[key] = cross_validate_method(estimator, X, y, protocol.splits)
+            print(f"  {METHODS[key]}: {len(protocol.splits)} fit(s), "
+                  f"{np.mean(results[key].fit_seconds):.1f} s each")
+        reference = REFERENCE if REFERENCE in results else keys[0]
+        rows = metrics_table(y, results, reference=reference, pos_label=positive, groups=groups,
+                             random_state=args.seed)
+        random_weights = embedder is not None and embedder.weights == "random"
+        text = caption(protocol, positive, reference, random_weights=random_weights)
+        table = to_markdown(rows, reference=reference)
+        print(f"\n{table}\n\n{text}\n")
 
-    scored = scored_samples(results)
-    fold = np.full(len(y), -1)
-    for i, fit in enumerate(protocol.splits):
-        fold[fit.test] = i
-    os.makedirs(args.out, exist_ok=True)
-    _write_predictions(os.path.join(args.out, "predictions.csv"), np.asarray(paths)[scored],
-                       y[scored], None if groups is None else groups[scored],
-                       fold[scored] if split is None else None, classes,
-                       {k: r.proba[scored] for k, r in results.items()})
-    _write_metrics(args.out, rows, f"{table}\n\n{text}")
-    arrays = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
-    arrays.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
-                   if r.attention is not None})
-    if "embeddings" in inputs:
-        arrays["n_slices"] = (~np.isnan(inputs["embeddings"]).all(axis=2)).sum(axis=1)[scored]
-    atomic_write(os.path.join(args.out, "outputs.npz"), lambda f: np.savez(f, **arrays))
-    run = {
-        "command": [PROG, *args.argv],
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "data": _data_record(args, y),
-        "classes": classes.tolist(),
-        "positive_label": positive,
-        "protocol": "held-out" if split is not None else "cross-validation",
-        "protocol_description": protocol.description,
-        "folds": None if split is not None else len(protocol.splits),
-        "grouped": groups is not None,
-        "n_subjects": None if groups is None else len(np.unique(groups[scored])),
-        "n_scored": int(scored.sum()),
-        "caption": text,
-        "random_weights": random_weights,
-        "seed": args.seed,
-        "reference": reference,
-        "embedder": embedder.get_params() if embedder is not None else None,
-        "volume_size": args.volume_size if "volumes" in inputs else None,
-        "methods": {k: {"name": METHODS[k], "params": _jsonable(m.get_params())}
-                    for k, m in methods.items()},
-        "versions": _versions(),
-    }
-    atomic_write(os.path.join(args.out, "run.json"),
-                 lambda f: f.write(json.dumps(run, indent=2, default=str).encode()))
+        scored = scored_samples(results)
+        fold = np.full(len(y), -1)
+        for i, fit in enumerate(protocol.splits):
+            fold[fit.test] = i
+        _write_predictions(os.path.join(folder, "predictions.csv"), np.asarray(paths)[scored],
+                           y[scored], None if groups is None else groups[scored],
+                           fold[scored] if split is None else None, classes,
+                           {k: r.proba[scored] for k, r in results.items()})
+        _write_metrics(folder, rows, f"{table}\n\n{text}")
+        arrays = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
+        arrays.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
+                       if r.attention is not None})
+        if "embeddings" in inputs:
+            arrays["n_slices"] = (~np.isnan(inputs["embeddings"]).all(axis=2)).sum(axis=1)[scored]
+        atomic_write(os.path.join(folder, "outputs.npz"), lambda f: np.savez(f, **arrays))
+        run = {
+            "command": [PROG, *args.argv],
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "data": _data_record(args, y),
+            "classes": classes.tolist(),
+            "positive_label": positive,
+            "protocol": "held-out" if split is not None else "cross-validation",
+            "protocol_description": protocol.description,
+            "folds": None if split is not None else len(protocol.splits),
+            "grouped": groups is not None,
+            "n_subjects": None if groups is None else len(np.unique(groups[scored])),
+            "n_scored": int(scored.sum()),
+            "caption": text,
+            "random_weights": random_weights,
+            "seed": args.seed,
+            "reference": reference,
+            "embedder": embedder.get_params() if embedder is not None else None,
+            "volume_size": args.volume_size if "volumes" in inputs else None,
+            "methods": {k: {"name": METHODS[k], "params": _jsonable(m.get_params())}
+                        for k, m in methods.items()},
+            "versions": _versions(),
+        }
+        atomic_write(os.path.join(folder, "run.json"),
+                     lambda f: f.write(json.dumps(run, indent=2, default=str).encode()))
     print(f"Written to {args.out}: predictions.csv, metrics.csv, metrics.md, outputs.npz, "
           f"run.json. Next: {PROG} report {args.out}")
+
+
+@contextmanager
+def _run_directory(out):
+    """A new folder beside ``out`` to write a run into, which replaces ``out`` whole when
+    the block ends (``out`` is never a mix of two runs); removed if the block fails.
+
+    ``out`` may be absent, empty or an earlier run (a folder holding run.json); anything
+    else is refused before the block starts."""
+    out = os.path.abspath(out)
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CommandError(f"--out {out!r} is a file; give a folder for the results.")
+    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(
+            os.path.join(out, "run.json")):
+        raise CommandError(f"--out {out!r} holds files that are not a {PROG} run; give a new "
+                           "or empty folder (a run is replaced whole by the next one).")
+    os.makedirs(os.path.dirname(out), exist_ok=True)
+    folder = tempfile.mkdtemp(dir=os.path.dirname(out), prefix=f".{os.path.basename(out)}.")
+    try:
+        yield folder
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(folder, 0o777 & ~umask)  # mkdtemp's folder is private
+        if os.path.exists(out):
+            old = folder + ".old"
+            os.rename(out, old)
+            os.rename(folder, out)
+            shutil.rmtree(old)
+        else:
+            os.rename(folder, out)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _output_file(path):
+    """Check, before any work, that a file can be written at ``path``."""
+    if os.path.isdir(path):
+        raise CommandError(f"--out {path!r} is a folder; give a file name.")
+    parent = os.path.dirname(os.path.abspath(path))
+    if os.path.exists(parent) and not os.path.isdir(parent):
+        raise CommandError(f"--out {path!r}: {parent!r} is a file, not a folder.")
+    if os.path.isdir(parent) and not os.access(parent, os.W_OK):
+        raise CommandError(f"--out {path!r}: the folder {parent!r} is not writable.")
+    return path
 
 
 def _protocol(args, y, groups, split):
@@ -180,6 +230,8 @@ def report(args):
     """Write the HTML report of a cv run."""
     from .report import write_report
 
+    if args.out is not None:
+        _output_file(args.out)
     path = write_report(args.run_dir, out=args.out, overlays=args.overlays)
     print(f"Report: {path}")
 
@@ -192,6 +244,7 @@ def fit(args):
 
     from .study import uses_volumes
 
+    _output_file(args.out)
     paths, y, _, split = _labelled_scans(args)
     paths = np.asarray(paths)
     classifier = _method(args.method, args)
@@ -227,6 +280,7 @@ def fit(args):
 
 def predict(args):
     """Predict scans with a saved model: probabilities, labels and top slices by attention."""
+    _output_file(args.out)
     if not os.path.isfile(args.model):
         raise FileNotFoundError(f"Model file {args.model!r} does not exist.")
     if _is_pickle(args.model):
@@ -245,7 +299,7 @@ def predict(args):
     else:
         from .persistence import load_model
 
-        model = load_model(args.model)
+        model = load_model(args.model, device=args.device)
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
         raise CommandError(f"{args.model!r} holds no fitted classifier (made by `{PROG} fit`).")
     proba = model.predict_proba(args.scans)
@@ -279,8 +333,6 @@ def _is_pickle(path):
 
 def demo(args):
     """Cross-validate every method on a small offline data set and write the report."""
-    if args.n_scans < 10:
-        raise CommandError(f"--n-scans must be at least 10 for 5 folds; got {args.n_scans}.")
     root = os.path.join(args.out, "data")
     source, n_written = _write_demo_data(root, args.dataset, args.n_scans)
     print(f"Demo data: {source}, {n_written} scans written to {root}")
@@ -320,9 +372,11 @@ def _method(key, args):
     from .study import make_method
 
     epochs = args.resnet_epochs if key == "resnet3d" and args.resnet_epochs else args.epochs
-    return make_method(key, max_epochs=epochs, random_state=args.seed,
-                       class_weight=None if args.class_weight == "none" else "balanced",
-                       resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
+    method = make_method(key, max_epochs=epochs, random_state=args.seed,
+                         class_weight=None if args.class_weight == "none" else "balanced",
+                         resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
+    check_params(method)  # a nonsense setting ends the command before any work
+    return method
 
 
 def _labels_file(args):
@@ -368,11 +422,15 @@ def _embedder(args):
     weights = args.weights
     if weights not in (None, "random") and not os.path.isfile(weights):
         raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
-    return DinoSliceEmbedder(
+    embedder = DinoSliceEmbedder(
         backbone=args.backbone, weights=weights, image_size=args.image_size,
         axis=args.axis, n_slices=args.n_slices, batch_size=args.batch_size,
         dtype=args.dtype, n_jobs=args.n_jobs, device=args.device, cache_dir=args.cache_dir,
     )
+    check_params(embedder)
+    if args.cache_dir is not None:
+        writable_folder(args.cache_dir, "--cache-dir")
+    return embedder
 
 
 def _cache_entries(cache_dir):
@@ -507,7 +565,7 @@ def _parser():
     sub.add_argument("--method", default=REFERENCE,
                      help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
                           f"(default: {REFERENCE})")
-    sub.add_argument("--folds", type=int, default=None,
+    sub.add_argument("--folds", type=_integer(2), default=None,
                      help="number of folds (default: 5; not with a split column)")
     sub.add_argument("--pos-label",
                      help="the positive class of two (needed unless the labels are 0/1 or "
@@ -532,13 +590,16 @@ def _parser():
                           "as loading it can run code)")
     sub.add_argument("scans", nargs="+", metavar="SCAN", help="NIfTI files to predict")
     sub.add_argument("--out", required=True, help="the CSV file to write")
-    sub.add_argument("--top-slices", type=int, default=3,
+    sub.add_argument("--top-slices", type=_integer(1), default=3,
                      help="how many slices of highest attention to list (default: 3)")
+    sub.add_argument("--device", default=None,
+                     help="auto, cpu or cuda (default: the model's own, or auto where that "
+                          "is not available here; safetensors models)")
 
     sub = command(report, "report")
     sub.add_argument("run_dir", metavar="DIR", help="a folder written by `dinoatten cv`")
     sub.add_argument("--out", help="the HTML file (default: DIR/report.html)")
-    sub.add_argument("--overlays", type=int, default=4,
+    sub.add_argument("--overlays", type=_integer(0), default=4,
                      help="how many scans to show with attention overlays (default: 4)")
 
     sub = command(demo, "demo")
@@ -549,8 +610,23 @@ def _parser():
                           "AdrenalMNIST3D (real CT masks, its official train/val/test split) "
                           "from $SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
                           "project's ../shared/data")
-    sub.add_argument("--n-scans", type=int, default=100, help="scans to use (default: 100)")
+    sub.add_argument("--n-scans", type=_integer(10), default=100,
+                     help="scans to use, at least 10 (default: 100)")
     return parser
+
+
+def _integer(low):
+    """An argparse type: an integer >= ``low`` (argparse names the option in its error)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {value}")
+        return value
+
+    return parse
 
 
 def _data_arguments(sub):
@@ -573,13 +649,13 @@ def _embedding_arguments(sub, cache_required=False):
     sub.add_argument("--weights", default=None,
                      help="a local checkpoint (.pth, .safetensors), 'random' (demos, tests), "
                           "or by default timm's pretrained download (needs a network)")
-    sub.add_argument("--image-size", type=int, default=224,
+    sub.add_argument("--image-size", type=_integer(1), default=224,
                      help="backbone input side, a multiple of the patch size (default: 224)")
-    sub.add_argument("--n-slices", type=int, default=None,
+    sub.add_argument("--n-slices", type=_integer(1), default=None,
                      help="slices per scan, evenly spaced (default: all)")
     sub.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"),
                      help="slicing axis (default: axial)")
-    sub.add_argument("--batch-size", type=int, default=32,
+    sub.add_argument("--batch-size", type=_integer(1), default=32,
                      help="slices per forward pass (default: 32)")
     sub.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
                      help="precision of the forward pass; bfloat16 is much faster on GPUs "
@@ -594,16 +670,16 @@ def _embedding_arguments(sub, cache_required=False):
 
 
 def _training_arguments(sub):
-    sub.add_argument("--epochs", type=int, default=50, help="training epochs (default: 50)")
-    sub.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    sub.add_argument("--epochs", type=_integer(1), default=50, help="training epochs (default: 50)")
+    sub.add_argument("--seed", type=_integer(0), default=0, help="random seed (default: 0)")
     sub.add_argument("--class-weight", choices=("none", "balanced"), default="none",
                      help="balanced: weigh the classes' losses by inverse frequency, for "
                           "imbalanced data (default: none)")
-    sub.add_argument("--volume-size", type=int, default=64,
+    sub.add_argument("--volume-size", type=_integer(1), default=64,
                      help="3D ResNet: volumes resampled to this cube side (default: 64)")
     sub.add_argument("--resnet-depth", type=int, default=18, choices=(10, 18, 34, 50),
                      help="3D ResNet depth (default: 18)")
     sub.add_argument("--resnet-width", type=float, default=1.0,
                      help="3D ResNet width factor (default: 1.0)")
-    sub.add_argument("--resnet-epochs", type=int, default=None,
+    sub.add_argument("--resnet-epochs", type=_integer(1), default=None,
                      help="3D ResNet training epochs (default: --epochs)")

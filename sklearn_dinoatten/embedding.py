@@ -9,6 +9,7 @@ from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
+from ._files import writable_folder
 from ._prefetch import prefetch
 from ._validation import (
     BOOLEAN,
@@ -216,6 +217,8 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         self : DinoSliceEmbedder
         """
         check_params(self)
+        if self.cache_dir is not None:
+            writable_folder(self.cache_dir, "cache_dir")
         check_volumes(X, images=True)
         self._use_backbone(build_backbone(self.backbone, self.weights, self.image_size))
         return self

@@ -267,9 +267,16 @@ def one_class(data):
      "Model file '.*m.joblib' does not exist"),
     (["report", "{tmp}"], None, "run.json"),
     (["fit", "{data}", "--out", "{tmp}/m.joblib"], one_class, "has one class only"),
-    (["embed", "{data}", "--cache-dir", "{tmp}/c", "--n-slices", "0"], None,
-     "n_slices must be None or an integer >= 1"),
-    (["demo", "--out", "{tmp}/demo", "--n-scans", "4"], None, "at least 10"),
+    (["cv", "{data}", "--out", "{data}/labels.csv"], None, "--out .*labels.csv' is a file"),
+    (["cv", "{data}", "--out", "{data}"], None, "holds files that are not a dinoatten run"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--cache-dir", "{data}/labels.csv/c"], None,
+     "--cache-dir .*labels.csv/c' cannot hold files"),
+    (["fit", "{data}", "--out", "{tmp}"], None, "--out .* is a folder; give a file name"),
+    (["predict", "{data}/labels.csv", "{data}/s00.nii.gz", "--out", "{data}"], None,
+     "--out .* is a folder"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--method", "resnet3d", "--resnet-width", "0"], None,
+     "ResNet3DClassifier: widen_factor must be a number >= 0.015625; got 0.0"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--image-size", "7"], None, "try 14"),
 ])
 def test_bad_input_ends_in_one_line(tmp_path, capsys, argv, damage, message):
     data = make_study(tmp_path / "data", n=8)
@@ -285,6 +292,22 @@ def test_bad_input_ends_in_one_line(tmp_path, capsys, argv, damage, message):
     assert err.startswith(f"dinoatten {argv[0]}: error: ") and "\n" not in err
     assert re.search(message, err)
     assert not os.path.exists(tmp_path / "o" / "run.json")
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(".")]
+
+
+@pytest.mark.parametrize("argv", [
+    ["predict", "m.safetensors", "s.nii.gz", "--out", "p.csv", "--top-slices", "-1"],
+    ["cv", "data", "--out", "o", "--epochs", "0"],
+    ["cv", "data", "--out", "o", "--folds", "1"],
+    ["fit", "data", "--out", "m.safetensors", "--image-size", "x"],
+    ["demo", "--n-scans", "4"],
+])
+def test_nonsense_options_are_usage_errors(capsys, argv):
+    option = next(a for a in argv if a.startswith("--") and a != "--out")
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert f"error: argument {option}: must be an integer" in capsys.readouterr().err
 
 
 def test_error_in_a_subprocess_has_no_traceback(tmp_path):

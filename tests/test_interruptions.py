@@ -117,3 +117,80 @@ def test_ctrl_c_in_the_command_line_says_how_to_go_on(scans, tmp_path):
     assert process.returncode == 130
     assert stderr.strip().endswith("interrupted; finished embeddings are cached, rerun to go on.")
     assert 1 <= len(entries(cache)) < N_SCANS
+
+
+def interrupt_at_step(monkeypatch, step):
+    """Make the ``step``-th training step of any net raise KeyboardInterrupt (Ctrl-C)."""
+    from sklearn_dinoatten._skorch import InterruptibleNet
+
+    calls, train_step = [], InterruptibleNet.train_step
+
+    def interrupted(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return train_step(self, *args, **kwargs)
+
+    monkeypatch.setattr(InterruptibleNet, "train_step", interrupted)
+    return calls
+
+
+@pytest.mark.parametrize("make", ["classifier", "detector"])
+def test_ctrl_c_stops_a_fit_and_leaves_no_model(monkeypatch, make):
+    """skorch would end training quietly and return the net as trained so far."""
+    from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder
+    from sklearn_dinoatten.anomaly import SpatialARAnomalyDetector
+
+    rng = np.random.default_rng(0)
+    if make == "classifier":
+        estimator, X = AttentionPoolClassifier(max_epochs=100_000), rng.normal(size=(8, 3, 4))
+    else:
+        estimator = SpatialARAnomalyDetector(
+            embedder=DinoSliceEmbedder(weights="random", image_size=28, verbose=0),
+            max_epochs=100_000, batch_size=1)
+        X = list(rng.normal(size=(4, 16, 16)))
+    calls = interrupt_at_step(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        estimator.fit(X, [0, 1] * 4 if make == "classifier" else None)
+    assert len(calls) == 3
+    assert not [name for name in vars(estimator) if name.endswith("_")]
+
+
+def cv_args(data, out):
+    return ["cv", data, "--out", out, "--weights", "random", "--image-size", "28",
+            "--epochs", "2", "--folds", "2", "--method", "mean"]
+
+
+def test_ctrl_c_in_cv_writes_nothing(monkeypatch, tmp_path, capsys):
+    from sklearn_dinoatten.cli import main
+
+    from .test_cli import make_study
+
+    data = make_study(tmp_path / "data", n=8)
+    interrupt_at_step(monkeypatch, 2)
+    assert main(cv_args(data, str(tmp_path / "run"))) == 130
+    assert capsys.readouterr().err.strip() == \
+        "dinoatten cv: interrupted; no results were written."
+    assert sorted(os.listdir(tmp_path)) == ["data"]
+
+
+def test_a_cv_that_fails_while_writing_leaves_the_last_run_whole(monkeypatch, tmp_path,
+                                                                  capsys):
+    """A full disk or a file-size limit midway: the earlier run stays as it was."""
+    from sklearn_dinoatten import cli
+
+    from .test_cli import make_study
+
+    data, out = make_study(tmp_path / "data", n=8), str(tmp_path / "run")
+    assert cli.main(cv_args(data, out)) == 0
+    before = {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)}
+
+    def disk_full(*args):
+        raise OSError(27, "File too large")
+
+    monkeypatch.setattr(cli, "_write_metrics", disk_full)
+    assert cli.main(cv_args(data, out) + ["--seed", "1"]) == 1
+    assert capsys.readouterr().err.strip().endswith("error: [Errno 27] File too large")
+    after = {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)}
+    assert after == before
+    assert sorted(os.listdir(tmp_path)) == ["data", "run"]

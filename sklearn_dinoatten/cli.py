@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import time
+import warnings
 from contextlib import contextmanager
 from importlib import metadata
 
@@ -400,20 +401,24 @@ def _scan_paths(args):
     """The labelled scans, or every NIfTI file of the folder when it has no labels file."""
     if args.labels or os.path.isfile(_labels_file(args)):
         return _labelled_scans(args)[0]
+    from .datasets import find_nifti_files
+
     if not os.path.isdir(args.data):
         raise FileNotFoundError(f"Data folder {args.data!r} does not exist.")
-    paths = sorted(p for pattern in ("*.nii", "*.nii.gz")
-                   for p in glob.glob(os.path.join(args.data, "**", pattern), recursive=True))
+    paths = find_nifti_files(args.data)
     if not paths:
         raise CommandError(f"{args.data!r} holds no labels.csv and no .nii/.nii.gz files.")
     return paths
 
 
 def _csv_header(path):
+    from .datasets import read_csv
+
     if not os.path.isfile(path):
         return []
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return next(csv.reader(f), [])
+    with warnings.catch_warnings():  # said once, when the scans are read
+        warnings.simplefilter("ignore")
+        return read_csv(path)[0]
 
 
 def _embedder(args):

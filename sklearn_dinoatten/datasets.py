@@ -1,8 +1,11 @@
 """Data sets: a labelled folder of NIfTI scans, the MedMNIST 3D sets, and synthetic
 volumes and images with a planted, known signal."""
 
+import codecs
 import csv
+import io
 import os
+import warnings
 
 import numpy as np
 from sklearn.utils import check_random_state
@@ -10,6 +13,8 @@ from sklearn.utils import check_random_state
 from .volumes import check_axis
 
 SPLITS = ("train", "val", "test")
+# Cells that mean "no value" in what spreadsheets and pandas write (compared in lower case).
+MISSING = ("", "na", "n/a", "nan", "null", "#n/a", "<na>")
 _SHARED_DATA = os.path.normpath(os.path.join(os.path.dirname(__file__), "..", "..", "shared",
                                              "data"))
 # MedMNIST v2's 3D sets and their class names, in label order (from MedMNIST's INFO).
@@ -85,10 +90,7 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
             f"Labels file {labels_csv!r} does not exist; give a CSV with columns "
             f"{path_column!r} and {label_column!r}."
         )
-    with open(labels_csv, newline="", encoding="utf-8-sig") as f:
-        reader = csv.DictReader(f)
-        rows = list(reader)
-        header = reader.fieldnames or []
+    header, rows = read_csv(labels_csv)
     columns = [path_column, label_column] + [c for c in (group_column, split_column) if c]
     missing = [c for c in columns if c not in header]
     if missing:
@@ -97,15 +99,13 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
     if not rows:
         raise ValueError(f"Labels file {labels_csv!r} lists no scans.")
     for line, row in enumerate(rows, start=2):
-        empty = [c for c in columns if not (row[c] or "").strip()]
-        if empty:
-            raise ValueError(f"Labels file {labels_csv!r}, line {line}: column "
-                             f"{empty[0]!r} is empty.")
+        for column in columns:
+            value = (row[column] or "").strip()
+            if value.lower() in MISSING:
+                raise ValueError(f"Labels file {labels_csv!r}, line {line}: column {column!r} "
+                                 + ("is empty." if not value else f"is missing ({value!r})."))
     paths = [os.path.join(root, row[path_column].strip()) for row in rows]
-    absent = [p for p in paths if not os.path.isfile(p)]
-    if absent:
-        raise FileNotFoundError(f"{len(absent)} scan(s) listed in {labels_csv!r} do not exist, "
-                                f"e.g. {absent[0]!r}.")
+    _check_scans_exist_once(paths, labels_csv)
     y = _labels([row[label_column].strip() for row in rows])
     if len(np.unique(y)) < 2:
         raise ValueError(f"Labels file {labels_csv!r} has one class only ({y[0]!r}); "
@@ -121,12 +121,88 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
     return paths, y, groups, split
 
 
+def read_csv(path):
+    """``(header, rows)`` of a CSV file, rows as dicts, in the encoding it was saved in:
+    UTF-8 (with or without a byte-order mark), UTF-16 (what spreadsheet programs save as
+    "Unicode text"), else Windows-1252 (their plain "CSV" on Windows), with a warning."""
+    with open(path, "rb") as f:
+        data = f.read()
+    text = None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16")
+    elif b"\x00" in data[:1000] and len(data) % 2 == 0:  # UTF-16 without a BOM
+        text = data.decode("utf-16-le" if data[1:2] == b"\x00" else "utf-16-be")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                line = data[:exc.start].count(b"\n") + 1
+                raise ValueError(f"{path!r} is not text in UTF-8, UTF-16 or Windows-1252 "
+                                 f"(byte {data[exc.start]:#04x} on line {line}); save it as "
+                                 "UTF-8 CSV.") from None
+            warnings.warn(f"{path!r} is not UTF-8: read as Windows-1252 (what spreadsheet "
+                          "programs save as CSV on Windows); save it as UTF-8 CSV to be sure "
+                          "of its accents.", UserWarning, stacklevel=3)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = list(reader)
+    return reader.fieldnames or [], rows
+
+
+def _check_scans_exist_once(paths, labels_csv):
+    """Every listed scan is a file, listed once: the same file under two names (``x`` and
+    ``./x``, a link) would sit on both sides of a fold, or hold two labels."""
+    seen = {}
+    for line, path in enumerate(paths, start=2):
+        if not os.path.isfile(path):
+            absent = [p for p in paths if not os.path.isfile(p)]
+            what = "is a folder, not a scan file" if os.path.isdir(path) else "does not exist"
+            raise FileNotFoundError(f"{len(absent)} scan(s) listed in {labels_csv!r} are not "
+                                    f"files: line {line}, {path!r}, {what}.")
+        stat = os.stat(path)
+        identity = (stat.st_dev, stat.st_ino)
+        if identity in seen:
+            raise ValueError(f"Labels file {labels_csv!r} lists one scan twice: line "
+                             f"{seen[identity][0]} ({seen[identity][1]!r}) and line {line} "
+                             f"({path!r}) are the same file; list each scan once.")
+        seen[identity] = line, path
+
+
+def find_nifti_files(root):
+    """Every NIfTI file (``.nii``, ``.nii.gz``, in any letter case) under the folder
+    ``root``, sorted, each file once: symbolic links to folders are followed, but a
+    folder reached again (a link loop, or two links to one folder) is not searched again,
+    and a file reached by two paths is kept under the first."""
+    files, seen_folders, seen_files = [], set(), set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen_folders:
+            subfolders[:] = []
+            continue
+        seen_folders.add((stat.st_dev, stat.st_ino))
+        subfolders.sort()
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            if name.lower().endswith((".nii", ".nii.gz")) and os.path.isfile(path):
+                stat = os.stat(path)
+                if (stat.st_dev, stat.st_ino) not in seen_files:
+                    seen_files.add((stat.st_dev, stat.st_ino))
+                    files.append(path)
+    return files
+
+
 def _labels(values):
-    """Integer labels when every value is an integer, else the strings."""
+    """Numbers when every label is one (integers when they all are, so that ``1`` and
+    ``1.0`` are one class), else the strings as written."""
     try:
-        return np.array([int(v) for v in values])
+        numbers = np.array([float(v) for v in values])
     except ValueError:
         return np.array(values)
+    if not np.isfinite(numbers).all():
+        return np.array(values)
+    return numbers.astype(np.int64) if (numbers == np.round(numbers)).all() else numbers
 
 
 def data_dir():

@@ -144,6 +144,15 @@ def cross_validation(y, n_folds=5, groups=None, random_state=0):
         n_groups = len(np.unique(groups))
         if n_groups < n_folds:
             raise ValueError(f"{n_groups} subjects cannot fill {n_folds} folds.")
+        for label in classes:  # a subject's scans stay in one fold
+            subjects = np.unique(groups[np.asarray(y) == label])
+            if len(subjects) < n_folds:
+                raise ValueError(
+                    f"Class {label.item()!r} has scans of {len(subjects)} subject(s) "
+                    f"({', '.join(map(str, subjects[:5]))}), fewer than the {n_folds} folds: "
+                    "a subject's scans stay in one fold, so every test fold needs a subject "
+                    "of each class; lower the number of folds, or gather more subjects."
+                )
         cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
         description = (f"{n_folds}-fold stratified cross-validation of {len(y)} scans, grouped "
                        f"by subject ({n_groups} subjects)")

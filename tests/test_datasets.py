@@ -1,4 +1,5 @@
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from sklearn_dinoatten.datasets import (
     MEDMNIST3D,
     data_dir,
+    find_nifti_files,
     load_medmnist3d,
     load_nifti_folder,
     make_volumes,
@@ -65,7 +67,15 @@ def test_load_nifti_folder(tmp_path):
 
 @pytest.mark.parametrize("rows, header, scans, group, error, message", [
     (["a.nii,0", "b.nii,1"], "path,label", ["a.nii"], None, FileNotFoundError,
-     "1 scan\\(s\\) listed .* do not exist, e.g. '.*b.nii'"),
+     "1 scan\\(s\\) listed .* are not files: line 3, '.*b.nii', does not exist"),
+    (["a.nii,0", "b.nii,1", "./a.nii,1"], "path,label", None, None, ValueError,
+     "lists one scan twice: line 2 \\('.*a.nii'\\) and line 4 \\('.*./a.nii'\\)"),
+    (["a.nii,0", "b.nii,NA"], "path,label", None, None, ValueError,
+     "line 3: column 'label' is missing \\('NA'\\)"),
+    (["a.nii,nan", "b.nii,1"], "path,label", None, None, ValueError,
+     "line 2: column 'label' is missing \\('nan'\\)"),
+    (["a.nii,0,#N/A", "b.nii,1,p2"], "path,label,subject", None, "subject", ValueError,
+     "line 2: column 'subject' is missing"),
     (["a.nii,0", "b.nii,1"], "path,label", None, "subject", ValueError, "no column 'subject'"),
     (["a.nii,0", "b.nii,1"], "file,label", ["a.nii", "b.nii"], None, ValueError,
      "no column 'path'"),
@@ -158,3 +168,68 @@ def test_split_column(tmp_path):
     with pytest.raises(ValueError, match="line 3: 'split' is 'Train'; it must be one of "
                                          "train, val, test"):
         load_nifti_folder(tmp_path, split_column="split")
+
+
+def test_the_same_file_under_other_names_is_one_scan(tmp_path):
+    root = write_folder(tmp_path / "d", ["a.nii,0", "b.nii,1", "c.nii,1"], "path,label",
+                        ["a.nii", "b.nii"])
+    os.symlink(root / "a.nii", root / "c.nii")  # a link, with the opposite label
+    with pytest.raises(ValueError, match="line 2 .* and line 4 .* are the same file"):
+        load_nifti_folder(root)
+    os.remove(root / "c.nii")
+    os.link(root / "b.nii", root / "c.nii")  # a hard link: one file, two names
+    with pytest.raises(ValueError, match="line 3 .* and line 4 .* are the same file"):
+        load_nifti_folder(root)
+
+
+def test_a_listed_folder_is_not_a_scan(tmp_path):
+    root = write_folder(tmp_path / "d", ["a.nii,0", "b.nii.gz,1"], "path,label", ["a.nii"])
+    (root / "b.nii.gz").mkdir()
+    with pytest.raises(FileNotFoundError, match="'.*b.nii.gz', is a folder, not a scan file"):
+        load_nifti_folder(root)
+
+
+def test_numeric_labels_are_numbers(tmp_path):
+    """``1`` and ``1.0`` are one class, as a spreadsheet's export may mix them."""
+    root = write_folder(tmp_path / "d", ["a.nii,0", "b.nii,1.0", "c.nii,1", "d.nii,0.0"],
+                        "path,label")
+    _, y, _, _ = load_nifti_folder(root)
+    assert y.tolist() == [0, 1, 1, 0] and y.dtype.kind == "i"
+    root = write_folder(tmp_path / "e", ["a.nii,0.5", "b.nii,1.5"], "path,label")
+    assert load_nifti_folder(root)[1].tolist() == [0.5, 1.5]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "utf-16-le", "cp1252"])
+def test_labels_files_in_the_encodings_spreadsheets_save(tmp_path, encoding):
+    root = write_folder(tmp_path / "d", ["é.nii,Alzheimer’s", "b.nii,contrôle"], "path,label")
+    text = (root / "labels.csv").read_text(encoding="utf-8")
+    (root / "labels.csv").write_bytes(text.encode(encoding))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        paths, y, _, _ = load_nifti_folder(root)
+    assert y.tolist() == ["Alzheimer’s", "contrôle"] and paths[0].endswith("é.nii")
+    assert [str(w.message) for w in caught if "Windows-1252" in str(w.message)] \
+        == ([f"{str(root / 'labels.csv')!r} is not UTF-8: read as Windows-1252 (what "
+             "spreadsheet programs save as CSV on Windows); save it as UTF-8 CSV to be sure "
+             "of its accents."] if encoding == "cp1252" else [])
+
+
+def test_a_labels_file_in_no_known_encoding(tmp_path):
+    root = write_folder(tmp_path / "d", ["a.nii,0", "b.nii,1"], "path,label")
+    (root / "labels.csv").write_bytes(b"path,label\na.nii,0\nb.nii,\x81\n")
+    with pytest.raises(ValueError, match="not text in UTF-8.*byte 0x81 on line 3"):
+        load_nifti_folder(root)
+
+
+def test_scan_discovery_survives_link_loops_and_odd_names(tmp_path):
+    """No labels file: every NIfTI file once, whatever the links and letter case."""
+    root = tmp_path / "scans"
+    (root / "sub").mkdir(parents=True)
+    for name in ("a.nii", "sub/B.NII.GZ", "sub/c.Nii.Gz", "notes.txt"):
+        (root / name).write_bytes(b"")
+    (root / "folder.nii.gz").mkdir()  # a folder with a scan's name
+    os.symlink(root, root / "sub" / "loop")  # a loop
+    os.symlink(root / "sub", root / "again")  # a second way into sub
+    os.symlink(root / "sub" / "loop", root / "sub" / "loop2")  # a loop through a loop
+    found = find_nifti_files(root)
+    assert sorted(os.path.basename(p) for p in found) == ["B.NII.GZ", "a.nii", "c.Nii.Gz"]

@@ -125,3 +125,14 @@ def test_caption_says_protocol_positive_class_and_tests():
     assert "RANDOM backbone weights" in text
     plain = caption(cross_validation(y, 5), positive="AD")
     assert "Positive class: 'AD'." in plain and "clustered" not in plain
+
+
+def test_grouped_folds_need_subjects_of_each_class():
+    """All scans of class 1 from one subject: no grouped fold could test it."""
+    y = np.array([0] * 10 + [1] * 4)
+    groups = np.array([f"p{i}" for i in range(10)] + ["q"] * 4)
+    with pytest.raises(ValueError, match="Class 1 has scans of 1 subject\\(s\\) \\(q\\), "
+                                         "fewer than the 3 folds"):
+        cross_validation(y, 3, groups)
+    groups[-2:] = ["r", "s"]
+    assert len(cross_validation(y, 3, groups).splits) == 3

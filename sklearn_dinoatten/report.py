@@ -21,6 +21,7 @@ import zipfile
 from dataclasses import dataclass
 from numbers import Integral
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -107,26 +108,28 @@ def write_report(run_dir, out=None, overlays=4):
     if not isinstance(overlays, Integral) or overlays < 0:
         raise ValueError(f"overlays must be a non-negative integer; got {overlays!r}.")
     run = _read_run(os.fspath(run_dir))
-    sections = [
-        ("Metrics", run.info.get("caption") or "From the scored scans' predictions.",
-         _metrics_section(run)),
-        ("ROC curves", "Shaded: 95 % band of the true-positive rate over "
-         f"{N_BOOTSTRAP} bootstrap resamples of the "
-         f"{'subjects' if run.groups is not None else 'scans'}, stratified by class. "
-         "Legend: AUC [95 % CI] from the metrics table.", _roc_section(run)),
-        ("Confusion matrices", "Rows: true class; columns: predicted class; counts of scans.",
-         _confusion_section(run)),
-        ("Learned volume embeddings", "Volume embeddings of the scored scans by the "
-         "reference method, projected to 2D, coloured by true class. Each scan is embedded "
-         "by the model that held it out (in cross-validation, its fold's), so points may "
-         "also group by fold.", _embedding_section(run)),
-        ("Slice attention by class", "Mean attention weight against slice position "
-         "(0: first slice, 1: last), rescaled so that uniform attention is 1; band: "
-         "±1 sd over the scans of a class, cut at 0.", _profile_section(run)),
-        ("Attention overlays", "Slice attention of the reference method times the "
-         "backbone's in-plane attention (CLS to patches), on the most salient slices of the "
-         "most confidently right and wrong scans.", _overlay_section(run, overlays)),
-    ]
+    # Class and method names are drawn as written: "$...$" in a label is not TeX.
+    with matplotlib.rc_context({"text.parse_math": False}):
+        sections = [
+            ("Metrics", run.info.get("caption") or "From the scored scans' predictions.",
+             _metrics_section(run)),
+            ("ROC curves", "Shaded: 95 % band of the true-positive rate over "
+             f"{N_BOOTSTRAP} bootstrap resamples of the "
+             f"{'subjects' if run.groups is not None else 'scans'}, stratified by class. "
+             "Legend: AUC [95 % CI] from the metrics table.", _roc_section(run)),
+            ("Confusion matrices", "Rows: true class; columns: predicted class; counts of scans.",
+             _confusion_section(run)),
+            ("Learned volume embeddings", "Volume embeddings of the scored scans by the "
+             "reference method, projected to 2D, coloured by true class. Each scan is embedded "
+             "by the model that held it out (in cross-validation, its fold's), so points may "
+             "also group by fold.", _embedding_section(run)),
+            ("Slice attention by class", "Mean attention weight against slice position "
+             "(0: first slice, 1: last), rescaled so that uniform attention is 1; band: "
+             "±1 sd over the scans of a class, cut at 0.", _profile_section(run)),
+            ("Attention overlays", "Slice attention of the reference method times the "
+             "backbone's in-plane attention (CLS to patches), on the most salient slices of the "
+             "most confidently right and wrong scans.", _overlay_section(run, overlays)),
+        ]
     body = "".join(
         f"<h2>{title}</h2><p>{html.escape(text)}</p>{content}" for title, text, content in sections
     )

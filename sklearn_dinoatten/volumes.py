@@ -8,6 +8,7 @@ z: inferior->superior)``. Arrays are taken to be in that same order, which makes
 """
 
 import os
+from collections.abc import Iterator
 from numbers import Integral
 
 import numpy as np
@@ -34,6 +35,11 @@ def check_volumes(X, images=False):
         raise ValueError(
             f"X must be a list of volumes (paths or 3D arrays), got a single path {X!r}; "
             "wrap it in a list."
+        )
+    if isinstance(X, Iterator):  # a generator, map(...), iter(...)
+        raise ValueError(
+            f"X is a {type(X).__name__}, which can be read only once (fit would use it up "
+            "before transform sees it); give a list, e.g. list(X)."
         )
     if isinstance(X, np.ndarray) and X.dtype.kind not in "OU":  # not an array of paths
         if X.ndim != 4:
@@ -92,9 +98,14 @@ def load_volume(volume, index=None, images=False):
         )
     if data.ndim != 3 and not (images and data.ndim == 2):
         raise ValueError(f"Volume {name} is not 3D: it has shape {data.shape}.")
+    original = data
     data = data.astype(np.float32, copy=False)
     low, high = data.min(), data.max()  # NaN or infinite when any voxel is
     if not (np.isfinite(low) and np.isfinite(high)):
+        is_file = isinstance(volume, (str, os.PathLike))
+        # Finite values too large for float32 became infinite above: say that instead.
+        _check_float32_range(_read_nifti(os.fspath(volume), np.float64) if is_file
+                             else original, name)
         raise ValueError(
             f"Volume {name} contains {data.size - np.isfinite(data).sum()} NaN or "
             "infinite voxels."
@@ -104,19 +115,63 @@ def load_volume(volume, index=None, images=False):
     return data
 
 
-def _read_nifti(path):
+def _check_float32_range(data, name):
+    """Say so when finite values overflow float32 (to infinity) rather than calling them
+    NaN or infinite voxels."""
+    finite = data[np.isfinite(data)]
+    largest = np.abs(finite).max() if finite.size else 0.0
+    if largest > np.finfo(np.float32).max:
+        raise ValueError(
+            f"Volume {name} holds values up to {largest:.3g}, beyond float32's range "
+            f"({np.finfo(np.float32).max:.3g}), in which volumes are processed; rescale it."
+        )
+
+
+def _read_nifti(path, dtype=np.float32):
     import nibabel as nib
     from nibabel.orientations import apply_orientation, io_orientation
 
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Volume file {path!r} does not exist.")
     try:
-        image = nib.load(path)
-        # Scaled straight to float32 and reoriented to RAS by views: one copy in memory.
-        data = image.get_fdata(dtype=np.float32, caching="unchanged")
-        return apply_orientation(data, io_orientation(image.affine))
+        image = nib.load(path)  # the header only; the voxels are read below
     except Exception as exc:  # nibabel raises many types for damaged files
-        raise ValueError(f"Cannot read volume file {path!r} as NIfTI: {exc}") from exc
+        raise ValueError(f"Cannot read volume file {path!r} as NIfTI: "
+                         f"{str(exc) or type(exc).__name__}") from exc
+    _check_header(image, path)
+    try:
+        # Scaled straight to float32 and reoriented to RAS by views: one copy in memory.
+        data = image.get_fdata(dtype=dtype, caching="unchanged")
+    except Exception as exc:
+        raise ValueError(f"Cannot read the voxels of volume file {path!r}: "
+                         f"{str(exc) or type(exc).__name__}") from exc
+    return apply_orientation(data, io_orientation(image.affine))
+
+
+def _check_header(image, path):
+    """Refuse a header whose voxels would not fit in memory, or whose voxel-to-world
+    matrix (affine) gives no orientation, before reading any voxel."""
+    shape = image.shape
+    needed = 4 * float(np.prod(shape, dtype=np.float64))  # bytes as float32
+    try:
+        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # not on this system
+        memory = None
+    if memory is not None and needed > memory:
+        raise ValueError(
+            f"Volume file {path!r}: its header claims {' x '.join(map(str, shape))} voxels, "
+            f"{needed / 1024**3:.3g} GiB as float32, more than this machine's "
+            f"{memory / 1024**3:.3g} GiB of memory; the file is damaged or not one volume."
+        )
+    affine = np.asarray(image.affine, dtype=np.float64)
+    if not np.isfinite(affine).all() or np.linalg.matrix_rank(affine[:3, :3]) < 3:
+        problem = ("NaN or infinite entries" if not np.isfinite(affine).all()
+                   else "a zero or degenerate voxel-to-world matrix")
+        raise ValueError(
+            f"Volume file {path!r}: its header's affine (sform/qform) has {problem}, so its "
+            "orientation and voxel size are unknown; fix the header (e.g. with nibabel or "
+            "fslorient)."
+        )
 
 
 def check_axis(axis):

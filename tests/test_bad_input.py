@@ -9,6 +9,7 @@ import warnings
 import nibabel as nib
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import StratifiedKFold, cross_val_score
 from sklearn.pipeline import make_pipeline
 
@@ -17,6 +18,7 @@ from sklearn_dinoatten import (
     DinoSliceEmbedder,
     FineTunedSliceClassifier,
     VolumeResampler,
+    cache,
 )
 from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
 
@@ -75,6 +77,32 @@ def _voxels(value, where=None):
     return volume
 
 
+def _affine(folder, value):
+    """A scan whose sform (the affine nibabel uses) is broken; its qform is unset."""
+    affine = np.eye(4)
+    affine[:3, :3] = value
+    image = nib.Nifti1Image(_good(9), None)
+    image.header.set_sform(affine, code="scanner")
+    path = str(folder / "affine.nii.gz")
+    image.to_filename(path)
+    return path
+
+
+def _huge_header(folder):
+    """A .nii whose header claims 30000^3 voxels (dim[1:4] are int16 at byte 42)."""
+    path = save_nifti(folder / "huge.nii", _good(9))
+    data = bytearray(open(path, "rb").read())
+    data[42:48] = np.array([30000] * 3, dtype="<i2").tobytes()
+    open(path, "wb").write(bytes(data))
+    return path
+
+
+def _beyond_float32():
+    volume = _good(9).astype(np.float64)
+    volume[0, 0] = 1e300
+    return volume
+
+
 ERROR = "error"
 WARNING = "warning"
 HANDLED = "handled"
@@ -100,6 +128,19 @@ CASES = {
                    r"index 4 .*contains 6 NaN or infinite"),
     "infinite voxels": (lambda d: _voxels(np.inf, (1, 2, 3)), ERROR, ValueError,
                         r"index 4 .*contains 1 NaN or infinite"),
+    "zero affine": (lambda d: _affine(d, 0.0), ERROR, ValueError,
+                    r"affine\.nii\.gz.*affine \(sform/qform\) has a zero or degenerate"),
+    "NaN affine": (lambda d: _affine(d, np.nan), ERROR, ValueError,
+                   r"affine\.nii\.gz.*affine \(sform/qform\) has NaN or infinite entries"),
+    "header claiming 30000^3 voxels": (_huge_header, ERROR, ValueError,
+                                       r"huge\.nii.*claims 30000 x 30000 x 30000 voxels, "
+                                       r"1.01e\+05 GiB as float32, more than this machine"),
+    "float64 beyond float32's range": (lambda d: _beyond_float32(),
+                                       ERROR, ValueError, r"index 4 .*values up to 1e\+300, "
+                                       r"beyond float32's range"),
+    "a float64 file beyond float32's range": (
+        lambda d: save_nifti(d / "big.nii.gz", _beyond_float32()), ERROR, ValueError,
+                                              r"big\.nii\.gz.*values up to 1e\+300"),
     "slices thinner than a patch": (lambda d: _good(9)[:, :5], WARNING, UserWarning,
                                     r"index 4 .*20 x 5 voxels.*thinner than one 14-pixel"),
     "one-slice volume": (lambda d: _good(9)[..., :1], HANDLED, None, None),
@@ -129,6 +170,31 @@ def test_bad_volume(tmp_path, fresh_cache, entry, case):
 def test_empty_list(entry):
     with pytest.raises(ValueError, match="X is empty"):
         ENTRY_POINTS[entry]([], np.array([]))
+
+
+@pytest.mark.parametrize("entry", ENTRY_POINTS)
+def test_a_generator_is_not_taken_for_an_empty_list(entry):
+    """fit would use it up, and transform would see nothing."""
+    with pytest.raises(ValueError, match="X is a generator, which can be read only once"):
+        ENTRY_POINTS[entry]((_good(i) for i in range(4)), np.array([0, 1, 0, 1]))
+
+
+def test_a_bad_array_is_named_by_its_index_after_earlier_calls(fresh_cache):
+    """The volumes found in the cache are skipped, not renumbered."""
+    embedder = DinoSliceEmbedder(**FAST).fit([_good(0)])
+    embedder.transform([_good(0), _good(1)])
+    with pytest.raises(ValueError, match="array at index 2 .* contains 6 NaN"):
+        embedder.transform([_good(0), _good(1), _voxels(np.nan, (0, 0))])
+
+
+def test_nan_embeddings_from_damaged_weights_name_the_volume(fresh_cache):
+    embedder = DinoSliceEmbedder(**FAST).fit([_good(0)])
+    with torch.no_grad():
+        embedder.backbone_.norm.weight[0] = np.nan  # the final norm
+    with pytest.raises(ValueError, match="NaN or infinite embeddings for volume array at "
+                                         "index 0 .*weights are damaged.*Nothing was cached"):
+        embedder.transform([_good(0)])
+    assert len(cache._MEMORY) == 0
 
 
 def test_a_single_path_is_not_a_list(tmp_path):

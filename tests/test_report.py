@@ -190,3 +190,24 @@ def test_roc_legend_reads_the_metrics_table(tmp_path, monkeypatch):
     monkeypatch.setattr(report, "_img", keep_legend)
     write_report(make_run_dir(tmp_path / "run"), overlays=0)
     assert legends[:3] == [f"{name}: AUC 0.800 [0.700, 0.900]" for name in BINARY.values()]
+
+
+def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path, monkeypatch):
+    """``$...$`` would be parsed as TeX: an error for an odd number of ``$``, or a class
+    shown under another name."""
+    import matplotlib.text
+
+    drawn, set_text = [], matplotlib.text.Text.set_text
+
+    def record(self, text):
+        drawn.append((str(text), self))
+        return set_text(self, text)
+
+    monkeypatch.setattr(matplotlib.text.Text, "set_text", record)
+    run_dir = make_run_dir(tmp_path / "run", classes=("$x_1$", "cost $5"),
+                           methods={"dinoatten3d": "DinoAtten3D"})
+    text = open(write_report(run_dir, overlays=0)).read()
+    assert "$x_1$" in text and "cost $5" in text
+    dollars = {t: artist.get_parse_math() for t, artist in drawn if "$" in t}
+    assert "cost $5" in dollars and "$x_1$" in dollars
+    assert not any(dollars.values())

@@ -34,6 +34,7 @@ def integer(low=None, high=None):
     """An integer (not a bool) in ``[low, high]``."""
     words = ("an integer" if low is None and high is None
              else f"an integer >= {low}" if high is None
+             else f"an integer <= {high}" if low is None
              else f"an integer in [{low}, {high}]")
     return Constraint(lambda v: _is_int(v) and (low is None or v >= low)
                       and (high is None or v <= high), words)

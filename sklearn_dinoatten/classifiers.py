@@ -18,11 +18,11 @@ from sklearn.utils.validation import (
     check_is_fitted,
     column_or_1d,
 )
-from skorch.callbacks import Callback, EarlyStopping, LRScheduler
+from skorch.callbacks import Callback, LRScheduler
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 
-from ._skorch import InterruptibleNet, unfitted_on_error
+from ._skorch import EarlyStopping, InterruptibleNet, unfitted_on_error
 from ._validation import (
     BOOLEAN,
     DEVICE,

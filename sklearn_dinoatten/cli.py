@@ -55,10 +55,11 @@ def main(argv=None):
         print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        cached = getattr(args, "cache_dir", None)
-        print(f"{PROG} {args.command}: interrupted; no results were written"
-              + ("; finished embeddings are cached, rerun to go on." if cached else "."),
-              file=sys.stderr)
+        said = ("finished embeddings are cached, rerun to go on" if args.command == "embed"
+                else "no results were written"
+                + ("; finished embeddings are cached" if getattr(args, "cache_dir", None)
+                   else ""))
+        print(f"{PROG} {args.command}: interrupted; {said}.", file=sys.stderr)
         return 130
     return 0
 
@@ -300,7 +301,7 @@ def predict(args):
     else:
         from .persistence import load_model
 
-        model = load_model(args.model, device=args.device)
+        model = load_model(args.model, device=args.device, cache_dir=args.cache_dir)
     if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
         raise CommandError(f"{args.model!r} holds no fitted classifier (made by `{PROG} fit`).")
     proba = model.predict_proba(args.scans)
@@ -600,6 +601,8 @@ def _parser():
     sub.add_argument("--device", default=None,
                      help="auto, cpu or cuda (default: the model's own, or auto where that "
                           "is not available here; safetensors models)")
+    sub.add_argument("--cache-dir", help="folder of the on-disk embedding cache (default: "
+                                         "memory only; safetensors models)")
 
     sub = command(report, "report")
     sub.add_argument("run_dir", metavar="DIR", help="a folder written by `dinoatten cv`")

@@ -62,7 +62,7 @@ def save_model(model, path):
     atomic_write(os.fspath(path), lambda f: f.write(data))
 
 
-def load_model(path, device=None):
+def load_model(path, device=None, cache_dir=None):
     """Load a model written by :func:`save_model`.
 
     Nothing is built before the file's digest, every parameter (against the
@@ -77,6 +77,10 @@ def load_model(path, device=None):
         ``"auto"``). ``None`` keeps the saved ``device`` parameters, except one not
         available here (a model trained with ``device="cuda"``, loaded on a machine
         without CUDA), which becomes ``"auto"`` with a warning.
+    cache_dir : str or path, default=None
+        The embedders' on-disk cache. Like the device, it belongs to the machine, not
+        to the model: the saved one (a folder of the machine that fitted it) is not
+        used.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -103,7 +107,7 @@ def load_model(path, device=None):
         raise ValueError(f"Model file {path!r} has no readable model description.") from exc
     try:
         with torch.random.fork_rng(devices=[]):  # building draws initial weights
-            return _decode_estimator(spec, tensors, device)
+            return _decode_estimator(spec, tensors, _this_machine(device, cache_dir))
     except (KeyError, TypeError, ValueError, RuntimeError) as exc:
         raise ValueError(f"Model file {path!r} cannot be loaded: {exc}") from exc
 
@@ -166,6 +170,8 @@ def _encode(value, name, tensors):
         return value
     if isinstance(value, np.generic):
         return value.item()
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
     if isinstance(value, BaseEstimator):
         return {"estimator": _encode_estimator(value, name, tensors)}
     if isinstance(value, (tuple, list)):
@@ -186,25 +192,37 @@ def _encode(value, name, tensors):
                      "estimators can (save the model with joblib if you trust its readers).")
 
 
-def _decode_estimator(spec, tensors, device):
+def _this_machine(device, cache_dir):
+    """Set, in an estimator's saved parameters, what belongs to the machine loading it
+    rather than to the model: its device and its embedding cache folder."""
+    def adjust(name, params):
+        if "cache_dir" in params:
+            params["cache_dir"] = cache_dir
+        if device is not None and "device" in params:
+            params["device"] = device
+        elif "device" in params and not device_available(params["device"]):
+            warnings.warn(f"{name} was saved with device={params['device']!r}, which is not "
+                          "available here: it runs on the 'auto' device (give load_model "
+                          "device=..., or --device, to choose).", UserWarning, stacklevel=5)
+            params["device"] = "auto"
+        return params
+
+    return adjust
+
+
+def _decode_estimator(spec, tensors, here):
     cls = _estimator_classes().get(spec["class"])
     if cls is None:
         raise ValueError(f"{spec['class']!r} is not an estimator this loader builds")
-    params = {k: _decode(v, tensors, device) for k, v in spec["params"].items()}
-    if device is not None and "device" in params:
-        params["device"] = device
-    elif "device" in params and not device_available(params["device"]):
-        warnings.warn(f"{spec['class']} was saved with device={params['device']!r}, which "
-                      "is not available here: it runs on the 'auto' device (give load_model "
-                      "device=..., or --device, to choose).", UserWarning, stacklevel=4)
-        params["device"] = "auto"
+    params = here(spec["class"], {k: _decode(v, tensors, here)
+                                  for k, v in spec["params"].items()})
     estimator = cls(**params)
     check_params(estimator, PIPELINE_CONSTRAINTS if cls is Pipeline else None)
     for attr, value in spec["fitted"].items():
         if not attr.isidentifier() or attr.startswith("__") or attr in params \
                 or hasattr(cls, attr):
             raise ValueError(f"{spec['class']} has no fitted attribute {attr!r}")
-        setattr(estimator, attr, _decode(value, tensors, device))
+        setattr(estimator, attr, _decode(value, tensors, here))
     if spec["fitted"] and hasattr(estimator, "_restore"):
         _restore_modules(estimator, spec, tensors)
     return estimator
@@ -238,18 +256,18 @@ def _restore_modules(estimator, spec, tensors):
     estimator._restore(modules)
 
 
-def _decode(value, tensors, device):
+def _decode(value, tensors, here):
     if isinstance(value, list):
-        return [_decode(v, tensors, device) for v in value]
+        return [_decode(v, tensors, here) for v in value]
     if not isinstance(value, dict):
         return value
     (kind, content), = value.items()
     if kind == "estimator":
-        return _decode_estimator(content, tensors, device)
+        return _decode_estimator(content, tensors, here)
     if kind == "tuple":
-        return tuple(_decode(v, tensors, device) for v in content)
+        return tuple(_decode(v, tensors, here) for v in content)
     if kind == "dict":
-        return {k: _decode(v, tensors, device) for k, v in content.items()}
+        return {k: _decode(v, tensors, here) for k, v in content.items()}
     if kind == "array":
         return tensors[content].numpy()
     if kind == "strings":

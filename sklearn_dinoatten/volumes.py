@@ -143,7 +143,7 @@ def _read_nifti(path, dtype=np.float32):
         # Scaled straight to float32 and reoriented to RAS by views: one copy in memory.
         data = image.get_fdata(dtype=dtype, caching="unchanged")
     except Exception as exc:
-        raise ValueError(f"Cannot read the voxels of volume file {path!r}: "
+        raise ValueError(f"Cannot read volume file {path!r} as NIfTI (its voxels): "
                          f"{str(exc) or type(exc).__name__}") from exc
     return apply_orientation(data, io_orientation(image.affine))
 

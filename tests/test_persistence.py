@@ -244,3 +244,11 @@ def test_loading_neither_warns_of_random_weights_nor_uses_up_the_warning(
     assert not [w for w in caught if "randomly initialised" in str(w.message)]
     with pytest.warns(UserWarning, match="randomly initialised"):
         DinoSliceEmbedder(**FAST).fit(X)
+
+
+def test_the_cache_folder_belongs_to_the_machine_not_the_model(tmp_path):
+    X = make_volumes(n_samples=2, shape=(20, 20, 4), random_state=0)[0]
+    path = tmp_path / "embedder.safetensors"
+    save_model(DinoSliceEmbedder(**FAST, cache_dir=tmp_path / "theirs").fit(X), path)
+    assert load_model(path).cache_dir is None
+    assert load_model(path, cache_dir=tmp_path / "mine").cache_dir == tmp_path / "mine"

@@ -1,6 +1,6 @@
 """Declared parameter constraints, checked before an estimator builds anything.
 
-Each estimator lists, in ``_parameter_constraints``, the values every parameter may
+Each estimator lists, in ``_constraints``, the values every parameter may
 take (one of several constraints). :func:`check_params` runs at the top of ``fit`` and
 before :func:`~sklearn_dinoatten.persistence.load_model` rebuilds a saved estimator, so
 a nonsense setting (``temperature=0``, ``max_epochs=0``, ``n_layers=0``) is one clear
@@ -108,10 +108,10 @@ DEVICE = Constraint(_is_device, "'auto' or a torch device name ('cpu', 'cuda', '
 
 def check_params(estimator, constraints=None):
     """Raise ``ValueError`` for the first parameter of ``estimator`` outside its
-    constraints (by default its class's ``_parameter_constraints``). Every parameter
+    constraints (by default its class's ``_constraints``). Every parameter
     must be declared, except the routed skorch arguments of the classifiers
     (``optimizer__weight_decay``, ...), which go to their owners unchanged."""
-    declared = type(estimator)._parameter_constraints if constraints is None else constraints
+    declared = type(estimator)._constraints if constraints is None else constraints
     routed = estimator._routed_params() if hasattr(estimator, "_routed_params") else {}
     for name, value in estimator.get_params(deep=False).items():
         if name in routed:
@@ -139,7 +139,9 @@ def check_unchanged_since_fit(estimator):
     state follows the old value, so results would mix the two, or fail inside torch."""
     for name, value in estimator._params_at_fit.items():
         current = getattr(estimator, name)
-        if current is not value and not (type(current) is type(value) and current == value):
+        same = current is value or (current == value and isinstance(current, bool)
+                                    == isinstance(value, bool))  # True is not 1 here
+        if not same:
             raise ValueError(
                 f"{type(estimator).__name__}: {name} was changed from {value!r} to "
                 f"{current!r} after fit; call fit again (or set it back)."

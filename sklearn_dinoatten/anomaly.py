@@ -264,7 +264,7 @@ class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
     ((24,), (64, 64))
     """
 
-    _parameter_constraints = {
+    _constraints = {
         **COMMON_CONSTRAINTS,
         "hidden_channels": [integer(1)],
         "kernel_size": [Constraint(lambda v: integer(1).accepts(v) and v % 2 == 1,
@@ -380,7 +380,7 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
     (160, 384)
     """
 
-    _parameter_constraints = {
+    _constraints = {
         **COMMON_CONSTRAINTS,
         "coreset_ratio": [NONE, real(0, 1, low_open=True)],
     }

@@ -29,7 +29,6 @@ from ._validation import (
     DICT,
     NONE,
     OPTIMIZER,
-    PATH,
     RANDOM_STATE,
     VERBOSE,
     check_params,
@@ -43,6 +42,7 @@ from ._validation import (
 )
 from .backbones import SAVED_WEIGHTS, build_backbone
 from .devices import resolve_device, seeded_torch
+from .embedding import SLICING_CONSTRAINTS
 from .nn import (
     POOLINGS,
     RESNET_DEPTHS,
@@ -56,8 +56,8 @@ from .nn import (
 )
 from .nn.finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
 from .nn.resnet3d import resnet_downsampling
-from .preprocessing import NORMALIZATIONS, slice_tensors
-from .volumes import AXES, SLICE_SELECTIONS, check_axis
+from .preprocessing import slice_tensors
+from .volumes import check_axis
 
 ROUTED_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")
 LR_SCHEDULES = ("constant", "cosine", "step")
@@ -475,7 +475,7 @@ class AttentionPoolClassifier(BaseSkorchClassifier):
     2
     """
 
-    _parameter_constraints = {
+    _constraints = {
         **TRAINING_CONSTRAINTS,
         "pooling": [options(*POOLINGS)],
         "attention_dim": [integer(1)],
@@ -582,7 +582,7 @@ class SliceTransformerClassifier(BaseSkorchClassifier):
     ((40, 2), (40, 6))
     """
 
-    _parameter_constraints = {
+    _constraints = {
         **TRAINING_CONSTRAINTS,
         "n_layers": [integer(1)],
         "n_heads": [NONE, integer(1)],
@@ -691,7 +691,7 @@ class SCMILClassifier(BaseSkorchClassifier):
     True
     """
 
-    _parameter_constraints = {
+    _constraints = {
         **TRAINING_CONSTRAINTS,
         "attention_dim": [integer(1)],
         "gated": [BOOLEAN],
@@ -776,7 +776,7 @@ class ResNet3DClassifier(BaseSkorchClassifier):
 
     _has_slice_weights = False
 
-    _parameter_constraints = {
+    _constraints = {
         **TRAINING_CONSTRAINTS,
         "depth": [options(*RESNET_DEPTHS)],
         # MONAI's first layer has int(64 * widen_factor) channels: at least one.
@@ -899,20 +899,15 @@ class FineTunedSliceClassifier(BaseSkorchClassifier):
     ((6, 2), (6, 4))
     """
 
-    _parameter_constraints = {
+    _constraints = {
         **TRAINING_CONSTRAINTS,
+        **SLICING_CONSTRAINTS,
         "backbone": [instance(str, "a timm model name")],
-        "weights": [NONE, PATH],
-        "image_size": [integer(1)],
         "in_chans": [options(1, 3)],
         "freeze": [options(*FREEZE_MODES)],
         "n_trainable_blocks": [integer(0)],
         "backbone_lr": [real(0)],
         "aggregator": [options(*AGGREGATORS)],
-        "axis": [options(*AXES, 0, 1, 2, -1, -2, -3)],
-        "n_slices": [NONE, integer(1)],
-        "slice_selection": [options(*SLICE_SELECTIONS)],
-        "normalization": [options(*NORMALIZATIONS)],
         "mixed_precision": [BOOLEAN],
     }
 

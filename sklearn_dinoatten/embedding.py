@@ -40,7 +40,17 @@ from .volumes import (
 
 FEATURES = ("cls", "mean", "cls+mean", "patch")
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
+PROGRESS_DELAY_S = 1.0
+# The backbone's weights and input, and the choice and preprocessing of slices: shared
+# by the estimators that slice volumes for a 2D backbone.
+SLICING_CONSTRAINTS = {
+    "weights": [NONE, PATH],
+    "image_size": [integer(1)],
+    "axis": [options(*AXES, 0, 1, 2, -1, -2, -3)],
+    "n_slices": [NONE, integer(1)],
+    "slice_selection": [options(*SLICE_SELECTIONS)],
+    "normalization": [options(*NORMALIZATIONS)],
+}  # volumes served from the cache finish before a bar would show
 
 
 class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
@@ -140,15 +150,10 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     (2, 8, 384)
     """
 
-    _parameter_constraints = {
+    _constraints = {
+        **SLICING_CONSTRAINTS,
         "backbone": [instance(str, "a timm model name"),
                      instance(torch.nn.Module, "a torch.nn.Module")],
-        "weights": [NONE, PATH],
-        "image_size": [integer(1)],
-        "axis": [options(*AXES, 0, 1, 2, -1, -2, -3)],
-        "n_slices": [NONE, integer(1)],
-        "slice_selection": [options(*SLICE_SELECTIONS)],
-        "normalization": [options(*NORMALIZATIONS)],
         "feature": [options(*FEATURES)],
         "batch_size": [integer(1)],
         "dtype": [options(*DTYPES)],

@@ -36,7 +36,7 @@ class VolumeResampler(TransformerMixin, BaseEstimator):
     (3, 32, 32, 32)
     """
 
-    _parameter_constraints = {
+    _constraints = {
         "shape": [integers(1, length=3)],
         "normalization": [options(*VOLUME_NORMALIZATIONS)],
     }

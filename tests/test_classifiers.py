@@ -197,7 +197,7 @@ def test_class_weight_balanced():
     X, y = planted_bags()
     keep = np.r_[np.flatnonzero(y == 0), np.flatnonzero(y == 1)[:10]]
     clf = AttentionPoolClassifier(class_weight="balanced", max_epochs=2).fit(X[keep], y[keep])
-    np.testing.assert_allclose(clf.net_.criterion_.class_weight.numpy(), [40 / 60, 40 / 20])
+    np.testing.assert_allclose(clf.net_.criterion_.class_weight.cpu().numpy(), [40 / 60, 40 / 20])
 
 
 def unmoved_parameters(clf, X, y):
@@ -207,7 +207,7 @@ def unmoved_parameters(clf, X, y):
         start = clf._build_module(X.shape[-1], len(np.unique(y))).state_dict()
     return [name for name, value in clf.net_.module_.state_dict().items()
             if value.is_floating_point() and "running_" not in name
-            and torch.equal(value, start[name])]
+            and torch.equal(value.cpu(), start[name])]
 
 
 # Without weight decay, a parameter moves only if training gave it a gradient.

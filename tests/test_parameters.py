@@ -29,9 +29,9 @@ ESTIMATORS = [AttentionPoolClassifier, DinoSliceEmbedder, FineTunedSliceClassifi
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)
 def test_every_parameter_is_declared_and_its_default_allowed(cls):
-    assert set(cls._parameter_constraints) == set(cls._get_param_names())
+    assert set(cls._constraints) == set(cls._get_param_names())
     for name, value in cls().get_params(deep=False).items():
-        assert any(c.accepts(value) for c in cls._parameter_constraints[name]), name
+        assert any(c.accepts(value) for c in cls._constraints[name]), name
 
 
 # Settings that once trained a nonsense model without a word, or failed deep in torch.

@@ -57,10 +57,11 @@ def real(low=None, high=None, low_open=False, high_open=False):
 
 def options(*values):
     """One of the given values (compared by type too: ``True`` is not ``1``)."""
-    return Constraint(
-        lambda v: any(type(v) is type(o) and v == o for o in values)
-        or (isinstance(v, np.generic) and v.item() in values),
-        f"one of {', '.join(map(repr, values))}")
+    def accepts(value):
+        value = value.item() if isinstance(value, np.generic) else value
+        return any(type(value) is type(option) and value == option for option in values)
+
+    return Constraint(accepts, f"one of {', '.join(map(repr, values))}")
 
 
 def integers(low=1, length=None, min_length=1):

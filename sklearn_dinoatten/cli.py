@@ -195,7 +195,11 @@ def _run_directory(out):
         if os.path.exists(out):
             old = folder + ".old"
             os.rename(out, old)
-            os.rename(folder, out)
+            try:
+                os.rename(folder, out)
+            except BaseException:
+                os.rename(old, out)  # the earlier run back in place
+                raise
             shutil.rmtree(old)
         else:
             os.rename(folder, out)

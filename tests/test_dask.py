@@ -52,6 +52,7 @@ def test_dask_workers_embed_each_volume_once(client, paths, tmp_path):
     assert sum(int(n) for n in log.read_text().split()) == len(paths) * 5
 
 
+@pytest.mark.slow  # the embedding under Dask is tested above; this adds the grid search
 def test_grid_search_under_the_dask_backend(client, paths, tmp_path):
     paths, y = paths
     pipe = make_pipeline(

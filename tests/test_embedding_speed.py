@@ -51,6 +51,7 @@ def test_float32_options_match_the_reference(volumes, reference, options):
     np.testing.assert_allclose(out, reference, atol=FLOAT32_ATOL, rtol=0)
 
 
+@pytest.mark.slow  # compiling takes most of its time
 @pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
                     reason="torch.compile on the CPU needs a C++ compiler")
 def test_compiled_backbone_matches_the_reference(volumes, reference):
@@ -162,6 +163,7 @@ def peak_rss(script, *args):
     return [int(value) for value in result.stdout.split()]
 
 
+@pytest.mark.slow  # a load test, with `pytest -m slow` / make test-all
 @NEEDS_PROC
 def test_a_brain_sized_volume_is_held_a_few_times_at_most(tmp_path):
     shape = (182, 218, 182)  # MNI152 at 1 mm
@@ -171,6 +173,7 @@ def test_a_brain_sized_volume_is_held_a_few_times_at_most(tmp_path):
     assert copies < 5, f"embedding held {copies:.1f} float32 copies of the volume"
 
 
+@pytest.mark.slow  # a load test, with `pytest -m slow` / make test-all
 @NEEDS_PROC
 def test_memory_stays_flat_over_500_volumes():
     hundred, five_hundred = peak_rss(LOAD_SCRIPT)

@@ -104,7 +104,8 @@ def test_ctrl_c_in_the_command_line_says_how_to_go_on(scans, tmp_path):
     cache = tmp_path / "cache"
     process = subprocess.Popen(
         [sys.executable, "-m", "sklearn_dinoatten", "embed", os.path.dirname(scans[0]),
-         "--cache-dir", str(cache), "--weights", "random", "--image-size", "112"],
+         "--cache-dir", str(cache), "--weights", "random", "--image-size", "112",
+         "--batch-size", "6"],  # one scan per batch: 11 batches left after the first entry
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     deadline = time.monotonic() + 300

@@ -7,7 +7,7 @@ import io
 import joblib
 import numpy as np
 import pytest
-from sklearn.pipeline import make_pipeline
+from sklearn.pipeline import Pipeline, make_pipeline
 
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
@@ -19,12 +19,12 @@ from sklearn_dinoatten import (
     VolumeResampler,
 )
 from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
+from sklearn_dinoatten.persistence import _estimator_classes
 
 from ._helpers import FAST, GOOD_SHAPE
 
-ESTIMATORS = [AttentionPoolClassifier, DinoSliceEmbedder, FineTunedSliceClassifier,
-              MemoryBankAnomalyDetector, ResNet3DClassifier, SCMILClassifier,
-              SliceTransformerClassifier, SpatialARAnomalyDetector, VolumeResampler]
+# Every estimator of the package: those the model loader can build.
+ESTIMATORS = [cls for cls in _estimator_classes().values() if cls is not Pipeline]
 
 
 @pytest.mark.parametrize("cls", ESTIMATORS, ids=lambda cls: cls.__name__)

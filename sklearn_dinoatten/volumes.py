@@ -99,7 +99,8 @@ def load_volume(volume, index=None, images=False):
     if data.ndim != 3 and not (images and data.ndim == 2):
         raise ValueError(f"Volume {name} is not 3D: it has shape {data.shape}.")
     original = data
-    data = data.astype(np.float32, copy=False)
+    with np.errstate(over="ignore"):  # values beyond float32's range: said below
+        data = data.astype(np.float32, copy=False)
     low, high = data.min(), data.max()  # NaN or infinite when any voxel is
     if not (np.isfinite(low) and np.isfinite(high)):
         is_file = isinstance(volume, (str, os.PathLike))
@@ -141,7 +142,8 @@ def _read_nifti(path, dtype=np.float32):
     _check_header(image, path)
     try:
         # Scaled straight to float32 and reoriented to RAS by views: one copy in memory.
-        data = image.get_fdata(dtype=dtype, caching="unchanged")
+        with np.errstate(over="ignore"):  # checked by load_volume
+            data = image.get_fdata(dtype=dtype, caching="unchanged")
     except Exception as exc:
         raise ValueError(f"Cannot read volume file {path!r} as NIfTI (its voxels): "
                          f"{str(exc) or type(exc).__name__}") from exc

@@ -107,6 +107,9 @@ def test_ctrl_c_in_the_command_line_says_how_to_go_on(scans, tmp_path):
          "--cache-dir", str(cache), "--weights", "random", "--image-size", "112",
          "--batch-size", "6"],  # one scan per batch: 11 batches left after the first entry
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        # A shell's background job ignores SIGINT, and its children inherit that: the
+        # run would not see the Ctrl-C this test sends.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 300
     while not os.path.isdir(cache) or not entries(cache):

@@ -104,7 +104,7 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
             if value.lower() in MISSING:
                 raise ValueError(f"Labels file {labels_csv!r}, line {line}: column {column!r} "
                                  + ("is empty." if not value else f"is missing ({value!r})."))
-    paths = [os.path.join(root, row[path_column].strip()) for row in rows]
+    paths = [_scan_path(root, row[path_column].strip()) for row in rows]
     _check_scans_exist_once(paths, labels_csv)
     y = _labels([row[label_column].strip() for row in rows])
     if len(np.unique(y)) < 2:
@@ -149,6 +149,16 @@ def read_csv(path):
     reader = csv.DictReader(io.StringIO(text, newline=""))
     rows = list(reader)
     return reader.fieldnames or [], rows
+
+
+def _scan_path(root, listed):
+    """A listed path under ``root``; ``sub\\scan.nii`` written on Windows is read with
+    this system's separator when only that file exists."""
+    path = os.path.join(root, listed)
+    if os.sep != "\\" and "\\" in listed and not os.path.exists(path):
+        other = os.path.join(root, *listed.split("\\"))
+        return other if os.path.exists(other) else path
+    return path
 
 
 def _check_scans_exist_once(paths, labels_csv):

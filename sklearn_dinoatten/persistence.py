@@ -103,7 +103,7 @@ def load_model(path, device=None, cache_dir=None):
                          "sha256 digest written with them.")
     try:
         spec = json.loads(header["model"])
-    except (KeyError, ValueError) as exc:
+    except (KeyError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
         raise ValueError(f"Model file {path!r} has no readable model description.") from exc
     try:
         with torch.random.fork_rng(devices=[]):  # building draws initial weights

@@ -233,3 +233,11 @@ def test_scan_discovery_survives_link_loops_and_odd_names(tmp_path):
     os.symlink(root / "sub" / "loop", root / "sub" / "loop2")  # a loop through a loop
     found = find_nifti_files(root)
     assert sorted(os.path.basename(p) for p in found) == ["B.NII.GZ", "a.nii", "c.Nii.Gz"]
+
+
+def test_windows_separators_in_a_labels_file(tmp_path):
+    root = write_folder(tmp_path / "d", ["sub\\a.nii,0", "b.nii,1"], "path,label", ["b.nii"])
+    (root / "sub").mkdir()
+    (root / "sub" / "a.nii").write_bytes(b"")
+    paths, _, _, _ = load_nifti_folder(root)
+    assert paths[0] == str(root / "sub" / "a.nii")

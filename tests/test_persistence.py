@@ -252,3 +252,13 @@ def test_the_cache_folder_belongs_to_the_machine_not_the_model(tmp_path):
     save_model(DinoSliceEmbedder(**FAST, cache_dir=tmp_path / "theirs").fit(X), path)
     assert load_model(path).cache_dir is None
     assert load_model(path, cache_dir=tmp_path / "mine").cache_dir == tmp_path / "mine"
+
+
+def test_a_description_nested_too_deep_is_one_error(tmp_path):
+    path, tensors = tmp_path / "model.safetensors", {"x": torch.zeros(1)}
+    spec = '{"class": "VolumeResampler", "params": {"shape": ' + "[" * 100_000 \
+        + "]" * 100_000 + "}}"
+    save_file(tensors, path, metadata={"format": FORMAT, "model": spec,
+                                       "sha256": persistence._digest(spec, tensors)})
+    with pytest.raises(ValueError, match="no readable model description"):
+        load_model(path)

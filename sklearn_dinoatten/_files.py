@@ -1,7 +1,10 @@
-"""Atomic file writes: a reader sees the old file or the whole new one, never a part."""
+"""Atomic writes of files and folders: a reader sees the old one or the whole new one,
+never a part."""
 
 import os
+import shutil
 import tempfile
+from contextlib import contextmanager
 
 
 def atomic_write(path, write):
@@ -18,14 +21,46 @@ def atomic_write(path, write):
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)
+        os.chmod(tmp, _plain_mode(0o666))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
+
+
+@contextmanager
+def atomic_folder(path):
+    """Yield a new folder beside ``path`` to fill; when the block ends it replaces
+    ``path`` whole (an earlier folder there is removed only once the new one is in
+    place). If the block fails, or the final rename does, the new folder is removed and
+    ``path`` is left as it was."""
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    folder = tempfile.mkdtemp(dir=os.path.dirname(path), prefix=f".{os.path.basename(path)}.")
+    try:
+        yield folder
+        os.chmod(folder, _plain_mode(0o777))  # mkdtemp's folder is private
+        if os.path.exists(path):
+            old = folder + ".old"
+            os.rename(path, old)
+            try:
+                os.rename(folder, path)
+            except BaseException:
+                os.rename(old, path)  # the earlier folder back in place
+                raise
+            shutil.rmtree(old)
+        else:
+            os.rename(folder, path)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _plain_mode(bits):
+    """The permissions a plain ``open`` or ``mkdir`` would give: ``bits`` less the umask."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return bits & ~umask
 
 
 def writable_folder(path, name):

@@ -77,8 +77,7 @@ def integers(low=1, length=None, min_length=1):
 
 
 def instance(kind, description):
-    return Constraint(lambda v: isinstance(v, kind) and not (
-        kind is Integral and isinstance(v, bool)), description)
+    return Constraint(lambda v: isinstance(v, kind), description)
 
 
 NONE = Constraint(lambda v: v is None, "None")

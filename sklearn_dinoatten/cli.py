@@ -19,18 +19,15 @@ import hashlib
 import json
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 import warnings
-from contextlib import contextmanager
 from importlib import metadata
 
 import numpy as np
 
 from . import __version__
-from ._files import atomic_write, writable_folder
+from ._files import atomic_folder, atomic_write, writable_folder
 from ._validation import check_params
 from .study import METHODS, REFERENCE
 
@@ -171,51 +168,24 @@ def cv(args):
           f"run.json. Next: {PROG} report {args.out}")
 
 
-@contextmanager
 def _run_directory(out):
-    """A new folder beside ``out`` to write a run into, which replaces ``out`` whole when
-    the block ends (``out`` is never a mix of two runs); removed if the block fails.
-
-    ``out`` may be absent, empty or an earlier run (a folder holding run.json); anything
-    else is refused before the block starts."""
-    out = os.path.abspath(out)
+    """An atomic folder for a run at ``out`` (see :func:`atomic_folder`): ``out`` may be
+    absent, empty or an earlier run (a folder holding run.json), which the new run
+    replaces whole; anything else is refused before any work."""
     if os.path.exists(out) and not os.path.isdir(out):
         raise CommandError(f"--out {out!r} is a file; give a folder for the results.")
     if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(
             os.path.join(out, "run.json")):
         raise CommandError(f"--out {out!r} holds files that are not a {PROG} run; give a new "
                            "or empty folder (a run is replaced whole by the next one).")
-    os.makedirs(os.path.dirname(out), exist_ok=True)
-    folder = tempfile.mkdtemp(dir=os.path.dirname(out), prefix=f".{os.path.basename(out)}.")
-    try:
-        yield folder
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(folder, 0o777 & ~umask)  # mkdtemp's folder is private
-        if os.path.exists(out):
-            old = folder + ".old"
-            os.rename(out, old)
-            try:
-                os.rename(folder, out)
-            except BaseException:
-                os.rename(old, out)  # the earlier run back in place
-                raise
-            shutil.rmtree(old)
-        else:
-            os.rename(folder, out)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
+    return atomic_folder(out)
 
 
 def _output_file(path):
     """Check, before any work, that a file can be written at ``path``."""
     if os.path.isdir(path):
         raise CommandError(f"--out {path!r} is a folder; give a file name.")
-    parent = os.path.dirname(os.path.abspath(path))
-    if os.path.exists(parent) and not os.path.isdir(parent):
-        raise CommandError(f"--out {path!r}: {parent!r} is a file, not a folder.")
-    if os.path.isdir(parent) and not os.access(parent, os.W_OK):
-        raise CommandError(f"--out {path!r}: the folder {parent!r} is not writable.")
+    writable_folder(os.path.dirname(os.path.abspath(path)), "--out's folder")
     return path
 
 

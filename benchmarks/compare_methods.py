@@ -3,7 +3,8 @@
 Every embedding-based method reuses one embedding pass; the 3D ResNet trains on the
 resampled volumes. Out-of-fold scores give accuracy, balanced accuracy, AUC with a 95 %
 bootstrap CI, F1, false-negative rate, fit time per fold, and DeLong's p-value of each
-method's AUC against DinoAtten3D's. The table is printed and written as CSV and Markdown.
+method's AUC against DinoAtten3D's. The table is printed; everything is written as a run
+directory, as ``dinoatten cv`` writes it (``dinoatten report`` draws it).
 
     python benchmarks/compare_methods.py                      # synthetic volumes
     python benchmarks/compare_methods.py --data scans/labels.csv  # columns path,label(,subject)
@@ -27,19 +28,10 @@ import warnings
 
 import numpy as np
 
-from sklearn_dinoatten import DinoSliceEmbedder, VolumeResampler
+from sklearn_dinoatten import DinoSliceEmbedder
 from sklearn_dinoatten.datasets import load_nifti_folder, make_volumes
-from sklearn_dinoatten.study import (
-    METHODS,
-    caption,
-    cross_validate_method,
-    cross_validation,
-    make_method,
-    metrics_table,
-    positive_class,
-    to_markdown,
-    uses_volumes,
-)
+from sklearn_dinoatten.runs import write_run
+from sklearn_dinoatten.study import METHODS, cross_validation, make_method, run_study
 
 
 def load_data(args):
@@ -75,49 +67,28 @@ def main():
     parser.add_argument("--image-size", type=int, default=56)
     parser.add_argument("--weights", default="random",
                         help="'random' (no network), a checkpoint path, or 'pretrained'")
-    parser.add_argument("--out", default="results/compare_methods")
+    parser.add_argument("--out", default="results/compare_methods",
+                        help="the run directory written (`dinoatten report` reads it)")
     args = parser.parse_args()
     warnings.simplefilter("ignore", UserWarning)
 
+    start = time.perf_counter()
     X, y, groups = load_data(args)
-    y = np.asarray(y)
-    positive = positive_class(y, args.pos_label)
-    protocol = cross_validation(y, args.folds, groups, random_state=0)
     resnet_epochs = max(1, args.epochs // 3)  # on a CPU its epoch costs ~100x a head's
-    classes, counts = np.unique(y, return_counts=True)
-    print(f"data: {args.data}, {len(y)} volumes, class counts "
-          f"{dict(zip(classes.tolist(), counts.tolist(), strict=True))}; "
-          f"{protocol.description}; {args.epochs} epochs; {args.image_size} px; "
+    print(f"data: {args.data}; {args.epochs} epochs; {args.image_size} px; "
           f"weights={args.weights}; 3D ResNet: resnet10 at 1/4 width on 32^3, "
           f"{resnet_epochs} epochs")
-    start = time.perf_counter()
-    weights = None if args.weights == "pretrained" else args.weights
-    inputs = {False: DinoSliceEmbedder(weights=weights, image_size=args.image_size)
-              .fit_transform(X)}
-    embed_seconds = time.perf_counter() - start
-    inputs[True] = VolumeResampler(shape=(32, 32, 32)).fit_transform(X)
-    print(f"embedded {inputs[False].shape[0] * inputs[False].shape[1]} slices "
-          f"once, in {embed_seconds:.0f} s; every embedding-based method reuses them")
-
-    results = {}
-    for key in METHODS:
-        estimator = make_method(key, max_epochs=resnet_epochs if uses_volumes(key)
+    methods = {key: make_method(key, max_epochs=resnet_epochs if METHODS[key].takes_volumes
                                 else args.epochs, resnet_depth=10, resnet_width=0.25)
-        results[key] = cross_validate_method(estimator, inputs[uses_volumes(key)], y,
-                                             protocol.splits)
-        print(f"  {METHODS[key]}: {np.mean(results[key].fit_seconds):.1f} s/fold")
-    rows = metrics_table(y, results, pos_label=positive, groups=groups)
-    table = to_markdown(rows) + "\n\n" + caption(protocol, positive,
-                                                  random_weights=args.weights == "random")
-    print("\n" + table)
-    os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "table.md"), "w") as f:
-        f.write(table + "\n")
-    with open(os.path.join(args.out, "table.csv"), "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    print(f"\nwritten: {args.out}/table.md, {args.out}/table.csv; "
+               for key in METHODS}
+    embedder = DinoSliceEmbedder(weights=None if args.weights == "pretrained" else args.weights,
+                                 image_size=args.image_size)
+    run = run_study(X, y, methods, cross_validation(np.asarray(y), args.folds, groups),
+                    embedder=embedder, volume_shape=(32, 32, 32), pos_label=args.pos_label)
+    write_run(args.out, run)
+    with open(os.path.join(args.out, "metrics.md")) as f:
+        print("\n" + f.read())
+    print(f"written: {args.out} (a run directory: `dinoatten report {args.out}`); "
           f"total {time.perf_counter() - start:.0f} s")
 
 

@@ -41,9 +41,9 @@ from sklearn_dinoatten.study import (
     cross_validate_method,
     held_out,
     make_method,
+    method_name,
     metrics_table,
     positive_class,
-    uses_volumes,
 )
 
 # MedMNIST v2, 3D benchmark, AdrenalMNIST3D at 28^3, official test split (medmnist.com).
@@ -123,7 +123,7 @@ def resnet(args):
 def inputs_for(keys, X, args):
     """The arrays each kind of method trains on: volumes, and slice embeddings."""
     inputs = {}
-    if any(uses_volumes(k) for k in keys):
+    if any(METHODS[k].takes_volumes for k in keys):
         volumes = X
         if args.volume_size and args.volume_size != X.shape[1]:
             import torch
@@ -132,7 +132,7 @@ def inputs_for(keys, X, args):
             volumes = F.interpolate(torch.from_numpy(X)[:, None], size=(args.volume_size,) * 3,
                                     mode="trilinear", align_corners=False)[:, 0].numpy()
         inputs["volumes"] = volumes
-    if any(not uses_volumes(k) for k in keys):
+    if any(not METHODS[k].takes_volumes for k in keys):
         start = time.perf_counter()
         embedder = DinoSliceEmbedder(weights=None if args.weights == "pretrained" else
                                      args.weights, image_size=args.image_size,
@@ -162,14 +162,14 @@ def main():
     inputs = inputs_for(keys, X, args)
     results = {}
     for key in keys:
-        estimator = resnet(args) if uses_volumes(key) else make_method(
+        estimator = resnet(args) if METHODS[key].takes_volumes else make_method(
             key, max_epochs=args.slice_epochs, random_state=args.seed).set_params(
             device=args.device)
-        print(f"training {METHODS[key]} ...", flush=True)
+        print(f"training {method_name(key)} ...", flush=True)
         results[key] = cross_validate_method(
-            estimator, inputs["volumes" if uses_volumes(key) else "embeddings"], y,
+            estimator, inputs["volumes" if METHODS[key].takes_volumes else "embeddings"], y,
             protocol.splits)
-        print(f"  {METHODS[key]}: {results[key].fit_seconds[0]:.0f} s", flush=True)
+        print(f"  {method_name(key)}: {results[key].fit_seconds[0]:.0f} s", flush=True)
     reference = "resnet3d" if "resnet3d" in keys else keys[0]
     rows = metrics_table(y, results, reference=reference, pos_label=positive,
                          random_state=args.seed)
@@ -187,9 +187,9 @@ def main():
 def print_table(args, rows, reference, text):
     backbone = os.path.basename(args.weights) + " backbone"
     lines = [f"| method | source | test AUC [95% CI] | test ACC | DeLong p vs "
-             f"{METHODS[reference]} |", "|---|---|---|---|---|"]
+             f"{method_name(reference)} |", "|---|---|---|---|---|"]
     for row in rows:
-        source = "this run" + ("" if row["method"] == METHODS["resnet3d"] else f", {backbone}")
+        source = "this run" + ("" if row["method"] == method_name("resnet3d") else f", {backbone}")
         p = "-" if np.isnan(row["delong_p"]) else f"{row['delong_p']:.3g}"
         lines.append(f"| {row['method']} | {source} | {row['auc']:.3f} "
                      f"[{row['auc_ci_low']:.3f}, {row['auc_ci_high']:.3f}] | "
@@ -198,7 +198,7 @@ def print_table(args, rows, reference, text):
     lines += [f"| {name} | published | {auc:.3f} | {acc:.3f} | |"
               for name, auc, acc in published]
     print("\n" + "\n".join(lines) + "\n\n" + text)
-    resnet_row = next((r for r in rows if r["method"] == METHODS["resnet3d"]), None)
+    resnet_row = next((r for r in rows if r["method"] == method_name("resnet3d")), None)
     reference = dict((name, auc) for name, auc, _ in published).get(REFERENCE_ROW)
     if resnet_row is not None and reference is not None:
         inside = resnet_row["auc_ci_low"] <= reference <= resnet_row["auc_ci_high"]

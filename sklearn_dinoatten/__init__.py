@@ -11,7 +11,6 @@ Typical use::
 from .cache import clear_memory_cache
 from .classifiers import (
     AttentionPoolClassifier,
-    BaseSkorchClassifier,
     FineTunedSliceClassifier,
     ResNet3DClassifier,
     SCMILClassifier,
@@ -23,7 +22,6 @@ from .resampling import VolumeResampler
 __version__ = "0.1.0"
 
 __all__ = [
-    "BaseSkorchClassifier",
     "AttentionPoolClassifier",
     "DinoSliceEmbedder",
     "FineTunedSliceClassifier",

@@ -1,6 +1,8 @@
 """Atomic writes of files and folders: a reader sees the old one or the whole new one,
 never a part."""
 
+import csv
+import io
 import os
 import shutil
 import tempfile
@@ -74,3 +76,13 @@ def writable_folder(path, name):
         reason = "it is a file" if os.path.isfile(path) else exc.strerror or exc
         raise ValueError(f"{name} {path!r} cannot hold files: {reason}.") from None
     return path
+
+
+def write_csv(path, rows):
+    """Write ``rows`` (dicts with the same keys) as a CSV file with a header, atomically;
+    values as ``str`` gives them."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write(path, lambda f: f.write(text.getvalue().encode("utf-8")))

@@ -108,9 +108,10 @@ DEVICE = Constraint(_is_device, "'auto' or a torch device name ('cpu', 'cuda', '
 
 def check_params(estimator, constraints=None):
     """Raise ``ValueError`` for the first parameter of ``estimator`` outside its
-    constraints (by default its class's ``_constraints``). Every parameter
-    must be declared, except the routed skorch arguments of the classifiers
-    (``optimizer__weight_decay``, ...), which go to their owners unchanged."""
+    constraints (by default its class's ``_constraints``), and those of the estimators
+    it holds as parameters (an embedder). Every parameter must be declared, except the
+    routed skorch arguments of the classifiers (``optimizer__weight_decay``, ...), which
+    go to their owners unchanged."""
     declared = type(estimator)._constraints if constraints is None else constraints
     routed = estimator._routed_params() if hasattr(estimator, "_routed_params") else {}
     for name, value in estimator.get_params(deep=False).items():
@@ -124,12 +125,16 @@ def check_params(estimator, constraints=None):
             words = " or ".join(constraint.description for constraint in allowed)
             raise ValueError(f"{type(estimator).__name__}: {name} must be {words}; "
                              f"got {value!r}.")
+        if hasattr(value, "_constraints"):  # an estimator held as a parameter
+            check_params(value)
 
 
 def record_fitted_params(estimator):
     """Remember the values of the parameters that shape what ``fit`` built (the class's
-    ``_params_fixed_by_fit``), for :func:`check_unchanged_since_fit`."""
-    estimator._params_at_fit = {name: getattr(estimator, name)
+    ``_params_fixed_by_fit``; nested ones as ``embedder__image_size``), for
+    :func:`check_unchanged_since_fit`."""
+    params = estimator.get_params()
+    estimator._params_at_fit = {name: params.get(name)
                                 for name in estimator._params_fixed_by_fit}
 
 
@@ -137,8 +142,9 @@ def check_unchanged_since_fit(estimator):
     """Refuse to use a fitted estimator after ``set_params`` changed a parameter that
     shaped its fit (the backbone's input size, the preprocessing, ...): its fitted
     state follows the old value, so results would mix the two, or fail inside torch."""
+    params = estimator.get_params()
     for name, value in estimator._params_at_fit.items():
-        current = getattr(estimator, name)
+        current = params.get(name)
         same = current is value or (current == value and isinstance(current, bool)
                                     == isinstance(value, bool))  # True is not 1 here
         if not same:

@@ -21,7 +21,9 @@ from sklearn.base import BaseEstimator, OutlierMixin, clone
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
+from ._docs import shared_docs
 from ._skorch import InterruptibleNet, unfitted_on_error
+from ._tags import VolumeInputMixin
 from ._validation import (
     DEVICE,
     NONE,
@@ -37,9 +39,10 @@ from ._validation import (
 )
 from .devices import resolve_device, seeded_torch
 from .embedding import DinoSliceEmbedder
-from .nn.autoregressive import SpatialARNet, prediction_error
+from .nn.autoregressive import MeanPredictionError, SpatialARNet, prediction_error
+from .nn.coreset import greedy_coreset
 from .preprocessing import grid_to_slices
-from .volumes import check_axis, check_volumes, load_volume, place_slices, select_slices
+from .volumes import check_axis, check_volumes, load_volume, place_slices
 
 ERRORS = ("squared", "cosine", "gaussian")
 SLICE_REDUCTIONS = ("max", "mean")
@@ -76,14 +79,11 @@ COMMON_CONSTRAINTS = {
 }
 
 
-def _shared_docs(cls):
-    cls.__doc__ = (cls.__doc__.replace("{common}", COMMON_PARAMETERS)
-                   .replace("{contamination}", COMMON_TAIL)
-                   .replace("{attributes}", COMMON_ATTRIBUTES))
-    return cls
+_docs = shared_docs(common=COMMON_PARAMETERS, contamination=COMMON_TAIL,
+                    attributes=COMMON_ATTRIBUTES)
 
 
-class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
+class BaseDinoAnomalyDetector(VolumeInputMixin, OutlierMixin, BaseEstimator):
     """Shared by the detectors: patch embedding, standardisation, reductions, threshold
     and anomaly maps. Subclasses define ``_fit_patches(grids)`` and ``_patch_errors(grids)``
     on standardised grids ``(n_slices, h, w, dim)``."""
@@ -145,8 +145,7 @@ class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
                 maps.append(grid_to_slices(volume_errors[:1], *data.shape)[0])
                 continue
             axis = check_axis(self.embedder_.axis)
-            kept = select_slices(data.shape[axis], self.embedder_.n_slices,
-                                 self.embedder_.slice_selection)
+            kept = self.embedder_.kept_slices(data)
             in_plane = [n for a, n in enumerate(data.shape) if a != axis]
             slices = grid_to_slices(volume_errors[: len(kept)], *in_plane)
             maps.append(place_slices(slices, kept, data.shape, axis))
@@ -189,11 +188,6 @@ class BaseDinoAnomalyDetector(OutlierMixin, BaseEstimator):
     def _restore(self, modules):
         self.device_ = resolve_device(self.device)
 
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        return tags
-
 
 class _PredictOwnInput(InterruptibleNet):
     """A skorch net whose target is its input: the criterion compares prediction and X."""
@@ -202,16 +196,7 @@ class _PredictOwnInput(InterruptibleNet):
         return self.criterion_(y_pred, X.to(y_pred.device))
 
 
-class _MeanPredictionError(torch.nn.Module):
-    def __init__(self, error):
-        super().__init__()
-        self.error = error
-
-    def forward(self, prediction, target):
-        return prediction_error(prediction, target, self.error).mean()
-
-
-@_shared_docs
+@_docs
 class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
     """Spatial autoregressive anomaly detection on DINO patch embeddings.
 
@@ -308,7 +293,7 @@ class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
     def _new_net(self, module):
         return _PredictOwnInput(
             module,
-            criterion=_MeanPredictionError(self.error),
+            criterion=MeanPredictionError(self.error),
             optimizer=torch.optim.AdamW, lr=self.lr, max_epochs=self.max_epochs,
             batch_size=self.batch_size, train_split=None, iterator_train__shuffle=True,
             device=str(self.device_), verbose=self.verbose,
@@ -335,7 +320,7 @@ class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
         return torch.cat(errors).double().numpy()
 
 
-@_shared_docs
+@_docs
 class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
     """Nearest-neighbour anomaly detection on DINO patch embeddings (PatchCore-style).
 
@@ -368,22 +353,15 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
 
     Examples
     --------
-    >>> from sklearn_dinoatten import DinoSliceEmbedder
     >>> from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector
     >>> from sklearn_dinoatten.datasets import make_anomaly_images
+    >>> from sklearn_dinoatten import DinoSliceEmbedder
     >>> X, y = make_anomaly_images(n_normal=20, n_anomalous=4, random_state=0)
-    >>> normal = [image for image, label in zip(X, y) if label == 1]
-    >>> detector = MemoryBankAnomalyDetector(
-    ...     embedder=DinoSliceEmbedder(weights="random", image_size=56, verbose=0),
-    ...     coreset_ratio=0.5, random_state=0).fit(normal)
-    >>> detector.memory_bank_.shape
+    >>> embedder = DinoSliceEmbedder(weights="random", image_size=56, verbose=0)
+    >>> detector = MemoryBankAnomalyDetector(embedder, coreset_ratio=0.5, random_state=0)
+    >>> detector.fit([x for x, label in zip(X, y) if label == 1]).memory_bank_.shape
     (160, 384)
     """
-
-    _constraints = {
-        **COMMON_CONSTRAINTS,
-        "coreset_ratio": [NONE, real(0, 1, low_open=True)],
-    }
 
     def __init__(self, embedder=None, coreset_ratio=None, reduction="max",
                  slice_reduction="max", contamination=0.1, device="auto", random_state=None):
@@ -395,13 +373,18 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
         self.device = device
         self.random_state = random_state
 
+    _constraints = {
+        **COMMON_CONSTRAINTS,
+        "coreset_ratio": [NONE, real(0, 1, low_open=True)],
+    }
+
     def _fit_patches(self, grids):
         ratio = self.coreset_ratio
         bank = grids.reshape(-1, grids.shape[-1])
         owner = np.repeat(np.arange(len(grids)), np.prod(grids.shape[1:3]))
         if ratio is not None and ratio < 1:
-            keep = _greedy_coreset(bank, max(1, int(ratio * len(bank))),
-                                   check_random_state(self.random_state), self.device_)
+            keep = greedy_coreset(bank, max(1, int(ratio * len(bank))),
+                                  check_random_state(self.random_state), self.device_)
             bank, owner = bank[keep], owner[keep]
         self.memory_bank_, self._bank_owner = bank, owner
         self._slice_digests = np.array([_digest(grid) for grid in grids])
@@ -427,22 +410,6 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
 def _digest(grid):
     """A slice's identity: the hash of its standardised patch embeddings."""
     return hashlib.blake2b(np.ascontiguousarray(grid).tobytes(), digest_size=16).hexdigest()
-
-
-def _greedy_coreset(points, size, rng, device, projection_dim=128):
-    """Indices of ``size`` points chosen by greedy farthest-point (k-center) sampling
-    on a random projection."""
-    points = torch.from_numpy(points).to(device)
-    if points.shape[1] > projection_dim:
-        projection = torch.from_numpy(
-            rng.normal(size=(points.shape[1], projection_dim)).astype(np.float32)).to(device)
-        points = points @ projection
-    chosen = [int(rng.randint(len(points)))]
-    nearest = torch.cdist(points, points[chosen[0]][None])[:, 0]
-    for _ in range(size - 1):
-        chosen.append(int(nearest.argmax()))
-        nearest = torch.minimum(nearest, torch.cdist(points, points[chosen[-1]][None])[:, 0])
-    return np.array(chosen)
 
 
 def _channels_first(grids):

@@ -13,21 +13,16 @@ one line on stderr and exit status 1.
 """
 
 import argparse
-import csv
 import glob
-import hashlib
-import json
 import os
-import platform
 import sys
 import time
 import warnings
-from importlib import metadata
 
 import numpy as np
 
 from . import __version__
-from ._files import atomic_folder, atomic_write, writable_folder
+from ._files import atomic_folder, atomic_write, writable_folder, write_csv
 from ._validation import check_params
 from .study import METHODS, REFERENCE
 
@@ -80,92 +75,29 @@ def embed(args):
 def cv(args):
     """Evaluate methods on DATA (k-fold cross-validation, or the held-out test set of a
     ``split`` column); write predictions, metrics and the run's parameters."""
-    from .study import (
-        caption,
-        cross_validate_method,
-        metrics_table,
-        positive_class,
-        scored_samples,
-        to_markdown,
-        uses_volumes,
-    )
+    from .runs import FILES, data_record, write_run
+    from .study import run_study
 
     paths, y, groups, split = _labelled_scans(args)
-    keys = _method_keys(args.method)
     protocol = _protocol(args, y, groups, split)
-    positive = positive_class(y, args.pos_label)
-    methods = {key: _method(key, args) for key in keys}
-    embedder = _embedder(args) if any(not uses_volumes(k) for k in keys) else None
+    methods = {key: _method(key, args) for key in _method_keys(args.method)}
+    embedder = (_embedder(args) if any(not METHODS[k].takes_volumes for k in methods)
+                else None)
     with _run_directory(args.out) as folder:  # checked before any work, moved in whole
-        classes, counts = np.unique(y, return_counts=True)
-        counts = ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True))
-        print(f"{len(y)} scans ({counts}); {protocol.description}; "
-              + (f"positive class: {positive!r}; " if positive is not None else "")
-              + f"methods: {', '.join(METHODS[k] for k in keys)}")
-        inputs = {}
-        if embedder is not None:
-            inputs["embeddings"] = embedder.fit_transform(paths)
-        if any(uses_volumes(k) for k in keys):
-            from .resampling import VolumeResampler
+        run = run_study(paths, y, methods, protocol, embedder=embedder,
+                        volume_shape=(args.volume_size,) * 3, pos_label=args.pos_label,
+                        random_state=args.seed)
+        run.info.update(command=[PROG, *args.argv],
+                        data=data_record(args.data, _labels_file(args), len(y)))
+        write_run(folder, run)
+        _print_metrics(folder)
+    print(f"Written to {args.out}: {', '.join(FILES)}. Next: {PROG} report {args.out}")
 
-            side = args.volume_size
-            inputs["volumes"] = VolumeResampler(shape=(side, side, side)).fit_transform(paths)
 
-        results = {}
-        for key, estimator in methods.items():
-            X = inputs["volumes" if uses_volumes(key) else "embeddings"]
-            results[key] = cross_validate_method(estimator, X, y, protocol.splits)
-            print(f"  {METHODS[key]}: {len(protocol.splits)} fit(s), "
-                  f"{np.mean(results[key].fit_seconds):.1f} s each")
-        reference = REFERENCE if REFERENCE in results else keys[0]
-        rows = metrics_table(y, results, reference=reference, pos_label=positive, groups=groups,
-                             random_state=args.seed)
-        random_weights = embedder is not None and embedder.weights == "random"
-        text = caption(protocol, positive, reference, random_weights=random_weights)
-        table = to_markdown(rows, reference=reference)
-        print(f"\n{table}\n\n{text}\n")
-
-        scored = scored_samples(results)
-        fold = np.full(len(y), -1)
-        for i, fit in enumerate(protocol.splits):
-            fold[fit.test] = i
-        _write_predictions(os.path.join(folder, "predictions.csv"), np.asarray(paths)[scored],
-                           y[scored], None if groups is None else groups[scored],
-                           fold[scored] if split is None else None, classes,
-                           {k: r.proba[scored] for k, r in results.items()})
-        _write_metrics(folder, rows, f"{table}\n\n{text}")
-        arrays = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
-        arrays.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
-                       if r.attention is not None})
-        if "embeddings" in inputs:
-            arrays["n_slices"] = (~np.isnan(inputs["embeddings"]).all(axis=2)).sum(axis=1)[scored]
-        atomic_write(os.path.join(folder, "outputs.npz"), lambda f: np.savez(f, **arrays))
-        run = {
-            "command": [PROG, *args.argv],
-            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-            "data": _data_record(args, y),
-            "classes": classes.tolist(),
-            "positive_label": positive,
-            "protocol": "held-out" if split is not None else "cross-validation",
-            "protocol_description": protocol.description,
-            "folds": None if split is not None else len(protocol.splits),
-            "grouped": groups is not None,
-            "n_subjects": None if groups is None else len(np.unique(groups[scored])),
-            "n_scored": int(scored.sum()),
-            "caption": text,
-            "random_weights": random_weights,
-            "seed": args.seed,
-            "reference": reference,
-            "embedder": embedder.get_params() if embedder is not None else None,
-            "volume_size": args.volume_size if "volumes" in inputs else None,
-            "methods": {k: {"name": METHODS[k], "params": _jsonable(m.get_params())}
-                        for k, m in methods.items()},
-            "versions": _versions(),
-        }
-        atomic_write(os.path.join(folder, "run.json"),
-                     lambda f: f.write(json.dumps(run, indent=2, default=str).encode()))
-    print(f"Written to {args.out}: predictions.csv, metrics.csv, metrics.md, outputs.npz, "
-          f"run.json. Next: {PROG} report {args.out}")
+def _print_metrics(folder):
+    """Print the metrics table and its caption as written to the run."""
+    with open(os.path.join(folder, "metrics.md"), encoding="utf-8") as f:
+        print(f"\n{f.read()}")
 
 
 def _run_directory(out):
@@ -218,13 +150,11 @@ def fit(args):
     any other a safetensors model file."""
     from sklearn.pipeline import make_pipeline
 
-    from .study import uses_volumes
-
     _output_file(args.out)
     paths, y, _, split = _labelled_scans(args)
     paths = np.asarray(paths)
     classifier = _method(args.method, args)
-    if uses_volumes(args.method):
+    if METHODS[args.method].takes_volumes:
         from .resampling import VolumeResampler
 
         side = args.volume_size
@@ -251,7 +181,7 @@ def fit(args):
         from .persistence import save_model
 
         save_model(model, args.out)
-    print(f"{METHODS[args.method]} trained on {done}; saved to {args.out}")
+    print(f"{METHODS[args.method].name} trained on {done}; saved to {args.out}")
 
 
 def predict(args):
@@ -282,14 +212,11 @@ def predict(args):
     classes = model.classes_
     top = None
     if hasattr(model[-1], "attention_weights"):
-        from .volumes import check_axis, load_volume, select_slices
-
         embedder = model[0]
         attention = model[-1].attention_weights(model[:-1].transform(args.scans))
         top = []
         for path, weights in zip(args.scans, attention, strict=True):
-            kept = select_slices(load_volume(path).shape[check_axis(embedder.axis)],
-                                 embedder.n_slices, embedder.slice_selection)
+            kept = embedder.kept_slices(path)
             top.append(kept[np.argsort(-weights[: len(kept)])[: args.top_slices]])
     rows = []
     for i, path in enumerate(args.scans):
@@ -297,7 +224,7 @@ def predict(args):
         row.update({f"p_{c}": f"{p:.6f}" for c, p in zip(classes, proba[i], strict=True)})
         row["top_slices"] = "" if top is None else " ".join(map(str, top[i]))
         rows.append(row)
-    atomic_write(args.out, lambda f: f.write(_csv_text(rows).encode()))
+    write_csv(args.out, rows)
     print(f"{len(rows)} predictions written to {args.out}"
           + ("" if top is None else f" (top_slices: {embedder.axis} slice indices of the "
                                     "volumes, reoriented to RAS, by attention)"))
@@ -309,27 +236,33 @@ def _is_pickle(path):
 
 def demo(args):
     """Cross-validate every method on a small offline data set and write the report."""
-    root = os.path.join(args.out, "data")
-    source, n_written = _write_demo_data(root, args.dataset, args.n_scans)
+    from .datasets import load_nifti_folder, write_demo_data
+    from .embedding import DinoSliceEmbedder
+    from .report import write_report
+    from .runs import write_run
+    from .study import cross_validation, held_out, make_method, run_study
+
+    root, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "cv")
+    source, n_written = write_demo_data(root, args.dataset, args.n_scans)
     print(f"Demo data: {source}, {n_written} scans written to {root}")
-    run_dir = os.path.join(args.out, "cv")
-    common = ["--weights", "random", "--image-size", "56", "--class-weight", "balanced",
-              "--cache-dir", os.path.join(args.out, "cache")]
-    steps = [
-        ["cv", root, "--method", "all", *(["--folds", "5"] if args.dataset == "synthetic"
-                                          else []), "--epochs", "30", "--out", run_dir,
-         "--volume-size", "32", "--resnet-depth", "10", "--resnet-width", "0.25",
-         "--resnet-epochs", "10", *common],
-        ["report", run_dir, "--overlays", "4"],
-    ]
-    for step in steps:
-        print(f"\n$ {PROG} {' '.join(step)}")
-        status = main(step)
-        if status:
-            raise CommandError(f"step `{step[0]}` failed")
+    paths, y, _, split = load_nifti_folder(  # AdrenalMNIST3D comes with its split
+        root, split_column="split" if args.dataset == "adrenal" else None)
+    protocol = cross_validation(y, 5) if split is None else held_out(split, y)
+    methods = {key: make_method(key, max_epochs=10 if METHODS[key].takes_volumes else 30,
+                                class_weight="balanced", resnet_depth=10, resnet_width=0.25)
+               for key in METHODS}
+    embedder = DinoSliceEmbedder(weights="random", image_size=56,
+                                 cache_dir=os.path.join(args.out, "cache"))
+    with _run_directory(run_dir) as folder:
+        run = run_study(paths, y, methods, protocol, embedder=embedder,
+                        volume_shape=(32, 32, 32))
+        run.info["command"] = [PROG, *args.argv]
+        write_run(folder, run)
+        _print_metrics(folder)
+    print(f"Results: {run_dir}; report: {write_report(run_dir, overlays=4)}")
     print("\nThe demo uses random backbone weights (no network here): its scores show the "
-          "machinery, not DINOv2's. Give --weights dinov2_vits14_pretrain.pth to cv for "
-          "real ones.")
+          "machinery, not DINOv2's. Give --weights dinov2_vits14_pretrain.pth to "
+          f"`{PROG} cv` for real ones.")
 
 
 # Helpers ---------------------------------------------------------------------------
@@ -347,7 +280,8 @@ def _method_keys(method):
 def _method(key, args):
     from .study import make_method
 
-    epochs = args.resnet_epochs if key == "resnet3d" and args.resnet_epochs else args.epochs
+    on_volumes = METHODS[key].takes_volumes
+    epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.epochs
     method = make_method(key, max_epochs=epochs, random_state=args.seed,
                          class_weight=None if args.class_weight == "none" else "balanced",
                          resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
@@ -415,107 +349,6 @@ def _embedder(args):
 
 def _cache_entries(cache_dir):
     return set(glob.glob(os.path.join(cache_dir, "**", "*.npz"), recursive=True))
-
-
-def _write_predictions(path, paths, y, groups, fold, classes, probabilities):
-    """One row per scored scan; probabilities at full precision (they round-trip)."""
-    rows = []
-    for i, scan in enumerate(paths):
-        row = {"path": scan, "label": y[i]}
-        if groups is not None:
-            row["subject"] = groups[i]
-        if fold is not None:
-            row["fold"] = fold[i]
-        for key, proba in probabilities.items():
-            row[f"{key}_pred"] = classes[proba[i].argmax()]
-            row.update({f"{key}_p_{c}": repr(float(p))
-                        for c, p in zip(classes, proba[i], strict=True)})
-        rows.append(row)
-    atomic_write(path, lambda f: f.write(_csv_text(rows).encode()))
-
-
-def _write_metrics(out, rows, table):
-    atomic_write(os.path.join(out, "metrics.csv"), lambda f: f.write(_csv_text(rows).encode()))
-    atomic_write(os.path.join(out, "metrics.md"), lambda f: f.write((table + "\n").encode()))
-
-
-def _csv_text(rows):
-    import io
-
-    text = io.StringIO()
-    writer = csv.DictWriter(text, fieldnames=list(rows[0]), lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    return text.getvalue()
-
-
-def _data_record(args, y):
-    labels = _labels_file(args)
-    with open(labels, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
-    return {"root": os.path.abspath(args.data), "labels_csv": os.path.abspath(labels),
-            "labels_sha256": digest, "n_scans": len(y)}
-
-
-def _jsonable(params):
-    return {k: v if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict))
-            else (f"{v.__module__}.{v.__qualname__}" if isinstance(v, type) else repr(v))
-            for k, v in params.items()}
-
-
-def _versions():
-    import torch
-
-    versions = {"python": platform.python_version(), "sklearn_dinoatten": __version__,
-                "platform": platform.platform(),
-                "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
-    for package in ("numpy", "torch", "timm", "scikit-learn", "skorch", "nibabel", "monai"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return versions
-
-
-def _write_demo_data(root, dataset, n_scans):
-    """Write ``n_scans`` labelled NIfTI scans and labels.csv; returns the source's name.
-
-    AdrenalMNIST3D holds two glands per patient and no patient ids, so its scans come
-    from the official patient-level split (60 % train, 15 % val, 25 % test of
-    ``n_scans``), written to a ``split`` column: cross-validating them would leak."""
-    import nibabel as nib
-
-    from .datasets import SPLITS, data_dir, load_medmnist3d, make_volumes
-
-    affine, split = np.eye(4), None
-    if dataset == "adrenal":
-        from sklearn.model_selection import train_test_split
-
-        X, y, split = [], [], []
-        for name, share in zip(SPLITS, (0.6, 0.15, 0.25), strict=True):
-            images, labels = load_medmnist3d("adrenal", os.path.join(data_dir(),
-                                             "adrenalmnist3d"), split=name)
-            keep = np.sort(train_test_split(  # both classes in proportion
-                np.arange(len(labels)), train_size=max(2, round(share * n_scans)),
-                stratify=labels, random_state=0)[0])
-            X += list(images[keep].astype(np.float32))
-            y += list(labels[keep])
-            split += [name] * len(keep)
-        affine = np.diag([64 / 28] * 3 + [1])  # a 64 mm cube in 28 voxels per side
-        source = "AdrenalMNIST3D, official train/val/test split (MedMNIST v2, CC BY 4.0)"
-    else:
-        X, y = make_volumes(n_samples=n_scans, shape=(48, 48, 24), n_signal_slices=3,
-                            noise=0.2, random_state=0)
-        source = "synthetic volumes (class 1 has a bright blob in 3 of 24 slices)"
-    os.makedirs(root, exist_ok=True)
-    rows = []
-    for i, (volume, label) in enumerate(zip(X, y, strict=True)):
-        name = f"scan_{i:03d}.nii.gz"
-        nib.save(nib.Nifti1Image(volume, affine), os.path.join(root, name))
-        rows.append({"path": name, "label": int(label)}
-                    | ({} if split is None else {"split": split[i]}))
-    atomic_write(os.path.join(root, "labels.csv"), lambda f: f.write(_csv_text(rows).encode()))
-    return source, len(rows)
 
 
 # Parser ----------------------------------------------------------------------------

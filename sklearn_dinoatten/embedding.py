@@ -11,6 +11,7 @@ from tqdm.auto import tqdm
 
 from ._files import writable_folder
 from ._prefetch import prefetch
+from ._tags import VolumeInputMixin
 from ._validation import (
     BOOLEAN,
     DEVICE,
@@ -27,7 +28,8 @@ from ._validation import (
 from .backbones import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
 from .cache import EmbeddingCache, cache_key, remember_file_key, remembered_file_key
 from .devices import resolve_device, warn_if_slow_precision
-from .preprocessing import NORMALIZATIONS, resize_stack, to_channels
+from .preprocessing import NORMALIZATIONS, resize_stack
+from .slice_encoder import DTYPES, FEATURES, SliceEncoder
 from .volumes import (
     AXES,
     SLICE_SELECTIONS,
@@ -35,25 +37,13 @@ from .volumes import (
     check_volumes,
     describe,
     load_volume,
-    slice_stack,
+    select_slices,
 )
 
-FEATURES = ("cls", "mean", "cls+mean", "patch")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-PROGRESS_DELAY_S = 1.0
-# The backbone's weights and input, and the choice and preprocessing of slices: shared
-# by the estimators that slice volumes for a 2D backbone.
-SLICING_CONSTRAINTS = {
-    "weights": [NONE, PATH],
-    "image_size": [integer(1)],
-    "axis": [options(*AXES, 0, 1, 2, -1, -2, -3)],
-    "n_slices": [NONE, integer(1)],
-    "slice_selection": [options(*SLICE_SELECTIONS)],
-    "normalization": [options(*NORMALIZATIONS)],
-}  # volumes served from the cache finish before a bar would show
+PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
 
 
-class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
+class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
     """Embed every slice of 3D volumes with a frozen 2D backbone (DINOv2 by default).
 
     Each chosen slice is normalised, padded to a square, resized to ``image_size``,
@@ -151,9 +141,14 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
     """
 
     _constraints = {
-        **SLICING_CONSTRAINTS,
         "backbone": [instance(str, "a timm model name"),
                      instance(torch.nn.Module, "a torch.nn.Module")],
+        "weights": [NONE, PATH],
+        "image_size": [integer(1)],
+        "axis": [options(*AXES, 0, 1, 2, -1, -2, -3)],
+        "n_slices": [NONE, integer(1)],
+        "slice_selection": [options(*SLICE_SELECTIONS)],
+        "normalization": [options(*NORMALIZATIONS)],
         "feature": [options(*FEATURES)],
         "batch_size": [integer(1)],
         "dtype": [options(*DTYPES)],
@@ -271,6 +266,31 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         if hasattr(self, "backbone_"):
             self._compile_forward()
 
+    def kept_slices(self, volume):
+        """The slices of ``volume`` that :meth:`transform` embeds, in order.
+
+        Parameters
+        ----------
+        volume : path, 3D array or 2D image
+            As ``transform`` takes it (files are read and reoriented to RAS).
+
+        Returns
+        -------
+        indices : ndarray of int
+            Positions along ``axis`` in the (RAS) volume; ``[0]`` for an image. Row
+            ``j`` of the volume's embedding belongs to slice ``indices[j]``.
+        """
+        data = volume if isinstance(volume, np.ndarray) else load_volume(volume, images=True)
+        return self._slices(data)[0]
+
+    def _slices(self, data):
+        """``(indices, stack)``: the kept slices of a loaded volume as ``(n, h, w)``."""
+        if data.ndim == 2:
+            return np.array([0]), data[None]
+        axis = check_axis(self.axis)
+        indices = select_slices(data.shape[axis], self.n_slices, self.slice_selection)
+        return indices, np.ascontiguousarray(np.moveaxis(data, axis, 0)[indices])
+
     def transform(self, X):
         """Embed the slices of each volume.
 
@@ -329,7 +349,6 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
         messages), computed in this process: the next volumes are read and preprocessed in a
         background thread while the backbone runs, and slices of several volumes share
         a batch."""
-        axis = check_axis(self.axis)
         keys, names, found = [], {}, {}
 
         def read():
@@ -340,15 +359,11 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
 
         def read_each(progress):
             for volume, i in progress:
-                data = load_volume(volume, i, images=True)
-                stack = data[None] if data.ndim == 2 else slice_stack(
-                    data, axis, self.n_slices, self.slice_selection
-                )
-                del data
+                _, stack = self._slices(load_volume(volume, i, images=True))
                 if min(stack.shape[1:]) < self.patch_size_:
                     warnings.warn(
                         f"Volume {describe(volume, i)} has slices of {stack.shape[1]} x "
-                        f"{stack.shape[2]} voxels along axis {axis}, thinner than one "
+                        f"{stack.shape[2]} voxels along axis {self.axis!r}, thinner than one "
                         f"{self.patch_size_}-pixel patch: they are padded to squares, mostly "
                         "padding; check the axis.", UserWarning, stacklevel=2,
                     )
@@ -363,9 +378,12 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
                     del stack  # not held while the backbone runs
                     yield key, images.pin_memory() if self.device_.type == "cuda" else images
 
+        encoder = SliceEncoder(self._forward_features, self._num_prefix_tokens, self.feature,
+                               self.batch_size, self.dtype, self.device_, self.normalization,
+                               self.channels_last)
         stacks = prefetch(read(), self._prefetch_depth())
         try:
-            for key, embedding in self._embed_stacks(stacks):
+            for key, embedding in encoder.encode(stacks):
                 if not np.isfinite(embedding).all():
                     raise ValueError(
                         f"The backbone gave NaN or infinite embeddings for volume "
@@ -384,64 +402,10 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
             return (n_slices, int(np.prod(self.grid_shape_)), self.embedding_dim_)
         return (n_slices, self.embedding_dim_)
 
-    def _embed_stacks(self, stacks):
-        """Yield ``(key, embedding)`` for each ``(key, images)``, batching across volumes."""
-        pending = []  # [key, preprocessed slices not yet embedded]
-        parts, remaining = {}, {}
-        for key, images in stacks:
-            pending.append([key, images])
-            parts[key], remaining[key] = [], len(images)
-            while sum(len(images) for _, images in pending) >= self.batch_size:
-                yield from self._embed_batch(pending, parts, remaining)
-        while pending:
-            yield from self._embed_batch(pending, parts, remaining)
-
-    def _embed_batch(self, pending, parts, remaining):
-        owners, chunks, room = [], [], self.batch_size
-        while pending and room:
-            key, images = pending[0]
-            take = images[:room]
-            owners.append((key, len(take)))
-            chunks.append(take)
-            room -= len(take)
-            if len(take) == len(images):
-                pending.pop(0)
-            else:
-                pending[0][1] = images[len(take):]
-        features = self._forward(chunks)
-        for key, count in owners:
-            parts[key].append(features[:count])
-            features = features[count:]
-            remaining[key] -= count
-            if remaining[key] == 0:
-                del remaining[key]
-                yield key, np.concatenate(parts.pop(key))
-
     def _prefetch_depth(self):
         if self.prefetch == "auto":
             return 2 if self.device_.type == "cuda" else 0
         return self.prefetch
-
-    def _forward(self, chunks):
-        """Embed a batch given as chunks of gray images ``(n, 1, s, s)``."""
-        images = torch.cat([chunk.to(self.device_, non_blocking=True) for chunk in chunks])
-        images = to_channels(images, self.normalization)
-        if self.channels_last:
-            images = images.contiguous(memory_format=torch.channels_last)
-        dtype = DTYPES[self.dtype]
-        with torch.inference_mode(), torch.autocast(
-            self.device_.type, dtype=dtype, enabled=dtype is not torch.float32
-        ):
-            tokens = self._forward_features(images)
-            cls = tokens[:, 0]
-            patch_mean = tokens[:, self._num_prefix_tokens:].mean(dim=1)
-            feature = {
-                "cls": cls,
-                "mean": patch_mean,
-                "cls+mean": torch.cat([cls, patch_mean], dim=1),
-                "patch": tokens[:, self._num_prefix_tokens:],
-            }[self.feature]
-        return feature.float().cpu().numpy()
 
     def _config_string(self):
         return "|".join([
@@ -452,11 +416,6 @@ class DinoSliceEmbedder(TransformerMixin, BaseEstimator):
             f"feature={self.feature}",
             f"dtype={self.dtype}",
         ])
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        return tags
 
 
 def _embed_in_worker(embedder, volumes, indices):

@@ -12,7 +12,7 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from .preprocessing import grid_to_slices, to_backbone_input
-from .volumes import check_axis, load_volume, place_slices, select_slices
+from .volumes import check_axis, load_volume, place_slices
 
 
 def slice_attention(model, X):
@@ -44,10 +44,7 @@ def in_plane_attention(embedder, volume):
     """
     check_is_fitted(embedder)
     attention = _last_attention_layer(embedder.backbone_)
-    data = load_volume(volume)
-    stack = np.moveaxis(data, check_axis(embedder.axis), 0)
-    indices = select_slices(len(stack), embedder.n_slices, embedder.slice_selection)
-    stack = stack[indices]
+    indices, stack = embedder._slices(load_volume(volume))
     images = to_backbone_input(stack, embedder.image_size, embedder.normalization)
 
     captured = []

@@ -9,8 +9,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .volumes import check_volumes, load_volume, slice_stack
-
 NORMALIZATIONS = ("minmax", "zscore")
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -93,22 +91,3 @@ def grid_to_slices(grid_maps, height, width):
     maps = torch.as_tensor(np.asarray(grid_maps, dtype=np.float32))[:, None]
     maps = F.interpolate(maps, size=(side, side), mode="bilinear", align_corners=False)[:, 0]
     return maps[:, top:top + height, left:left + width].numpy()
-
-
-def slice_tensors(X, image_size, axis, n_slices=None, selection="uniform", method="minmax",
-                  in_chans=3):
-    """Preprocessed slices of every volume (or image) of ``X`` as one float32 array
-    ``(n, n_slices_max, in_chans, image_size, image_size)``; all-NaN slices pad shorter
-    volumes. With ``in_chans=1`` the three normalised channels are averaged."""
-    stacks = []
-    for i, volume in enumerate(check_volumes(X, images=True)):
-        data = load_volume(volume, i, images=True)
-        stack = data[None] if data.ndim == 2 else slice_stack(data, axis, n_slices, selection)
-        images = to_backbone_input(stack, image_size, method)
-        stacks.append(images.mean(dim=1, keepdim=True) if in_chans == 1 else images)
-    width = n_slices or max(len(s) for s in stacks)
-    out = np.full((len(stacks), width, in_chans, image_size, image_size), np.nan,
-                  dtype=np.float32)
-    for i, images in enumerate(stacks):
-        out[i, : len(images)] = images.numpy()
-    return out

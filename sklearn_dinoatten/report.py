@@ -1,9 +1,8 @@
 """One self-contained HTML report of an evaluation run directory.
 
-The ``cv`` command (cross-validation, or a held-out test set) writes ``run.json``,
-``predictions.csv``, ``metrics.csv`` and ``outputs.npz`` to a run directory;
-:func:`write_report` turns them into a single HTML file with every figure embedded as a
-PNG, readable offline and easy to share::
+The ``cv`` command (cross-validation, or a held-out test set) writes a run directory
+(:mod:`sklearn_dinoatten.runs`); :func:`write_report` turns it into a single HTML file
+with every figure embedded as a PNG, readable offline and easy to share::
 
     from sklearn_dinoatten.report import write_report
 
@@ -11,14 +10,11 @@ PNG, readable offline and easy to share::
 """
 
 import base64
-import csv
 import html
 import io
 import json
 import os
 import shlex
-import zipfile
-from dataclasses import dataclass
 from numbers import Integral
 
 import matplotlib
@@ -33,6 +29,7 @@ from threadpoolctl import threadpool_limits
 from ._files import atomic_write
 from .embedding import DinoSliceEmbedder
 from .metrics import bootstrap_resamples
+from .runs import read_run
 from .volumes import load_volume
 
 RANDOM_STATE = 0
@@ -51,34 +48,6 @@ border-bottom:1px solid #eee;text-align:left}code,pre{background:#f6f6f6;padding
 img{max-width:100%}.note{color:#666;font-style:italic}figure{display:inline-block;
 margin:.5em;vertical-align:top}figcaption{font-size:.9em;color:#444}
 .warning{background:#b00020;color:#fff;padding:.6em 1em;font-weight:bold}"""
-
-
-@dataclass
-class _Run:
-    """A run directory's contents; labels and classes as strings, methods in run.json order."""
-
-    info: dict
-    classes: list
-    names: dict  # method key -> display name
-    reference: str
-    paths: np.ndarray
-    labels: np.ndarray
-    groups: np.ndarray | None  # the subject of each scan, when the run was grouped
-    pred: dict  # method key -> predicted labels
-    proba: dict  # method key -> (n_scans, n_classes) probabilities
-    outputs: dict  # arrays of outputs.npz, {} when absent
-    metrics: list  # rows of metrics.csv, None when absent
-
-    @property
-    def positive(self):
-        """The class whose probability is the score (binary runs), else None."""
-        label = self.info.get("positive_label")
-        return None if label is None else str(label)
-
-    def metrics_row(self, key):
-        """The metrics.csv row of a method, or None."""
-        return next((row for row in self.metrics or [] if row["method"] in
-                     (key, self.names[key])), None)
 
 
 def write_report(run_dir, out=None, overlays=4):
@@ -107,7 +76,7 @@ def write_report(run_dir, out=None, overlays=4):
     """
     if not isinstance(overlays, Integral) or overlays < 0:
         raise ValueError(f"overlays must be a non-negative integer; got {overlays!r}.")
-    run = _read_run(os.fspath(run_dir))
+    run = read_run(run_dir)
     # Class and method names are drawn as written: "$...$" in a label is not TeX.
     with matplotlib.rc_context({"text.parse_math": False}):
         sections = [
@@ -139,88 +108,6 @@ def write_report(run_dir, out=None, overlays=4):
             f"<body>{_header(run)}{body}</body></html>")
     atomic_write(out, lambda f: f.write(page.encode("utf-8")))
     return out
-
-
-def _read_run(run_dir):
-    path = _existing(run_dir, "run.json")
-    try:
-        with open(path, encoding="utf-8") as f:
-            info = json.load(f)
-        classes = [str(c) for c in info["classes"]]
-        names = {str(k): str(m.get("name", k)) for k, m in info["methods"].items()}
-        if len(classes) < 2 or not names:
-            raise ValueError("it needs two classes or more and one method or more")
-        positive = info.get("positive_label")
-        if positive is not None and str(positive) not in classes:
-            raise ValueError(f"positive_label {positive!r} is not one of the classes")
-        if positive is None and len(classes) == 2:
-            raise ValueError("a run of two classes needs its positive_label (rerun "
-                             "`dinoatten cv`)")
-    except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        raise _malformed(path, exc) from exc
-    reference = str(info.get("reference"))
-    reference = reference if reference in names else next(iter(names))
-    paths, labels, groups, pred, proba = _read_predictions(
-        _existing(run_dir, "predictions.csv"), classes, names)
-    if not info.get("grouped"):
-        groups = None
-    return _Run(info, classes, names, reference, paths, labels, groups, pred, proba,
-                _read_outputs(os.path.join(run_dir, "outputs.npz"), len(labels)),
-                _read_metrics(os.path.join(run_dir, "metrics.csv")))
-
-
-def _existing(run_dir, name):
-    path = os.path.join(run_dir, name)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Run directory {run_dir!r} has no {name} ({path!r}).")
-    return path
-
-
-def _malformed(path, exc):
-    reason = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
-    return ValueError(f"Malformed {os.path.basename(path)} ({path!r}): {reason}.")
-
-
-def _read_predictions(path, classes, names):
-    try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
-            raise ValueError("no scans")
-        column = {c: np.array([r[c] for r in rows]) for c in rows[0]}
-        pred = {k: column[f"{k}_pred"] for k in names}
-        proba = {k: np.column_stack([column[f"{k}_p_{c}"].astype(float) for c in classes])
-                 for k in names}
-        unknown = set(column["label"]).union(*pred.values()) - set(classes)
-        if unknown:
-            raise ValueError(f"labels {sorted(unknown)} are not among run.json's classes")
-    except (KeyError, ValueError, TypeError) as exc:
-        raise _malformed(path, exc) from exc
-    return column["path"], column["label"], column.get("subject"), pred, proba
-
-
-def _read_outputs(path, n_scans):
-    if not os.path.isfile(path):
-        return {}
-    try:
-        with np.load(path) as npz:
-            outputs = {k: npz[k] for k in npz.files}
-        wrong = [k for k, v in outputs.items() if len(v) != n_scans]
-        if wrong:
-            raise ValueError(f"{wrong} do not have one row per scan ({n_scans})")
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise _malformed(path, exc) from exc
-    return outputs
-
-
-def _read_metrics(path):
-    if not os.path.isfile(path):
-        return None
-    with open(path, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
-    if not rows or "method" not in rows[0]:
-        raise _malformed(path, KeyError("method"))
-    return rows
 
 
 def _header(run):

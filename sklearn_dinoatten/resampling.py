@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
+from ._tags import VolumeInputMixin
 from ._validation import check_params, integers, options
 from .preprocessing import normalize_intensity
 from .volumes import check_volumes, load_volume
@@ -13,7 +14,7 @@ from .volumes import check_volumes, load_volume
 VOLUME_NORMALIZATIONS = ("zscore", "minmax")
 
 
-class VolumeResampler(TransformerMixin, BaseEstimator):
+class VolumeResampler(VolumeInputMixin, TransformerMixin, BaseEstimator):
     """Load volumes, normalise their intensities and resample them to one shape.
 
     For models that take whole volumes (:class:`ResNet3DClassifier`). Files are
@@ -67,8 +68,3 @@ class VolumeResampler(TransformerMixin, BaseEstimator):
                                     mode="trilinear", align_corners=False)
             out[i] = resized[0, 0].numpy()
         return out
-
-    def __sklearn_tags__(self):
-        tags = super().__sklearn_tags__()
-        tags.input_tags.three_d_array = True
-        return tags

@@ -9,8 +9,9 @@ DeLong's test applies. Embedding-based methods share one embedding array; the 3D
 ResNet trains on resampled volumes.
 """
 
+import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.base import clone
@@ -25,50 +26,55 @@ from .classifiers import (
 )
 from .datasets import SPLITS
 from .metrics import bootstrap_ci, delong_test, false_negative_rate
+from .runs import METRIC_COLUMNS, Run, jsonable, versions
+
+
+@dataclass(frozen=True)
+class Method:
+    """A method of the study: its display name, its classifier and the parameters that
+    make it this method; ``takes_volumes``: it trains on resampled volumes, not on
+    slice embeddings."""
+
+    name: str
+    estimator: type
+    params: dict = field(default_factory=dict)
+    takes_volumes: bool = False
+
 
 METHODS = {
-    "dinoatten3d": "DinoAtten3D",
-    "attention-ce": "Attention, CE only",
-    "mean": "Mean pooling",
-    "gated": "Gated attention",
-    "mst": "MST aggregator",
-    "scmil": "SC-MIL",
-    "resnet3d": "3D ResNet",
+    "dinoatten3d": Method("DinoAtten3D", AttentionPoolClassifier),
+    "attention-ce": Method("Attention, CE only", AttentionPoolClassifier,
+                           dict(supcon_weight=0.0, variance_weight=0.0)),
+    "mean": Method("Mean pooling", AttentionPoolClassifier, dict(pooling="mean")),
+    "gated": Method("Gated attention", AttentionPoolClassifier, dict(pooling="gated")),
+    "mst": Method("MST aggregator", SliceTransformerClassifier),
+    "scmil": Method("SC-MIL", SCMILClassifier),
+    "resnet3d": Method("3D ResNet", ResNet3DClassifier, dict(batch_size=8), takes_volumes=True),
 }
 REFERENCE = "dinoatten3d"
-METRIC_COLUMNS = ("method", "accuracy", "balanced_accuracy", "auc", "auc_ci_low",
-                  "auc_ci_high", "f1", "fnr", "fit_seconds_per_fold", "delong_p")
 N_RESAMPLES = 1000
+
+
+def method_name(key):
+    """A method's display name (its key, for a method outside :data:`METHODS`)."""
+    return METHODS[key].name if key in METHODS else key
 
 
 def make_method(key, max_epochs=50, random_state=0, class_weight=None, resnet_depth=18,
                 resnet_width=1.0):
     """An unfitted classifier for a method of :data:`METHODS`.
 
-    ``"resnet3d"`` takes resampled volumes (see :func:`uses_volumes`); the others take
-    slice embeddings.
+    ``"resnet3d"`` takes resampled volumes (``METHODS[key].takes_volumes``); the others
+    take slice embeddings.
     """
-    common = dict(max_epochs=max_epochs, random_state=random_state, class_weight=class_weight)
-    if key == "resnet3d":
-        return ResNet3DClassifier(depth=resnet_depth, widen_factor=resnet_width,
-                                  batch_size=8, **common)
-    builders = {
-        "dinoatten3d": lambda: AttentionPoolClassifier(**common),
-        "attention-ce": lambda: AttentionPoolClassifier(supcon_weight=0.0, variance_weight=0.0,
-                                                        **common),
-        "mean": lambda: AttentionPoolClassifier(pooling="mean", **common),
-        "gated": lambda: AttentionPoolClassifier(pooling="gated", **common),
-        "mst": lambda: SliceTransformerClassifier(**common),
-        "scmil": lambda: SCMILClassifier(**common),
-    }
-    if key not in builders:
+    if key not in METHODS:
         raise ValueError(f"method must be one of {list(METHODS)}; got {key!r}.")
-    return builders[key]()
-
-
-def uses_volumes(key):
-    """Whether a method trains on whole volumes rather than slice embeddings."""
-    return key == "resnet3d"
+    method = METHODS[key]
+    params = dict(method.params, max_epochs=max_epochs, random_state=random_state,
+                  class_weight=class_weight)
+    if method.takes_volumes:
+        params.update(depth=resnet_depth, widen_factor=resnet_width)
+    return method.estimator(**params)
 
 
 def positive_class(y, pos_label=None):
@@ -125,6 +131,7 @@ class Protocol:
     splits: list
     description: str
     groups: np.ndarray | None = None
+    held_out: bool = False  # a fixed test set, not folds that test every scan once
 
 
 def cross_validation(y, n_folds=5, groups=None, random_state=0):
@@ -196,7 +203,7 @@ def held_out(split, y, groups=None):
                              "subject belongs to one set only, else the test set leaks.")
         description += f" ({len(np.unique(groups[test]))} test subjects)"
     return Protocol([Split(train, test, validation if len(validation) else None)],
-                    description, groups)
+                    description, groups, held_out=True)
 
 
 @dataclass
@@ -293,7 +300,7 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
                                random_state=random_state)
             f1, fnr, delong_p = f1_score(y, predicted, average="macro"), np.nan, np.nan
         rows.append(dict(zip(METRIC_COLUMNS, (
-            METHODS.get(key, key), accuracy_score(y, predicted),
+            method_name(key), accuracy_score(y, predicted),
             balanced_accuracy_score(y, predicted), *auc, f1, fnr,
             float(np.mean(result.fit_seconds)), delong_p,
         ), strict=True)))
@@ -313,7 +320,7 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
     ]
     if positive is not None:
         sentences.append(
-            f"DeLong p: two-sided test of each AUC against {METHODS.get(reference, reference)}'s "
+            f"DeLong p: two-sided test of each AUC against {method_name(reference)}'s "
             "on the same scans" + (", clustered by subject (Obuchowski 1997)." if grouped
                                    else ".")
         )
@@ -323,19 +330,109 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
     return " ".join(sentences)
 
 
-def to_markdown(rows, reference=REFERENCE):
-    """The metrics table in Markdown; NaN shows as ``-``."""
-    def number(value, spec=".3f"):
-        return "-" if np.isnan(value) else format(value, spec)
+def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 64, 64),
+              pos_label=None, random_state=0, verbose=1):
+    """Evaluate classifiers on the same splits of the same scans: the loop behind
+    ``dinoatten cv``.
 
-    header = ["method", "acc", "bal. acc", "AUC [95% CI]", "F1", "FNR", "fit s/fold",
-              f"DeLong p vs {METHODS.get(reference, reference)}"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        lines.append(
-            f"| {r['method']} | {number(r['accuracy'])} | {number(r['balanced_accuracy'])} | "
-            f"{number(r['auc'])} [{number(r['auc_ci_low'])}, {number(r['auc_ci_high'])}] | "
-            f"{number(r['f1'])} | {number(r['fnr'])} | {number(r['fit_seconds_per_fold'], '.1f')}"
-            f" | {number(r['delong_p'], '.3g')} |"
-        )
-    return "\n".join(lines)
+    The scans are embedded once (for the methods on slice embeddings) and resampled
+    once (for those on volumes); each method is fitted on every split's training scans
+    and predicts its test scans; the metrics table compares them on the scans they all
+    scored.
+
+    Parameters
+    ----------
+    scans : list of paths or 3D arrays
+    y : array-like of shape (n_scans,)
+    methods : dict of str -> classifier
+        Unfitted classifiers by key. A key of :data:`METHODS` gives the method's name and
+        input (``make_method(key)`` builds one); any other key names a classifier of
+        slice embeddings.
+    protocol : Protocol
+        From :func:`cross_validation` or :func:`held_out` on the same ``y``.
+    embedder : DinoSliceEmbedder, default=None
+        Embeds the scans for the methods on slice embeddings (needed if there are any).
+    volume_shape : tuple of 3 ints, default=(64, 64, 64)
+        The shape the volumes are resampled to for the methods on volumes.
+    pos_label : label, default=None
+        The positive class of two (see :func:`positive_class`).
+    random_state : int, default=0
+        Seeds the bootstrap of the AUC intervals.
+    verbose : int, default=1
+        ``1`` prints what is evaluated and each method's fit time.
+
+    Returns
+    -------
+    run : sklearn_dinoatten.runs.Run
+        The scored scans' predictions, embeddings and attention, the metrics table and
+        the study's description; :func:`sklearn_dinoatten.runs.write_run` writes it.
+    """
+    y = np.asarray(y)
+    positive = positive_class(y, pos_label)  # before any work
+    on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
+    if embedder is None and not all(on_volumes.values()):
+        raise ValueError("run_study needs an embedder for the methods on slice embeddings.")
+    classes, counts = np.unique(y, return_counts=True)
+    if verbose:
+        counts = ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True))
+        print(f"{len(y)} scans ({counts}); {protocol.description}; "
+              + (f"positive class: {positive!r}; " if positive is not None else "")
+              + f"methods: {', '.join(map(method_name, methods))}")
+    inputs = {}
+    if not all(on_volumes.values()):
+        inputs[False] = embedder.fit_transform(scans)
+    if any(on_volumes.values()):
+        from .resampling import VolumeResampler
+
+        inputs[True] = VolumeResampler(shape=volume_shape).fit_transform(scans)
+    results = {}
+    for key, estimator in methods.items():
+        results[key] = cross_validate_method(estimator, inputs[on_volumes[key]], y,
+                                             protocol.splits)
+        if verbose:
+            print(f"  {method_name(key)}: {len(protocol.splits)} fit(s), "
+                  f"{np.mean(results[key].fit_seconds):.1f} s each")
+
+    reference = REFERENCE if REFERENCE in results else next(iter(results))
+    groups = protocol.groups
+    scored = scored_samples(results)
+    random_weights = embedder is not None and embedder.weights == "random"
+    outputs = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
+    outputs.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
+                    if r.attention is not None})
+    if False in inputs:
+        outputs["n_slices"] = (~np.isnan(inputs[False]).all(axis=2)).sum(axis=1)[scored]
+    folds = None
+    if not protocol.held_out:
+        folds = np.full(len(y), -1)
+        for i, split in enumerate(protocol.splits):
+            folds[split.test] = i
+        folds = folds[scored]
+    info = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "classes": classes.tolist(),
+        "positive_label": positive,
+        "protocol": "held-out" if protocol.held_out else "cross-validation",
+        "protocol_description": protocol.description,
+        "folds": None if protocol.held_out else len(protocol.splits),
+        "grouped": groups is not None,
+        "n_subjects": None if groups is None else len(np.unique(groups[scored])),
+        "n_scored": int(scored.sum()),
+        "caption": caption(protocol, positive, reference, random_weights=random_weights),
+        "random_weights": random_weights,
+        "seed": random_state,
+        "reference": reference,
+        "embedder": jsonable(embedder.get_params()) if False in inputs else None,
+        "volume_shape": list(volume_shape) if True in inputs else None,
+        "methods": {k: {"name": method_name(k), "params": jsonable(m.get_params())}
+                    for k, m in methods.items()},
+        "versions": versions(),
+    }
+    names = np.array([os.fspath(scan) if isinstance(scan, (str, os.PathLike)) else f"#{i}"
+                      for i, scan in enumerate(scans)])  # arrays by their place in scans
+    return Run(info, names[scored], y[scored],
+               {k: r.proba[scored] for k, r in results.items()},
+               groups=None if groups is None else groups[scored], folds=folds,
+               outputs=outputs,
+               metrics=metrics_table(y, results, reference=reference, pos_label=positive,
+                                     groups=groups, random_state=random_state))

@@ -202,12 +202,6 @@ def select_slices(n_total, n_slices=None, selection="uniform"):
     return np.round(np.linspace(0, n_total - 1, n_slices)).astype(int)
 
 
-def slice_stack(volume, axis, n_slices=None, selection="uniform"):
-    """The chosen slices of a 3D array as ``(n, h, w)``, slice axis first."""
-    stack = np.moveaxis(volume, axis, 0)
-    return np.ascontiguousarray(stack[select_slices(stack.shape[0], n_slices, selection)])
-
-
 def place_slices(maps, slice_indices, volume_shape, axis):
     """A zero array of ``volume_shape`` with ``maps[j]`` as its slice ``slice_indices[j]``
     along ``axis``."""

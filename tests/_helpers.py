@@ -7,6 +7,7 @@ import torch
 
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
+    DinoSliceEmbedder,
     FineTunedSliceClassifier,
     ResNet3DClassifier,
     SCMILClassifier,
@@ -26,7 +27,7 @@ CLASSIFIERS = {
     "ResNet3DClassifier": lambda: ResNet3DClassifier(depth=10, widen_factor=0.25,
                                                      max_epochs=1, random_state=0),
     "FineTunedSliceClassifier": lambda: FineTunedSliceClassifier(
-        weights="random", image_size=28, n_slices=2, max_epochs=1, random_state=0),
+        DinoSliceEmbedder(n_slices=2, **FAST), max_epochs=1, random_state=0),
 }
 
 

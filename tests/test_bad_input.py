@@ -30,7 +30,7 @@ ENTRY_POINTS = {
         DinoSliceEmbedder(**FAST), AttentionPoolClassifier(max_epochs=1)).fit(X, y),
     "VolumeResampler": lambda X, y: VolumeResampler(shape=(8, 8, 8)).fit_transform(X),
     "FineTunedSliceClassifier": lambda X, y: FineTunedSliceClassifier(
-        weights="random", image_size=28, n_slices=2, max_epochs=1).fit(X, y),
+        DinoSliceEmbedder(n_slices=2, **FAST), max_epochs=1).fit(X, y),
     "SpatialARAnomalyDetector": lambda X, y: SpatialARAnomalyDetector(
         embedder=DinoSliceEmbedder(**FAST), max_epochs=1).fit(X),
     "MemoryBankAnomalyDetector": lambda X, y: MemoryBankAnomalyDetector(

@@ -11,7 +11,7 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from sklearn_dinoatten.cli import main
-from sklearn_dinoatten.datasets import data_dir, make_volumes
+from sklearn_dinoatten.datasets import data_dir, make_volumes, write_demo_data
 
 from ._helpers import save_nifti
 
@@ -320,9 +320,7 @@ def test_error_in_a_subprocess_has_no_traceback(tmp_path):
 @pytest.mark.skipif(not os.path.isdir(os.path.join(data_dir(), "adrenalmnist3d")),
                     reason="AdrenalMNIST3D is not in ../shared/data")
 def test_adrenal_demo_data_keeps_the_official_split(tmp_path):
-    from sklearn_dinoatten.cli import _write_demo_data
-
-    _, n = _write_demo_data(str(tmp_path), "adrenal", 40)
+    _, n = write_demo_data(str(tmp_path), "adrenal", 40)
     rows = read_csv(tmp_path / "labels.csv")
     assert n == len(rows) == 40
     counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")}

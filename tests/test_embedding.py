@@ -63,6 +63,19 @@ def test_batches_span_volumes(counting_backbone, volumes):
     assert calls == [32, 4]  # 3 volumes x 12 slices, packed across volume boundaries
 
 
+def test_kept_slices_name_the_rows_of_the_embedding(tmp_path, volume):
+    embedder = DinoSliceEmbedder(axis="coronal", n_slices=5, slice_selection="center", **FAST)
+    save_nifti(tmp_path / "v.nii.gz", volume)  # RAS: read back as it is
+    kept = embedder.kept_slices(volume)
+    np.testing.assert_array_equal(kept, [9, 10, 11, 12, 13])  # the centre 5 of 24
+    np.testing.assert_array_equal(embedder.kept_slices(str(tmp_path / "v.nii.gz")), kept)
+    indices, stack = embedder._slices(volume)
+    np.testing.assert_array_equal(indices, kept)
+    np.testing.assert_array_equal(stack, np.moveaxis(volume, 1, 0)[kept])
+    np.testing.assert_array_equal(embedder.kept_slices(volume[:, :, 0]), [0])  # an image
+    assert len(embedder.set_params(axis="axial", n_slices=None).kept_slices(volume)) == 10
+
+
 def test_paths_and_arrays_embed_the_same(tmp_path, volumes):
     paths = [save_nifti(tmp_path / f"v{i}.nii.gz", v) for i, v in enumerate(volumes)]
     embedder = DinoSliceEmbedder(**FAST).fit(paths)

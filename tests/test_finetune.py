@@ -11,7 +11,8 @@ from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, FineTu
 from sklearn_dinoatten.backbones import build_backbone
 from sklearn_dinoatten.datasets import make_anomaly_images, make_volumes
 
-TINY = dict(weights="random", image_size=28, n_slices=8, batch_size=8, random_state=0)
+TINY = dict(embedder=DinoSliceEmbedder(weights="random", image_size=28, n_slices=8),
+            batch_size=8, random_state=0)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +72,8 @@ def test_grayscale_patch_embedding_adapted_from_a_checkpoint(tmp_path):
 
 def test_images_pickling_and_bad_parameters(tmp_path):
     X, y = make_anomaly_images(n_normal=6, n_anomalous=6, random_state=0)
-    clf = FineTunedSliceClassifier(in_chans=3, max_epochs=1, **{**TINY, "n_slices": None})
+    clf = FineTunedSliceClassifier(in_chans=3, max_epochs=1, **{
+        **TINY, "embedder": DinoSliceEmbedder(weights="random", image_size=28)})
     clf.fit(X, y)
     proba = clf.predict_proba(X)
     assert proba.shape == (12, 2) and clf.attention_weights(X).shape == (12, 1)

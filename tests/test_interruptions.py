@@ -181,7 +181,8 @@ def test_ctrl_c_in_cv_writes_nothing(monkeypatch, tmp_path, capsys):
 def test_a_cv_that_fails_while_writing_leaves_the_last_run_whole(monkeypatch, tmp_path,
                                                                   capsys):
     """A full disk or a file-size limit midway: the earlier run stays as it was."""
-    from sklearn_dinoatten import cli
+    from sklearn_dinoatten import cli, runs
+    from sklearn_dinoatten._files import write_csv
 
     from .test_cli import make_study
 
@@ -189,10 +190,12 @@ def test_a_cv_that_fails_while_writing_leaves_the_last_run_whole(monkeypatch, tm
     assert cli.main(cv_args(data, out)) == 0
     before = {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)}
 
-    def disk_full(*args):
-        raise OSError(27, "File too large")
+    def disk_full_at_metrics(path, rows):  # predictions.csv was written before it
+        if path.endswith("metrics.csv"):
+            raise OSError(27, "File too large")
+        write_csv(path, rows)
 
-    monkeypatch.setattr(cli, "_write_metrics", disk_full)
+    monkeypatch.setattr(runs, "write_csv", disk_full_at_metrics)
     assert cli.main(cv_args(data, out) + ["--seed", "1"]) == 1
     assert capsys.readouterr().err.strip().endswith("error: [Errno 27] File too large")
     after = {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)}

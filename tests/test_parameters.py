@@ -50,7 +50,8 @@ NONSENSE = [
     (AttentionPoolClassifier, dict(early_stopping="yes"), "early_stopping must be True or"),
     (SCMILClassifier, dict(validation_fraction=1.0), "validation_fraction must be a number"),
     (SCMILClassifier, dict(projection_dims=()), "projection_dims must be a tuple of 1 or"),
-    (FineTunedSliceClassifier, dict(slice_selection="centre"), "slice_selection must be one"),
+    (FineTunedSliceClassifier, dict(embedder=DinoSliceEmbedder(slice_selection="centre")),
+     "slice_selection must be one"),
     (FineTunedSliceClassifier, dict(aggregator="mean"), "aggregator must be one of"),
     (DinoSliceEmbedder, dict(image_size=True), "image_size must be an integer >= 1"),
     (DinoSliceEmbedder, dict(n_jobs=0), "n_jobs must be None or an integer >= 1 or an "
@@ -65,8 +66,10 @@ NONSENSE = [
 @pytest.mark.parametrize("cls, params, message", NONSENSE,
                          ids=[f"{c.__name__}-{next(iter(p))}" for c, p, _ in NONSENSE])
 def test_nonsense_settings_are_refused_before_any_work(cls, params, message):
-    """X=None: the parameters are checked before the input is looked at."""
-    with pytest.raises(ValueError, match=f"{cls.__name__}: {message}"):
+    """X=None: the parameters are checked before the input is looked at; an embedder's
+    too, in the estimator that holds it."""
+    owner = "DinoSliceEmbedder" if "embedder" in params else cls.__name__
+    with pytest.raises(ValueError, match=f"{owner}: {message}"):
         cls(**params).fit(None, None)
 
 
@@ -95,12 +98,12 @@ def test_changing_what_fit_built_needs_a_new_fit(volumes, fresh_cache, params):
 
 def test_the_fine_tuned_classifier_refuses_a_changed_input_size(volumes):
     X, y = volumes
-    model = FineTunedSliceClassifier(weights="random", image_size=28, n_slices=2,
-                                     max_epochs=1, random_state=0).fit(X, y)
-    model.set_params(image_size=42)
+    model = FineTunedSliceClassifier(DinoSliceEmbedder(n_slices=2, **FAST), max_epochs=1,
+                                     random_state=0).fit(X, y)
+    model.set_params(embedder__image_size=42)
     with pytest.raises(ValueError, match="image_size was changed from 28 to 42 after fit"):
         model.predict(X)
-    assert model.set_params(image_size=28).predict(X).shape == (6,)
+    assert model.set_params(embedder__image_size=28).predict(X).shape == (6,)
 
 
 def test_copying_or_pickling_leaves_the_fitted_pipeline_working(volumes, fresh_cache):

@@ -12,6 +12,7 @@ import pytest
 import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
+from sklearn.base import BaseEstimator
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 
@@ -47,7 +48,13 @@ def test_every_classifier_predicts_the_same_after_loading(name, tmp_path):
     loaded = round_trip(model, tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     assert loaded.classes_.tolist() == ["no", "yes"]
-    assert loaded.get_params() == model.get_params()
+    assert plain_params(loaded) == plain_params(model)
+
+
+def plain_params(estimator):
+    """Every parameter, nested ones too (``embedder__image_size``), but the estimator
+    objects themselves, which compare by identity."""
+    return {k: v for k, v in estimator.get_params().items() if not isinstance(v, BaseEstimator)}
 
 
 def test_a_pipeline_from_volumes_predicts_the_same(volumes, tmp_path, fresh_cache):

@@ -1,4 +1,3 @@
-import csv
 import json
 import re
 
@@ -7,6 +6,7 @@ import numpy as np
 import pytest
 
 from sklearn_dinoatten.report import write_report
+from sklearn_dinoatten.runs import Run, write_run
 
 from ._helpers import FAST, save_nifti
 
@@ -19,19 +19,14 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
                  volumes=False, seed=0, **info_fields):
     """A fake ``cv`` run directory: class-dependent scores, embeddings and attention."""
     rng = np.random.default_rng(seed)
-    path.mkdir(exist_ok=True)
     y = np.arange(n) % len(classes)
-    labels = [str(classes[i]) for i in y]
     n_slices = rng.integers(6, 11, size=n)
-    rows = [{"path": f"scan{i:02d}.nii.gz", "label": labels[i], "subject": f"s{i}",
-             "fold": i % 3} for i in range(n)]
-    outputs, metrics = {"n_slices": n_slices}, []
+    paths = np.array([f"scan{i:02d}.nii.gz" for i in range(n)])
+    outputs, metrics, probabilities = {"n_slices": n_slices}, [], {}
     for key in methods:
         logits = rng.normal(size=(n, len(classes))) + 1.5 * np.eye(len(classes))[y]
         proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
-        for row, p in zip(rows, proba, strict=True):
-            row[f"{key}_pred"] = classes[p.argmax()]
-            row.update({f"{key}_p_{c}": f"{q:.4f}" for c, q in zip(classes, p, strict=True)})
+        probabilities[key] = proba
         outputs[f"embedding_{key}"] = (rng.normal(size=(n, 16)) + 2.0 * y[:, None]).astype(
             np.float32)
         if key != "resnet3d":
@@ -46,10 +41,9 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
                         "fnr": 0.2, "fit_seconds_per_fold": 1.25,
                         "delong_p": "" if key == "dinoatten3d" else 0.04})
     if volumes:
-        (path / "data").mkdir()
+        (path / "data").mkdir(parents=True)
         for i, k in enumerate(n_slices):
-            save_nifti(path / "data" / rows[i]["path"],
-                       rng.normal(size=(20, 24, k)).astype(np.float32))
+            save_nifti(path / "data" / paths[i], rng.normal(size=(20, 24, k)).astype(np.float32))
     info = {
         "classes": list(classes), "reference": "dinoatten3d",
         "methods": {k: {"name": name, "params": {"max_epochs": 2}} for k, name in methods.items()},
@@ -58,18 +52,10 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
         "data": {"root": str(path / "data"), "n_scans": n},
         "positive_label": classes[-1] if len(classes) == 2 else None, **info_fields,
     }
-    (path / "run.json").write_text(json.dumps(info))
-    _write_csv(path / "predictions.csv", rows)
-    _write_csv(path / "metrics.csv", metrics)
-    np.savez(path / "outputs.npz", **outputs)
+    write_run(path, Run(info, paths, np.array(classes)[y], probabilities,
+                        groups=np.array([f"s{i}" for i in range(n)]), folds=np.arange(n) % 3,
+                        outputs=outputs, metrics=metrics))
     return path
-
-
-def _write_csv(path, rows):
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def test_binary_report_is_self_contained(tmp_path):

@@ -6,7 +6,6 @@ from sklearn_dinoatten.volumes import (
     check_volumes,
     load_volume,
     select_slices,
-    slice_stack,
 )
 
 from ._helpers import save_nifti
@@ -63,12 +62,6 @@ def test_select_slices():
     np.testing.assert_array_equal(select_slices(10, 4, "center"), [3, 4, 5, 6])
     np.testing.assert_array_equal(select_slices(10, 4, "uniform"), [0, 3, 6, 9])
     np.testing.assert_array_equal(select_slices(3, 5, "uniform"), [0, 1, 2])  # caller pads
-
-
-def test_slice_stack_moves_axis_first(volume):
-    stack = slice_stack(volume, axis=1, n_slices=5, selection="center")
-    assert stack.shape == (5, 20, 10)
-    np.testing.assert_array_equal(stack[0], volume[:, 9, :])
 
 
 def test_missing_file():

@@ -1,4 +1,5 @@
-"""Torch modules only: aggregators over slice embeddings and the losses that train them."""
+"""Torch modules only: the aggregators over slice embeddings and the losses that train
+them, the 3D ResNet, the fine-tuned slice network, the anomaly networks and the coreset."""
 
 from .losses import CompositeLoss, class_variance_loss, supervised_contrastive_loss
 from .pooling import (

@@ -65,3 +65,14 @@ def prediction_error(prediction, target, error="squared"):
         log_var = log_var.clamp(-10, 10)
         return 0.5 * (log_var + (target - mean).pow(2) * torch.exp(-log_var)).mean(dim=1)
     raise ValueError(f"error must be 'squared', 'cosine' or 'gaussian'; got {error!r}.")
+
+
+class MeanPredictionError(nn.Module):
+    """The training loss: :func:`prediction_error` averaged over the batch and grid."""
+
+    def __init__(self, error="squared"):
+        super().__init__()
+        self.error = error
+
+    def forward(self, prediction, target):
+        return prediction_error(prediction, target, self.error).mean()

@@ -1,0 +1,27 @@
+"""scikit-learn classifiers that train a torch module with skorch.
+
+- :class:`AttentionPoolClassifier`, :class:`SliceTransformerClassifier` and
+  :class:`SCMILClassifier` take slice embeddings ``(n_volumes, n_slices, dim)`` as made
+  by :class:`~sklearn_dinoatten.DinoSliceEmbedder`: rows that are all NaN are padding. A
+  2D array ``(n_samples, dim)`` is taken as one slice per sample, so they also work on
+  plain feature tables.
+- :class:`ResNet3DClassifier` takes volumes of one shape ``(n_volumes, x, y, z)``.
+- :class:`FineTunedSliceClassifier` takes volumes (paths or arrays) or 2D images.
+
+:class:`BaseTorchClassifier` holds what they share (training loop, early stopping,
+devices, persistence); a new head subclasses it.
+"""
+
+from ._base import BaseTorchClassifier
+from ._finetune import FineTunedSliceClassifier
+from ._heads import AttentionPoolClassifier, SCMILClassifier, SliceTransformerClassifier
+from ._resnet import ResNet3DClassifier
+
+__all__ = [
+    "AttentionPoolClassifier",
+    "BaseTorchClassifier",
+    "FineTunedSliceClassifier",
+    "ResNet3DClassifier",
+    "SCMILClassifier",
+    "SliceTransformerClassifier",
+]

@@ -1,0 +1,87 @@
+"""The 3D ResNet baseline: a classifier of whole volumes of one shape."""
+
+import numpy as np
+import torch
+from sklearn.utils.validation import check_array
+
+from .._docs import shared_docs
+from .._validation import options, real
+from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet
+from ..nn.resnet3d import resnet_downsampling
+from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
+
+
+@shared_docs(training=TRAINING_DOCS)
+class ResNet3DClassifier(BaseTorchClassifier):
+    """A 3D ResNet trained from scratch on whole volumes (MONAI ``resnet10/18/34/50``,
+    one input channel), with cross-entropy: the baseline DinoAtten3D and MST compare
+    against.
+
+    It takes volumes of one shape, ``(n_volumes, x, y, z)``, the shape it was fitted on
+    (it does not resize): put a :class:`VolumeResampler` in front of it to take paths or
+    arrays of any shape, e.g.
+    ``make_pipeline(VolumeResampler((64, 64, 64)), ResNet3DClassifier())``. The deepest
+    feature map must keep 2 voxels per side: every side must be at least 17 voxels with
+    the standard stem, 33 with the strided one and 9 with the small one.
+
+    Parameters
+    ----------
+    depth : {10, 18, 34, 50}, default=18
+    widen_factor : float, default=1.0
+        Scales the channel widths (0.25 makes a much cheaper net for quick runs).
+    stem : {"standard", "strided", "small"}, default="standard"
+        The first layer: a 7^3 convolution and a max pooling of stride 2 (MONAI's
+        default); the same convolution with stride 2 (as MedicalNet's), which leaves 8
+        times fewer voxels to the next layers, for large volumes; or a 3^3 convolution
+        without pooling, which keeps small inputs whole (as the ResNets of MedMNIST v2's
+        28^3 benchmark) and costs the most.
+    {training}
+    volume_shape_ : tuple of 3 ints
+        The volume shape it was fitted on (``n_features_in_`` is its voxel count).
+    """
+
+    _has_slice_weights = False
+
+    _constraints = {
+        **TRAINING_CONSTRAINTS,
+        "depth": [options(*RESNET_DEPTHS)],
+        # MONAI's first layer has int(64 * widen_factor) channels: at least one.
+        "widen_factor": [real(1 / 64)],
+        "stem": [options(*RESNET_STEMS)],
+    }
+
+    def __init__(self, depth=18, widen_factor=1.0, stem="standard", class_weight=None,
+                 lr=1e-3, max_epochs=50, batch_size=16, optimizer=torch.optim.AdamW,
+                 lr_schedule="constant", early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, device="auto", random_state=None, verbose=0,
+                 **kwargs):
+        self._store_params(locals())
+
+    def _check_X(self, X, reset=False):
+        X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
+        if X.ndim != 4:
+            raise ValueError(
+                "X must be volumes of one shape, (n_volumes, x, y, z); got shape "
+                f"{X.shape}. Resample them first, e.g. with VolumeResampler."
+            )
+        if reset:
+            smallest = resnet_downsampling(self.stem) + 1
+            if min(X.shape[1:]) < smallest:
+                raise ValueError(
+                    f"Volumes of shape {X.shape[1:]} are too small for a 3D ResNet with "
+                    f"stem={self.stem!r}: every side must be at least {smallest} voxels "
+                    "(VolumeResampler(shape=...) can resize them; stem='small' takes 9)."
+                )
+            self.n_features_in_ = int(np.prod(X.shape[1:]))
+            self.volume_shape_ = tuple(int(side) for side in X.shape[1:])
+        elif tuple(X.shape[1:]) != tuple(self.volume_shape_):
+            raise ValueError(
+                f"X has volumes of shape {X.shape[1:]}, but ResNet3DClassifier was fitted on "
+                f"{tuple(self.volume_shape_)}: resample them to that shape (e.g. with the "
+                "same VolumeResampler)."
+            )
+        return X
+
+    def _build_module(self, n_features, n_classes):
+        return ResNet3DNet(n_classes, depth=self.depth, widen_factor=self.widen_factor,
+                           stem=self.stem)

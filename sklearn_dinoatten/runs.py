@@ -1,0 +1,272 @@
+"""The run directory: what an evaluation writes, and what the report reads, in one place.
+
+A run directory holds::
+
+    run.json         the study: classes, positive class, protocol, grouping, reference
+                     method, the methods' and the embedder's parameters, versions
+    predictions.csv  one row per scored scan: path, label, subject (grouped runs), fold
+                     (cross-validation), then per method {key}_pred and {key}_p_{class},
+                     probabilities at full precision
+    metrics.csv      one row per method (columns METRIC_COLUMNS)
+    metrics.md       the same table in Markdown, with the caption that says how it was made
+    outputs.npz      per method embedding_{key} (the learned volume embeddings) and
+                     attention_{key} (slice attention, where the method has it); n_slices
+
+:func:`write_run` writes a :class:`Run`, :func:`read_run` reads one back (labels and
+classes as text, as a CSV holds them).
+"""
+
+import csv
+import hashlib
+import json
+import os
+import platform
+import zipfile
+from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import metadata
+
+import numpy as np
+
+from ._files import atomic_write, write_csv
+
+METRIC_COLUMNS = ("method", "accuracy", "balanced_accuracy", "auc", "auc_ci_low",
+                  "auc_ci_high", "f1", "fnr", "fit_seconds_per_fold", "delong_p")
+FILES = ("run.json", "predictions.csv", "metrics.csv", "metrics.md", "outputs.npz")
+
+
+@dataclass
+class Run:
+    """The results of an evaluation, one row per scored scan.
+
+    Attributes
+    ----------
+    info : dict
+        What ``run.json`` holds: at least ``classes``, ``methods`` (key -> ``{"name",
+        "params"}``), ``reference`` and, for two classes, ``positive_label``.
+    paths : ndarray of shape (n_scored,)
+        The scans: paths, or ``#i`` for the array at place ``i`` of the study's input.
+    labels : ndarray of shape (n_scored,)
+    proba : dict of method key -> ndarray of shape (n_scored, n_classes)
+        Probabilities, columns in ``classes`` order.
+    groups : ndarray of shape (n_scored,) or None
+        The subject of each scan, in grouped runs.
+    folds : ndarray of shape (n_scored,) or None
+        The fold that held each scan out, in cross-validation.
+    outputs : dict of str -> ndarray
+        ``embedding_{key}``, ``attention_{key}`` and ``n_slices``, one row per scan.
+    metrics : list of dict or None
+        One row per method, keys :data:`METRIC_COLUMNS`.
+    """
+
+    info: dict
+    paths: np.ndarray
+    labels: np.ndarray
+    proba: dict
+    groups: np.ndarray | None = None
+    folds: np.ndarray | None = None
+    outputs: dict = field(default_factory=dict)
+    metrics: list | None = None
+
+    @property
+    def classes(self):
+        return list(self.info["classes"])
+
+    @property
+    def names(self):
+        """Method key -> display name, in the run's order."""
+        return {k: m.get("name", k) for k, m in self.info["methods"].items()}
+
+    @property
+    def reference(self):
+        """The method the others are compared with (the first if run.json names none)."""
+        reference = self.info.get("reference")
+        return reference if reference in self.names else next(iter(self.names))
+
+    @property
+    def positive(self):
+        """The class whose probability is the score (binary runs), else None."""
+        return self.info.get("positive_label")
+
+    @cached_property
+    def pred(self):
+        """Method key -> predicted labels, the most probable class of each scan."""
+        classes = np.asarray(self.classes)
+        return {key: classes[proba.argmax(axis=1)] for key, proba in self.proba.items()}
+
+    def metrics_row(self, key):
+        """The metrics row of a method (found by key or display name), or None."""
+        return next((row for row in self.metrics or [] if row["method"] in
+                     (key, self.names[key])), None)
+
+
+def write_run(folder, run):
+    """Write ``run`` into ``folder`` (created if needed), each file atomically; the
+    caption of ``run.info`` (how the metrics were computed) follows the table in
+    ``metrics.md``."""
+    os.makedirs(folder, exist_ok=True)
+    rows = []
+    for i, path in enumerate(run.paths):
+        row = {"path": path, "label": run.labels[i]}
+        if run.groups is not None:
+            row["subject"] = run.groups[i]
+        if run.folds is not None:
+            row["fold"] = run.folds[i]
+        for key, proba in run.proba.items():
+            row[f"{key}_pred"] = run.pred[key][i]
+            row.update({f"{key}_p_{c}": repr(float(p))  # repr: the float round-trips
+                        for c, p in zip(run.classes, proba[i], strict=True)})
+        rows.append(row)
+    write_csv(os.path.join(folder, "predictions.csv"), rows)
+    if run.metrics:
+        write_csv(os.path.join(folder, "metrics.csv"), run.metrics)
+        caption = run.info.get("caption")
+        table = to_markdown(run.metrics, run.names[run.reference])
+        text = f"{table}\n\n{caption}\n" if caption else f"{table}\n"
+        atomic_write(os.path.join(folder, "metrics.md"), lambda f: f.write(text.encode()))
+    atomic_write(os.path.join(folder, "outputs.npz"), lambda f: np.savez(f, **run.outputs))
+    info = json.dumps(run.info, indent=2, default=str)
+    atomic_write(os.path.join(folder, "run.json"), lambda f: f.write(info.encode()))
+
+
+def to_markdown(rows, reference_name):
+    """The metrics table in Markdown; NaN shows as ``-``."""
+    def number(value, spec=".3f"):
+        value = float(value) if value not in ("", None) else np.nan
+        return "-" if np.isnan(value) else format(value, spec)
+
+    header = ["method", "acc", "bal. acc", "AUC [95% CI]", "F1", "FNR", "fit s/fold",
+              f"DeLong p vs {reference_name}"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        lines.append(
+            f"| {r['method']} | {number(r['accuracy'])} | {number(r['balanced_accuracy'])} | "
+            f"{number(r['auc'])} [{number(r['auc_ci_low'])}, {number(r['auc_ci_high'])}] | "
+            f"{number(r['f1'])} | {number(r['fnr'])} | {number(r['fit_seconds_per_fold'], '.1f')}"
+            f" | {number(r['delong_p'], '.3g')} |"
+        )
+    return "\n".join(lines)
+
+
+def read_run(folder):
+    """Read a run directory written by :func:`write_run` (``dinoatten cv``).
+
+    Labels, classes and the positive class come back as text. ``run.json`` and
+    ``predictions.csv`` are required; a run without ``outputs.npz`` has no ``outputs``,
+    one without ``metrics.csv`` no ``metrics``. A missing or malformed file raises an
+    error naming it.
+    """
+    folder = os.fspath(folder)
+    path = _existing(folder, "run.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            info = json.load(f)
+        info["classes"] = [str(c) for c in info["classes"]]
+        info["methods"] = {str(k): {**m, "name": str(m.get("name", k))}
+                           for k, m in info["methods"].items()}
+        if len(info["classes"]) < 2 or not info["methods"]:
+            raise ValueError("it needs two classes or more and one method or more")
+        positive = info.get("positive_label")
+        if positive is not None and str(positive) not in info["classes"]:
+            raise ValueError(f"positive_label {positive!r} is not one of the classes")
+        if positive is None and len(info["classes"]) == 2:
+            raise ValueError("a run of two classes needs its positive_label (rerun "
+                             "`dinoatten cv`)")
+        info["positive_label"] = None if positive is None else str(positive)
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _malformed(path, exc) from exc
+    run = _read_predictions(_existing(folder, "predictions.csv"), info)
+    run.outputs = _read_outputs(os.path.join(folder, "outputs.npz"), len(run.labels))
+    run.metrics = _read_metrics(os.path.join(folder, "metrics.csv"))
+    return run
+
+
+def _existing(folder, name):
+    path = os.path.join(folder, name)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Run directory {folder!r} has no {name} ({path!r}).")
+    return path
+
+
+def _malformed(path, exc):
+    reason = f"no {exc.args[0]!r}" if isinstance(exc, KeyError) else str(exc)
+    return ValueError(f"Malformed {os.path.basename(path)} ({path!r}): {reason}.")
+
+
+def _read_predictions(path, info):
+    classes = info["classes"]
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        if not rows:
+            raise ValueError("no scans")
+        column = {c: np.array([r[c] for r in rows]) for c in rows[0]}
+        proba = {k: np.column_stack([column[f"{k}_p_{c}"].astype(float) for c in classes])
+                 for k in info["methods"]}
+        unknown = set(column["label"].tolist()) - set(classes)
+        if unknown:
+            raise ValueError(f"labels {sorted(unknown)} are not among run.json's classes")
+    except (KeyError, ValueError, TypeError) as exc:
+        raise _malformed(path, exc) from exc
+    return Run(info, column["path"], column["label"], proba,
+               groups=column.get("subject") if info.get("grouped") else None,
+               folds=column["fold"].astype(int) if "fold" in column else None)
+
+
+def _read_outputs(path, n_scans):
+    if not os.path.isfile(path):
+        return {}
+    try:
+        with np.load(path) as npz:
+            outputs = {k: npz[k] for k in npz.files}
+        wrong = [k for k, v in outputs.items() if len(v) != n_scans]
+        if wrong:
+            raise ValueError(f"{wrong} do not have one row per scan ({n_scans})")
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise _malformed(path, exc) from exc
+    return outputs
+
+
+def _read_metrics(path):
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows or "method" not in rows[0]:
+        raise _malformed(path, KeyError("method"))
+    return rows
+
+
+def data_record(root, labels_csv, n_scans):
+    """Where a run's scans came from, for run.json: the folder, the labels file and its
+    sha256 (a later change of the labels shows)."""
+    with open(labels_csv, "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+    return {"root": os.path.abspath(root), "labels_csv": os.path.abspath(labels_csv),
+            "labels_sha256": digest, "n_scans": n_scans}
+
+
+def jsonable(params):
+    """Estimator parameters as JSON values: classes by their dotted name, other objects
+    by their ``repr``."""
+    return {k: v if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict))
+            else (f"{v.__module__}.{v.__qualname__}" if isinstance(v, type) else repr(v))
+            for k, v in params.items()}
+
+
+def versions():
+    """The versions of Python, this package and its main dependencies, the platform and
+    the device, for run.json."""
+    import torch
+
+    from . import __version__
+
+    found = {"python": platform.python_version(), "sklearn_dinoatten": __version__,
+             "platform": platform.platform(),
+             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
+    for package in ("numpy", "torch", "timm", "scikit-learn", "skorch", "nibabel", "monai"):
+        try:
+            found[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            found[package] = None
+    return found

@@ -1,0 +1,131 @@
+"""The forward passes of a frozen backbone over the slices of many volumes.
+
+:class:`SliceEncoder` takes preprocessed slice stacks one volume at a time and fills
+each batch with slices of as many volumes as it takes, so a volume of 5 slices does
+not cost a forward pass of its own. It knows nothing of files, caches or
+scikit-learn: :class:`~sklearn_dinoatten.DinoSliceEmbedder` reads and preprocesses
+the volumes, looks up its cache and hands the rest to an encoder.
+"""
+
+from collections import deque
+
+import numpy as np
+import torch
+
+from .preprocessing import to_channels
+
+FEATURES = ("cls", "mean", "cls+mean", "patch")
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class SliceEncoder:
+    """Embed slices with a backbone's token features, in batches across volumes.
+
+    Parameters
+    ----------
+    forward_features : callable
+        Maps images ``(n, 3, s, s)`` to tokens ``(n, n_tokens, dim)``, prefix tokens
+        (CLS first, then registers) before the patch tokens, as timm's
+        ``forward_features``.
+    num_prefix_tokens : int
+        How many tokens precede the patch tokens.
+    feature : {"cls", "mean", "cls+mean", "patch"}, default="cls"
+        What one slice gives: the CLS token, the mean patch token, both concatenated,
+        or every patch token.
+    batch_size : int, default=32
+        Slices per forward pass.
+    dtype : {"float32", "bfloat16", "float16"}, default="float32"
+        Autocast precision of the forward pass; embeddings are float32 whatever it is.
+    device : torch.device, default="cpu"
+    normalization : {"minmax", "zscore"}, default="minmax"
+        How the slices were normalised: ``"minmax"`` slices get the ImageNet
+        mean/std on the way to three channels.
+    channels_last : bool, default=False
+        Give the backbone channels-last images.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn_dinoatten.slice_encoder import SliceEncoder
+    >>> tokens = lambda images: images.flatten(2).transpose(1, 2)  # 3 features a pixel
+    >>> encoder = SliceEncoder(tokens, num_prefix_tokens=1, batch_size=4)
+    >>> stacks = [("a", torch.rand(3, 1, 2, 2)), ("b", torch.rand(2, 1, 2, 2))]
+    >>> [(key, embedding.shape) for key, embedding in encoder.encode(stacks)]
+    [('a', (3, 3)), ('b', (2, 3))]
+    """
+
+    def __init__(self, forward_features, num_prefix_tokens, feature="cls", batch_size=32,
+                 dtype="float32", device="cpu", normalization="minmax", channels_last=False):
+        self.forward_features = forward_features
+        self.num_prefix_tokens = num_prefix_tokens
+        self.feature = feature
+        self.batch_size = batch_size
+        self.dtype = dtype
+        self.device = torch.device(device)
+        self.normalization = normalization
+        self.channels_last = channels_last
+
+    def encode(self, stacks):
+        """Yield ``(key, embedding)`` for each ``(key, images)`` of ``stacks``, in order.
+
+        ``images`` are one volume's preprocessed gray slices ``(n, 1, s, s)``; its
+        ``embedding`` is a float32 array ``(n, dim)``, or ``(n, n_patches, dim)`` for
+        ``feature="patch"``. A volume is yielded as soon as its last slice is embedded.
+        """
+        owners = deque()  # (key, n_slices) of the volumes not yet yielded, in order
+        queued = deque()  # slices waiting for a batch, in chunks
+        embedded = []  # features of the slices embedded but not yet yielded
+        for key, images in stacks:
+            owners.append((key, len(images)))
+            queued.append(images)
+            while sum(map(len, queued)) >= self.batch_size:
+                embedded.append(self.forward(_take(queued, self.batch_size)))
+                yield from _finished(owners, embedded)
+        while queued:
+            embedded.append(self.forward(_take(queued, self.batch_size)))
+            yield from _finished(owners, embedded)
+
+    def forward(self, chunks):
+        """Features of one batch, given as chunks of gray images ``(n, 1, s, s)``."""
+        images = torch.cat([chunk.to(self.device, non_blocking=True) for chunk in chunks])
+        images = to_channels(images, self.normalization)
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
+        dtype = DTYPES[self.dtype]
+        with torch.inference_mode(), torch.autocast(
+            self.device.type, dtype=dtype, enabled=dtype is not torch.float32
+        ):
+            tokens = self.forward_features(images)
+            patches = tokens[:, self.num_prefix_tokens:]
+            if self.feature == "cls":
+                feature = tokens[:, 0]
+            elif self.feature == "mean":
+                feature = patches.mean(dim=1)
+            elif self.feature == "cls+mean":
+                feature = torch.cat([tokens[:, 0], patches.mean(dim=1)], dim=1)
+            else:
+                feature = patches
+        return feature.float().cpu().numpy()
+
+
+def _take(queued, n):
+    """Up to ``n`` slices from the front of ``queued``, as a list of chunks."""
+    chunks = []
+    while queued and n:
+        chunk = queued.popleft()
+        if len(chunk) > n:
+            queued.appendleft(chunk[n:])
+            chunk = chunk[:n]
+        chunks.append(chunk)
+        n -= len(chunk)
+    return chunks
+
+
+def _finished(owners, embedded):
+    """Yield ``(key, features)`` of the volumes at the front of ``owners`` whose slices
+    are all in ``embedded``, removing them from both."""
+    while owners and sum(map(len, embedded)) >= owners[0][1]:
+        key, count = owners.popleft()
+        rows = np.concatenate(embedded)
+        embedded[:] = [rows[count:]]
+        yield key, rows[:count].copy()  # not a view holding the rows after it

@@ -1,0 +1,66 @@
+"""The batching engine alone: no estimator, no files, no cache."""
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_dinoatten.slice_encoder import FEATURES, SliceEncoder
+
+
+class Tokens:
+    """A stand-in backbone: a CLS token (the image mean) and one token per pixel row,
+    the row's mean over channels, widened to 4 features; records each batch size."""
+
+    def __init__(self):
+        self.batches = []
+
+    def __call__(self, images):
+        self.batches.append(len(images))
+        rows = images.mean(dim=(1, 3))[:, :, None] * torch.arange(1.0, 5.0)
+        cls = images.mean(dim=(1, 2, 3))[:, None, None].expand(-1, 1, 4)
+        return torch.cat([cls, rows], dim=1)
+
+
+def stacks(sizes, side=3, seed=0):
+    generator = torch.Generator().manual_seed(seed)
+    return [(f"v{i}", torch.rand(n, 1, side, side, generator=generator))
+            for i, n in enumerate(sizes)]
+
+
+@pytest.mark.parametrize("feature", FEATURES)
+def test_batching_across_volumes_gives_each_volume_its_own_embedding(feature):
+    volumes = stacks([5, 1, 7, 3])
+    batched = Tokens()
+    together = dict(SliceEncoder(batched, 1, feature, batch_size=4).encode(volumes))
+    assert batched.batches == [4, 4, 4, 4]  # 16 slices, batches full across volumes
+    for key, images in volumes:
+        alone = next(SliceEncoder(Tokens(), 1, feature, batch_size=64).encode([(key, images)]))
+        assert alone[0] == key
+        np.testing.assert_allclose(together[key], alone[1], rtol=1e-6)
+        expected_shape = {"patch": (len(images), 3, 4), "cls+mean": (len(images), 8)}
+        assert together[key].shape == expected_shape.get(feature, (len(images), 4))
+        assert together[key].dtype == np.float32
+
+
+def test_volumes_come_out_in_order_as_soon_as_their_slices_are_embedded():
+    seen = []
+
+    def source():
+        for key, images in stacks([2, 2, 5]):
+            seen.append(key)
+            yield key, images
+
+    encoder = SliceEncoder(Tokens(), 1, batch_size=4)
+    out = encoder.encode(source())
+    assert next(out)[0] == "v0" and seen == ["v0", "v1"]  # v2 not read yet
+    assert next(out)[0] == "v1" and [key for key, _ in out] == ["v2"]
+
+
+def test_minmax_slices_get_the_imagenet_normalisation():
+    images = torch.full((1, 1, 2, 2), 0.5)
+    raw = SliceEncoder(lambda x: x.flatten(2).transpose(1, 2), 0, "mean",
+                       normalization="zscore").forward([images])
+    normalised = SliceEncoder(lambda x: x.flatten(2).transpose(1, 2), 0, "mean").forward([images])
+    np.testing.assert_allclose(raw, [[0.5, 0.5, 0.5]])
+    np.testing.assert_allclose(normalised, [[(0.5 - 0.485) / 0.229, (0.5 - 0.456) / 0.224,
+                                             (0.5 - 0.406) / 0.225]], rtol=1e-5)

@@ -26,3 +26,20 @@ def test_medmnist3d_benchmark_runs_on_a_small_file(tmp_path):
     assert "DeLong p vs 3D ResNet" in out and "both glands of its patients" in out
     assert "The published ResNet-18 + 3D AUC 0.827 is" in out
     assert os.path.isfile(tmp_path / "out" / "adrenal_28.csv")
+
+
+def test_compare_methods_writes_a_run_the_report_reads(tmp_path):
+    from sklearn_dinoatten.runs import read_run
+
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "compare_methods.py"), "--n-samples", "12",
+         "--folds", "2", "--epochs", "1", "--image-size", "28", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "2-fold stratified cross-validation of 12 scans" in result.stdout
+    run = read_run(out)
+    assert list(run.names.values()) == ["DinoAtten3D", "Attention, CE only", "Mean pooling",
+                                        "Gated attention", "MST aggregator", "SC-MIL",
+                                        "3D ResNet"]
+    assert len(run.labels) == 12 and run.info["random_weights"] is True

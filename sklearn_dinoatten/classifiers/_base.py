@@ -156,7 +156,8 @@ class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
         thing) as the attribute of the same name, the routed ``**kwargs`` included:
         scikit-learn's rule that ``__init__`` stores its arguments and does nothing else,
         written once for every classifier."""
-        named = {k: v for k, v in arguments.items() if k not in ("self", "kwargs")}
+        named = {k: v for k, v in arguments.items()
+                 if k not in ("self", "kwargs", "__class__")}  # __class__: if it calls super()
         for name, value in {**named, **arguments.get("kwargs", {})}.items():
             setattr(self, name, value)
 

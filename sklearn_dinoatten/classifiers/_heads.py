@@ -195,7 +195,7 @@ class SCMILClassifier(BaseTorchClassifier):
     >>> clf = SCMILClassifier(max_epochs=30, random_state=0).fit(X, y)
     >>> clf.score(X, y) >= 0.9
     True
-    >>> [round(w, 3) for w in clf.net_.history[[0, -1], "ce_weight"]]  # CE's share
+    >>> [round(clf.net_.history[epoch, "ce_weight"], 3) for epoch in (0, -1)]  # CE's share
     [0.017, 0.983]
     """
 

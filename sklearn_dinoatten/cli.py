@@ -22,6 +22,12 @@ import warnings
 import numpy as np
 
 from . import __version__
+from ._arguments import (
+    add_data_arguments,
+    add_embedding_arguments,
+    add_training_arguments,
+    integer,
+)
 from ._files import atomic_folder, atomic_write, writable_folder, write_csv
 from ._validation import check_params
 from .study import METHODS, REFERENCE
@@ -239,7 +245,7 @@ def demo(args):
     from .datasets import load_nifti_folder, write_demo_data
     from .embedding import DinoSliceEmbedder
     from .report import write_report
-    from .runs import write_run
+    from .runs import data_record, write_run
     from .study import cross_validation, held_out, make_method, run_study
 
     root, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "cv")
@@ -256,7 +262,8 @@ def demo(args):
     with _run_directory(run_dir) as folder:
         run = run_study(paths, y, methods, protocol, embedder=embedder,
                         volume_shape=(32, 32, 32))
-        run.info["command"] = [PROG, *args.argv]
+        run.info.update(command=[PROG, *args.argv], data=data_record(
+            root, os.path.join(root, "labels.csv"), len(y)))
         write_run(folder, run)
         _print_metrics(folder)
     print(f"Results: {run_dir}; report: {write_report(run_dir, overlays=4)}")
@@ -369,32 +376,32 @@ def _parser():
         return sub
 
     sub = command(embed, "embed")
-    _data_arguments(sub)
-    _embedding_arguments(sub, cache_required=True)
+    add_data_arguments(sub)
+    add_embedding_arguments(sub, cache_required=True)
 
     sub = command(cv, "cv")
-    _data_arguments(sub)
-    _embedding_arguments(sub)
+    add_data_arguments(sub)
+    add_embedding_arguments(sub)
     sub.add_argument("--method", default=REFERENCE,
                      help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
                           f"(default: {REFERENCE})")
-    sub.add_argument("--folds", type=_integer(2), default=None,
+    sub.add_argument("--folds", type=integer(2), default=None,
                      help="number of folds (default: 5; not with a split column)")
     sub.add_argument("--pos-label",
                      help="the positive class of two (needed unless the labels are 0/1 or "
                           "false/true): AUC, sensitivity, F1 and the ROC are computed for it")
     sub.add_argument("--out", required=True, help="folder for the results")
-    _training_arguments(sub)
+    add_training_arguments(sub)
 
     sub = command(fit, "fit")
-    _data_arguments(sub)
-    _embedding_arguments(sub)
+    add_data_arguments(sub)
+    add_embedding_arguments(sub)
     sub.add_argument("--method", default=REFERENCE, choices=list(METHODS),
                      help=f"the method to train (default: {REFERENCE})")
     sub.add_argument("--out", required=True,
                      help="the model file to write: .safetensors (safe to share and load), "
                           "or .joblib (a pickle)")
-    _training_arguments(sub)
+    add_training_arguments(sub)
 
     sub = command(predict, "predict")
     sub.add_argument("model", help="a model file written by `dinoatten fit`")
@@ -403,7 +410,7 @@ def _parser():
                           "as loading it can run code)")
     sub.add_argument("scans", nargs="+", metavar="SCAN", help="NIfTI files to predict")
     sub.add_argument("--out", required=True, help="the CSV file to write")
-    sub.add_argument("--top-slices", type=_integer(1), default=3,
+    sub.add_argument("--top-slices", type=integer(1), default=3,
                      help="how many slices of highest attention to list (default: 3)")
     sub.add_argument("--device", default=None,
                      help="auto, cpu or cuda (default: the model's own, or auto where that "
@@ -414,7 +421,7 @@ def _parser():
     sub = command(report, "report")
     sub.add_argument("run_dir", metavar="DIR", help="a folder written by `dinoatten cv`")
     sub.add_argument("--out", help="the HTML file (default: DIR/report.html)")
-    sub.add_argument("--overlays", type=_integer(0), default=4,
+    sub.add_argument("--overlays", type=integer(0), default=4,
                      help="how many scans to show with attention overlays (default: 4)")
 
     sub = command(demo, "demo")
@@ -425,76 +432,6 @@ def _parser():
                           "AdrenalMNIST3D (real CT masks, its official train/val/test split) "
                           "from $SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
                           "project's ../shared/data")
-    sub.add_argument("--n-scans", type=_integer(10), default=100,
+    sub.add_argument("--n-scans", type=integer(10), default=100,
                      help="scans to use, at least 10 (default: 100)")
     return parser
-
-
-def _integer(low):
-    """An argparse type: an integer >= ``low`` (argparse names the option in its error)."""
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {value}")
-        return value
-
-    return parse
-
-
-def _data_arguments(sub):
-    sub.add_argument("data", metavar="DATA", help="folder of NIfTI scans with labels.csv")
-    sub.add_argument("--labels", help="the labels CSV (default: DATA/labels.csv)")
-    sub.add_argument("--path-column", default="path",
-                     help="column of scan paths, relative to DATA (default: path)")
-    sub.add_argument("--label-column", default="label", help="column of labels (default: label)")
-    sub.add_argument("--group-column",
-                     help="column of subject ids for grouped folds and statistics clustered "
-                          "by subject (default: subject, if present; none: ignore it)")
-    sub.add_argument("--split-column",
-                     help="column of train/val/test for a held-out test set instead of "
-                          "cross-validation (default: split, if present; none: ignore it)")
-
-
-def _embedding_arguments(sub, cache_required=False):
-    sub.add_argument("--backbone", default="vit_small_patch14_dinov2",
-                     help="timm model name (default: vit_small_patch14_dinov2)")
-    sub.add_argument("--weights", default=None,
-                     help="a local checkpoint (.pth, .safetensors), 'random' (demos, tests), "
-                          "or by default timm's pretrained download (needs a network)")
-    sub.add_argument("--image-size", type=_integer(1), default=224,
-                     help="backbone input side, a multiple of the patch size (default: 224)")
-    sub.add_argument("--n-slices", type=_integer(1), default=None,
-                     help="slices per scan, evenly spaced (default: all)")
-    sub.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"),
-                     help="slicing axis (default: axial)")
-    sub.add_argument("--batch-size", type=_integer(1), default=32,
-                     help="slices per forward pass (default: 32)")
-    sub.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
-                     help="precision of the forward pass; bfloat16 is much faster on GPUs "
-                          "and AVX-512 BF16 / AMX CPUs (default: float32)")
-    sub.add_argument("--n-jobs", type=int, default=None,
-                     help="processes that embed in parallel, each with its own model "
-                          "(default: 1)")
-    sub.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
-    sub.add_argument("--cache-dir", required=cache_required,
-                     help="folder of the on-disk embedding cache" +
-                          ("" if cache_required else " (default: memory only)"))
-
-
-def _training_arguments(sub):
-    sub.add_argument("--epochs", type=_integer(1), default=50, help="training epochs (default: 50)")
-    sub.add_argument("--seed", type=_integer(0), default=0, help="random seed (default: 0)")
-    sub.add_argument("--class-weight", choices=("none", "balanced"), default="none",
-                     help="balanced: weigh the classes' losses by inverse frequency, for "
-                          "imbalanced data (default: none)")
-    sub.add_argument("--volume-size", type=_integer(1), default=64,
-                     help="3D ResNet: volumes resampled to this cube side (default: 64)")
-    sub.add_argument("--resnet-depth", type=int, default=18, choices=(10, 18, 34, 50),
-                     help="3D ResNet depth (default: 18)")
-    sub.add_argument("--resnet-width", type=float, default=1.0,
-                     help="3D ResNet width factor (default: 1.0)")
-    sub.add_argument("--resnet-epochs", type=_integer(1), default=None,
-                     help="3D ResNet training epochs (default: --epochs)")

@@ -1,0 +1,76 @@
+"""The options several ``dinoatten`` commands share, and argparse's integer type."""
+
+import argparse
+
+
+def integer(low):
+    """An argparse type: an integer >= ``low`` (argparse names the option in its error)."""
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer; got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}; got {value}")
+        return value
+
+    return parse
+
+
+def add_data_arguments(sub):
+    """The labelled scans: DATA, the labels file and its columns."""
+    sub.add_argument("data", metavar="DATA", help="folder of NIfTI scans with labels.csv")
+    sub.add_argument("--labels", help="the labels CSV (default: DATA/labels.csv)")
+    sub.add_argument("--path-column", default="path",
+                     help="column of scan paths, relative to DATA (default: path)")
+    sub.add_argument("--label-column", default="label", help="column of labels (default: label)")
+    sub.add_argument("--group-column",
+                     help="column of subject ids for grouped folds and statistics clustered "
+                          "by subject (default: subject, if present; none: ignore it)")
+    sub.add_argument("--split-column",
+                     help="column of train/val/test for a held-out test set instead of "
+                          "cross-validation (default: split, if present; none: ignore it)")
+
+
+def add_embedding_arguments(sub, cache_required=False):
+    """The slice embedder's settings."""
+    sub.add_argument("--backbone", default="vit_small_patch14_dinov2",
+                     help="timm model name (default: vit_small_patch14_dinov2)")
+    sub.add_argument("--weights", default=None,
+                     help="a local checkpoint (.pth, .safetensors), 'random' (demos, tests), "
+                          "or by default timm's pretrained download (needs a network)")
+    sub.add_argument("--image-size", type=integer(1), default=224,
+                     help="backbone input side, a multiple of the patch size (default: 224)")
+    sub.add_argument("--n-slices", type=integer(1), default=None,
+                     help="slices per scan, evenly spaced (default: all)")
+    sub.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"),
+                     help="slicing axis (default: axial)")
+    sub.add_argument("--batch-size", type=integer(1), default=32,
+                     help="slices per forward pass (default: 32)")
+    sub.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+                     help="precision of the forward pass; bfloat16 is much faster on GPUs "
+                          "and AVX-512 BF16 / AMX CPUs (default: float32)")
+    sub.add_argument("--n-jobs", type=int, default=None,
+                     help="processes that embed in parallel, each with its own model "
+                          "(default: 1)")
+    sub.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+    sub.add_argument("--cache-dir", required=cache_required,
+                     help="folder of the on-disk embedding cache" +
+                          ("" if cache_required else " (default: memory only)"))
+
+
+def add_training_arguments(sub):
+    """The classifiers' training settings and the 3D ResNet's input and size."""
+    sub.add_argument("--epochs", type=integer(1), default=50, help="training epochs (default: 50)")
+    sub.add_argument("--seed", type=integer(0), default=0, help="random seed (default: 0)")
+    sub.add_argument("--class-weight", choices=("none", "balanced"), default="none",
+                     help="balanced: weigh the classes' losses by inverse frequency, for "
+                          "imbalanced data (default: none)")
+    sub.add_argument("--volume-size", type=integer(1), default=64,
+                     help="3D ResNet: volumes resampled to this cube side (default: 64)")
+    sub.add_argument("--resnet-depth", type=int, default=18, choices=(10, 18, 34, 50),
+                     help="3D ResNet depth (default: 18)")
+    sub.add_argument("--resnet-width", type=float, default=1.0,
+                     help="3D ResNet width factor (default: 1.0)")
+    sub.add_argument("--resnet-epochs", type=integer(1), default=None,
+                     help="3D ResNet training epochs (default: --epochs)")

@@ -17,6 +17,17 @@ def integer(low):
     return parse
 
 
+def positive(text):
+    """An argparse type: a number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number; got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number > 0; got {text}")
+    return value
+
+
 def add_data_arguments(sub):
     """The labelled scans: DATA, the labels file and its columns."""
     sub.add_argument("data", metavar="DATA", help="folder of NIfTI scans with labels.csv")
@@ -43,8 +54,21 @@ def add_embedding_arguments(sub, cache_required=False):
                      help="backbone input side, a multiple of the patch size (default: 224)")
     sub.add_argument("--n-slices", type=integer(1), default=None,
                      help="slices per scan, evenly spaced (default: all)")
-    sub.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal"),
-                     help="slicing axis (default: axial)")
+    sub.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal", "all"),
+                     help="slicing axis; all: tri-planar bags of the three orientations "
+                          "(default: axial)")
+    sub.add_argument("--slice-spacing", type=positive, default=None, metavar="MM",
+                     help="keep a slice every MM mm, so that every resolution gives the "
+                          "same anatomy the same number of slices (default: every slice)")
+    sub.add_argument("--pixel-spacing", type=positive, default=None, metavar="MM",
+                     help="resample slices in-plane to MM mm per backbone pixel (default: "
+                          "each slice resized to fit, whatever its voxel size)")
+    sub.add_argument("--crop", choices=("none", "foreground"), default="none",
+                     help="foreground: crop each scan to the box around its foreground "
+                          "(default: none)")
+    sub.add_argument("--min-foreground", type=float, default=0.0, metavar="SHARE",
+                     help="drop slices whose share of foreground voxels is below SHARE "
+                          "(default: 0, keep all)")
     sub.add_argument("--batch-size", type=integer(1), default=32,
                      help="slices per forward pass (default: 32)")
     sub.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),

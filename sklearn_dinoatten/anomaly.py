@@ -31,7 +31,6 @@ from ._validation import (
     VERBOSE,
     Constraint,
     check_params,
-    instance,
     integer,
     integers,
     options,
@@ -42,7 +41,8 @@ from .embedding import DinoSliceEmbedder
 from .nn.autoregressive import MeanPredictionError, SpatialARNet, prediction_error
 from .nn.coreset import greedy_coreset
 from .preprocessing import grid_to_slices
-from .volumes import check_axis, check_volumes, load_volume, place_slices
+from .slicing import axes_of
+from .volumes import check_volumes, load_scan, place_slices
 
 ERRORS = ("squared", "cosine", "gaussian")
 SLICE_REDUCTIONS = ("max", "mean")
@@ -70,7 +70,9 @@ COMMON_ATTRIBUTES = """embedder_ : DinoSliceEmbedder
 
 
 COMMON_CONSTRAINTS = {
-    "embedder": [NONE, instance(DinoSliceEmbedder, "a DinoSliceEmbedder")],
+    "embedder": [NONE, Constraint(
+        lambda v: isinstance(v, DinoSliceEmbedder) and len(axes_of(v.axis)) == 1,
+        "a DinoSliceEmbedder with one slicing axis")],
     "reduction": [options("max", "mean"), real(0, 1, low_open=True)],
     "slice_reduction": [options(*SLICE_REDUCTIONS)],
     "contamination": [real(0, 0.5, low_open=True)],
@@ -139,16 +141,15 @@ class BaseDinoAnomalyDetector(VolumeInputMixin, OutlierMixin, BaseEstimator):
         check_is_fitted(self)
         errors = self._errors(self._grids(X))
         maps = []
+        embedder = self.embedder_
         for volume, volume_errors in zip(check_volumes(X, images=True), errors, strict=True):
-            data = load_volume(volume, images=True)
-            if data.ndim == 2:
-                maps.append(grid_to_slices(volume_errors[:1], *data.shape)[0])
-                continue
-            axis = check_axis(self.embedder_.axis)
-            kept = self.embedder_.kept_slices(data)
-            in_plane = [n for a, n in enumerate(data.shape) if a != axis]
-            slices = grid_to_slices(volume_errors[: len(kept)], *in_plane)
-            maps.append(place_slices(slices, kept, data.shape, axis))
+            data, voxel_size = load_scan(volume, images=True, spacing=embedder.spacing)
+            (kept,) = embedder._slices(data, voxel_size)  # one slicing axis
+            planes = grid_to_slices(volume_errors[: len(kept.indices)], *kept.stack.shape[1:],
+                                    embedder.image_size, kept.pixel_size,
+                                    embedder.pixel_spacing)
+            maps.append(planes[0] if data.ndim == 2 else place_slices(
+                planes, kept.indices, data.shape, kept.axis, kept.region))
         return maps
 
     def _grids(self, X, standardize=True):

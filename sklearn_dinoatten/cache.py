@@ -79,17 +79,17 @@ def _file_identity(volume, settings):
 
 
 def remembered_file_key(volume, settings):
-    """``(key, shape)`` of the embedding last computed for this file with these settings,
-    if the file is unchanged; ``None`` for arrays and for files not seen (or changed)
-    since."""
+    """``[(key, shape)]``, one per slicing axis, of the embeddings last computed for this
+    file with these settings, if the file is unchanged; ``None`` for arrays and for files
+    not seen (or changed) since."""
     identity = _file_identity(volume, settings)
     return None if identity is None else _FILE_KEYS.get(identity)
 
 
-def remember_file_key(volume, settings, key, shape):
+def remember_file_key(volume, settings, parts):
     identity = _file_identity(volume, settings)
     if identity is not None:
-        _FILE_KEYS[identity] = key, shape
+        _FILE_KEYS[identity] = parts
 
 
 def cache_key(stack, config):

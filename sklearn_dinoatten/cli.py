@@ -219,21 +219,27 @@ def predict(args):
     top = None
     if hasattr(model[-1], "attention_weights"):
         embedder = model[0]
+        from .slicing import AXIS_NAMES
+
         attention = model[-1].attention_weights(model[:-1].transform(args.scans))
         top = []
         for path, weights in zip(args.scans, attention, strict=True):
-            kept = embedder.kept_slices(path)
-            top.append(kept[np.argsort(-weights[: len(kept)])[: args.top_slices]])
+            axes, kept = embedder.kept_slices(path)
+            best = np.argsort(-weights[: len(kept)])[: args.top_slices]
+            top.append([f"{AXIS_NAMES[axes[j]]}:{kept[j]}" if len(set(axes)) > 1
+                        else str(kept[j]) for j in best])
     rows = []
     for i, path in enumerate(args.scans):
         row = {"path": path, "prediction": classes[proba[i].argmax()]}
         row.update({f"p_{c}": f"{p:.6f}" for c, p in zip(classes, proba[i], strict=True)})
-        row["top_slices"] = "" if top is None else " ".join(map(str, top[i]))
+        row["top_slices"] = "" if top is None else " ".join(top[i])
         rows.append(row)
     write_csv(args.out, rows)
     print(f"{len(rows)} predictions written to {args.out}"
-          + ("" if top is None else f" (top_slices: {embedder.axis} slice indices of the "
-                                    "volumes, reoriented to RAS, by attention)"))
+          + ("" if top is None else f" (top_slices: the slices of highest attention, by "
+                                    f"index along axis {embedder.axis!r} of the volumes "
+                                    "reoriented to RAS; orientation:index in a tri-planar "
+                                    "bag)"))
 
 
 def _is_pickle(path):
@@ -345,7 +351,9 @@ def _embedder(args):
         raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
     embedder = DinoSliceEmbedder(
         backbone=args.backbone, weights=weights, image_size=args.image_size,
-        axis=args.axis, n_slices=args.n_slices, batch_size=args.batch_size,
+        axis=args.axis, n_slices=args.n_slices, slice_spacing=args.slice_spacing,
+        pixel_spacing=args.pixel_spacing, crop=args.crop, min_foreground=args.min_foreground,
+        batch_size=args.batch_size,
         dtype=args.dtype, n_jobs=args.n_jobs, device=args.device, cache_dir=args.cache_dir,
     )
     check_params(embedder)

@@ -18,11 +18,13 @@ from ._validation import (
     NONE,
     PATH,
     VERBOSE,
+    Constraint,
     check_params,
     check_unchanged_since_fit,
     instance,
     integer,
     options,
+    real,
     record_fitted_params,
 )
 from .backbones import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
@@ -30,14 +32,22 @@ from .cache import EmbeddingCache, cache_key, remember_file_key, remembered_file
 from .devices import resolve_device, warn_if_slow_precision
 from .preprocessing import NORMALIZATIONS, resize_stack
 from .slice_encoder import DTYPES, FEATURES, SliceEncoder
+from .slicing import (
+    AXIS_NAMES,
+    AXIS_TUPLE,
+    CROPS,
+    axes_of,
+    slice_sets,
+    tag_orientations,
+    warn_if_spacings_differ,
+)
 from .volumes import (
     AXES,
     SLICE_SELECTIONS,
-    check_axis,
     check_volumes,
     describe,
-    load_volume,
-    select_slices,
+    load_scan,
+    voxel_size_of,
 )
 
 PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
@@ -66,15 +76,39 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         DINOv2 format (``dinov2_vits14_pretrain.pth``) or a timm / safetensors state dict.
     image_size : int, default=224
         Side of the square backbone input; a multiple of the patch size (14 for DINOv2).
-    axis : {"axial", "coronal", "sagittal"} or int, default="axial"
+    axis : {"axial", "coronal", "sagittal", "all"}, int or tuple, default="axial"
         Slicing axis. Files are reoriented to RAS, arrays are taken as ``(x, y, z)`` in
-        RAS order, so ``"axial"`` is the last axis.
+        RAS order, so ``"axial"`` is the last axis. ``"all"`` (or a tuple of axes): a
+        tri-planar bag, the slices of each orientation in turn (axial, coronal,
+        sagittal for ``"all"``), each row tagged with its orientation by three last
+        columns, one-hot in sagittal, coronal, axial order.
     n_slices : int or None, default=None
-        How many slices to keep per volume; ``None`` keeps all. A volume with fewer
-        slices keeps all of them and the missing rows are padding (NaN).
+        How many slices to keep per volume (per orientation); ``None`` keeps all. A
+        volume with fewer slices keeps all of them and the missing rows are padding (NaN).
     slice_selection : {"uniform", "center"}, default="uniform"
         ``"uniform"``: ``n_slices`` evenly spaced slices; ``"center"``: the ``n_slices``
         central ones.
+    spacing : tuple of 3 floats or None, default=None
+        Voxel size in mm of volumes given as arrays, ``(x, y, z)``; ``None``: 1 mm.
+        Files and nibabel images have theirs in their header.
+    slice_spacing : float or None, default=None
+        Keep a slice every ``slice_spacing`` mm along the axis (the nearest slice), so
+        the same anatomy gives the same number of slices at any resolution (before
+        ``n_slices``). ``None`` keeps every slice, whatever the spacing.
+    pixel_spacing : float or None, default=None
+        mm per pixel of the backbone input: each slice is resampled in-plane to it and
+        centred on the ``image_size`` square (cropped or padded), so a structure has the
+        same size in pixels in every scan. ``None`` resizes each slice to fit, whatever
+        its voxel size. When neither spacing option is set and the volumes of one
+        ``fit`` have voxel sizes more than 20 % apart, ``fit`` warns.
+    crop : {"none", "foreground"}, default="none"
+        ``"foreground"``: crop each volume to the box around its foreground (voxels
+        above Otsu's threshold of those above the volume's minimum), 4 mm wider,
+        before slicing: empty margins cost no backbone time, and a volume padded with
+        its minimum gives the same embedding.
+    min_foreground : float in [0, 1), default=0.0
+        Drop slices whose share of foreground voxels is below it (the empty slices of a
+        head); a volume with no slice left keeps its central one, with a warning.
     normalization : {"minmax", "zscore"}, default="minmax"
         ``"minmax"``: each slice scaled to [0, 1], then ImageNet mean/std (DinoAtten3D).
         ``"zscore"``: the volume clipped to its 0.5/99.5 percentiles and standardised (MST).
@@ -86,28 +120,21 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
     batch_size : int, default=32
         Slices per backbone forward pass.
     dtype : {"float32", "bfloat16", "float16"}, default="float32"
-        Precision of the forward pass: lower precisions run under autocast and give
-        embeddings within cosine 0.999 of float32 (tested). They are much faster on
-        GPUs and on CPUs with AVX-512 BF16 / AMX; on other CPUs several times slower,
-        and ``fit`` warns (``benchmarks/embed_throughput.py`` measures it). Each
-        precision has its own cache entries.
-    channels_last : bool, default=False
-        Run the patch embedding on channels-last input.
-    compile : bool, default=False
-        Compile the backbone with ``torch.compile`` (a one-off cost of seconds to
-        minutes on the first batch; needs a C++ compiler on the CPU). Like
-        ``channels_last``, ``prefetch`` and ``n_jobs``, it changes embeddings by no more
-        than float32 rounding (1e-4, tested) and shares their cache entries.
+        Precision of the forward pass (autocast; embeddings within cosine 0.999 of
+        float32, tested; each precision has its own cache entries): much faster on GPUs
+        and CPUs with AVX-512 BF16 / AMX, several times slower on others (``fit`` warns).
+    channels_last, compile : bool, default=False
+        Channels-last input to the patch embedding; ``torch.compile`` of the backbone
+        (seconds to minutes on the first batch; needs a C++ compiler on the CPU).
     prefetch : int or "auto", default="auto"
-        Volumes read and preprocessed ahead, in a background thread, while the
-        backbone runs; ``0`` reads them in turn. ``"auto"`` is 2 on CUDA, where the CPU
-        is otherwise idle, and 0 on the CPU, where the backbone already uses every core
-        and a reader thread only competes with it (measured: 0.8x on 2 cores).
+        Volumes read and preprocessed ahead in a background thread; ``"auto"``: 2 on
+        CUDA, 0 on the CPU (where the thread competes with the backbone: 0.8x measured).
     n_jobs : int, default=None
-        Processes (or, inside ``joblib.parallel_backend("dask")``, Dask workers) that
-        embed disjoint shares of the volumes, each with its own copy of the backbone;
-        with ``cache_dir`` on a shared file system they share the disk cache. ``None``
-        means 1 unless in a :func:`joblib.parallel_config` context; ``-1`` all.
+        Processes (or Dask workers, inside ``joblib.parallel_backend("dask")``) that
+        embed disjoint shares of the volumes, each with its own backbone; ``None``: 1
+        unless in a :func:`joblib.parallel_config` context; ``-1``: all. Like
+        ``channels_last``, ``compile`` and ``prefetch``, it changes embeddings by float32
+        rounding at most (1e-4, tested) and shares their cache entries.
     device : str, default="auto"
         ``"auto"`` uses CUDA when present, else the CPU.
     cache_dir : str or path, default=None
@@ -145,9 +172,17 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                      instance(torch.nn.Module, "a torch.nn.Module")],
         "weights": [NONE, PATH],
         "image_size": [integer(1)],
-        "axis": [options(*AXES, 0, 1, 2, -1, -2, -3)],
+        "axis": [options(*AXES, "all", 0, 1, 2, -1, -2, -3), AXIS_TUPLE],
         "n_slices": [NONE, integer(1)],
         "slice_selection": [options(*SLICE_SELECTIONS)],
+        "spacing": [NONE, Constraint(
+            lambda v: isinstance(v, tuple) and len(v) == 3 and all(real(0, low_open=True)
+                                                                   .accepts(x) for x in v),
+            "a tuple of 3 numbers > 0 (mm)")],
+        "slice_spacing": [NONE, real(0, low_open=True)],
+        "pixel_spacing": [NONE, real(0, low_open=True)],
+        "crop": [options(*CROPS)],
+        "min_foreground": [real(0, 1, high_open=True)],
         "normalization": [options(*NORMALIZATIONS)],
         "feature": [options(*FEATURES)],
         "batch_size": [integer(1)],
@@ -163,7 +198,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
 
     # What transform produces depends on these; the others are how it runs.
     _params_fixed_by_fit = ("backbone", "weights", "image_size", "axis", "n_slices",
-                            "slice_selection", "normalization", "feature", "device")
+                            "slice_selection", "spacing", "slice_spacing", "pixel_spacing",
+                            "crop", "min_foreground", "normalization", "feature", "device")
 
     def __init__(
         self,
@@ -173,6 +209,11 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         axis="axial",
         n_slices=None,
         slice_selection="uniform",
+        spacing=None,
+        slice_spacing=None,
+        pixel_spacing=None,
+        crop="none",
+        min_foreground=0.0,
         normalization="minmax",
         feature="cls",
         batch_size=32,
@@ -191,6 +232,11 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self.axis = axis
         self.n_slices = n_slices
         self.slice_selection = slice_selection
+        self.spacing = spacing
+        self.slice_spacing = slice_spacing
+        self.pixel_spacing = pixel_spacing
+        self.crop = crop
+        self.min_foreground = min_foreground
         self.normalization = normalization
         self.feature = feature
         self.batch_size = batch_size
@@ -219,7 +265,9 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         check_params(self)
         if self.cache_dir is not None:
             writable_folder(self.cache_dir, "cache_dir")
-        check_volumes(X, images=True)
+        volumes = check_volumes(X, images=True)
+        if self.slice_spacing is None and self.pixel_spacing is None:
+            warn_if_spacings_differ(voxel_size_of(volume) for volume in volumes)
         self._use_backbone(build_backbone(self.backbone, self.weights, self.image_size))
         return self
 
@@ -231,7 +279,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self.backbone_ = built.module.to(self.device_)
         if self.channels_last:
             self.backbone_ = self.backbone_.to(memory_format=torch.channels_last)
-        self.embedding_dim_ = built.embed_dim * (2 if self.feature == "cls+mean" else 1)
+        self.embedding_dim_ = (built.embed_dim * (2 if self.feature == "cls+mean" else 1)
+                               + (3 if len(axes_of(self.axis)) > 1 else 0))  # orientation tags
         self.patch_size_ = built.patch_size
         self.grid_shape_ = (self.image_size // built.patch_size,) * 2
         self._num_prefix_tokens = built.num_prefix_tokens
@@ -271,25 +320,29 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
 
         Parameters
         ----------
-        volume : path, 3D array or 2D image
-            As ``transform`` takes it (files are read and reoriented to RAS).
+        volume : path, nibabel image, 3D array or 2D image
+            As ``transform`` takes it (files and images are reoriented to RAS).
 
         Returns
         -------
-        indices : ndarray of int
-            Positions along ``axis`` in the (RAS) volume; ``[0]`` for an image. Row
-            ``j`` of the volume's embedding belongs to slice ``indices[j]``.
+        axes, indices : ndarrays of int
+            Row ``j`` of the volume's embedding belongs to slice ``indices[j]`` along
+            axis ``axes[j]`` of the (RAS) volume; ``[axis], [0]`` for an image.
         """
-        data = volume if isinstance(volume, np.ndarray) else load_volume(volume, images=True)
-        return self._slices(data)[0]
+        sets = self._slices(*load_scan(volume, images=True, spacing=self.spacing))
+        return (np.concatenate([np.full(len(s.indices), s.axis) for s in sets]),
+                np.concatenate([s.indices for s in sets]))
 
-    def _slices(self, data):
-        """``(indices, stack)``: the kept slices of a loaded volume as ``(n, h, w)``."""
-        if data.ndim == 2:
-            return np.array([0]), data[None]
-        axis = check_axis(self.axis)
-        indices = select_slices(data.shape[axis], self.n_slices, self.slice_selection)
-        return indices, np.ascontiguousarray(np.moveaxis(data, axis, 0)[indices])
+    def _slices(self, data, voxel_size, name="volume"):
+        """The kept slices of a loaded volume or image (``SliceSet`` per axis)."""
+        return slice_sets(data, voxel_size, axes_of(self.axis), self.n_slices,
+                          self.slice_selection, self.slice_spacing, self.crop,
+                          self.min_foreground, name)
+
+    def _backbone_input(self, slice_set):
+        """A slice set's gray backbone input ``(n, 1, s, s)``."""
+        return resize_stack(slice_set.stack, self.image_size, self.normalization,
+                            slice_set.pixel_size, self.pixel_spacing)
 
     def transform(self, X):
         """Embed the slices of each volume.
@@ -308,7 +361,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         check_is_fitted(self)
         check_unchanged_since_fit(self)
         embeddings = self._embed(check_volumes(X, images=True))
-        width = self.n_slices or max(len(embedding) for embedding in embeddings)
+        width = (self.n_slices * len(axes_of(self.axis)) if self.n_slices
+                 else max(len(embedding) for embedding in embeddings))
         rows = width * (np.prod(self.grid_shape_) if self.feature == "patch" else 1)
         out = np.full((len(embeddings), rows, self.embedding_dim_), np.nan, dtype=np.float32)
         for i, embedding in enumerate(embeddings):
@@ -321,9 +375,11 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         path, size and time, without reading them), else computed here or by workers."""
         cache = EmbeddingCache(self.cache_dir)
         config = self._config_string()
-        settings = (check_axis(self.axis), self.n_slices, self.slice_selection, config)
+        settings = (config, axes_of(self.axis), self.n_slices, self.slice_selection, self.spacing,
+                    self.slice_spacing, self.crop, self.min_foreground)
         known = [remembered_file_key(volume, settings) for volume in volumes]
-        embeddings = [None if k is None else cache.get(*k) for k in known]
+        embeddings = [None if k is None else self._assemble([cache.get(*part) for part in k])
+                      for k in known]
         todo = [i for i, embedding in enumerate(embeddings) if embedding is None]
         if not todo:
             return embeddings
@@ -336,20 +392,28 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                 delayed(_embed_in_worker)(worker, [volumes[i] for i in chunk], chunk.tolist())
                 for chunk in np.array_split(todo, n_jobs)
             )
-            computed = [pair for result in results for pair in result]
-            for key, embedding in computed:  # the workers wrote cache_dir already
-                EmbeddingCache().put(key, embedding)
-        for i, (key, embedding) in zip(todo, computed, strict=True):
-            remember_file_key(volumes[i], settings, key, embedding.shape)
-            embeddings[i] = embedding
+            computed = [parts for result in results for parts in result]
+            for key, embedding in (pair for parts in computed for pair in parts):
+                EmbeddingCache().put(key, embedding)  # the workers wrote cache_dir already
+        for i, parts in zip(todo, computed, strict=True):
+            remember_file_key(volumes[i], settings, [(key, e.shape) for key, e in parts])
+            embeddings[i] = self._assemble([embedding for _, embedding in parts])
         return embeddings
 
+    def _assemble(self, parts):
+        """A volume's embedding from those of its slices along each axis (tagged with
+        their orientation when there are several); ``None`` if a part is missing."""
+        if any(part is None for part in parts):
+            return None
+        axes = axes_of(self.axis)
+        return parts[0] if len(axes) == 1 else tag_orientations(parts, axes)
+
     def _embed_here(self, volumes, indices, cache, config):
-        """``(key, embedding)`` for each volume (``indices``: their places in ``X``, for
-        messages), computed in this process: the next volumes are read and preprocessed in a
-        background thread while the backbone runs, and slices of several volumes share
-        a batch."""
-        keys, names, found = [], {}, {}
+        """``[(key, embedding)]`` of each axis of each volume (``indices``: their places
+        in ``X``, for messages), computed in this process: the next volumes are read and
+        preprocessed in a background thread while the backbone runs, and slices of
+        several volumes share a batch."""
+        volume_keys, names, found = [], {}, {}
 
         def read():
             with tqdm(zip(volumes, indices, strict=True), total=len(volumes),
@@ -359,24 +423,21 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
 
         def read_each(progress):
             for volume, i in progress:
-                _, stack = self._slices(load_volume(volume, i, images=True))
-                if min(stack.shape[1:]) < self.patch_size_:
-                    warnings.warn(
-                        f"Volume {describe(volume, i)} has slices of {stack.shape[1]} x "
-                        f"{stack.shape[2]} voxels along axis {self.axis!r}, thinner than one "
-                        f"{self.patch_size_}-pixel patch: they are padded to squares, mostly "
-                        "padding; check the axis.", UserWarning, stacklevel=2,
-                    )
-                key = cache_key(stack, config)
-                keys.append(key)
-                if key in found:
-                    continue
-                names[key] = describe(volume, i)
-                found[key] = cache.get(key, self._embedding_shape(len(stack)))
-                if found[key] is None:
-                    images = resize_stack(stack, self.image_size, self.normalization)
-                    del stack  # not held while the backbone runs
-                    yield key, images.pin_memory() if self.device_.type == "cuda" else images
+                name = describe(volume, i)
+                sets = self._slices(*load_scan(volume, i, images=True, spacing=self.spacing),
+                                    name=f"Volume {name}")
+                keys = []
+                for slice_set in sets:
+                    key = self._stack_key(slice_set, config, name)
+                    keys.append(key)
+                    if key in found:
+                        continue
+                    names[key] = name
+                    found[key] = cache.get(key, self._embedding_shape(len(slice_set.stack)))
+                    if found[key] is None:
+                        images = self._backbone_input(slice_set)
+                        yield key, images.pin_memory() if self.device_.type == "cuda" else images
+                volume_keys.append(keys)
 
         encoder = SliceEncoder(self._forward_features, self._num_prefix_tokens, self.feature,
                                self.batch_size, self.dtype, self.device_, self.normalization,
@@ -394,7 +455,21 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                 found[key] = embedding
         finally:  # also on an interrupt: the reader stops and the progress bar closes
             stacks.close()
-        return [(key, found[key]) for key in keys]
+        return [[(key, found[key]) for key in keys] for keys in volume_keys]
+
+    def _stack_key(self, slice_set, config, name):
+        """The cache key of a slice set: its voxels, and how they are embedded."""
+        stack = slice_set.stack
+        if self.pixel_spacing is None and min(stack.shape[1:]) < self.patch_size_:
+            warnings.warn(
+                f"Volume {name} has slices of {stack.shape[1]} x {stack.shape[2]} voxels "
+                f"along axis {AXIS_NAMES[slice_set.axis]!r}, thinner than one "
+                f"{self.patch_size_}-pixel patch: they are padded to squares, mostly "
+                "padding; check the axis.", UserWarning, stacklevel=4,
+            )
+        if self.pixel_spacing is not None:  # the voxels' size shapes the input too
+            config = f"{config}|pixel_size={slice_set.pixel_size}"
+        return cache_key(stack, config)
 
     def _embedding_shape(self, n_slices):
         """The shape of a volume's embedding (as cached) for ``n_slices`` slices."""
@@ -408,14 +483,12 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         return self.prefetch
 
     def _config_string(self):
-        return "|".join([
-            "v1",
-            self._backbone_fingerprint,
-            f"image_size={self.image_size}",
-            f"normalization={self.normalization}",
-            f"feature={self.feature}",
-            f"dtype={self.dtype}",
-        ])
+        parts = ["v1", self._backbone_fingerprint, f"image_size={self.image_size}",
+                 f"normalization={self.normalization}", f"feature={self.feature}",
+                 f"dtype={self.dtype}"]
+        if self.pixel_spacing is not None:  # absent by default: earlier keys stay valid
+            parts.append(f"pixel_spacing={self.pixel_spacing}")
+        return "|".join(parts)
 
 
 def _embed_in_worker(embedder, volumes, indices):
@@ -424,3 +497,4 @@ def _embed_in_worker(embedder, volumes, indices):
     return embedder._embed_here(
         volumes, indices, EmbeddingCache(embedder.cache_dir), embedder._config_string()
     )
+

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_is_fitted
 
-from .preprocessing import grid_to_slices, to_backbone_input
-from .volumes import check_axis, load_volume, place_slices
+from .preprocessing import grid_to_slices, to_channels
+from .volumes import check_axis, load_scan, load_volume, place_slices
 
 
 def slice_attention(model, X):
@@ -32,38 +32,47 @@ def in_plane_attention(embedder, volume):
     ----------
     embedder : fitted DinoSliceEmbedder
         Its backbone must be a timm vision transformer (``blocks[-1].attn``).
-    volume : path or 3D array
+    volume : path, nibabel image or 3D array
 
     Returns
     -------
-    maps : ndarray of shape (n_kept, h, w)
-        Attention averaged over heads, upsampled to each slice's own size (the padding
-        to a square removed), scaled to a maximum of 1 per slice.
-    slice_indices : ndarray of shape (n_kept,)
-        The slices (along the embedder's axis) the maps belong to.
+    maps : list of ndarrays of shape (n_kept, h, w)
+        Per slicing axis, attention averaged over heads, brought back onto each kept
+        slice (the part of it the embedder used: the padding to a square or the crop
+        undone), scaled to a maximum of 1 per slice.
+    slice_sets : list of SliceSet
+        Per slicing axis, which slices the maps belong to (``axis``, ``indices``) and
+        the in-plane ``region`` of the volume they cover.
     """
     check_is_fitted(embedder)
     attention = _last_attention_layer(embedder.backbone_)
-    indices, stack = embedder._slices(load_volume(volume))
-    images = to_backbone_input(stack, embedder.image_size, embedder.normalization)
+    slice_sets = embedder._slices(*load_scan(volume, spacing=embedder.spacing))
+    maps = []
+    for slice_set in slice_sets:
+        images = to_channels(embedder._backbone_input(slice_set), embedder.normalization)
+        cls_rows = _cls_attention(embedder, attention, images)
+        grid = embedder.image_size // embedder.patch_size_
+        plane = grid_to_slices(cls_rows.float().cpu().reshape(-1, grid, grid),
+                               *slice_set.stack.shape[1:], embedder.image_size,
+                               slice_set.pixel_size, embedder.pixel_spacing)
+        peak = plane.max(axis=(1, 2), keepdims=True)
+        maps.append(np.divide(plane, peak, out=np.zeros_like(plane), where=peak > 0))
+    return maps, slice_sets
 
+
+def _cls_attention(embedder, attention, images):
+    """The CLS -> patch rows of the last attention layer for backbone inputs ``images``."""
     captured = []
     hook = attention.register_forward_pre_hook(lambda module, args: captured.append(args[0]))
     try:
         with torch.inference_mode():
             for start in range(0, len(images), embedder.batch_size):
-                batch = images[start:start + embedder.batch_size].to(embedder.device_)
-                embedder.backbone_.forward_features(batch)
+                embedder.backbone_.forward_features(
+                    images[start:start + embedder.batch_size].to(embedder.device_))
+            return torch.cat([_cls_to_patches(attention, x, embedder._num_prefix_tokens)
+                              for x in captured])
     finally:
         hook.remove()
-    with torch.inference_mode():
-        cls_rows = torch.cat([_cls_to_patches(attention, x, embedder._num_prefix_tokens)
-                              for x in captured])
-
-    grid = embedder.image_size // embedder.patch_size_
-    maps = grid_to_slices(cls_rows.float().cpu().reshape(-1, grid, grid), *stack.shape[1:])
-    peak = maps.max(axis=(1, 2), keepdims=True)
-    return np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0), indices
 
 
 def _last_attention_layer(backbone):
@@ -87,14 +96,22 @@ def _cls_to_patches(attention, x, num_prefix_tokens):
     return weights[:, :, 0, num_prefix_tokens:].mean(dim=1)
 
 
-def saliency_from_parts(slice_weights, maps, slice_indices, volume_shape, axis):
-    """Slice weight x in-plane map, placed in a zero volume of ``volume_shape``.
+def saliency_from_parts(slice_weights, maps, slice_sets, volume_shape):
+    """Slice weight x in-plane map, placed in a zero volume of ``volume_shape`` (summed
+    over the slicing axes of a tri-planar bag).
 
-    ``slice_weights`` holds one weight per kept slice (extra padding columns are
-    ignored); ``maps`` and ``slice_indices`` come from :func:`in_plane_attention`.
+    ``slice_weights`` holds one weight per kept slice, in the bag's order (extra padding
+    columns are ignored); ``maps`` and ``slice_sets`` come from
+    :func:`in_plane_attention`.
     """
-    weights = np.asarray(slice_weights, dtype=np.float64)[: len(slice_indices)]
-    return place_slices(weights[:, None, None] * maps, slice_indices, volume_shape, axis)
+    weights = np.asarray(slice_weights, dtype=np.float64)
+    saliency, start = np.zeros(volume_shape), 0
+    for plane, slice_set in zip(maps, slice_sets, strict=True):
+        part = weights[start:start + len(slice_set.indices)]
+        start += len(slice_set.indices)
+        saliency += place_slices(part[:, None, None] * plane, slice_set.indices,
+                                 volume_shape, slice_set.axis, slice_set.region)
+    return saliency
 
 
 def volume_saliency(model, X):
@@ -130,11 +147,9 @@ def volume_saliency(model, X):
     embedder = model[0]
     saliency = []
     for volume, volume_weights in zip(X, weights, strict=True):
-        data = load_volume(volume)
-        maps, indices = in_plane_attention(embedder, data)
-        saliency.append(
-            saliency_from_parts(volume_weights, maps, indices, data.shape, embedder.axis)
-        )
+        shape = load_volume(volume).shape
+        maps, slice_sets = in_plane_attention(embedder, volume)
+        saliency.append(saliency_from_parts(volume_weights, maps, slice_sets, shape))
     return saliency
 
 

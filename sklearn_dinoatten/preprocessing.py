@@ -40,19 +40,54 @@ def normalize_intensity(stack, method="minmax", percentiles=(0.5, 99.5)):
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {method!r}.")
 
 
-def to_backbone_input(stack, image_size, method="minmax"):
+def to_backbone_input(stack, image_size, method="minmax", pixel_size=None,
+                      pixel_spacing=None):
     """Preprocess a slice stack ``(n, h, w)`` into a float32 tensor ``(n, 3, s, s)``."""
-    return to_channels(resize_stack(stack, image_size, method), method)
+    return to_channels(resize_stack(stack, image_size, method, pixel_size, pixel_spacing),
+                       method)
 
 
-def resize_stack(stack, image_size, method="minmax"):
-    """Normalise, pad to a square and resize a slice stack ``(n, h, w)`` at once: a
-    float32 tensor ``(n, 1, s, s)``, one gray channel (a third of the memory of three)."""
-    images = torch.from_numpy(_pad_to_square(normalize_intensity(stack, method)))[:, None]
-    return F.interpolate(
-        images, size=(image_size, image_size), mode="bilinear", antialias=True,
-        align_corners=False,
-    )
+def resize_stack(stack, image_size, method="minmax", pixel_size=None, pixel_spacing=None):
+    """Normalise a slice stack ``(n, h, w)`` and bring it to ``image_size`` pixels a side:
+    a float32 tensor ``(n, 1, s, s)``, one gray channel (a third of the memory of three).
+
+    Without ``pixel_spacing``, each slice is padded to a square and resized to fit.
+    With it, each slice is resampled so that a pixel is ``pixel_spacing`` mm (its own
+    pixels being ``pixel_size`` mm, rows and columns), then centred on the ``s x s``
+    image, cropped or padded with the background: a structure has the same size in
+    pixels in every scan.
+    """
+    stack = normalize_intensity(stack, method)
+    if pixel_spacing is None:
+        images = torch.from_numpy(_pad_to_square(stack))[:, None]
+        return F.interpolate(images, size=(image_size, image_size), mode="bilinear",
+                             antialias=True, align_corners=False)
+    size = resampled_size(stack.shape[1:], pixel_size, pixel_spacing)
+    images = F.interpolate(torch.from_numpy(stack)[:, None], size=size, mode="bilinear",
+                           antialias=True, align_corners=False)
+    out = torch.full((len(stack), 1, image_size, image_size), float(stack.min()))
+    source, target = _overlap(size, image_size)
+    out[:, :, target[0], target[1]] = images[:, :, source[0], source[1]]
+    return out
+
+
+def resampled_size(shape, pixel_size, pixel_spacing):
+    """The ``(rows, columns)`` of a slice of ``shape`` with ``pixel_size`` mm pixels,
+    resampled to ``pixel_spacing`` mm pixels (at least one of each)."""
+    return tuple(max(1, round(n * size / pixel_spacing))
+                 for n, size in zip(shape, pixel_size, strict=True))
+
+
+def _overlap(size, image_size):
+    """Where a ``size`` image centred on an ``image_size`` square meets it: the slices of
+    the image and of the square that hold the same pixels."""
+    source, target = [], []
+    for n in size:
+        offset = (image_size - n) // 2  # < 0: the image is cropped
+        start, stop = max(offset, 0), min(offset + n, image_size)
+        target.append(slice(start, stop))
+        source.append(slice(start - offset, stop - offset))
+    return source, target
 
 
 def to_channels(images, method="minmax"):
@@ -84,10 +119,23 @@ def _pad_to_square(stack):
     return out
 
 
-def grid_to_slices(grid_maps, height, width):
+def grid_to_slices(grid_maps, height, width, image_size=None, pixel_size=None,
+                   pixel_spacing=None):
     """Per-patch maps ``(n, g, g)`` of the backbone input back onto slices ``(n, height,
-    width)``: bilinear upsampling to the padded square, then the padding cropped."""
-    side, top, left = square_padding(height, width)
+    width)``, undoing :func:`resize_stack`: bilinear upsampling to the padded square,
+    then the padding cropped; with ``pixel_spacing`` (and the ``image_size`` and
+    ``pixel_size`` of the input), the part of the input the slice was resampled into,
+    resized back to the slice, 0 where it was cropped away."""
     maps = torch.as_tensor(np.asarray(grid_maps, dtype=np.float32))[:, None]
-    maps = F.interpolate(maps, size=(side, side), mode="bilinear", align_corners=False)[:, 0]
-    return maps[:, top:top + height, left:left + width].numpy()
+    if pixel_spacing is None:
+        side, top, left = square_padding(height, width)
+        maps = F.interpolate(maps, size=(side, side), mode="bilinear", align_corners=False)
+        return maps[:, 0, top:top + height, left:left + width].numpy()
+    size = resampled_size((height, width), pixel_size, pixel_spacing)
+    canvas = F.interpolate(maps, size=(image_size, image_size), mode="bilinear",
+                           align_corners=False)
+    resampled = torch.zeros((len(maps), 1, *size))
+    source, target = _overlap(size, image_size)
+    resampled[:, :, source[0], source[1]] = canvas[:, :, target[0], target[1]]
+    return F.interpolate(resampled, size=(height, width), mode="bilinear",
+                         align_corners=False)[:, 0].numpy()

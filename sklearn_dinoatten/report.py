@@ -30,6 +30,7 @@ from ._files import atomic_write
 from .embedding import DinoSliceEmbedder
 from .metrics import bootstrap_resamples
 from .runs import read_run
+from .slicing import AXIS_NAMES, axes_of
 from .volumes import load_volume
 
 RANDOM_STATE = 0
@@ -94,7 +95,8 @@ def write_report(run_dir, out=None, overlays=4):
              "also group by fold.", _embedding_section(run)),
             ("Slice attention by class", "Mean attention weight against slice position "
              "(0: first slice, 1: last), rescaled so that uniform attention is 1; band: "
-             "±1 sd over the scans of a class, cut at 0.", _profile_section(run)),
+             "±1 sd over the scans of a class, cut at 0. Tri-planar bags: one panel per "
+             "orientation, positions within it.", _profile_section(run)),
             ("Attention overlays", "Slice attention of the reference method times the "
              "backbone's in-plane attention (CLS to patches), on the most salient slices of the "
              "most confidently right and wrong scans.", _overlay_section(run, overlays)),
@@ -262,19 +264,26 @@ def _profile_section(run):
     keys = [k for k in run.names if f"attention_{k}" in run.outputs]
     if not keys or "n_slices" not in run.outputs:
         return _note("Skipped: no method of this run has slice attention.")
-    fig, axes = _panels(len(keys))
-    for ax, key in zip(axes, keys, strict=True):
-        pairs = zip(run.outputs[f"attention_{key}"], run.outputs["n_slices"], strict=True)
-        profiles = np.array([np.interp(POSITION_GRID, np.linspace(0, 1, n), weights[:n] * n)
-                             for weights, n in pairs])
+    n_slices = run.outputs["n_slices"]
+    # Tri-planar bags: the orientation of each row (-1: padding); else one orientation.
+    orientation = run.outputs.get("slice_axis", np.where(
+        np.arange(max(n_slices))[None] < n_slices[:, None], -2, -1))
+    planes = [a for a in (-2, 2, 1, 0) if (orientation == a).any()]
+    fig, axes = _panels(len(keys) * len(planes))
+    for ax, (key, plane) in zip(axes, [(k, p) for k in keys for p in planes], strict=True):
+        profiles = np.array([
+            np.interp(POSITION_GRID, np.linspace(0, 1, (rows == plane).sum()),
+                      weights[:len(rows)][rows == plane] * n)  # uniform attention: 1
+            for weights, rows, n in zip(run.outputs[f"attention_{key}"], orientation,
+                                        n_slices, strict=True)])
         for c in run.classes:
             mean, sd = profiles[run.labels == c].mean(0), profiles[run.labels == c].std(0)
             (line,) = ax.plot(POSITION_GRID, mean, label=c)
             ax.fill_between(POSITION_GRID, np.maximum(mean - sd, 0), mean + sd,
                             color=line.get_color(), alpha=0.2, lw=0)
         ax.axhline(1, ls=":", color="gray")
-        ax.set(title=run.names[key], xlabel="relative slice position",
-               ylabel="relative attention", ylim=(0, None))
+        ax.set(title=run.names[key] + ("" if plane == -2 else f", {AXIS_NAMES[plane]}"),
+               xlabel="relative slice position", ylabel="relative attention", ylim=(0, None))
     axes[0].legend(title="true class", fontsize="small")
     return _img(fig)
 
@@ -297,12 +306,12 @@ def _overlay_section(run, overlays):
         embedder = DinoSliceEmbedder(**{**run.info["embedder"], "verbose": 0}).fit(paths)
         for i, path in zip(chosen, paths, strict=True):
             volume = load_volume(path)
-            maps, slices = in_plane_attention(embedder, volume)
+            maps, slice_sets = in_plane_attention(embedder, path)
             weights = run.outputs[f"attention_{key}"][i, : run.outputs["n_slices"][i]]
-            saliency = saliency_from_parts(weights, maps, slices, volume.shape, embedder.axis)
+            saliency = saliency_from_parts(weights, maps, slice_sets, volume.shape)
             score = run.positive or run.pred[key][i]
             parts.append(_img(
-                plot_saliency(volume, saliency, axis=embedder.axis),
+                plot_saliency(volume, saliency, axis=axes_of(embedder.axis)[0]),
                 f"{os.path.basename(path)}: true {run.labels[i]}, predicted "
                 f"{run.pred[key][i]}, p({score}) = "
                 f"{run.proba[key][i, run.classes.index(score)]:.2f}"))

@@ -10,7 +10,9 @@ A run directory holds::
     metrics.csv      one row per method (columns METRIC_COLUMNS)
     metrics.md       the same table in Markdown, with the caption that says how it was made
     outputs.npz      per method embedding_{key} (the learned volume embeddings) and
-                     attention_{key} (slice attention, where the method has it); n_slices
+                     attention_{key} (slice attention, where the method has it); n_slices;
+                     slice_axis (tri-planar bags: each row's axis, 0 sagittal, 1 coronal,
+                     2 axial, -1 padding)
 
 :func:`write_run` writes a :class:`Run`, :func:`read_run` reads one back (labels and
 classes as text, as a CSV holds them).
@@ -54,7 +56,8 @@ class Run:
     folds : ndarray of shape (n_scored,) or None
         The fold that held each scan out, in cross-validation.
     outputs : dict of str -> ndarray
-        ``embedding_{key}``, ``attention_{key}`` and ``n_slices``, one row per scan.
+        ``embedding_{key}``, ``attention_{key}``, ``n_slices`` and, for tri-planar bags,
+        ``slice_axis``, one row per scan.
     metrics : list of dict or None
         One row per method, keys :data:`METRIC_COLUMNS`.
     """

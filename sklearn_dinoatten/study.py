@@ -27,6 +27,7 @@ from .classifiers import (
 from .datasets import SPLITS
 from .metrics import bootstrap_ci, delong_test, false_negative_rate
 from .runs import METRIC_COLUMNS, Run, jsonable, versions
+from .slicing import axes_of
 
 
 @dataclass(frozen=True)
@@ -401,7 +402,11 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     outputs.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
                     if r.attention is not None})
     if False in inputs:
-        outputs["n_slices"] = (~np.isnan(inputs[False]).all(axis=2)).sum(axis=1)[scored]
+        rows = ~np.isnan(inputs[False]).all(axis=2)
+        outputs["n_slices"] = rows.sum(axis=1)[scored]
+        if len(axes_of(embedder.axis)) > 1:  # each row's orientation, from its tag
+            tags = np.nan_to_num(inputs[False][..., -3:]).argmax(axis=2)
+            outputs["slice_axis"] = np.where(rows, tags, -1)[scored]
     folds = None
     if not protocol.held_out:
         folds = np.full(len(y), -1)

@@ -17,10 +17,19 @@ AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 SLICE_SELECTIONS = ("uniform", "center")
 
 
+def is_image_object(volume):
+    """Whether ``volume`` is a nibabel image (niimg-like, as nilearn takes them): a
+    voxel-to-world ``affine`` and voxel data."""
+    return hasattr(volume, "affine") and hasattr(volume, "dataobj")
+
+
 def describe(volume, index=None):
     """A short name for a volume, for error messages."""
     if isinstance(volume, (str, os.PathLike)):
         return repr(os.fspath(volume))
+    if is_image_object(volume):
+        where = "" if index is None else f" at index {index}"
+        return f"{type(volume).__name__}{where} with shape {volume.shape}"
     where = "" if index is None else f" at index {index}"
     shape = getattr(volume, "shape", None)
     return f"array{where} with shape {shape}" if shape is not None else f"input{where}"
@@ -57,13 +66,17 @@ def check_volumes(X, images=False):
             ) from None
     if not volumes:
         raise ValueError("X is empty: at least one volume is needed.")
-    if images and len({2 if np.ndim(v) == 2 else 3 for v in volumes}) > 1:
+    if images and len({2 if not is_image_object(v) and np.ndim(v) == 2 else 3
+                       for v in volumes}) > 1:
         raise ValueError("X mixes images (2D arrays) and volumes (paths or 3D arrays); "
                          "give one kind.")
     for i, volume in enumerate(volumes):
         if isinstance(volume, (str, os.PathLike)):
             if not os.path.isfile(volume):
                 raise FileNotFoundError(f"Volume file {os.fspath(volume)!r} does not exist.")
+        elif is_image_object(volume):
+            if len(volume.shape) not in (3, 4):
+                raise ValueError(f"Volume {describe(volume, i)} is not 3D.")
         elif np.ndim(volume) != 3 and not (images and np.ndim(volume) == 2):
             raise ValueError(
                 f"Volume {describe(volume, i)} is not 3D: expected a path or an array "
@@ -74,20 +87,32 @@ def check_volumes(X, images=False):
 
 
 def load_volume(volume, index=None, images=False):
-    """Return a volume as a float32 array ``(x, y, z)``, RAS-oriented for files.
+    """Return a volume as a float32 array ``(x, y, z)``, RAS-oriented for files and
+    nibabel images; see :func:`load_scan`, which also gives the voxel size."""
+    return load_scan(volume, index, images)[0]
 
-    With ``images``, a 2D array is returned as it is; a 4D volume whose 4th axis has
-    length 1 is taken as 3D. Raises ``FileNotFoundError`` for a missing file and
-    ``ValueError`` for an unreadable file, any other 4D volume (pick one of its volumes
-    yourself), a volume that is not 3D, NaN or infinite voxels, or a constant volume.
+
+def load_scan(volume, index=None, images=False, spacing=None):
+    """Return a volume as a float32 array ``(x, y, z)`` and its voxel size in mm along
+    those axes.
+
+    Files and nibabel images are reoriented to RAS and their voxel size is read from
+    the affine; an array is taken as RAS, with voxel size ``spacing`` (one number per
+    axis; 1 mm when ``None``). With ``images``, a 2D array is returned as it is; a 4D
+    volume whose 4th axis has length 1 is taken as 3D. Raises ``FileNotFoundError`` for
+    a missing file and ``ValueError`` for an unreadable file, any other 4D volume (pick
+    one of its volumes yourself), a volume that is not 3D, NaN or infinite voxels, or a
+    constant volume.
     """
     name = describe(volume, index)
-    if isinstance(volume, (str, os.PathLike)):
-        data = _read_nifti(os.fspath(volume))
+    if isinstance(volume, (str, os.PathLike)) or is_image_object(volume):
+        data, voxel_size = _read_nifti(volume)
     else:
         data = np.asarray(volume)
         if data.dtype == object or not np.issubdtype(data.dtype, np.number):
             raise ValueError(f"Volume {name} has dtype {data.dtype}; expected numbers.")
+        voxel_size = np.ones(min(data.ndim, 3)) if spacing is None else np.asarray(
+            spacing, dtype=np.float64)
     if data.ndim == 4 and data.shape[3] == 1:
         data = data[..., 0]
     if data.ndim == 4:
@@ -103,17 +128,22 @@ def load_volume(volume, index=None, images=False):
         data = data.astype(np.float32, copy=False)
     low, high = data.min(), data.max()  # NaN or infinite when any voxel is
     if not (np.isfinite(low) and np.isfinite(high)):
-        is_file = isinstance(volume, (str, os.PathLike))
+        is_file = isinstance(volume, (str, os.PathLike)) or is_image_object(volume)
         # Finite values too large for float32 became infinite above: say that instead.
-        _check_float32_range(_read_nifti(os.fspath(volume), np.float64) if is_file
-                             else original, name)
+        _check_float32_range(_read_nifti(volume, np.float64)[0] if is_file else original,
+                             name)
         raise ValueError(
             f"Volume {name} contains {data.size - np.isfinite(data).sum()} NaN or "
             "infinite voxels."
         )
     if low == high:
         raise ValueError(f"Volume {name} is constant (every voxel is {data.flat[0]}).")
-    return data
+    voxel_size = np.asarray(voxel_size[:data.ndim])  # a 2D image: the first two
+    if len(voxel_size) != data.ndim or not (np.isfinite(voxel_size).all()
+                                            and (voxel_size > 0).all()):
+        raise ValueError(f"Volume {name}: spacing must be {data.ndim} positive numbers "
+                         f"(mm per voxel); got {tuple(voxel_size)}.")
+    return data, tuple(float(v) for v in voxel_size)
 
 
 def _check_float32_range(data, name):
@@ -128,29 +158,65 @@ def _check_float32_range(data, name):
         )
 
 
-def _read_nifti(path, dtype=np.float32):
+def _read_nifti(volume, dtype=np.float32):
+    """The voxels of a NIfTI file or nibabel image, reoriented to RAS, and their size in
+    mm along the RAS axes."""
     import nibabel as nib
     from nibabel.orientations import apply_orientation, io_orientation
 
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Volume file {path!r} does not exist.")
-    try:
-        image = nib.load(path)  # the header only; the voxels are read below
-    except Exception as exc:  # nibabel raises many types for damaged files
-        raise ValueError(f"Cannot read volume file {path!r} as NIfTI: "
-                         f"{str(exc) or type(exc).__name__}") from exc
-    _check_header(image, path)
+    if is_image_object(volume):
+        image, label = volume, describe(volume)
+    else:
+        path = os.fspath(volume)
+        label = f"file {path!r}"
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"Volume file {path!r} does not exist.")
+        try:
+            image = nib.load(path)  # the header only; the voxels are read below
+        except Exception as exc:  # nibabel raises many types for damaged files
+            raise ValueError(f"Cannot read volume file {path!r} as NIfTI: "
+                             f"{str(exc) or type(exc).__name__}") from exc
+    _check_header(image, label)
     try:
         # Scaled straight to float32 and reoriented to RAS by views: one copy in memory.
-        with np.errstate(over="ignore"):  # checked by load_volume
-            data = image.get_fdata(dtype=dtype, caching="unchanged")
+        with np.errstate(over="ignore"):  # checked by load_scan
+            data = np.asarray(image.get_fdata(dtype=dtype, caching="unchanged"))
     except Exception as exc:
-        raise ValueError(f"Cannot read volume file {path!r} as NIfTI (its voxels): "
+        raise ValueError(f"Cannot read volume {label} as NIfTI (its voxels): "
                          f"{str(exc) or type(exc).__name__}") from exc
-    return apply_orientation(data, io_orientation(image.affine))
+    return apply_orientation(data, io_orientation(image.affine)), _ras_voxel_size(image)
 
 
-def _check_header(image, path):
+def _ras_voxel_size(image):
+    """The voxel size in mm of a nibabel image along the RAS axes it is reoriented to."""
+    from nibabel.orientations import io_orientation
+
+    affine = np.asarray(image.affine, dtype=np.float64)
+    voxel_size = np.empty(3)
+    # Column k of the affine's 3x3 part is the step in mm of voxel axis k.
+    voxel_size[io_orientation(affine)[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3],
+                                                                          axis=0)
+    return voxel_size
+
+
+def voxel_size_of(volume):
+    """The RAS voxel size of a file or nibabel image, from its header alone (no voxel
+    is read); ``None`` for an array or a header that cannot be read (the error comes
+    when the voxels are)."""
+    import nibabel as nib
+
+    try:
+        image = volume if is_image_object(volume) else (
+            nib.load(os.fspath(volume)) if isinstance(volume, (str, os.PathLike)) else None)
+        if image is None or len(image.shape) < 3:
+            return None
+        _check_header(image, describe(volume))
+        return _ras_voxel_size(image)
+    except Exception:  # damaged: load_scan says what is wrong, naming the file
+        return None
+
+
+def _check_header(image, label):
     """Refuse a header whose voxels would not fit in memory, or whose voxel-to-world
     matrix (affine) gives no orientation, before reading any voxel."""
     shape = image.shape
@@ -161,7 +227,7 @@ def _check_header(image, path):
         memory = None
     if memory is not None and needed > memory:
         raise ValueError(
-            f"Volume file {path!r}: its header claims {' x '.join(map(str, shape))} voxels, "
+            f"Volume {label}: its header claims {' x '.join(map(str, shape))} voxels, "
             f"{needed / 1024**3:.3g} GiB as float32, more than this machine's "
             f"{memory / 1024**3:.3g} GiB of memory; the file is damaged or not one volume."
         )
@@ -170,7 +236,7 @@ def _check_header(image, path):
         problem = ("NaN or infinite entries" if not np.isfinite(affine).all()
                    else "a zero or degenerate voxel-to-world matrix")
         raise ValueError(
-            f"Volume file {path!r}: its header's affine (sform/qform) has {problem}, so its "
+            f"Volume {label}: its header's affine (sform/qform) has {problem}, so its "
             "orientation and voxel size are unknown; fix the header (e.g. with nibabel or "
             "fslorient)."
         )
@@ -202,11 +268,17 @@ def select_slices(n_total, n_slices=None, selection="uniform"):
     return np.round(np.linspace(0, n_total - 1, n_slices)).astype(int)
 
 
-def place_slices(maps, slice_indices, volume_shape, axis):
+def place_slices(maps, slice_indices, volume_shape, axis, region=None):
     """A zero array of ``volume_shape`` with ``maps[j]`` as its slice ``slice_indices[j]``
-    along ``axis``."""
+    along ``axis``; with ``region`` (``(start, stop)`` of the rows and columns the maps
+    cover, which may reach beyond the volume), in that part of each slice."""
     axis = check_axis(axis)
-    moved = (volume_shape[axis], *(n for a, n in enumerate(volume_shape) if a != axis))
-    out = np.zeros(moved, dtype=np.float64)
-    out[slice_indices] = maps
+    in_plane = [n for a, n in enumerate(volume_shape) if a != axis]
+    region = region or tuple((0, n) for n in in_plane)
+    out = np.zeros((volume_shape[axis], *in_plane), dtype=np.float64)
+    inside = tuple(slice(max(start, 0), min(stop, n))
+                   for (start, stop), n in zip(region, in_plane, strict=True))
+    source = tuple(slice(s.start - start, s.stop - start)
+                   for s, (start, _) in zip(inside, region, strict=True))
+    out[(slice_indices, *inside)] = np.asarray(maps)[(slice(None), *source)]
     return np.moveaxis(out, 0, axis)

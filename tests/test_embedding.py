@@ -66,14 +66,18 @@ def test_batches_span_volumes(counting_backbone, volumes):
 def test_kept_slices_name_the_rows_of_the_embedding(tmp_path, volume):
     embedder = DinoSliceEmbedder(axis="coronal", n_slices=5, slice_selection="center", **FAST)
     save_nifti(tmp_path / "v.nii.gz", volume)  # RAS: read back as it is
-    kept = embedder.kept_slices(volume)
+    axes, kept = embedder.kept_slices(volume)
     np.testing.assert_array_equal(kept, [9, 10, 11, 12, 13])  # the centre 5 of 24
-    np.testing.assert_array_equal(embedder.kept_slices(str(tmp_path / "v.nii.gz")), kept)
-    indices, stack = embedder._slices(volume)
-    np.testing.assert_array_equal(indices, kept)
-    np.testing.assert_array_equal(stack, np.moveaxis(volume, 1, 0)[kept])
-    np.testing.assert_array_equal(embedder.kept_slices(volume[:, :, 0]), [0])  # an image
-    assert len(embedder.set_params(axis="axial", n_slices=None).kept_slices(volume)) == 10
+    np.testing.assert_array_equal(axes, [1] * 5)
+    np.testing.assert_array_equal(embedder.kept_slices(str(tmp_path / "v.nii.gz"))[1], kept)
+    (slice_set,) = embedder._slices(volume, (1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(slice_set.indices, kept)
+    np.testing.assert_array_equal(slice_set.stack, np.moveaxis(volume, 1, 0)[kept])
+    np.testing.assert_array_equal(embedder.kept_slices(volume[:, :, 0])[1], [0])  # an image
+    assert len(embedder.set_params(axis="axial", n_slices=None).kept_slices(volume)[1]) == 10
+    axes, kept = embedder.set_params(axis="all").kept_slices(volume)
+    assert axes.tolist() == [2] * 10 + [1] * 24 + [0] * 20  # axial, coronal, sagittal
+    assert kept.tolist() == [*range(10), *range(24), *range(20)]
 
 
 def test_paths_and_arrays_embed_the_same(tmp_path, volumes):

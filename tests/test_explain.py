@@ -16,6 +16,7 @@ from sklearn_dinoatten.explain import (
     slice_attention,
     volume_saliency,
 )
+from sklearn_dinoatten.slicing import SliceSet
 
 from ._helpers import FAST, CountingViT
 
@@ -59,21 +60,28 @@ def test_slice_attention_is_the_classifiers(planted):
 def test_in_plane_attention_follows_slice_geometry(axis):
     volume = make_volumes(n_samples=2, shape=(20, 30, 12), random_state=0)[0][0]
     embedder = DinoSliceEmbedder(axis=axis, n_slices=5, **FAST).fit([volume])
-    maps, indices = in_plane_attention(embedder, volume)
+    (maps,), (slices,) = in_plane_attention(embedder, volume)
     depth = {"axial": 12, "coronal": 30}[axis]
     in_plane = {"axial": (20, 30), "coronal": (20, 12)}[axis]
     assert maps.shape == (5, *in_plane)
-    np.testing.assert_array_equal(indices, np.round(np.linspace(0, depth - 1, 5)))
+    np.testing.assert_array_equal(slices.indices, np.round(np.linspace(0, depth - 1, 5)))
     assert np.isfinite(maps).all() and maps.min() >= 0
     np.testing.assert_allclose(maps.max(axis=(1, 2)), 1.0)
 
 
 def test_saliency_from_parts_places_weighted_maps():
     maps = np.ones((2, 4, 5))
-    saliency = saliency_from_parts([0.25, 0.75, 0.0], maps, np.array([1, 3]), (4, 6, 5),
-                                   axis="coronal")
-    assert saliency.shape == (4, 6, 5)
-    np.testing.assert_array_equal(saliency.sum(axis=(0, 2)), [0, 5, 0, 15, 0, 0])
+    coronal = SliceSet(1, np.array([1, 3]), maps, ((0, 4), (0, 5)), (1.0, 1.0))
+    coronal_only = saliency_from_parts([0.25, 0.75, 0.0], [maps], [coronal], (4, 6, 5))
+    assert coronal_only.shape == (4, 6, 5)
+    np.testing.assert_array_equal(coronal_only.sum(axis=(0, 2)), [0, 5, 0, 15, 0, 0])
+    # A cropped region of a tri-planar bag: maps land where their slices came from.
+    axial = SliceSet(2, np.array([4]), np.ones((1, 2, 3)), ((-1, 1), (2, 5)), (1.0, 1.0))
+    saliency = saliency_from_parts([0.25, 0.75, 0.5], [maps, np.ones((1, 2, 3))],
+                                   [coronal, axial], (4, 6, 5))
+    added = saliency - coronal_only
+    assert added.sum() == 0.5 * 3  # x = 0 only: x = -1 lies outside the volume
+    assert added[0, 2:5, 4].tolist() == [0.5, 0.5, 0.5]
 
 
 def test_mst_saliency_has_the_volume_shape():

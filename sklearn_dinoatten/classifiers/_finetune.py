@@ -17,8 +17,9 @@ from .._validation import (
 from ..backbones import SAVED_WEIGHTS, build_backbone
 from ..embedding import DinoSliceEmbedder
 from ..nn.finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
-from ..preprocessing import to_backbone_input
-from ..volumes import check_volumes, load_volume
+from ..preprocessing import to_channels
+from ..slicing import axes_of
+from ..volumes import check_volumes, load_scan
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
 
 DEFAULT_N_SLICES = 16  # so that a batch of volumes fits in memory with gradients
@@ -38,7 +39,8 @@ class FineTunedSliceClassifier(BaseTorchClassifier):
     ----------
     embedder : DinoSliceEmbedder or None, default=None
         Which backbone and slices: its ``backbone`` (a timm model name), ``weights``,
-        ``image_size``, ``axis``, ``n_slices``, ``slice_selection`` and
+        ``image_size``, ``axis`` (one), ``n_slices``, ``slice_selection``, ``spacing``,
+        ``slice_spacing``, ``pixel_spacing``, ``crop``, ``min_foreground`` and
         ``normalization`` are used (the others are how a frozen embedder runs, and do
         not apply). ``None``: ``DinoSliceEmbedder(n_slices=16)``, so that a batch fits
         in memory.
@@ -73,8 +75,9 @@ class FineTunedSliceClassifier(BaseTorchClassifier):
     _constraints = {
         **TRAINING_CONSTRAINTS,
         "embedder": [NONE, Constraint(
-            lambda v: isinstance(v, DinoSliceEmbedder) and isinstance(v.backbone, str),
-            "a DinoSliceEmbedder whose backbone is a timm model name")],
+            lambda v: isinstance(v, DinoSliceEmbedder) and isinstance(v.backbone, str)
+            and len(axes_of(v.axis)) == 1,
+            "a DinoSliceEmbedder with a timm model name as backbone and one slicing axis")],
         "in_chans": [options(1, 3)],
         "freeze": [options(*FREEZE_MODES)],
         "n_trainable_blocks": [integer(0)],
@@ -83,8 +86,10 @@ class FineTunedSliceClassifier(BaseTorchClassifier):
         "mixed_precision": [BOOLEAN],
     }
     _params_fixed_by_fit = ("in_chans", "aggregator", "embedder", *(
-        f"embedder__{name}" for name in ("backbone", "weights", "image_size", "axis",
-                                         "n_slices", "slice_selection", "normalization")))
+        f"embedder__{name}" for name in (
+            "backbone", "weights", "image_size", "axis", "n_slices", "slice_selection",
+            "spacing", "slice_spacing", "pixel_spacing", "crop", "min_foreground",
+            "normalization")))
 
     def __init__(self, embedder=None, in_chans=1, freeze="last_n_blocks",
                  n_trainable_blocks=2, backbone_lr=1e-5, aggregator="transformer",
@@ -133,8 +138,9 @@ def _backbone_inputs(embedder, X, in_chans):
     averaged."""
     stacks = []
     for i, volume in enumerate(check_volumes(X, images=True)):
-        _, stack = embedder._slices(load_volume(volume, i, images=True))
-        images = to_backbone_input(stack, embedder.image_size, embedder.normalization)
+        (kept,) = embedder._slices(*load_scan(volume, i, images=True,
+                                              spacing=embedder.spacing))
+        images = to_channels(embedder._backbone_input(kept), embedder.normalization)
         stacks.append(images.mean(dim=1, keepdim=True) if in_chans == 1 else images)
     side = embedder.image_size
     out = np.full((len(stacks), embedder.n_slices or max(map(len, stacks)), in_chans, side,

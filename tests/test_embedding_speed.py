@@ -103,13 +103,13 @@ def test_a_file_seen_before_is_not_read_again(tmp_path, monkeypatch, volumes, fr
     embedder = DinoSliceEmbedder(**FAST).fit(paths)
     first = embedder.transform(paths)
     reads = []
-    load = embedding_module.load_volume
+    load = embedding_module.load_scan
 
     def counted_load(volume, *args, **kwargs):
         reads.append(volume)
         return load(volume, *args, **kwargs)
 
-    monkeypatch.setattr(embedding_module, "load_volume", counted_load)
+    monkeypatch.setattr(embedding_module, "load_scan", counted_load)
     np.testing.assert_array_equal(embedder.transform(paths), first)
     assert reads == []
     save_nifti(paths[1], volumes[1][::-1])  # new content: read and embedded again

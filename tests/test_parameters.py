@@ -57,6 +57,12 @@ NONSENSE = [
     (DinoSliceEmbedder, dict(n_jobs=0), "n_jobs must be None or an integer >= 1 or an "
                                          "integer <= -1"),
     (DinoSliceEmbedder, dict(device="gpu"), "device must be 'auto' or a torch device name"),
+    (DinoSliceEmbedder, dict(spacing=(1.0, 0.0, 1.0)), "spacing must be None or a tuple of "
+                                                      "3 numbers > 0"),
+    (DinoSliceEmbedder, dict(axis=("axial", 2)), "axis must be one of .* or a tuple of "
+                                                 "distinct axes"),
+    (DinoSliceEmbedder, dict(min_foreground=1.0), "min_foreground must be a number in"),
+    (DinoSliceEmbedder, dict(crop="brain"), "crop must be one of 'none', 'foreground'"),
     (SpatialARAnomalyDetector, dict(max_epochs=0), "max_epochs must be an integer >= 1"),
     (MemoryBankAnomalyDetector, dict(random_state=-1), "random_state must be None, an integ"),
     (VolumeResampler, dict(shape=(64, 64)), "shape must be a tuple of 3 integers >= 1"),

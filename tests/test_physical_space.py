@@ -138,3 +138,14 @@ def test_pixel_spacing_has_its_own_cache_entries(volume):
     one = DinoSliceEmbedder(pixel_spacing=1.0, **FAST).fit_transform([volume])
     half = DinoSliceEmbedder(pixel_spacing=0.5, **FAST).fit_transform([volume])
     assert not np.array_equal(one, half)
+
+
+def test_one_axis_estimators_refuse_a_tri_planar_embedder():
+    from sklearn_dinoatten import FineTunedSliceClassifier
+    from sklearn_dinoatten.anomaly import SpatialARAnomalyDetector
+
+    tri_planar = DinoSliceEmbedder(axis="all", **FAST)
+    with pytest.raises(ValueError, match="a DinoSliceEmbedder with one slicing axis"):
+        SpatialARAnomalyDetector(embedder=tri_planar).fit(None)
+    with pytest.raises(ValueError, match="and one slicing axis"):
+        FineTunedSliceClassifier(tri_planar).fit(None, None)

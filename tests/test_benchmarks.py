@@ -4,6 +4,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from .test_datasets import write_medmnist
 
 BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
@@ -28,6 +30,7 @@ def test_medmnist3d_benchmark_runs_on_a_small_file(tmp_path):
     assert os.path.isfile(tmp_path / "out" / "adrenal_28.csv")
 
 
+@pytest.mark.slow  # 30 s; run_study, which it calls, is tested through the CLI
 def test_compare_methods_writes_a_run_the_report_reads(tmp_path):
     from sklearn_dinoatten.runs import read_run
 

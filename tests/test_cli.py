@@ -330,15 +330,14 @@ def test_adrenal_demo_data_keeps_the_official_split(tmp_path):
     np.testing.assert_allclose(image.header.get_zooms(), [64 / 28] * 3, rtol=1e-6)
 
 
-def test_cv_in_millimetres_with_tri_planar_bags(tmp_path, monkeypatch):
+def test_cv_in_millimetres_with_tri_planar_bags(tmp_path, monkeypatch, capsys):
     from sklearn_dinoatten import report
 
     data = make_study(tmp_path / "data", shape=(28, 28, 16))
     out = str(tmp_path / "cv")
-    result = run_cli("cv", data, "--method", "dinoatten3d", "--out", out, "--axis", "all",
-                     "--slice-spacing", "2", "--pixel-spacing", "1", "--crop", "foreground",
-                     "--min-foreground", "0.01", "--n-slices", "4", *FAST)
-    assert result.returncode == 0, result.stderr
+    assert main(["cv", data, "--method", "dinoatten3d", "--out", out, "--axis", "all",
+                 "--slice-spacing", "2", "--pixel-spacing", "1", "--crop", "foreground",
+                 "--min-foreground", "0.01", "--n-slices", "4", *FAST]) == 0
     run = json.load(open(os.path.join(out, "run.json")))
     assert run["embedder"]["axis"] == "all" and run["embedder"]["crop"] == "foreground"
     assert run["embedder"]["slice_spacing"] == 2.0 and run["embedder"]["pixel_spacing"] == 1.0
@@ -355,5 +354,6 @@ def test_cv_in_millimetres_with_tri_planar_bags(tmp_path, monkeypatch):
     assert main(["report", out, "--overlays", "1"]) == 0
     assert {"DinoAtten3D, axial", "DinoAtten3D, coronal", "DinoAtten3D, sagittal"} <= set(
         titles)  # the attention profile says which orientation each weight belongs to
-    result = run_cli("cv", data, "--out", out, "--pixel-spacing", "0", *FAST)
-    assert result.returncode == 2 and "must be a number > 0" in result.stderr
+    with pytest.raises(SystemExit) as usage_error:
+        main(["cv", data, "--out", out, "--pixel-spacing", "0", *FAST])
+    assert usage_error.value.code == 2 and "must be a number > 0" in capsys.readouterr().err

@@ -9,6 +9,7 @@ z: inferior->superior)``. Arrays are taken to be in that same order, which makes
 
 import os
 from collections.abc import Iterator
+from functools import lru_cache
 from numbers import Integral
 
 import numpy as np
@@ -201,19 +202,35 @@ def _ras_voxel_size(image):
 
 def voxel_size_of(volume):
     """The RAS voxel size of a file or nibabel image, from its header alone (no voxel
-    is read); ``None`` for an array or a header that cannot be read (the error comes
-    when the voxels are)."""
+    is read; a file's is remembered while it is unchanged); ``None`` for an array or a
+    header that cannot be read (the error comes when the voxels are)."""
+    if isinstance(volume, (str, os.PathLike)):
+        try:
+            stat = os.stat(volume)
+        except OSError:
+            return None
+        return _file_voxel_size(os.path.realpath(volume), stat.st_size, stat.st_mtime_ns)
+    return _header_voxel_size(volume) if is_image_object(volume) else None
+
+
+@lru_cache(maxsize=65536)
+def _file_voxel_size(path, size, mtime_ns):
     import nibabel as nib
 
     try:
-        image = volume if is_image_object(volume) else (
-            nib.load(os.fspath(volume)) if isinstance(volume, (str, os.PathLike)) else None)
-        if image is None or len(image.shape) < 3:
-            return None
-        _check_header(image, describe(volume))
-        return _ras_voxel_size(image)
+        return _header_voxel_size(nib.load(path))
     except Exception:  # damaged: load_scan says what is wrong, naming the file
         return None
+
+
+def _header_voxel_size(image):
+    if len(image.shape) < 3:
+        return None
+    try:
+        _check_header(image, describe(image))
+    except ValueError:
+        return None
+    return tuple(_ras_voxel_size(image))
 
 
 def _check_header(image, label):

@@ -40,11 +40,9 @@ def normalize_intensity(stack, method="minmax", percentiles=(0.5, 99.5)):
     raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {method!r}.")
 
 
-def to_backbone_input(stack, image_size, method="minmax", pixel_size=None,
-                      pixel_spacing=None):
+def to_backbone_input(stack, image_size, method="minmax"):
     """Preprocess a slice stack ``(n, h, w)`` into a float32 tensor ``(n, 3, s, s)``."""
-    return to_channels(resize_stack(stack, image_size, method, pixel_size, pixel_spacing),
-                       method)
+    return to_channels(resize_stack(stack, image_size, method), method)
 
 
 def resize_stack(stack, image_size, method="minmax", pixel_size=None, pixel_spacing=None):

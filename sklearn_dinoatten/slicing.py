@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ._validation import Constraint
-from .volumes import check_axis, select_slices
+from .volumes import box_overlap, check_axis, select_slices
 
 CROPS = ("none", "foreground")
 MARGIN_MM = 4.0  # kept around the foreground box, at least a voxel
@@ -102,11 +102,8 @@ def foreground_box(mask, voxel_size, margin_mm=MARGIN_MM):
 def crop(data, box, fill):
     """``data[box]``, with ``fill`` where the box leaves the volume."""
     out = np.full([stop - start for start, stop in box], fill, dtype=data.dtype)
-    inside = tuple(slice(max(start, 0), min(stop, n)) for (start, stop), n in
-                   zip(box, data.shape, strict=True))
-    target = tuple(slice(s.start - start, s.stop - start) for s, (start, _) in
-                   zip(inside, box, strict=True))
-    out[target] = data[inside]
+    inside, in_box = box_overlap(box, data.shape)
+    out[in_box] = data[inside]
     return out
 
 

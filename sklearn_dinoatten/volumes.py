@@ -293,9 +293,16 @@ def place_slices(maps, slice_indices, volume_shape, axis, region=None):
     in_plane = [n for a, n in enumerate(volume_shape) if a != axis]
     region = region or tuple((0, n) for n in in_plane)
     out = np.zeros((volume_shape[axis], *in_plane), dtype=np.float64)
-    inside = tuple(slice(max(start, 0), min(stop, n))
-                   for (start, stop), n in zip(region, in_plane, strict=True))
-    source = tuple(slice(s.start - start, s.stop - start)
-                   for s, (start, _) in zip(inside, region, strict=True))
+    inside, source = box_overlap(region, in_plane)
     out[(slice_indices, *inside)] = np.asarray(maps)[(slice(None), *source)]
     return np.moveaxis(out, 0, axis)
+
+
+def box_overlap(box, shape):
+    """Where a box (``(start, stop)`` per axis, possibly beyond an array of ``shape``)
+    meets the array: the slices of the array, and the same voxels' slices in the box."""
+    inside = tuple(slice(max(start, 0), min(stop, n))
+                   for (start, stop), n in zip(box, shape, strict=True))
+    in_box = tuple(slice(s.start - start, s.stop - start)
+                   for s, (start, _) in zip(inside, box, strict=True))
+    return inside, in_box

@@ -39,7 +39,8 @@ FPR_GRID = np.linspace(0, 1, 101)
 POSITION_GRID = np.linspace(0, 1, 50)
 _HEADERS = {
     "method": "Method", "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
-    "auc": "AUC [95 % CI]", "f1": "F1", "fnr": "FNR",
+    "auc": "AUC [95 % CI]", "sensitivity": "Sensitivity", "specificity": "Specificity",
+    "f1": "F1", "fnr": "FNR",
     "fit_seconds_per_fold": "Fit s / fold", "delong_p": "DeLong p",
 }
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;

@@ -4,9 +4,11 @@ A run directory holds::
 
     run.json         the study: classes, positive class, protocol, grouping, reference
                      method, the methods' and the embedder's parameters, versions
-    predictions.csv  one row per scored scan: path, label, subject (grouped runs), fold
-                     (cross-validation), then per method {key}_pred and {key}_p_{class},
-                     probabilities at full precision
+    predictions.csv  one row per scored scan: path (absolute), label, subject (grouped
+                     runs), fold (cross-validation), backbone_weights (runs with slice
+                     embeddings: random, the checkpoint file, or timm's download), then
+                     per method {key}_pred and {key}_p_{class}, probabilities at full
+                     precision
     metrics.csv      one row per method (columns METRIC_COLUMNS)
     metrics.md       the same table in Markdown, with the caption that says how it was made
     outputs.npz      per method embedding_{key} (the learned volume embeddings) and
@@ -33,7 +35,8 @@ import numpy as np
 from ._files import atomic_write, write_csv
 
 METRIC_COLUMNS = ("method", "accuracy", "balanced_accuracy", "auc", "auc_ci_low",
-                  "auc_ci_high", "f1", "fnr", "fit_seconds_per_fold", "delong_p")
+                  "auc_ci_high", "sensitivity", "specificity", "f1", "fnr",
+                  "fit_seconds_per_fold", "delong_p")
 FILES = ("run.json", "predictions.csv", "metrics.csv", "metrics.md", "outputs.npz")
 
 
@@ -108,13 +111,15 @@ def write_run(folder, run):
     caption of ``run.info`` (how the metrics were computed) follows the table in
     ``metrics.md``."""
     os.makedirs(folder, exist_ok=True)
-    rows = []
+    rows, weights = [], backbone_weights(run.info)
     for i, path in enumerate(run.paths):
         row = {"path": path, "label": run.labels[i]}
         if run.groups is not None:
             row["subject"] = run.groups[i]
         if run.folds is not None:
             row["fold"] = run.folds[i]
+        if weights is not None:
+            row["backbone_weights"] = weights
         for key, proba in run.proba.items():
             row[f"{key}_pred"] = run.pred[key][i]
             row.update({f"{key}_p_{c}": repr(float(p))  # repr: the float round-trips
@@ -132,19 +137,29 @@ def write_run(folder, run):
     atomic_write(os.path.join(folder, "run.json"), lambda f: f.write(info.encode()))
 
 
+def backbone_weights(info):
+    """The slice embedder's weights as run.json records them: ``"random"``, the checkpoint
+    file, or ``"pretrained (timm download)"``; None for a run without slice embeddings."""
+    if not info.get("embedder"):
+        return None
+    weights = info["embedder"].get("weights")
+    return "pretrained (timm download)" if weights is None else str(weights)
+
+
 def to_markdown(rows, reference_name):
     """The metrics table in Markdown; NaN shows as ``-``."""
     def number(value, spec=".3f"):
         value = float(value) if value not in ("", None) else np.nan
         return "-" if np.isnan(value) else format(value, spec)
 
-    header = ["method", "acc", "bal. acc", "AUC [95% CI]", "F1", "FNR", "fit s/fold",
-              f"DeLong p vs {reference_name}"]
+    header = ["method", "acc", "bal. acc", "AUC [95% CI]", "sens.", "spec.", "F1", "FNR",
+              "fit s/fold", f"DeLong p vs {reference_name}"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for r in rows:
         lines.append(
             f"| {r['method']} | {number(r['accuracy'])} | {number(r['balanced_accuracy'])} | "
             f"{number(r['auc'])} [{number(r['auc_ci_low'])}, {number(r['auc_ci_high'])}] | "
+            f"{number(r.get('sensitivity'))} | {number(r.get('specificity'))} | "
             f"{number(r['f1'])} | {number(r['fnr'])} | {number(r['fit_seconds_per_fold'], '.1f')}"
             f" | {number(r['delong_p'], '.3g')} |"
         )

@@ -25,7 +25,13 @@ from .classifiers import (
     SliceTransformerClassifier,
 )
 from .datasets import SPLITS
-from .metrics import bootstrap_ci, delong_test, false_negative_rate
+from .metrics import (
+    bootstrap_ci,
+    delong_test,
+    false_negative_rate,
+    sensitivity_score,
+    specificity_score,
+)
 from .runs import METRIC_COLUMNS, Run, jsonable, versions
 from .slicing import axes_of
 
@@ -271,8 +277,9 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
     -------
     rows : list of dict with keys :data:`METRIC_COLUMNS`
         Binary labels: the score is the positive class's probability; AUC with a
-        stratified bootstrap CI, F1 and false-negative rate of that class. More
-        classes: one-vs-rest macro AUC and macro F1; FNR and DeLong are NaN.
+        stratified bootstrap CI, sensitivity, specificity, F1 and false-negative rate
+        of that class. More classes: one-vs-rest macro AUC and macro F1; sensitivity,
+        specificity, FNR and DeLong are NaN.
     """
     scored = scored_samples(results)
     y = np.asarray(y)[scored]
@@ -288,6 +295,8 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
             truth, score = (y == positive).astype(int), proba[:, column]
             auc = bootstrap_ci(roc_auc_score, truth, score, n_resamples=n_resamples,
                                groups=groups, random_state=random_state)
+            sensitivity = sensitivity_score(y, predicted, pos_label=positive)
+            specificity = specificity_score(y, predicted, pos_label=positive)
             f1 = f1_score(y, predicted, pos_label=positive)
             fnr = false_negative_rate(y, predicted, pos_label=positive)
             delong_p = (delong_test(truth, score, results[reference].proba[scored, column],
@@ -299,10 +308,11 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
 
             auc = bootstrap_ci(macro_auc, y, proba, n_resamples=n_resamples, groups=groups,
                                random_state=random_state)
-            f1, fnr, delong_p = f1_score(y, predicted, average="macro"), np.nan, np.nan
+            f1 = f1_score(y, predicted, average="macro")
+            sensitivity = specificity = fnr = delong_p = np.nan
         rows.append(dict(zip(METRIC_COLUMNS, (
             method_name(key), accuracy_score(y, predicted),
-            balanced_accuracy_score(y, predicted), *auc, f1, fnr,
+            balanced_accuracy_score(y, predicted), *auc, sensitivity, specificity, f1, fnr,
             float(np.mean(result.fit_seconds)), delong_p,
         ), strict=True)))
     return rows
@@ -433,8 +443,9 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
                     for k, m in methods.items()},
         "versions": versions(),
     }
-    names = np.array([os.fspath(scan) if isinstance(scan, (str, os.PathLike)) else f"#{i}"
-                      for i, scan in enumerate(scans)])  # arrays by their place in scans
+    names = np.array([  # files by absolute path, arrays by their place in scans
+        os.path.abspath(scan) if isinstance(scan, (str, os.PathLike)) else f"#{i}"
+        for i, scan in enumerate(scans)])
     return Run(info, names[scored], y[scored],
                {k: r.proba[scored] for k, r in results.items()},
                groups=None if groups is None else groups[scored], folds=folds,

@@ -151,6 +151,9 @@ def test_grouped_cv_with_a_named_positive_class(tmp_path, capsys):
     for row in predictions:
         folds.setdefault(row["subject"], set()).add(row["fold"])
     assert len(folds) == 8 and all(len(f) == 1 for f in folds.values())
+    # Readable alone: random weights and paths that resolve from any working directory.
+    assert {r["backbone_weights"] for r in predictions} == {"random"}
+    assert all(os.path.isabs(r["path"]) and os.path.isfile(r["path"]) for r in predictions)
     run = json.load(open(os.path.join(out, "run.json")))
     assert run["grouped"] is True and run["n_subjects"] == 8
     assert run["positive_label"] == "abnormal" and run["random_weights"] is True

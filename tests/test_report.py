@@ -37,7 +37,8 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
             outputs[f"attention_{key}"] = attention
         accuracy = np.mean(proba.argmax(axis=1) == y)
         metrics.append({"method": key, "accuracy": accuracy, "balanced_accuracy": accuracy,
-                        "auc": 0.8, "auc_ci_low": 0.7, "auc_ci_high": 0.9, "f1": 0.75,
+                        "auc": 0.8, "auc_ci_low": 0.7, "auc_ci_high": 0.9, "sensitivity": 0.8,
+                        "specificity": 0.7, "f1": 0.75,
                         "fnr": 0.2, "fit_seconds_per_fold": 1.25,
                         "delong_p": "" if key == "dinoatten3d" else 0.04})
     if volumes:

@@ -14,7 +14,8 @@ def a_run(grouped=True):
     info = {"classes": [0, 1], "positive_label": 1, "reference": "mean", "grouped": grouped,
             "caption": "Protocol: a test.",
             "methods": {"mean": {"name": "Mean pooling"}, "mst": {"name": "MST aggregator"}}}
-    metrics = [dict(zip(METRIC_COLUMNS, [name, 0.8, 0.75, 0.9, 0.8, 1.0, 0.7, 0.25, 1.5, p],
+    metrics = [dict(zip(METRIC_COLUMNS, [name, 0.8, 0.75, 0.9, 0.8, 1.0, 0.75, 0.85, 0.7,
+                                             0.25, 1.5, p],
                         strict=True))
                for name, p in (("Mean pooling", np.nan), ("MST aggregator", 0.04))]
     return Run(info, np.array(["a.nii.gz", "b.nii.gz", "c.nii", "d.nii", "e.nii"]),

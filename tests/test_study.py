@@ -54,6 +54,9 @@ def test_metrics_describe_the_named_positive_class():
     proba = results["dinoatten3d"].proba  # columns: abnormal, normal
     predicted = np.where(proba[:, 0] > proba[:, 1], "abnormal", "normal")
     assert row["fnr"] == false_negative_rate(y, predicted, pos_label="abnormal")
+    positive = y == "abnormal"
+    assert row["sensitivity"] == np.mean(predicted[positive] == "abnormal")
+    assert row["specificity"] == np.mean(predicted[~positive] == "normal")
     assert row["f1"] == f1_score(y, predicted, pos_label="abnormal")
     assert row["auc"] == roc_auc_score(y == "abnormal", proba[:, 0])
     with pytest.raises(ValueError, match="say which is the positive class"):

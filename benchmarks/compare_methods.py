@@ -30,8 +30,9 @@ import numpy as np
 
 from sklearn_dinoatten import DinoSliceEmbedder
 from sklearn_dinoatten.datasets import load_nifti_folder, make_volumes
+from sklearn_dinoatten.methods import METHODS, make_method
 from sklearn_dinoatten.runs import write_run
-from sklearn_dinoatten.study import METHODS, cross_validation, make_method, run_study
+from sklearn_dinoatten.study import cross_validation, run_study
 
 
 def load_data(args):

@@ -6,29 +6,36 @@ Typical use::
     from sklearn_dinoatten import DinoSliceEmbedder, AttentionPoolClassifier
 
     pipe = make_pipeline(DinoSliceEmbedder(), AttentionPoolClassifier())
+
+The names below are imported on first use, so that ``import sklearn_dinoatten`` (and
+``dinoatten --help``) does not load torch.
 """
 
-from .cache import clear_memory_cache
-from .classifiers import (
-    AttentionPoolClassifier,
-    FineTunedSliceClassifier,
-    ResNet3DClassifier,
-    SCMILClassifier,
-    SliceTransformerClassifier,
-)
-from .embedding import DinoSliceEmbedder
-from .resampling import VolumeResampler
+from importlib import import_module
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "AttentionPoolClassifier",
-    "DinoSliceEmbedder",
-    "FineTunedSliceClassifier",
-    "ResNet3DClassifier",
-    "SCMILClassifier",
-    "SliceTransformerClassifier",
-    "VolumeResampler",
-    "clear_memory_cache",
-    "__version__",
-]
+_MODULES = {
+    "AttentionPoolClassifier": "classifiers",
+    "DinoSliceEmbedder": "embedding",
+    "FineTunedSliceClassifier": "classifiers",
+    "ResNet3DClassifier": "classifiers",
+    "SCMILClassifier": "classifiers",
+    "SliceTransformerClassifier": "classifiers",
+    "VolumeResampler": "resampling",
+    "clear_memory_cache": "cache",
+}
+
+__all__ = [*_MODULES, "__version__"]
+
+
+def __getattr__(name):
+    if name not in _MODULES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_MODULES[name]}", __name__), name)
+    globals()[name] = value  # looked up once
+    return value
+
+
+def __dir__():
+    return sorted({*globals(), *__all__})

@@ -29,8 +29,7 @@ from ._arguments import (
     integer,
 )
 from ._files import atomic_folder, atomic_write, writable_folder, write_csv
-from ._validation import check_params
-from .study import METHODS, REFERENCE
+from .methods import METHODS, REFERENCE
 
 PROG = "dinoatten"
 
@@ -252,7 +251,8 @@ def demo(args):
     from .embedding import DinoSliceEmbedder
     from .report import write_report
     from .runs import data_record, write_run
-    from .study import cross_validation, held_out, make_method, run_study
+    from .methods import make_method
+    from .study import cross_validation, held_out, run_study
 
     root, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "cv")
     source, n_written = write_demo_data(root, args.dataset, args.n_scans)
@@ -291,7 +291,8 @@ def _method_keys(method):
 
 
 def _method(key, args):
-    from .study import make_method
+    from ._validation import check_params
+    from .methods import make_method
 
     on_volumes = METHODS[key].takes_volumes
     epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.epochs
@@ -344,6 +345,7 @@ def _csv_header(path):
 
 
 def _embedder(args):
+    from ._validation import check_params
     from .embedding import DinoSliceEmbedder
 
     weights = args.weights

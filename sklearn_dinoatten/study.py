@@ -11,20 +11,15 @@ ResNet trains on resampled volumes.
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from .classifiers import (
-    AttentionPoolClassifier,
-    ResNet3DClassifier,
-    SCMILClassifier,
-    SliceTransformerClassifier,
-)
 from .datasets import SPLITS
+from .methods import METHODS, REFERENCE, method_name
 from .metrics import (
     bootstrap_ci,
     delong_test,
@@ -35,53 +30,7 @@ from .metrics import (
 from .runs import METRIC_COLUMNS, Run, jsonable, versions
 from .slicing import axes_of
 
-
-@dataclass(frozen=True)
-class Method:
-    """A method of the study: its display name, its classifier and the parameters that
-    make it this method; ``takes_volumes``: it trains on resampled volumes, not on
-    slice embeddings."""
-
-    name: str
-    estimator: type
-    params: dict = field(default_factory=dict)
-    takes_volumes: bool = False
-
-
-METHODS = {
-    "dinoatten3d": Method("DinoAtten3D", AttentionPoolClassifier),
-    "attention-ce": Method("Attention, CE only", AttentionPoolClassifier,
-                           dict(supcon_weight=0.0, variance_weight=0.0)),
-    "mean": Method("Mean pooling", AttentionPoolClassifier, dict(pooling="mean")),
-    "gated": Method("Gated attention", AttentionPoolClassifier, dict(pooling="gated")),
-    "mst": Method("MST aggregator", SliceTransformerClassifier),
-    "scmil": Method("SC-MIL", SCMILClassifier),
-    "resnet3d": Method("3D ResNet", ResNet3DClassifier, dict(batch_size=8), takes_volumes=True),
-}
-REFERENCE = "dinoatten3d"
 N_RESAMPLES = 1000
-
-
-def method_name(key):
-    """A method's display name (its key, for a method outside :data:`METHODS`)."""
-    return METHODS[key].name if key in METHODS else key
-
-
-def make_method(key, max_epochs=50, random_state=0, class_weight=None, resnet_depth=18,
-                resnet_width=1.0):
-    """An unfitted classifier for a method of :data:`METHODS`.
-
-    ``"resnet3d"`` takes resampled volumes (``METHODS[key].takes_volumes``); the others
-    take slice embeddings.
-    """
-    if key not in METHODS:
-        raise ValueError(f"method must be one of {list(METHODS)}; got {key!r}.")
-    method = METHODS[key]
-    params = dict(method.params, max_epochs=max_epochs, random_state=random_state,
-                  class_weight=class_weight)
-    if method.takes_volumes:
-        params.update(depth=resnet_depth, widen_factor=resnet_width)
-    return method.estimator(**params)
 
 
 def positive_class(y, pos_label=None):

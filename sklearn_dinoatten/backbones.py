@@ -10,12 +10,15 @@ timm/safetensors state dicts load, with the position embedding resampled to
 import copy
 import hashlib
 import os
+import socket
 import warnings
 from dataclasses import dataclass
+from urllib.parse import urlparse
 
 import torch
 
 RANDOM_WEIGHTS_SEED = 0
+HUB_TIMEOUT = 3  # seconds to reach the weights' hub before giving up
 _WARNED_RANDOM = set()  # warn once per process and model name, not once per clone
 # weights=SAVED_WEIGHTS: the architecture only, to receive weights saved with a fitted
 # model (sklearn_dinoatten.persistence); initialised as "random", without its warning,
@@ -126,6 +129,7 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
         _unit_layer_scale(module)
         return module
     if weights is None:
+        _check_hub(name)
         try:
             module = timm.create_model(name, pretrained=True, **kwargs)
         except Exception as exc:
@@ -152,6 +156,33 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
     raise ValueError(
         f"weights must be None, 'random' or a path to a checkpoint file; got {weights!r}."
     )
+
+
+def _check_hub(name):
+    """Fail at once, in one line, when the pretrained weights of timm model ``name`` are
+    neither in the local Hugging Face cache nor reachable, instead of after a minute of
+    download retries."""
+    import timm
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    repo = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None)
+    if repo is None or any(isinstance(try_to_load_from_cache(repo, file), str)
+                           for file in ("model.safetensors", "pytorch_model.bin")):
+        return  # not on the hub (timm's own download), or downloaded before
+    endpoint = urlparse(constants.ENDPOINT)
+    try:
+        if constants.HF_HUB_OFFLINE:
+            raise OSError("HF_HUB_OFFLINE is set")
+        socket.create_connection(
+            (endpoint.hostname, endpoint.port or (80 if endpoint.scheme == "http" else 443)),
+            timeout=HUB_TIMEOUT).close()
+    except OSError as exc:
+        raise RuntimeError(
+            f"The pretrained weights of {name!r} are not in the local cache and "
+            f"{endpoint.hostname} cannot be reached ({exc}): pass a checkpoint file, "
+            "weights='dinov2_vits14_pretrain.pth' (--weights FILE on the command line; see "
+            "the user guide's 'Official weights'), or weights='random' for a test."
+        ) from None
 
 
 def _unit_layer_scale(module):

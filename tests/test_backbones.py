@@ -46,8 +46,27 @@ def test_offline_pretrained_download_fails_with_advice(monkeypatch):
     def offline(*args, **kwargs):
         raise ConnectionError("no network")
 
-    monkeypatch.setattr(timm, "create_model", offline)
+    monkeypatch.setattr(backbones, "_check_hub", lambda name: None)  # the hub answers
+    monkeypatch.setattr(timm, "create_model", offline)  # but the download fails
     with pytest.raises(RuntimeError, match="weights='random'"):
+        build_backbone("vit_small_patch14_dinov2", None, 28)
+
+
+def test_an_unreachable_hub_fails_before_any_download(monkeypatch, tmp_path):
+    from huggingface_hub import constants
+
+    def no_download(*args, **kwargs):
+        raise AssertionError("timm was asked to download")
+
+    def unreachable(address, timeout):
+        assert timeout == backbones.HUB_TIMEOUT
+        raise OSError(f"cannot reach {address[0]}")
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # nothing cached
+    monkeypatch.setattr(backbones.socket, "create_connection", unreachable)
+    monkeypatch.setattr(timm, "create_model", no_download)
+    with pytest.raises(RuntimeError, match=r"not in the local cache and .* cannot be reached "
+                                           r"\(cannot reach .*\): pass a checkpoint file"):
         build_backbone("vit_small_patch14_dinov2", None, 28)
 
 

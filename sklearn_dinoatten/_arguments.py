@@ -1,4 +1,8 @@
-"""The options several ``dinoatten`` commands share, and argparse's integer type."""
+"""The options several ``dinoatten`` commands share, and argparse's number types.
+
+Options are named after the Python parameters they set (``--max-epochs``,
+``--random-state``); shorter names people type (``--epochs``, ``--seed``) are aliases.
+"""
 
 import argparse
 
@@ -28,19 +32,34 @@ def positive(text):
     return value
 
 
+def add_verbosity_arguments(sub):
+    """-v (more, repeatable) and -q (no progress): ``args.verbose``, ``args.quiet``."""
+    group = sub.add_mutually_exclusive_group()
+    group.add_argument("-v", "--verbose", action="count", default=0,
+                       help="more output: -v adds the classifiers' epoch-by-epoch log")
+    group.add_argument("-q", "--quiet", action="store_true",
+                       help="no progress output: results, warnings and errors only")
+
+
 def add_data_arguments(sub):
     """The labelled scans: DATA, the labels file and its columns."""
     sub.add_argument("data", metavar="DATA", help="folder of NIfTI scans with labels.csv")
     sub.add_argument("--labels", help="the labels CSV (default: DATA/labels.csv)")
+    add_label_columns(sub)
+
+
+def add_label_columns(sub, split=True):
+    """The columns of a labels CSV."""
     sub.add_argument("--path-column", default="path",
-                     help="column of scan paths, relative to DATA (default: path)")
+                     help="column of scan paths, relative to the CSV's folder (default: path)")
     sub.add_argument("--label-column", default="label", help="column of labels (default: label)")
     sub.add_argument("--group-column",
                      help="column of subject ids for grouped folds and statistics clustered "
                           "by subject (default: subject, if present; none: ignore it)")
-    sub.add_argument("--split-column",
-                     help="column of train/val/test for a held-out test set instead of "
-                          "cross-validation (default: split, if present; none: ignore it)")
+    if split:
+        sub.add_argument("--split-column",
+                         help="column of train/val/test for a held-out test set instead of "
+                              "cross-validation (default: split, if present; none: ignore it)")
 
 
 def add_embedding_arguments(sub, cache_required=False):
@@ -85,8 +104,10 @@ def add_embedding_arguments(sub, cache_required=False):
 
 def add_training_arguments(sub):
     """The classifiers' training settings and the 3D ResNet's input and size."""
-    sub.add_argument("--epochs", type=integer(1), default=50, help="training epochs (default: 50)")
-    sub.add_argument("--seed", type=integer(0), default=0, help="random seed (default: 0)")
+    sub.add_argument("--max-epochs", "--epochs", type=integer(1), default=50,
+                     help="training epochs (default: 50)")
+    sub.add_argument("--random-state", "--seed", type=integer(0), default=0,
+                     help="random seed of the folds and the training (default: 0)")
     sub.add_argument("--class-weight", choices=("none", "balanced"), default="none",
                      help="balanced: weigh the classes' losses by inverse frequency, for "
                           "imbalanced data (default: none)")
@@ -96,5 +117,6 @@ def add_training_arguments(sub):
                      help="3D ResNet depth (default: 18)")
     sub.add_argument("--resnet-width", type=float, default=1.0,
                      help="3D ResNet width factor (default: 1.0)")
-    sub.add_argument("--resnet-epochs", type=integer(1), default=None,
-                     help="3D ResNet training epochs (default: --epochs)")
+    sub.add_argument("--resnet-max-epochs", "--resnet-epochs", dest="resnet_epochs",
+                     type=integer(1), default=None,
+                     help="3D ResNet training epochs (default: --max-epochs)")

@@ -4,7 +4,8 @@
     dinoatten cv DATA --method all --out DIR  grouped stratified CV, metrics, predictions
     dinoatten report DIR                      an HTML report of a cv run
     dinoatten fit DATA --out model.safetensors    train one method on every scan
-    dinoatten predict model.safetensors SCANS...  probabilities, labels, top slices
+    dinoatten predict model.safetensors SCANS...  probabilities, labels, top slices;
+                                              with labels, an evaluation run
     dinoatten demo                            the whole loop on a small offline data set
 
 ``DATA`` is a folder holding the scans and ``labels.csv`` (columns ``path``, relative
@@ -14,6 +15,7 @@ one line on stderr and exit status 1.
 
 import argparse
 import glob
+import inspect
 import os
 import sys
 import time
@@ -25,17 +27,30 @@ from . import __version__
 from ._arguments import (
     add_data_arguments,
     add_embedding_arguments,
+    add_label_columns,
     add_training_arguments,
+    add_verbosity_arguments,
     integer,
 )
-from ._files import atomic_folder, atomic_write, writable_folder, write_csv
+from ._files import write_csv
+from ._inputs import (
+    PROG,
+    CommandError,
+    build_embedder,
+    build_method,
+    cache_of,
+    is_pickle,
+    labelled_scans,
+    labels_file,
+    load_fitted,
+    method_keys,
+    output_file,
+    protocol,
+    run_directory,
+    scan_paths,
+    scans_to_predict,
+)
 from .methods import METHODS, REFERENCE
-
-PROG = "dinoatten"
-
-
-class CommandError(Exception):
-    """A problem with the command's input, reported as one line."""
 
 
 def main(argv=None):
@@ -43,22 +58,44 @@ def main(argv=None):
     parser = _parser()
     args = parser.parse_args(argv)
     args.argv = list(sys.argv[1:] if argv is None else argv)
-    try:
-        args.run(args)
-    except (CommandError, ValueError, OSError, MemoryError, RuntimeError) as exc:
-        # OSError: a full disk, a file-size limit; RuntimeError: e.g. pretrained weights
-        # without a network. The first line of the message says what happened.
-        message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        said = ("finished embeddings are cached, rerun to go on" if args.command == "embed"
-                else "no results were written"
-                + ("; finished embeddings are cached" if getattr(args, "cache_dir", None)
-                   else ""))
-        print(f"{PROG} {args.command}: interrupted; {said}.", file=sys.stderr)
-        return 130
+    args.verbosity = 0 if args.quiet else 1 + args.verbose
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(args.command)
+        try:
+            args.run(args)
+        except (CommandError, ValueError, OSError, MemoryError, RuntimeError) as exc:
+            # OSError: a full disk, a file-size limit; RuntimeError: e.g. pretrained
+            # weights without a network. The first line of the message says what happened.
+            message = (str(exc).strip().splitlines()[0] if str(exc).strip()
+                       else type(exc).__name__)
+            print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"{PROG} {args.command}: interrupted; {_what_is_kept(args)}.", file=sys.stderr)
+            return 130
     return 0
+
+
+def _warning_printer(command):
+    """A ``warnings.showwarning`` that prints each message once, without source lines."""
+    said = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if text not in said:
+            said.add(text)
+            print(f"{PROG} {command}: warning: {text}", file=sys.stderr)
+
+    return show
+
+
+def _what_is_kept(args):
+    cache = cache_of(args)
+    if args.command == "embed":
+        return f"finished embeddings are cached in {cache}, rerun to go on"
+    return "no results were written" + (
+        f"; embeddings finished so far are cached in {cache}" if cache else
+        "; no embedding was kept (only --cache-dir keeps them on disk)")
 
 
 # Commands --------------------------------------------------------------------------
@@ -66,10 +103,10 @@ def main(argv=None):
 
 def embed(args):
     """Embed and cache every scan of DATA; a rerun embeds only what is not cached."""
-    paths = _scan_paths(args)
+    paths = scan_paths(args)
     before = _cache_entries(args.cache_dir)
     start = time.perf_counter()
-    embeddings = _embedder(args).fit_transform(paths)
+    embeddings = build_embedder(args).fit_transform(paths)
     new = _cache_entries(args.cache_dir) - before
     slices = int((~np.isnan(embeddings).all(axis=2)).sum())
     print(f"{len(paths)} scans, {slices} slices of {embeddings.shape[2]} features: "
@@ -78,94 +115,70 @@ def embed(args):
 
 
 def cv(args):
-    """Evaluate methods on DATA (k-fold cross-validation, or the held-out test set of a
-    ``split`` column); write predictions, metrics and the run's parameters."""
-    from .runs import FILES, data_record, write_run
+    """Evaluate methods on DATA by k-fold cross-validation (or on the held-out test set
+    of a split column); write predictions, metrics and the run's parameters."""
+    from .runs import data_record
     from .study import run_study
 
-    paths, y, groups, split = _labelled_scans(args)
-    protocol = _protocol(args, y, groups, split)
-    methods = {key: _method(key, args) for key in _method_keys(args.method)}
-    embedder = (_embedder(args) if any(not METHODS[k].takes_volumes for k in methods)
+    paths, y, groups, split = labelled_scans(args)
+    evaluation = protocol(args, y, groups, split)
+    methods = {key: build_method(key, args) for key in method_keys(args.method)}
+    embedder = (build_embedder(args) if any(not METHODS[k].takes_volumes for k in methods)
                 else None)
-    with _run_directory(args.out) as folder:  # checked before any work, moved in whole
-        run = run_study(paths, y, methods, protocol, embedder=embedder,
+    with run_directory(args.out, args.overwrite) as folder:  # checked first, moved in whole
+        run = run_study(paths, y, methods, evaluation, embedder=embedder,
                         volume_shape=(args.volume_size,) * 3, pos_label=args.pos_label,
-                        random_state=args.seed)
+                        random_state=args.random_state, verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv],
-                        data=data_record(args.data, _labels_file(args), len(y)))
-        write_run(folder, run)
-        _print_metrics(folder)
-    print(f"Written to {args.out}: {', '.join(FILES)}. Next: {PROG} report {args.out}")
+                        data=data_record(args.data, labels_file(args), len(y)))
+        _write(folder, run)
+    _written(args.out)
 
 
-def _print_metrics(folder):
-    """Print the metrics table and its caption as written to the run."""
+def _write(folder, run):
+    """Write the run and print its metrics table and caption."""
+    from .runs import write_run
+
+    write_run(folder, run)
     with open(os.path.join(folder, "metrics.md"), encoding="utf-8") as f:
         print(f"\n{f.read()}")
 
 
-def _run_directory(out):
-    """An atomic folder for a run at ``out`` (see :func:`atomic_folder`): ``out`` may be
-    absent, empty or an earlier run (a folder holding run.json), which the new run
-    replaces whole; anything else is refused before any work."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CommandError(f"--out {out!r} is a file; give a folder for the results.")
-    if os.path.isdir(out) and os.listdir(out) and not os.path.isfile(
-            os.path.join(out, "run.json")):
-        raise CommandError(f"--out {out!r} holds files that are not a {PROG} run; give a new "
-                           "or empty folder (a run is replaced whole by the next one).")
-    return atomic_folder(out)
+def _written(out):
+    from .runs import FILES
 
-
-def _output_file(path):
-    """Check, before any work, that a file can be written at ``path``."""
-    if os.path.isdir(path):
-        raise CommandError(f"--out {path!r} is a folder; give a file name.")
-    writable_folder(os.path.dirname(os.path.abspath(path)), "--out's folder")
-    return path
-
-
-def _protocol(args, y, groups, split):
-    """The held-out split of the labels' split column, else k-fold cross-validation."""
-    from .study import cross_validation, held_out
-
-    if split is None:
-        return cross_validation(y, args.folds or 5, groups, random_state=args.seed)
-    if args.folds is not None:
-        raise CommandError("the labels have a split column, so the test set is fixed: leave "
-                           "out --folds, or drop the column (--split-column none) to "
-                           "cross-validate.")
-    return held_out(split, y, groups)
+    print(f"Written to {out}: {', '.join(FILES)}. Next: {PROG} report {out}")
 
 
 def report(args):
-    """Write the HTML report of a cv run."""
+    """Write the HTML report of a cv run (or of a predict run with labels)."""
     from .report import write_report
 
     if args.out is not None:
-        _output_file(args.out)
-    path = write_report(args.run_dir, out=args.out, overlays=args.overlays)
+        output_file(args.out)
+    path = write_report(args.run_dir, out=args.out, overlays=args.overlays,
+                        verbose=int(args.verbosity >= 1))
     print(f"Report: {path}")
 
 
 def fit(args):
-    """Train one method on the scans of DATA (those of 'train', stopping early on 'val',
-    with a split column) and save the fitted pipeline: a ``.joblib`` path gets a pickle,
-    any other a safetensors model file."""
+    """Train one method on the scans of DATA and save the fitted pipeline.
+
+    With a split column: on the 'train' scans, stopping early on the 'val' ones. A
+    ``.joblib`` path gets a pickle, any other a safetensors model file."""
     from sklearn.pipeline import make_pipeline
 
-    _output_file(args.out)
-    paths, y, _, split = _labelled_scans(args)
+    output_file(args.out)
+    paths, y, _, split = labelled_scans(args)
     paths = np.asarray(paths)
-    classifier = _method(args.method, args)
+    classifier = build_method(args.method, args)
     if METHODS[args.method].takes_volumes:
         from .resampling import VolumeResampler
 
         side = args.volume_size
         model = make_pipeline(VolumeResampler(shape=(side, side, side)), classifier)
     else:
-        model = make_pipeline(_embedder(args), classifier)
+        model = make_pipeline(build_embedder(args), classifier)
     train, fit_params, done = np.ones(len(y), dtype=bool), {}, f"{len(y)} scans"
     if split is not None:
         train, val = split == "train", split == "val"
@@ -177,9 +190,13 @@ def fit(args):
                           f"{name}__y_val": y[val]}
             done += f", early stopping on {val.sum()} 'val' scans"
         done += f" ({np.sum(split == 'test')} 'test' scans left out)"
+    if args.verbosity >= 1:
+        print(f"Training {METHODS[args.method].name} on {done}", flush=True)
     model.fit(list(paths[train]), y[train], **fit_params)
-    if _is_pickle(args.out):
+    if is_pickle(args.out):
         import joblib
+
+        from ._files import atomic_write
 
         atomic_write(args.out, lambda f: joblib.dump(model, f))
     else:
@@ -190,45 +207,22 @@ def fit(args):
 
 
 def predict(args):
-    """Predict scans with a saved model: probabilities, labels and top slices by attention."""
-    _output_file(args.out)
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"Model file {args.model!r} does not exist.")
-    if _is_pickle(args.model):
-        if not args.allow_pickle:
-            raise CommandError(
-                f"{args.model!r} is a pickle, and loading a pickle can run any code: pass "
-                "--allow-pickle if you made it or trust who did, or save models as "
-                f"safetensors (`{PROG} fit ... --out model.safetensors`)."
-            )
-        import joblib
+    """Predict scans with a saved model; with labels, evaluate it as cv does.
 
-        try:
-            model = joblib.load(args.model)
-        except Exception as exc:  # unpickling raises many types for a wrong or damaged file
-            raise CommandError(f"cannot load model {args.model!r}: {exc}") from exc
-    else:
-        from .persistence import load_model
-
-        model = load_model(args.model, device=args.device, cache_dir=args.cache_dir)
-    if not hasattr(model, "predict_proba") or not hasattr(model, "classes_"):
-        raise CommandError(f"{args.model!r} holds no fitted classifier (made by `{PROG} fit`).")
-    proba = model.predict_proba(args.scans)
+    Without labels: probabilities, labels and the slices of highest attention, as a
+    CSV. With labels (a folder holding labels.csv, or a labels CSV): a run directory
+    like cv's (metrics with CIs, predictions, embeddings), for an external test set."""
+    paths, y, groups, labels = scans_to_predict(args)
+    if y is None:
+        output_file(args.out)
+    model = load_fitted(args)
+    if y is not None:
+        return _evaluate(args, model, paths, y, groups, labels)
+    proba = model.predict_proba(paths)
     classes = model.classes_
-    top = None
-    if hasattr(model[-1], "attention_weights"):
-        embedder = model[0]
-        from .slicing import AXIS_NAMES
-
-        attention = model[-1].attention_weights(model[:-1].transform(args.scans))
-        top = []
-        for path, weights in zip(args.scans, attention, strict=True):
-            axes, kept = embedder.kept_slices(path)
-            best = np.argsort(-weights[: len(kept)])[: args.top_slices]
-            top.append([f"{AXIS_NAMES[axes[j]]}:{kept[j]}" if len(set(axes)) > 1
-                        else str(kept[j]) for j in best])
+    top = _top_slices(model, paths, args.top_slices)
     rows = []
-    for i, path in enumerate(args.scans):
+    for i, path in enumerate(paths):
         row = {"path": path, "prediction": classes[proba[i].argmax()]}
         row.update({f"p_{c}": f"{p:.6f}" for c, p in zip(classes, proba[i], strict=True)})
         row["top_slices"] = "" if top is None else " ".join(top[i])
@@ -236,132 +230,83 @@ def predict(args):
     write_csv(args.out, rows)
     print(f"{len(rows)} predictions written to {args.out}"
           + ("" if top is None else f" (top_slices: the slices of highest attention, by "
-                                    f"index along axis {embedder.axis!r} of the volumes "
+                                    f"index along axis {model[0].axis!r} of the volumes "
                                     "reoriented to RAS; orientation:index in a tri-planar "
                                     "bag)"))
 
 
-def _is_pickle(path):
-    return path.endswith((".joblib", ".pkl", ".pickle"))
+def _top_slices(model, paths, n):
+    """Per scan, its ``n`` slices of highest attention (None without slice attention)."""
+    if not hasattr(model[-1], "attention_weights"):
+        return None
+    from .slicing import AXIS_NAMES
+
+    embedder = model[0]
+    attention = model[-1].attention_weights(model[:-1].transform(paths))
+    top = []
+    for path, weights in zip(paths, attention, strict=True):
+        axes, kept = embedder.kept_slices(path)
+        best = np.argsort(-weights[: len(kept)])[:n]
+        top.append([f"{AXIS_NAMES[axes[j]]}:{kept[j]}" if len(set(axes)) > 1
+                    else str(kept[j]) for j in best])
+    return top
+
+
+def _evaluate(args, model, paths, y, groups, labels):
+    """Score a fitted model on labelled scans and write a run directory."""
+    from .methods import method_of
+    from .runs import data_record
+    from .study import external_test, run_study
+
+    classifier = model[-1]
+    key = method_of(classifier) or type(classifier).__name__
+    on_volumes = key in METHODS and METHODS[key].takes_volumes
+    evaluation = external_test(y, groups, model=os.path.basename(args.model))
+    with run_directory(args.out, args.overwrite) as folder:
+        run = run_study(paths, y, {key: classifier}, evaluation,
+                        embedder=None if on_volumes else model[0],
+                        volume_shape=tuple(model[0].shape) if on_volumes else None,
+                        pos_label=args.pos_label, verbose=int(args.verbosity >= 1))
+        run.info.update(command=[PROG, *args.argv], model=os.path.abspath(args.model),
+                        data=data_record(os.path.dirname(labels), labels, len(y)))
+        _write(folder, run)
+    _written(args.out)
 
 
 def demo(args):
     """Cross-validate every method on a small offline data set and write the report."""
     from .datasets import load_nifti_folder, write_demo_data
     from .embedding import DinoSliceEmbedder
-    from .report import write_report
-    from .runs import data_record, write_run
     from .methods import make_method
+    from .report import write_report
+    from .runs import data_record
     from .study import cross_validation, held_out, run_study
 
+    verbose = int(args.verbosity >= 1)
     root, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "cv")
     source, n_written = write_demo_data(root, args.dataset, args.n_scans)
     print(f"Demo data: {source}, {n_written} scans written to {root}")
     paths, y, _, split = load_nifti_folder(  # AdrenalMNIST3D comes with its split
         root, split_column="split" if args.dataset == "adrenal" else None)
-    protocol = cross_validation(y, 5) if split is None else held_out(split, y)
+    evaluation = cross_validation(y, 5) if split is None else held_out(split, y)
     methods = {key: make_method(key, max_epochs=10 if METHODS[key].takes_volumes else 30,
                                 class_weight="balanced", resnet_depth=10, resnet_width=0.25)
                for key in METHODS}
-    embedder = DinoSliceEmbedder(weights="random", image_size=56,
-                                 cache_dir=os.path.join(args.out, "cache"))
-    with _run_directory(run_dir) as folder:
-        run = run_study(paths, y, methods, protocol, embedder=embedder,
-                        volume_shape=(32, 32, 32))
+    embedder = DinoSliceEmbedder(weights="random", image_size=56, verbose=verbose,
+                                 cache_dir=cache_of(args))
+    with run_directory(run_dir, overwrite=True) as folder:  # the demo replaces its own run
+        run = run_study(paths, y, methods, evaluation, embedder=embedder,
+                        volume_shape=(32, 32, 32), verbose=verbose)
         run.info.update(command=[PROG, *args.argv], data=data_record(
             root, os.path.join(root, "labels.csv"), len(y)))
-        write_run(folder, run)
-        _print_metrics(folder)
-    print(f"Results: {run_dir}; report: {write_report(run_dir, overlays=4)}")
+        _write(folder, run)
+    print(f"Results: {run_dir}; report: {write_report(run_dir, overlays=4, verbose=verbose)}")
     print("\nThe demo uses random backbone weights (no network here): its scores show the "
           "machinery, not DINOv2's. Give --weights dinov2_vits14_pretrain.pth to "
           f"`{PROG} cv` for real ones.")
 
 
 # Helpers ---------------------------------------------------------------------------
-
-
-def _method_keys(method):
-    keys = list(METHODS) if method == "all" else [m.strip() for m in method.split(",")]
-    unknown = [k for k in keys if k not in METHODS]
-    if unknown or not keys:
-        raise CommandError(f"unknown method {unknown[0] if unknown else method!r}; choose from "
-                           f"{', '.join(METHODS)} or all (comma-separated for several).")
-    return keys
-
-
-def _method(key, args):
-    from ._validation import check_params
-    from .methods import make_method
-
-    on_volumes = METHODS[key].takes_volumes
-    epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.epochs
-    method = make_method(key, max_epochs=epochs, random_state=args.seed,
-                         class_weight=None if args.class_weight == "none" else "balanced",
-                         resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
-    check_params(method)  # a nonsense setting ends the command before any work
-    return method
-
-
-def _labels_file(args):
-    return args.labels or os.path.join(args.data, "labels.csv")
-
-
-def _labelled_scans(args):
-    """``(paths, y, groups, split)``; groups and split from their columns, when present."""
-    from .datasets import load_nifti_folder
-
-    header = _csv_header(_labels_file(args))
-    group_column, split_column = (
-        None if given == "none" else given or (default if default in header else None)
-        for given, default in ((args.group_column, "subject"), (args.split_column, "split"))
-    )
-    return load_nifti_folder(args.data, _labels_file(args), args.path_column,
-                             args.label_column, group_column, split_column)
-
-
-def _scan_paths(args):
-    """The labelled scans, or every NIfTI file of the folder when it has no labels file."""
-    if args.labels or os.path.isfile(_labels_file(args)):
-        return _labelled_scans(args)[0]
-    from .datasets import find_nifti_files
-
-    if not os.path.isdir(args.data):
-        raise FileNotFoundError(f"Data folder {args.data!r} does not exist.")
-    paths = find_nifti_files(args.data)
-    if not paths:
-        raise CommandError(f"{args.data!r} holds no labels.csv and no .nii/.nii.gz files.")
-    return paths
-
-
-def _csv_header(path):
-    from .datasets import read_csv
-
-    if not os.path.isfile(path):
-        return []
-    with warnings.catch_warnings():  # said once, when the scans are read
-        warnings.simplefilter("ignore")
-        return read_csv(path)[0]
-
-
-def _embedder(args):
-    from ._validation import check_params
-    from .embedding import DinoSliceEmbedder
-
-    weights = args.weights
-    if weights not in (None, "random") and not os.path.isfile(weights):
-        raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
-    embedder = DinoSliceEmbedder(
-        backbone=args.backbone, weights=weights, image_size=args.image_size,
-        axis=args.axis, n_slices=args.n_slices, slice_spacing=args.slice_spacing,
-        pixel_spacing=args.pixel_spacing, crop=args.crop, min_foreground=args.min_foreground,
-        batch_size=args.batch_size,
-        dtype=args.dtype, n_jobs=args.n_jobs, device=args.device, cache_dir=args.cache_dir,
-    )
-    check_params(embedder)
-    if args.cache_dir is not None:
-        writable_folder(args.cache_dir, "--cache-dir")
-    return embedder
 
 
 def _cache_entries(cache_dir):
@@ -379,10 +324,13 @@ def _parser():
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(function, name, **kwargs):
-        sub = commands.add_parser(name, help=function.__doc__.splitlines()[0],
-                                  description=function.__doc__, **kwargs)
+    def command(function, name):
+        text = inspect.cleandoc(function.__doc__).replace("``", "")
+        sub = commands.add_parser(name, help=" ".join(text.split("\n\n")[0].split()),
+                                  description=text,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
         sub.set_defaults(run=function)
+        add_verbosity_arguments(sub)
         return sub
 
     sub = command(embed, "embed")
@@ -395,12 +343,14 @@ def _parser():
     sub.add_argument("--method", default=REFERENCE,
                      help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
                           f"(default: {REFERENCE})")
-    sub.add_argument("--folds", type=integer(2), default=None,
+    sub.add_argument("--n-folds", "--folds", dest="folds", type=integer(2), default=None,
                      help="number of folds (default: 5; not with a split column)")
     sub.add_argument("--pos-label",
                      help="the positive class of two (needed unless the labels are 0/1 or "
                           "false/true): AUC, sensitivity, F1 and the ROC are computed for it")
     sub.add_argument("--out", required=True, help="folder for the results")
+    sub.add_argument("--overwrite", action="store_true",
+                     help="replace the run already in --out (refused without it)")
     add_training_arguments(sub)
 
     sub = command(fit, "fit")
@@ -415,18 +365,29 @@ def _parser():
 
     sub = command(predict, "predict")
     sub.add_argument("model", help="a model file written by `dinoatten fit`")
+    sub.add_argument("scans", nargs="+", metavar="SCAN",
+                     help="NIfTI files; or one folder (its labels.csv, else every NIfTI file "
+                          "in it); or one labels CSV (paths relative to its folder)")
+    sub.add_argument("--out", required=True,
+                     help="the CSV file of predictions; with labels, the folder of the "
+                          "evaluation run (what `dinoatten report` reads)")
+    sub.add_argument("--overwrite", action="store_true",
+                     help="replace the evaluation run already in --out")
+    add_label_columns(sub, split=False)
+    sub.add_argument("--pos-label", help="the positive class, with labels (as for cv)")
+    sub.add_argument("--top-slices", type=integer(1), default=3,
+                     help="how many slices of highest attention to list (default: 3)")
     sub.add_argument("--allow-pickle", action="store_true",
                      help="load a .joblib model (a pickle: only from a source you trust, "
                           "as loading it can run code)")
-    sub.add_argument("scans", nargs="+", metavar="SCAN", help="NIfTI files to predict")
-    sub.add_argument("--out", required=True, help="the CSV file to write")
-    sub.add_argument("--top-slices", type=integer(1), default=3,
-                     help="how many slices of highest attention to list (default: 3)")
     sub.add_argument("--device", default=None,
                      help="auto, cpu or cuda (default: the model's own, or auto where that "
                           "is not available here; safetensors models)")
     sub.add_argument("--cache-dir", help="folder of the on-disk embedding cache (default: "
                                          "memory only; safetensors models)")
+    sub.add_argument("--batch-size", type=integer(1), default=None,
+                     help="slices per forward pass (volumes, for the 3D ResNet) "
+                          "(default: the model's)")
 
     sub = command(report, "report")
     sub.add_argument("run_dir", metavar="DIR", help="a folder written by `dinoatten cv`")

@@ -55,3 +55,14 @@ def make_method(key, max_epochs=50, random_state=0, class_weight=None, resnet_de
         params.update(depth=resnet_depth, widen_factor=resnet_width)
     estimator = getattr(import_module(".classifiers", __package__), method.estimator)
     return estimator(**params)
+
+
+def method_of(classifier):
+    """The key of the method ``classifier`` is: the one of its class whose parameters it
+    has (the most specific), or None for a classifier of no method."""
+    params = classifier.get_params()
+    keys = [k for k, m in METHODS.items() if m.estimator == type(classifier).__name__]
+    if len(keys) == 1:
+        return keys[0]
+    keys = [k for k in keys if all(params.get(p) == v for p, v in METHODS[k].params.items())]
+    return max(keys, key=lambda k: len(METHODS[k].params), default=None)

@@ -15,8 +15,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+from sklearn.utils.validation import check_is_fitted
 
 from .datasets import SPLITS
 from .methods import METHODS, REFERENCE, method_name
@@ -73,9 +75,10 @@ def positive_class(y, pos_label=None):
 @dataclass(frozen=True)
 class Split:
     """One fit of every method: train on ``train``, stop early on ``validation`` (if
-    given), predict ``test``; arrays of sample indices."""
+    given), predict ``test``; arrays of sample indices. ``train=None``: the methods are
+    fitted already (an external test set)."""
 
-    train: np.ndarray
+    train: np.ndarray | None
     test: np.ndarray
     validation: np.ndarray | None = None
 
@@ -162,6 +165,17 @@ def held_out(split, y, groups=None):
                     description, groups, held_out=True)
 
 
+def external_test(y, groups=None, model="a model"):
+    """Score every sample once with methods fitted elsewhere, on other scans: the
+    protocol of a fitted ``model`` (named in the description) on an external test set."""
+    description = (f"external test set: {len(y)} scans predicted by {model}, fitted on "
+                   "other scans")
+    if groups is not None:
+        groups = np.asarray(groups)
+        description += f" ({len(np.unique(groups))} subjects)"
+    return Protocol([Split(None, np.arange(len(y)))], description, groups, held_out=True)
+
+
 @dataclass
 class OutOfFold:
     """Each scored sample predicted by the fit that held it out; rows never scored (the
@@ -173,19 +187,24 @@ class OutOfFold:
     fit_seconds: list
 
 
-def cross_validate_method(estimator, X, y, splits):
+def cross_validate_method(estimator, X, y, splits, verbose=0):
     """Fit a clone of ``estimator`` on each split's training samples, with early
-    stopping on its validation samples when it has them; collect the test predictions."""
+    stopping on its validation samples when it has them; collect the test predictions.
+    A split without training samples (:func:`external_test`) uses ``estimator`` as
+    fitted. ``verbose=1`` prints a line per fit."""
     y = np.asarray(y)
     proba, embedding, attention, fit_seconds = None, None, None, []
-    for split in splits:
-        model, fit_params = clone(estimator), {}
-        if split.validation is not None:
-            model.set_params(early_stopping=True)
-            fit_params = dict(X_val=X[split.validation], y_val=y[split.validation])
+    for i, split in enumerate(splits, 1):
         start = time.perf_counter()
-        model.fit(X[split.train], y[split.train], **fit_params)
-        fit_seconds.append(time.perf_counter() - start)
+        if split.train is None:
+            model = estimator
+        else:
+            model, fit_params = clone(estimator), {}
+            if split.validation is not None:
+                model.set_params(early_stopping=True)
+                fit_params = dict(X_val=X[split.validation], y_val=y[split.validation])
+            model.fit(X[split.train], y[split.train], **fit_params)
+            fit_seconds.append(time.perf_counter() - start)
         test = split.test
         fold_proba = model.predict_proba(X[test])
         fold_embedding = model.volume_embeddings(X[test])
@@ -197,7 +216,11 @@ def cross_validate_method(estimator, X, y, splits):
         proba[test], embedding[test] = fold_proba, fold_embedding
         if attention is not None:
             attention[test] = model.attention_weights(X[test])
-    return OutOfFold(proba, embedding, attention, fit_seconds)
+        if verbose:
+            print(f"    {'fold' if len(splits) > 1 else 'split'} {i}/{len(splits)}: "
+                  + (f"fitted in {fit_seconds[-1]:.1f} s, " if split.train is not None else "")
+                  + f"{len(test)} scans predicted", flush=True)
+    return OutOfFold(proba, embedding, attention, fit_seconds or [np.nan])
 
 
 def scored_samples(results):
@@ -290,6 +313,14 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
     return " ".join(sentences)
 
 
+def _is_fitted(estimator):
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True
+
+
 def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 64, 64),
               pos_label=None, random_state=0, verbose=1):
     """Evaluate classifiers on the same splits of the same scans: the loop behind
@@ -305,13 +336,15 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     scans : list of paths or 3D arrays
     y : array-like of shape (n_scans,)
     methods : dict of str -> classifier
-        Unfitted classifiers by key. A key of :data:`METHODS` gives the method's name and
-        input (``make_method(key)`` builds one); any other key names a classifier of
-        slice embeddings.
+        Unfitted classifiers by key (fitted ones with :func:`external_test`). A key of
+        :data:`METHODS` gives the method's name and input (``make_method(key)`` builds
+        one); any other key names a classifier of slice embeddings.
     protocol : Protocol
-        From :func:`cross_validation` or :func:`held_out` on the same ``y``.
+        From :func:`cross_validation`, :func:`held_out` or :func:`external_test` on the
+        same ``y``.
     embedder : DinoSliceEmbedder, default=None
-        Embeds the scans for the methods on slice embeddings (needed if there are any).
+        Embeds the scans for the methods on slice embeddings (needed if there are any);
+        used as fitted if it is.
     volume_shape : tuple of 3 ints, default=(64, 64, 64)
         The shape the volumes are resampled to for the methods on volumes.
     pos_label : label, default=None
@@ -319,7 +352,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     random_state : int, default=0
         Seeds the bootstrap of the AUC intervals.
     verbose : int, default=1
-        ``1`` prints what is evaluated and each method's fit time.
+        ``1`` prints what is evaluated and a line per method and fit (the embedder
+        and the classifiers print according to their own ``verbose``).
 
     Returns
     -------
@@ -340,18 +374,22 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
               + f"methods: {', '.join(map(method_name, methods))}")
     inputs = {}
     if not all(on_volumes.values()):
-        inputs[False] = embedder.fit_transform(scans)
+        if verbose:
+            print(f"Embedding {len(scans)} scans:", flush=True)
+        inputs[False] = (embedder.fit_transform(scans) if not _is_fitted(embedder)
+                         else embedder.transform(scans))
     if any(on_volumes.values()):
         from .resampling import VolumeResampler
 
+        if verbose:
+            print(f"Resampling {len(scans)} scans to {volume_shape} voxels", flush=True)
         inputs[True] = VolumeResampler(shape=volume_shape).fit_transform(scans)
     results = {}
-    for key, estimator in methods.items():
-        results[key] = cross_validate_method(estimator, inputs[on_volumes[key]], y,
-                                             protocol.splits)
+    for n, (key, estimator) in enumerate(methods.items(), 1):
         if verbose:
-            print(f"  {method_name(key)}: {len(protocol.splits)} fit(s), "
-                  f"{np.mean(results[key].fit_seconds):.1f} s each")
+            print(f"  {method_name(key)} ({n}/{len(methods)}):", flush=True)
+        results[key] = cross_validate_method(estimator, inputs[on_volumes[key]], y,
+                                             protocol.splits, verbose=verbose)
 
     reference = REFERENCE if REFERENCE in results else next(iter(results))
     groups = protocol.groups

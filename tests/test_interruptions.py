@@ -119,7 +119,8 @@ def test_ctrl_c_in_the_command_line_says_how_to_go_on(scans, tmp_path):
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 130
-    assert stderr.strip().endswith("interrupted; finished embeddings are cached, rerun to go on.")
+    assert stderr.strip().endswith(
+        f"interrupted; finished embeddings are cached in {cache}, rerun to go on.")
     assert 1 <= len(entries(cache)) < N_SCANS
 
 
@@ -173,8 +174,9 @@ def test_ctrl_c_in_cv_writes_nothing(monkeypatch, tmp_path, capsys):
     data = make_study(tmp_path / "data", n=8)
     interrupt_at_step(monkeypatch, 2)
     assert main(cv_args(data, str(tmp_path / "run"))) == 130
-    assert capsys.readouterr().err.strip() == \
-        "dinoatten cv: interrupted; no results were written."
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (  # after the progress bar
+        "dinoatten cv: interrupted; no results were written; no embedding was kept (only "
+        "--cache-dir keeps them on disk).")
     assert sorted(os.listdir(tmp_path)) == ["data"]
 
 
@@ -196,7 +198,7 @@ def test_a_cv_that_fails_while_writing_leaves_the_last_run_whole(monkeypatch, tm
         write_csv(path, rows)
 
     monkeypatch.setattr(runs, "write_csv", disk_full_at_metrics)
-    assert cli.main(cv_args(data, out) + ["--seed", "1"]) == 1
+    assert cli.main(cv_args(data, out) + ["--seed", "1", "--overwrite"]) == 1
     assert capsys.readouterr().err.strip().endswith("error: [Errno 27] File too large")
     after = {name: open(os.path.join(out, name), "rb").read() for name in os.listdir(out)}
     assert after == before

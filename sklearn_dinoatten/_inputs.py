@@ -1,0 +1,225 @@
+"""The command line's arguments turned into scans, estimators and checked outputs, each
+checked before any work so that a mistake ends the command in one line at once."""
+
+import os
+import warnings
+
+from ._files import atomic_folder, writable_folder
+from .methods import METHODS
+
+PROG = "dinoatten"
+
+
+class CommandError(Exception):
+    """A problem with the command's input, reported as one line."""
+
+
+# Scans -----------------------------------------------------------------------------
+
+
+def labels_file(args):
+    return args.labels or os.path.join(args.data, "labels.csv")
+
+
+def labelled_scans(args):
+    """``(paths, y, groups, split)`` of DATA's labels file; groups and split from their
+    columns, when present (or named)."""
+    return _read_labels(args.data, labels_file(args), args, split=True)
+
+
+def _read_labels(root, labels, args, split=False):
+    from .datasets import load_nifti_folder
+
+    header = _csv_header(labels)
+    defaults = [(args.group_column, "subject")] + ([(args.split_column, "split")] if split
+                                                   else [])
+    columns = [None if given == "none" else given or (default if default in header else None)
+               for given, default in defaults]
+    group_column, split_column = columns if split else (columns[0], None)
+    return load_nifti_folder(root, labels, args.path_column, args.label_column,
+                             group_column, split_column)
+
+
+def scan_paths(args):
+    """The labelled scans, or every NIfTI file of the folder when it has no labels file."""
+    if args.labels or os.path.isfile(labels_file(args)):
+        return labelled_scans(args)[0]
+    return _nifti_files(args.data)
+
+
+def scans_to_predict(args):
+    """``(paths, y, groups, labels_csv)`` of ``predict``'s SCAN arguments: NIfTI files; a
+    folder (with labels.csv: its labelled scans, else every NIfTI file in it); or a
+    labels CSV (paths relative to its folder). ``y`` is None without labels."""
+    if len(args.scans) == 1 and args.scans[0].lower().endswith(".csv"):
+        labels = args.scans[0]
+        if not os.path.isfile(labels):
+            raise FileNotFoundError(f"Labels file {labels!r} does not exist.")
+        paths, y, groups, _ = _read_labels(os.path.dirname(labels) or ".", labels, args)
+        return paths, y, groups, labels
+    if len(args.scans) == 1 and os.path.isdir(args.scans[0]):
+        labels = os.path.join(args.scans[0], "labels.csv")
+        if os.path.isfile(labels):
+            paths, y, groups, _ = _read_labels(args.scans[0], labels, args)
+            return paths, y, groups, labels
+        return _nifti_files(args.scans[0]), None, None, None
+    missing = [s for s in args.scans if not os.path.isfile(s)]
+    if missing:
+        raise FileNotFoundError(f"Volume file {missing[0]!r} does not exist"
+                                + (" (a folder is given alone)." if os.path.isdir(missing[0])
+                                   else "."))
+    return list(args.scans), None, None, None
+
+
+def _nifti_files(folder):
+    from .datasets import find_nifti_files
+
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Data folder {folder!r} does not exist.")
+    paths = find_nifti_files(folder)
+    if not paths:
+        raise CommandError(f"{folder!r} holds no labels.csv and no .nii/.nii.gz files.")
+    return paths
+
+
+def _csv_header(path):
+    from .datasets import read_csv
+
+    if not os.path.isfile(path):
+        return []
+    with warnings.catch_warnings():  # said once, when the scans are read
+        warnings.simplefilter("ignore")
+        return read_csv(path)[0]
+
+
+def protocol(args, y, groups, split):
+    """The held-out split of the labels' split column, else k-fold cross-validation."""
+    from .study import cross_validation, held_out
+
+    if split is None:
+        return cross_validation(y, args.folds or 5, groups, random_state=args.random_state)
+    if args.folds is not None:
+        raise CommandError("the labels have a split column, so the test set is fixed: leave "
+                           "out --folds, or drop the column (--split-column none) to "
+                           "cross-validate.")
+    return held_out(split, y, groups)
+
+
+# Estimators ------------------------------------------------------------------------
+
+
+def method_keys(method):
+    keys = list(METHODS) if method == "all" else [m.strip() for m in method.split(",")]
+    unknown = [k for k in keys if k not in METHODS]
+    if unknown or not keys:
+        raise CommandError(f"unknown method {unknown[0] if unknown else method!r}; choose from "
+                           f"{', '.join(METHODS)} or all (comma-separated for several).")
+    return keys
+
+
+def build_method(key, args):
+    """The classifier of method ``key``, with the epoch log at ``-v``."""
+    from ._validation import check_params
+    from .methods import make_method
+
+    on_volumes = METHODS[key].takes_volumes
+    epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.max_epochs
+    method = make_method(key, max_epochs=epochs, random_state=args.random_state,
+                         class_weight=None if args.class_weight == "none" else "balanced",
+                         resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
+    method.set_params(verbose=int(args.verbosity >= 2))
+    check_params(method)  # a nonsense setting ends the command before any work
+    return method
+
+
+def build_embedder(args):
+    from ._validation import check_params
+    from .embedding import DinoSliceEmbedder
+
+    weights = args.weights
+    if weights not in (None, "random") and not os.path.isfile(weights):
+        raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
+    embedder = DinoSliceEmbedder(
+        backbone=args.backbone, weights=weights, image_size=args.image_size,
+        axis=args.axis, n_slices=args.n_slices, slice_spacing=args.slice_spacing,
+        pixel_spacing=args.pixel_spacing, crop=args.crop, min_foreground=args.min_foreground,
+        batch_size=args.batch_size, dtype=args.dtype, n_jobs=args.n_jobs, device=args.device,
+        cache_dir=args.cache_dir, verbose=int(args.verbosity >= 1),
+    )
+    check_params(embedder)
+    if args.cache_dir is not None:
+        writable_folder(args.cache_dir, "--cache-dir")
+    return embedder
+
+
+def load_fitted(args):
+    """The fitted pipeline of ``args.model``, on this machine's device and cache."""
+    if not os.path.isfile(args.model):
+        raise FileNotFoundError(f"Model file {args.model!r} does not exist.")
+    if is_pickle(args.model):
+        if not args.allow_pickle:
+            raise CommandError(
+                f"{args.model!r} is a pickle, and loading a pickle can run any code: pass "
+                "--allow-pickle if you made it or trust who did, or save models as "
+                f"safetensors (`{PROG} fit ... --out model.safetensors`)."
+            )
+        import joblib
+
+        try:
+            model = joblib.load(args.model)
+        except Exception as exc:  # unpickling raises many types for a wrong or damaged file
+            raise CommandError(f"cannot load model {args.model!r}: {exc}") from exc
+    else:
+        from .persistence import load_model
+
+        model = load_model(args.model, device=args.device, cache_dir=args.cache_dir)
+    if (not hasattr(model, "steps") or not hasattr(model, "predict_proba")
+            or not hasattr(model, "classes_")):
+        raise CommandError(f"{args.model!r} holds no fitted pipeline of a classifier (made "
+                           f"by `{PROG} fit`).")
+    first = model[0]
+    if args.batch_size is not None:
+        (first if "batch_size" in first.get_params() else model[-1]).set_params(
+            batch_size=args.batch_size)
+    if "verbose" in first.get_params():
+        first.set_params(verbose=int(args.verbosity >= 1))
+    return model
+
+
+def is_pickle(path):
+    return path.endswith((".joblib", ".pkl", ".pickle"))
+
+
+# Outputs ---------------------------------------------------------------------------
+
+
+def run_directory(out, overwrite=False):
+    """An atomic folder for a run at ``out`` (see :func:`atomic_folder`): ``out`` may be
+    absent or empty, or, with ``overwrite``, an earlier run (a folder holding run.json),
+    which the new run replaces whole, its report included; anything else is refused
+    before any work."""
+    if os.path.exists(out) and not os.path.isdir(out):
+        raise CommandError(f"--out {out!r} is a file; give a folder for the results.")
+    if os.path.isdir(out) and os.listdir(out):
+        if not os.path.isfile(os.path.join(out, "run.json")):
+            raise CommandError(f"--out {out!r} holds files that are not a {PROG} run; give a "
+                               "new or empty folder.")
+        if not overwrite:
+            raise CommandError(f"--out {out!r} holds a run already: pass --overwrite to "
+                               "replace it whole (its report too), or give a new folder.")
+    return atomic_folder(out)
+
+
+def output_file(path):
+    """Check, before any work, that a file can be written at ``path``."""
+    if os.path.isdir(path):
+        raise CommandError(f"--out {path!r} is a folder; give a file name.")
+    writable_folder(os.path.dirname(os.path.abspath(path)), "--out's folder")
+    return path
+
+
+def cache_of(args):
+    """The on-disk embedding cache the command uses, or None."""
+    if args.command == "demo":
+        return os.path.join(args.out, "cache")
+    return getattr(args, "cache_dir", None)

@@ -129,6 +129,13 @@ def build_method(key, args):
                          resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
     method.set_params(verbose=int(args.verbosity >= 2))
     check_params(method)  # a nonsense setting ends the command before any work
+    if on_volumes:
+        from .nn.resnet3d import resnet_downsampling
+
+        smallest = resnet_downsampling(method.stem) + 1
+        if args.volume_size < smallest:
+            raise CommandError(f"--volume-size {args.volume_size} is too small for the 3D "
+                               f"ResNet, which needs {smallest} voxels a side or more.")
     return method
 
 

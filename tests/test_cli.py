@@ -281,6 +281,8 @@ def one_class(data):
     (["cv", "{data}", "--out", "{tmp}/o", "--method", "resnet3d", "--resnet-width", "0"], None,
      "ResNet3DClassifier: widen_factor must be a number >= 0.015625; got 0.0"),
     (["cv", "{data}", "--out", "{tmp}/o", "--image-size", "7"], None, "try 14"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--method", "resnet3d", "--volume-size", "16"],
+     None, "--volume-size 16 is too small for the 3D ResNet, which needs 17 voxels"),
 ])
 def test_bad_input_ends_in_one_line(tmp_path, capsys, argv, damage, message):
     data = make_study(tmp_path / "data", n=8)

@@ -1,0 +1,116 @@
+"""What a user of the command line sees: progress, verbosity, warnings, help, the
+offline message, protected runs, option names, and predict on folders and labels."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from sklearn_dinoatten.cli import _parser, cv, demo, embed, fit, main, predict, report
+
+from .test_cli import FAST, make_study, read_csv, run_cli
+
+COMMANDS = {"embed": embed, "cv": cv, "fit": fit, "predict": predict, "report": report,
+            "demo": demo}
+
+
+def test_help_is_quick_and_says_each_command_in_full():
+    code = ("import sys\nfrom sklearn_dinoatten.cli import main\ntry:\n    main(['--help'])\n"
+            "except SystemExit:\n    pass\nprint(sorted({'torch', 'sklearn'} & set(sys.modules)))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().endswith("[]")  # neither torch nor scikit-learn imported
+    text = " ".join(result.stdout.split())
+    for name, function in COMMANDS.items():
+        summary = " ".join(function.__doc__.split("\n\n")[0].split()).replace("``", "")
+        assert summary.endswith(".") and f"{name} {summary}" in text
+
+
+def test_options_are_named_as_in_python_with_short_aliases():
+    short = _parser().parse_args(["cv", "d", "--out", "o", "--epochs", "3", "--seed", "2",
+                                  "--folds", "4", "--resnet-epochs", "5"])
+    named = _parser().parse_args(["cv", "d", "--out", "o", "--max-epochs", "3",
+                                  "--random-state", "2", "--n-folds", "4",
+                                  "--resnet-max-epochs", "5"])
+    assert vars(short) == vars(named)
+    assert (named.max_epochs, named.random_state, named.folds, named.resnet_epochs) == (
+        3, 2, 4, 5)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    return make_study(tmp_path_factory.mktemp("study") / "data", n=8)
+
+
+def test_cv_shows_progress_and_each_warning_once(study, tmp_path):
+    out = str(tmp_path / "run")
+    result = run_cli("cv", study, "--method", "mean,dinoatten3d", "--out", out, *FAST)
+    assert result.returncode == 0, result.stderr
+    for line in ("Embedding 8 scans:", "Mean pooling (1/2):", "DinoAtten3D (2/2):",
+                 "fold 1/2: fitted in", "fold 2/2: fitted in"):
+        assert line in result.stdout
+    assert "Embedding volumes: 100%" in result.stderr  # the embedder's progress bar
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
+    assert len([w for w in warnings if "weights='random'" in w]) == 1
+    assert all(w.startswith("dinoatten cv: warning: ") for w in warnings), warnings
+    assert ".py:" not in result.stderr and "warnings.warn" not in result.stderr
+
+    again = run_cli("cv", study, "--method", "mean", "--out", out, *FAST)
+    assert again.returncode == 1 and again.stderr.count("\n") == 1
+    assert "holds a run already: pass --overwrite to replace it whole" in again.stderr
+
+
+def test_quiet_and_verbose(study, tmp_path, capsys):
+    out = str(tmp_path / "run")
+    assert main(["cv", study, "--method", "mean", "--out", out, "-q", *FAST]) == 0
+    captured = capsys.readouterr()
+    assert "fold 1/2" not in captured.out and "Embedding volumes" not in captured.err
+    assert "| Mean pooling |" in captured.out  # the results are still printed
+    assert main(["cv", study, "--method", "mean", "--out", out, "-v", "--overwrite",
+                 *FAST]) == 0
+    assert "train_loss" in capsys.readouterr().out  # skorch's epoch log
+
+
+def test_offline_default_weights_fail_fast_in_one_line(study, tmp_path):
+    env = dict(os.environ, HF_ENDPOINT="http://127.0.0.1:9", HF_HOME=str(tmp_path / "hf"))
+    env.pop("HF_HUB_CACHE", None)
+    result = subprocess.run(
+        [sys.executable, "-m", "sklearn_dinoatten", "embed", study, "--cache-dir",
+         str(tmp_path / "cache"), "--image-size", "28"],
+        capture_output=True, text=True, timeout=120, env=env)
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "127.0.0.1 cannot be reached" in result.stderr and "--weights FILE" in result.stderr
+
+
+def test_predict_a_folder_and_evaluate_a_labelled_one(study, tmp_path, monkeypatch):
+    model = str(tmp_path / "model.safetensors")
+    assert main(["fit", study, "--out", model, "--method", "mean", *FAST[:-2]]) == 0
+    unlabelled = tmp_path / "new"
+    unlabelled.mkdir()
+    for name in ("s00.nii.gz", "s01.nii.gz"):
+        shutil.copy(os.path.join(study, name), unlabelled / name)
+    result = run_cli("predict", model, str(unlabelled), "--out", str(tmp_path / "p.csv"),
+                     "--batch-size", "2")
+    assert result.returncode == 0, result.stderr
+    rows = read_csv(tmp_path / "p.csv")
+    assert [os.path.basename(r["path"]) for r in rows] == ["s00.nii.gz", "s01.nii.gz"]
+
+    out = str(tmp_path / "external")
+    result = run_cli("predict", model, os.path.join(study, "labels.csv"), "--out", out)
+    assert result.returncode == 0, result.stderr
+    assert "| Mean pooling |" in result.stdout and "external test set: 8 scans" in result.stdout
+    run = json.load(open(os.path.join(out, "run.json")))
+    assert run["protocol"] == "held-out" and run["model"] == os.path.abspath(model)
+    metrics = read_csv(os.path.join(out, "metrics.csv"))
+    assert [r["method"] for r in metrics] == ["Mean pooling"]
+    assert 0 <= float(metrics[0]["auc_ci_low"]) <= float(metrics[0]["auc_ci_high"]) <= 1
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # the run's scan paths resolve from any directory
+    assert main(["report", out, "--overlays", "1", "-q"]) == 0
+    assert "data:image/png" in open(os.path.join(out, "report.html")).read()

@@ -18,7 +18,7 @@ from sklearn_dinoatten.explain import (
 )
 from sklearn_dinoatten.slicing import SliceSet
 
-from ._helpers import FAST, CountingViT
+from ._helpers import FAST, CountingViT, save_nifti
 
 matplotlib.use("Agg")
 
@@ -104,8 +104,49 @@ def test_plot_saliency_shows_the_most_salient_slices():
     volume = make_volumes(n_samples=2, shape=(16, 16, 10), random_state=0)[0][0]
     saliency = np.zeros(volume.shape)
     saliency[:, :, [2, 7]] = 1.0
-    figure = plot_saliency(volume, saliency, n_slices=2)
-    assert [ax.get_title() for ax in figure.axes] == ["slice 2", "slice 7"]
+    figure = plot_saliency(volume, saliency, n_slices=2, foreground=False)
+    titles = [ax.get_title() for ax in figure.axes]
+    assert titles[:4] == ["axial slice 2 of 10 (inferior → superior)", "saliency",
+                          "axial slice 7 of 10 (inferior → superior)", "saliency"]
+    assert figure.axes[-1].get_ylabel() == "relative saliency, 0 to max of this scan"
+    overlays_only = plot_saliency(volume, saliency, n_slices=2, raw=False)
+    assert [ax.get_title() for ax in overlays_only.axes][:2] == titles[:4:2]
     with pytest.raises(ValueError, match="saliency has shape"):
         plot_saliency(volume, saliency[:, :, :5])
+    with pytest.raises(ValueError, match="axes must hold 2 per slice"):
+        plot_saliency(volume, saliency, n_slices=2, axes=overlays_only.axes[:2])
+    matplotlib.pyplot.close("all")
+
+
+@pytest.mark.parametrize("axis, index, sides, corner", [
+    ("axial", 0, "LRPA", (0, 11)),  # bottom right: P and R
+    ("coronal", 0, "LRIS", (0, 11)),  # bottom right: I and R
+    ("sagittal", 11, "PAIS", (0, 0)),  # bottom left: I and P
+])
+def test_plot_saliency_names_the_patient_sides(tmp_path, axis, index, sides, corner):
+    """A file in LPS orientation, bright in the patient's right, posterior, inferior
+    corner: drawn at the edges whose letters name those sides."""
+    data = np.zeros((12, 14, 10), dtype=np.float32)
+    data[0, -1, 0] = 1.0  # LPS: x = 0 is the right side, y = -1 the posterior one
+    path = save_nifti(tmp_path / "lps.nii.gz", data, affine=np.diag([-1.0, -1.0, 1.0, 1.0]))
+    figure = plot_saliency(path, np.ones(data.shape), axis=axis, slices=[index], raw=False,
+                           foreground=False)
+    ax = figure.axes[0]
+    assert "".join(t.get_text() for t in ax.texts) == sides  # left, right, bottom, top
+    image = ax.images[0]
+    assert image.origin == "lower"  # row 0 at the bottom, column 0 at the left
+    assert tuple(np.argwhere(image.get_array() == 1.0)[0]) == corner  # (row, column)
+    matplotlib.pyplot.close("all")
+
+
+def test_plot_saliency_leaves_the_background_untinted():
+    volume = np.zeros((20, 20, 6), dtype=np.float32)
+    volume[5:15, 5:15] = 1.0
+    volume += np.random.default_rng(0).normal(scale=0.05, size=volume.shape)
+    volume[2, 2, 3], volume[10, 10, 3] = 1.0, 0.0  # a bright speck outside, a hole inside
+    figure = plot_saliency(volume, np.ones(volume.shape), slices=[3], raw=False)
+    opacity = figure.axes[0].images[1].get_array()[..., 3]  # the overlay's alpha
+    assert (opacity[6:14, 6:14] > 0).all()  # inside the square (its corners may go)
+    opacity[5:15, 5:15] = 0
+    assert (opacity == 0).all()  # the noisy background
     matplotlib.pyplot.close("all")

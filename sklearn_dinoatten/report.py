@@ -20,23 +20,17 @@ from numbers import Integral
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.figure import Figure
-from sklearn.decomposition import PCA
-from sklearn.manifold import TSNE
-from sklearn.metrics import ConfusionMatrixDisplay, roc_curve
-from threadpoolctl import threadpool_limits
 
+from . import report_figures as figures
 from ._files import atomic_write
 from .embedding import DinoSliceEmbedder
-from .metrics import bootstrap_resamples
+from .explain import in_plane_attention, plot_saliency, saliency_from_parts
 from .runs import read_run
-from .slicing import AXIS_NAMES, axes_of
+from .slicing import axes_of
 from .volumes import load_volume
 
-RANDOM_STATE = 0
-N_BOOTSTRAP = 500
-FPR_GRID = np.linspace(0, 1, 101)
-POSITION_GRID = np.linspace(0, 1, 50)
+CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
+OVERLAY_SLICES = 2  # the most salient slices shown per overlay scan
 _HEADERS = {
     "method": "Method", "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
     "auc": "AUC [95 % CI]", "sensitivity": "Sensitivity", "specificity": "Specificity",
@@ -49,10 +43,11 @@ border-bottom:1px solid #ddd}table{border-collapse:collapse}td,th{padding:.25em 
 border-bottom:1px solid #eee;text-align:left}code,pre{background:#f6f6f6;padding:.1em .3em}
 img{max-width:100%}.note{color:#666;font-style:italic}figure{display:inline-block;
 margin:.5em;vertical-align:top}figcaption{font-size:.9em;color:#444}
-.warning{background:#b00020;color:#fff;padding:.6em 1em;font-weight:bold}"""
+.warning{background:#b00020;color:#fff;padding:.6em 1em;font-weight:bold}
+.metrics td+td{white-space:nowrap}"""
 
 
-def write_report(run_dir, out=None, overlays=4):
+def write_report(run_dir, out=None, overlays=4, verbose=0):
     """Write the HTML report of an evaluation run directory.
 
     Parameters
@@ -62,8 +57,13 @@ def write_report(run_dir, out=None, overlays=4):
     out : str or path, default=None
         Where to write the report; ``<run_dir>/report.html`` by default.
     overlays : int, default=4
-        How many scans to show with their attention overlaid (about half correctly, half
-        wrongly classified by the reference method); ``0`` skips the backbone entirely.
+        How many scans to show with their attention overlaid, among those the reference
+        method predicted with a probability of at least ``CONFIDENT`` (about half
+        right, half wrong); ``0`` skips the backbone entirely. The scan files must
+        exist: a missing one raises ``FileNotFoundError`` (pass ``0`` to do without).
+    verbose : int, default=0
+        With 1 or more, print a line per section and per overlay scan (overlays
+        re-embed their scans, which takes a while).
 
     Returns
     -------
@@ -79,38 +79,33 @@ def write_report(run_dir, out=None, overlays=4):
     if not isinstance(overlays, Integral) or overlays < 0:
         raise ValueError(f"overlays must be a non-negative integer; got {overlays!r}.")
     run = read_run(run_dir)
+    sections = {
+        "Metrics": _metrics_section, "ROC curves": _roc_section,
+        "Confusion matrices": _confusion_section,
+        "Learned volume embeddings": _embedding_section,
+        "Slice attention by class": _profile_section,
+        "Attention overlays": lambda run: _overlay_section(run, overlays, verbose),
+    }
+    # The overlays first: a missing scan or weights file fails before the other figures.
+    order = ["Attention overlays", *list(sections)[:-1]]
+    contents = {}
     # Class and method names are drawn as written: "$...$" in a label is not TeX.
     with matplotlib.rc_context({"text.parse_math": False}):
-        sections = [
-            ("Metrics", run.info.get("caption") or "From the scored scans' predictions.",
-             _metrics_section(run)),
-            ("ROC curves", "Shaded: 95 % band of the true-positive rate over "
-             f"{N_BOOTSTRAP} bootstrap resamples of the "
-             f"{'subjects' if run.groups is not None else 'scans'}, stratified by class. "
-             "Legend: AUC [95 % CI] from the metrics table.", _roc_section(run)),
-            ("Confusion matrices", "Rows: true class; columns: predicted class; counts of scans.",
-             _confusion_section(run)),
-            ("Learned volume embeddings", "Volume embeddings of the scored scans by the "
-             "reference method, projected to 2D, coloured by true class. Each scan is embedded "
-             "by the model that held it out (in cross-validation, its fold's), so points may "
-             "also group by fold.", _embedding_section(run)),
-            ("Slice attention by class", "Mean attention weight against slice position "
-             "(0: first slice, 1: last), rescaled so that uniform attention is 1; band: "
-             "±1 sd over the scans of a class, cut at 0. Tri-planar bags: one panel per "
-             "orientation, positions within it.", _profile_section(run)),
-            ("Attention overlays", "Slice attention of the reference method times the "
-             "backbone's in-plane attention (CLS to patches), on the most salient slices of the "
-             "most confidently right and wrong scans.", _overlay_section(run, overlays)),
-        ]
-    body = "".join(
-        f"<h2>{title}</h2><p>{html.escape(text)}</p>{content}" for title, text, content in sections
-    )
+        for title in order:
+            _say(verbose, f"report: {title}")
+            contents[title] = sections[title](run)
+    body = "".join(f"<h2>{title}</h2>{contents[title]}" for title in sections)
     out = os.path.join(run_dir, "report.html") if out is None else os.fspath(out)
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
             f"<title>Evaluation report</title><style>{_STYLE}</style></head>"
             f"<body>{_header(run)}{body}</body></html>")
     atomic_write(out, lambda f: f.write(page.encode("utf-8")))
     return out
+
+
+def _say(verbose, text):
+    if verbose:
+        print(text, flush=True)
 
 
 def _header(run):
@@ -144,6 +139,10 @@ def _note(text):
     return f'<p class="note">{html.escape(text)}</p>'
 
 
+def _text(text):
+    return f"<p>{html.escape(text)}</p>"
+
+
 def _img(fig, caption=None):
     """The figure as an embedded PNG (the figure is closed)."""
     buffer = io.BytesIO()
@@ -151,17 +150,7 @@ def _img(fig, caption=None):
     plt.close(fig)  # pyplot-managed figures (from explain) leak otherwise
     data = base64.b64encode(buffer.getvalue()).decode("ascii")
     caption = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return f'<figure><img alt="figure" src="data:image/png;base64,{data}">{caption}</figure>'
-
-
-def _panels(n, width=4.2, height=3.8, columns=3):
-    """A figure and its ``n`` axes, ``columns`` to a row."""
-    rows, columns = -(-n // columns), min(n, columns)
-    fig = Figure(figsize=(width * columns, height * rows), layout="constrained")
-    axes = fig.subplots(rows, columns, squeeze=False).ravel()
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes[:n]
+    return f'<figure>{caption}<img alt="figure" src="data:image/png;base64,{data}"></figure>'
 
 
 def _metrics_section(run):
@@ -171,7 +160,8 @@ def _metrics_section(run):
     head = "".join(f"<th>{_HEADERS.get(c, html.escape(c))}</th>" for c in columns)
     rows = "".join("<tr>" + "".join(f"<td>{_cell(run, row, c)}</td>" for c in columns)
                    + "</tr>" for row in run.metrics)
-    return f"<table><tr>{head}</tr>{rows}</table>"
+    caption = run.info.get("caption") or "From the scored scans' predictions."
+    return f'{_text(caption)}<table class="metrics"><tr>{head}</tr>{rows}</table>'
 
 
 def _cell(run, row, column):
@@ -204,92 +194,62 @@ def _roc_section(run):
     y = run.labels == run.positive
     if y.all() or not y.any():
         return _note("Skipped: every scan has the same label.")
-    resamples = list(bootstrap_resamples(y, N_BOOTSTRAP, groups=run.groups,
-                                         random_state=RANDOM_STATE))
-    fig, (ax,) = _panels(1, 5.5, 5)
-    column = run.classes.index(run.positive)
-    for key, name in run.names.items():
-        score = run.proba[key][:, column]
-        fpr, tpr, _ = roc_curve(y, score)
+    legends = {}
+    for key in run.names:
         row = run.metrics_row(key)
-        label = name if row is None else f"{name}: AUC {_auc_with_ci(row)}"
-        (line,) = ax.plot(fpr, tpr, label=label)
-        band = [np.interp(FPR_GRID, *roc_curve(y[i], score[i])[:2]) for i in resamples]
-        low, high = np.percentile(band, [2.5, 97.5], axis=0)
-        ax.fill_between(FPR_GRID, low, high, color=line.get_color(), lw=0,
-                        alpha=0.5 / max(len(run.names), 3))  # many bands stay readable
-    ax.plot([0, 1], [0, 1], ":", color="gray")
-    ax.set(xlabel="False-positive rate", ylabel="True-positive rate (sensitivity)",
-           aspect="equal", title=f"Positive class: {run.positive}")
-    ax.legend(loc="lower right", fontsize="small")
-    return _img(fig)
+        legends[key] = "no row in metrics.csv" if row is None else f"AUC {_auc_with_ci(row)}"
+    unit = "subjects" if run.groups is not None else "scans"
+    return _text(
+        f"One panel per method, positive class {run.positive}: its ROC curve, shaded the "
+        f"95 % band of the true-positive rate over {figures.N_BOOTSTRAP} bootstrap "
+        f"resamples of the {unit}, stratified by class; in grey the reference method "
+        f"({run.names[run.reference]}); dotted, chance. Legend: AUC [95 % CI] from the "
+        "metrics table.") + _img(figures.roc_figure(run, legends))
 
 
 def _confusion_section(run):
-    fig, axes = _panels(len(run.names), 3.6, 3.4)
-    for ax, (key, name) in zip(axes, run.names.items(), strict=True):
-        ConfusionMatrixDisplay.from_predictions(
-            run.labels, run.pred[key], labels=run.classes, ax=ax, colorbar=False)
-        ax.set_title(name)
-    return _img(fig)
+    return _text("Rows: true class; columns: predicted class (the most probable). Each "
+                 "cell: the number of scans and, in brackets, their percentage of the "
+                 "true class's row (the row's scans); colour follows the percentage."
+                 ) + _img(figures.confusion_figure(run))
 
 
 def _embedding_section(run):
     key = _method_with(run, "embedding_")
     if key is None:
         return _note("Skipped: outputs.npz has no volume embeddings.")
-    X = run.outputs[f"embedding_{key}"]
-    if len(X) < 3:
+    if len(run.labels) < 3:
         return _note("Skipped: fewer than 3 scans.")
-    perplexity = min(30.0, (len(X) - 1) / 3)  # t-SNE needs perplexity < n_samples
-    pca = PCA(2, random_state=RANDOM_STATE).fit(X)
-    # t-SNE's OpenMP threads can stall behind torch's OpenMP runtime on busy cores (30 s
-    # instead of 0.1 s for 30 scans); one thread takes seconds for a thousand scans.
-    with threadpool_limits(1, user_api="openmp"):
-        tsne = TSNE(2, perplexity=perplexity, init="pca", random_state=RANDOM_STATE)
-        projections = {
-            f"PCA ({pca.explained_variance_ratio_.sum():.0%} of the variance)": pca.transform(X),
-            f"t-SNE (perplexity {perplexity:.0f})": tsne.fit_transform(X),
-        }
-    fig, axes = _panels(2, 4.8, 4.4)
-    for ax, (title, points) in zip(axes, projections.items(), strict=True):
-        for c in run.classes:
-            ax.scatter(*points[run.labels == c].T, s=18, alpha=0.8, label=c)
-        ax.set(title=title, xticks=[], yticks=[])
-    axes[0].legend(title="true class", fontsize="small")
-    fig.suptitle(run.names[key])
-    return _img(fig)
+    who = ("Each scan is embedded by the model of the fold that held it out: points of one "
+           "fold share a model and may group by fold, which marker shapes show."
+           if run.folds is not None else "One fitted model embedded every scored scan (no "
+           "cross-validation folds).")
+    return _text(f"Volume embeddings of the scored scans by {run.names[key]}, projected to "
+                 f"2D; colour: true class. {who}") + _img(figures.embedding_figure(run, key))
 
 
 def _profile_section(run):
     keys = [k for k in run.names if f"attention_{k}" in run.outputs]
     if not keys or "n_slices" not in run.outputs:
         return _note("Skipped: no method of this run has slice attention.")
-    n_slices = run.outputs["n_slices"]
-    # Tri-planar bags: the orientation of each row (-1: padding); else one orientation.
-    orientation = run.outputs.get("slice_axis", np.where(
-        np.arange(max(n_slices))[None] < n_slices[:, None], -2, -1))
-    planes = [a for a in (-2, 2, 1, 0) if (orientation == a).any()]
-    fig, axes = _panels(len(keys) * len(planes))
-    for ax, (key, plane) in zip(axes, [(k, p) for k in keys for p in planes], strict=True):
-        profiles = np.array([
-            np.interp(POSITION_GRID, np.linspace(0, 1, (rows == plane).sum()),
-                      weights[:len(rows)][rows == plane] * n)  # uniform attention: 1
-            for weights, rows, n in zip(run.outputs[f"attention_{key}"], orientation,
-                                        n_slices, strict=True)])
-        for c in run.classes:
-            mean, sd = profiles[run.labels == c].mean(0), profiles[run.labels == c].std(0)
-            (line,) = ax.plot(POSITION_GRID, mean, label=c)
-            ax.fill_between(POSITION_GRID, np.maximum(mean - sd, 0), mean + sd,
-                            color=line.get_color(), alpha=0.2, lw=0)
-        ax.axhline(1, ls=":", color="gray")
-        ax.set(title=run.names[key] + ("" if plane == -2 else f", {AXIS_NAMES[plane]}"),
-               xlabel="relative slice position", ylabel="relative attention", ylim=(0, None))
-    axes[0].legend(title="true class", fontsize="small")
-    return _img(fig)
+    uniform = [k for k in keys if _uniform_attention(run, k)]
+    text = ("Mean attention weight against the position of the slice among the slices the "
+            "embedder kept, rescaled so that uniform attention is 1; band: ±1 sd over the "
+            "scans of a class, cut at 0. Tri-planar bags: one panel per orientation.")
+    if uniform:
+        text += (f" Left out: {', '.join(run.names[k] for k in uniform)}, whose attention is "
+                 "the same on every slice of every scan (uniform by construction).")
+    drawn = [k for k in keys if k not in uniform]
+    return _text(text) + (_img(figures.profile_figure(run, drawn)) if drawn else "")
 
 
-def _overlay_section(run, overlays):
+def _uniform_attention(run, key):
+    """Whether a method gives every slice of each scan the same weight (mean pooling)."""
+    return all(np.allclose(weights[:n], weights[0]) for weights, n in
+               zip(run.outputs[f"attention_{key}"], run.outputs["n_slices"], strict=True))
+
+
+def _overlay_section(run, overlays, verbose):
     if overlays == 0:
         return _note("Skipped: no overlays were asked for (overlays=0).")
     key = _method_with(run, "attention_")
@@ -297,40 +257,85 @@ def _overlay_section(run, overlays):
         return _note("Skipped: no method of this run has slice attention.")
     if not run.info.get("embedder"):
         return _note("Skipped: run.json has no slice embedder to compute in-plane attention.")
-    chosen = _overlay_scans(run, key, overlays)
-    root = (run.info.get("data") or {}).get("root") or ""
-    paths = [p if os.path.exists(p) else os.path.join(root, p) for p in run.paths[chosen]]
-    parts = [f"<p>Attention of {html.escape(run.names[key])}.</p>"]
-    try:
-        from .explain import in_plane_attention, plot_saliency, saliency_from_parts
-
-        embedder = DinoSliceEmbedder(**{**run.info["embedder"], "verbose": 0}).fit(paths)
-        for i, path in zip(chosen, paths, strict=True):
-            volume = load_volume(path)
-            maps, slice_sets = in_plane_attention(embedder, path)
-            weights = run.outputs[f"attention_{key}"][i, : run.outputs["n_slices"][i]]
-            saliency = saliency_from_parts(weights, maps, slice_sets, volume.shape)
-            score = run.positive or run.pred[key][i]
-            parts.append(_img(
-                plot_saliency(volume, saliency, axis=axes_of(embedder.axis)[0]),
-                f"{os.path.basename(path)}: true {run.labels[i]}, predicted "
-                f"{run.pred[key][i]}, p({score}) = "
-                f"{run.proba[key][i, run.classes.index(score)]:.2f}"))
-    except (ImportError, RuntimeError, OSError, ValueError) as exc:
-        parts.append(_note(f"Attention overlays are missing: {type(exc).__name__}: {exc}"))
+    if any(p.startswith("#") for p in run.paths):
+        return _note("Skipped: overlays need scan files; this run was made from arrays.")
+    groups = _overlay_scans(run, key, overlays)
+    paths = {i: _scan_path(run, run.paths[i]) for shown, _ in groups.values() for i in shown}
+    parts = [_text(
+        f"Slice attention of {run.names[key]} times the backbone's in-plane attention (CLS "
+        f"to patches), on the {OVERLAY_SLICES} most salient slices of scans it predicted "
+        f"with a probability of at least {CONFIDENT} (p: of the predicted class). Left: "
+        "the slice; right: the saliency over the scan's foreground (background untinted). "
+        "Colour scale: saliency relative to its maximum over the scan's foreground. "
+        "Letters: the patient's left/right, posterior/anterior, inferior/superior, in the "
+        "scan reoriented to RAS; slice indices count from 0.")]
+    embedder = _overlay_embedder(run, list(paths.values())) if paths else None
+    done = 0
+    for word, (shown, total) in groups.items():
+        parts.append(f"<h3>Confidently {word}</h3>")
+        parts.append(_text(
+            f"{len(shown)} of the {total} scans predicted {word}ly with p ≥ {CONFIDENT}."
+            if total else f"No scan was predicted {word}ly with p ≥ {CONFIDENT}."))
+        for i in shown:
+            done += 1
+            _say(verbose, f"overlay {done}/{len(paths)}: {paths[i]}")
+            parts.append(_img(_overlay_figure(run, key, embedder, i, paths[i]),
+                              _overlay_caption(run, key, i, paths[i])))
     return "".join(parts)
 
 
+def _overlay_embedder(run, paths):
+    """The run's slice embedder, fitted again (its parameters from run.json)."""
+    params = {k: tuple(v) if isinstance(v, list) else v  # JSON made its tuples lists
+              for k, v in run.info["embedder"].items()}
+    return DinoSliceEmbedder(**{**params, "verbose": 0}).fit(paths)
+
+
+def _overlay_figure(run, key, embedder, i, path):
+    maps, slice_sets = in_plane_attention(embedder, path)
+    weights = run.outputs[f"attention_{key}"][i, : run.outputs["n_slices"][i]]
+    saliency = saliency_from_parts(weights, maps, slice_sets, load_volume(path).shape)
+    return plot_saliency(path, saliency, axis=axes_of(embedder.axis)[0],
+                         n_slices=OVERLAY_SLICES)
+
+
+def _overlay_caption(run, key, i, path):
+    root = (run.info.get("data") or {}).get("root")
+    inside = os.path.relpath(path, root) if root else os.pardir
+    name = path if inside.startswith(os.pardir) else inside  # shorter under the data root
+    predicted = run.pred[key][i]
+    p = run.proba[key][i, run.classes.index(predicted)]
+    return f"{name}: true {run.labels[i]}, predicted {predicted}, p({predicted}) = {p:.2f}"
+
+
+def _scan_path(run, path):
+    """The file of a scan of predictions.csv: its path, else (runs that stored relative
+    paths) that path under the data root."""
+    root = (run.info.get("data") or {}).get("root")
+    if not os.path.exists(path) and not os.path.isabs(path) and root:
+        path = os.path.join(root, path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"Scan file {path!r} of the run's predictions.csv does not exist, so its "
+            "attention overlay cannot be drawn; pass overlays=0 (--overlays 0) to skip "
+            "the overlays.")
+    return path
+
+
 def _overlay_scans(run, key, overlays):
-    """Up to ``overlays`` scans, half right and half wrong where possible; within each,
-    the classes take turns, most confident first."""
+    """``{"right": (scans, n), "wrong": (scans, n)}``: of the ``n`` scans predicted
+    rightly (wrongly) with a probability of at least ``CONFIDENT``, those to show, up to
+    ``overlays`` in all, half right and half wrong where possible; within each, the
+    classes take turns, most confident first."""
     pred = run.pred[key]
     confidence = run.proba[key][np.arange(len(pred)), [run.classes.index(c) for c in pred]]
     order = np.argsort(-confidence, kind="stable")
+    order = order[confidence[order] >= CONFIDENT]
     correct = pred[order] == run.labels[order]
     right, wrong = _classes_in_turn(run, order[correct]), _classes_in_turn(run, order[~correct])
     n_wrong = min(len(wrong), max(overlays // 2, overlays - len(right)))
-    return np.concatenate([right[: overlays - n_wrong], wrong[:n_wrong]]).astype(int)
+    return {"right": (right[: overlays - n_wrong], len(right)),
+            "wrong": (wrong[:n_wrong], len(wrong))}
 
 
 def _classes_in_turn(run, scans):

@@ -1,9 +1,11 @@
+import html
 import json
 import re
 
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+from matplotlib.legend import Legend
 
 from sklearn_dinoatten.report import write_report
 from sklearn_dinoatten.runs import Run, write_run
@@ -16,15 +18,17 @@ SECTIONS = ["Metrics", "ROC curves", "Confusion matrices", "Learned volume embed
 
 
 def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None,
-                 volumes=False, seed=0, **info_fields):
-    """A fake ``cv`` run directory: class-dependent scores, embeddings and attention."""
+                 volumes=False, seed=0, folds=3, **info_fields):
+    """A fake ``cv`` run directory (held-out with ``folds=None``): class-dependent scores
+    (every 7th scan confidently wrong), embeddings and attention (uniform for "mean")."""
     rng = np.random.default_rng(seed)
     y = np.arange(n) % len(classes)
+    sign = np.where(np.arange(n) % 7 == 3, -2.0, 1.0)[:, None]  # confidently wrong
     n_slices = rng.integers(6, 11, size=n)
     paths = np.array([f"scan{i:02d}.nii.gz" for i in range(n)])
     outputs, metrics, probabilities = {"n_slices": n_slices}, [], {}
     for key in methods:
-        logits = rng.normal(size=(n, len(classes))) + 1.5 * np.eye(len(classes))[y]
+        logits = rng.normal(size=(n, len(classes))) + 1.5 * sign * np.eye(len(classes))[y]
         proba = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         probabilities[key] = proba
         outputs[f"embedding_{key}"] = (rng.normal(size=(n, 16)) + 2.0 * y[:, None]).astype(
@@ -33,6 +37,7 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
             attention = np.zeros((n, 10))
             for i, k in enumerate(n_slices):
                 weights = np.exp(-((np.linspace(0, 1, k) - 0.3 - 0.4 * (y[i] > 0)) ** 2) / 0.05)
+                weights = np.ones(k) if key == "mean" else weights
                 attention[i, :k] = weights / weights.sum()
             outputs[f"attention_{key}"] = attention
         accuracy = np.mean(proba.argmax(axis=1) == y)
@@ -48,18 +53,69 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
     info = {
         "classes": list(classes), "reference": "dinoatten3d",
         "methods": {k: {"name": name, "params": {"max_epochs": 2}} for k, name in methods.items()},
-        "embedder": embedder, "folds": 3, "command": ["dinoatten", "cv", "data dir"],
+        "embedder": embedder, "folds": folds, "command": ["dinoatten", "cv", "data dir"],
         "versions": {"sklearn_dinoatten": "0.1.0", "torch": "2.x"}, "created": "2025-01-01",
         "data": {"root": str(path / "data"), "n_scans": n},
         "positive_label": classes[-1] if len(classes) == 2 else None, **info_fields,
     }
     write_run(path, Run(info, paths, np.array(classes)[y], probabilities,
-                        groups=np.array([f"s{i}" for i in range(n)]), folds=np.arange(n) % 3,
+                        groups=np.array([f"s{i}" for i in range(n)]),
+                        folds=None if folds is None else np.arange(n) % folds,
                         outputs=outputs, metrics=metrics))
     return path
 
 
-def test_binary_report_is_self_contained(tmp_path):
+def record_figures(monkeypatch):
+    """Make the report describe each figure it embeds, in order, into the list returned:
+    its axes' titles, labels and texts, its legends' titles and entries, its suptitle."""
+    from sklearn_dinoatten import report
+
+    figures, embed = [], report._img
+
+    def record(fig, caption=None):
+        legends = [a for ax in fig.axes for a in ax.get_children() if isinstance(a, Legend)]
+        figures.append({
+            "titles": [ax.get_title() for ax in fig.axes],
+            "xlabels": [ax.get_xlabel() for ax in fig.axes],
+            "ylabels": [ax.get_ylabel() for ax in fig.axes],
+            "texts": [t.get_text() for ax in fig.axes for t in ax.texts],
+            "legends": [(legend.get_title().get_text(), [t.get_text() for t in
+                                                         legend.get_texts()])
+                        for legend in legends],
+            "suptitle": fig.get_suptitle(),
+        })
+        return embed(fig, caption)
+
+    monkeypatch.setattr(report, "_img", record)
+    return figures
+
+
+@pytest.fixture(autouse=True, scope="module")
+def few_bootstrap_resamples():
+    """Reports in seconds: 50 resamples for the ROC bands instead of 500."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setattr("sklearn_dinoatten.report_figures.N_BOOTSTRAP", 50)
+        yield
+
+
+@pytest.fixture
+def drawn(monkeypatch):
+    return record_figures(monkeypatch)
+
+
+@pytest.fixture(scope="module")
+def binary_report(tmp_path_factory):
+    """The HTML text of the report of a binary 3-method run and its figures (ROC,
+    confusion matrices, embeddings, profiles)."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        figures = record_figures(monkeypatch)
+        run_dir = make_run_dir(tmp_path_factory.mktemp("binary") / "run",
+                               embedder={"axis": "coronal"})
+        text = open(write_report(run_dir, overlays=0)).read()
+    return text, dict(zip(["roc", "confusion", "embedding", "profile"], figures, strict=True))
+
+
+def test_binary_report_is_self_contained(tmp_path, capsys):
     run_dir = make_run_dir(tmp_path / "run")
     out = write_report(run_dir, overlays=0)
     assert out == str(run_dir / "report.html")
@@ -72,6 +128,7 @@ def test_binary_report_is_self_contained(tmp_path):
     assert "0.800 [0.700, 0.900]" in text  # AUC with its CI from metrics.csv
     assert "overlays=0" in text
     assert plt.get_fignums() == []
+    assert capsys.readouterr().out == ""  # silent by default
 
 
 def test_report_is_deterministic(tmp_path):
@@ -120,25 +177,77 @@ def test_malformed_file_raises(tmp_path, name, content):
         write_report(run_dir)
 
 
-def test_overlays_with_a_random_backbone(tmp_path):
+def test_tri_planar_profiles_name_each_panels_axis(tmp_path, drawn):
+    run_dir = make_run_dir(tmp_path / "run", methods={"dinoatten3d": "DinoAtten3D"},
+                           embedder={"axis": "all"})
+    with np.load(run_dir / "outputs.npz") as npz:
+        outputs = dict(npz)
+    rows = np.arange(10)[None] < outputs["n_slices"][:, None]
+    axial = np.arange(10)[None] < outputs["n_slices"][:, None] // 2  # then coronal
+    outputs["slice_axis"] = np.where(rows, np.where(axial, 2, 1), -1)
+    np.savez(run_dir / "outputs.npz", **outputs)
+    write_report(run_dir, overlays=0)
+    profile = drawn[-1]
+    assert profile["titles"] == ["DinoAtten3D, axial", "DinoAtten3D, coronal"]
+    assert profile["xlabels"] == ["axial slice position, 0 = inferior, 1 = superior",
+                                  "coronal slice position, 0 = posterior, 1 = anterior"]
+
+
+def test_overlays_show_confident_scans_with_orientation(tmp_path, drawn, capsys,
+                                                        monkeypatch):
     embedder = {**FAST, "backbone": "vit_small_patch14_dinov2", "axis": "axial"}
     run_dir = make_run_dir(tmp_path / "run", embedder=embedder, volumes=True)
-    text = open(write_report(run_dir, overlays=4)).read()
+    monkeypatch.chdir(tmp_path)  # scan paths relative to the data root, as in older runs
+    text = open(write_report(run_dir, overlays=2, verbose=1)).read()
     captions = re.findall(r"<figcaption>scan\d\d\.nii\.gz: true (\w+), predicted (\w+), "
-                          r"p\(AD\) = [01]\.\d\d</figcaption>", text)
-    assert "<p>Attention of DinoAtten3D.</p>" in text
-    assert len(captions) == 4
-    assert sum(true != predicted for true, predicted in captions) == 2
-    assert text.count("data:image/png;base64,") == 8
+                          r"p\((\w+)\) = (0\.\d\d|1\.00)</figcaption>", text)
+    assert [true == predicted for true, predicted, _, _ in captions] == [True, False]
+    assert all(p_of == predicted and float(p) >= 0.8 for _, predicted, p_of, p in captions)
+    assert re.search(r"<h3>Confidently right</h3><p>1 of the \d+ scans predicted rightly with "
+                     r"p ≥ 0\.8\.</p><figure>", text)
+    assert re.search(r"<h3>Confidently wrong</h3><p>1 of the \d+ scans", text)
+    assert text.count("data:image/png;base64,") == 6
+    overlays = drawn[:2]
+    for figure in overlays:
+        assert re.fullmatch(r"axial slice \d+ of \d+ \(inferior → superior\)",
+                            figure["titles"][0])  # the raw slice, then the overlay
+        assert figure["titles"][1] == "saliency"
+        assert figure["ylabels"][-1] == "relative saliency, 0 to max of this scan"
+        assert figure["texts"][:4] == ["L", "R", "P", "A"]
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "report: Attention overlays" and "report: Metrics" in printed
+    assert re.fullmatch(rf"overlay 2/2: {run_dir / 'data'}/scan\d\d\.nii\.gz", printed[2])
     assert plt.get_fignums() == []
 
 
-def test_overlays_explain_why_they_are_missing(tmp_path):
-    embedder = {**FAST, "weights": str(tmp_path / "missing.pth")}
-    run_dir = make_run_dir(tmp_path / "run", embedder=embedder, volumes=True)
+def test_overlays_say_when_no_scan_is_confident(tmp_path, monkeypatch):
+    from sklearn_dinoatten import report
+
+    monkeypatch.setattr(report, "CONFIDENT", 1.0)  # no scan is that sure
+    embedder = {**FAST, "backbone": "vit_small_patch14_dinov2", "axis": "axial"}
+    run_dir = make_run_dir(tmp_path / "run", embedder=embedder)
     text = open(write_report(run_dir, overlays=2)).read()
-    assert "Attention overlays are missing: FileNotFoundError" in text
-    assert "missing.pth" in text
+    assert "No scan was predicted rightly with p ≥ 1.0." in text
+    assert "No scan was predicted wrongly with p ≥ 1.0." in text
+
+
+def test_overlays_raise_for_a_missing_scan_or_weights_file(tmp_path):
+    embedder = {**FAST, "backbone": "vit_small_patch14_dinov2", "axis": "axial"}
+    run_dir = make_run_dir(tmp_path / "run", embedder=embedder)  # no scan files
+    with pytest.raises(FileNotFoundError, match=r"scan\d\d\.nii\.gz.*--overlays 0"):
+        write_report(run_dir, overlays=2)
+    run_dir = make_run_dir(tmp_path / "weights", volumes=True,
+                           embedder={**FAST, "weights": str(tmp_path / "missing.pth")})
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        write_report(run_dir, overlays=2)
+
+
+def test_a_run_on_arrays_has_no_overlays(tmp_path):
+    run_dir = make_run_dir(tmp_path / "run", embedder=FAST)
+    csv = run_dir / "predictions.csv"
+    csv.write_text(re.sub(r"scan(\d\d)\.nii\.gz", r"#\1", csv.read_text()))
+    text = open(write_report(run_dir, overlays=2)).read()
+    assert "overlays need scan files; this run was made from arrays." in text
 
 
 def test_header_states_positive_class_protocol_grouping_and_random_weights(tmp_path):
@@ -147,7 +256,7 @@ def test_header_states_positive_class_protocol_grouping_and_random_weights(tmp_p
         protocol_description="5-fold stratified cross-validation of 30 scans, grouped by "
         "subject (15 subjects)", caption="Protocol: 5-fold ... clustered by subject.")
     text = open(write_report(run_dir, overlays=0)).read()
-    assert '<p class="warning">Random backbone weights' in text
+    assert '<h1>Evaluation report</h1><p class="warning">Random backbone weights' in text
     assert "<th>Positive class</th><td>AD</td>" in text
     assert "grouped by subject (15 subjects)" in text
     assert "<th>Grouping</th><td>by subject (15 subjects)" in text
@@ -163,20 +272,53 @@ def test_a_binary_run_without_its_positive_class_is_refused(tmp_path):
         write_report(run_dir)
 
 
-def test_roc_legend_reads_the_metrics_table(tmp_path, monkeypatch):
-    from sklearn_dinoatten import report
+def test_metrics_table_has_sensitivity_and_specificity(binary_report):
+    text, _ = binary_report
+    assert "<th>Sensitivity</th><th>Specificity</th>" in text
+    assert "<td>0.800</td><td>0.700</td>" in text  # the values of metrics.csv
 
-    legends = []
 
-    def keep_legend(fig, caption=None):
-        for ax in fig.axes:
-            if ax.get_legend() is not None:
-                legends.extend(t.get_text() for t in ax.get_legend().get_texts())
-        return ""
+def test_roc_draws_a_panel_per_method_against_the_reference(binary_report):
+    text, figures = binary_report
+    roc = figures["roc"]
+    assert roc["titles"] == ["DinoAtten3D (reference)", "Mean pooling", "3D ResNet"]
+    assert roc["suptitle"] == "Positive class: AD" and "positive class AD" in text
+    auc = "AUC 0.800 [0.700, 0.900]"  # from metrics.csv
+    reference = [f"DinoAtten3D (reference): {auc}"]
+    assert [entries for _, entries in roc["legends"]] == [
+        [auc, "95 % bootstrap band", "chance"],
+        *[reference + [auc, "95 % bootstrap band", "chance"]] * 2]
 
-    monkeypatch.setattr(report, "_img", keep_legend)
-    write_report(make_run_dir(tmp_path / "run"), overlays=0)
-    assert legends[:3] == [f"{name}: AUC 0.800 [0.700, 0.900]" for name in BINARY.values()]
+
+def test_confusion_cells_give_count_and_row_percentage(binary_report, tmp_path):
+    text, figures = binary_report
+    assert "percentage of the true class's row" in html.unescape(text)
+    cells = figures["confusion"]["texts"]
+    assert len(cells) == 3 * 4
+    for row in np.reshape([c.split("\n") for c in cells], (3, 2, 2, 2)).tolist()[0]:
+        counts = [int(count) for count, _ in row]
+        shares = [share for _, share in row]
+        assert shares == [f"({100 * c / sum(counts):.0f} %)" for c in counts]
+
+
+def test_embedding_marks_the_folds(binary_report, tmp_path, drawn):
+    text, figures = binary_report
+    assert "may group by fold, which marker shapes show" in text
+    assert figures["embedding"]["legends"] == [("true class", ["CN", "AD"]),
+                                               ("fold", ["fold 0", "fold 1", "fold 2"])]
+    held_out = make_run_dir(tmp_path / "held_out", methods={"mean": "Mean pooling"},
+                            folds=None)
+    text = open(write_report(held_out, overlays=0)).read()
+    assert "One fitted model embedded every scored scan (no cross-validation folds)." in text
+    assert drawn[2]["legends"] == [("true class", ["CN", "AD"])]
+
+
+def test_profiles_leave_out_uniform_attention_and_name_the_axis(binary_report):
+    text, figures = binary_report
+    profile = figures["profile"]
+    assert profile["titles"] == ["DinoAtten3D"]  # not Mean pooling: uniform
+    assert "Left out: Mean pooling, whose attention is the same on every slice" in text
+    assert profile["xlabels"] == ["coronal slice position, 0 = posterior, 1 = anterior"]
 
 
 def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path, monkeypatch):

@@ -311,7 +311,7 @@ def _overlay_caption(run, key, i, path):
 def _scan_path(run, path):
     """The file of a scan of predictions.csv: its path, else (runs that stored relative
     paths) that path under the data root."""
-    root = (run.info.get("data") or {}).get("root")
+    path, root = str(path), (run.info.get("data") or {}).get("root")
     if not os.path.exists(path) and not os.path.isabs(path) and root:
         path = os.path.join(root, path)
     if not os.path.exists(path):

@@ -234,7 +234,7 @@ def test_overlays_say_when_no_scan_is_confident(tmp_path, monkeypatch):
 def test_overlays_raise_for_a_missing_scan_or_weights_file(tmp_path):
     embedder = {**FAST, "backbone": "vit_small_patch14_dinov2", "axis": "axial"}
     run_dir = make_run_dir(tmp_path / "run", embedder=embedder)  # no scan files
-    with pytest.raises(FileNotFoundError, match=r"scan\d\d\.nii\.gz.*--overlays 0"):
+    with pytest.raises(FileNotFoundError, match=r"file '\S+scan\d\d\.nii\.gz' .*--overlays 0"):
         write_report(run_dir, overlays=2)
     run_dir = make_run_dir(tmp_path / "weights", volumes=True,
                            embedder={**FAST, "weights": str(tmp_path / "missing.pth")})

@@ -9,6 +9,7 @@ mean and max pooling, the slice transformer, SC-MIL) over a timm vision transfor
 
 import numpy as np
 import torch
+from scipy import ndimage
 from sklearn.utils.validation import check_is_fitted
 
 from .preprocessing import grid_to_slices, to_channels
@@ -254,8 +255,6 @@ def plot_saliency(volume, saliency, axis="axial", n_slices=4, slices=None, alpha
 def _foreground(data):
     """Otsu's foreground of a volume, cleaned slice by slice (along axis 0): isolated
     voxels dropped, enclosed holes filled."""
-    from scipy import ndimage
-
     in_plane = ndimage.generate_binary_structure(2, 1)[None]
     mask = ndimage.binary_opening(foreground_mask(data), in_plane)
     return ndimage.binary_fill_holes(mask, in_plane)

@@ -11,6 +11,7 @@ from .test_datasets import write_medmnist
 BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
 
 
+@pytest.mark.slow  # 20 s, a subprocess training two methods; `make test-all` runs it
 def test_medmnist3d_benchmark_runs_on_a_small_file(tmp_path):
     write_medmnist(tmp_path, "adrenal", 28, n_classes=2, counts=(12, 4, 6))
     result = subprocess.run(

@@ -20,7 +20,8 @@ def volumes():
     return make_volumes(n_samples=60, shape=(28, 28, 8), random_state=0)
 
 
-@pytest.mark.parametrize("aggregator", ["transformer", "attention"])
+@pytest.mark.parametrize("aggregator", [  # the transformer head: `make test-all` (10 s)
+    pytest.param("transformer", marks=pytest.mark.slow), "attention"])
 def test_learns_the_planted_signal(volumes, aggregator):
     X, y = volumes
     clf = FineTunedSliceClassifier(aggregator=aggregator, lr=1e-3, backbone_lr=1e-4,

@@ -102,13 +102,14 @@ def test_bootstrap_ci_covers_and_narrows():
     rng = np.random.default_rng(3)
     y = np.repeat([0, 1], 50)
     score = y + rng.normal(size=100)
-    auc, low, high = bootstrap_ci(roc_auc_score, y, score, random_state=0)
+    auc, low, high = bootstrap_ci(roc_auc_score, y, score, n_resamples=300, random_state=0)
     assert auc == roc_auc_score(y, score) and low < auc < high
     big_y = np.repeat([0, 1], 500)
     _, big_low, big_high = bootstrap_ci(roc_auc_score, big_y, big_y + rng.normal(size=1000),
                                         n_resamples=200, random_state=0)
     assert big_high - big_low < high - low  # ten times the data, a narrower interval
-    assert bootstrap_ci(roc_auc_score, y, score, random_state=0) == (auc, low, high)
+    assert bootstrap_ci(roc_auc_score, y, score, n_resamples=300,
+                        random_state=0) == (auc, low, high)
 
 
 def test_bootstrap_ci_checks_confidence():

@@ -2,6 +2,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -85,7 +86,8 @@ def test_embed_in_parallel_and_in_bfloat16(tmp_path, capsys):
     assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out  # own keys
 
 
-def test_cv_report_fit_predict(tmp_path):
+def test_cv_report_fit_predict(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # restored after the test, which moves elsewhere
     data = make_study(tmp_path / "data")
     out = str(tmp_path / "cv")
     result = run_cli("cv", data, "--method", "dinoatten3d,mst,resnet3d", "--out", out,
@@ -93,6 +95,15 @@ def test_cv_report_fit_predict(tmp_path):
                      *FAST)
     assert result.returncode == 0, result.stderr
     assert "| DinoAtten3D |" in result.stdout and "| 3D ResNet |" in result.stdout
+    # Progress for every long step, and each warning once, without Python source lines.
+    for line in ("Embedding 12 scans:", "Resampling 12 scans to (32, 32, 32) voxels",
+                 "DinoAtten3D (1/3):", "MST aggregator (2/3):", "3D ResNet (3/3):",
+                 "fold 1/2: fitted in", "fold 2/2: fitted in"):
+        assert line in result.stdout
+    warnings = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
+    assert len([w for w in warnings if "weights='random'" in w]) == 1
+    assert all(w.startswith("dinoatten cv: warning: ") for w in warnings), warnings
+    assert ".py:" not in result.stderr and "warnings.warn" not in result.stderr
 
     predictions = read_csv(os.path.join(out, "predictions.csv"))
     assert len(predictions) == 12 and {r["fold"] for r in predictions} == {"0", "1"}
@@ -133,6 +144,31 @@ def test_cv_report_fit_predict(tmp_path):
                for r in rows)
     # 3 evenly spaced of the 6 axial slices are kept: 0, 2 and 5, named as in the volume.
     assert {int(i) for r in rows for i in r["top_slices"].split()} <= {0, 2, 5}
+
+    # predict takes a folder (every NIfTI file in it, without labels.csv) ...
+    unlabelled = tmp_path / "new"
+    unlabelled.mkdir()
+    for scan in scans[:2]:
+        shutil.copy(scan, unlabelled)
+    assert main(["predict", model, str(unlabelled), "--out", str(tmp_path / "n.csv"),
+                 "--batch-size", "2"]) == 0
+    assert [r["path"] for r in read_csv(tmp_path / "n.csv")] == [
+        str(unlabelled / os.path.basename(s)) for s in scans[:2]]
+    # ... and, given labels, evaluates the model on them as cv does (a run directory).
+    external = str(tmp_path / "external")
+    result = run_cli("predict", model, os.path.join(data, "labels.csv"), "--out", external)
+    assert result.returncode == 0, result.stderr
+    assert "| DinoAtten3D |" in result.stdout and "external test set: 12 scans" in result.stdout
+    run = json.load(open(os.path.join(external, "run.json")))
+    assert run["protocol"] == "held-out" and run["model"] == os.path.abspath(model)
+    metrics = read_csv(os.path.join(external, "metrics.csv"))
+    assert [r["method"] for r in metrics] == ["DinoAtten3D"]
+    assert 0 <= float(metrics[0]["auc_ci_low"]) <= float(metrics[0]["auc_ci_high"]) <= 1
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    os.chdir(elsewhere)  # the run's scan paths resolve from any directory
+    assert main(["report", external, "--overlays", "1", "-q"]) == 0
+    assert "data:image/png" in open(os.path.join(external, "report.html")).read()
 
 
 def test_grouped_cv_with_a_named_positive_class(tmp_path, capsys):

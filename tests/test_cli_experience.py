@@ -1,9 +1,8 @@
-"""What a user of the command line sees: progress, verbosity, warnings, help, the
-offline message, protected runs, option names, and predict on folders and labels."""
+"""What a user of the command line sees: help, option names, verbosity, protected runs
+and the offline message (progress lines, warnings and predict on folders and labels are
+checked in test_cli.py::test_cv_report_fit_predict)."""
 
-import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -11,7 +10,7 @@ import pytest
 
 from sklearn_dinoatten.cli import _parser, cv, demo, embed, fit, main, predict, report
 
-from .test_cli import FAST, make_study, read_csv, run_cli
+from .test_cli import FAST, make_study
 
 COMMANDS = {"embed": embed, "cv": cv, "fit": fit, "predict": predict, "report": report,
             "demo": demo}
@@ -46,20 +45,6 @@ def study(tmp_path_factory):
     return make_study(tmp_path_factory.mktemp("study") / "data", n=8)
 
 
-def test_cv_shows_progress_and_each_warning_once(study, tmp_path):
-    out = str(tmp_path / "run")
-    result = run_cli("cv", study, "--method", "mean,dinoatten3d", "--out", out, *FAST)
-    assert result.returncode == 0, result.stderr
-    for line in ("Embedding 8 scans:", "Mean pooling (1/2):", "DinoAtten3D (2/2):",
-                 "fold 1/2: fitted in", "fold 2/2: fitted in"):
-        assert line in result.stdout
-    warnings = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
-    assert len([w for w in warnings if "weights='random'" in w]) == 1
-    assert all(w.startswith("dinoatten cv: warning: ") for w in warnings), warnings
-    assert ".py:" not in result.stderr and "warnings.warn" not in result.stderr
-
-
-
 def test_quiet_verbose_and_overwrite(study, tmp_path, capsys):
     out = str(tmp_path / "run")
     assert main(["cv", study, "--method", "mean", "--out", out, "-q", *FAST]) == 0
@@ -84,31 +69,3 @@ def test_offline_default_weights_fail_fast_in_one_line(study, tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
     assert "127.0.0.1 cannot be reached" in result.stderr and "--weights FILE" in result.stderr
-
-
-def test_predict_a_folder_and_evaluate_a_labelled_one(study, tmp_path, monkeypatch):
-    model = str(tmp_path / "model.safetensors")
-    assert main(["fit", study, "--out", model, "--method", "mean", *FAST[:-2]]) == 0
-    unlabelled = tmp_path / "new"
-    unlabelled.mkdir()
-    for name in ("s00.nii.gz", "s01.nii.gz"):
-        shutil.copy(os.path.join(study, name), unlabelled / name)
-    assert main(["predict", model, str(unlabelled), "--out", str(tmp_path / "p.csv"),
-                 "--batch-size", "2"]) == 0
-    rows = read_csv(tmp_path / "p.csv")
-    assert [os.path.basename(r["path"]) for r in rows] == ["s00.nii.gz", "s01.nii.gz"]
-
-    out = str(tmp_path / "external")
-    result = run_cli("predict", model, os.path.join(study, "labels.csv"), "--out", out)
-    assert result.returncode == 0, result.stderr
-    assert "| Mean pooling |" in result.stdout and "external test set: 8 scans" in result.stdout
-    run = json.load(open(os.path.join(out, "run.json")))
-    assert run["protocol"] == "held-out" and run["model"] == os.path.abspath(model)
-    metrics = read_csv(os.path.join(out, "metrics.csv"))
-    assert [r["method"] for r in metrics] == ["Mean pooling"]
-    assert 0 <= float(metrics[0]["auc_ci_low"]) <= float(metrics[0]["auc_ci_high"]) <= 1
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)  # the run's scan paths resolve from any directory
-    assert main(["report", out, "--overlays", "1", "-q"]) == 0
-    assert "data:image/png" in open(os.path.join(out, "report.html")).read()

@@ -8,6 +8,7 @@ slice transformer on one that trains on 2-feature data (reason below). Every exp
 failure is strict (setup.cfg): a check that starts to pass fails the suite.
 """
 
+import pytest
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_dinoatten import (
@@ -211,8 +212,6 @@ def expected_failed_checks(estimator):
         FAST_EMBEDDER,
         VolumeResampler(shape=(8, 8, 8)),
         AttentionPoolClassifier(max_epochs=FAST_EPOCHS, random_state=0),
-        AttentionPoolClassifier(pooling="gated", max_epochs=FAST_EPOCHS, random_state=0),
-        AttentionPoolClassifier(pooling="mean", max_epochs=FAST_EPOCHS, random_state=0),
         SliceTransformerClassifier(**MST, random_state=0),
         SCMILClassifier(**SCMIL, random_state=0),
         ResNet3DClassifier(depth=10, widen_factor=0.25, max_epochs=2, random_state=0),
@@ -224,4 +223,14 @@ def expected_failed_checks(estimator):
     expected_failed_checks=expected_failed_checks,
 )
 def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.slow  # the class checked above with its default pooling; 50 s, `make test-all`
+@parametrize_with_checks(
+    [AttentionPoolClassifier(pooling=pooling, max_epochs=FAST_EPOCHS, random_state=0)
+     for pooling in ("gated", "mean")],
+    expected_failed_checks=expected_failed_checks,
+)
+def test_other_poolings_are_sklearn_compatible(estimator, check):
     check(estimator)

@@ -31,13 +31,13 @@ def _read_labels(root, labels, args, split=False):
     from .datasets import load_nifti_folder
 
     header = _csv_header(labels)
-    defaults = [(args.group_column, "subject")] + ([(args.split_column, "split")] if split
-                                                   else [])
-    columns = [None if given == "none" else given or (default if default in header else None)
-               for given, default in defaults]
-    group_column, split_column = columns if split else (columns[0], None)
+
+    def column(given, default):  # "none": ignored; not given: the default, if present
+        return None if given == "none" else given or (default if default in header else None)
+
     return load_nifti_folder(root, labels, args.path_column, args.label_column,
-                             group_column, split_column)
+                             column(args.group_column, "subject"),
+                             column(args.split_column, "split") if split else None)
 
 
 def scan_paths(args):

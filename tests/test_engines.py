@@ -1,0 +1,86 @@
+"""The backbone's forward pass on ONNX Runtime and in int8: equal (float32) or close
+(int8) to plain torch, the exported graph kept, reused and rebuilt when damaged."""
+
+import builtins
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from sklearn_dinoatten import engines
+from sklearn_dinoatten.backbones import build_backbone, weights_fingerprint
+
+pytest.importorskip("onnxruntime")
+SIZE = 56
+
+
+@pytest.fixture(scope="module")
+def backbone():
+    return build_backbone("vit_small_patch14_dinov2", "random", SIZE).module.eval()
+
+
+@pytest.fixture(scope="module")
+def images():
+    # Smooth images (blurred noise), closer to slices than white noise.
+    noise = torch.rand(8, 3, SIZE // 4, SIZE // 4, generator=torch.Generator().manual_seed(0))
+    return torch.nn.functional.interpolate(noise, size=SIZE, mode="bilinear")
+
+
+def centred_cosine(a, b):
+    """Cosine of the CLS tokens after subtracting the batch mean (random-weight CLS
+    tokens are nearly constant, so a plain cosine says little)."""
+    a, b = a[:, 0] - a[:, 0].mean(0), b[:, 0] - b[:, 0].mean(0)
+    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+
+
+def test_onnxruntime_float32_equals_torch(backbone, images):
+    with torch.inference_mode():
+        reference = backbone.forward_features(images).numpy()
+    tokens = engines.forward_features(backbone, "onnxruntime", image_size=SIZE)(images)
+    np.testing.assert_allclose(tokens.numpy(), reference, atol=1e-4)
+
+
+@pytest.mark.parametrize("engine", engines.ENGINES)
+def test_int8_stays_close(backbone, images, engine):
+    with torch.inference_mode():
+        reference = backbone.forward_features(images).numpy()
+        tokens = engines.forward_features(backbone, engine, "int8", SIZE)(images).numpy()
+    assert tokens.shape == reference.shape
+    assert centred_cosine(tokens, reference) >= 0.99
+
+
+def test_the_graph_is_kept_reused_and_rebuilt_when_damaged(backbone, images, tmp_path,
+                                                             monkeypatch):
+    exports, export = [], engines._export
+    monkeypatch.setattr(engines, "_export", lambda *a: exports.append(1) or export(*a))
+    fingerprint = weights_fingerprint(backbone, "vit_small_patch14_dinov2")
+    run = engines.forward_features(backbone, "onnxruntime", "float32", SIZE, tmp_path,
+                                   fingerprint)
+    first = run(images).numpy()
+    (kept,) = [p for p in (tmp_path / "onnx").iterdir() if p.suffix == ".onnx"]
+    engines.forward_features(backbone, "onnxruntime", "float32", SIZE, tmp_path, fingerprint)
+    assert len(exports) == 1  # the second session reads the kept graph
+    with open(kept, "r+b") as f:  # a flipped byte in the middle
+        f.seek(os.path.getsize(kept) // 2)
+        byte = f.read(1)
+        f.seek(-1, 1)
+        f.write(bytes([byte[0] ^ 0xFF]))
+    again = engines.forward_features(backbone, "onnxruntime", "float32", SIZE, tmp_path,
+                                     fingerprint)(images).numpy()
+    assert len(exports) == 2
+    np.testing.assert_array_equal(again, first)
+
+
+def test_without_the_extra_the_engine_names_it(backbone, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_onnxruntime(name, *args, **kwargs):
+        if name == "onnxruntime":
+            raise ImportError("No module named 'onnxruntime'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    with pytest.raises(ImportError, match=r"pip install 'sklearn-dinoatten\[onnx\]'"):
+        engines.forward_features(backbone, "onnxruntime", image_size=SIZE)
+    assert engines.forward_features(backbone, "torch", "int8", SIZE) is not None

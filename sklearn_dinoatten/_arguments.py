@@ -90,9 +90,14 @@ def add_embedding_arguments(sub, cache_required=False):
                           "(default: 0, keep all)")
     sub.add_argument("--batch-size", type=integer(1), default=32,
                      help="slices per forward pass (default: 32)")
-    sub.add_argument("--dtype", default="float32", choices=("float32", "bfloat16", "float16"),
+    sub.add_argument("--dtype", default="float32",
+                     choices=("float32", "bfloat16", "float16", "int8"),
                      help="precision of the forward pass; bfloat16 is much faster on GPUs "
-                          "and AVX-512 BF16 / AMX CPUs (default: float32)")
+                          "and AVX-512 BF16 / AMX CPUs; int8 (CPU): linear layers "
+                          "quantised (default: float32)")
+    sub.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
+                     help="onnxruntime: the backbone exported to ONNX and run by ONNX "
+                          "Runtime on the CPU, needs the onnx extra (default: torch)")
     sub.add_argument("--n-jobs", type=int, default=None,
                      help="processes that embed in parallel, each with its own model "
                           "(default: 1)")

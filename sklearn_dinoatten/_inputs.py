@@ -150,7 +150,8 @@ def build_embedder(args):
         backbone=args.backbone, weights=weights, image_size=args.image_size,
         axis=args.axis, n_slices=args.n_slices, slice_spacing=args.slice_spacing,
         pixel_spacing=args.pixel_spacing, crop=args.crop, min_foreground=args.min_foreground,
-        batch_size=args.batch_size, dtype=args.dtype, n_jobs=args.n_jobs, device=args.device,
+        batch_size=args.batch_size, dtype=args.dtype, engine=args.engine, n_jobs=args.n_jobs,
+        device=args.device,
         cache_dir=args.cache_dir, verbose=int(args.verbosity >= 1),
     )
     check_params(embedder)

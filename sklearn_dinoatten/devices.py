@@ -37,7 +37,7 @@ def device_available(device):
 def warn_if_slow_precision(dtype, device):
     """Warn when ``dtype`` (``"bfloat16"``, ``"float16"``) runs on a CPU without native
     support for it, where autocast is several times slower than float32."""
-    if device.type != "cpu" or dtype == "float32":
+    if device.type != "cpu" or dtype in ("float32", "int8"):
         return
     try:
         check = {"bfloat16": torch.ops.mkldnn._is_mkldnn_bf16_supported,

@@ -30,6 +30,7 @@ from ._validation import (
 from .backbones import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
 from .cache import EmbeddingCache, cache_key, remember_file_key, remembered_file_key
 from .devices import resolve_device, warn_if_slow_precision
+from .engines import ENGINES, forward_features
 from .preprocessing import NORMALIZATIONS, resize_stack
 from .slice_encoder import DTYPES, FEATURES, SliceEncoder
 from .slicing import (
@@ -119,10 +120,15 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         so that patches are the instances an :class:`AttentionPoolClassifier` pools.
     batch_size : int, default=32
         Slices per backbone forward pass.
-    dtype : {"float32", "bfloat16", "float16"}, default="float32"
-        Precision of the forward pass (autocast; embeddings within cosine 0.999 of
-        float32, tested; each precision has its own cache entries): much faster on GPUs
+    dtype : {"float32", "bfloat16", "float16", "int8"}, default="float32"
+        Precision of the forward pass (each has its own cache entries). ``"bfloat16"``,
+        ``"float16"``: autocast (cosine 0.999 to float32, tested), much faster on GPUs
         and CPUs with AVX-512 BF16 / AMX, several times slower on others (``fit`` warns).
+        ``"int8"``: linear layers dynamically quantised at ``fit`` (CPU only).
+    engine : {"torch", "onnxruntime"}, default="torch"
+        ``"onnxruntime"``: the backbone exported to ONNX (once per weights, size and
+        dtype, kept in ``cache_dir``) and run by ONNX Runtime on the CPU; float32 equals
+        torch within 1e-4. Needs ``pip install 'sklearn-dinoatten[onnx]'``.
     channels_last, compile : bool, default=False
         Channels-last input to the patch embedding; ``torch.compile`` of the backbone
         (seconds to minutes on the first batch; needs a C++ compiler on the CPU).
@@ -187,6 +193,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         "feature": [options(*FEATURES)],
         "batch_size": [integer(1)],
         "dtype": [options(*DTYPES)],
+        "engine": [options(*ENGINES)],
         "channels_last": [BOOLEAN],
         "compile": [BOOLEAN],
         "prefetch": [options("auto"), integer(0)],
@@ -218,6 +225,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         feature="cls",
         batch_size=32,
         dtype="float32",
+        engine="torch",
         channels_last=False,
         compile=False,
         prefetch="auto",
@@ -241,6 +249,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self.feature = feature
         self.batch_size = batch_size
         self.dtype = dtype
+        self.engine = engine
         self.channels_last = channels_last
         self.compile = compile
         self.prefetch = prefetch
@@ -302,8 +311,13 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self._use_backbone(frozen_backbone(modules["backbone"], self.image_size))
 
     def _compile_forward(self):
-        features = self.backbone_.forward_features
+        if (self.engine != "torch" or self.dtype == "int8") and self.device_.type != "cpu":
+            raise ValueError(f"engine={self.engine!r} with dtype={self.dtype!r} runs on the "
+                             f"CPU only; the device is {self.device_.type!r}.")
+        features = forward_features(self.backbone_, self.engine, self.dtype, self.image_size,
+                                    self.cache_dir, self._backbone_fingerprint)
         self._forward_features = torch.compile(features) if self.compile else features
+        self._forward_for = (self.engine, self.dtype)
 
     def __getstate__(self):  # a compiled function does not pickle: rebuilt on load
         state = dict(super().__getstate__())  # a copy: the base may return __dict__ itself
@@ -439,6 +453,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                         yield key, images.pin_memory() if self.device_.type == "cuda" else images
                 volume_keys.append(keys)
 
+        if self._forward_for != (self.engine, self.dtype):  # set_params after fit
+            self._compile_forward()
         encoder = SliceEncoder(self._forward_features, self._num_prefix_tokens, self.feature,
                                self.batch_size, self.dtype, self.device_, self.normalization,
                                self.channels_last)
@@ -488,6 +504,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                  f"dtype={self.dtype}"]
         if self.pixel_spacing is not None:  # absent by default: earlier keys stay valid
             parts.append(f"pixel_spacing={self.pixel_spacing}")
+        if self.engine != "torch":  # int8 differs between engines
+            parts.append(f"engine={self.engine}")
         return "|".join(parts)
 
 

@@ -15,7 +15,10 @@ import torch
 from .preprocessing import to_channels
 
 FEATURES = ("cls", "mean", "cls+mean", "patch")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# Precision name -> autocast dtype; int8 weights are quantised before (engines), so its
+# activations run in float32.
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
+          "int8": torch.float32}
 
 
 class SliceEncoder:
@@ -34,8 +37,9 @@ class SliceEncoder:
         or every patch token.
     batch_size : int, default=32
         Slices per forward pass.
-    dtype : {"float32", "bfloat16", "float16"}, default="float32"
-        Autocast precision of the forward pass; embeddings are float32 whatever it is.
+    dtype : {"float32", "bfloat16", "float16", "int8"}, default="float32"
+        Autocast precision of the forward pass (none for float32 and int8, whose
+        weights ``forward_features`` holds quantised); embeddings are float32.
     device : torch.device, default="cpu"
     normalization : {"minmax", "zscore"}, default="minmax"
         How the slices were normalised: ``"minmax"`` slices get the ImageNet

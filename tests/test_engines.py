@@ -3,13 +3,15 @@
 
 import builtins
 import os
+import pickle
 
 import numpy as np
 import pytest
 import torch
 
-from sklearn_dinoatten import engines
+from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache, engines
 from sklearn_dinoatten.backbones import build_backbone, weights_fingerprint
+from sklearn_dinoatten.datasets import make_volumes
 
 pytest.importorskip("onnxruntime")
 SIZE = 56
@@ -28,10 +30,10 @@ def images():
 
 
 def centred_cosine(a, b):
-    """Cosine of the CLS tokens after subtracting the batch mean (random-weight CLS
-    tokens are nearly constant, so a plain cosine says little)."""
-    a, b = a[:, 0] - a[:, 0].mean(0), b[:, 0] - b[:, 0].mean(0)
-    return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()))
+    """Cosine of two sets of embedding rows after subtracting each set's mean
+    (random-weight CLS tokens are nearly constant, so a plain cosine says little)."""
+    a, b = a - np.nanmean(a, 0), b - np.nanmean(b, 0)
+    return float(np.nansum(a * b) / np.sqrt(np.nansum(a * a) * np.nansum(b * b)))
 
 
 def test_onnxruntime_float32_equals_torch(backbone, images):
@@ -42,12 +44,32 @@ def test_onnxruntime_float32_equals_torch(backbone, images):
 
 
 @pytest.mark.parametrize("engine", engines.ENGINES)
-def test_int8_stays_close(backbone, images, engine):
-    with torch.inference_mode():
-        reference = backbone.forward_features(images).numpy()
-        tokens = engines.forward_features(backbone, engine, "int8", SIZE)(images).numpy()
-    assert tokens.shape == reference.shape
-    assert centred_cosine(tokens, reference) >= 0.99
+def test_int8_embeddings_stay_close(engine):
+    """On slices of volumes (not noise), int8 keeps the embeddings' directions."""
+    X, _ = make_volumes(n_samples=4, shape=(32, 32, 8), random_state=0)
+
+    def embed(**params):
+        clear_memory_cache()  # the cache would serve one result to both
+        return DinoSliceEmbedder(weights="random", image_size=SIZE, verbose=0,
+                                 **params).fit_transform(X)
+
+    reference, int8 = embed(), embed(engine=engine, dtype="int8")
+    assert int8.shape == reference.shape
+    assert centred_cosine(int8.reshape(-1, int8.shape[-1]),
+                          reference.reshape(-1, reference.shape[-1])) >= 0.99
+
+
+def test_onnxruntime_embedder_equals_torch_and_pickles():
+    X, _ = make_volumes(n_samples=3, shape=(32, 32, 6), random_state=1)
+    clear_memory_cache()
+    reference = DinoSliceEmbedder(weights="random", image_size=SIZE, verbose=0).fit_transform(X)
+    clear_memory_cache()
+    embedder = DinoSliceEmbedder(weights="random", image_size=SIZE, verbose=0,
+                                 engine="onnxruntime").fit(X)
+    np.testing.assert_allclose(embedder.transform(X), reference, atol=1e-4)
+    clear_memory_cache()
+    np.testing.assert_allclose(pickle.loads(pickle.dumps(embedder)).transform(X), reference,
+                               atol=1e-4)
 
 
 def test_the_graph_is_kept_reused_and_rebuilt_when_damaged(backbone, images, tmp_path,

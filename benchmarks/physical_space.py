@@ -63,8 +63,9 @@ def scans():
 
 def backbone_inputs(embedder, image):
     data, voxel_size = load_scan(image)
-    (slice_set,) = embedder._slices(data, voxel_size)
-    return embedder._backbone_input(slice_set)[:, 0].numpy()
+    reader = embedder._reader()
+    (slice_set,) = reader.slice_sets(data, voxel_size)
+    return reader.backbone_input(slice_set)[:, 0].numpy()
 
 
 def correlation(a, b):

@@ -21,6 +21,20 @@ def integer(low):
     return parse
 
 
+def auto_or(parse):
+    """An argparse type: ``"auto"``, or a value of the type ``parse``."""
+    def parse_or_auto(text):
+        if text == "auto":
+            return text
+        try:
+            return parse(text)
+        except argparse.ArgumentTypeError as error:
+            raise argparse.ArgumentTypeError(
+                f"must be 'auto' or {str(error).removeprefix('must be ')}") from None
+
+    return parse_or_auto
+
+
 def positive(text):
     """An argparse type: a number > 0."""
     try:
@@ -101,6 +115,10 @@ def add_embedding_arguments(sub, cache_required=False):
     sub.add_argument("--n-jobs", type=int, default=None,
                      help="processes that embed in parallel, each with its own model "
                           "(default: 1)")
+    sub.add_argument("--n-readers", type=auto_or(integer(0)), default="auto",
+                     help="processes that read and resize the scans while the backbone "
+                          "runs; 0: read in the main process (default: auto, the CPU cores "
+                          "less one, at most 8, on CUDA; 0 on the CPU)")
     sub.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
     sub.add_argument("--cache-dir", required=cache_required,
                      help="folder of the on-disk embedding cache" +

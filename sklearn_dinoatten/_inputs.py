@@ -151,8 +151,8 @@ def build_embedder(args):
         axis=args.axis, n_slices=args.n_slices, slice_spacing=args.slice_spacing,
         pixel_spacing=args.pixel_spacing, crop=args.crop, min_foreground=args.min_foreground,
         batch_size=args.batch_size, dtype=args.dtype, engine=args.engine, n_jobs=args.n_jobs,
-        device=args.device,
-        cache_dir=args.cache_dir, verbose=int(args.verbosity >= 1),
+        n_readers=args.n_readers, device=args.device, cache_dir=args.cache_dir,
+        verbose=int(args.verbosity >= 1),
     )
     check_params(embedder)
     if args.cache_dir is not None:

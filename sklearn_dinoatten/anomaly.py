@@ -144,7 +144,7 @@ class BaseDinoAnomalyDetector(VolumeInputMixin, OutlierMixin, BaseEstimator):
         embedder = self.embedder_
         for volume, volume_errors in zip(check_volumes(X, images=True), errors, strict=True):
             data, voxel_size = load_scan(volume, images=True, spacing=embedder.spacing)
-            (kept,) = embedder._slices(data, voxel_size)  # one slicing axis
+            (kept,) = embedder._reader().slice_sets(data, voxel_size)  # one slicing axis
             planes = grid_to_slices(volume_errors[: len(kept.indices)], *kept.stack.shape[1:],
                                     embedder.image_size, kept.pixel_size,
                                     embedder.pixel_spacing)

@@ -1,16 +1,13 @@
 """DinoSliceEmbedder: volumes -> per-slice embeddings from a frozen 2D backbone."""
 
-import warnings
-
 import numpy as np
 import torch
-from joblib import Parallel, delayed, effective_n_jobs
+from joblib import Parallel, cpu_count, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin, clone
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
 from ._files import writable_folder
-from ._prefetch import prefetch
 from ._tags import VolumeInputMixin
 from ._validation import (
     BOOLEAN,
@@ -28,28 +25,14 @@ from ._validation import (
     record_fitted_params,
 )
 from .backbones import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
-from .cache import EmbeddingCache, cache_key, remember_file_key, remembered_file_key
+from .cache import EmbeddingCache, remember_file_key, remembered_file_key
 from .devices import resolve_device, warn_if_slow_precision
 from .engines import ENGINES, forward_features
-from .preprocessing import NORMALIZATIONS, resize_stack
+from .preprocessing import NORMALIZATIONS
+from .reading import SliceReader, StackReader, read_volumes
 from .slice_encoder import DTYPES, FEATURES, SliceEncoder
-from .slicing import (
-    AXIS_NAMES,
-    AXIS_TUPLE,
-    CROPS,
-    axes_of,
-    slice_sets,
-    tag_orientations,
-    warn_if_spacings_differ,
-)
-from .volumes import (
-    AXES,
-    SLICE_SELECTIONS,
-    check_volumes,
-    describe,
-    load_scan,
-    voxel_size_of,
-)
+from .slicing import AXIS_TUPLE, CROPS, axes_of, tag_orientations, warn_if_spacings_differ
+from .volumes import AXES, SLICE_SELECTIONS, check_volumes, load_scan, voxel_size_of
 
 PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
 
@@ -132,15 +115,23 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
     channels_last, compile : bool, default=False
         Channels-last input to the patch embedding; ``torch.compile`` of the backbone
         (seconds to minutes on the first batch; needs a C++ compiler on the CPU).
+    n_readers : int or "auto", default="auto"
+        Processes that read, slice and resize the volumes while the backbone runs (a
+        torch ``DataLoader``, pinned memory on CUDA); ``0`` reads in this process.
+        ``"auto"``: on CUDA, the CPU cores less one, at most 8; on the CPU, 0 (readers
+        would take the backbone's cores). Reading a ``.nii.gz`` volume takes a core far
+        longer than a GPU takes to embed it: see ``benchmarks/embed_throughput.py``.
     prefetch : int or "auto", default="auto"
-        Volumes read and preprocessed ahead in a background thread; ``"auto"``: 2 on
-        CUDA, 0 on the CPU (where the thread competes with the backbone: 0.8x measured).
+        Volumes read ahead: by each reader process, or with ``n_readers=0`` by a
+        background thread. ``"auto"``: 2 on CUDA, 0 on the CPU (where the thread
+        competes with the backbone: 0.8x measured).
     n_jobs : int, default=None
         Processes (or Dask workers, inside ``joblib.parallel_backend("dask")``) that
         embed disjoint shares of the volumes, each with its own backbone; ``None``: 1
         unless in a :func:`joblib.parallel_config` context; ``-1``: all. Like
-        ``channels_last``, ``compile`` and ``prefetch``, it changes embeddings by float32
-        rounding at most (1e-4, tested) and shares their cache entries.
+        ``channels_last``, ``compile``, ``n_readers`` and ``prefetch``, it changes
+        embeddings by float32 rounding at most (1e-4, tested) and shares their cache
+        entries. Each worker reads its own volumes (``n_readers=0`` inside it).
     device : str, default="auto"
         ``"auto"`` uses CUDA when present, else the CPU.
     cache_dir : str or path, default=None
@@ -196,6 +187,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         "engine": [options(*ENGINES)],
         "channels_last": [BOOLEAN],
         "compile": [BOOLEAN],
+        "n_readers": [options("auto"), integer(0)],
         "prefetch": [options("auto"), integer(0)],
         "n_jobs": [NONE, integer(1), integer(high=-1)],
         "device": [DEVICE],
@@ -228,6 +220,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         engine="torch",
         channels_last=False,
         compile=False,
+        n_readers="auto",
         prefetch="auto",
         n_jobs=None,
         device="auto",
@@ -252,6 +245,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self.engine = engine
         self.channels_last = channels_last
         self.compile = compile
+        self.n_readers = n_readers
         self.prefetch = prefetch
         self.n_jobs = n_jobs
         self.device = device
@@ -343,20 +337,15 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             Row ``j`` of the volume's embedding belongs to slice ``indices[j]`` along
             axis ``axes[j]`` of the (RAS) volume; ``[axis], [0]`` for an image.
         """
-        sets = self._slices(*load_scan(volume, images=True, spacing=self.spacing))
+        sets = self._reader().slice_sets(*load_scan(volume, images=True, spacing=self.spacing))
         return (np.concatenate([np.full(len(s.indices), s.axis) for s in sets]),
                 np.concatenate([s.indices for s in sets]))
 
-    def _slices(self, data, voxel_size, name="volume"):
-        """The kept slices of a loaded volume or image (``SliceSet`` per axis)."""
-        return slice_sets(data, voxel_size, axes_of(self.axis), self.n_slices,
-                          self.slice_selection, self.slice_spacing, self.crop,
-                          self.min_foreground, name)
-
-    def _backbone_input(self, slice_set):
-        """A slice set's gray backbone input ``(n, 1, s, s)``."""
-        return resize_stack(slice_set.stack, self.image_size, self.normalization,
-                            slice_set.pixel_size, self.pixel_spacing)
+    def _reader(self):
+        """How this embedder turns a volume into backbone input."""
+        return SliceReader(axes_of(self.axis), self.n_slices, self.slice_selection,
+                           self.spacing, self.slice_spacing, self.crop, self.min_foreground,
+                           self.image_size, self.normalization, self.pixel_spacing)
 
     def transform(self, X):
         """Embed the slices of each volume.
@@ -401,7 +390,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         if n_jobs == 1:
             computed = self._embed_here([volumes[i] for i in todo], todo, cache, config)
         else:
-            worker = clone(self).set_params(n_jobs=None, verbose=0)
+            worker = clone(self).set_params(n_jobs=None, n_readers=0, verbose=0)
             results = Parallel(n_jobs=n_jobs)(
                 delayed(_embed_in_worker)(worker, [volumes[i] for i in chunk], chunk.tolist())
                 for chunk in np.array_split(todo, n_jobs)
@@ -424,43 +413,41 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
 
     def _embed_here(self, volumes, indices, cache, config):
         """``[(key, embedding)]`` of each axis of each volume (``indices``: their places
-        in ``X``, for messages), computed in this process: the next volumes are read and
-        preprocessed in a background thread while the backbone runs, and slices of
+        in ``X``, for messages), computed in this process: the next volumes are read
+        ahead (by reader processes or a thread) while the backbone runs, and slices of
         several volumes share a batch."""
+        reader = StackReader(self._reader(), config, self.patch_size_, self._row_shape(),
+                             cache.cache_dir)
+        cuda = self.device_.type == "cuda"
+        read = read_volumes(reader, volumes, indices, self._n_readers(),
+                            self._prefetch_depth(), pin_memory=cuda)
         volume_keys, names, found = [], {}, {}
 
-        def read():
-            with tqdm(zip(volumes, indices, strict=True), total=len(volumes),
-                      desc="Embedding volumes", unit="vol", delay=PROGRESS_DELAY_S,
+        def stacks():
+            with tqdm(read, total=len(volumes), desc="Embedding volumes", unit="vol",
+                      delay=PROGRESS_DELAY_S,
                       disable=self.verbose == 0 or len(volumes) < 5) as progress:
-                yield from read_each(progress)
-
-        def read_each(progress):
-            for volume, i in progress:
-                name = describe(volume, i)
-                sets = self._slices(*load_scan(volume, i, images=True, spacing=self.spacing),
-                                    name=f"Volume {name}")
-                keys = []
-                for slice_set in sets:
-                    key = self._stack_key(slice_set, config, name)
-                    keys.append(key)
-                    if key in found:
-                        continue
-                    names[key] = name
-                    found[key] = cache.get(key, self._embedding_shape(len(slice_set.stack)))
-                    if found[key] is None:
-                        images = self._backbone_input(slice_set)
-                        yield key, images.pin_memory() if self.device_.type == "cuda" else images
-                volume_keys.append(keys)
+                for volume_stacks in progress:
+                    for stack in volume_stacks:
+                        if stack.key in found:
+                            continue
+                        names[stack.key], found[stack.key] = stack.name, stack.embedding
+                        if stack.embedding is None:
+                            images = stack.images
+                            yield stack.key, (images.pin_memory() if cuda and not
+                                              images.is_pinned() else images)
+                        else:  # a reader process's find: this process keeps it too
+                            EmbeddingCache().put(stack.key, stack.embedding)
+                    volume_keys.append([stack.key for stack in volume_stacks])
 
         if self._forward_for != (self.engine, self.dtype):  # set_params after fit
             self._compile_forward()
         encoder = SliceEncoder(self._forward_features, self._num_prefix_tokens, self.feature,
                                self.batch_size, self.dtype, self.device_, self.normalization,
                                self.channels_last)
-        stacks = prefetch(read(), self._prefetch_depth())
+        pending = stacks()
         try:
-            for key, embedding in encoder.encode(stacks):
+            for key, embedding in encoder.encode(pending):
                 if not np.isfinite(embedding).all():
                     raise ValueError(
                         f"The backbone gave NaN or infinite embeddings for volume "
@@ -469,29 +456,20 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                     )
                 cache.put(key, embedding)
                 found[key] = embedding
-        finally:  # also on an interrupt: the reader stops and the progress bar closes
-            stacks.close()
+        finally:  # also on an interrupt: the readers stop and the progress bar closes
+            pending.close()
+            read.close()
         return [[(key, found[key]) for key in keys] for keys in volume_keys]
 
-    def _stack_key(self, slice_set, config, name):
-        """The cache key of a slice set: its voxels, and how they are embedded."""
-        stack = slice_set.stack
-        if self.pixel_spacing is None and min(stack.shape[1:]) < self.patch_size_:
-            warnings.warn(
-                f"Volume {name} has slices of {stack.shape[1]} x {stack.shape[2]} voxels "
-                f"along axis {AXIS_NAMES[slice_set.axis]!r}, thinner than one "
-                f"{self.patch_size_}-pixel patch: they are padded to squares, mostly "
-                "padding; check the axis.", UserWarning, stacklevel=4,
-            )
-        if self.pixel_spacing is not None:  # the voxels' size shapes the input too
-            config = f"{config}|pixel_size={slice_set.pixel_size}"
-        return cache_key(stack, config)
+    def _row_shape(self):
+        """The shape of one slice's embedding as cached: before orientation tags."""
+        dim = self.embedding_dim_ - (3 if len(axes_of(self.axis)) > 1 else 0)
+        return (int(np.prod(self.grid_shape_)), dim) if self.feature == "patch" else (dim,)
 
-    def _embedding_shape(self, n_slices):
-        """The shape of a volume's embedding (as cached) for ``n_slices`` slices."""
-        if self.feature == "patch":
-            return (n_slices, int(np.prod(self.grid_shape_)), self.embedding_dim_)
-        return (n_slices, self.embedding_dim_)
+    def _n_readers(self):
+        if self.n_readers == "auto":
+            return min(8, cpu_count() - 1) if self.device_.type == "cuda" else 0
+        return self.n_readers
 
     def _prefetch_depth(self):
         if self.prefetch == "auto":

@@ -293,6 +293,8 @@ def one_class(data):
      "Weights file '.*w.pth' does not exist"),
     (["cv", "{data}", "--out", "{tmp}/o", "--image-size", "30"], None, "multiple of"),
     (["embed", "{data}", "--cache-dir", "{tmp}/c"], corrupt_scan, "Cannot read volume file"),
+    (["embed", "{data}", "--cache-dir", "{tmp}/c", "--n-readers", "2"], corrupt_scan,
+     "Cannot read volume file"),
     (["embed", "{data}", "--cache-dir", "{tmp}/c"], four_d_scan, "s03.nii.gz' is 4D, 2 volumes"),
     (["embed", "{data}", "--cache-dir", "{tmp}/c"], nan_scan, "s03.nii.gz' contains 1 NaN"),
     (["embed", "{data}", "--cache-dir", "{tmp}/c"], constant_scan, "s03.nii.gz' is constant"),
@@ -342,6 +344,7 @@ def test_bad_input_ends_in_one_line(tmp_path, capsys, argv, damage, message):
     ["cv", "data", "--out", "o", "--folds", "1"],
     ["fit", "data", "--out", "m.safetensors", "--image-size", "x"],
     ["demo", "--n-scans", "4"],
+    ["embed", "data", "--n-readers", "-1", "--cache-dir", "c"],
 ])
 def test_nonsense_options_are_usage_errors(capsys, argv):
     option = next(a for a in argv if a.startswith("--") and a != "--out")
@@ -349,7 +352,8 @@ def test_nonsense_options_are_usage_errors(capsys, argv):
         main(argv)
     assert exit_.value.code == 2
     # An option with an alias is named by both: "argument --max-epochs/--epochs".
-    assert re.search(rf"error: argument (--[\w-]+/)?{option}(/--[\w-]+)?: must be an integer",
+    assert re.search(rf"error: argument (--[\w-]+/)?{option}(/--[\w-]+)?: must be "
+                     r"('auto' or )?an integer",
                      capsys.readouterr().err)
 
 

@@ -70,7 +70,7 @@ def test_kept_slices_name_the_rows_of_the_embedding(tmp_path, volume):
     np.testing.assert_array_equal(kept, [9, 10, 11, 12, 13])  # the centre 5 of 24
     np.testing.assert_array_equal(axes, [1] * 5)
     np.testing.assert_array_equal(embedder.kept_slices(str(tmp_path / "v.nii.gz"))[1], kept)
-    (slice_set,) = embedder._slices(volume, (1.0, 1.0, 1.0))
+    (slice_set,) = embedder._reader().slice_sets(volume, (1.0, 1.0, 1.0))
     np.testing.assert_array_equal(slice_set.indices, kept)
     np.testing.assert_array_equal(slice_set.stack, np.moveaxis(volume, 1, 0)[kept])
     np.testing.assert_array_equal(embedder.kept_slices(volume[:, :, 0])[1], [0])  # an image
@@ -112,6 +112,18 @@ def test_disk_cache_survives_the_process_memory(tmp_path, counting_backbone, vol
     again = clone(embedder).fit_transform(volumes)
     assert sum(calls) == 3 * 12
     np.testing.assert_array_equal(first, again)
+
+
+def test_a_tri_planar_bag_is_embedded_once(tmp_path, counting_backbone, volumes):
+    module, calls = counting_backbone
+    embedder = DinoSliceEmbedder(backbone=module, image_size=28, axis="all", cache_dir=tmp_path,
+                                 verbose=0)
+    first = embedder.fit_transform(volumes)
+    np.testing.assert_array_equal(embedder.transform(volumes), first)  # from memory
+    clear_memory_cache()
+    np.testing.assert_array_equal(embedder.transform(volumes), first)  # from cache_dir
+    assert sum(calls) == 3 * (24 + 20 + 12)
+    assert len(list(tmp_path.glob("*/*.npz"))) == 3 * 3  # an entry per orientation
 
 
 def test_other_preprocessing_is_not_served_from_cache(counting_backbone, volumes):

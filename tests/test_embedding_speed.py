@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
-from sklearn_dinoatten import embedding as embedding_module
+from sklearn_dinoatten import reading as reading_module
 from sklearn_dinoatten.datasets import make_volumes
 
 from ._helpers import FAST, save_nifti
@@ -44,6 +44,7 @@ def cosine(a, b):
 
 @pytest.mark.parametrize("options", [
     dict(prefetch=4), dict(channels_last=True), dict(batch_size=5, prefetch=1),
+    dict(n_readers=2),
 ])
 def test_float32_options_match_the_reference(volumes, reference, options):
     clear_memory_cache()
@@ -83,19 +84,38 @@ def test_low_precision_on_a_cpu_without_it_warns(monkeypatch, volumes, native):
 
 @pytest.mark.parametrize("name, value", [
     ("dtype", "float64"), ("prefetch", -1), ("prefetch", 1.5), ("n_jobs", 0),
+    ("n_readers", -1), ("n_readers", "all"),
 ])
 def test_bad_speed_parameters(volumes, name, value):
     with pytest.raises(ValueError, match=name):
         DinoSliceEmbedder(**FAST, **{name: value}).fit(volumes)
 
 
-def test_an_unreadable_file_read_ahead_is_named(tmp_path, volumes):
+@pytest.mark.parametrize("reading", [dict(prefetch=2), dict(n_readers=2)])
+def test_an_unreadable_file_read_ahead_is_named(tmp_path, volumes, reading):
     paths = [save_nifti(tmp_path / f"v{i}.nii.gz", v) for i, v in enumerate(volumes)]
     broken = tmp_path / "broken.nii.gz"
     broken.write_bytes(b"not a NIfTI file")
-    embedder = DinoSliceEmbedder(prefetch=2, **FAST).fit(paths)
-    with pytest.raises(ValueError, match="broken.nii.gz"):
+    embedder = DinoSliceEmbedder(**reading, **FAST).fit(paths)
+    with pytest.raises(ValueError, match="broken.nii.gz") as raised:
         embedder.transform(paths[:2] + [str(broken)] + paths[2:])
+    assert "DataLoader worker" not in str(raised.value)  # the reader's error, as it is
+
+
+def test_reader_processes_pass_on_warnings_and_cache_finds(tmp_path, counting_backbone,
+                                                           volumes):
+    module, calls = counting_backbone
+    embedder = DinoSliceEmbedder(backbone=module, image_size=28, axis="coronal", n_readers=2,
+                                 cache_dir=tmp_path, verbose=0).fit(volumes)
+    with pytest.warns(UserWarning, match="40 x 10 voxels along axis 'coronal'"):
+        first = embedder.transform(volumes)
+    assert sum(calls) == 3 * 32
+    clear_memory_cache()
+    np.testing.assert_array_equal(embedder.transform(volumes), first)  # from cache_dir
+    shutil.rmtree(tmp_path)
+    embedder.set_params(n_readers=0, cache_dir=None)
+    np.testing.assert_array_equal(embedder.transform(volumes), first)  # kept in memory
+    assert sum(calls) == 3 * 32
 
 
 def test_a_file_seen_before_is_not_read_again(tmp_path, monkeypatch, volumes, fresh_cache):
@@ -103,13 +123,13 @@ def test_a_file_seen_before_is_not_read_again(tmp_path, monkeypatch, volumes, fr
     embedder = DinoSliceEmbedder(**FAST).fit(paths)
     first = embedder.transform(paths)
     reads = []
-    load = embedding_module.load_scan
+    load = reading_module.load_scan
 
     def counted_load(volume, *args, **kwargs):
         reads.append(volume)
         return load(volume, *args, **kwargs)
 
-    monkeypatch.setattr(embedding_module, "load_scan", counted_load)
+    monkeypatch.setattr(reading_module, "load_scan", counted_load)
     np.testing.assert_array_equal(embedder.transform(paths), first)
     assert reads == []
     save_nifti(paths[1], volumes[1][::-1])  # new content: read and embedded again

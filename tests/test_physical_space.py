@@ -32,8 +32,9 @@ def head(voxel_mm):
 
 
 def backbone_inputs(embedder, volume, voxel_mm):
-    (slice_set,) = embedder._slices(volume, (voxel_mm,) * 3)
-    return embedder._backbone_input(slice_set)[:, 0].numpy()
+    reader = embedder._reader()
+    (slice_set,) = reader.slice_sets(volume, (voxel_mm,) * 3)
+    return reader.backbone_input(slice_set)[:, 0].numpy()
 
 
 @pytest.mark.parametrize("crop", ["none", "foreground"])
@@ -76,8 +77,9 @@ def test_defaults_embed_as_before(volume):
     """Slices by index, resized to fit: the preprocessing of earlier versions."""
     embedder = DinoSliceEmbedder(**FAST).fit([volume])
     images = resize_stack(np.moveaxis(volume, 2, 0), 28, "minmax")  # every axial slice
-    (slice_set,) = embedder._slices(volume, (1.0, 1.0, 1.0))
-    np.testing.assert_array_equal(embedder._backbone_input(slice_set), images)
+    reader = embedder._reader()
+    (slice_set,) = reader.slice_sets(volume, (1.0, 1.0, 1.0))
+    np.testing.assert_array_equal(reader.backbone_input(slice_set), images)
     encoder = SliceEncoder(embedder._forward_features, embedder._num_prefix_tokens,
                            device=embedder.device_)
     expected = next(encoder.encode([("v", images)]))[1]

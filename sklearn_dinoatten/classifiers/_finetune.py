@@ -136,11 +136,10 @@ def _backbone_inputs(embedder, X, in_chans):
     backbone, as one float32 array ``(n, n_slices_max, in_chans, side, side)``; all-NaN
     slices pad shorter volumes. With ``in_chans=1`` the three normalised channels are
     averaged."""
-    stacks = []
+    stacks, reader = [], embedder._reader()
     for i, volume in enumerate(check_volumes(X, images=True)):
-        (kept,) = embedder._slices(*load_scan(volume, i, images=True,
-                                              spacing=embedder.spacing))
-        images = to_channels(embedder._backbone_input(kept), embedder.normalization)
+        (kept,) = reader.slice_sets(*load_scan(volume, i, images=True, spacing=embedder.spacing))
+        images = to_channels(reader.backbone_input(kept), embedder.normalization)
         stacks.append(images.mean(dim=1, keepdim=True) if in_chans == 1 else images)
     side = embedder.image_size
     out = np.full((len(stacks), embedder.n_slices or max(map(len, stacks)), in_chans, side,

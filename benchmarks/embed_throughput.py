@@ -1,19 +1,24 @@
 """How fast DinoSliceEmbedder embeds, against the machine's peak, and what a study costs.
 
-Four measurements, each as ratios taken in this one run (absolute times drift with the
+Five measurements, each as ratios taken in this one run (absolute times drift with the
 machine's load):
 
 1. throughput: slices/s of NIfTI volumes read from disk, for plain batched float32 and
-   each speed option, with the fraction of peak (FLOPs of one forward, counted by
-   ``torch.utils.flop_counter``, times slices/s, over a measured large-matmul rate in
-   the same precision) and the worst cosine to the float32 embeddings;
-2. study: embedding N volumes once, then 5-fold CV x a 6-point grid of head parameters
+   each speed option (engines and precisions included), with the fraction of peak (FLOPs
+   of one forward, counted by ``torch.utils.flop_counter``, times slices/s, over a
+   measured large-matmul rate in the same precision), the worst cosine and the centred
+   cosine to the float32 embeddings;
+2. readers: slices/s that k reader processes (``n_readers``) deliver from brain-sized
+   ``.nii.gz`` volumes, read, sliced and resized, without the backbone; against the
+   backbone's rate on a GPU (measured in bfloat16 when there is one, else estimated from
+   the FLOP count at 40 % of an H100's bfloat16 peak), how many reader cores it needs;
+3. study: embedding N volumes once, then 5-fold CV x a 6-point grid of head parameters
    (GridSearchCV over the pipeline), as a ratio to the embedding pass alone, and a naive
    loop that embeds again in every fold (as the published code does; still kinder than
    it, since a fold's grid points share the embeddings);
-3. memory: the peak RSS of embedding one 182 x 218 x 182 volume, beyond what the
+4. memory: the peak RSS of embedding one 182 x 218 x 182 volume, beyond what the
    backbone's activations take, in float32 copies of the volume;
-4. with a GPU, the same throughput table on it.
+5. with a GPU, the same throughput table on it.
 
     python benchmarks/embed_throughput.py                 # 224 px, all four
     python benchmarks/embed_throughput.py --skip-study --n-volumes 2
@@ -40,6 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten.backbones import build_backbone
 from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.reading import read_volumes
 
 OPTIONS = [  # (name, embedder parameters, precision of the peak it is compared with)
     ("float32, batch 1, no read-ahead", dict(batch_size=1, prefetch=0), "float32"),
@@ -57,6 +63,9 @@ OPTIONS = [  # (name, embedder parameters, precision of the peak it is compared 
 ]
 REFERENCE = 1  # plain batched float32
 PROBE_SLICES = 8  # what a precision without native support is timed on
+H100_BF16_PEAK = 989e12  # FLOP/s, dense, SXM (NVIDIA's datasheet)
+GPU_EFFICIENCY = 0.4  # of the peak a ViT's forward reaches, for the estimate
+BRAIN = (182, 218, 182)  # MNI152 at 1 mm
 
 
 def matmul_rate(dtype, device, seconds=0.5):
@@ -132,6 +141,48 @@ def throughput(args, paths, probe, device):
     for name, rate, fraction, cosine, centred in rows:
         print(f"| {name} | {rate:.1f} | {rate / rows[REFERENCE][1]:.2f} | {100 * fraction:.0f} "
               f"| {cosine:.5f} | {centred:.5f} |")
+    return {name: rate for name, rate, *_ in rows}
+
+
+def readers(args, folder, gpu_rate):
+    """Slices/s that 0 (this process), 1 and 2 reader processes deliver, and how many
+    reader cores the backbone's rate on a GPU (``gpu_rate``, measured, or ``None``: the
+    estimate from the FLOP count) needs."""
+    paths, _ = write_volumes(folder, args.n_reader_volumes, BRAIN[2], shape=BRAIN[:2])
+    print(f"\nreaders: {len(paths)} volumes of {'x'.join(map(str, BRAIN))} int16 voxels "
+          f"(.nii.gz, {os.path.getsize(paths[0]) / 1e6:.0f} MB each) read, sliced along "
+          f"the axial axis and resized to {args.image_size} px (with the cache key of each "
+          "slice set: what a reader process does), no backbone\n", flush=True)
+    print("| readers | slices kept per volume | slices/s | volumes/s | slices/s per reader |")
+    print("|---|---|---|---|---|")
+    per_reader = {}
+    for n_slices in (None, 32):
+        embedder = DinoSliceEmbedder(args.backbone, weights="random", image_size=args.image_size,
+                                     n_slices=n_slices, verbose=0).fit(paths)
+        reader = embedder._stack_reader(embedder._config_string(), None)
+        for k in (0, 1, 2):
+            clear_memory_cache()
+            start = time.perf_counter()
+            slices = sum(len(stack.images) for stacks in read_volumes(
+                reader, paths, range(len(paths)), n_readers=k, prefetch_depth=2)
+                for stack in stacks)
+            rate = slices / (time.perf_counter() - start)
+            per_reader[n_slices, k] = rate / max(k, 1)
+            print(f"| {k or '0 (this process)'} | {n_slices or BRAIN[2]} | {rate:.0f} | "
+                  f"{rate / (n_slices or BRAIN[2]):.2f} | {rate / max(k, 1):.0f} |")
+    if gpu_rate is None:
+        flops = forward_flops(args.backbone, args.image_size)
+        gpu_rate = GPU_EFFICIENCY * H100_BF16_PEAK / flops
+        source = (f"estimated: {flops / 1e9:.2f} GFLOP per slice at {GPU_EFFICIENCY:.0%} of "
+                  f"an H100's {H100_BF16_PEAK / 1e12:.0f} TFLOP/s bfloat16 peak")
+    else:
+        source = "measured here, bfloat16"
+    print(f"\nbackbone on a GPU: {gpu_rate:.0f} slices/s ({source}). To keep it busy: "
+          f"{gpu_rate / per_reader[None, 1]:.0f} reader cores at this CPU's rate with every "
+          f"slice kept ({per_reader[None, 1]:.0f} slices/s per reader), "
+          f"{gpu_rate / per_reader[32, 1]:.0f} with 32 slices per volume "
+          f"({per_reader[32, 1]:.0f}): decoding the file, not resizing, is the cost per "
+          "volume, so the readers, not the GPU, set the pace of a GPU embedding")
 
 
 def cosines(a, b):
@@ -227,6 +278,7 @@ def main():
     parser.add_argument("--image-size", type=int, default=224)
     parser.add_argument("--n-volumes", type=int, default=4)
     parser.add_argument("--n-slices", type=int, default=32)
+    parser.add_argument("--n-reader-volumes", type=int, default=6)
     parser.add_argument("--n-study-volumes", type=int, default=40)
     parser.add_argument("--n-study-slices", type=int, default=16)
     parser.add_argument("--backbone", default="vit_small_patch14_dinov2")
@@ -240,7 +292,8 @@ def main():
         paths, _ = write_volumes(folder, args.n_volumes, args.n_slices)
         os.mkdir(os.path.join(folder, "probe"))
         probe = write_volumes(os.path.join(folder, "probe"), 2, PROBE_SLICES)[0][:1]
-        throughput(args, paths, probe, device)
+        rates = throughput(args, paths, probe, device)
+        readers(args, folder, rates.get("bfloat16 autocast") if device.type == "cuda" else None)
         if not args.skip_study:
             os.mkdir(os.path.join(folder, "study"))
             study_paths, y = write_volumes(os.path.join(folder, "study"),

@@ -416,11 +416,9 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         in ``X``, for messages), computed in this process: the next volumes are read
         ahead (by reader processes or a thread) while the backbone runs, and slices of
         several volumes share a batch."""
-        reader = StackReader(self._reader(), config, self.patch_size_, self._row_shape(),
-                             cache.cache_dir)
         cuda = self.device_.type == "cuda"
-        read = read_volumes(reader, volumes, indices, self._n_readers(),
-                            self._prefetch_depth(), pin_memory=cuda)
+        read = read_volumes(self._stack_reader(config, cache.cache_dir), volumes, indices,
+                            self._n_readers(), self._prefetch_depth(), pin_memory=cuda)
         volume_keys, names, found = [], {}, {}
 
         def stacks():
@@ -436,7 +434,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                             images = stack.images
                             yield stack.key, (images.pin_memory() if cuda and not
                                               images.is_pinned() else images)
-                        else:  # a reader process's find: this process keeps it too
+                        else:  # found by a reader process: this one keeps it too
                             EmbeddingCache().put(stack.key, stack.embedding)
                     volume_keys.append([stack.key for stack in volume_stacks])
 
@@ -460,6 +458,11 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             pending.close()
             read.close()
         return [[(key, found[key]) for key in keys] for keys in volume_keys]
+
+    def _stack_reader(self, config, cache_dir):
+        """What a reader process needs to read volumes for this embedder."""
+        return StackReader(self._reader(), config, self.patch_size_, self._row_shape(),
+                           cache_dir)
 
     def _row_shape(self):
         """The shape of one slice's embedding as cached: before orientation tags."""

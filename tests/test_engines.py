@@ -8,8 +8,14 @@ import pickle
 import numpy as np
 import pytest
 import torch
+from sklearn.model_selection import StratifiedKFold, cross_val_score
 
-from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache, engines
+from sklearn_dinoatten import (
+    AttentionPoolClassifier,
+    DinoSliceEmbedder,
+    clear_memory_cache,
+    engines,
+)
 from sklearn_dinoatten.backbones import build_backbone, weights_fingerprint
 from sklearn_dinoatten.datasets import make_volumes
 
@@ -43,20 +49,37 @@ def test_onnxruntime_float32_equals_torch(backbone, images):
     np.testing.assert_allclose(tokens.numpy(), reference, atol=1e-4)
 
 
+@pytest.fixture(scope="module")
+def study():
+    """The synthetic study, small: 40 volumes of 16 slices, float32 embeddings and the
+    5-fold CV AUC of the attention head on them."""
+    X, y = make_volumes(n_samples=40, shape=(32, 32, 16), random_state=0)
+    embeddings = embed(X)
+    return X, y, embeddings, cv_auc(embeddings, y)
+
+
+def embed(X, **params):
+    clear_memory_cache()  # the cache would serve float32's embeddings to int8
+    return DinoSliceEmbedder(weights="random", image_size=SIZE, verbose=0,
+                             **params).fit_transform(X)
+
+
+def cv_auc(embeddings, y):
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    return cross_val_score(AttentionPoolClassifier(max_epochs=30, random_state=0), embeddings,
+                           y, cv=cv, scoring="roc_auc").mean()
+
+
 @pytest.mark.parametrize("engine", engines.ENGINES)
-def test_int8_embeddings_stay_close(engine):
-    """On slices of volumes (not noise), int8 keeps the embeddings' directions."""
-    X, _ = make_volumes(n_samples=4, shape=(32, 32, 8), random_state=0)
-
-    def embed(**params):
-        clear_memory_cache()  # the cache would serve one result to both
-        return DinoSliceEmbedder(weights="random", image_size=SIZE, verbose=0,
-                                 **params).fit_transform(X)
-
-    reference, int8 = embed(), embed(engine=engine, dtype="int8")
+def test_int8_keeps_the_embeddings_and_the_study(study, engine):
+    """On slices of volumes (not noise), int8 keeps the embeddings' directions, and the
+    study's CV AUC drops by 0.01 at most."""
+    X, y, reference, reference_auc = study
+    int8 = embed(X, engine=engine, dtype="int8")
     assert int8.shape == reference.shape
     assert centred_cosine(int8.reshape(-1, int8.shape[-1]),
                           reference.reshape(-1, reference.shape[-1])) >= 0.99
+    assert cv_auc(int8, y) >= reference_auc - 0.01
 
 
 def test_onnxruntime_embedder_equals_torch_and_pickles():

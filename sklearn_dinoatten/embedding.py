@@ -117,10 +117,9 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         (seconds to minutes on the first batch; needs a C++ compiler on the CPU).
     n_readers : int or "auto", default="auto"
         Processes that read, slice and resize the volumes while the backbone runs (a
-        torch ``DataLoader``, pinned memory on CUDA); ``0`` reads in this process.
-        ``"auto"``: on CUDA, the CPU cores less one, at most 8; on the CPU, 0 (readers
-        would take the backbone's cores). Reading a ``.nii.gz`` volume takes a core far
-        longer than a GPU takes to embed it: see ``benchmarks/embed_throughput.py``.
+        torch ``DataLoader``; pinned memory on CUDA); ``0``: this process. ``"auto"``:
+        on CUDA, where reading is the bottleneck, the CPU cores less one (at most 8);
+        on the CPU 0, as readers would take the backbone's cores.
     prefetch : int or "auto", default="auto"
         Volumes read ahead: by each reader process, or with ``n_readers=0`` by a
         background thread. ``"auto"``: 2 on CUDA, 0 on the CPU (where the thread
@@ -133,7 +132,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         embeddings by float32 rounding at most (1e-4, tested) and shares their cache
         entries. Each worker reads its own volumes (``n_readers=0`` inside it).
     device : str, default="auto"
-        ``"auto"`` uses CUDA when present, else the CPU.
+        ``"auto"`` uses CUDA when present, else the CPU; the CPU with
+        ``engine="onnxruntime"`` or ``dtype="int8"``, which run there only.
     cache_dir : str or path, default=None
         Directory for an on-disk cache shared across processes and runs. Embeddings
         are always cached in memory for the life of the process, and a file seen
@@ -275,7 +275,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _use_backbone(self, built):
-        self.device_ = resolve_device(self.device)
+        cpu_only = self.engine != "torch" or self.dtype == "int8"
+        self.device_ = resolve_device("cpu" if cpu_only and self.device == "auto" else self.device)
         warn_if_slow_precision(self.dtype, self.device_)
         # From the weights held, whatever their source: the cache keys follow them.
         self._backbone_fingerprint = weights_fingerprint(built.module, self._backbone_name())

@@ -95,6 +95,13 @@ def test_onnxruntime_embedder_equals_torch_and_pickles():
                                atol=1e-4)
 
 
+@pytest.mark.parametrize("params", [dict(engine="onnxruntime"), dict(dtype="int8")])
+def test_a_cpu_only_engine_runs_on_the_cpu_beside_a_gpu(monkeypatch, params):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    embedder = DinoSliceEmbedder(weights="random", image_size=SIZE, verbose=0, **params)
+    assert embedder.fit([np.ones((8, 8, 2))]).device_.type == "cpu"  # device="auto"
+
+
 def test_the_graph_is_kept_reused_and_rebuilt_when_damaged(backbone, images, tmp_path,
                                                              monkeypatch):
     exports, export = [], engines._export

@@ -101,10 +101,12 @@ def test_two_processes_writing_one_cache(scans, uninterrupted, tmp_path):
 
 
 def test_ctrl_c_in_the_command_line_says_how_to_go_on(scans, tmp_path):
+    """With reader processes, which stop with it."""
     cache = tmp_path / "cache"
     process = subprocess.Popen(
         [sys.executable, "-m", "sklearn_dinoatten", "embed", os.path.dirname(scans[0]),
          "--cache-dir", str(cache), "--weights", "random", "--image-size", "112",
+         "--n-readers", "2",
          "--batch-size", "6"],  # one scan per batch: 11 batches left after the first entry
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         # A shell's background job ignores SIGINT, and its children inherit that: the
@@ -122,6 +124,17 @@ def test_ctrl_c_in_the_command_line_says_how_to_go_on(scans, tmp_path):
     assert stderr.strip().endswith(
         f"interrupted; finished embeddings are cached in {cache}, rerun to go on.")
     assert 1 <= len(entries(cache)) < N_SCANS
+    if os.path.isdir("/proc"):  # the readers ran the same command line: none is left
+        assert not [pid for pid in os.listdir("/proc") if pid.isdigit()
+                    and str(cache).encode() in read_cmdline(pid)]
+
+
+def read_cmdline(pid):
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:  # ended meanwhile
+        return b""
 
 
 def interrupt_at_step(monkeypatch, step):

@@ -77,13 +77,15 @@ def test_embed_is_resumable(tmp_path, capsys):
     assert "6 scans, 36 slices of 384 features: 0 scans embedded now" in capsys.readouterr().out
 
 
-def test_embed_in_parallel_and_in_bfloat16(tmp_path, capsys):
+def test_embed_in_parallel_and_in_int8_on_onnxruntime(tmp_path, capsys):
     data = make_study(tmp_path / "data", n=4)
     cache = str(tmp_path / "cache")
     assert main(["embed", data, "--cache-dir", cache, "--n-jobs", "2", *EMBED_FAST]) == 0
     assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out
-    assert main(["embed", data, "--cache-dir", cache, "--dtype", "bfloat16", *EMBED_FAST]) == 0
+    assert main(["embed", data, "--cache-dir", cache, "--engine", "onnxruntime", "--dtype",
+                 "int8", "--n-readers", "2", *EMBED_FAST]) == 0
     assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out  # own keys
+    assert len(os.listdir(os.path.join(cache, "onnx"))) == 2  # the graph and its sha256
 
 
 def test_cv_report_fit_predict(tmp_path, monkeypatch):

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn_dinoatten import DinoSliceEmbedder
 warnings.simplefilter("ignore")
 cache, out, *paths = sys.argv[1:]
-embedder = DinoSliceEmbedder(weights="random", image_size=112, batch_size=6, prefetch=0,
+embedder = DinoSliceEmbedder(weights="random", image_size=84, batch_size=6, prefetch=0,
                              cache_dir=cache, verbose=0)
 np.save(out, embedder.fit_transform(paths))
 """
@@ -38,9 +38,12 @@ def scans(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(scans, tmp_path_factory):
-    folder = tmp_path_factory.mktemp("clean")
-    return np.load(EmbeddingRun(folder / "cache", folder / "out.npy", scans).wait_and_load())
+def two_at_once(scans, tmp_path_factory):
+    """Two processes embedding the scans into one cache at the same time: the cache and
+    each one's result."""
+    cache = tmp_path_factory.mktemp("shared") / "cache"
+    runs = [EmbeddingRun(cache, cache.parent / f"out{i}.npy", scans) for i in range(2)]
+    return cache, [np.load(run.wait_and_load()) for run in runs]
 
 
 class EmbeddingRun:
@@ -72,7 +75,7 @@ def entries(cache):
     return found
 
 
-def test_a_run_killed_midway_resumes_to_the_same_result(scans, uninterrupted, tmp_path):
+def test_a_run_killed_midway_resumes_to_the_same_result(scans, two_at_once, tmp_path):
     cache = tmp_path / "cache"
     run = EmbeddingRun(cache, tmp_path / "killed.npy", scans)
     deadline = time.monotonic() + 300
@@ -85,15 +88,13 @@ def test_a_run_killed_midway_resumes_to_the_same_result(scans, uninterrupted, tm
     done = entries(cache)  # every entry it left is whole
     assert 2 <= len(done) < N_SCANS
     rerun = np.load(EmbeddingRun(cache, tmp_path / "rerun.npy", scans).wait_and_load())
-    np.testing.assert_array_equal(rerun, uninterrupted)
+    np.testing.assert_array_equal(rerun, two_at_once[1][0])
     assert len(entries(cache)) == N_SCANS
 
 
-def test_two_processes_writing_one_cache(scans, uninterrupted, tmp_path):
-    cache = tmp_path / "cache"
-    runs = [EmbeddingRun(cache, tmp_path / f"out{i}.npy", scans) for i in range(2)]
-    for run in runs:
-        np.testing.assert_array_equal(np.load(run.wait_and_load()), uninterrupted)
+def test_two_processes_writing_one_cache(two_at_once):
+    cache, (first, second) = two_at_once
+    np.testing.assert_array_equal(first, second)
     assert len(entries(cache)) == N_SCANS
     leftovers = [name for _, _, files in os.walk(cache) for name in files
                  if not name.endswith(".npz")]
@@ -105,7 +106,7 @@ def test_ctrl_c_in_the_command_line_says_how_to_go_on(scans, tmp_path):
     cache = tmp_path / "cache"
     process = subprocess.Popen(
         [sys.executable, "-m", "sklearn_dinoatten", "embed", os.path.dirname(scans[0]),
-         "--cache-dir", str(cache), "--weights", "random", "--image-size", "112",
+         "--cache-dir", str(cache), "--weights", "random", "--image-size", "84",
          "--n-readers", "2",
          "--batch-size", "6"],  # one scan per batch: 11 batches left after the first entry
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

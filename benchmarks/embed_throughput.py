@@ -139,8 +139,8 @@ def throughput(args, paths, probe, device):
         rows.append((name + ("" if native else f" ({PROBE_SLICES} slices)"), rate,
                      rate * flops / peaks[precision], cosines(out, reference[id(X)]).min(),
                      centred_cosine(out, reference[id(X)])))
-    print("| option | slices/s | x plain batched | % of peak | min cosine to float32 | "
-          "centred cosine |")
+    print("| option | slices/s | x plain batched | % of peak (int8: of float32's) | "
+          "min cosine to float32 | centred cosine |")
     print("|---|---|---|---|---|---|")
     for name, rate, fraction, cosine, centred in rows:
         print(f"| {name} | {rate:.1f} | {rate / rows[REFERENCE][1]:.2f} | {100 * fraction:.0f} "

@@ -1,9 +1,10 @@
 """Volumes read, sliced and resized into backbone input, in this process or in reader
 processes.
 
-Decoding a ``.nii.gz`` file and resizing its slices take a CPU core about as long as a
-GPU takes to embed several volumes, so on a GPU the reading runs ahead in ``n_readers``
-worker processes (a torch ``DataLoader`` over the volumes, pinned memory). What they
+A CPU core reads, decodes and resizes a brain-sized ``.nii.gz`` volume in about the time
+a GPU takes to embed dozens (``benchmarks/embed_throughput.py``), so on a GPU the
+reading runs ahead in ``n_readers`` worker processes (a torch ``DataLoader`` over the
+volumes, pinned memory). What they
 need travels to them as a :class:`StackReader`: the embedder's preprocessing and cache
 settings, without its backbone.
 """

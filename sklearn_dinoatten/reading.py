@@ -4,9 +4,8 @@ processes.
 A CPU core reads, decodes and resizes a brain-sized ``.nii.gz`` volume in about the time
 a GPU takes to embed dozens (``benchmarks/embed_throughput.py``), so on a GPU the
 reading runs ahead in ``n_readers`` worker processes (a torch ``DataLoader`` over the
-volumes, pinned memory). What they
-need travels to them as a :class:`StackReader`: the embedder's preprocessing and cache
-settings, without its backbone.
+volumes, pinned memory). What they need travels to them as a :class:`StackReader`: the
+embedder's preprocessing and cache settings, without its backbone.
 """
 
 import warnings

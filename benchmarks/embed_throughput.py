@@ -38,6 +38,7 @@ import nibabel as nib
 import numpy as np
 import torch
 import torch.nn.functional as F
+from joblib import cpu_count
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from torch.utils.flop_counter import FlopCounterMode
@@ -113,8 +114,7 @@ def write_volumes(folder, n, n_slices, shape=(160, 192)):
     return paths, y
 
 
-def throughput(args, paths, probe, device):
-    flops = forward_flops(args.backbone, args.image_size)
+def throughput(args, paths, probe, device, flops):
     peaks = {dtype: matmul_rate(dtype, device) for dtype in ("float32", "bfloat16", "float16")}
     print(f"one forward: {flops / 1e9:.2f} GFLOP per slice; large matmul: "
           + ", ".join(f"{d} {p / 1e9:.0f} GFLOP/s" for d, p in peaks.items()))
@@ -148,10 +148,10 @@ def throughput(args, paths, probe, device):
     return {name: rate for name, rate, *_ in rows}
 
 
-def readers(args, folder, gpu_rate):
+def readers(args, folder, gpu_rate, flops):
     """Slices/s that 0 (this process), 1 and 2 reader processes deliver, and how many
     reader cores the backbone's rate on a GPU (``gpu_rate``, measured, or ``None``: the
-    estimate from the FLOP count) needs."""
+    estimate from ``flops`` per slice) needs."""
     paths, _ = write_volumes(folder, args.n_reader_volumes, BRAIN[2], shape=BRAIN[:2])
     print(f"\nreaders: {len(paths)} volumes of {'x'.join(map(str, BRAIN))} int16 voxels "
           f"(.nii.gz, {os.path.getsize(paths[0]) / 1e6:.0f} MB each) read, sliced along "
@@ -175,7 +175,6 @@ def readers(args, folder, gpu_rate):
             print(f"| {k or '0 (this process)'} | {n_slices or BRAIN[2]} | {rate:.0f} | "
                   f"{rate / (n_slices or BRAIN[2]):.2f} | {rate / max(k, 1):.0f} |")
     if gpu_rate is None:
-        flops = forward_flops(args.backbone, args.image_size)
         gpu_rate = GPU_EFFICIENCY * H100_BF16_PEAK / flops
         source = (f"estimated: {flops / 1e9:.2f} GFLOP per slice at {GPU_EFFICIENCY:.0%} of "
                   f"an H100's {H100_BF16_PEAK / 1e12:.0f} TFLOP/s bfloat16 peak")
@@ -185,8 +184,9 @@ def readers(args, folder, gpu_rate):
           f"{gpu_rate / per_reader[None, 1]:.0f} reader cores at this CPU's rate with every "
           f"slice kept ({per_reader[None, 1]:.0f} slices/s per reader), "
           f"{gpu_rate / per_reader[32, 1]:.0f} with 32 slices per volume "
-          f"({per_reader[32, 1]:.0f}; a file is decoded whole however few slices are kept). "
-          "The readers, not the GPU, set the pace of a GPU embedding")
+          f"({per_reader[32, 1]:.0f}; a file is decoded whole however few slices are kept)."
+          + (" The readers, not the GPU, set the pace of a GPU embedding."
+             if gpu_rate > cpu_count() * per_reader[None, 1] else ""))
 
 
 def cosines(a, b):
@@ -296,8 +296,10 @@ def main():
         paths, _ = write_volumes(folder, args.n_volumes, args.n_slices)
         os.mkdir(os.path.join(folder, "probe"))
         probe = write_volumes(os.path.join(folder, "probe"), 2, PROBE_SLICES)[0][:1]
-        rates = throughput(args, paths, probe, device)
-        readers(args, folder, rates.get("bfloat16 autocast") if device.type == "cuda" else None)
+        flops = forward_flops(args.backbone, args.image_size)
+        rates = throughput(args, paths, probe, device, flops)
+        readers(args, folder, rates.get("bfloat16 autocast") if device.type == "cuda" else None,
+                flops)
         if not args.skip_study:
             os.mkdir(os.path.join(folder, "study"))
             study_paths, y = write_volumes(os.path.join(folder, "study"),

@@ -275,8 +275,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         return self
 
     def _use_backbone(self, built):
-        cpu_only = self.engine != "torch" or self.dtype == "int8"
-        self.device_ = resolve_device("cpu" if cpu_only and self.device == "auto" else self.device)
+        self.device_ = resolve_device(
+            "cpu" if self._cpu_only() and self.device == "auto" else self.device)
         warn_if_slow_precision(self.dtype, self.device_)
         # From the weights held, whatever their source: the cache keys follow them.
         self._backbone_fingerprint = weights_fingerprint(built.module, self._backbone_name())
@@ -306,13 +306,16 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self._use_backbone(frozen_backbone(modules["backbone"], self.image_size))
 
     def _compile_forward(self):
-        if (self.engine != "torch" or self.dtype == "int8") and self.device_.type != "cpu":
+        if self._cpu_only() and self.device_.type != "cpu":
             raise ValueError(f"engine={self.engine!r} with dtype={self.dtype!r} runs on the "
                              f"CPU only; the device is {self.device_.type!r}.")
         features = forward_features(self.backbone_, self.engine, self.dtype, self.image_size,
                                     self.cache_dir, self._backbone_fingerprint)
         self._forward_features = torch.compile(features) if self.compile else features
         self._forward_for = (self.engine, self.dtype)
+
+    def _cpu_only(self):  # ONNX Runtime and int8 run on the CPU only
+        return self.engine != "torch" or self.dtype == "int8"
 
     def __getstate__(self):  # a compiled function does not pickle: rebuilt on load
         state = dict(super().__getstate__())  # a copy: the base may return __dict__ itself
@@ -419,7 +422,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         several volumes share a batch."""
         cuda = self.device_.type == "cuda"
         read = read_volumes(self._stack_reader(config, cache.cache_dir), volumes, indices,
-                            self._n_readers(), self._prefetch_depth(), pin_memory=cuda)
+                            *self._read_ahead(), pin_memory=cuda)
         volume_keys, names, found = [], {}, {}
 
         def stacks():
@@ -460,8 +463,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             read.close()
         return [[(key, found[key]) for key in keys] for keys in volume_keys]
 
-    def _stack_reader(self, config, cache_dir):
-        """What a reader process needs to read volumes for this embedder."""
+    def _stack_reader(self, config, cache_dir):  # what a reader process needs
         return StackReader(self._reader(), config, self.patch_size_, self._row_shape(),
                            cache_dir)
 
@@ -470,15 +472,13 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         dim = self.embedding_dim_ - (3 if len(axes_of(self.axis)) > 1 else 0)
         return (int(np.prod(self.grid_shape_)), dim) if self.feature == "patch" else (dim,)
 
-    def _n_readers(self):
-        if self.n_readers == "auto":
-            return min(8, cpu_count() - 1) if self.device_.type == "cuda" else 0
-        return self.n_readers
-
-    def _prefetch_depth(self):
-        if self.prefetch == "auto":
-            return 2 if self.device_.type == "cuda" else 0
-        return self.prefetch
+    def _read_ahead(self):
+        """``(n_readers, prefetch)``, "auto" resolved: on CUDA the cores less one (at most
+        8) and 2 volumes each, on the CPU no reader and no read-ahead thread."""
+        cuda = self.device_.type == "cuda"
+        n_readers = min(8, cpu_count() - 1) if cuda else 0
+        return (n_readers if self.n_readers == "auto" else self.n_readers,
+                (2 if cuda else 0) if self.prefetch == "auto" else self.prefetch)
 
     def _config_string(self):
         parts = ["v1", self._backbone_fingerprint, f"image_size={self.image_size}",

@@ -17,6 +17,8 @@ from urllib.parse import urlparse
 
 import torch
 
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
 RANDOM_WEIGHTS_SEED = 0
 HUB_TIMEOUT = 3  # seconds to reach the weights' hub before giving up
 _WARNED_RANDOM = set()  # warn once per process and model name, not once per clone
@@ -35,6 +37,8 @@ class Backbone:
     embed_dim: int
     patch_size: int
     num_prefix_tokens: int
+    mean: tuple = IMAGENET_MEAN  # the input normalisation it was trained with, per channel
+    std: tuple = IMAGENET_STD
 
 
 def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
@@ -95,11 +99,14 @@ def frozen_backbone(module, image_size, name=None):
             f"{patch_size}; try {max(1, round(image_size / patch_size)) * patch_size}."
         )
     module.eval().requires_grad_(False)
+    config = getattr(module, "pretrained_cfg", None) or {}  # timm's, where it says
     return Backbone(
         module=module,
         embed_dim=int(module.num_features),
         patch_size=int(patch_size),
         num_prefix_tokens=int(module.num_prefix_tokens),
+        mean=tuple(map(float, config.get("mean", IMAGENET_MEAN))),
+        std=tuple(map(float, config.get("std", IMAGENET_STD))),
     )
 
 

@@ -28,7 +28,7 @@ from .backbones import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_f
 from .cache import EmbeddingCache, remember_file_key, remembered_file_key
 from .devices import resolve_device, warn_if_slow_precision
 from .engines import ENGINES, forward_features
-from .preprocessing import NORMALIZATIONS
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS
 from .reading import SliceReader, StackReader, read_volumes
 from .slice_encoder import DTYPES, FEATURES, SliceEncoder
 from .slicing import AXIS_TUPLE, CROPS, axes_of, tag_orientations, warn_if_spacings_differ
@@ -94,7 +94,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         Drop slices whose share of foreground voxels is below it (the empty slices of a
         head); a volume with no slice left keeps its central one, with a warning.
     normalization : {"minmax", "zscore"}, default="minmax"
-        ``"minmax"``: each slice scaled to [0, 1], then ImageNet mean/std (DinoAtten3D).
+        ``"minmax"``: each slice scaled to [0, 1], then standardised with the mean/std
+        the backbone was trained with (its ``pretrained_cfg``; ImageNet's for DINOv2).
         ``"zscore"``: the volume clipped to its 0.5/99.5 percentiles and standardised (MST).
     feature : {"cls", "mean", "cls+mean", "patch"}, default="cls"
         The CLS token after the final norm, the mean of the patch tokens, or both
@@ -288,6 +289,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self.patch_size_ = built.patch_size
         self.grid_shape_ = (self.image_size // built.patch_size,) * 2
         self._num_prefix_tokens = built.num_prefix_tokens
+        self._input_mean_std = (built.mean, built.std)
         self._compile_forward()
         record_fitted_params(self)
 
@@ -446,7 +448,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             self._compile_forward()
         encoder = SliceEncoder(self._forward_features, self._num_prefix_tokens, self.feature,
                                self.batch_size, self.dtype, self.device_, self.normalization,
-                               self.channels_last)
+                               self.channels_last, *self._input_mean_std)
         pending = stacks()
         try:
             for key, embedding in encoder.encode(pending):
@@ -488,6 +490,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             parts.append(f"pixel_spacing={self.pixel_spacing}")
         if self.engine != "torch":  # int8 differs between engines
             parts.append(f"engine={self.engine}")
+        if self._input_mean_std != (IMAGENET_MEAN, IMAGENET_STD):  # keys of DINOv2 kept
+            parts.append("mean={}|std={}".format(*self._input_mean_std))
         return "|".join(parts)
 
 

@@ -56,7 +56,8 @@ def in_plane_attention(embedder, volume):
     slice_sets = reader.slice_sets(*load_scan(volume, spacing=embedder.spacing))
     maps = []
     for slice_set in slice_sets:
-        images = to_channels(reader.backbone_input(slice_set), embedder.normalization)
+        images = to_channels(reader.backbone_input(slice_set), embedder.normalization,
+                             *embedder._input_mean_std)
         cls_rows = _cls_attention(embedder, attention, images)
         grid = embedder.image_size // embedder.patch_size_
         plane = grid_to_slices(cls_rows.float().cpu().reshape(-1, grid, grid),

@@ -88,13 +88,14 @@ def _overlap(size, image_size):
     return source, target
 
 
-def to_channels(images, method="minmax"):
+def to_channels(images, method="minmax", mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """Gray images ``(n, 1, s, s)`` to the backbone's three channels ``(n, 3, s, s)``,
-    on the images' device; ``"minmax"`` input also gets the ImageNet mean/std."""
+    on the images' device; ``"minmax"`` input (in [0, 1]) is also standardised with the
+    backbone's per-channel ``mean`` and ``std`` (ImageNet's by default)."""
     images = images.expand(-1, 3, -1, -1)
     if method == "minmax":
-        mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-        std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+        mean = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
+        std = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
         images = (images - mean) / std
     return images.contiguous()
 

@@ -12,7 +12,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from .preprocessing import to_channels
+from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, to_channels
 
 FEATURES = ("cls", "mean", "cls+mean", "patch")
 # Precision name -> autocast dtype; int8 weights are quantised before (engines), so its
@@ -42,10 +42,12 @@ class SliceEncoder:
         weights ``forward_features`` holds quantised); embeddings are float32.
     device : torch.device, default="cpu"
     normalization : {"minmax", "zscore"}, default="minmax"
-        How the slices were normalised: ``"minmax"`` slices get the ImageNet
-        mean/std on the way to three channels.
+        How the slices were normalised: ``"minmax"`` slices get ``mean`` and ``std``
+        on the way to three channels.
     channels_last : bool, default=False
         Give the backbone channels-last images.
+    mean, std : tuples of 3 floats, default=ImageNet's
+        The backbone's input normalisation, per channel.
 
     Examples
     --------
@@ -59,7 +61,8 @@ class SliceEncoder:
     """
 
     def __init__(self, forward_features, num_prefix_tokens, feature="cls", batch_size=32,
-                 dtype="float32", device="cpu", normalization="minmax", channels_last=False):
+                 dtype="float32", device="cpu", normalization="minmax", channels_last=False,
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
         self.forward_features = forward_features
         self.num_prefix_tokens = num_prefix_tokens
         self.feature = feature
@@ -68,6 +71,7 @@ class SliceEncoder:
         self.device = torch.device(device)
         self.normalization = normalization
         self.channels_last = channels_last
+        self.mean, self.std = mean, std
 
     def encode(self, stacks):
         """Yield ``(key, embedding)`` for each ``(key, images)`` of ``stacks``, in order.
@@ -92,7 +96,7 @@ class SliceEncoder:
     def forward(self, chunks):
         """Features of one batch, given as chunks of gray images ``(n, 1, s, s)``."""
         images = torch.cat([chunk.to(self.device, non_blocking=True) for chunk in chunks])
-        images = to_channels(images, self.normalization)
+        images = to_channels(images, self.normalization, self.mean, self.std)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         dtype = DTYPES[self.dtype]

@@ -152,3 +152,26 @@ def test_a_module_backbone_is_copied_not_changed(fresh_cache):
     after = refitted.transform(X)  # new weights: new cache keys, new embeddings
     assert not np.allclose(after, before)
     assert refitted._backbone_fingerprint != embedder._backbone_fingerprint
+
+
+def test_the_input_normalisation_is_the_backbones_own(volume, fresh_cache):
+    """Slices are standardised with the mean/std in the model's configuration (timm's
+    ``pretrained_cfg``): DINOv2's are ImageNet's, with the cache keys of before; other
+    statistics give other inputs and other keys."""
+    from sklearn_dinoatten import DinoSliceEmbedder
+    from sklearn_dinoatten.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+
+    dinov2 = build_backbone("vit_small_patch14_dinov2", "random", 28)
+    assert (dinov2.mean, dinov2.std) == (IMAGENET_MEAN, IMAGENET_STD)
+    module = timm.create_model("vit_small_patch14_dinov2", img_size=28, num_classes=0)
+    module.pretrained_cfg = {**module.pretrained_cfg, "mean": (0.5,) * 3, "std": (0.25,) * 3}
+    assert build_backbone(module).mean == (0.5,) * 3
+    plain = DinoSliceEmbedder(backbone=module, image_size=28, verbose=0)
+    imagenet = DinoSliceEmbedder(backbone=module, image_size=28, verbose=0)
+    imagenet.backbone = timm.create_model("vit_small_patch14_dinov2", img_size=28,
+                                          num_classes=0)
+    imagenet.backbone.load_state_dict(module.state_dict())  # the same weights
+    own, reference = plain.fit_transform([volume]), imagenet.fit_transform([volume])
+    assert "mean=(0.5, 0.5, 0.5)|std=(0.25, 0.25, 0.25)" in plain._config_string()
+    assert "mean=" not in imagenet._config_string()
+    assert not np.allclose(own, reference)

@@ -7,6 +7,7 @@ from sklearn_dinoatten.preprocessing import (
     IMAGENET_STD,
     normalize_intensity,
     to_backbone_input,
+    to_channels,
 )
 
 
@@ -58,3 +59,11 @@ def test_zscore_input_skips_imagenet_stats():
     rng = np.random.default_rng(1)
     images = to_backbone_input(rng.normal(size=(3, 28, 28)), 28, "zscore")
     assert abs(images.mean().item()) < 1e-4  # no ImageNet shift was added
+
+
+def test_channels_take_the_backbones_mean_and_std():
+    gray = torch.full((1, 1, 2, 2), 0.75)
+    channels = to_channels(gray, "minmax", mean=(0.5, 0.25, 0.0), std=(0.25, 0.5, 1.0))
+    torch.testing.assert_close(channels[0, :, 0, 0], torch.tensor([1.0, 1.0, 0.75]))
+    assert torch.equal(to_channels(gray, "zscore", (0.5,) * 3, (0.25,) * 3)[0, :, 0, 0],
+                       torch.full((3,), 0.75))  # z-scored slices are left as they are

@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from .adapters import HF_PREFIX, transformers_vit
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 RANDOM_WEIGHTS_SEED = 0
@@ -72,6 +73,8 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         # A copy: the caller's module keeps its mode and gradients, and changing its
         # weights later cannot change a fitted embedder (or its cache keys).
         module = copy.deepcopy(backbone)
+    elif isinstance(backbone, str) and backbone.startswith(HF_PREFIX):
+        module = _create_transformers_model(backbone.removeprefix(HF_PREFIX), weights)
     elif isinstance(backbone, str):
         module = _create_timm_model(backbone, weights, image_size, in_chans)
     else:
@@ -85,13 +88,19 @@ def frozen_backbone(module, image_size, name=None):
     """Check that ``module`` is a timm-style vision transformer taking ``image_size``
     inputs, freeze it in eval mode (in place) and describe it."""
     name = module if name is None else name
-    for attribute in ("forward_features", "num_prefix_tokens", "patch_embed"):
+    for attribute in ("forward_features", "num_prefix_tokens", "num_features"):
         if not hasattr(module, attribute):
             raise ValueError(
                 f"backbone {name!r} is not a timm-style vision transformer: it has no "
                 f"{attribute!r}."
             )
-    patch_size = module.patch_embed.patch_size
+    if hasattr(module, "patch_embed"):  # timm's
+        patch_size = module.patch_embed.patch_size
+    elif hasattr(module, "patch_size"):  # an adapter's
+        patch_size = module.patch_size
+    else:
+        raise ValueError(f"backbone {name!r} is not a timm-style vision transformer: it has "
+                         "no 'patch_embed' (or 'patch_size').")
     patch_size = patch_size[0] if isinstance(patch_size, (tuple, list)) else patch_size
     if image_size % patch_size:
         raise ValueError(
@@ -163,6 +172,20 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
     raise ValueError(
         f"weights must be None, 'random' or a path to a checkpoint file; got {weights!r}."
     )
+
+
+def _create_transformers_model(source, weights):
+    """A transformers model (hub id or directory) behind the timm interface; ``"random"``
+    and saved-model weights build its configuration with seeded random weights."""
+    if weights is not None and not (weights is SAVED_WEIGHTS or weights == "random"):
+        raise ValueError(
+            f"backbone='{HF_PREFIX}{source}' takes its weights from the model's directory or "
+            f"hub id; leave weights=None (or 'random' for a test); got weights={weights!r}.")
+    if weights is None:
+        return transformers_vit(source)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(RANDOM_WEIGHTS_SEED)
+        return transformers_vit(source, random_init=True)
 
 
 def _check_hub(name):

@@ -1,0 +1,67 @@
+"""Other libraries' vision models as slice encoders, built offline from a configuration
+with random weights: shapes, the normalisation from the model's own configuration, and
+cache keys of their own."""
+
+import builtins
+
+import numpy as np
+import pytest
+
+from sklearn_dinoatten import DinoSliceEmbedder
+from sklearn_dinoatten.backbones import build_backbone
+from sklearn_dinoatten.persistence import load_model, save_model
+
+transformers = pytest.importorskip("transformers")
+RAD_DINO_MEAN, RAD_DINO_STD = (0.5307,) * 3, (0.2583,) * 3
+
+
+@pytest.fixture(scope="module")
+def hf_dinov2(tmp_path_factory):
+    """A small DINOv2 saved as transformers saves one (RAD-DINO's normalisation)."""
+    folder = tmp_path_factory.mktemp("hf_dinov2")
+    config = transformers.Dinov2Config(hidden_size=32, num_hidden_layers=2,
+                                       num_attention_heads=2, intermediate_size=64)
+    transformers.Dinov2Model(config).save_pretrained(folder)
+    transformers.BitImageProcessor(image_mean=RAD_DINO_MEAN,
+                                   image_std=RAD_DINO_STD).save_pretrained(folder)
+    return f"hf:{folder}"
+
+
+def test_a_transformers_model_embeds_slices(hf_dinov2, volume, fresh_cache):
+    built = build_backbone(hf_dinov2)
+    assert (built.embed_dim, built.patch_size, built.num_prefix_tokens) == (32, 14, 1)
+    assert (built.mean, built.std) == (RAD_DINO_MEAN, RAD_DINO_STD)
+    embedder = DinoSliceEmbedder(backbone=hf_dinov2, image_size=28, verbose=0)
+    out = embedder.fit_transform([volume])
+    assert out.shape == (1, volume.shape[2], 32) and np.isfinite(out).all()
+    patches = embedder.set_params(feature="patch").fit_transform([volume])
+    assert patches.shape == (1, volume.shape[2] * 4, 32)  # 2 x 2 patches of 14 px
+    assert "mean=(0.5307, 0.5307, 0.5307)" in embedder._config_string()
+    timm_keys = DinoSliceEmbedder(weights="random", image_size=28).fit([volume])
+    assert timm_keys._config_string() != embedder._config_string()
+
+
+def test_random_weights_and_saved_models(hf_dinov2, volume, tmp_path, fresh_cache):
+    first = DinoSliceEmbedder(backbone=hf_dinov2, weights="random", image_size=28, verbose=0)
+    second = DinoSliceEmbedder(backbone=hf_dinov2, weights="random", image_size=28, verbose=0)
+    np.testing.assert_array_equal(first.fit_transform([volume]), second.fit_transform([volume]))
+    save_model(first, tmp_path / "embedder.safetensors")
+    loaded = load_model(tmp_path / "embedder.safetensors")
+    np.testing.assert_array_equal(loaded.transform([volume]), first.transform([volume]))
+
+
+def test_bad_transformers_sources(hf_dinov2, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="takes its weights from the model's directory"):
+        build_backbone(hf_dinov2, weights=str(tmp_path / "w.pth"))
+    with pytest.raises(ValueError, match="no transformers model there"):
+        build_backbone(f"hf:{tmp_path}")
+    real_import = builtins.__import__
+
+    def no_transformers(name, *args, **kwargs):
+        if name == "transformers":
+            raise ImportError("No module named 'transformers'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_transformers)
+    with pytest.raises(ImportError, match=r"pip install 'sklearn-dinoatten\[hf\]'"):
+        build_backbone(hf_dinov2)

@@ -4,7 +4,9 @@ then the patches in raster order), with ``num_prefix_tokens``, ``num_features``,
 ``patch_size`` and the input normalisation in ``pretrained_cfg``.
 
 Hugging Face transformers models are named ``"hf:<hub id or local directory>"``; their
-input normalisation comes from the image processor saved beside the model.
+input normalisation comes from the image processor saved beside the model. torchvision
+classification CNNs are named ``"torchvision:<model name>"``: the pooled feature vector
+is their one prefix token, the cells of the last feature map their patches.
 """
 
 import torch
@@ -12,6 +14,7 @@ import torch
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 HF_PREFIX = "hf:"
+TORCHVISION_PREFIX = "torchvision:"
 
 
 class TransformersViT(torch.nn.Module):
@@ -62,6 +65,82 @@ def transformers_vit(source, random_init=False):
     except (OSError, ValueError, AttributeError):  # no image processor saved
         mean, std = IMAGENET_MEAN, IMAGENET_STD
     return TransformersViT(model, mean, std)
+
+
+class TorchvisionCNN(torch.nn.Module):
+    """A torchvision classification CNN (ResNet, EfficientNet, ConvNeXt, RegNet,
+    MobileNet...) as a timm vision transformer: the pooled features are the one prefix
+    token, the cells of the feature map the pooling takes are the patches (in raster
+    order), and the network's total stride is the patch size.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        A torchvision classifier with an ``avgpool`` module before its head.
+    mean, std : tuples of 3 floats
+        Its input normalisation (its weights' ``transforms()``).
+    """
+
+    def __init__(self, model, mean=IMAGENET_MEAN, std=IMAGENET_STD):
+        super().__init__()
+        if not isinstance(getattr(model, "avgpool", None), torch.nn.Module):
+            raise ValueError(f"{type(model).__name__} has no 'avgpool' module to take its "
+                             "feature map from: use a ResNet, EfficientNet, ConvNeXt, RegNet "
+                             "or MobileNet.")
+        self.model = model.eval()  # the forward below must not move BatchNorm statistics
+        self.num_prefix_tokens = 1
+        with torch.no_grad():  # the channels and the stride, from one small forward
+            feature_map = self._feature_map(torch.zeros(1, 3, 64, 64))
+        self.num_features = int(feature_map.shape[1])
+        self.patch_size = 64 // int(feature_map.shape[-1])
+        self.pretrained_cfg = {"mean": tuple(mean), "std": tuple(std)}
+
+    def _feature_map(self, images):
+        maps = []
+        hook = self.model.avgpool.register_forward_hook(
+            lambda module, inputs, output: maps.append(inputs[0]))
+        try:
+            self.model(images)
+        finally:
+            hook.remove()
+        return maps[0]
+
+    def forward_features(self, images):
+        feature_map = self._feature_map(images)
+        pooled = feature_map.mean(dim=(2, 3))
+        return torch.cat([pooled[:, None], feature_map.flatten(2).transpose(1, 2)], dim=1)
+
+
+def torchvision_cnn(name, weights):
+    """A :class:`TorchvisionCNN` of torchvision model ``name``; ``weights``: ``None``
+    for its default pretrained weights (downloaded once), ``"random"`` for a seeded
+    random initialisation, or a path to a state dict file."""
+    import torchvision
+
+    try:
+        default = torchvision.models.get_model_weights(name).DEFAULT
+    except (KeyError, ValueError):
+        raise ValueError(
+            f"backbone='{TORCHVISION_PREFIX}{name}' is not a torchvision classification "
+            f"model; they are {torchvision.models.list_models(torchvision.models)}.") from None
+    if weights is None:
+        try:
+            model = torchvision.models.get_model(name, weights=default)
+        except Exception as exc:
+            raise RuntimeError(
+                f"Could not get the pretrained weights of {name!r} ({type(exc).__name__}: "
+                f"{exc}). Without a network, pass weights=<path to its state dict file> or "
+                "weights='random'.") from exc
+    else:
+        model = torchvision.models.get_model(name, weights=None)
+    if isinstance(weights, str) and weights != "random":
+        try:
+            model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
+        except Exception as exc:
+            raise ValueError(f"weights file {weights!r} does not fit backbone {name!r}: "
+                             f"{type(exc).__name__}: {str(exc)[:1000]}") from exc
+    transforms = default.transforms()
+    return TorchvisionCNN(model, transforms.mean, transforms.std)
 
 
 def _transformers():

@@ -6,6 +6,7 @@ import builtins
 
 import numpy as np
 import pytest
+import torch
 
 from sklearn_dinoatten import DinoSliceEmbedder
 from sklearn_dinoatten.backbones import build_backbone
@@ -65,3 +66,26 @@ def test_bad_transformers_sources(hf_dinov2, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_transformers)
     with pytest.raises(ImportError, match=r"pip install 'sklearn-dinoatten\[hf\]'"):
         build_backbone(hf_dinov2)
+
+
+def test_a_torchvision_cnn_embeds_slices(volume, tmp_path, fresh_cache):
+    """The pooled features are the CLS row, the last feature map's cells the patches."""
+    built = build_backbone("torchvision:resnet18", weights="random", image_size=64)
+    assert (built.embed_dim, built.patch_size, built.num_prefix_tokens) == (512, 32, 1)
+    assert (built.mean, built.std) == ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
+    embedder = DinoSliceEmbedder(backbone="torchvision:resnet18", weights="random",
+                                 image_size=64, verbose=0)
+    out = embedder.fit_transform([volume])
+    assert out.shape == (1, volume.shape[2], 512) and np.isfinite(out).all()
+    patches = embedder.set_params(feature="patch").fit_transform([volume])
+    assert patches.shape == (1, volume.shape[2] * 4, 512)  # 2 x 2 cells of 32 px
+    np.testing.assert_allclose(patches.reshape(-1, 4, 512).mean(axis=1), out[0], atol=1e-5)
+    state = build_backbone("torchvision:resnet18", "random", 64).module.model.state_dict()
+    torch.save(state, tmp_path / "resnet18.pth")
+    from_file = DinoSliceEmbedder(backbone="torchvision:resnet18", image_size=64, verbose=0,
+                                  weights=str(tmp_path / "resnet18.pth"))
+    np.testing.assert_allclose(from_file.fit_transform([volume]), out, atol=1e-5)
+    with pytest.raises(ValueError, match="not a torchvision classification model"):
+        build_backbone("torchvision:resnet_x")
+    with pytest.raises(ValueError, match="multiple of the backbone's patch size 32; try 64"):
+        build_backbone("torchvision:resnet18", weights="random", image_size=56)

@@ -6,7 +6,10 @@ then the patches in raster order), with ``num_prefix_tokens``, ``num_features``,
 Hugging Face transformers models are named ``"hf:<hub id or local directory>"``; their
 input normalisation comes from the image processor saved beside the model. torchvision
 classification CNNs are named ``"torchvision:<model name>"``: the pooled feature vector
-is their one prefix token, the cells of the last feature map their patches.
+is their one prefix token, the cells of the last feature map their patches. open_clip
+image towers are named ``"open_clip:<model>"`` or ``"open_clip:<model>@<pretrained tag>"``:
+their tokens are projected into the image-text space, so the CLS row is the CLIP image
+embedding.
 """
 
 import torch
@@ -15,6 +18,7 @@ from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 HF_PREFIX = "hf:"
 TORCHVISION_PREFIX = "torchvision:"
+OPEN_CLIP_PREFIX = "open_clip:"
 
 
 class TransformersViT(torch.nn.Module):
@@ -141,6 +145,70 @@ def torchvision_cnn(name, weights):
                              f"{type(exc).__name__}: {str(exc)[:1000]}") from exc
     transforms = default.transforms()
     return TorchvisionCNN(model, transforms.mean, transforms.std)
+
+
+class OpenClipTower(torch.nn.Module):
+    """An open_clip ViT image tower as a timm vision transformer: every token after the
+    final norm, projected as the tower projects its pooled CLS token, so that the CLS row
+    is the CLIP image embedding and the patches share its space.
+
+    Parameters
+    ----------
+    visual : open_clip.transformer.VisionTransformer
+        A tower that pools its CLS token (``pool_type="tok"``, no attention pooling).
+    mean, std : tuples of 3 floats
+        Its input normalisation (its ``preprocess_cfg``).
+    """
+
+    def __init__(self, visual, mean, std):
+        super().__init__()
+        if (not hasattr(visual, "transformer") or getattr(visual, "attn_pool", None) is not None
+                or getattr(visual, "pool_type", None) != "tok"
+                or getattr(visual, "final_ln_after_pool", False)):
+            raise ValueError(f"{type(visual).__name__}: only open_clip ViT towers that pool "
+                             "their CLS token can be slice encoders (not timm-based towers, "
+                             "attention or average pooling).")
+        self.visual = visual
+        self.num_prefix_tokens = 1
+        width = visual.transformer.width
+        self.num_features = int(width if visual.proj is None else visual.proj.shape[1])
+        self.patch_size = int(visual.patch_size[0])
+        self.pretrained_cfg = {"mean": tuple(mean), "std": tuple(std)}
+
+    def forward_features(self, images):
+        visual = self.visual
+        tokens = visual.ln_post(visual.transformer(visual._embeds(images)))
+        return tokens if visual.proj is None else tokens @ visual.proj
+
+
+def open_clip_tower(spec, weights, image_size):
+    """An :class:`OpenClipTower` of ``spec`` (``"<model>"``, ``"<model>@<pretrained tag>"``
+    or ``"hf-hub:<id>"``); ``weights``: ``None`` for the tagged (or hub) weights,
+    ``"random"``, or a checkpoint file."""
+    try:
+        import open_clip
+    except ImportError:
+        raise ImportError("backbone='open_clip:...' needs the open_clip extra: pip install "
+                          "'sklearn-dinoatten[open_clip]'") from None
+    model_name, _, tag = spec.partition("@")
+    if weights is None and not tag and not model_name.startswith("hf-hub:"):
+        raise ValueError(
+            f"backbone='{OPEN_CLIP_PREFIX}{spec}' names no weights: add a pretrained tag "
+            f"('{OPEN_CLIP_PREFIX}{model_name}@<tag>', see open_clip.list_pretrained()), or "
+            "pass weights=<checkpoint file> or 'random'.")
+    if weights is None:
+        pretrained = tag or None  # an hf-hub name brings its own
+    else:
+        pretrained = None if weights == "random" else weights
+    try:
+        model = open_clip.create_model(  # on the default device: "meta" for a saved model
+            model_name, pretrained=pretrained, force_image_size=image_size,
+            device=torch.get_default_device())
+    except RuntimeError as exc:
+        raise ValueError(f"backbone='{OPEN_CLIP_PREFIX}{spec}': {exc}") from None
+    config = getattr(model.visual, "preprocess_cfg", {})
+    return OpenClipTower(model.visual, config.get("mean", open_clip.OPENAI_DATASET_MEAN),
+                         config.get("std", open_clip.OPENAI_DATASET_STD))
 
 
 def _transformers():

@@ -17,7 +17,14 @@ from urllib.parse import urlparse
 
 import torch
 
-from .adapters import HF_PREFIX, TORCHVISION_PREFIX, torchvision_cnn, transformers_vit
+from .adapters import (
+    HF_PREFIX,
+    OPEN_CLIP_PREFIX,
+    TORCHVISION_PREFIX,
+    open_clip_tower,
+    torchvision_cnn,
+    transformers_vit,
+)
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 RANDOM_WEIGHTS_SEED = 0
@@ -75,8 +82,12 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         module = copy.deepcopy(backbone)
     elif isinstance(backbone, str) and backbone.startswith(HF_PREFIX):
         module = _create_transformers_model(backbone.removeprefix(HF_PREFIX), weights)
+    elif isinstance(backbone, str) and backbone.startswith(OPEN_CLIP_PREFIX):
+        spec = backbone.removeprefix(OPEN_CLIP_PREFIX)
+        module = _adapted(lambda w: open_clip_tower(spec, w, image_size), weights)
     elif isinstance(backbone, str) and backbone.startswith(TORCHVISION_PREFIX):
-        module = _create_torchvision_model(backbone.removeprefix(TORCHVISION_PREFIX), weights)
+        name = backbone.removeprefix(TORCHVISION_PREFIX)
+        module = _adapted(lambda w: torchvision_cnn(name, w), weights)
     elif isinstance(backbone, str):
         module = _create_timm_model(backbone, weights, image_size, in_chans)
     else:
@@ -190,16 +201,16 @@ def _create_transformers_model(source, weights):
         return transformers_vit(source, random_init=True)
 
 
-def _create_torchvision_model(name, weights):
-    """A torchvision CNN behind the timm interface, with seeded random weights for
-    ``"random"`` and saved models."""
+def _adapted(create, weights):
+    """``create(weights)`` of an adapter: with ``None`` (its library's pretrained weights)
+    or a weights file, and under a fixed seed with ``"random"`` (and for saved models)."""
     if weights is None or (isinstance(weights, (str, os.PathLike)) and weights != "random"):
         if weights is not None and not os.path.isfile(weights):
             raise FileNotFoundError(f"weights file {os.fspath(weights)!r} does not exist.")
-        return torchvision_cnn(name, None if weights is None else os.fspath(weights))
+        return create(None if weights is None else os.fspath(weights))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_WEIGHTS_SEED)
-        return torchvision_cnn(name, "random")
+        return create("random")
 
 
 def _check_hub(name):

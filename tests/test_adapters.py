@@ -89,3 +89,33 @@ def test_a_torchvision_cnn_embeds_slices(volume, tmp_path, fresh_cache):
         build_backbone("torchvision:resnet_x")
     with pytest.raises(ValueError, match="multiple of the backbone's patch size 32; try 64"):
         build_backbone("torchvision:resnet18", weights="random", image_size=56)
+
+
+def test_an_open_clip_tower_embeds_slices(volume, fresh_cache):
+    """The CLS row is the CLIP image embedding; the patches share its space."""
+    open_clip = pytest.importorskip("open_clip")
+    built = build_backbone("open_clip:ViT-B-16", weights="random", image_size=32)
+    assert (built.embed_dim, built.patch_size, built.num_prefix_tokens) == (512, 16, 1)
+    assert built.mean == tuple(open_clip.OPENAI_DATASET_MEAN)
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        tokens = built.module.forward_features(images)
+        torch.testing.assert_close(tokens[:, 0], built.module.visual(images), atol=1e-5,
+                                   rtol=0)
+    assert tokens.shape == (2, 1 + 4, 512)
+    embedder = DinoSliceEmbedder(backbone="open_clip:ViT-B-16", weights="random",
+                                 image_size=32, verbose=0)
+    assert embedder.fit_transform([volume]).shape == (1, volume.shape[2], 512)
+    with pytest.raises(ValueError, match="names no weights: add a pretrained tag"):
+        build_backbone("open_clip:ViT-B-16")
+
+
+@pytest.mark.parametrize("backbone, image_size", [("torchvision:resnet18", 64),
+                                                  ("open_clip:ViT-B-16", 32)])
+def test_saved_models_of_other_families_round_trip(backbone, image_size, volume, tmp_path,
+                                                   fresh_cache):
+    embedder = DinoSliceEmbedder(backbone=backbone, weights="random", image_size=image_size,
+                                 verbose=0).fit([volume])
+    save_model(embedder, tmp_path / "embedder.safetensors")
+    loaded = load_model(tmp_path / "embedder.safetensors")
+    np.testing.assert_array_equal(loaded.transform([volume]), embedder.transform([volume]))

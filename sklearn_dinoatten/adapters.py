@@ -12,13 +12,17 @@ their tokens are projected into the image-text space, so the CLS row is the CLIP
 embedding.
 """
 
+import warnings
+
 import torch
 
+from ._quiet import root_messages_silenced
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 HF_PREFIX = "hf:"
 TORCHVISION_PREFIX = "torchvision:"
 OPEN_CLIP_PREFIX = "open_clip:"
+ADAPTER_PREFIXES = (HF_PREFIX, TORCHVISION_PREFIX, OPEN_CLIP_PREFIX)
 
 
 class TransformersViT(torch.nn.Module):
@@ -63,12 +67,7 @@ def transformers_vit(source, random_init=False):
             f"backbone='{HF_PREFIX}{source}': no transformers model there ({exc}). Give a "
             "local directory saved with save_pretrained (config.json and the weights), or "
             "a hub id the local cache or the network has.") from None
-    try:
-        processor = transformers.AutoImageProcessor.from_pretrained(source)
-        mean, std = processor.image_mean, processor.image_std
-    except (OSError, ValueError, AttributeError):  # no image processor saved
-        mean, std = IMAGENET_MEAN, IMAGENET_STD
-    return TransformersViT(model, mean, std)
+    return TransformersViT(model, *_processor_normalization(source, local_files_only=False))
 
 
 class TorchvisionCNN(torch.nn.Module):
@@ -148,67 +147,120 @@ def torchvision_cnn(name, weights):
 
 
 class OpenClipTower(torch.nn.Module):
-    """An open_clip ViT image tower as a timm vision transformer: every token after the
-    final norm, projected as the tower projects its pooled CLS token, so that the CLS row
-    is the CLIP image embedding and the patches share its space.
+    """An open_clip image tower as a timm vision transformer: every token after the final
+    norm, projected as the tower projects its pooled CLS token, so that the CLS row is the
+    CLIP image embedding and the patches share its space. Native ViT towers and timm
+    ones (BiomedCLIP: a timm ViT trunk and a linear projection head) are taken.
 
     Parameters
     ----------
-    visual : open_clip.transformer.VisionTransformer
-        A tower that pools its CLS token (``pool_type="tok"``, no attention pooling).
+    visual : open_clip VisionTransformer or TimmModel
+        A tower that pools its CLS token (no attention or average pooling).
     mean, std : tuples of 3 floats
         Its input normalisation (its ``preprocess_cfg``).
     """
 
     def __init__(self, visual, mean, std):
         super().__init__()
-        if (not hasattr(visual, "transformer") or getattr(visual, "attn_pool", None) is not None
-                or getattr(visual, "pool_type", None) != "tok"
-                or getattr(visual, "final_ln_after_pool", False)):
-            raise ValueError(f"{type(visual).__name__}: only open_clip ViT towers that pool "
-                             "their CLS token can be slice encoders (not timm-based towers, "
-                             "attention or average pooling).")
+        trunk = getattr(visual, "trunk", None)
+        if trunk is not None:  # a timm tower
+            pools_cls = (getattr(trunk, "global_pool", None) == "token"
+                         and set(dict(visual.head.named_children())) <= {"drop", "proj"})
+            proj = getattr(visual.head, "proj", None)
+            width = trunk.num_features if proj is None else proj.out_features
+            self.num_prefix_tokens = int(trunk.num_prefix_tokens)
+            patch_size = trunk.patch_embed.patch_size
+        else:
+            pools_cls = (hasattr(visual, "transformer") and visual.attn_pool is None
+                         and visual.pool_type == "tok" and not visual.final_ln_after_pool)
+            width = visual.transformer.width if visual.proj is None else visual.proj.shape[1]
+            self.num_prefix_tokens = 1
+            patch_size = visual.patch_size
+        if not pools_cls:
+            raise ValueError(f"{type(visual).__name__}: only open_clip image towers that pool "
+                             "their CLS token can be slice encoders (not attention or average "
+                             "pooling, nor a projection other than linear).")
         self.visual = visual
-        self.num_prefix_tokens = 1
-        width = visual.transformer.width
-        self.num_features = int(width if visual.proj is None else visual.proj.shape[1])
-        self.patch_size = int(visual.patch_size[0])
+        self.num_features = int(width)
+        self.patch_size = int(patch_size[0])
         self.pretrained_cfg = {"mean": tuple(mean), "std": tuple(std)}
 
     def forward_features(self, images):
         visual = self.visual
+        if hasattr(visual, "trunk"):
+            return visual.head(visual.trunk.forward_features(images))
         tokens = visual.ln_post(visual.transformer(visual._embeds(images)))
         return tokens if visual.proj is None else tokens @ visual.proj
 
 
 def open_clip_tower(spec, weights, image_size):
-    """An :class:`OpenClipTower` of ``spec`` (``"<model>"``, ``"<model>@<pretrained tag>"``
-    or ``"hf-hub:<id>"``); ``weights``: ``None`` for the tagged (or hub) weights,
+    """An :class:`OpenClipTower` of ``spec``: ``"<model>"`` or ``"<model>@<pretrained
+    tag>"`` (open_clip's built-in configurations), ``"hf-hub:<id>"`` or
+    ``"local-dir:<directory>"`` (``open_clip_config.json`` and the weights, as the hub
+    holds them). ``weights``: ``None`` for the tagged, hub or directory weights,
     ``"random"``, or a checkpoint file."""
+    open_clip = _open_clip()
+    model_name, _, tag = spec.partition("@")
+    has_own = model_name.startswith(("hf-hub:", "local-dir:"))
+    if weights is None and not tag and not has_own:
+        raise ValueError(
+            f"backbone='{OPEN_CLIP_PREFIX}{spec}' names no weights: add a pretrained tag "
+            f"('{OPEN_CLIP_PREFIX}{model_name}@<tag>', see open_clip.list_pretrained()), or "
+            "pass weights=<checkpoint file> or 'random'.")
+    quiet = ("No pretrained weights loaded", "no CLIP weights found") if weights else ()
+    try:
+        with root_messages_silenced(*quiet):
+            model = open_clip.create_model(  # on the default device: "meta" for a saved model
+                model_name, pretrained=(tag or None) if weights is None else None,
+                load_weights=weights is None, force_image_size=image_size,
+                device=torch.get_default_device())
+        if weights is not None and weights != "random":
+            open_clip.load_checkpoint(model, weights)
+    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        raise ValueError(f"backbone='{OPEN_CLIP_PREFIX}{spec}': {exc}") from None
+    return adapted(model)
+
+
+def adapted(module):
+    """``module`` behind the timm interface: as it is when it has that interface, else
+    through the adapter of its library (a transformers vision model, an open_clip model or
+    image tower, a torchvision classifier); any other module is returned as it is."""
+    if hasattr(module, "forward_features") and hasattr(module, "num_prefix_tokens"):
+        return module
+    library = type(module).__module__.partition(".")[0]
+    if library == "transformers":
+        return TransformersViT(module, *_processor_normalization(module.name_or_path))
+    if library == "open_clip":
+        visual = getattr(module, "visual", module)
+        config = getattr(visual, "preprocess_cfg", {})
+        return OpenClipTower(visual, config.get("mean", _open_clip().OPENAI_DATASET_MEAN),
+                             config.get("std", _open_clip().OPENAI_DATASET_STD))
+    if library == "torchvision":  # every torchvision classifier's weights use ImageNet's
+        return TorchvisionCNN(module)
+    return module
+
+
+def _processor_normalization(source, local_files_only=True):
+    """The mean/std of the image processor saved at ``source`` (a directory or a hub id);
+    ImageNet's, with a warning, where there is none."""
+    try:
+        processor = _transformers().AutoImageProcessor.from_pretrained(
+            source, local_files_only=local_files_only)
+        return processor.image_mean, processor.image_std
+    except (OSError, ValueError, AttributeError):
+        warnings.warn(f"No image processor found for transformers model {source!r}: its "
+                      "inputs are standardised with ImageNet's mean/std. Save the processor "
+                      "beside the model to use its own.", UserWarning, stacklevel=3)
+        return IMAGENET_MEAN, IMAGENET_STD
+
+
+def _open_clip():
     try:
         import open_clip
     except ImportError:
         raise ImportError("backbone='open_clip:...' needs the open_clip extra: pip install "
                           "'sklearn-dinoatten[open_clip]'") from None
-    model_name, _, tag = spec.partition("@")
-    if weights is None and not tag and not model_name.startswith("hf-hub:"):
-        raise ValueError(
-            f"backbone='{OPEN_CLIP_PREFIX}{spec}' names no weights: add a pretrained tag "
-            f"('{OPEN_CLIP_PREFIX}{model_name}@<tag>', see open_clip.list_pretrained()), or "
-            "pass weights=<checkpoint file> or 'random'.")
-    if weights is None:
-        pretrained = tag or None  # an hf-hub name brings its own
-    else:
-        pretrained = None if weights == "random" else weights
-    try:
-        model = open_clip.create_model(  # on the default device: "meta" for a saved model
-            model_name, pretrained=pretrained, force_image_size=image_size,
-            device=torch.get_default_device())
-    except RuntimeError as exc:
-        raise ValueError(f"backbone='{OPEN_CLIP_PREFIX}{spec}': {exc}") from None
-    config = getattr(model.visual, "preprocess_cfg", {})
-    return OpenClipTower(model.visual, config.get("mean", open_clip.OPENAI_DATASET_MEAN),
-                         config.get("std", open_clip.OPENAI_DATASET_STD))
+    return open_clip
 
 
 def _transformers():

@@ -21,6 +21,7 @@ from .adapters import (
     HF_PREFIX,
     OPEN_CLIP_PREFIX,
     TORCHVISION_PREFIX,
+    adapted,
     open_clip_tower,
     torchvision_cnn,
     transformers_vit,
@@ -55,15 +56,19 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
     Parameters
     ----------
     backbone : str or torch.nn.Module
-        A timm model name such as ``"vit_small_patch14_dinov2"``, or a timm-style
-        vision transformer (``forward_features``, ``num_prefix_tokens``,
-        ``patch_embed``), used with its own weights: a copy is built, the module itself
-        is left as it is.
+        A timm model name such as ``"vit_small_patch14_dinov2"``;
+        ``"hf:<hub id or directory>"`` (transformers), ``"open_clip:<model>[@<tag>]"``
+        or ``"torchvision:<name>"`` (see :mod:`sklearn_dinoatten.adapters`); or a module,
+        used with its own weights (a copy; the module itself is left as it is): a
+        timm-style vision transformer (``forward_features``, ``num_prefix_tokens``,
+        ``patch_embed``), a transformers vision model, an open_clip model or tower, or a
+        torchvision classifier.
     weights : None, "random" or path
-        ``None``: timm's pretrained weights (needs a network once). ``"random"``: a
-        seeded random initialisation, identical on every call (tests, demos). A path:
-        a local checkpoint, ``.pth``/``.pt`` (loaded with ``weights_only=True``) or
-        ``.safetensors``.
+        ``None``: the library's pretrained weights (needs a network once; for ``hf:``
+        the model's directory). ``"random"``: a seeded random initialisation, identical
+        on every call (tests, demos). A path: a local checkpoint, ``.pth``/``.pt``
+        (loaded with ``weights_only=True``) or ``.safetensors`` for timm; a state dict
+        file for torchvision; a checkpoint for open_clip.
     image_size : int
         Input side in pixels; must be a multiple of the patch size. The position
         embedding of a checkpoint is interpolated to it (timm).
@@ -79,7 +84,7 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
             )
         # A copy: the caller's module keeps its mode and gradients, and changing its
         # weights later cannot change a fitted embedder (or its cache keys).
-        module = copy.deepcopy(backbone)
+        module = adapted(copy.deepcopy(backbone))
     elif isinstance(backbone, str) and backbone.startswith(HF_PREFIX):
         module = _create_transformers_model(backbone.removeprefix(HF_PREFIX), weights)
     elif isinstance(backbone, str) and backbone.startswith(OPEN_CLIP_PREFIX):
@@ -185,6 +190,17 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
     raise ValueError(
         f"weights must be None, 'random' or a path to a checkpoint file; got {weights!r}."
     )
+
+
+def timm_input_normalization(name):
+    """The per-channel ``(mean, std)`` timm model ``name`` was trained with, from its
+    pretrained configuration (ImageNet's where it has none), without building it."""
+    import timm
+
+    config = timm.models.get_pretrained_cfg(name)
+    if config is None:
+        return IMAGENET_MEAN, IMAGENET_STD
+    return tuple(map(float, config.mean)), tuple(map(float, config.std))
 
 
 def _create_transformers_model(source, weights):

@@ -49,15 +49,14 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
     Parameters
     ----------
     backbone : str or torch.nn.Module, default="vit_small_patch14_dinov2"
-        A timm model name (any DINOv2 size, with or without registers) or a
-        timm-style vision transformer module used with its own weights. ``fit`` copies
-        the module: the given one is not changed, and changing its weights after ``fit``
-        changes nothing until the next ``fit``.
+        A timm model name (any DINOv2 size, with or without registers), another
+        library's model (``"hf:..."``, ``"open_clip:..."``, ``"torchvision:..."``: see
+        :mod:`sklearn_dinoatten.adapters`) or a module, used with its own weights
+        (``fit`` copies it: changing it later changes nothing until the next ``fit``).
     weights : None, "random" or path, default=None
-        ``None``: timm's pretrained weights (downloaded once; needs a network).
-        ``"random"``: a seeded random initialisation that is the same in every clone,
-        for tests and demos only. A path: a local checkpoint, either the official
-        DINOv2 format (``dinov2_vits14_pretrain.pth``) or a timm / safetensors state dict.
+        ``None``: the pretrained weights (downloaded once; needs a network), or those in
+        the ``hf:`` directory. ``"random"``: seeded, the same in every clone, for tests and
+        demos only. A path: a local checkpoint (for timm also DINOv2's official ``.pth``).
     image_size : int, default=224
         Side of the square backbone input; a multiple of the patch size (14 for DINOv2).
     axis : {"axial", "coronal", "sagittal", "all"}, int or tuple, default="axial"
@@ -166,7 +165,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
     """
 
     _constraints = {
-        "backbone": [instance(str, "a timm model name"),
+        "backbone": [instance(str, "a model name"),
                      instance(torch.nn.Module, "a torch.nn.Module")],
         "weights": [NONE, PATH],
         "image_size": [integer(1)],
@@ -280,7 +279,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             "cpu" if self._cpu_only() and self.device == "auto" else self.device)
         warn_if_slow_precision(self.dtype, self.device_)
         # From the weights held, whatever their source: the cache keys follow them.
-        self._backbone_fingerprint = weights_fingerprint(built.module, self._backbone_name())
+        self._backbone_fingerprint = weights_fingerprint(
+            built.module, self.backbone if isinstance(self.backbone, str) else "module")
         self.backbone_ = built.module.to(self.device_)
         if self.channels_last:
             self.backbone_ = self.backbone_.to(memory_format=torch.channels_last)
@@ -292,9 +292,6 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self._input_mean_std = (built.mean, built.std)
         self._compile_forward()
         record_fitted_params(self)
-
-    def _backbone_name(self):
-        return self.backbone if isinstance(self.backbone, str) else "module"
 
     # For sklearn_dinoatten.persistence: the networks saved, an empty architecture to
     # receive them, and the loaded networks put to use.
@@ -478,9 +475,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         """``(n_readers, prefetch)``, "auto" resolved: on CUDA the cores less one (at most
         8) and 2 volumes each, on the CPU no reader and no read-ahead thread."""
         cuda = self.device_.type == "cuda"
-        n_readers = min(8, cpu_count() - 1) if cuda else 0
-        return (n_readers if self.n_readers == "auto" else self.n_readers,
-                (2 if cuda else 0) if self.prefetch == "auto" else self.prefetch)
+        return (self.n_readers if self.n_readers != "auto" else min(8, cpu_count() - 1) * cuda,
+                self.prefetch if self.prefetch != "auto" else 2 * cuda)
 
     def _config_string(self):
         parts = ["v1", self._backbone_fingerprint, f"image_size={self.image_size}",

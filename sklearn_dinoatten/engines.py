@@ -12,7 +12,6 @@ import contextlib
 import copy
 import hashlib
 import io
-import logging
 import os
 import tempfile
 import warnings
@@ -20,6 +19,7 @@ import warnings
 import torch
 
 from ._files import atomic_write
+from ._quiet import root_messages_silenced
 
 ENGINES = ("torch", "onnxruntime")
 ONNX_OPSET = 17
@@ -153,26 +153,14 @@ def _export(backbone, dtype, image_size):
             return f.read()
 
 
-class _Advice(logging.Filter):
-    def filter(self, record):
-        return "pre-processing before quantization" not in record.getMessage()
-
-
 @contextlib.contextmanager
 def _quantizer_notices_silenced():
     """Silence what the quantisers say that a user cannot act on: torch.ao's deprecation
     notices (torchao replaces it; it works in torch 2.14) and ONNX Runtime's advice,
     logged on the root logger, to pre-process the graph first (measured here: no
-    faster, 12.2 against 13.3 slices/s). A handler is held on the root logger meanwhile,
-    so that ``logging.warning`` does not configure it for the whole process."""
-    root, handler, advice = logging.getLogger(), logging.NullHandler(), _Advice()
-    root.addHandler(handler)
-    root.addFilter(advice)
-    try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated")
-            warnings.filterwarnings("ignore", ".*quantized tensor creation functions")
-            yield
-    finally:
-        root.removeFilter(advice)
-        root.removeHandler(handler)
+    faster, 12.2 against 13.3 slices/s)."""
+    with root_messages_silenced("pre-processing before quantization"), \
+            warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "torch.ao.quantization is deprecated")
+        warnings.filterwarnings("ignore", ".*quantized tensor creation functions")
+        yield

@@ -119,3 +119,67 @@ def test_saved_models_of_other_families_round_trip(backbone, image_size, volume,
     save_model(embedder, tmp_path / "embedder.safetensors")
     loaded = load_model(tmp_path / "embedder.safetensors")
     np.testing.assert_array_equal(loaded.transform([volume]), embedder.transform([volume]))
+
+
+def test_model_instances_are_adapted(hf_dinov2, volume, fresh_cache):
+    """A module of each library gives what its name gives (same weights)."""
+    import torchvision
+
+    folder = hf_dinov2.removeprefix("hf:")
+    by_name = DinoSliceEmbedder(backbone=hf_dinov2, image_size=28, verbose=0)
+    instance = transformers.AutoModel.from_pretrained(folder)
+    by_instance = DinoSliceEmbedder(backbone=instance, image_size=28, verbose=0)
+    np.testing.assert_allclose(by_instance.fit_transform([volume]),
+                               by_name.fit_transform([volume]), atol=1e-6)
+    assert by_instance._input_mean_std == (RAD_DINO_MEAN, RAD_DINO_STD)  # its processor's
+
+    built = build_backbone("torchvision:resnet18", weights="random", image_size=64)
+    resnet = torchvision.models.resnet18()
+    resnet.load_state_dict(built.module.model.state_dict())
+    adapted = build_backbone(resnet, image_size=64)
+    assert (adapted.embed_dim, adapted.patch_size, adapted.mean) == (512, 32, built.mean)
+    assert resnet.training  # the caller's module is left as it was
+
+    open_clip = pytest.importorskip("open_clip")
+    clip = open_clip.create_model("ViT-B-16", force_image_size=32)
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        tokens = build_backbone(clip, image_size=32).module.forward_features(images)
+        torch.testing.assert_close(tokens[:, 0], clip.encode_image(images), atol=1e-5, rtol=0)
+
+
+def test_a_timm_based_open_clip_tower_from_a_local_directory(tmp_path, volume, fresh_cache,
+                                                             caplog):
+    """BiomedCLIP's layout (a timm ViT trunk, a linear projection head), read from a local
+    directory as the hub holds it: config, normalisation and weights."""
+    import json
+
+    open_clip = pytest.importorskip("open_clip")
+    mean, std = (0.4, 0.4, 0.4), (0.3, 0.3, 0.3)
+    config = {"model_cfg": {
+        "embed_dim": 24,
+        "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224", "timm_pool": "",
+                       "timm_proj": "linear", "image_size": 224},
+        "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2,
+                     "layers": 1}},
+        "preprocess_cfg": {"mean": mean, "std": std}}
+    (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
+    with caplog.at_level("WARNING"):
+        built = build_backbone(f"open_clip:local-dir:{tmp_path}", weights="random",
+                               image_size=32)
+    assert not [r for r in caplog.records if "pretrained weights" in r.getMessage()]
+    assert (built.embed_dim, built.patch_size, built.num_prefix_tokens) == (24, 16, 1)
+    assert (built.mean, built.std) == (mean, std)
+    images = torch.rand(2, 3, 32, 32)
+    with torch.no_grad():
+        tokens = built.module.forward_features(images)
+        torch.testing.assert_close(tokens[:, 0], built.module.visual(images), atol=1e-5,
+                                   rtol=0)
+    clip = open_clip.create_model(f"local-dir:{tmp_path}", load_weights=False)  # 224 px
+    torch.save(clip.state_dict(), tmp_path / "open_clip_pytorch_model.bin")  # as the hub
+    from_folder = build_backbone(f"open_clip:local-dir:{tmp_path}", image_size=32)
+    torch.testing.assert_close(from_folder.module.visual.head.proj.weight,
+                               clip.visual.head.proj.weight, atol=0, rtol=0)
+    embedder = DinoSliceEmbedder(backbone=f"open_clip:local-dir:{tmp_path}", image_size=32,
+                                 verbose=0)
+    assert embedder.fit_transform([volume]).shape == (1, volume.shape[2], 24)

@@ -10,6 +10,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, FineTunedSliceClassifier
 from sklearn_dinoatten.backbones import build_backbone
 from sklearn_dinoatten.datasets import make_anomaly_images, make_volumes
+from sklearn_dinoatten.preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 TINY = dict(embedder=DinoSliceEmbedder(weights="random", image_size=28, n_slices=8),
             batch_size=8, random_state=0)
@@ -83,7 +84,9 @@ def test_images_pickling_and_bad_parameters(tmp_path):
     for params, message in [(dict(freeze="half"), "freeze must be"),
                             (dict(n_trainable_blocks=13), "n_trainable_blocks must be in"),
                             (dict(aggregator="mean"), "aggregator must be one of"),
-                            (dict(in_chans=2), "in_chans must be one of 1, 3")]:
+                            (dict(in_chans=2), "in_chans must be one of 1, 3"),
+                            (dict(embedder=DinoSliceEmbedder(backbone="hf:x")),
+                             "with a timm model name as backbone")]:
         with pytest.raises(ValueError, match=message):
             FineTunedSliceClassifier(**{**TINY, **params}).fit(X, y)
 
@@ -107,3 +110,21 @@ def test_attention_head_over_patch_tokens_classifies_images():
     mass = np.mean([attention[i][lesion[i]].sum() for i in sick])
     chance = np.mean([lesion[i].mean() for i in sick])  # ~2 of 64 patches
     assert mass > 4 * chance
+
+
+def test_inputs_are_standardised_as_the_backbone_was_trained(volumes):
+    """A CLIP ViT of timm is fine-tuned on inputs standardised with CLIP's mean/std, as
+    its frozen embedder gives them, not ImageNet's."""
+    from sklearn_dinoatten.classifiers._finetune import _backbone_inputs
+
+    X, _ = volumes
+    clip_name = "vit_base_patch16_clip_224.openai"
+    config = timm.get_pretrained_cfg(clip_name)
+    dinov2 = _backbone_inputs(DinoSliceEmbedder(image_size=28), X[:1], in_chans=3)
+    clip = _backbone_inputs(DinoSliceEmbedder(backbone=clip_name, image_size=28), X[:1],
+                            in_chans=3)
+    for channel in range(3):  # both undo to the same [0, 1] slices
+        np.testing.assert_allclose(
+            clip[0, :, channel] * config.std[channel] + config.mean[channel],
+            dinov2[0, :, channel] * IMAGENET_STD[channel] + IMAGENET_MEAN[channel], atol=1e-5)
+    assert not np.allclose(clip, dinov2)

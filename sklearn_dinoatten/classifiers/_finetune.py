@@ -14,7 +14,8 @@ from .._validation import (
     options,
     real,
 )
-from ..backbones import SAVED_WEIGHTS, build_backbone
+from ..adapters import ADAPTER_PREFIXES
+from ..backbones import SAVED_WEIGHTS, build_backbone, timm_input_normalization
 from ..embedding import DinoSliceEmbedder
 from ..nn.finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
 from ..preprocessing import to_channels
@@ -76,7 +77,7 @@ class FineTunedSliceClassifier(BaseTorchClassifier):
         **TRAINING_CONSTRAINTS,
         "embedder": [NONE, Constraint(
             lambda v: isinstance(v, DinoSliceEmbedder) and isinstance(v.backbone, str)
-            and len(axes_of(v.axis)) == 1,
+            and not v.backbone.startswith(ADAPTER_PREFIXES) and len(axes_of(v.axis)) == 1,
             "a DinoSliceEmbedder with a timm model name as backbone and one slicing axis")],
         "in_chans": [options(1, 3)],
         "freeze": [options(*FREEZE_MODES)],
@@ -137,9 +138,10 @@ def _backbone_inputs(embedder, X, in_chans):
     slices pad shorter volumes. With ``in_chans=1`` the three normalised channels are
     averaged."""
     stacks, reader = [], embedder._reader()
+    mean, std = timm_input_normalization(embedder.backbone)
     for i, volume in enumerate(check_volumes(X, images=True)):
         (kept,) = reader.slice_sets(*load_scan(volume, i, images=True, spacing=embedder.spacing))
-        images = to_channels(reader.backbone_input(kept), embedder.normalization)
+        images = to_channels(reader.backbone_input(kept), embedder.normalization, mean, std)
         stacks.append(images.mean(dim=1, keepdim=True) if in_chans == 1 else images)
     side = embedder.image_size
     out = np.full((len(stacks), embedder.n_slices or max(map(len, stacks)), in_chans, side,

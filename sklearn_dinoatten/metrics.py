@@ -95,6 +95,27 @@ def bootstrap_resamples(y_true, n_resamples=1000, stratified=True, groups=None,
         yield order[first + np.arange(lengths.sum())]
 
 
+def binary_auc(y_true, y_score):
+    """ROC AUC of labels ``y_true`` in {0, 1}: the Mann-Whitney statistic with midranks,
+    equal to :func:`sklearn.metrics.roc_auc_score` (ties count 1/2) without its input
+    checks, which cost 100 times the computation in a bootstrap of a thousand resamples.
+
+    Examples
+    --------
+    >>> from sklearn_dinoatten.metrics import binary_auc
+    >>> binary_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
+    0.75
+    """
+    positive = np.asarray(y_true) == 1
+    n_positive = positive.sum()
+    n_negative = len(positive) - n_positive
+    if not n_positive or not n_negative:
+        raise ValueError("binary_auc needs both classes in y_true.")
+    ranks = stats.rankdata(y_score)
+    return float((ranks[positive].sum() - n_positive * (n_positive + 1) / 2)
+                 / (n_positive * n_negative))
+
+
 def bootstrap_ci(metric, y_true, y_score, n_resamples=1000, confidence=0.95,
                  stratified=True, groups=None, random_state=None):
     """Percentile bootstrap confidence interval of ``metric(y_true, y_score)``.
@@ -237,6 +258,7 @@ def _clustered_covariance(v10, v01, aucs, positive, groups):
 
 __all__ = [
     "SCORERS",
+    "binary_auc",
     "bootstrap_ci",
     "bootstrap_resamples",
     "delong_test",

@@ -135,3 +135,16 @@ def test_padding_slices_get_no_weight_and_change_nothing(n_real, n_padding):
         padded_logits, _, padded_weights = net(padded)
     assert (padded_weights[0, n_real:] == 0).all()
     torch.testing.assert_close(padded_logits, logits, rtol=1e-5, atol=1e-6)
+
+
+@given(st.lists(st.tuples(st.booleans(), st.integers(0, 5)), min_size=2, max_size=40)
+       .filter(lambda pairs: len({label for label, _ in pairs}) == 2))
+@settings(deadline=None)
+def test_binary_auc_is_sklearns(pairs):
+    """The rank AUC of the bootstrap equals roc_auc_score, ties (few score values) too."""
+    from sklearn.metrics import roc_auc_score
+
+    from sklearn_dinoatten.metrics import binary_auc
+
+    y, score = np.array([int(label) for label, _ in pairs]), np.array([s for _, s in pairs])
+    assert binary_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)

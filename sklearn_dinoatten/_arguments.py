@@ -79,10 +79,12 @@ def add_label_columns(sub, split=True):
 def add_embedding_arguments(sub, cache_required=False):
     """The slice embedder's settings."""
     sub.add_argument("--backbone", default="vit_small_patch14_dinov2",
-                     help="timm model name (default: vit_small_patch14_dinov2)")
+                     help="timm model name, hf:<hub id or folder>, open_clip:<model>[@tag] or "
+                          "torchvision:<name>; cv and embed take several, a,b,c, and compare "
+                          "or cache each (default: vit_small_patch14_dinov2)")
     sub.add_argument("--weights", default=None,
                      help="a local checkpoint (.pth, .safetensors), 'random' (demos, tests), "
-                          "or by default timm's pretrained download (needs a network)")
+                          "or by default the pretrained download (needs a network)")
     sub.add_argument("--image-size", type=integer(1), default=224,
                      help="backbone input side, a multiple of the patch size (default: 224)")
     sub.add_argument("--n-slices", type=integer(1), default=None,

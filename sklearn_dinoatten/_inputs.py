@@ -139,15 +139,31 @@ def build_method(key, args):
     return method
 
 
-def build_embedder(args):
+def build_embedders(args):
+    """Backbone -> its embedder, for each backbone of ``--backbone a,b,c``."""
+    backbones = [backbone.strip() for backbone in args.backbone.split(",")]
+    if "" in backbones or len(set(backbones)) < len(backbones):
+        raise CommandError(f"--backbone {args.backbone!r}: name each backbone once, "
+                           "separated by commas.")
+    if len(backbones) > 1 and args.weights not in (None, "random"):
+        raise CommandError(f"--weights {args.weights!r} is one checkpoint, for one backbone; "
+                           "with several, leave --weights out (or 'random').")
+    return {backbone: build_embedder(args, backbone) for backbone in backbones}
+
+
+def build_embedder(args, backbone=None):
+    """The embedder of ``--backbone`` (one), or of ``backbone``."""
     from ._validation import check_params
     from .embedding import DinoSliceEmbedder
 
+    if backbone is None and "," in args.backbone:
+        raise CommandError(f"--backbone {args.backbone!r}: one backbone here; several "
+                           f"(a,b,c) are for `{PROG} cv` and `{PROG} embed`.")
     weights = args.weights
     if weights not in (None, "random") and not os.path.isfile(weights):
         raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
     embedder = DinoSliceEmbedder(
-        backbone=args.backbone, weights=weights, image_size=args.image_size,
+        backbone=backbone or args.backbone, weights=weights, image_size=args.image_size,
         axis=args.axis, n_slices=args.n_slices, slice_spacing=args.slice_spacing,
         pixel_spacing=args.pixel_spacing, crop=args.crop, min_foreground=args.min_foreground,
         batch_size=args.batch_size, dtype=args.dtype, engine=args.engine, n_jobs=args.n_jobs,

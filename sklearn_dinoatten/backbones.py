@@ -76,6 +76,12 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         Input channels of a timm model; with 1, timm adapts a checkpoint's RGB patch
         embedding to grayscale (its kernels summed over the colours).
     """
+    if isinstance(backbone, str) and isinstance(weights, str) and weights == "random" and (
+            backbone not in _WARNED_RANDOM):
+        _WARNED_RANDOM.add(backbone)
+        warnings.warn(f"weights='random': {backbone} is randomly initialised (seed "
+                      f"{RANDOM_WEIGHTS_SEED}). Its embeddings are only good for tests and "
+                      "demos; give a checkpoint file for real work.", UserWarning, stacklevel=4)
     if isinstance(backbone, torch.nn.Module):
         if weights is not None:
             raise ValueError(
@@ -148,15 +154,6 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
     kwargs = dict(num_classes=0, img_size=image_size, in_chans=in_chans)
     random = isinstance(weights, str) and weights == "random"
     if random or weights is SAVED_WEIGHTS:
-        if random and name not in _WARNED_RANDOM:
-            _WARNED_RANDOM.add(name)
-            warnings.warn(
-                f"weights='random': {name} is randomly initialised (seed "
-                f"{RANDOM_WEIGHTS_SEED}). Its embeddings are only good for tests and demos; "
-                "give a checkpoint file for real work.",
-                UserWarning,
-                stacklevel=5,
-            )
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             module = timm.create_model(name, pretrained=False, **kwargs)

@@ -37,6 +37,7 @@ from ._inputs import (
     PROG,
     CommandError,
     build_embedder,
+    build_embedders,
     build_method,
     cache_of,
     is_pickle,
@@ -104,14 +105,17 @@ def _what_is_kept(args):
 def embed(args):
     """Embed and cache every scan of DATA; a rerun embeds only what is not cached."""
     paths = scan_paths(args)
-    before = _cache_entries(args.cache_dir)
-    start = time.perf_counter()
-    embeddings = build_embedder(args).fit_transform(paths)
-    new = _cache_entries(args.cache_dir) - before
-    slices = int((~np.isnan(embeddings).all(axis=2)).sum())
-    print(f"{len(paths)} scans, {slices} slices of {embeddings.shape[2]} features: "
-          f"{len(new)} scans embedded now, {len(paths) - len(new)} found in the cache; "
-          f"{time.perf_counter() - start:.1f} s. Cache: {args.cache_dir}")
+    embedders = build_embedders(args)
+    for backbone, embedder in embedders.items():
+        before = _cache_entries(args.cache_dir)
+        start = time.perf_counter()
+        embeddings = embedder.fit_transform(paths)
+        new = _cache_entries(args.cache_dir) - before
+        slices = int((~np.isnan(embeddings).all(axis=2)).sum())
+        print((f"{backbone}: " if len(embedders) > 1 else "")
+              + f"{len(paths)} scans, {slices} slices of {embeddings.shape[2]} features: "
+              f"{len(new)} scans embedded now, {len(paths) - len(new)} found in the cache; "
+              f"{time.perf_counter() - start:.1f} s. Cache: {args.cache_dir}")
 
 
 def cv(args):
@@ -123,7 +127,7 @@ def cv(args):
     paths, y, groups, split = labelled_scans(args)
     evaluation = protocol(args, y, groups, split)
     methods = {key: build_method(key, args) for key in method_keys(args.method)}
-    embedder = (build_embedder(args) if any(not METHODS[k].takes_volumes for k in methods)
+    embedder = (build_embedders(args) if any(not METHODS[k].takes_volumes for k in methods)
                 else None)
     with run_directory(args.out, args.overwrite) as folder:  # checked first, moved in whole
         run = run_study(paths, y, methods, evaluation, embedder=embedder,

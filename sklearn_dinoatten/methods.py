@@ -32,11 +32,20 @@ METHODS = {
                        takes_volumes=True),
 }
 REFERENCE = "dinoatten3d"
+ENCODER_SEPARATOR = "@"  # "<method>@<encoder>": a method on one of a study's encoders
 
 
 def method_name(key):
-    """A method's display name (its key, for a method outside :data:`METHODS`)."""
-    return METHODS[key].name if key in METHODS else key
+    """A method's display name (its key, for a method outside :data:`METHODS`); the key
+    ``"<method>@<encoder>"`` of a study of several slice encoders names the encoder."""
+    method, _, encoder = key.partition(ENCODER_SEPARATOR)
+    name = METHODS[method].name if method in METHODS else method
+    return f"{name} [{encoder}]" if encoder else name
+
+
+def encoder_key(key, encoder):
+    """The key of method ``key`` on slice encoder ``encoder`` in a study of several."""
+    return f"{key}{ENCODER_SEPARATOR}{encoder}"
 
 
 def make_method(key, max_epochs=50, random_state=0, class_weight=None, resnet_depth=18,

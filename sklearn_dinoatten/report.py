@@ -23,9 +23,10 @@ import numpy as np
 
 from . import report_figures as figures
 from ._files import atomic_write
+from .adapters import ADAPTER_PREFIXES
 from .embedding import DinoSliceEmbedder
 from .explain import in_plane_attention, plot_saliency, saliency_from_parts
-from .runs import read_run
+from .runs import embedder_of, read_run
 from .slicing import axes_of
 from .volumes import load_volume
 
@@ -126,8 +127,9 @@ def _header(run):
     }
     table = "".join(f"<tr><th>{k}</th><td>{html.escape(str(v))}</td></tr>"
                     for k, v in rows.items() if v)
-    params = json.dumps({"embedder": info.get("embedder"), "methods": info["methods"]},
-                        indent=1, default=str)
+    params = json.dumps({"embedders" if info.get("embedders") else "embedder":
+                         info.get("embedders") or info.get("embedder"),
+                         "methods": info["methods"]}, indent=1, default=str)
     banner = ('<p class="warning">Random backbone weights: the slice methods\' scores show '
               "the machinery, not the foundation model's features.</p>"
               if info.get("random_weights") else "")
@@ -255,8 +257,12 @@ def _overlay_section(run, overlays, verbose):
     key = _method_with(run, "attention_")
     if key is None or "n_slices" not in run.outputs:
         return _note("Skipped: no method of this run has slice attention.")
-    if not run.info.get("embedder"):
+    params = embedder_of(run.info, key)
+    if not params:
         return _note("Skipped: run.json has no slice embedder to compute in-plane attention.")
+    if str(params.get("backbone")).startswith(ADAPTER_PREFIXES):
+        return _note(f"Skipped: in-plane attention is drawn for timm vision transformers; "
+                     f"{run.names[key]} ran on {params['backbone']!r}.")
     if any(p.startswith("#") for p in run.paths):
         return _note("Skipped: overlays need scan files; this run was made from arrays.")
     groups = _overlay_scans(run, key, overlays)
@@ -269,7 +275,7 @@ def _overlay_section(run, overlays, verbose):
         "Colour scale: saliency relative to its maximum over the scan's foreground. "
         "Letters: the patient's left/right, posterior/anterior, inferior/superior, in the "
         "scan reoriented to RAS; slice indices count from 0.")]
-    embedder = _overlay_embedder(run, list(paths.values())) if paths else None
+    embedder = _overlay_embedder(params, list(paths.values())) if paths else None
     done = 0
     for word, (shown, total) in groups.items():
         parts.append(f"<h3>Confidently {word}</h3>")
@@ -284,10 +290,10 @@ def _overlay_section(run, overlays, verbose):
     return "".join(parts)
 
 
-def _overlay_embedder(run, paths):
-    """The run's slice embedder, fitted again (its parameters from run.json)."""
+def _overlay_embedder(params, paths):
+    """A slice embedder of the run, fitted again (``params``: from run.json)."""
     params = {k: tuple(v) if isinstance(v, list) else v  # JSON made its tuples lists
-              for k, v in run.info["embedder"].items()}
+              for k, v in params.items()}
     return DinoSliceEmbedder(**{**params, "verbose": 0}).fit(paths)
 
 

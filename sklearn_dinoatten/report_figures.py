@@ -14,6 +14,7 @@ from threadpoolctl import threadpool_limits
 
 from .explain import DIRECTIONS
 from .metrics import bootstrap_resamples
+from .runs import slice_embedders
 from .slicing import AXIS_NAMES, axes_of
 
 RANDOM_STATE = 0
@@ -50,20 +51,28 @@ def roc_figure(run, legends):
     for i, (ax, (key, name)) in enumerate(zip(axes, run.names.items(), strict=True)):
         if key != reference:
             ax.plot(*roc_curve(y, scores[reference])[:2], color=REFERENCE_COLOR, lw=1.2,
-                    label=f"{run.names[reference]} (reference): {legends[reference]}")
+                    label=f"{panel_title(run.names[reference])} (reference): "
+                          f"{legends[reference]}")
         color = f"C{i % 10}"
         ax.plot(*roc_curve(y, scores[key])[:2], color=color, lw=2, label=legends[key])
         band = [np.interp(FPR_GRID, *roc_curve(y[r], scores[key][r])[:2]) for r in resamples]
         ax.fill_between(FPR_GRID, *np.percentile(band, [2.5, 97.5], axis=0), color=color,
                         alpha=BAND_ALPHA, lw=0, label="95 % bootstrap band")
         ax.plot([0, 1], [0, 1], ":", color="black", lw=0.8, label="chance")
-        ax.set(title=name + (" (reference)" if key == reference else ""), aspect="equal",
+        ax.set(title=panel_title(name + (" (reference)" if key == reference else "")),
+               aspect="equal",
                xlim=(-0.02, 1.02), ylim=(-0.02, 1.02),  # curves on the edges stay visible
                xlabel="False-positive rate (1 - specificity)",
                ylabel="True-positive rate (sensitivity)")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small")
     fig.suptitle(f"Positive class: {run.positive}")
     return fig
+
+
+def panel_title(name):
+    """A method's name as a panel's title: the encoder of a study of several on a line
+    of its own."""
+    return name.replace(" [", "\n[", 1)
 
 
 def confusion_figure(run):
@@ -81,7 +90,7 @@ def confusion_figure(run):
             text = f"{count}\n({100 * share[t, p]:.0f} %)" if totals[t, 0] else "0"
             ax.text(p, t, text, ha="center", va="center",
                     color="white" if share[t, p] > 0.6 else "black")
-        ax.set(title=name, xticks=range(n), yticks=range(n), xticklabels=run.classes,
+        ax.set(title=panel_title(name), xticks=range(n), yticks=range(n), xticklabels=run.classes,
                yticklabels=run.classes, xlabel="Predicted class", ylabel="True class")
     return fig
 
@@ -144,7 +153,8 @@ def profile_figure(run, keys):
             ax.fill_between(POSITION_GRID, np.maximum(mean - sd, 0), mean + sd,
                             color=line.get_color(), alpha=0.2, lw=0)
         ax.axhline(1, ls=":", color="gray")
-        ax.set(title=run.names[key] + (f", {AXIS_NAMES[plane]}" if len(planes) > 1 else ""),
+        ax.set(title=panel_title(run.names[key]
+                                 + (f", {AXIS_NAMES[plane]}" if len(planes) > 1 else "")),
                xlabel=position_label(plane), ylabel="relative attention", xlim=(0, 1),
                ylim=(0, None))
     axes[0].legend(title="true class", fontsize="small")
@@ -164,7 +174,7 @@ def slice_orientations(run):
 
 def single_axis(run):
     """The embedder's slicing axis (0, 1 or 2); None when run.json names none or several."""
-    axis = (run.info.get("embedder") or {}).get("axis")
+    axis = next(iter(slice_embedders(run.info).values()), {}).get("axis")  # one for all
     if axis is None:
         return None
     axes = axes_of(tuple(axis) if isinstance(axis, list) else axis)  # JSON: a tuple is a list

@@ -3,10 +3,11 @@
 A run directory holds::
 
     run.json         the study: classes, positive class, protocol, grouping, reference
-                     method, the methods' and the embedder's parameters, versions
+                     method, the methods' and the embedder's parameters (of each
+                     encoder, "embedders", in a study of several), versions
     predictions.csv  one row per scored scan: path (absolute), label, subject (grouped
                      runs), fold (cross-validation), backbone_weights (runs with slice
-                     embeddings: random, the checkpoint file, or timm's download), then
+                     embeddings: random, the checkpoint file, or the download), then
                      per method {key}_pred and {key}_p_{class}, probabilities at full
                      precision
     metrics.csv      one row per method (columns METRIC_COLUMNS)
@@ -137,13 +138,30 @@ def write_run(folder, run):
     atomic_write(os.path.join(folder, "run.json"), lambda f: f.write(info.encode()))
 
 
+def slice_embedders(info):
+    """Encoder name -> the slice embedder's parameters as run.json records them: the one
+    embedder, or each of a study of several encoders; empty for a run without."""
+    if info.get("embedders"):
+        return info["embedders"]
+    return {"embedder": info["embedder"]} if info.get("embedder") else {}
+
+
+def embedder_of(info, key):
+    """The parameters of the slice embedder method ``key`` was evaluated on, or None."""
+    embedders = slice_embedders(info)
+    encoder = info["methods"].get(key, {}).get("encoder")
+    return embedders.get(encoder) if encoder else next(iter(embedders.values()), None)
+
+
 def backbone_weights(info):
-    """The slice embedder's weights as run.json records them: ``"random"``, the checkpoint
-    file, or ``"pretrained (timm download)"``; None for a run without slice embeddings."""
-    if not info.get("embedder"):
-        return None
-    weights = info["embedder"].get("weights")
-    return "pretrained (timm download)" if weights is None else str(weights)
+    """The slice embedders' weights as run.json records them: ``"random"``, the
+    checkpoint file, or ``"pretrained (downloaded)"``, each encoder's where they differ;
+    None for a run without slice embeddings."""
+    weights = {name: "pretrained (downloaded)" if params.get("weights") is None
+               else str(params["weights"]) for name, params in slice_embedders(info).items()}
+    if len(set(weights.values())) > 1:
+        return "; ".join(f"{name}: {w}" for name, w in weights.items())
+    return next(iter(weights.values()), None)
 
 
 def to_markdown(rows, reference_name):

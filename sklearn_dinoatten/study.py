@@ -21,8 +21,9 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from .datasets import SPLITS
-from .methods import METHODS, REFERENCE, method_name
+from .methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
 from .metrics import (
+    binary_auc,
     bootstrap_ci,
     delong_test,
     false_negative_rate,
@@ -33,6 +34,9 @@ from .runs import METRIC_COLUMNS, Run, jsonable, versions
 from .slicing import axes_of
 
 N_RESAMPLES = 1000
+# The embedder's settings that choose the slices: those of the encoders a study compares
+SLICING = ("axis", "n_slices", "slice_selection", "spacing", "slice_spacing", "crop",
+           "min_foreground")
 
 
 def positive_class(y, pos_label=None):
@@ -265,7 +269,7 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
         if positive is not None:
             column = list(classes).index(positive)
             truth, score = (y == positive).astype(int), proba[:, column]
-            auc = bootstrap_ci(roc_auc_score, truth, score, n_resamples=n_resamples,
+            auc = bootstrap_ci(binary_auc, truth, score, n_resamples=n_resamples,
                                groups=groups, random_state=random_state)
             sensitivity = sensitivity_score(y, predicted, pos_label=positive)
             specificity = specificity_score(y, predicted, pos_label=positive)
@@ -291,8 +295,9 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
 
 
 def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
-            random_weights=False):
-    """What the metrics table shows and how it was computed, in a few sentences."""
+            random_weights=False, encoders=()):
+    """What the metrics table shows and how it was computed, in a few sentences;
+    ``encoders``: the slice encoders a study of several compares."""
     grouped = protocol.groups is not None
     unit = "subjects (a cluster bootstrap)" if grouped else "scans"
     sentences = [
@@ -301,6 +306,10 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
          "More than two classes: macro one-vs-rest AUC and macro F1."),
         f"AUC: 95 % CI of {n_resamples} bootstrap resamples of {unit}, stratified by class.",
     ]
+    if len(encoders) > 1:
+        sentences.append(f"Slice encoders compared: {', '.join(encoders)}; the encoder of "
+                         "each method on slice embeddings is named in brackets, and all were "
+                         "evaluated on the same splits.")
     if positive is not None:
         sentences.append(
             f"DeLong p: two-sided test of each AUC against {method_name(reference)}'s "
@@ -326,10 +335,10 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     """Evaluate classifiers on the same splits of the same scans: the loop behind
     ``dinoatten cv``.
 
-    The scans are embedded once (for the methods on slice embeddings) and resampled
-    once (for those on volumes); each method is fitted on every split's training scans
-    and predicts its test scans; the metrics table compares them on the scans they all
-    scored.
+    The scans are embedded once per slice encoder (for the methods on slice embeddings)
+    and resampled once (for those on volumes); each method is fitted on every split's
+    training scans and predicts its test scans; the metrics table compares them on the
+    scans they all scored.
 
     Parameters
     ----------
@@ -342,9 +351,11 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     protocol : Protocol
         From :func:`cross_validation`, :func:`held_out` or :func:`external_test` on the
         same ``y``.
-    embedder : DinoSliceEmbedder, default=None
+    embedder : DinoSliceEmbedder or dict of str -> DinoSliceEmbedder, default=None
         Embeds the scans for the methods on slice embeddings (needed if there are any);
-        used as fitted if it is.
+        used as fitted if it is. A dict of several compares slice encoders: every method
+        on slice embeddings is evaluated on each, as ``"<key>@<encoder name>"``, on the
+        same splits (their slices must be the same: the same slicing settings).
     volume_shape : tuple of 3 ints, default=(64, 64, 64)
         The shape the volumes are resampled to for the methods on volumes.
     pos_label : label, default=None
@@ -364,52 +375,62 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     y = np.asarray(y)
     positive = positive_class(y, pos_label)  # before any work
     on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
-    if embedder is None and not all(on_volumes.values()):
+    embedders = _named_embedders(embedder)
+    if not embedders and not all(on_volumes.values()):
         raise ValueError("run_study needs an embedder for the methods on slice embeddings.")
+    several = len(embedders) > 1
+    evaluated = {}  # key -> (estimator, its input: an encoder's name, or None for volumes)
+    for key, estimator in methods.items():
+        for encoder in [None] if on_volumes[key] else embedders:
+            evaluated[encoder_key(key, encoder) if encoder and several else key] = (
+                estimator, encoder)
     classes, counts = np.unique(y, return_counts=True)
     if verbose:
         counts = ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True))
         print(f"{len(y)} scans ({counts}); {protocol.description}; "
               + (f"positive class: {positive!r}; " if positive is not None else "")
-              + f"methods: {', '.join(map(method_name, methods))}")
+              + f"methods: {', '.join(map(method_name, evaluated))}")
     inputs = {}
     if not all(on_volumes.values()):
-        if verbose:
-            print(f"Embedding {len(scans)} scans:", flush=True)
-        inputs[False] = (embedder.fit_transform(scans) if not _is_fitted(embedder)
-                         else embedder.transform(scans))
+        for slice_embedder in embedders.values():  # every backbone built (and checked) first
+            if not _is_fitted(slice_embedder):
+                slice_embedder.fit(scans)
+        for name, slice_embedder in embedders.items():
+            if verbose:
+                print(f"Embedding {len(scans)} scans" + (f" with {name}" if several else "")
+                      + ":", flush=True)
+            inputs[name] = slice_embedder.transform(scans)
     if any(on_volumes.values()):
         from .resampling import VolumeResampler
 
         if verbose:
             print(f"Resampling {len(scans)} scans to {volume_shape} voxels", flush=True)
-        inputs[True] = VolumeResampler(shape=volume_shape).fit_transform(scans)
+        inputs[None] = VolumeResampler(shape=volume_shape).fit_transform(scans)
     results = {}
-    for n, (key, estimator) in enumerate(methods.items(), 1):
+    for n, (key, (estimator, source)) in enumerate(evaluated.items(), 1):
         if verbose:
-            print(f"  {method_name(key)} ({n}/{len(methods)}):", flush=True)
-        results[key] = cross_validate_method(estimator, inputs[on_volumes[key]], y,
-                                             protocol.splits, verbose=verbose)
+            print(f"  {method_name(key)} ({n}/{len(evaluated)}):", flush=True)
+        results[key] = cross_validate_method(estimator, inputs[source], y, protocol.splits,
+                                             verbose=verbose)
 
-    reference = REFERENCE if REFERENCE in results else next(iter(results))
+    reference = next((k for k in results if k.partition(ENCODER_SEPARATOR)[0] == REFERENCE),
+                     next(iter(results)))
     groups = protocol.groups
     scored = scored_samples(results)
-    random_weights = embedder is not None and embedder.weights == "random"
+    slice_inputs = [inputs[name] for name in embedders if name in inputs]
+    random_weights = any(e.weights == "random" for e in embedders.values())
     outputs = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
     outputs.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
                     if r.attention is not None})
-    if False in inputs:
-        rows = ~np.isnan(inputs[False]).all(axis=2)
-        outputs["n_slices"] = rows.sum(axis=1)[scored]
-        if len(axes_of(embedder.axis)) > 1:  # each row's orientation, from its tag
-            tags = np.nan_to_num(inputs[False][..., -3:]).argmax(axis=2)
-            outputs["slice_axis"] = np.where(rows, tags, -1)[scored]
+    if slice_inputs:
+        outputs.update(_slice_outputs(slice_inputs[0], next(iter(embedders.values())), scored))
     folds = None
     if not protocol.held_out:
         folds = np.full(len(y), -1)
         for i, split in enumerate(protocol.splits):
             folds[split.test] = i
         folds = folds[scored]
+    params = {name: jsonable(e.get_params()) for name, e in embedders.items()}
     info = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "classes": classes.tolist(),
@@ -420,16 +441,20 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
         "grouped": groups is not None,
         "n_subjects": None if groups is None else len(np.unique(groups[scored])),
         "n_scored": int(scored.sum()),
-        "caption": caption(protocol, positive, reference, random_weights=random_weights),
+        "caption": caption(protocol, positive, reference, random_weights=random_weights,
+                           encoders=list(embedders) if slice_inputs else ()),
         "random_weights": random_weights,
         "seed": random_state,
         "reference": reference,
-        "embedder": jsonable(embedder.get_params()) if False in inputs else None,
-        "volume_shape": list(volume_shape) if True in inputs else None,
-        "methods": {k: {"name": method_name(k), "params": jsonable(m.get_params())}
-                    for k, m in methods.items()},
+        "embedder": (next(iter(params.values())) if slice_inputs and not several else None),
+        "volume_shape": list(volume_shape) if None in inputs else None,
+        "methods": {k: {"name": method_name(k), "params": jsonable(m.get_params()),
+                        **({"encoder": source} if several and source else {})}
+                    for k, (m, source) in evaluated.items()},
         "versions": versions(),
     }
+    if several and slice_inputs:
+        info["embedders"] = params
     names = np.array([  # files by absolute path, arrays by their place in scans
         os.path.abspath(scan) if isinstance(scan, (str, os.PathLike)) else f"#{i}"
         for i, scan in enumerate(scans)])
@@ -439,3 +464,39 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
                outputs=outputs,
                metrics=metrics_table(y, results, reference=reference, pos_label=positive,
                                      groups=groups, random_state=random_state))
+
+
+def _named_embedders(embedder):
+    """``embedder`` as a dict of encoder name -> embedder (empty for None); several must
+    keep the same slices, so that the encoders are compared on the same input."""
+    if embedder is None:
+        return {}
+    if not isinstance(embedder, dict):
+        return {"embedder": embedder}
+    if not embedder:
+        raise ValueError("embedder is an empty dict: give one embedder or more.")
+    bad = [name for name in embedder if not isinstance(name, str) or not name
+           or ENCODER_SEPARATOR in name]
+    if bad:
+        raise ValueError(f"The embedders' names must be non-empty strings without "
+                         f"{ENCODER_SEPARATOR!r}; got {bad[0]!r}.")
+    slicing = {name: {p: e.get_params()[p] for p in SLICING} for name, e in embedder.items()}
+    first, *others = slicing
+    for name in others:
+        differ = [p for p in SLICING if slicing[name][p] != slicing[first][p]]
+        if differ:
+            raise ValueError(
+                f"Embedders {first!r} and {name!r} keep different slices ({differ[0]}="
+                f"{slicing[first][differ[0]]!r} and {slicing[name][differ[0]]!r}): encoders "
+                "are compared on the same slices; give them the same slicing settings.")
+    return embedder
+
+
+def _slice_outputs(embeddings, embedder, scored):
+    """``n_slices`` and, for tri-planar bags, ``slice_axis`` of the scored scans."""
+    rows = ~np.isnan(embeddings).all(axis=2)
+    outputs = {"n_slices": rows.sum(axis=1)[scored]}
+    if len(axes_of(embedder.axis)) > 1:  # each row's orientation, from its tag
+        tags = np.nan_to_num(embeddings[..., -3:]).argmax(axis=2)
+        outputs["slice_axis"] = np.where(rows, tags, -1)[scored]
+    return outputs

@@ -3,6 +3,8 @@ with random weights: shapes, the normalisation from the model's own configuratio
 cache keys of their own."""
 
 import builtins
+import glob
+import json
 
 import numpy as np
 import pytest
@@ -10,7 +12,9 @@ import torch
 
 from sklearn_dinoatten import DinoSliceEmbedder
 from sklearn_dinoatten.backbones import build_backbone
+from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.persistence import load_model, save_model
+from sklearn_dinoatten.report import write_report
 
 transformers = pytest.importorskip("transformers")
 RAD_DINO_MEAN, RAD_DINO_STD = (0.5307,) * 3, (0.2583,) * 3
@@ -183,3 +187,42 @@ def test_a_timm_based_open_clip_tower_from_a_local_directory(tmp_path, volume, f
     embedder = DinoSliceEmbedder(backbone=f"open_clip:local-dir:{tmp_path}", image_size=32,
                                  verbose=0)
     assert embedder.fit_transform([volume]).shape == (1, volume.shape[2], 24)
+
+
+def test_cv_compares_encoders_on_the_same_folds(hf_dinov2, tmp_path):
+    """`dinoatten cv --backbone a,b,c`: each encoder embeds once into its own cache
+    entries, every (encoder, method) pair is scored on the same folds (the pair of a
+    one-encoder run gives the same probabilities), and the report compares them."""
+    from .test_cli import make_study, read_csv, run_cli
+
+    data = make_study(tmp_path / "data", n=12)
+    encoders = ["vit_small_patch14_dinov2", hf_dinov2, "torchvision:resnet18"]
+    common = ["--weights", "random", "--image-size", "224", "--n-slices", "2", "--epochs",
+              "3", "--folds", "2", "--cache-dir", str(tmp_path / "cache")]
+    out = tmp_path / "cv"
+    result = run_cli("cv", data, "--backbone", ",".join(encoders), "--method", "dinoatten3d,mean",
+                     "--out", str(out), *common)
+    assert result.returncode == 0, result.stderr
+    assert len(glob.glob(str(tmp_path / "cache" / "**" / "*.npz"), recursive=True)) == 3 * 12
+    metrics = read_csv(out / "metrics.csv")
+    names = [f"{method} [{encoder}]" for method in ("DinoAtten3D", "Mean pooling")
+             for encoder in encoders]
+    assert [row["method"] for row in metrics] == names
+    assert metrics[0]["delong_p"] == "nan" and all(0 <= float(r["delong_p"]) <= 1
+                                                   for r in metrics[1:])
+    run = json.loads((out / "run.json").read_text())
+    assert list(run["embedders"]) == encoders and run["embedder"] is None
+    assert run["reference"] == "dinoatten3d@vit_small_patch14_dinov2"
+    assert "Slice encoders compared: " + ", ".join(encoders) in run["caption"]
+
+    alone = tmp_path / "alone"  # in this process: the subprocess above was the CLI's test
+    assert main(["cv", data, "--backbone", hf_dinov2, "--out", str(alone), *common]) == 0
+    assert len(glob.glob(str(tmp_path / "cache" / "**" / "*.npz"), recursive=True)) == 3 * 12
+    together = {r["path"]: r for r in read_csv(out / "predictions.csv")}
+    for row in read_csv(alone / "predictions.csv"):
+        assert row["fold"] == together[row["path"]]["fold"]
+        assert float(row["dinoatten3d_p_1"]) == pytest.approx(
+            float(together[row["path"]][f"dinoatten3d@{hf_dinov2}_p_1"]), abs=1e-6)
+
+    report = open(write_report(out, overlays=0, verbose=0)).read()
+    assert all(f"<td>{name}</td>" in report for name in names)

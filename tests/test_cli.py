@@ -202,7 +202,7 @@ def test_grouped_cv_with_a_named_positive_class(tmp_path, capsys):
     truth = np.array([r["label"] == "abnormal" for r in predictions])
     score = np.array([float(r["dinoatten3d_p_abnormal"]) for r in predictions])
     metrics = read_csv(os.path.join(out, "metrics.csv"))
-    assert float(metrics[0]["auc"]) == roc_auc_score(truth, score)
+    assert float(metrics[0]["auc"]) == pytest.approx(roc_auc_score(truth, score), abs=1e-12)
     predicted = np.array([r["dinoatten3d_pred"] == "abnormal" for r in predictions])
     assert float(metrics[0]["fnr"]) == np.mean(~predicted[truth])
     assert max(len(r["dinoatten3d_p_normal"]) for r in predictions) > 10  # not rounded
@@ -320,6 +320,16 @@ def one_class(data):
     (["cv", "{data}", "--out", "{tmp}/o", "--method", "resnet3d", "--resnet-width", "0"], None,
      "ResNet3DClassifier: widen_factor must be a number >= 0.015625; got 0.0"),
     (["cv", "{data}", "--out", "{tmp}/o", "--image-size", "7"], None, "try 14"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "vit_small_patch14_dinov2,"], None,
+     "name each backbone once, separated by commas"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "a,b", "--weights", "{data}/s00.nii.gz"],
+     None, "is one checkpoint, for one backbone"),
+    (["fit", "{data}", "--out", "{tmp}/m.safetensors", "--backbone", "a,b"], None,
+     "one backbone here; several .* are for `dinoatten cv` and `dinoatten embed`"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "hf:{tmp}/nothing"], None,
+     "no transformers model there"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "torchvision:vit_x"], None,
+     "not a torchvision classification model"),
     (["cv", "{data}", "--out", "{tmp}/o", "--method", "resnet3d", "--volume-size", "16"],
      None, "--volume-size 16 is too small for the 3D ResNet, which needs 17 voxels"),
 ])

@@ -3,7 +3,7 @@ import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
 from sklearn_dinoatten import AttentionPoolClassifier
-from sklearn_dinoatten.metrics import bootstrap_ci, delong_test, false_negative_rate
+from sklearn_dinoatten.metrics import binary_auc, bootstrap_ci, delong_test, false_negative_rate
 from sklearn_dinoatten.study import (
     OutOfFold,
     caption,
@@ -12,6 +12,7 @@ from sklearn_dinoatten.study import (
     held_out,
     metrics_table,
     positive_class,
+    run_study,
 )
 
 
@@ -58,7 +59,7 @@ def test_metrics_describe_the_named_positive_class():
     assert row["sensitivity"] == np.mean(predicted[positive] == "abnormal")
     assert row["specificity"] == np.mean(predicted[~positive] == "normal")
     assert row["f1"] == f1_score(y, predicted, pos_label="abnormal")
-    assert row["auc"] == roc_auc_score(y == "abnormal", proba[:, 0])
+    assert row["auc"] == pytest.approx(roc_auc_score(y == "abnormal", proba[:, 0]), abs=1e-12)
     with pytest.raises(ValueError, match="say which is the positive class"):
         metrics_table(y, results, n_resamples=10)
 
@@ -70,7 +71,7 @@ def test_grouped_metrics_resample_subjects_and_cluster_delong():
     row = metrics_table(y, results, groups=groups, n_resamples=100, random_state=3)[1]
     score, reference = results["mean"].proba[:, 1], results["dinoatten3d"].proba[:, 1]
     assert (row["auc"], row["auc_ci_low"], row["auc_ci_high"]) == bootstrap_ci(
-        roc_auc_score, y, score, n_resamples=100, groups=groups, random_state=3)
+        binary_auc, y, score, n_resamples=100, groups=groups, random_state=3)
     assert row["delong_p"] == delong_test(y, score, reference, groups=groups)[3]
     assert row["delong_p"] != delong_test(y, score, reference)[3]
 
@@ -139,3 +140,37 @@ def test_grouped_folds_need_subjects_of_each_class():
         cross_validation(y, 3, groups)
     groups[-2:] = ["r", "s"]
     assert len(cross_validation(y, 3, groups).splits) == 3
+
+
+def test_a_study_of_several_encoders_runs_each_method_on_each():
+    """run_study with a dict of embedders: a row per (method, encoder), on the same
+    folds as a study of that encoder alone; encoders must keep the same slices."""
+    from sklearn_dinoatten import DinoSliceEmbedder
+    from sklearn_dinoatten.datasets import make_volumes
+    from sklearn_dinoatten.methods import make_method
+
+    X, y = make_volumes(n_samples=12, shape=(28, 28, 4), random_state=0)
+    methods = {key: make_method(key, max_epochs=2) for key in ("dinoatten3d", "mean")}
+    protocol = cross_validation(y, n_folds=2)
+
+    def embedder(**params):
+        return DinoSliceEmbedder(weights="random", image_size=28, verbose=0, **params)
+
+    run = run_study(X, y, methods, protocol, verbose=0,
+                    embedder={"cls": embedder(), "patch mean": embedder(feature="mean")})
+    assert list(run.proba) == ["dinoatten3d@cls", "dinoatten3d@patch mean", "mean@cls",
+                               "mean@patch mean"]
+    assert [row["method"] for row in run.metrics] == [
+        "DinoAtten3D [cls]", "DinoAtten3D [patch mean]", "Mean pooling [cls]",
+        "Mean pooling [patch mean]"]
+    assert run.reference == "dinoatten3d@cls" and np.isnan(run.metrics[0]["delong_p"])
+    assert list(run.info["embedders"]) == ["cls", "patch mean"] and run.info["embedder"] is None
+    assert run.info["methods"]["mean@patch mean"]["encoder"] == "patch mean"
+    assert "Slice encoders compared: cls, patch mean" in run.info["caption"]
+    alone = run_study(X, y, methods, protocol, embedder=embedder(feature="mean"), verbose=0)
+    np.testing.assert_array_equal(alone.proba["dinoatten3d"],
+                                  run.proba["dinoatten3d@patch mean"])
+    with pytest.raises(ValueError, match="keep different slices .n_slices=None and 2"):
+        run_study(X, y, methods, protocol, embedder={"a": embedder(), "b": embedder(n_slices=2)})
+    with pytest.raises(ValueError, match="without '@'; got 'a@b'"):
+        run_study(X, y, methods, protocol, embedder={"a@b": embedder()})

@@ -12,6 +12,7 @@ their tokens are projected into the image-text space, so the CLS row is the CLIP
 embedding.
 """
 
+import os
 import warnings
 
 import torch
@@ -198,27 +199,75 @@ def open_clip_tower(spec, weights, image_size):
     tag>"`` (open_clip's built-in configurations), ``"hf-hub:<id>"`` or
     ``"local-dir:<directory>"`` (``open_clip_config.json`` and the weights, as the hub
     holds them). ``weights``: ``None`` for the tagged, hub or directory weights,
-    ``"random"``, or a checkpoint file."""
+    ``"random"``, or a checkpoint file. Only the image tower's weights are loaded: the
+    text tower is built as a small stand-in, so that one on a transformers model
+    (BiomedCLIP's PubMedBERT) needs neither its configuration nor a network."""
     open_clip = _open_clip()
     model_name, _, tag = spec.partition("@")
-    has_own = model_name.startswith(("hf-hub:", "local-dir:"))
-    if weights is None and not tag and not has_own:
+    if weights is None and not tag and not model_name.startswith(("hf-hub:", "local-dir:")):
         raise ValueError(
             f"backbone='{OPEN_CLIP_PREFIX}{spec}' names no weights: add a pretrained tag "
             f"('{OPEN_CLIP_PREFIX}{model_name}@<tag>', see open_clip.list_pretrained()), or "
             "pass weights=<checkpoint file> or 'random'.")
-    quiet = ("No pretrained weights loaded", "no CLIP weights found") if weights else ()
     try:
-        with root_messages_silenced(*quiet):
+        with root_messages_silenced(  # it loads no weights: they are loaded below
+                "No pretrained weights loaded", "no CLIP weights found", "initialized partially"):
             model = open_clip.create_model(  # on the default device: "meta" for a saved model
                 model_name, pretrained=(tag or None) if weights is None else None,
-                load_weights=weights is None, force_image_size=image_size,
+                load_weights=False, force_image_size=image_size, text_cfg=_STAND_IN_TEXT,
                 device=torch.get_default_device())
-        if weights is not None and weights != "random":
-            open_clip.load_checkpoint(model, weights)
-    except (RuntimeError, FileNotFoundError, ValueError) as exc:
+        if weights != "random":
+            checkpoint = weights or _open_clip_checkpoint(open_clip, model_name, tag)
+            _load_image_tower(open_clip, model, checkpoint)
+    except (RuntimeError, FileNotFoundError, ValueError, KeyError) as exc:
         raise ValueError(f"backbone='{OPEN_CLIP_PREFIX}{spec}': {exc}") from None
     return adapted(model)
+
+
+_STAND_IN_TEXT = {"context_length": 2, "vocab_size": 2, "width": 8, "heads": 1, "layers": 1}
+_OPEN_CLIP_CHECKPOINTS = ("open_clip_model.safetensors", "open_clip_pytorch_model.bin",
+                          "open_clip_pytorch_model.pth", "model.safetensors",
+                          "pytorch_model.bin")  # the names open_clip looks for, in order
+
+
+def _open_clip_checkpoint(open_clip, model_name, tag):
+    """The file of the weights ``model_name`` (and its tag) names, downloaded once."""
+    if model_name.startswith("local-dir:"):
+        folder = model_name.removeprefix("local-dir:")
+        found = [os.path.join(folder, name) for name in _OPEN_CLIP_CHECKPOINTS
+                 if os.path.isfile(os.path.join(folder, name))]
+        if not found:
+            raise FileNotFoundError(
+                f"{folder!r} holds none of {', '.join(_OPEN_CLIP_CHECKPOINTS)}.")
+        return found[0]
+    if model_name.startswith("hf-hub:"):
+        from open_clip.pretrained import download_pretrained_from_hf
+
+        return download_pretrained_from_hf(model_name.removeprefix("hf-hub:"))
+    return open_clip.download_pretrained(open_clip.get_pretrained_cfg(model_name, tag))
+
+
+def _load_image_tower(open_clip, model, checkpoint):
+    """Load the ``visual.`` weights of an open_clip checkpoint into ``model``'s image tower,
+    the position embedding resampled to its input size."""
+    from open_clip.factory import load_state_dict
+    from open_clip.model import resize_pos_embed
+
+    state = load_state_dict(checkpoint)
+    resize_pos_embed(state, model)  # a native ViT's
+    trunk = getattr(model.visual, "trunk", None)
+    if trunk is not None and "visual.trunk.pos_embed" in state:  # a timm tower's
+        from timm.layers import resample_abs_pos_embed
+
+        state["visual.trunk.pos_embed"] = resample_abs_pos_embed(
+            state["visual.trunk.pos_embed"], list(trunk.patch_embed.grid_size),
+            num_prefix_tokens=trunk.num_prefix_tokens)
+    visual = {k.removeprefix("visual."): v for k, v in state.items() if k.startswith("visual.")}
+    try:
+        model.visual.load_state_dict(visual)
+    except RuntimeError as exc:
+        raise ValueError(f"the image tower of checkpoint {checkpoint!r} does not fit: "
+                         f"{str(exc)[:1000]}") from None
 
 
 def adapted(module):

@@ -95,7 +95,7 @@ def test_a_torchvision_cnn_embeds_slices(volume, tmp_path, fresh_cache):
         build_backbone("torchvision:resnet18", weights="random", image_size=56)
 
 
-def test_an_open_clip_tower_embeds_slices(volume, fresh_cache):
+def test_an_open_clip_tower_embeds_slices(volume, tmp_path, fresh_cache):
     """The CLS row is the CLIP image embedding; the patches share its space."""
     open_clip = pytest.importorskip("open_clip")
     built = build_backbone("open_clip:ViT-B-16", weights="random", image_size=32)
@@ -112,6 +112,12 @@ def test_an_open_clip_tower_embeds_slices(volume, fresh_cache):
     assert embedder.fit_transform([volume]).shape == (1, volume.shape[2], 512)
     with pytest.raises(ValueError, match="names no weights: add a pretrained tag"):
         build_backbone("open_clip:ViT-B-16")
+    native = build_backbone("open_clip:ViT-B-16", weights="random").module.visual  # 224 px
+    torch.save({f"visual.{k}": v for k, v in native.state_dict().items()},
+               tmp_path / "clip.pt")
+    loaded = build_backbone("open_clip:ViT-B-16", str(tmp_path / "clip.pt"), 32).module.visual
+    torch.testing.assert_close(loaded.proj, native.proj, atol=0, rtol=0)
+    assert loaded.positional_embedding.shape == (1 + 4, 768)  # resampled to 2 x 2 patches
 
 
 @pytest.mark.parametrize("backbone, image_size", [("torchvision:resnet18", 64),
@@ -154,38 +160,41 @@ def test_model_instances_are_adapted(hf_dinov2, volume, fresh_cache):
 
 def test_a_timm_based_open_clip_tower_from_a_local_directory(tmp_path, volume, fresh_cache,
                                                              caplog):
-    """BiomedCLIP's layout (a timm ViT trunk, a linear projection head), read from a local
-    directory as the hub holds it: config, normalisation and weights."""
-    import json
-
-    open_clip = pytest.importorskip("open_clip")
+    """BiomedCLIP's layout (a timm ViT trunk, a linear projection head, a text tower on a
+    transformers model), read offline from a local directory as the hub holds it: the
+    config, the normalisation and the image tower's weights, resampled to the input size."""
+    pytest.importorskip("open_clip")
     mean, std = (0.4, 0.4, 0.4), (0.3, 0.3, 0.3)
+    text = "microsoft/BiomedNLP-BiomedBERT-base-uncased-abstract"  # not reachable here
     config = {"model_cfg": {
         "embed_dim": 24,
         "vision_cfg": {"timm_model_name": "vit_tiny_patch16_224", "timm_pool": "",
                        "timm_proj": "linear", "image_size": 224},
-        "text_cfg": {"context_length": 8, "vocab_size": 64, "width": 16, "heads": 2,
-                     "layers": 1}},
+        "text_cfg": {"hf_model_name": text, "hf_tokenizer_name": text, "hf_proj_type": "mlp",
+                     "hf_pooler_type": "cls_last_hidden_state_pooler", "context_length": 256}},
         "preprocess_cfg": {"mean": mean, "std": std}}
     (tmp_path / "open_clip_config.json").write_text(json.dumps(config))
+    spec = f"open_clip:local-dir:{tmp_path}"
     with caplog.at_level("WARNING"):
-        built = build_backbone(f"open_clip:local-dir:{tmp_path}", weights="random",
-                               image_size=32)
-    assert not [r for r in caplog.records if "pretrained weights" in r.getMessage()]
+        native = build_backbone(spec, weights="random", image_size=224).module
+    assert not caplog.records  # open_clip's notices of random weights
+    with pytest.raises(ValueError, match="holds none of open_clip_model.safetensors"):
+        build_backbone(spec, image_size=32)
+    checkpoint = {f"visual.{k}": v for k, v in native.visual.state_dict().items()}
+    checkpoint["text.transformer.embeddings.word_embeddings.weight"] = torch.zeros(4, 2)
+    torch.save(checkpoint, tmp_path / "open_clip_pytorch_model.bin")  # a 224-px checkpoint
+
+    built = build_backbone(spec, image_size=32)
     assert (built.embed_dim, built.patch_size, built.num_prefix_tokens) == (24, 16, 1)
     assert (built.mean, built.std) == (mean, std)
+    torch.testing.assert_close(built.module.visual.head.proj.weight,
+                               native.visual.head.proj.weight, atol=0, rtol=0)
     images = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         tokens = built.module.forward_features(images)
         torch.testing.assert_close(tokens[:, 0], built.module.visual(images), atol=1e-5,
                                    rtol=0)
-    clip = open_clip.create_model(f"local-dir:{tmp_path}", load_weights=False)  # 224 px
-    torch.save(clip.state_dict(), tmp_path / "open_clip_pytorch_model.bin")  # as the hub
-    from_folder = build_backbone(f"open_clip:local-dir:{tmp_path}", image_size=32)
-    torch.testing.assert_close(from_folder.module.visual.head.proj.weight,
-                               clip.visual.head.proj.weight, atol=0, rtol=0)
-    embedder = DinoSliceEmbedder(backbone=f"open_clip:local-dir:{tmp_path}", image_size=32,
-                                 verbose=0)
+    embedder = DinoSliceEmbedder(backbone=spec, image_size=32, verbose=0)
     assert embedder.fit_transform([volume]).shape == (1, volume.shape[2], 24)
 
 

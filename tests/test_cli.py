@@ -75,6 +75,13 @@ def test_embed_is_resumable(tmp_path, capsys):
     os.remove(os.path.join(data, "labels.csv"))  # without labels: every NIfTI file
     assert main(["embed", data, "--cache-dir", cache, *EMBED_FAST]) == 0
     assert "6 scans, 36 slices of 384 features: 0 scans embedded now" in capsys.readouterr().out
+    assert main(["embed", data, "--cache-dir", cache, *EMBED_FAST, "--backbone",
+                 "vit_small_patch14_dinov2,vit_small_patch14_reg4_dinov2"]) == 0
+    lines = capsys.readouterr().out.splitlines()  # a line per backbone, each its own entries
+    assert lines[0].startswith("vit_small_patch14_dinov2: 6 scans, 36 slices of 384 features: "
+                               "0 scans embedded now, 6 found in the cache")
+    assert lines[1].startswith("vit_small_patch14_reg4_dinov2: 6 scans, 36 slices of 384 "
+                               "features: 6 scans embedded now, 0 found in the cache")
 
 
 def test_embed_in_parallel_and_in_int8_on_onnxruntime(tmp_path, capsys):

@@ -5,11 +5,12 @@ then the patches in raster order), with ``num_prefix_tokens``, ``num_features``,
 
 Hugging Face transformers models are named ``"hf:<hub id or local directory>"``; their
 input normalisation comes from the image processor saved beside the model. torchvision
-classification CNNs are named ``"torchvision:<model name>"``: the pooled feature vector
-is their one prefix token, the cells of the last feature map their patches. open_clip
-image towers are named ``"open_clip:<model>"`` or ``"open_clip:<model>@<pretrained tag>"``:
-their tokens are projected into the image-text space, so the CLS row is the CLIP image
-embedding.
+classification CNNs are named ``"torchvision:<model name>"``: the pooled feature map is
+their one prefix token, its cells their patches. open_clip image towers are named
+``"open_clip:<model>[@<pretrained tag>]"``, ``"open_clip:hf-hub:<id>"`` or
+``"open_clip:local-dir:<directory>"``: their tokens are projected into the image-text
+space, so the CLS row is the CLIP image embedding. :func:`adapted` wraps a module of any
+of these libraries.
 """
 
 import os
@@ -72,10 +73,10 @@ def transformers_vit(source, random_init=False):
 
 
 class TorchvisionCNN(torch.nn.Module):
-    """A torchvision classification CNN (ResNet, EfficientNet, ConvNeXt, RegNet,
-    MobileNet...) as a timm vision transformer: the pooled features are the one prefix
-    token, the cells of the feature map the pooling takes are the patches (in raster
-    order), and the network's total stride is the patch size.
+    """A torchvision classifier with an ``avgpool`` module (ResNet, EfficientNet, ConvNeXt,
+    RegNet, MobileNetV3, Swin, VGG...) as a timm vision transformer: the mean of the
+    feature map that module pools is the one prefix token, its cells are the patches (in
+    raster order), and the network's total stride is the patch size.
 
     Parameters
     ----------
@@ -89,8 +90,8 @@ class TorchvisionCNN(torch.nn.Module):
         super().__init__()
         if not isinstance(getattr(model, "avgpool", None), torch.nn.Module):
             raise ValueError(f"{type(model).__name__} has no 'avgpool' module to take its "
-                             "feature map from: use a ResNet, EfficientNet, ConvNeXt, RegNet "
-                             "or MobileNet.")
+                             "feature map from: use a ResNet (ResNeXt, Wide ResNet), "
+                             "EfficientNet, ConvNeXt, RegNet, MobileNetV3, Swin or VGG.")
         self.model = model.eval()  # the forward below must not move BatchNorm statistics
         self.num_prefix_tokens = 1
         with torch.no_grad():  # the channels and the stride, from one small forward

@@ -1,5 +1,7 @@
-"""Build a frozen 2D backbone: a timm model name or a module, with weights from a local
-file, timm's pretrained download, or a seeded random initialisation.
+"""Build a frozen 2D backbone: a timm model name, another library's model by prefix
+(``hf:``, ``open_clip:``, ``torchvision:``; see :mod:`sklearn_dinoatten.adapters`) or a
+module, with weights from a local file, the pretrained download, or a seeded random
+initialisation.
 
 Local checkpoints go through timm's own loader and checkpoint filter, so both the
 official DINOv2 files (``dinov2_vits14_pretrain.pth``, as published with the paper) and
@@ -103,7 +105,7 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         module = _create_timm_model(backbone, weights, image_size, in_chans)
     else:
         raise ValueError(
-            f"backbone must be a timm model name or a torch.nn.Module; got {backbone!r}."
+            f"backbone must be a model name or a torch.nn.Module; got {backbone!r}."
         )
     return frozen_backbone(module, image_size, backbone)
 

@@ -58,6 +58,8 @@ def transformers_vit(source, random_init=False):
     """A :class:`TransformersViT` from a hub id or a local directory; ``random_init``:
     the architecture from the configuration only, with seeded random weights."""
     transformers = _transformers()
+    bars = transformers.utils.logging.is_progress_bar_enabled()
+    transformers.utils.logging.disable_progress_bar()  # its "Loading weights" bar
     try:
         if random_init:
             model = transformers.AutoModel.from_config(
@@ -69,6 +71,9 @@ def transformers_vit(source, random_init=False):
             f"backbone='{HF_PREFIX}{source}': no transformers model there ({exc}). Give a "
             "local directory saved with save_pretrained (config.json and the weights), or "
             "a hub id the local cache or the network has.") from None
+    finally:
+        if bars:
+            transformers.utils.logging.enable_progress_bar()
     return TransformersViT(model, *_processor_normalization(source, local_files_only=False))
 
 

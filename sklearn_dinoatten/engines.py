@@ -133,11 +133,20 @@ def _export(backbone, dtype, image_size):
     module = _Tokens(copy.deepcopy(backbone).float().cpu()).eval()
     example = torch.zeros(2, 3, image_size, image_size)
     buffer = io.BytesIO()
-    with warnings.catch_warnings():  # the exporter's deprecation notices
-        warnings.simplefilter("ignore")
-        torch.onnx.export(module, (example,), buffer, input_names=["images"],
-                          output_names=["tokens"], opset_version=ONNX_OPSET, dynamo=False,
-                          dynamic_axes={"images": {0: "n"}, "tokens": {0: "n"}})
+    fastpath = torch.backends.mha.get_fastpath_enabled()
+    try:
+        # nn.MultiheadAttention's fused inference path (open_clip's ViTs) has no ONNX form
+        torch.backends.mha.set_fastpath_enabled(False)
+        with warnings.catch_warnings():  # the exporter's deprecation notices
+            warnings.simplefilter("ignore")
+            torch.onnx.export(module, (example,), buffer, input_names=["images"],
+                              output_names=["tokens"], opset_version=ONNX_OPSET, dynamo=False,
+                              dynamic_axes={"images": {0: "n"}, "tokens": {0: "n"}})
+    except torch.onnx.errors.OnnxExporterError as exc:
+        raise ValueError(f"engine='onnxruntime': this backbone cannot be exported to ONNX "
+                         f"({str(exc).splitlines()[0]}); use engine='torch'.") from None
+    finally:
+        torch.backends.mha.set_fastpath_enabled(fastpath)
     graph = buffer.getvalue()
     if dtype != "int8":
         return graph

@@ -235,3 +235,16 @@ def test_cv_compares_encoders_on_the_same_folds(hf_dinov2, tmp_path):
 
     report = open(write_report(out, overlays=0, verbose=0)).read()
     assert all(f"<td>{name}</td>" in report for name in names)
+
+
+def test_every_family_runs_on_onnxruntime(hf_dinov2, volume, fresh_cache):
+    """The adapters export to ONNX (open_clip's attention without its fused inference
+    path, which has no ONNX form) and give torch's embeddings."""
+    pytest.importorskip("onnxruntime")
+    for backbone, image_size in [(hf_dinov2, 28), ("torchvision:resnet18", 64),
+                                 ("open_clip:ViT-B-16", 32)]:
+        params = dict(backbone=backbone, weights="random", image_size=image_size, verbose=0)
+        reference = DinoSliceEmbedder(**params).fit_transform([volume])
+        exported = DinoSliceEmbedder(**params, engine="onnxruntime").fit_transform([volume])
+        np.testing.assert_allclose(exported, reference, atol=1e-4, err_msg=backbone)
+    assert torch.backends.mha.get_fastpath_enabled()  # restored after the export

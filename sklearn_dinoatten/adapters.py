@@ -43,6 +43,9 @@ class TransformersViT(torch.nn.Module):
         super().__init__()
         self.model = model
         config = model.config
+        if not hasattr(config, "patch_size") or not hasattr(config, "hidden_size"):
+            raise ValueError(f"{type(model).__name__} is not a vision transformer (its config "
+                             "has no patch_size or hidden_size).")
         self.num_features = int(config.hidden_size)
         self.num_prefix_tokens = 1 + int(getattr(config, "num_register_tokens", 0) or 0)
         patch_size = config.patch_size
@@ -224,7 +227,7 @@ def open_clip_tower(spec, weights, image_size):
                 device=torch.get_default_device())
         if weights != "random":
             checkpoint = weights or _open_clip_checkpoint(open_clip, model_name, tag)
-            _load_image_tower(open_clip, model, checkpoint)
+            _load_image_tower(model, checkpoint)
     except (RuntimeError, FileNotFoundError, ValueError, KeyError) as exc:
         raise ValueError(f"backbone='{OPEN_CLIP_PREFIX}{spec}': {exc}") from None
     return adapted(model)
@@ -253,7 +256,7 @@ def _open_clip_checkpoint(open_clip, model_name, tag):
     return open_clip.download_pretrained(open_clip.get_pretrained_cfg(model_name, tag))
 
 
-def _load_image_tower(open_clip, model, checkpoint):
+def _load_image_tower(model, checkpoint):
     """Load the ``visual.`` weights of an open_clip checkpoint into ``model``'s image tower,
     the position embedding resampled to its input size."""
     from open_clip.factory import load_state_dict
@@ -286,10 +289,10 @@ def adapted(module):
     if library == "transformers":
         return TransformersViT(module, *_processor_normalization(module.name_or_path))
     if library == "open_clip":
-        visual = getattr(module, "visual", module)
+        visual, open_clip = getattr(module, "visual", module), _open_clip()
         config = getattr(visual, "preprocess_cfg", {})
-        return OpenClipTower(visual, config.get("mean", _open_clip().OPENAI_DATASET_MEAN),
-                             config.get("std", _open_clip().OPENAI_DATASET_STD))
+        return OpenClipTower(visual, config.get("mean", open_clip.OPENAI_DATASET_MEAN),
+                             config.get("std", open_clip.OPENAI_DATASET_STD))
     if library == "torchvision":  # every torchvision classifier's weights use ImageNet's
         return TorchvisionCNN(module)
     return module

@@ -94,7 +94,13 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         # weights later cannot change a fitted embedder (or its cache keys).
         module = adapted(copy.deepcopy(backbone))
     elif isinstance(backbone, str) and backbone.startswith(HF_PREFIX):
-        module = _create_transformers_model(backbone.removeprefix(HF_PREFIX), weights)
+        source = backbone.removeprefix(HF_PREFIX)
+        if weights is not None and not (weights is SAVED_WEIGHTS or weights == "random"):
+            raise ValueError(
+                f"backbone={backbone!r} takes its weights from the model's directory or hub "
+                f"id; leave weights=None (or 'random' for a test); got weights={weights!r}.")
+        module = _adapted(lambda w: transformers_vit(source, random_init=w == "random"),
+                          weights)
     elif isinstance(backbone, str) and backbone.startswith(OPEN_CLIP_PREFIX):
         spec = backbone.removeprefix(OPEN_CLIP_PREFIX)
         module = _adapted(lambda w: open_clip_tower(spec, w, image_size), weights)
@@ -200,20 +206,6 @@ def timm_input_normalization(name):
     if config is None:
         return IMAGENET_MEAN, IMAGENET_STD
     return tuple(map(float, config.mean)), tuple(map(float, config.std))
-
-
-def _create_transformers_model(source, weights):
-    """A transformers model (hub id or directory) behind the timm interface; ``"random"``
-    and saved-model weights build its configuration with seeded random weights."""
-    if weights is not None and not (weights is SAVED_WEIGHTS or weights == "random"):
-        raise ValueError(
-            f"backbone='{HF_PREFIX}{source}' takes its weights from the model's directory or "
-            f"hub id; leave weights=None (or 'random' for a test); got weights={weights!r}.")
-    if weights is None:
-        return transformers_vit(source)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(RANDOM_WEIGHTS_SEED)
-        return transformers_vit(source, random_init=True)
 
 
 def _adapted(create, weights):

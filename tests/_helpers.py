@@ -1,5 +1,7 @@
 """Helpers shared by the tests."""
 
+import builtins
+
 import nibabel as nib
 import numpy as np
 import timm
@@ -75,3 +77,16 @@ class CountingViT(torch.nn.Module):
 def save_nifti(path, data, affine=None):
     nib.save(nib.Nifti1Image(np.asarray(data), np.eye(4) if affine is None else affine), path)
     return str(path)
+
+
+def hide_module(monkeypatch, module):
+    """Make ``import <module>`` fail, as it does where the extra that brings it is not
+    installed."""
+    real_import = builtins.__import__
+
+    def without(name, *args, **kwargs):
+        if name == module:
+            raise ImportError(f"No module named {module!r}")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without)

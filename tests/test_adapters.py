@@ -2,7 +2,6 @@
 with random weights: shapes, the normalisation from the model's own configuration, and
 cache keys of their own."""
 
-import builtins
 import glob
 import json
 
@@ -15,6 +14,8 @@ from sklearn_dinoatten.backbones import build_backbone
 from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.persistence import load_model, save_model
 from sklearn_dinoatten.report import write_report
+
+from ._helpers import hide_module
 
 transformers = pytest.importorskip("transformers")
 RAD_DINO_MEAN, RAD_DINO_STD = (0.5307,) * 3, (0.2583,) * 3
@@ -60,16 +61,12 @@ def test_bad_transformers_sources(hf_dinov2, tmp_path, monkeypatch):
         build_backbone(hf_dinov2, weights=str(tmp_path / "w.pth"))
     with pytest.raises(ValueError, match="no transformers model there"):
         build_backbone(f"hf:{tmp_path}")
-    real_import = builtins.__import__
-
-    def no_transformers(name, *args, **kwargs):
-        if name == "transformers":
-            raise ImportError("No module named 'transformers'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_transformers)
+    hide_module(monkeypatch, "transformers")
     with pytest.raises(ImportError, match=r"pip install 'sklearn-dinoatten\[hf\]'"):
         build_backbone(hf_dinov2)
+    hide_module(monkeypatch, "open_clip")
+    with pytest.raises(ImportError, match=r"pip install 'sklearn-dinoatten\[open_clip\]'"):
+        build_backbone("open_clip:ViT-B-16", weights="random")
 
 
 def test_a_torchvision_cnn_embeds_slices(volume, tmp_path, fresh_cache):

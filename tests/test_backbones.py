@@ -133,7 +133,7 @@ def test_module_backbone_rejects_weights_and_non_vits():
         build_backbone(CountingViT(), "random", 28)
     with pytest.raises(ValueError, match="not a timm-style vision transformer"):
         build_backbone(torch.nn.Linear(2, 2), None, 28)
-    with pytest.raises(ValueError, match="timm model name or a torch.nn.Module"):
+    with pytest.raises(ValueError, match="a model name or a torch.nn.Module"):
         build_backbone(42, None, 28)
 
 

@@ -1,7 +1,6 @@
 """The backbone's forward pass on ONNX Runtime and in int8: equal (float32) or close
 (int8) to plain torch, the exported graph kept, reused and rebuilt when damaged."""
 
-import builtins
 import os
 import pickle
 
@@ -19,6 +18,8 @@ from sklearn_dinoatten import (
 )
 from sklearn_dinoatten.backbones import build_backbone, weights_fingerprint
 from sklearn_dinoatten.datasets import make_volumes
+
+from ._helpers import hide_module
 
 pytest.importorskip("onnxruntime")
 SIZE = 56
@@ -129,14 +130,7 @@ def test_the_graph_is_kept_reused_and_rebuilt_when_damaged(backbone, images, tmp
 
 
 def test_without_the_extra_the_engine_names_it(backbone, monkeypatch):
-    real_import = builtins.__import__
-
-    def no_onnxruntime(name, *args, **kwargs):
-        if name == "onnxruntime":
-            raise ImportError("No module named 'onnxruntime'")
-        return real_import(name, *args, **kwargs)
-
-    monkeypatch.setattr(builtins, "__import__", no_onnxruntime)
+    hide_module(monkeypatch, "onnxruntime")
     with pytest.raises(ImportError, match=r"pip install 'sklearn-dinoatten\[onnx\]'"):
         engines.forward_features(backbone, "onnxruntime", image_size=SIZE)
     assert engines.forward_features(backbone, "torch", "int8", SIZE) is not None

@@ -7,6 +7,7 @@ from sklearn.model_selection import cross_validate
 
 from sklearn_dinoatten.metrics import (
     SCORERS,
+    binary_auc,
     bootstrap_ci,
     bootstrap_resamples,
     delong_test,
@@ -117,14 +118,6 @@ def test_bootstrap_ci_checks_confidence():
         bootstrap_ci(roc_auc_score, [0, 1], [0.1, 0.9], confidence=95)
 
 
-def _auc(y, score):
-    """AUC by ranks (Mann-Whitney): fast enough for thousands of resamples."""
-    ranks = stats.rankdata(score)
-    positive = np.asarray(y) == 1
-    m, n = positive.sum(), (~positive).sum()
-    return (ranks[positive].sum() - m * (m + 1) / 2) / (m * n)
-
-
 def clustered_scores(rng, n_subjects=40, scans=4, delta=1.0, subject_sd=1.0, scan_sd=0.3):
     """Subject-level labels, ``scans`` scans per subject; each method's score has its own
     subject effect, so that scans of one subject are strongly correlated."""
@@ -171,7 +164,7 @@ def test_cluster_bootstrap_covers_the_true_auc():
         y, subject, score = clustered_scores(rng)
         s = score()
         for name, groups in (("scans", None), ("subjects", subject)):
-            _, low, high = bootstrap_ci(_auc, y, s, n_resamples=150, groups=groups,
+            _, low, high = bootstrap_ci(binary_auc, y, s, n_resamples=150, groups=groups,
                                         random_state=seed)
             covered[name] += low <= true_auc <= high
     assert 0.86 <= covered["subjects"] / n_datasets <= 0.99

@@ -47,6 +47,22 @@ def test_a_transformers_model_embeds_slices(hf_dinov2, volume, fresh_cache):
     assert timm_keys._config_string() != embedder._config_string()
 
 
+def test_a_dinov3_with_register_tokens(tmp_path, volume, fresh_cache):
+    """DINOv3 (transformers): 16-px patches, CLS then 4 register tokens then the patches;
+    the registers are prefix tokens, not patches."""
+    config = transformers.DINOv3ViTConfig(hidden_size=32, num_hidden_layers=1,
+                                          num_attention_heads=2, intermediate_size=64,
+                                          num_register_tokens=4)
+    transformers.DINOv3ViTModel(config).save_pretrained(tmp_path)  # no image processor
+    with pytest.warns(UserWarning, match="No image processor found .* ImageNet's mean/std"):
+        built = build_backbone(f"hf:{tmp_path}", image_size=32)
+    assert (built.embed_dim, built.patch_size, built.num_prefix_tokens) == (32, 16, 5)
+    assert built.mean == (0.485, 0.456, 0.406)
+    embedder = DinoSliceEmbedder(backbone=f"hf:{tmp_path}", image_size=32, feature="patch",
+                                 verbose=0)
+    assert embedder.fit_transform([volume]).shape == (1, volume.shape[2] * 4, 32)
+
+
 def test_random_weights_and_saved_models(hf_dinov2, volume, tmp_path, fresh_cache):
     first = DinoSliceEmbedder(backbone=hf_dinov2, weights="random", image_size=28, verbose=0)
     second = DinoSliceEmbedder(backbone=hf_dinov2, weights="random", image_size=28, verbose=0)

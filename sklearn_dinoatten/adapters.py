@@ -71,7 +71,8 @@ def transformers_vit(source, random_init=False):
             model = transformers.AutoModel.from_pretrained(source)
     except (OSError, ValueError) as exc:
         raise ValueError(
-            f"backbone='{HF_PREFIX}{source}': no transformers model there ({exc}). Give a "
+            f"backbone='{HF_PREFIX}{source}': no transformers model there "
+            f"({str(exc).splitlines()[0]}). Give a "
             "local directory saved with save_pretrained (config.json and the weights), or "
             "a hub id the local cache or the network has.") from None
     finally:

@@ -99,6 +99,17 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
             raise ValueError(
                 f"backbone={backbone!r} takes its weights from the model's directory or hub "
                 f"id; leave weights=None (or 'random' for a test); got weights={weights!r}.")
+        if not os.path.isdir(source):  # a hub id
+            from huggingface_hub.utils import HFValidationError, validate_repo_id
+
+            try:
+                validate_repo_id(source)
+            except HFValidationError:
+                raise ValueError(f"backbone={backbone!r}: there is no folder {source!r}, "
+                                 "and it is not a hub id.") from None
+            _check_hub(source, ("config.json",), backbone,
+                       f"there is no folder {source!r} here either; download the model's "
+                       "folder once and give backbone='hf:<folder>'.")
         module = _adapted(lambda w: transformers_vit(source, random_init=w == "random"),
                           weights)
     elif isinstance(backbone, str) and backbone.startswith(OPEN_CLIP_PREFIX):
@@ -168,7 +179,12 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
         _unit_layer_scale(module)
         return module
     if weights is None:
-        _check_hub(name)
+        repo = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None)
+        if repo is not None:  # else timm's own download
+            _check_hub(repo, ("model.safetensors", "pytorch_model.bin"), name,
+                       "pass a checkpoint file, weights='dinov2_vits14_pretrain.pth' "
+                       "(--weights FILE on the command line; see the user guide's "
+                       "'Official weights'), or weights='random' for a test.")
         try:
             module = timm.create_model(name, pretrained=True, **kwargs)
         except Exception as exc:
@@ -220,17 +236,15 @@ def _adapted(create, weights):
         return create("random")
 
 
-def _check_hub(name):
-    """Fail at once, in one line, when the pretrained weights of timm model ``name`` are
-    neither in the local Hugging Face cache nor reachable, instead of after a minute of
-    download retries."""
-    import timm
+def _check_hub(repo, files, name, instead):
+    """Fail at once, in one line, when the hub repository ``repo`` that ``name`` loads
+    from has none of ``files`` in the local Hugging Face cache and the hub cannot be
+    reached, instead of after a minute of download retries; ``instead`` says what to
+    pass."""
     from huggingface_hub import constants, try_to_load_from_cache
 
-    repo = getattr(timm.models.get_pretrained_cfg(name), "hf_hub_id", None)
-    if repo is None or any(isinstance(try_to_load_from_cache(repo, file), str)
-                           for file in ("model.safetensors", "pytorch_model.bin")):
-        return  # not on the hub (timm's own download), or downloaded before
+    if any(isinstance(try_to_load_from_cache(repo, file), str) for file in files):
+        return  # downloaded before
     endpoint = urlparse(constants.ENDPOINT)
     try:
         if constants.HF_HUB_OFFLINE:
@@ -241,10 +255,7 @@ def _check_hub(name):
     except OSError as exc:
         raise RuntimeError(
             f"The pretrained weights of {name!r} are not in the local cache and "
-            f"{endpoint.hostname} cannot be reached ({exc}): pass a checkpoint file, "
-            "weights='dinov2_vits14_pretrain.pth' (--weights FILE on the command line; see "
-            "the user guide's 'Official weights'), or weights='random' for a test."
-        ) from None
+            f"{endpoint.hostname} cannot be reached ({exc}): {instead}") from None
 
 
 def _unit_layer_scale(module):

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_dinoatten import DinoSliceEmbedder
+from sklearn_dinoatten import DinoSliceEmbedder, backbones
 from sklearn_dinoatten.backbones import build_backbone
 from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.persistence import load_model, save_model
@@ -77,6 +77,20 @@ def test_bad_transformers_sources(hf_dinov2, tmp_path, monkeypatch):
         build_backbone(hf_dinov2, weights=str(tmp_path / "w.pth"))
     with pytest.raises(ValueError, match="no transformers model there"):
         build_backbone(f"hf:{tmp_path}")
+    with pytest.raises(ValueError, match="there is no folder .*missing', and it is not a hub"):
+        build_backbone(f"hf:{tmp_path}/missing")
+    from huggingface_hub import constants  # a hub id, with the hub unreachable: at once
+
+    def unreachable(address, timeout):
+        assert timeout == backbones.HUB_TIMEOUT
+        raise OSError(f"cannot reach {address[0]}")
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # nothing cached
+    monkeypatch.setattr(backbones.socket, "create_connection", unreachable)
+    with pytest.raises(RuntimeError, match=r"not in the local cache and .* cannot be reached "
+                                           r"\(cannot reach .*\): there is no folder 'org/vit' "
+                                           r"here either; download the model's folder once"):
+        build_backbone("hf:org/vit")
     hide_module(monkeypatch, "transformers")
     with pytest.raises(ImportError, match=r"pip install 'sklearn-dinoatten\[hf\]'"):
         build_backbone(hf_dinov2)

@@ -46,7 +46,7 @@ def test_offline_pretrained_download_fails_with_advice(monkeypatch):
     def offline(*args, **kwargs):
         raise ConnectionError("no network")
 
-    monkeypatch.setattr(backbones, "_check_hub", lambda name: None)  # the hub answers
+    monkeypatch.setattr(backbones, "_check_hub", lambda *args: None)  # the hub answers
     monkeypatch.setattr(timm, "create_model", offline)  # but the download fails
     with pytest.raises(RuntimeError, match="weights='random'"):
         build_backbone("vit_small_patch14_dinov2", None, 28)

@@ -334,7 +334,7 @@ def one_class(data):
     (["fit", "{data}", "--out", "{tmp}/m.safetensors", "--backbone", "a,b"], None,
      "one backbone here; several .* are for `dinoatten cv` and `dinoatten embed`"),
     (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "hf:{tmp}/nothing"], None,
-     "no transformers model there"),
+     "there is no folder '.*nothing', and it is not a hub id"),
     (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "torchvision:vit_x"], None,
      "not a torchvision classification model"),
     (["cv", "{data}", "--out", "{tmp}/o", "--method", "resnet3d", "--volume-size", "16"],

@@ -219,19 +219,38 @@ def open_clip_tower(spec, weights, image_size):
             f"backbone='{OPEN_CLIP_PREFIX}{spec}' names no weights: add a pretrained tag "
             f"('{OPEN_CLIP_PREFIX}{model_name}@<tag>', see open_clip.list_pretrained()), or "
             "pass weights=<checkpoint file> or 'random'.")
+    tagged = (open_clip.get_pretrained_cfg(model_name, tag) or {}) if tag else {}
+    if tag and not tagged:
+        raise ValueError(f"backbone='{OPEN_CLIP_PREFIX}{spec}': open_clip has no weights "
+                         f"tagged {tag!r} for {model_name!r}; see open_clip.list_pretrained().")
     try:
         with root_messages_silenced(  # it loads no weights: they are loaded below
                 "No pretrained weights loaded", "no CLIP weights found", "initialized partially"):
             model = open_clip.create_model(  # on the default device: "meta" for a saved model
-                model_name, pretrained=(tag or None) if weights is None else None,
-                load_weights=False, force_image_size=image_size, text_cfg=_STAND_IN_TEXT,
-                device=torch.get_default_device())
+                model_name, load_weights=False, force_image_size=image_size,
+                text_cfg=_STAND_IN_TEXT, device=torch.get_default_device(),
+                force_quick_gelu=bool(tagged.get("quick_gelu")),  # OpenAI's were trained so
+                force_preprocess_cfg={k: tagged[k] for k in ("mean", "std") if k in tagged})
         if weights != "random":
-            checkpoint = weights or _open_clip_checkpoint(open_clip, model_name, tag)
+            checkpoint = weights or _open_clip_checkpoint(open_clip, model_name, tagged)
             _load_image_tower(model, checkpoint)
     except (RuntimeError, FileNotFoundError, ValueError, KeyError) as exc:
-        raise ValueError(f"backbone='{OPEN_CLIP_PREFIX}{spec}': {exc}") from None
+        raise ValueError(f"backbone='{OPEN_CLIP_PREFIX}{spec}': "
+                         f"{str(exc).splitlines()[0]}") from None
     return adapted(model)
+
+
+def open_clip_hub_files(spec, weights):
+    """``(repository, files)`` of the Hugging Face hub that building ``spec`` with
+    ``weights`` downloads from, or None when it downloads nothing from the hub."""
+    model_name, _, tag = spec.partition("@")
+    if model_name.startswith("hf-hub:"):
+        return model_name.removeprefix("hf-hub:"), ("open_clip_config.json",)
+    if weights is None and tag:
+        repo = (_open_clip().get_pretrained_cfg(model_name, tag) or {}).get("hf_hub", "")
+        if repo:
+            return repo.strip("/"), _OPEN_CLIP_CHECKPOINTS[:2]
+    return None
 
 
 _STAND_IN_TEXT = {"context_length": 2, "vocab_size": 2, "width": 8, "heads": 1, "layers": 1}
@@ -240,8 +259,9 @@ _OPEN_CLIP_CHECKPOINTS = ("open_clip_model.safetensors", "open_clip_pytorch_mode
                           "pytorch_model.bin")  # the names open_clip looks for, in order
 
 
-def _open_clip_checkpoint(open_clip, model_name, tag):
-    """The file of the weights ``model_name`` (and its tag) names, downloaded once."""
+def _open_clip_checkpoint(open_clip, model_name, tagged):
+    """The file of the weights ``model_name`` (or its tag's configuration, ``tagged``)
+    names, downloaded once."""
     if model_name.startswith("local-dir:"):
         folder = model_name.removeprefix("local-dir:")
         found = [os.path.join(folder, name) for name in _OPEN_CLIP_CHECKPOINTS
@@ -254,7 +274,7 @@ def _open_clip_checkpoint(open_clip, model_name, tag):
         from open_clip.pretrained import download_pretrained_from_hf
 
         return download_pretrained_from_hf(model_name.removeprefix("hf-hub:"))
-    return open_clip.download_pretrained(open_clip.get_pretrained_cfg(model_name, tag))
+    return open_clip.download_pretrained(tagged)
 
 
 def _load_image_tower(model, checkpoint):

@@ -24,6 +24,7 @@ from .adapters import (
     OPEN_CLIP_PREFIX,
     TORCHVISION_PREFIX,
     adapted,
+    open_clip_hub_files,
     open_clip_tower,
     torchvision_cnn,
     transformers_vit,
@@ -114,6 +115,10 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
                           weights)
     elif isinstance(backbone, str) and backbone.startswith(OPEN_CLIP_PREFIX):
         spec = backbone.removeprefix(OPEN_CLIP_PREFIX)
+        hub = open_clip_hub_files(spec, weights)
+        if hub is not None:
+            _check_hub(*hub, backbone, "download its folder once and give backbone="
+                       "'open_clip:local-dir:<folder>' (or weights=<checkpoint file>).")
         module = _adapted(lambda w: open_clip_tower(spec, w, image_size), weights)
     elif isinstance(backbone, str) and backbone.startswith(TORCHVISION_PREFIX):
         name = backbone.removeprefix(TORCHVISION_PREFIX)

@@ -275,3 +275,31 @@ def test_every_family_runs_on_onnxruntime(hf_dinov2, volume, fresh_cache):
         exported = DinoSliceEmbedder(**params, engine="onnxruntime").fit_transform([volume])
         np.testing.assert_allclose(exported, reference, atol=1e-4, err_msg=backbone)
     assert torch.backends.mha.get_fastpath_enabled()  # restored after the export
+
+
+def test_open_clip_tags_bring_their_activation_and_fail_fast_offline(tmp_path, monkeypatch):
+    """OpenAI's CLIP weights were trained with QuickGELU: the tag says so and the tower is
+    built with it; a tag whose weights are neither cached nor reachable fails at once."""
+    open_clip = pytest.importorskip("open_clip")
+    tower = build_backbone("open_clip:ViT-B-16", weights="random").module.visual  # 224 px
+    torch.save({f"visual.{k}": v for k, v in tower.state_dict().items()},
+               tmp_path / "openai.pt")
+    checkpoint = str(tmp_path / "openai.pt")
+    monkeypatch.setattr(open_clip, "download_pretrained", lambda *args, **kwargs: checkpoint)
+    monkeypatch.setattr(backbones, "_check_hub", lambda *args: None)  # as if cached
+    tagged = build_backbone("open_clip:ViT-B-16@openai", image_size=32).module.visual
+    assert type(tagged.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
+    assert type(tower.transformer.resblocks[0].mlp.gelu).__name__ == "GELU"
+    monkeypatch.undo()
+
+    from huggingface_hub import constants
+
+    def unreachable(address, timeout):
+        raise OSError(f"cannot reach {address[0]}")
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # nothing cached
+    monkeypatch.setattr(backbones.socket, "create_connection", unreachable)
+    monkeypatch.setattr(open_clip, "create_model", None)  # never reached
+    for spec in ("ViT-B-16@openai", "hf-hub:org/clip"):
+        with pytest.raises(RuntimeError, match="cannot be reached .*'open_clip:local-dir:"):
+            build_backbone(f"open_clip:{spec}", image_size=32)

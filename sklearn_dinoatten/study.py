@@ -417,13 +417,13 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
                      next(iter(results)))
     groups = protocol.groups
     scored = scored_samples(results)
-    slice_inputs = [inputs[name] for name in embedders if name in inputs]
+    first = next((name for name in embedders if name in inputs), None)  # embedded, if any
     random_weights = any(e.weights == "random" for e in embedders.values())
     outputs = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
     outputs.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
                     if r.attention is not None})
-    if slice_inputs:
-        outputs.update(_slice_outputs(slice_inputs[0], next(iter(embedders.values())), scored))
+    if first is not None:
+        outputs.update(_slice_outputs(inputs[first], embedders[first], scored))
     folds = None
     if not protocol.held_out:
         folds = np.full(len(y), -1)
@@ -442,18 +442,18 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
         "n_subjects": None if groups is None else len(np.unique(groups[scored])),
         "n_scored": int(scored.sum()),
         "caption": caption(protocol, positive, reference, random_weights=random_weights,
-                           encoders=list(embedders) if slice_inputs else ()),
+                           encoders=list(embedders) if first is not None else ()),
         "random_weights": random_weights,
         "seed": random_state,
         "reference": reference,
-        "embedder": (next(iter(params.values())) if slice_inputs and not several else None),
+        "embedder": params[first] if first is not None and not several else None,
         "volume_shape": list(volume_shape) if None in inputs else None,
         "methods": {k: {"name": method_name(k), "params": jsonable(m.get_params()),
                         **({"encoder": source} if several and source else {})}
                     for k, (m, source) in evaluated.items()},
         "versions": versions(),
     }
-    if several and slice_inputs:
+    if several and first is not None:
         info["embedders"] = params
     names = np.array([  # files by absolute path, arrays by their place in scans
         os.path.abspath(scan) if isinstance(scan, (str, os.PathLike)) else f"#{i}"

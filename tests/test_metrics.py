@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 from scipy import stats
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import make_scorer, recall_score, roc_auc_score
 from sklearn.model_selection import cross_validate
 
 from sklearn_dinoatten.metrics import (
@@ -12,6 +12,7 @@ from sklearn_dinoatten.metrics import (
     bootstrap_resamples,
     delong_test,
     false_negative_rate,
+    ovr_macro_auc,
     sensitivity_score,
     specificity_score,
 )
@@ -198,3 +199,83 @@ def test_clustered_delong_needs_two_subjects_per_class():
     y = [0, 0, 1, 1]
     with pytest.raises(ValueError, match="two subjects or more"):
         delong_test(y, [0.1, 0.2, 0.8, 0.9], [0.2, 0.1, 0.9, 0.7], groups=["a", "a", "b", "c"])
+
+
+# Labels as users have them: 0/1, text, booleans and {1, 2} (whose greater label is the
+# positive class for roc_auc_score and DeLong, while pos_label=1 names 1).
+LABELINGS = {
+    "0/1": (np.array([0, 1]), 1),
+    "text": (np.array(["CN", "AD"]), "AD"),
+    "boolean": (np.array([False, True]), True),
+    "1/2, positive 2": (np.array([1, 2]), 2),
+    "1/2, positive 1": (np.array([2, 1]), 1),
+}
+
+
+@pytest.mark.parametrize("labeling", LABELINGS)
+def test_scores_agree_with_scikit_learn_for_every_labeling(labeling):
+    names, positive = LABELINGS[labeling]
+    truth = np.array([0, 0, 0, 1, 1, 1, 1, 0])  # 1: the positive class
+    guess = np.array([0, 1, 0, 1, 1, 0, 1, 0])
+    y_true, y_pred = names[truth], names[guess]
+    negative = names[0]
+    assert sensitivity_score(y_true, y_pred, pos_label=positive) == pytest.approx(3 / 4)
+    assert specificity_score(y_true, y_pred, pos_label=positive) == pytest.approx(
+        recall_score(y_true, y_pred, pos_label=negative))
+    assert false_negative_rate(y_true, y_pred, pos_label=positive) == pytest.approx(1 / 4)
+    score = np.array([0.1, 0.6, 0.3, 0.8, 0.7, 0.4, 0.9, 0.2])
+    # The score of the positive class, with scikit-learn's AUC of the same labels
+    expected = roc_auc_score(y_true == positive, score)
+    assert binary_auc(y_true == positive, score) == pytest.approx(expected)
+    assert bootstrap_ci(roc_auc_score, y_true == positive, score, n_resamples=20,
+                        random_state=0)[0] == pytest.approx(expected)
+    auc, _, _, _ = delong_test(y_true == positive, score, score[::-1])
+    assert auc == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("labeling", ["text", "1/2, positive 2"])
+def test_a_pos_label_not_among_the_labels_raises_for_every_score(labeling):
+    names, _ = LABELINGS[labeling]
+    y = names[[0, 1, 0, 1]]
+    if labeling == "1/2, positive 2":
+        y = np.array([3, 2, 3, 2])  # 1, the default pos_label, is not a label
+    for score in (sensitivity_score, specificity_score, false_negative_rate):
+        with pytest.raises(ValueError, match="pos_label"):
+            score(y, y)  # pos_label=1, the default
+    # before: specificity_score returned 1.0 where recall raised
+
+
+def test_specificity_refuses_more_than_two_labels_as_recall_does():
+    with pytest.raises(ValueError, match="binary"):
+        specificity_score([0, 1, 2], [0, 1, 2])
+    with pytest.raises(ValueError):
+        recall_score([0, 1, 2], [0, 1, 2])
+
+
+def test_scorers_with_text_labels_take_their_pos_label():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(80, 2))
+    y = np.where(X[:, 0] > 0, "AD", "CN")
+    scorers = {"sensitivity": make_scorer(sensitivity_score, pos_label="AD"),
+               "specificity": make_scorer(specificity_score, pos_label="AD")}
+    result = cross_validate(LogisticRegression(), X, y, cv=4, scoring=scorers)
+    assert (result["test_sensitivity"] > 0.8).all()
+    assert (result["test_specificity"] > 0.8).all()
+    with pytest.warns(UserWarning, match="pos_label"):  # the default pos_label=1 refused
+        cross_validate(LogisticRegression(), X, y, cv=2, scoring=SCORERS["specificity"])
+
+
+def test_binary_auc_refuses_labels_other_than_0_and_1():
+    with pytest.raises(ValueError, match=r"\{0, 1\}"):
+        binary_auc([1, 2, 1, 2], [0.1, 0.2, 0.3, 0.4])  # was 0.25; roc_auc_score: 0.75
+    with pytest.raises(ValueError, match=r"\{0, 1\}"):
+        binary_auc(["a", "b"], [0.1, 0.2])
+
+
+def test_ovr_macro_auc_is_scikit_learns():
+    rng = np.random.default_rng(0)
+    y = rng.choice(["AD", "CN", "MCI"], size=60)
+    found = np.where((y == "MCI")[:, None], [0.2, 0.2, 0.6], [0.4, 0.3, 0.3])
+    proba = np.array([rng.multinomial(10, p) for p in found]) / 10  # in tenths: ties
+    assert ovr_macro_auc(y, proba, ["AD", "CN", "MCI"]) == pytest.approx(
+        roc_auc_score(y, proba, multi_class="ovr", labels=["AD", "CN", "MCI"]))

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from sklearn.metrics import roc_auc_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedKFold
 
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
@@ -53,13 +53,16 @@ def test_onnxruntime_float32_equals_torch(backbone, images):
 
 @pytest.fixture(scope="module")
 def study():
-    """The synthetic study, small: 40 volumes of 16 slices, their float32 embeddings and
-    the attention head's 5-fold CV AUC on them. At 42 px with random weights that AUC is
-    mid-range (0.86 here), where a drop can show; it is computed from the pooled
-    out-of-fold probabilities, in steps of 1/400."""
+    """The synthetic study, small: 40 volumes of 16 slices, their float32 embeddings,
+    the attention heads of a 5-fold CV trained on them and their out-of-fold AUC. At
+    42 px with random weights that AUC is mid-range (0.86 here), where a drop can show;
+    it is computed from the pooled out-of-fold probabilities, in steps of 1/400."""
     X, y = make_volumes(n_samples=40, shape=(32, 32, 16), random_state=0)
     embeddings = embed(X)
-    return X, y, embeddings, cv_auc(embeddings, y)
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    heads = [(test, AttentionPoolClassifier(max_epochs=30, random_state=0).fit(
+        embeddings[train], y[train])) for train, test in cv.split(embeddings, y)]
+    return X, y, embeddings, heads, out_of_fold_auc(heads, embeddings, y)
 
 
 def embed(X, **params):
@@ -68,23 +71,29 @@ def embed(X, **params):
                              **params).fit_transform(X)
 
 
-def cv_auc(embeddings, y):
-    cv = StratifiedKFold(5, shuffle=True, random_state=0)
-    head = AttentionPoolClassifier(max_epochs=30, random_state=0)
-    return roc_auc_score(y, cross_val_predict(head, embeddings, y, cv=cv,
-                                              method="predict_proba")[:, 1])
+def out_of_fold_auc(heads, embeddings, y):
+    proba = np.zeros(len(y))
+    for test, head in heads:
+        proba[test] = head.predict_proba(embeddings[test])[:, 1]
+    return roc_auc_score(y, proba)
 
 
 @pytest.mark.parametrize("engine", engines.ENGINES)
 def test_int8_keeps_the_embeddings_and_the_study(study, engine):
     """On slices of volumes (not noise), int8 keeps the embeddings' directions, and the
-    study's CV AUC drops by 0.01 at most."""
-    X, y, reference, reference_auc = study
+    study's heads, given int8 embeddings, keep their out-of-fold AUC within 0.01.
+
+    The heads are those trained on float32 embeddings: trained again on int8 ones, the
+    CV AUC moves by chance as much as it does on float32 embeddings with noise of the
+    same size (measured on an AVX-512 machine: 0.805 and 0.8825 for ONNX Runtime's and
+    torch's int8, 0.875 and 0.8425 for the two noises, against 0.8625), which says how
+    training varies, not what int8 does."""
+    X, y, reference, heads, reference_auc = study
     int8 = embed(X, engine=engine, dtype="int8")
     assert int8.shape == reference.shape
     assert centred_cosine(int8.reshape(-1, int8.shape[-1]),
                           reference.reshape(-1, reference.shape[-1])) >= 0.99
-    assert cv_auc(int8, y) >= reference_auc - 0.01
+    assert abs(out_of_fold_auc(heads, int8, y) - reference_auc) <= 0.01
 
 
 def test_onnxruntime_embedder_equals_torch_and_pickles():

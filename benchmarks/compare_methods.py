@@ -28,7 +28,7 @@ import warnings
 
 import numpy as np
 
-from sklearn_dinoatten import DinoSliceEmbedder
+from sklearn_dinoatten import DinoSliceEmbedder, VolumeResampler
 from sklearn_dinoatten.datasets import load_nifti_folder, make_volumes
 from sklearn_dinoatten.methods import METHODS, make_method
 from sklearn_dinoatten.runs import write_run
@@ -85,7 +85,8 @@ def main():
     embedder = DinoSliceEmbedder(weights=None if args.weights == "pretrained" else args.weights,
                                  image_size=args.image_size)
     run = run_study(X, y, methods, cross_validation(np.asarray(y), args.folds, groups),
-                    embedder=embedder, volume_shape=(32, 32, 32), pos_label=args.pos_label)
+                    embedder=embedder, resampler=VolumeResampler(shape=(32, 32, 32)),
+                    pos_label=args.pos_label)
     write_run(args.out, run)
     with open(os.path.join(args.out, "metrics.md")) as f:
         print("\n" + f.read())

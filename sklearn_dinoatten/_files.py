@@ -58,11 +58,38 @@ def atomic_folder(path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def check_file(path, what):
+    """Raise ``FileNotFoundError`` saying that ``what`` (``"Volume file"``) ``path`` does
+    not exist, or is a folder, unless it is a file."""
+    if not os.path.isfile(path):
+        problem = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
+        raise FileNotFoundError(f"{what} {os.fspath(path)!r} {problem}.")
+
+
+def file_identity(path):
+    """What tells, without reading it, that the file at ``path`` still holds what it
+    held: its real path, device, inode, size, and modification and change times.
+    Copies that keep the modification time (``cp -p``, ``rsync -a``, ``tar x``) still
+    move the change time (ctime), which no program can set back, or give a new inode."""
+    stat = os.stat(path)
+    return (os.path.realpath(path), stat.st_dev, stat.st_ino, stat.st_size,
+            stat.st_mtime_ns, stat.st_ctime_ns)
+
+
 def _plain_mode(bits):
     """The permissions a plain ``open`` or ``mkdir`` would give: ``bits`` less the umask."""
     umask = os.umask(0)
     os.umask(umask)
     return bits & ~umask
+
+
+def can_write(folder):
+    """Whether a file can be created in the existing ``folder``."""
+    try:
+        tempfile.TemporaryFile(dir=folder).close()
+    except OSError:
+        return False
+    return True
 
 
 def writable_folder(path, name):

@@ -4,7 +4,7 @@ checked before any work so that a mistake ends the command in one line at once."
 import os
 import warnings
 
-from ._files import atomic_folder, writable_folder
+from ._files import atomic_folder, check_file, writable_folder
 from .methods import METHODS
 
 PROG = "dinoatten"
@@ -53,8 +53,7 @@ def scans_to_predict(args):
     labels CSV (paths relative to its folder). ``y`` is None without labels."""
     if len(args.scans) == 1 and args.scans[0].lower().endswith(".csv"):
         labels = args.scans[0]
-        if not os.path.isfile(labels):
-            raise FileNotFoundError(f"Labels file {labels!r} does not exist.")
+        check_file(labels, "Labels file")
         paths, y, groups, _ = _read_labels(os.path.dirname(labels) or ".", labels, args)
         return paths, y, groups, labels
     if len(args.scans) == 1 and os.path.isdir(args.scans[0]):
@@ -119,7 +118,6 @@ def method_keys(method):
 
 def build_method(key, args):
     """The classifier of method ``key``, with the epoch log at ``-v``."""
-    from ._validation import check_params
     from .methods import make_method
 
     on_volumes = METHODS[key].takes_volumes
@@ -128,7 +126,7 @@ def build_method(key, args):
                          class_weight=None if args.class_weight == "none" else "balanced",
                          resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
     method.set_params(verbose=int(args.verbosity >= 2))
-    check_params(method)  # a nonsense setting ends the command before any work
+    _check_options(method)  # a nonsense setting ends the command before any work
     if on_volumes:
         from .nn.resnet3d import resnet_downsampling
 
@@ -137,6 +135,13 @@ def build_method(key, args):
             raise CommandError(f"--volume-size {args.volume_size} is too small for the 3D "
                                f"ResNet, which needs {smallest} voxels a side or more.")
     return method
+
+
+def build_resampler(args):
+    """The volume resampler of the methods on volumes: ``--volume-size`` a side."""
+    from .resampling import VolumeResampler
+
+    return VolumeResampler(shape=(args.volume_size,) * 3)
 
 
 def build_embedders(args):
@@ -153,15 +158,15 @@ def build_embedders(args):
 
 def build_embedder(args, backbone=None):
     """The embedder of ``--backbone`` (one), or of ``backbone``."""
-    from ._validation import check_params
+    from .cache import cache_folder_is_writable
     from .embedding import DinoSliceEmbedder
 
     if backbone is None and "," in args.backbone:
         raise CommandError(f"--backbone {args.backbone!r}: one backbone here; several "
                            f"(a,b,c) are for `{PROG} cv` and `{PROG} embed`.")
     weights = args.weights
-    if weights not in (None, "random") and not os.path.isfile(weights):
-        raise FileNotFoundError(f"Weights file {weights!r} does not exist.")
+    if weights not in (None, "random"):
+        check_file(weights, "Weights file")
     embedder = DinoSliceEmbedder(
         backbone=backbone or args.backbone, weights=weights, image_size=args.image_size,
         axis=args.axis, n_slices=args.n_slices, slice_spacing=args.slice_spacing,
@@ -170,16 +175,32 @@ def build_embedder(args, backbone=None):
         n_readers=args.n_readers, device=args.device, cache_dir=args.cache_dir,
         verbose=int(args.verbosity >= 1),
     )
-    check_params(embedder)
+    _check_options(embedder)
     if args.cache_dir is not None:
-        writable_folder(args.cache_dir, "--cache-dir")
+        cache_folder_is_writable(args.cache_dir, "--cache-dir")  # read-only: read
     return embedder
+
+
+# The options not named after the parameter they set (--image-size: image_size)
+_OPTION_OF = {"depth": "--resnet-depth", "widen_factor": "--resnet-width"}
+
+
+def _check_options(estimator):
+    """Check the parameters of an estimator built from the options; a bad value is said
+    of the option the user gave, not of the parameter."""
+    from ._validation import InvalidParameterError, check_params
+
+    try:
+        check_params(estimator)
+    except InvalidParameterError as error:
+        option = _OPTION_OF.get(error.param, "--" + error.param.replace("_", "-"))
+        allowed = error.allowed.removeprefix("None or ")  # None: the option left out
+        raise CommandError(f"{option} must be {allowed}; got {error.value!r}.") from None
 
 
 def load_fitted(args):
     """The fitted pipeline of ``args.model``, on this machine's device and cache."""
-    if not os.path.isfile(args.model):
-        raise FileNotFoundError(f"Model file {args.model!r} does not exist.")
+    check_file(args.model, "Model file")
     if is_pickle(args.model):
         if not args.allow_pickle:
             raise CommandError(

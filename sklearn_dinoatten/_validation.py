@@ -14,6 +14,16 @@ import numpy as np
 import torch
 
 
+class InvalidParameterError(ValueError):
+    """A parameter outside its constraints: ``param`` must be ``allowed`` (in words); it
+    is ``value``."""
+
+    def __init__(self, estimator, param, allowed, value):
+        super().__init__(f"{type(estimator).__name__}: {param} must be {allowed}; got "
+                         f"{value!r}.")
+        self.param, self.allowed, self.value = param, allowed, value
+
+
 class Constraint:
     """A predicate on a value, with the words that describe what it accepts."""
 
@@ -107,7 +117,7 @@ DEVICE = Constraint(_is_device, "'auto' or a torch device name ('cpu', 'cuda', '
 
 
 def check_params(estimator, constraints=None):
-    """Raise ``ValueError`` for the first parameter of ``estimator`` outside its
+    """Raise :class:`InvalidParameterError` for the first parameter of ``estimator`` outside its
     constraints (by default its class's ``_constraints``), and those of the estimators
     it holds as parameters (an embedder). Every parameter must be declared, except the
     routed skorch arguments of the classifiers (``optimizer__weight_decay``, ...), which
@@ -122,9 +132,8 @@ def check_params(estimator, constraints=None):
                              "can be checked.")
         allowed = declared[name]
         if not any(constraint.accepts(value) for constraint in allowed):
-            words = " or ".join(constraint.description for constraint in allowed)
-            raise ValueError(f"{type(estimator).__name__}: {name} must be {words}; "
-                             f"got {value!r}.")
+            raise InvalidParameterError(
+                estimator, name, " or ".join(c.description for c in allowed), value)
         if hasattr(value, "_constraints"):  # an estimator held as a parameter
             check_params(value)
 

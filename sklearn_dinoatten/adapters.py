@@ -13,6 +13,7 @@ space, so the CLS row is the CLIP image embedding. :func:`adapted` wraps a modul
 of these libraries.
 """
 
+import inspect
 import os
 import warnings
 
@@ -28,13 +29,15 @@ ADAPTER_PREFIXES = (HF_PREFIX, TORCHVISION_PREFIX, OPEN_CLIP_PREFIX)
 
 
 class TransformersViT(torch.nn.Module):
-    """A transformers vision transformer (DINOv2, RAD-DINO, DINOv3, ViT...) as a timm one.
+    """A transformers vision transformer (DINOv2, RAD-DINO, DINOv3, ViT, DeiT...) as a
+    timm one.
 
     Parameters
     ----------
     model : transformers.PreTrainedModel
-        A vision model whose output has ``last_hidden_state``: CLS, register tokens
-        (``config.num_register_tokens``), then the patches.
+        A vision model whose output has ``last_hidden_state``: the CLS token and any
+        other token its embedding layer puts before the patches (DeiT's distillation
+        token, DINOv3's registers), then the patches.
     mean, std : tuples of 3 floats
         Its input normalisation (the image processor's ``image_mean``, ``image_std``).
     """
@@ -43,18 +46,39 @@ class TransformersViT(torch.nn.Module):
         super().__init__()
         self.model = model
         config = model.config
-        if not hasattr(config, "patch_size") or not hasattr(config, "hidden_size"):
+        if not all(hasattr(config, name) for name in ("patch_size", "hidden_size",
+                                                      "image_size")) or not hasattr(
+                model, "embeddings"):
             raise ValueError(f"{type(model).__name__} is not a vision transformer (its config "
-                             "has no patch_size or hidden_size).")
+                             "has no patch_size, hidden_size or image_size, or it has no "
+                             "embedding layer).")
         self.num_features = int(config.hidden_size)
-        self.num_prefix_tokens = 1 + int(getattr(config, "num_register_tokens", 0) or 0)
-        patch_size = config.patch_size
-        self.patch_size = int(patch_size[0] if isinstance(patch_size, (tuple, list))
-                              else patch_size)
+        self.patch_size = _first(config.patch_size)
+        self.num_prefix_tokens = self._count_prefix_tokens(_first(config.image_size))
+        # ViT, DeiT... resample their position embedding to another input size if asked
+        self._interpolate = ("interpolate_pos_encoding" in
+                             inspect.signature(model.forward).parameters)
         self.pretrained_cfg = {"mean": tuple(mean), "std": tuple(std)}
 
+    def _count_prefix_tokens(self, side):
+        """The tokens the embedding layer puts before the patches of an image of the
+        configured size (CLS, distillation, registers): its tokens less the patches."""
+        parameter = next(self.model.parameters())
+        image = torch.zeros(1, self.model.config.num_channels, side, side,
+                            device=parameter.device, dtype=parameter.dtype)
+        with torch.no_grad():
+            tokens = self.model.embeddings(image)
+        tokens = tokens[0] if isinstance(tokens, tuple) else tokens
+        return int(tokens.shape[1]) - (side // self.patch_size) ** 2
+
     def forward_features(self, images):
-        return self.model(pixel_values=images).last_hidden_state
+        extra = {"interpolate_pos_encoding": True} if self._interpolate else {}
+        return self.model(pixel_values=images, **extra).last_hidden_state
+
+
+def _first(size):
+    """An int of a size given as an int or a (height, width) pair."""
+    return int(size[0] if isinstance(size, (tuple, list)) else size)
 
 
 def transformers_vit(source, random_init=False):

@@ -19,6 +19,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from ._files import check_file
 from .adapters import (
     HF_PREFIX,
     OPEN_CLIP_PREFIX,
@@ -201,8 +202,7 @@ def _create_timm_model(name, weights, image_size, in_chans=3):
         return module
     if isinstance(weights, (str, os.PathLike)):
         path = os.fspath(weights)
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"weights file {path!r} does not exist.")
+        check_file(path, "weights file")
         try:
             module = timm.create_model(
                 name, pretrained=True, pretrained_cfg_overlay={"file": path}, **kwargs
@@ -233,8 +233,8 @@ def _adapted(create, weights):
     """``create(weights)`` of an adapter: with ``None`` (its library's pretrained weights)
     or a weights file, and under a fixed seed with ``"random"`` (and for saved models)."""
     if weights is None or (isinstance(weights, (str, os.PathLike)) and weights != "random"):
-        if weights is not None and not os.path.isfile(weights):
-            raise FileNotFoundError(f"weights file {os.fspath(weights)!r} does not exist.")
+        if weights is not None:
+            check_file(weights, "weights file")
         return create(None if weights is None else os.fspath(weights))
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(RANDOM_WEIGHTS_SEED)

@@ -15,11 +15,12 @@ and recomputed, never returned.
 import hashlib
 import os
 import threading
+import warnings
 from collections import OrderedDict
 
 import numpy as np
 
-from ._files import atomic_write
+from ._files import atomic_write, can_write, file_identity, writable_folder
 
 MEMORY_CACHE_BYTES = 2 * 1024**3
 
@@ -60,8 +61,8 @@ class _MemoryLRU:
 _MEMORY = _MemoryLRU(MEMORY_CACHE_BYTES)
 
 
-# (file path, size, modification time, settings) -> the key of its content: a file seen
-# before is looked up without reading it again.
+# (file identity, settings) -> the keys of its content: a file seen before is looked up
+# without reading it again, as long as its identity (_files.file_identity) is unchanged.
 _FILE_KEYS = {}
 
 
@@ -74,8 +75,7 @@ def clear_memory_cache():
 def _file_identity(volume, settings):
     if not isinstance(volume, (str, os.PathLike)):
         return None
-    stat = os.stat(volume)
-    return os.path.realpath(volume), stat.st_size, stat.st_mtime_ns, settings
+    return file_identity(volume), settings
 
 
 def remembered_file_key(volume, settings):
@@ -101,11 +101,35 @@ def cache_key(stack, config):
     return digest.hexdigest()
 
 
-class EmbeddingCache:
-    """Look up and store embeddings by key, in memory and in ``cache_dir`` if given."""
+def cache_folder_is_writable(cache_dir, name):
+    """Whether embeddings can be written to ``cache_dir``, created if absent: ``False``
+    for a folder that exists but cannot be written (a shared cache, read-only), which is
+    read from; ``ValueError`` naming ``name`` for one that cannot be created."""
+    path = os.fspath(cache_dir)
+    if os.path.isdir(path):
+        return can_write(path)
+    writable_folder(path, name)
+    return True
 
-    def __init__(self, cache_dir=None):
+
+def open_cache(cache_dir, name="cache_dir"):
+    """The :class:`EmbeddingCache` of ``cache_dir`` (``None``: memory only); a folder
+    that exists but cannot be written is only read, with a warning."""
+    read_only = cache_dir is not None and not cache_folder_is_writable(cache_dir, name)
+    if read_only:
+        warnings.warn(f"{name} {os.fspath(cache_dir)!r} cannot be written: embeddings are "
+                      "read from it, and those it lacks are kept in memory only.",
+                      UserWarning, stacklevel=4)
+    return EmbeddingCache(cache_dir, read_only)
+
+
+class EmbeddingCache:
+    """Look up and store embeddings by key, in memory and in ``cache_dir`` if given;
+    ``read_only``: ``cache_dir`` is only read, what is stored stays in memory."""
+
+    def __init__(self, cache_dir=None, read_only=False):
         self.cache_dir = None if cache_dir is None else os.fspath(cache_dir)
+        self.read_only = read_only
 
     def get(self, key, shape):
         """The embedding stored under ``key``, if it has ``shape``; else ``None``."""
@@ -120,7 +144,7 @@ class EmbeddingCache:
         value = np.ascontiguousarray(value, dtype=np.float32)
         value.setflags(write=False)
         _MEMORY.put(key, value)
-        if self.cache_dir is not None:
+        if self.cache_dir is not None and not self.read_only:
             self._write(key, value)
 
     def _path(self, key):

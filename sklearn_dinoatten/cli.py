@@ -14,7 +14,6 @@ one line on stderr and exit status 1.
 """
 
 import argparse
-import glob
 import inspect
 import os
 import sys
@@ -39,6 +38,7 @@ from ._inputs import (
     build_embedder,
     build_embedders,
     build_method,
+    build_resampler,
     cache_of,
     is_pickle,
     labelled_scans,
@@ -107,14 +107,13 @@ def embed(args):
     paths = scan_paths(args)
     embedders = build_embedders(args)
     for backbone, embedder in embedders.items():
-        before = _cache_entries(args.cache_dir)
         start = time.perf_counter()
-        embeddings = embedder.fit_transform(paths)
-        new = _cache_entries(args.cache_dir) - before
-        slices = int((~np.isnan(embeddings).all(axis=2)).sum())
+        embeddings, cached = embedder.fit(paths).transform(paths, return_cached=True)
+        rows = int((~np.isnan(embeddings).all(axis=2)).sum())
         print((f"{backbone}: " if len(embedders) > 1 else "")
-              + f"{len(paths)} scans, {slices} slices of {embeddings.shape[2]} features: "
-              f"{len(new)} scans embedded now, {len(paths) - len(new)} found in the cache; "
+              + f"{len(paths)} scans, {rows // embedder.rows_per_slice_} slices of "
+              f"{embeddings.shape[2]} features: {int((~cached).sum())} scans embedded now, "
+              f"{int(cached.sum())} found in the cache; "
               f"{time.perf_counter() - start:.1f} s. Cache: {args.cache_dir}")
 
 
@@ -131,7 +130,7 @@ def cv(args):
                 else None)
     with run_directory(args.out, args.overwrite) as folder:  # checked first, moved in whole
         run = run_study(paths, y, methods, evaluation, embedder=embedder,
-                        volume_shape=(args.volume_size,) * 3, pos_label=args.pos_label,
+                        resampler=build_resampler(args), pos_label=args.pos_label,
                         random_state=args.random_state, verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv],
                         data=data_record(args.data, labels_file(args), len(y)))
@@ -177,10 +176,7 @@ def fit(args):
     paths = np.asarray(paths)
     classifier = build_method(args.method, args)
     if METHODS[args.method].takes_volumes:
-        from .resampling import VolumeResampler
-
-        side = args.volume_size
-        model = make_pipeline(VolumeResampler(shape=(side, side, side)), classifier)
+        model = make_pipeline(build_resampler(args), classifier)
     else:
         model = make_pipeline(build_embedder(args), classifier)
     train, fit_params, done = np.ones(len(y), dtype=bool), {}, f"{len(y)} scans"
@@ -243,10 +239,11 @@ def _top_slices(model, paths, n):
     """Per scan, its ``n`` slices of highest attention (None without slice attention)."""
     if not hasattr(model[-1], "attention_weights"):
         return None
+    from .explain import slice_attention
     from .slicing import AXIS_NAMES
 
     embedder = model[0]
-    attention = model[-1].attention_weights(model[:-1].transform(paths))
+    attention = slice_attention(model, paths)
     top = []
     for path, weights in zip(paths, attention, strict=True):
         axes, kept = embedder.kept_slices(path)
@@ -265,11 +262,16 @@ def _evaluate(args, model, paths, y, groups, labels):
     classifier = model[-1]
     key = method_of(classifier) or type(classifier).__name__
     on_volumes = key in METHODS and METHODS[key].takes_volumes
+    if not on_volumes and len(model) != 2:  # the slices need the embedder's own record
+        raise CommandError(f"{args.model!r} is a pipeline of {len(model)} steps; an "
+                           "evaluation takes a slice embedder and a classifier, as "
+                           f"`{PROG} fit` saves them.")
     evaluation = external_test(y, groups, model=os.path.basename(args.model))
     with run_directory(args.out, args.overwrite) as folder:
+        # The pipeline's own steps before the classifier: what its predict_proba scores
         run = run_study(paths, y, {key: classifier}, evaluation,
                         embedder=None if on_volumes else model[0],
-                        volume_shape=tuple(model[0].shape) if on_volumes else None,
+                        resampler=model[:-1] if on_volumes else None,
                         pos_label=args.pos_label, verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv], model=os.path.abspath(args.model),
                         data=data_record(os.path.dirname(labels), labels, len(y)))
@@ -283,6 +285,7 @@ def demo(args):
     from .embedding import DinoSliceEmbedder
     from .methods import make_method
     from .report import write_report
+    from .resampling import VolumeResampler
     from .runs import data_record
     from .study import cross_validation, held_out, run_study
 
@@ -300,7 +303,7 @@ def demo(args):
                                  cache_dir=cache_of(args))
     with run_directory(run_dir, overwrite=True) as folder:  # the demo replaces its own run
         run = run_study(paths, y, methods, evaluation, embedder=embedder,
-                        volume_shape=(32, 32, 32), verbose=verbose)
+                        resampler=VolumeResampler(shape=(32, 32, 32)), verbose=verbose)
         run.info.update(command=[PROG, *args.argv], data=data_record(
             root, os.path.join(root, "labels.csv"), len(y)))
         _write(folder, run)
@@ -308,13 +311,6 @@ def demo(args):
     print("\nThe demo uses random backbone weights (no network here): its scores show the "
           "machinery, not DINOv2's. Give --weights dinov2_vits14_pretrain.pth to "
           f"`{PROG} cv` for real ones.")
-
-
-# Helpers ---------------------------------------------------------------------------
-
-
-def _cache_entries(cache_dir):
-    return set(glob.glob(os.path.join(cache_dir, "**", "*.npz"), recursive=True))
 
 
 # Parser ----------------------------------------------------------------------------

@@ -109,7 +109,7 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
     _check_scans_exist_once(paths, labels_csv)
     y = _labels([row[label_column].strip() for row in rows])
     if len(np.unique(y)) < 2:
-        raise ValueError(f"Labels file {labels_csv!r} has one class only ({y[0]!r}); "
+        raise ValueError(f"Labels file {labels_csv!r} has one class only ({y[0].item()!r}); "
                          "classification needs at least two.")
     groups, split = (None if not column else np.array([row[column].strip() for row in rows])
                      for column in (group_column, split_column))

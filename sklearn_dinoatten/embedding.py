@@ -1,13 +1,14 @@
 """DinoSliceEmbedder: volumes -> per-slice embeddings from a frozen 2D backbone."""
 
+import copy
+
 import numpy as np
 import torch
 from joblib import Parallel, cpu_count, delayed, effective_n_jobs
-from sklearn.base import BaseEstimator, TransformerMixin, clone
+from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from ._files import writable_folder
 from ._tags import VolumeInputMixin
 from ._validation import (
     BOOLEAN,
@@ -25,7 +26,13 @@ from ._validation import (
     record_fitted_params,
 )
 from .backbones import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
-from .cache import EmbeddingCache, remember_file_key, remembered_file_key
+from .cache import (
+    EmbeddingCache,
+    cache_folder_is_writable,
+    open_cache,
+    remember_file_key,
+    remembered_file_key,
+)
 from .devices import resolve_device, warn_if_slow_precision
 from .engines import ENGINES, forward_features
 from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS
@@ -135,9 +142,12 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         ``"auto"`` uses CUDA when present, else the CPU; the CPU with
         ``engine="onnxruntime"`` or ``dtype="int8"``, which run there only.
     cache_dir : str or path, default=None
-        Directory for an on-disk cache shared across processes and runs. Embeddings
-        are always cached in memory for the life of the process, and a file seen
-        before (same path, size and modification time) is not read again.
+        Directory for an on-disk cache shared across processes and runs; one that
+        cannot be written is read (a shared, read-only cache), with a warning.
+        Embeddings are always cached in memory for the life of the process, and a file
+        seen before is not read again while its path, inode, size, modification and
+        change times are the same (a rewrite moves the change time, even with ``cp
+        -p``).
     verbose : int, default=1
         ``0`` silences the progress bar shown while volumes are embedded.
 
@@ -153,6 +163,10 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         The backbone's patch size in pixels.
     grid_shape_ : tuple of 2 ints
         The patch grid of one slice, ``(image_size // patch_size_,) * 2``.
+    rows_per_slice_ : int
+        Rows of the output per slice: 1, or with ``feature="patch"`` the patches of
+        one slice (:func:`~sklearn_dinoatten.slicing.slice_weights` turns weights over
+        rows into weights over slices).
 
     Examples
     --------
@@ -267,7 +281,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         """
         check_params(self)
         if self.cache_dir is not None:
-            writable_folder(self.cache_dir, "cache_dir")
+            cache_folder_is_writable(self.cache_dir, "cache_dir")
         volumes = check_volumes(X, images=True)
         if self.slice_spacing is None and self.pixel_spacing is None:
             warn_if_spacings_differ(voxel_size_of(volume) for volume in volumes)
@@ -279,8 +293,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             "cpu" if self._cpu_only() and self.device == "auto" else self.device)
         warn_if_slow_precision(self.dtype, self.device_)
         # From the weights held, whatever their source: the cache keys follow them.
-        self._backbone_fingerprint = weights_fingerprint(
-            built.module, self.backbone if isinstance(self.backbone, str) else "module")
+        self._backbone_fingerprint = self._fingerprint(built.module)
         self.backbone_ = built.module.to(self.device_)
         if self.channels_last:
             self.backbone_ = self.backbone_.to(memory_format=torch.channels_last)
@@ -288,10 +301,15 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                                + (3 if len(axes_of(self.axis)) > 1 else 0))  # orientation tags
         self.patch_size_ = built.patch_size
         self.grid_shape_ = (self.image_size // built.patch_size,) * 2
+        self.rows_per_slice_ = int(np.prod(self.grid_shape_)) if self.feature == "patch" else 1
         self._num_prefix_tokens = built.num_prefix_tokens
         self._input_mean_std = (built.mean, built.std)
         self._compile_forward()
         record_fitted_params(self)
+
+    def _fingerprint(self, module):
+        return weights_fingerprint(
+            module, self.backbone if isinstance(self.backbone, str) else "module")
 
     # For sklearn_dinoatten.persistence: the networks saved, an empty architecture to
     # receive them, and the loaded networks put to use.
@@ -350,61 +368,75 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                            self.spacing, self.slice_spacing, self.crop, self.min_foreground,
                            self.image_size, self.normalization, self.pixel_spacing)
 
-    def transform(self, X):
+    def transform(self, X, return_cached=False):
         """Embed the slices of each volume.
 
         Parameters
         ----------
         X : list of paths, 3D arrays or 2D images
             NIfTI files (``.nii``, ``.nii.gz``) or arrays ``(x, y, z)``; shapes may differ.
+        return_cached : bool, default=False
+            Also return, per volume, whether the cache (memory or ``cache_dir``) held its
+            whole embedding, so that the backbone did not run for it in this call.
 
         Returns
         -------
         embeddings : ndarray of shape (n_volumes, n_slices_max, embedding_dim_)
             float32; rows of NaN pad volumes with fewer slices than the widest. With
             ``feature="patch"``: ``(n_volumes, n_slices_max * n_patches, embedding_dim_)``.
+        cached : ndarray of bool of shape (n_volumes,)
+            With ``return_cached`` only.
         """
         check_is_fitted(self)
         check_unchanged_since_fit(self)
-        embeddings = self._embed(check_volumes(X, images=True))
+        embeddings, cached = self._embed(check_volumes(X, images=True))
         width = (self.n_slices * len(axes_of(self.axis)) if self.n_slices
                  else max(len(embedding) for embedding in embeddings))
-        rows = width * (np.prod(self.grid_shape_) if self.feature == "patch" else 1)
+        rows = width * self.rows_per_slice_
         out = np.full((len(embeddings), rows, self.embedding_dim_), np.nan, dtype=np.float32)
         for i, embedding in enumerate(embeddings):
             embedding = embedding.reshape(-1, self.embedding_dim_)
             out[i, : len(embedding)] = embedding
-        return out
+        return (out, cached) if return_cached else out
 
     def _embed(self, volumes):
         """The embedding of each volume, from the cache where it is known (files by their
-        path, size and time, without reading them), else computed here or by workers."""
-        cache = EmbeddingCache(self.cache_dir)
+        identity, without reading them), else computed here or by workers; and whether
+        the cache held each whole."""
+        cache = open_cache(self.cache_dir)
         config = self._config_string()
         settings = (config, axes_of(self.axis), self.n_slices, self.slice_selection, self.spacing,
                     self.slice_spacing, self.crop, self.min_foreground)
         known = [remembered_file_key(volume, settings) for volume in volumes]
         embeddings = [None if k is None else self._assemble([cache.get(*part) for part in k])
                       for k in known]
-        todo = [i for i, embedding in enumerate(embeddings) if embedding is None]
-        if not todo:
-            return embeddings
+        cached = np.array([embedding is not None for embedding in embeddings])
+        todo = np.flatnonzero(~cached)
+        if not len(todo):
+            return embeddings, cached
         n_jobs = min(effective_n_jobs(self.n_jobs), len(todo))
         if n_jobs == 1:
-            computed = self._embed_here([volumes[i] for i in todo], todo, cache, config)
+            computed = self._embed_here([volumes[i] for i in todo], todo.tolist(), cache,
+                                        config)
         else:
-            worker = clone(self).set_params(n_jobs=None, n_readers=0, verbose=0)
+            # The fitted embedder itself, not a clone: a clone would build its backbone
+            # again from the parameters, which may no longer give the fitted weights (a
+            # module or checkpoint changed since, a model loaded from a file).
+            worker = copy.copy(self).set_params(n_jobs=None, n_readers=0, verbose=0)
             results = Parallel(n_jobs=n_jobs)(
-                delayed(_embed_in_worker)(worker, [volumes[i] for i in chunk], chunk.tolist())
+                delayed(_embed_in_worker)(worker, [volumes[i] for i in chunk], chunk.tolist(),
+                                          cache)
                 for chunk in np.array_split(todo, n_jobs)
             )
-            computed = [parts for result in results for parts in result]
-            for key, embedding in (pair for parts in computed for pair in parts):
-                EmbeddingCache().put(key, embedding)  # the workers wrote cache_dir already
-        for i, parts in zip(todo, computed, strict=True):
+            computed = [volume for result in results for volume in result]
+            for parts, _ in computed:
+                for key, embedding in parts:  # the workers wrote cache_dir already
+                    EmbeddingCache().put(key, embedding)
+        for i, (parts, embedded_now) in zip(todo, computed, strict=True):
             remember_file_key(volumes[i], settings, [(key, e.shape) for key, e in parts])
             embeddings[i] = self._assemble([embedding for _, embedding in parts])
-        return embeddings
+            cached[i] = not embedded_now
+        return embeddings, cached
 
     def _assemble(self, parts):
         """A volume's embedding from those of its slices along each axis (tagged with
@@ -415,14 +447,15 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         return parts[0] if len(axes) == 1 else tag_orientations(parts, axes)
 
     def _embed_here(self, volumes, indices, cache, config):
-        """``[(key, embedding)]`` of each axis of each volume (``indices``: their places
-        in ``X``, for messages), computed in this process: the next volumes are read
-        ahead (by reader processes or a thread) while the backbone runs, and slices of
-        several volumes share a batch."""
+        """Per volume (``indices``: their places in ``X``, for messages), ``[(key,
+        embedding)]`` of each axis and whether the backbone ran for it (else the cache
+        held it), computed in this process: the next volumes are read ahead (by reader
+        processes or a thread) while the backbone runs, and slices of several volumes
+        share a batch."""
         cuda = self.device_.type == "cuda"
         read = read_volumes(self._stack_reader(config, cache.cache_dir), volumes, indices,
                             *self._read_ahead(), pin_memory=cuda)
-        volume_keys, names, found = [], {}, {}
+        volume_keys, names, found, computed = [], {}, {}, set()
 
         def stacks():
             with tqdm(read, total=len(volumes), desc="Embedding volumes", unit="vol",
@@ -445,7 +478,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             self._compile_forward()
         encoder = SliceEncoder(self._forward_features, self._num_prefix_tokens, self.feature,
                                self.batch_size, self.dtype, self.device_, self.normalization,
-                               self.channels_last, *self._input_mean_std)
+                               self.channels_last, *self._input_mean_std,
+                               num_patches=int(np.prod(self.grid_shape_)))
         pending = stacks()
         try:
             for key, embedding in encoder.encode(pending):
@@ -457,10 +491,12 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                     )
                 cache.put(key, embedding)
                 found[key] = embedding
+                computed.add(key)
         finally:  # also on an interrupt: the readers stop and the progress bar closes
             pending.close()
             read.close()
-        return [[(key, found[key]) for key in keys] for keys in volume_keys]
+        return [([(key, found[key]) for key in keys], not computed.isdisjoint(keys))
+                for keys in volume_keys]
 
     def _stack_reader(self, config, cache_dir):  # what a reader process needs
         return StackReader(self._reader(), config, self.patch_size_, self._row_shape(),
@@ -469,7 +505,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
     def _row_shape(self):
         """The shape of one slice's embedding as cached: before orientation tags."""
         dim = self.embedding_dim_ - (3 if len(axes_of(self.axis)) > 1 else 0)
-        return (int(np.prod(self.grid_shape_)), dim) if self.feature == "patch" else (dim,)
+        return (self.rows_per_slice_, dim) if self.feature == "patch" else (dim,)
 
     def _read_ahead(self):
         """``(n_readers, prefetch)``, "auto" resolved: on CUDA the cores less one (at most
@@ -491,10 +527,11 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         return "|".join(parts)
 
 
-def _embed_in_worker(embedder, volumes, indices):
-    """Run by each parallel worker: build its own backbone, embed its share."""
-    embedder.fit(volumes)
-    return embedder._embed_here(
-        volumes, indices, EmbeddingCache(embedder.cache_dir), embedder._config_string()
-    )
+def _embed_in_worker(embedder, volumes, indices, cache):
+    """Run by each parallel worker: embed its share with the fitted backbone it was sent,
+    once its weights are checked against the fingerprint of the fit (the cache keys')."""
+    if embedder._fingerprint(embedder.backbone_) != embedder._backbone_fingerprint:
+        raise ValueError("DinoSliceEmbedder: the weights of backbone_ changed after fit "
+                         "(its cache keys name the weights of the fit); call fit again.")
+    return embedder._embed_here(volumes, indices, cache, embedder._config_string())
 

@@ -93,9 +93,10 @@ def _graph(backbone, dtype, image_size, cache_dir, fingerprint):
     if kept is not None:
         return kept
     graph = _export(backbone, dtype, image_size)
-    atomic_write(path, lambda f: f.write(graph))
     digest = hashlib.sha256(graph).hexdigest().encode()
-    atomic_write(path + ".sha256", lambda f: f.write(digest))
+    with contextlib.suppress(OSError):  # a read-only cache_dir: used, not kept
+        atomic_write(path, lambda f: f.write(graph))
+        atomic_write(path + ".sha256", lambda f: f.write(digest))
     return graph
 
 
@@ -112,7 +113,7 @@ def _read_whole(path):
     if hashlib.sha256(graph).hexdigest() == digest:
         return graph
     for damaged in (path, path + ".sha256"):
-        if os.path.exists(damaged):
+        with contextlib.suppress(OSError):  # absent, or a read-only cache_dir
             os.remove(damaged)
     return None
 

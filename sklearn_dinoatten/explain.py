@@ -13,7 +13,7 @@ from scipy import ndimage
 from sklearn.utils.validation import check_is_fitted
 
 from .preprocessing import grid_to_slices, to_channels
-from .slicing import AXIS_NAMES, foreground_mask
+from .slicing import AXIS_NAMES, foreground_mask, slice_weights
 from .volumes import check_axis, load_scan, load_volume, place_slices
 
 # Where the indices of each RAS axis start and end (volumes.load_volume's orientation).
@@ -25,10 +25,12 @@ def slice_attention(model, X):
     """Per-slice attention of a fitted pipeline ``[embedder, ..., classifier]``.
 
     Returns an array ``(n_volumes, n_slices)``; padding gets 0. Column ``j`` is the
-    ``j``-th slice the embedder kept (all slices unless it has ``n_slices``).
+    ``j``-th slice the embedder kept (``embedder.kept_slices``); with
+    ``feature="patch"``, the sum of the attention on its patches.
     """
     check_is_fitted(model)
-    return model[-1].attention_weights(model[:-1].transform(X))
+    weights = model[-1].attention_weights(model[:-1].transform(X))
+    return slice_weights(weights, model[0].rows_per_slice_)
 
 
 def in_plane_attention(embedder, volume):

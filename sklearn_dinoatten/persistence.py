@@ -31,7 +31,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from skorch import NeuralNet
 
-from ._files import atomic_write
+from ._files import atomic_write, check_file
 from ._validation import BOOLEAN, NONE, check_params, instance
 from .backbones import update_digest
 from .devices import device_available
@@ -83,8 +83,7 @@ def load_model(path, device=None, cache_dir=None):
         used.
     """
     path = os.fspath(path)
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Model file {path!r} does not exist.")
+    check_file(path, "Model file")
     try:
         with safe_open(path, framework="pt") as f:
             header = f.metadata() or {}

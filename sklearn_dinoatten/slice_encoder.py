@@ -48,6 +48,10 @@ class SliceEncoder:
         Give the backbone channels-last images.
     mean, std : tuples of 3 floats, default=ImageNet's
         The backbone's input normalisation, per channel.
+    num_patches : int, default=None
+        The patch tokens a slice gives; when given, a backbone that gives another
+        number of tokens than ``num_prefix_tokens + num_patches`` raises ``ValueError``
+        rather than have a prefix token taken for a patch.
 
     Examples
     --------
@@ -62,7 +66,7 @@ class SliceEncoder:
 
     def __init__(self, forward_features, num_prefix_tokens, feature="cls", batch_size=32,
                  dtype="float32", device="cpu", normalization="minmax", channels_last=False,
-                 mean=IMAGENET_MEAN, std=IMAGENET_STD):
+                 mean=IMAGENET_MEAN, std=IMAGENET_STD, num_patches=None):
         self.forward_features = forward_features
         self.num_prefix_tokens = num_prefix_tokens
         self.feature = feature
@@ -72,6 +76,7 @@ class SliceEncoder:
         self.normalization = normalization
         self.channels_last = channels_last
         self.mean, self.std = mean, std
+        self.num_patches = num_patches
 
     def encode(self, stacks):
         """Yield ``(key, embedding)`` for each ``(key, images)`` of ``stacks``, in order.
@@ -104,6 +109,13 @@ class SliceEncoder:
             self.device.type, dtype=dtype, enabled=dtype is not torch.float32
         ):
             tokens = self.forward_features(images)
+            if self.num_patches is not None and (
+                    tokens.shape[1] != self.num_prefix_tokens + self.num_patches):
+                raise ValueError(
+                    f"The backbone gave {tokens.shape[1]} tokens per slice, not its "
+                    f"{self.num_prefix_tokens} prefix tokens and {self.num_patches} "
+                    "patches: it does not describe its tokens as a timm vision "
+                    "transformer does (num_prefix_tokens, patch size).")
             patches = tokens[:, self.num_prefix_tokens:]
             if self.feature == "cls":
                 feature = tokens[:, 0]

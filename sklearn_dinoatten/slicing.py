@@ -48,7 +48,7 @@ class SliceSet:
     axis : int
         The slicing axis of the (RAS) volume.
     indices : ndarray of int
-        The slices' positions along ``axis`` in the whole volume.
+        The slices' positions along ``axis`` in the whole volume, in ``[0, n)``.
     stack : ndarray of shape (n, h, w)
         Their voxels, cropped in-plane to ``region``.
     region : tuple of 2 (start, stop) pairs
@@ -144,7 +144,8 @@ def slice_sets(data, voxel_size, axes, n_slices=None, selection="uniform",
     if data.ndim == 2:
         return [SliceSet(axes[0], np.array([0]), data[None],
                          ((0, data.shape[0]), (0, data.shape[1])), tuple(voxel_size))]
-    box = tuple((0, n) for n in data.shape)
+    shape = data.shape
+    box = tuple((0, n) for n in shape)
     mask = None
     if crop_to == "foreground" or min_foreground > 0:
         mask = foreground_mask(data)
@@ -154,8 +155,12 @@ def slice_sets(data, voxel_size, axes, n_slices=None, selection="uniform",
     sets = []
     for axis in axes:
         stack = np.moveaxis(data, axis, 0)
-        keep = (np.arange(len(stack)) if slice_spacing is None
-                else spaced_slices(len(stack), voxel_size[axis], slice_spacing))
+        # Where the box's margin passes the volume's edge, its slices there are padding,
+        # not slices of the volume: never kept (in-plane, the padding stays).
+        first = max(0, -box[axis][0])
+        n_inside = min(len(stack), shape[axis] - box[axis][0]) - first
+        keep = first + (np.arange(n_inside) if slice_spacing is None
+                        else spaced_slices(n_inside, voxel_size[axis], slice_spacing))
         if min_foreground > 0:
             share = np.moveaxis(mask, axis, 0)[keep].mean(axis=(1, 2))
             enough = keep[share >= min_foreground]
@@ -172,6 +177,14 @@ def slice_sets(data, voxel_size, axes, n_slices=None, selection="uniform",
         sets.append(SliceSet(axis, box[axis][0] + keep, np.ascontiguousarray(stack[keep]),
                              region, pixel_size))
     return sets
+
+
+def slice_weights(row_weights, rows_per_slice):
+    """Per-slice weights from weights over an embedding's rows ``(..., n_rows)``: the
+    rows of a slice (its patches, with ``feature="patch"``) summed, ``(..., n_rows //
+    rows_per_slice)``; with one row a slice, the weights as they are."""
+    weights = np.asarray(row_weights)
+    return weights.reshape(*weights.shape[:-1], -1, rows_per_slice).sum(axis=-1)
 
 
 def tag_orientations(parts, axes):

@@ -12,11 +12,12 @@ ResNet trains on resampled volumes.
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, roc_auc_score
+from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
@@ -27,11 +28,12 @@ from .metrics import (
     bootstrap_ci,
     delong_test,
     false_negative_rate,
+    ovr_macro_auc,
     sensitivity_score,
     specificity_score,
 )
 from .runs import METRIC_COLUMNS, Run, jsonable, versions
-from .slicing import axes_of
+from .slicing import axes_of, slice_weights
 
 N_RESAMPLES = 1000
 # The embedder's settings that choose the slices: those of the encoders a study compares
@@ -193,10 +195,12 @@ class OutOfFold:
 
 def cross_validate_method(estimator, X, y, splits, verbose=0):
     """Fit a clone of ``estimator`` on each split's training samples, with early
-    stopping on its validation samples when it has them; collect the test predictions.
-    A split without training samples (:func:`external_test`) uses ``estimator`` as
-    fitted. ``verbose=1`` prints a line per fit."""
+    stopping on its validation samples when it has them; collect the test predictions,
+    their probability columns in the order of ``np.unique(y)`` (matched to each model's
+    ``classes_`` by class). A split without training samples (:func:`external_test`)
+    uses ``estimator`` as fitted. ``verbose=1`` prints a line per fit."""
     y = np.asarray(y)
+    classes = np.unique(y)
     proba, embedding, attention, fit_seconds = None, None, None, []
     for i, split in enumerate(splits, 1):
         start = time.perf_counter()
@@ -210,10 +214,10 @@ def cross_validate_method(estimator, X, y, splits, verbose=0):
             model.fit(X[split.train], y[split.train], **fit_params)
             fit_seconds.append(time.perf_counter() - start)
         test = split.test
-        fold_proba = model.predict_proba(X[test])
+        fold_proba = model.predict_proba(X[test])[:, _columns_of(model, classes)]
         fold_embedding = model.volume_embeddings(X[test])
         if proba is None:
-            proba = np.full((len(y), fold_proba.shape[1]), np.nan)
+            proba = np.full((len(y), len(classes)), np.nan)
             embedding = np.full((len(y), fold_embedding.shape[1]), np.nan, dtype=np.float32)
             if hasattr(model, "attention_weights"):
                 attention = np.full((len(y), X.shape[1]), np.nan)
@@ -225,6 +229,35 @@ def cross_validate_method(estimator, X, y, splits, verbose=0):
                   + (f"fitted in {fit_seconds[-1]:.1f} s, " if split.train is not None else "")
                   + f"{len(test)} scans predicted", flush=True)
     return OutOfFold(proba, embedding, attention, fit_seconds or [np.nan])
+
+
+def _columns_of(model, classes):
+    """The columns of ``model``'s probabilities that hold ``classes``, in that order."""
+    column = {c: i for i, c in enumerate(np.asarray(model.classes_).tolist())}
+    missing = [c for c in classes.tolist() if c not in column]
+    if missing:
+        raise ValueError(f"{type(model).__name__} was fitted on the classes "
+                         f"{list(column)}, without {missing[0]!r}.")
+    return [column[c] for c in classes.tolist()]
+
+
+def fitted_classes(y, methods):
+    """``y`` as the classes of methods fitted elsewhere (an external test set): labels
+    are matched to each method's ``classes_`` by name (``"1"`` is ``1``); labels whose
+    classes are not exactly the methods' raise ``ValueError`` naming both."""
+    y = np.asarray(y)
+    given = sorted(set(map(str, y.tolist())))
+    by_name = None
+    for key, estimator in methods.items():
+        check_is_fitted(estimator)
+        classes = np.asarray(estimator.classes_).tolist()
+        by_name = {str(c): c for c in classes}
+        if given != sorted(by_name):
+            raise ValueError(
+                f"The labels' classes are {given}; {method_name(key)} was fitted on "
+                f"{sorted(by_name)}: an external test set is scored on the model's classes, "
+                "each present (matched by name).")
+    return y if by_name is None else np.array([by_name[str(label)] for label in y.tolist()])
 
 
 def scored_samples(results):
@@ -240,7 +273,7 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
     ----------
     y : array-like of shape (n_samples,)
     results : dict of method key -> OutOfFold
-        Probability columns in sorted-label order (``classes_``).
+        Probability columns in the order of ``np.unique(y)``.
     reference : str
         The method every other is compared with by DeLong's test (binary only).
     pos_label : label or None
@@ -279,10 +312,8 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
                                     groups=groups)[3]
                         if reference in results and key != reference else np.nan)
         else:
-            def macro_auc(truth, proba):
-                return roc_auc_score(truth, proba, multi_class="ovr", labels=classes)
-
-            auc = bootstrap_ci(macro_auc, y, proba, n_resamples=n_resamples, groups=groups,
+            auc = bootstrap_ci(partial(ovr_macro_auc, classes=classes), y, proba,
+                               n_resamples=n_resamples, groups=groups,
                                random_state=random_state)
             f1 = f1_score(y, predicted, average="macro")
             sensitivity = specificity = fnr = delong_p = np.nan
@@ -330,7 +361,7 @@ def _is_fitted(estimator):
     return True
 
 
-def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 64, 64),
+def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
               pos_label=None, random_state=0, verbose=1):
     """Evaluate classifiers on the same splits of the same scans: the loop behind
     ``dinoatten cv``.
@@ -345,9 +376,10 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     scans : list of paths or 3D arrays
     y : array-like of shape (n_scans,)
     methods : dict of str -> classifier
-        Unfitted classifiers by key (fitted ones with :func:`external_test`). A key of
-        :data:`METHODS` gives the method's name and input (``make_method(key)`` builds
-        one); any other key names a classifier of slice embeddings.
+        Unfitted classifiers by key (fitted ones with :func:`external_test`, whose labels
+        must be their classes: see :func:`fitted_classes`). A key of :data:`METHODS`
+        gives the method's name and input (``make_method(key)`` builds one); any other
+        key names a classifier of slice embeddings.
     protocol : Protocol
         From :func:`cross_validation`, :func:`held_out` or :func:`external_test` on the
         same ``y``.
@@ -356,8 +388,11 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
         used as fitted if it is. A dict of several compares slice encoders: every method
         on slice embeddings is evaluated on each, as ``"<key>@<encoder name>"``, on the
         same splits (their slices must be the same: the same slicing settings).
-    volume_shape : tuple of 3 ints, default=(64, 64, 64)
-        The shape the volumes are resampled to for the methods on volumes.
+    resampler : transformer, default=None
+        Turns the scans into the input of the methods on volumes; used as fitted if it
+        is (the steps before the classifier of a fitted pipeline, so that an external
+        test scores what the pipeline's ``predict_proba`` does). ``None``:
+        ``VolumeResampler()``, 64 voxels a side.
     pos_label : label, default=None
         The positive class of two (see :func:`positive_class`).
     random_state : int, default=0
@@ -373,6 +408,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
         the study's description; :func:`sklearn_dinoatten.runs.write_run` writes it.
     """
     y = np.asarray(y)
+    if all(split.train is None for split in protocol.splits):  # fitted elsewhere
+        y = fitted_classes(y, methods)
     positive = positive_class(y, pos_label)  # before any work
     on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
     embedders = _named_embedders(embedder)
@@ -403,9 +440,14 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     if any(on_volumes.values()):
         from .resampling import VolumeResampler
 
+        resampler = VolumeResampler() if resampler is None else resampler
         if verbose:
-            print(f"Resampling {len(scans)} scans to {volume_shape} voxels", flush=True)
-        inputs[None] = VolumeResampler(shape=volume_shape).fit_transform(scans)
+            shape = getattr(resampler, "shape", None)
+            print(f"Resampling {len(scans)} scans" + (f" to {shape} voxels" if shape else ""),
+                  flush=True)
+        if not _is_fitted(resampler):
+            resampler.fit(scans)
+        inputs[None] = resampler.transform(scans)
     results = {}
     for n, (key, (estimator, source)) in enumerate(evaluated.items(), 1):
         if verbose:
@@ -420,8 +462,10 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
     first = next((name for name in embedders if name in inputs), None)  # embedded, if any
     random_weights = any(e.weights == "random" for e in embedders.values())
     outputs = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
-    outputs.update({f"attention_{k}": r.attention[scored] for k, r in results.items()
-                    if r.attention is not None})
+    for k, r in results.items():  # per slice: with feature="patch", a slice's patches summed
+        if r.attention is not None:
+            rows_per_slice = embedders[evaluated[k][1]].rows_per_slice_
+            outputs[f"attention_{k}"] = slice_weights(r.attention[scored], rows_per_slice)
     if first is not None:
         outputs.update(_slice_outputs(inputs[first], embedders[first], scored))
     folds = None
@@ -447,7 +491,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, volume_shape=(64, 6
         "seed": random_state,
         "reference": reference,
         "embedder": params[first] if first is not None and not several else None,
-        "volume_shape": list(volume_shape) if None in inputs else None,
+        "resampler": jsonable(resampler.get_params()) if None in inputs else None,
         "methods": {k: {"name": method_name(k), "params": jsonable(m.get_params()),
                         **({"encoder": source} if several and source else {})}
                     for k, (m, source) in evaluated.items()},
@@ -494,9 +538,10 @@ def _named_embedders(embedder):
 
 def _slice_outputs(embeddings, embedder, scored):
     """``n_slices`` and, for tri-planar bags, ``slice_axis`` of the scored scans."""
-    rows = ~np.isnan(embeddings).all(axis=2)
-    outputs = {"n_slices": rows.sum(axis=1)[scored]}
-    if len(axes_of(embedder.axis)) > 1:  # each row's orientation, from its tag
-        tags = np.nan_to_num(embeddings[..., -3:]).argmax(axis=2)
-        outputs["slice_axis"] = np.where(rows, tags, -1)[scored]
+    firsts = embeddings[:, ::embedder.rows_per_slice_]  # the first row of each slice
+    real = ~np.isnan(firsts).all(axis=2)
+    outputs = {"n_slices": real.sum(axis=1)[scored]}
+    if len(axes_of(embedder.axis)) > 1:  # each slice's orientation, from its tag
+        tags = np.nan_to_num(firsts[..., -3:]).argmax(axis=2)
+        outputs["slice_axis"] = np.where(real, tags, -1)[scored]
     return outputs

@@ -14,6 +14,8 @@ from numbers import Integral
 
 import numpy as np
 
+from ._files import check_file, file_identity
+
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 SLICE_SELECTIONS = ("uniform", "center")
 
@@ -73,8 +75,7 @@ def check_volumes(X, images=False):
                          "give one kind.")
     for i, volume in enumerate(volumes):
         if isinstance(volume, (str, os.PathLike)):
-            if not os.path.isfile(volume):
-                raise FileNotFoundError(f"Volume file {os.fspath(volume)!r} does not exist.")
+            check_file(volume, "Volume file")
         elif is_image_object(volume):
             if len(volume.shape) not in (3, 4):
                 raise ValueError(f"Volume {describe(volume, i)} is not 3D.")
@@ -170,8 +171,7 @@ def _read_nifti(volume, dtype=np.float32):
     else:
         path = os.fspath(volume)
         label = f"file {path!r}"
-        if not os.path.isfile(path):
-            raise FileNotFoundError(f"Volume file {path!r} does not exist.")
+        check_file(path, "Volume file")
         try:
             image = nib.load(path)  # the header only; the voxels are read below
         except Exception as exc:  # nibabel raises many types for damaged files
@@ -206,19 +206,18 @@ def voxel_size_of(volume):
     header that cannot be read (the error comes when the voxels are)."""
     if isinstance(volume, (str, os.PathLike)):
         try:
-            stat = os.stat(volume)
+            return _file_voxel_size(file_identity(volume))
         except OSError:
             return None
-        return _file_voxel_size(os.path.realpath(volume), stat.st_size, stat.st_mtime_ns)
     return _header_voxel_size(volume) if is_image_object(volume) else None
 
 
 @lru_cache(maxsize=65536)
-def _file_voxel_size(path, size, mtime_ns):
+def _file_voxel_size(identity):
     import nibabel as nib
 
     try:
-        return _header_voxel_size(nib.load(path))
+        return _header_voxel_size(nib.load(identity[0]))
     except Exception:  # damaged: load_scan says what is wrong, naming the file
         return None
 
@@ -290,6 +289,11 @@ def place_slices(maps, slice_indices, volume_shape, axis, region=None):
     along ``axis``; with ``region`` (``(start, stop)`` of the rows and columns the maps
     cover, which may reach beyond the volume), in that part of each slice."""
     axis = check_axis(axis)
+    slice_indices = np.asarray(slice_indices, dtype=int)
+    if len(slice_indices) and not (0 <= slice_indices.min()
+                                   and slice_indices.max() < volume_shape[axis]):
+        raise ValueError(f"Slice indices must lie in [0, {volume_shape[axis]}) along axis "
+                         f"{axis}; got {slice_indices.min()} to {slice_indices.max()}.")
     in_plane = [n for a, n in enumerate(volume_shape) if a != axis]
     region = region or tuple((0, n) for n in in_plane)
     out = np.zeros((volume_shape[axis], *in_plane), dtype=np.float64)

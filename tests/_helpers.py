@@ -1,6 +1,9 @@
 """Helpers shared by the tests."""
 
 import builtins
+import errno
+import os
+import tempfile
 
 import nibabel as nib
 import numpy as np
@@ -90,3 +93,29 @@ def hide_module(monkeypatch, module):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", without)
+
+
+def make_read_only(monkeypatch, folder):
+    """Make ``folder`` read-only, as a shared cache mounted read-only is: its permissions,
+    and, since root ignores those, every file or folder created in it refused."""
+    folder = os.path.realpath(folder)
+    for root, _, files in os.walk(folder):
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o444)
+        os.chmod(root, 0o555)
+    monkeypatch.setattr(os, "makedirs", _refused_in(folder, os.makedirs, "name"))
+    for name in ("mkstemp", "TemporaryFile"):
+        monkeypatch.setattr(tempfile, name, _refused_in(folder, getattr(tempfile, name), "dir"))
+
+
+def _refused_in(folder, create, where):
+    """``create`` (a file in folder ``dir=``, or the folder ``name``), refused inside
+    ``folder`` as a read-only file system refuses it."""
+    def refused(*args, **kwargs):
+        target = kwargs.get(where, args[0] if args and where == "name" else None)
+        new = where == "dir" or (target is not None and not os.path.isdir(target))
+        if new and target is not None and os.path.realpath(target).startswith(folder):
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), target)
+        return create(*args, **kwargs)
+
+    return refused

@@ -15,7 +15,7 @@ from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.persistence import load_model, save_model
 from sklearn_dinoatten.report import write_report
 
-from ._helpers import hide_module
+from ._helpers import CountingViT, hide_module
 
 transformers = pytest.importorskip("transformers")
 RAD_DINO_MEAN, RAD_DINO_STD = (0.5307,) * 3, (0.2583,) * 3
@@ -61,6 +61,38 @@ def test_a_dinov3_with_register_tokens(tmp_path, volume, fresh_cache):
     embedder = DinoSliceEmbedder(backbone=f"hf:{tmp_path}", image_size=32, feature="patch",
                                  verbose=0)
     assert embedder.fit_transform([volume]).shape == (1, volume.shape[2] * 4, 32)
+
+
+def test_a_deit_with_a_distillation_token(tmp_path, volume, fresh_cache):
+    """DeiT (transformers): CLS, then its distillation token, then the patches; both are
+    prefix tokens (before: feature="mean" averaged the distillation token in, and
+    feature="patch" failed on a broadcast). At 56 px its position embedding, made for
+    28, is interpolated."""
+    config = transformers.DeiTConfig(hidden_size=32, num_hidden_layers=1, image_size=28,
+                                     num_attention_heads=2, intermediate_size=64,
+                                     patch_size=14)
+    transformers.DeiTModel(config).save_pretrained(tmp_path)
+    with pytest.warns(UserWarning, match="No image processor found"):
+        built = build_backbone(f"hf:{tmp_path}", image_size=56)
+    assert (built.patch_size, built.num_prefix_tokens) == (14, 2)
+
+    def embed(feature):
+        return DinoSliceEmbedder(backbone=f"hf:{tmp_path}", image_size=56, feature=feature,
+                                 verbose=0).fit_transform([volume])
+
+    patches, mean = embed("patch"), embed("mean")
+    assert patches.shape == (1, volume.shape[2] * 16, 32)
+    np.testing.assert_allclose(patches.reshape(volume.shape[2], 16, 32).mean(axis=1),
+                               mean[0], atol=1e-5)
+
+
+def test_a_backbone_that_miscounts_its_tokens_is_refused(volume, fresh_cache):
+    module = CountingViT()
+    module.num_prefix_tokens = 0  # the CLS token would be taken for a patch
+    embedder = DinoSliceEmbedder(backbone=module, image_size=28, feature="patch", verbose=0)
+    with pytest.raises(ValueError, match="5 tokens per slice, not its 0 prefix tokens and 4 "
+                                         "patches"):
+        embedder.fit_transform([volume])
 
 
 def test_random_weights_and_saved_models(hf_dinov2, volume, tmp_path, fresh_cache):

@@ -51,6 +51,11 @@ def _truncated(folder):
     return path
 
 
+def _folder(folder):
+    (folder / "scan.nii.gz").mkdir()
+    return str(folder / "scan.nii.gz")
+
+
 def _not_nifti(folder):
     path = folder / "notes.nii"
     path.write_text("patient notes, not an image\n")
@@ -112,6 +117,8 @@ HANDLED = "handled"
 CASES = {
     "missing file": (lambda d: str(d / "missing.nii.gz"), ERROR, FileNotFoundError,
                      r"missing\.nii\.gz.*does not exist"),
+    "folder named .nii.gz": (_folder, ERROR, FileNotFoundError,
+                             r"scan\.nii\.gz' is a folder, not a file"),
     "truncated .nii.gz": (_truncated, ERROR, ValueError, r"truncated\.nii\.gz.*NIfTI"),
     "text file named .nii": (_not_nifti, ERROR, ValueError, r"notes\.nii.*NIfTI"),
     "gzipped text named .nii.gz": (_gzip_of_text, ERROR, ValueError, r"text\.nii\.gz.*NIfTI"),

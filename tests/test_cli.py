@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from sklearn_dinoatten import clear_memory_cache
 from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.datasets import data_dir, make_volumes, write_demo_data
 
-from ._helpers import save_nifti
+from ._helpers import make_read_only, save_nifti
 
 FAST = ["--weights", "random", "--image-size", "28", "--epochs", "3", "--folds", "2"]
 EMBED_FAST = ["--weights", "random", "--image-size", "28"]
@@ -82,6 +83,39 @@ def test_embed_is_resumable(tmp_path, capsys):
                                "0 scans embedded now, 6 found in the cache")
     assert lines[1].startswith("vit_small_patch14_reg4_dinov2: 6 scans, 36 slices of 384 "
                                "features: 6 scans embedded now, 0 found in the cache")
+
+
+def test_embed_counts_scans_not_cache_entries(tmp_path, capsys, fresh_cache):
+    """A tri-planar bag is three cache entries, and identical scans share one (before:
+    "12 scans embedded now, -8 found in the cache" for 4 scans)."""
+    data = make_study(tmp_path / "data", n=4, shape=(16, 16, 16))
+    shutil.copy(os.path.join(data, "s00.nii.gz"), os.path.join(data, "s01.nii.gz"))
+    cache = str(tmp_path / "cache")
+    for found in (0, 4):
+        assert main(["embed", data, "--cache-dir", cache, "--axis", "all", *EMBED_FAST]) == 0
+        assert (f"4 scans, 192 slices of 387 features: {4 - found} scans embedded now, "
+                f"{found} found in the cache") in capsys.readouterr().out
+
+
+def test_a_read_only_cache_is_read_and_left_as_it_is(tmp_path, capsys, monkeypatch,
+                                                     fresh_cache):
+    """A shared cache on a cluster is often read-only (before: refused, "cannot hold
+    files", although it held every embedding)."""
+    data = make_study(tmp_path / "data", n=4)
+    cache = tmp_path / "cache"
+    assert main(["embed", data, "--cache-dir", str(cache), *EMBED_FAST]) == 0
+    kept = sorted(cache.rglob("*"))
+    clear_memory_cache()
+    make_read_only(monkeypatch, cache)
+    assert main(["embed", data, "--cache-dir", str(cache), *EMBED_FAST]) == 0
+    out, err = capsys.readouterr()
+    assert "0 scans embedded now, 4 found in the cache" in out
+    assert err.count("cannot be written: embeddings are read from it") == 1
+    clear_memory_cache()  # a cache that lacks some: computed, kept in memory only
+    assert main(["embed", data, "--cache-dir", str(cache), "--n-slices", "2", "-q",
+                 *EMBED_FAST]) == 0
+    assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out
+    assert sorted(cache.rglob("*")) == kept
 
 
 def test_embed_in_parallel_and_in_int8_on_onnxruntime(tmp_path, capsys):
@@ -272,6 +306,10 @@ def remove_scan(data):
     os.remove(os.path.join(data, "s03.nii.gz"))
 
 
+def model_as_folder(data):
+    os.mkdir(os.path.join(os.path.dirname(data), "m.safetensors"))
+
+
 def fake_pickle(data):
     with open(os.path.join(data, "labels.csv.joblib"), "wb") as f:
         f.write(b"never unpickled")
@@ -325,7 +363,13 @@ def one_class(data):
     (["predict", "{data}/labels.csv", "{data}/s00.nii.gz", "--out", "{data}"], None,
      "--out .* is a folder"),
     (["cv", "{data}", "--out", "{tmp}/o", "--method", "resnet3d", "--resnet-width", "0"], None,
-     "ResNet3DClassifier: widen_factor must be a number >= 0.015625; got 0.0"),
+     "error: --resnet-width must be a number >= 0.015625; got 0.0"),  # not widen_factor
+    (["cv", "{data}", "--out", "{tmp}/o", "--min-foreground", "1"], None,
+     "error: --min-foreground must be a number in .0, 1.; got 1.0"),
+    (["embed", "{data}", "--cache-dir", "{tmp}/c", "--n-jobs", "0"], None,
+     "error: --n-jobs must be an integer >= 1 or an integer <= -1; got 0"),
+    (["predict", "{tmp}/m.safetensors", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"],
+     model_as_folder, "Model file '.*m.safetensors' is a folder, not a file"),
     (["cv", "{data}", "--out", "{tmp}/o", "--image-size", "7"], None, "try 14"),
     (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "vit_small_patch14_dinov2,"], None,
      "name each backbone once, separated by commas"),

@@ -4,6 +4,7 @@ machine): the same results as one process, and each volume embedded once."""
 import joblib
 import numpy as np
 import pytest
+import torch
 from sklearn.model_selection import GridSearchCV, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 
@@ -50,6 +51,21 @@ def test_dask_workers_embed_each_volume_once(client, paths, tmp_path):
     with joblib.parallel_backend("dask"):
         np.testing.assert_array_equal(embedder.transform(paths), out)
     assert sum(int(n) for n in log.read_text().split()) == len(paths) * 5
+
+
+@pytest.mark.filterwarnings("ignore:Sending large graph")
+def test_dask_workers_embed_with_the_fitted_backbone(client, paths, fresh_cache):
+    """Not one built again from the parameters: here a module changed after fit."""
+    paths, _ = paths
+    module = CountingViT()
+    embedder = DinoSliceEmbedder(backbone=module, image_size=28, verbose=0).fit(paths)
+    expected = embedder.transform(paths)
+    with torch.no_grad():
+        for parameter in module.parameters():
+            parameter.add_(0.5)
+    clear_memory_cache()
+    with joblib.parallel_backend("dask"):
+        np.testing.assert_allclose(embedder.transform(paths), expected, atol=1e-4, rtol=0)
 
 
 @pytest.mark.slow  # the embedding under Dask is tested above; this adds the grid search

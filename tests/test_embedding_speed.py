@@ -7,6 +7,7 @@ import pickle
 import shutil
 import subprocess
 import sys
+import time
 import warnings
 
 import numpy as np
@@ -17,7 +18,7 @@ from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten import reading as reading_module
 from sklearn_dinoatten.datasets import make_volumes
 
-from ._helpers import FAST, save_nifti
+from ._helpers import FAST, CountingViT, save_nifti
 
 SPEED = dict(FAST, image_size=56)
 # Stated in DinoSliceEmbedder's docstring and docs/user_guide.md.
@@ -140,11 +141,59 @@ def test_a_file_seen_before_is_not_read_again(tmp_path, monkeypatch, volumes, fr
     assert not np.allclose(changed[1], first[1])
 
 
+def test_a_file_rewritten_with_its_size_and_time_is_read_again(tmp_path, volumes,
+                                                               fresh_cache):
+    """As ``cp -p`` or ``rsync -a`` leave a new scan: same path, size and modification
+    time (before: served the old embedding)."""
+    path = save_nifti(tmp_path / "scan.nii", volumes[0])  # uncompressed: the same size
+    embedder = DinoSliceEmbedder(**FAST).fit([path])
+    first = embedder.transform([path])
+    stat = os.stat(path)
+    time.sleep(0.05)  # past the file system's timestamp granularity
+    save_nifti(path, volumes[0][::-1])
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert (os.stat(path).st_size, os.stat(path).st_mtime_ns) == (stat.st_size,
+                                                                  stat.st_mtime_ns)
+    assert not np.allclose(embedder.transform([path]), first)
+
+
 def test_worker_processes_give_the_same_embeddings(volumes, reference, tmp_path):
     clear_memory_cache()
     out = DinoSliceEmbedder(n_jobs=2, cache_dir=tmp_path, **SPEED).fit_transform(volumes)
     np.testing.assert_allclose(out, reference, atol=FLOAT32_ATOL, rtol=0)
     assert len(list(tmp_path.glob("*/*.npz"))) == len(volumes)  # the workers' cache
+
+
+def test_workers_embed_with_the_fitted_backbone(volumes, tmp_path, fresh_cache):
+    """Not with one built again from the parameters, whose weights may have changed since
+    fit: a module changed, a checkpoint file overwritten, a saved model whose checkpoint
+    is elsewhere (before: max difference 1.55, and cached under the new weights' key)."""
+    from sklearn_dinoatten.persistence import load_model, save_model
+
+    module = CountingViT().vit
+    checkpoint = str(tmp_path / "weights.pth")
+    torch.save(module.state_dict(), checkpoint)
+    fitted = {
+        "module": DinoSliceEmbedder(backbone=module, image_size=28, verbose=0).fit(volumes),
+        "file": DinoSliceEmbedder(weights=checkpoint, image_size=28, verbose=0).fit(volumes),
+    }
+    expected = fitted["module"].transform(volumes)
+    save_model(fitted["file"], tmp_path / "embedder.safetensors")
+    with torch.no_grad():  # both change after fit
+        for parameter in module.parameters():
+            parameter.add_(0.5)
+    torch.save(module.state_dict(), checkpoint)
+    fitted["loaded"] = load_model(tmp_path / "embedder.safetensors")
+    os.remove(checkpoint)  # where the model was saved, not here
+    for how, embedder in fitted.items():
+        clear_memory_cache()
+        out = embedder.set_params(n_jobs=2).transform(volumes)
+        np.testing.assert_allclose(out, expected, atol=FLOAT32_ATOL, rtol=0, err_msg=how)
+    with torch.no_grad():  # the fitted weights themselves changed: refused, not cached
+        next(embedder.backbone_.parameters()).add_(1.0)
+    clear_memory_cache()
+    with pytest.raises(ValueError, match="weights of backbone_ changed after fit"):
+        embedder.transform(volumes)
 
 
 PEAK_RSS = """

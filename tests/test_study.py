@@ -174,3 +174,31 @@ def test_a_study_of_several_encoders_runs_each_method_on_each():
         run_study(X, y, methods, protocol, embedder={"a": embedder(), "b": embedder(n_slices=2)})
     with pytest.raises(ValueError, match="without '@'; got 'a@b'"):
         run_study(X, y, methods, protocol, embedder={"a@b": embedder()})
+
+
+def test_slice_outputs_of_patch_features_are_per_slice():
+    """With feature="patch" the instances are patches, but what is shown is per slice:
+    n_slices counts slices and a slice's attention is the sum over its patches (before:
+    n_slices 4 times too many, and the first 5 patch weights taken as slice weights)."""
+    from sklearn_dinoatten import DinoSliceEmbedder
+    from sklearn_dinoatten.datasets import make_volumes
+    from sklearn_dinoatten.methods import make_method
+
+    X, y = make_volumes(n_samples=8, shape=(28, 28, 5), random_state=0)
+    embedders = {name: DinoSliceEmbedder(weights="random", image_size=28, verbose=0,
+                                         feature=name) for name in ("cls", "patch")}
+    run = run_study(X, y, {"dinoatten3d": make_method("dinoatten3d", max_epochs=2)},
+                    held_out(["train"] * 6 + ["test"] * 2, y), embedder=embedders,
+                    verbose=0)
+    assert run.outputs["n_slices"].tolist() == [5, 5]
+    for name in embedders:
+        attention = run.outputs[f"attention_dinoatten3d@{name}"]
+        assert attention.shape == (2, 5)
+        np.testing.assert_allclose(attention.sum(axis=1), 1.0, rtol=1e-5)
+    # The per-slice sums of the patch attention of the model fitted on the same split
+    model = make_method("dinoatten3d", max_epochs=2).fit(embedders["patch"].transform(X[:6]),
+                                                         y[:6])
+    patches = model.attention_weights(embedders["patch"].transform(X[6:]))
+    assert patches.shape == (2, 20)
+    np.testing.assert_allclose(run.outputs["attention_dinoatten3d@patch"],
+                               patches.reshape(2, 5, 4).sum(axis=2), rtol=1e-5)

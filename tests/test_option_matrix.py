@@ -1,0 +1,183 @@
+"""Where options meet: every slicing option with every other keeps slices of the volume
+and names the embedding's rows; attention and saliency land on the embedded slices
+only; every way of embedding runs the fitted backbone and gives the serial result."""
+
+import os
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.pipeline import make_pipeline
+
+from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
+from sklearn_dinoatten.explain import (
+    in_plane_attention,
+    saliency_from_parts,
+    slice_attention,
+    volume_saliency,
+)
+from sklearn_dinoatten.persistence import load_model, save_model
+from sklearn_dinoatten.slicing import CROPS, axes_of
+from sklearn_dinoatten.volumes import place_slices
+
+from ._helpers import FAST
+
+AXIS_SETTINGS = ("axial", "coronal", "sagittal", "all", (0, 2))
+
+
+def blob_volume(shape, low, high, seed=0):
+    """Noise below a textured block from ``low`` to ``high`` (per axis): a foreground
+    that may touch the volume's edges."""
+    rng = np.random.default_rng(seed)
+    volume = rng.normal(0, 0.05, size=shape).astype(np.float32)
+    box = tuple(slice(a, b) for a, b in zip(low, high, strict=True))
+    volume[box] += 2 + rng.random(volume[box].shape)
+    return volume
+
+
+@st.composite
+def volumes_and_options(draw):
+    shape = tuple(draw(st.integers(4, 12)) for _ in range(3))
+    low = [draw(st.integers(0, n - 2)) for n in shape]
+    high = [draw(st.integers(lo + 1, n)) for lo, n in zip(low, shape, strict=True)]
+    options = dict(
+        axis=draw(st.sampled_from(AXIS_SETTINGS)),
+        crop=draw(st.sampled_from(CROPS)),
+        slice_spacing=draw(st.one_of(st.none(), st.floats(0.3, 4.0))),
+        min_foreground=draw(st.sampled_from([0.0, 0.1, 0.5])),
+        n_slices=draw(st.one_of(st.none(), st.integers(1, 6))),
+        slice_selection=draw(st.sampled_from(["uniform", "center"])),
+        spacing=tuple(draw(st.floats(0.5, 3.0)) for _ in range(3)),
+    )
+    return blob_volume(shape, low, high), options
+
+
+@pytest.mark.filterwarnings("ignore:.*with a foreground share")
+@settings(max_examples=150, deadline=None)
+@given(volumes_and_options())
+def test_kept_slices_lie_in_the_volume(case):
+    """Before: a foreground box whose margin passed the edge kept slices -4 to -1, or
+    past the last, and place_slices wrapped them onto the other end."""
+    volume, options = case
+    embedder = DinoSliceEmbedder(**FAST, **options)
+    axes, kept = embedder.kept_slices(volume)
+    assert len(axes) == len(kept) > 0
+    for axis in axes_of(options["axis"]):
+        mine = kept[axes == axis]
+        assert len(mine) and 0 <= mine.min() and mine.max() < volume.shape[axis]
+        assert (np.diff(mine) > 0).all()  # in order, each slice once
+        if options["n_slices"] is not None:
+            assert len(mine) <= options["n_slices"]
+        placed = place_slices(np.ones((len(mine), *np.delete(volume.shape, axis))), mine,
+                              volume.shape, axis)
+        assert set(np.flatnonzero(placed.any(axis=tuple(np.delete([0, 1, 2], axis))))) == set(
+            mine.tolist())
+    plain = {k: v for k, v in options.items() if k != "axis"} == dict(
+        crop="none", slice_spacing=None, min_foreground=0.0, n_slices=None,
+        slice_selection=options["slice_selection"], spacing=options["spacing"])
+    if plain:  # the defaults keep every slice
+        assert len(kept) == sum(volume.shape[a] for a in axes_of(options["axis"]))
+
+
+def test_place_slices_refuses_indices_outside_the_volume():
+    with pytest.raises(ValueError, match=r"must lie in \[0, 5\)"):
+        place_slices(np.ones((2, 3, 3)), [-1, 2], (3, 3, 5), 2)
+    with pytest.raises(ValueError, match=r"must lie in \[0, 5\)"):
+        place_slices(np.ones((1, 3, 3)), [5], (3, 3, 5), 2)
+
+
+# A volume whose foreground touches its first and last axial slices and its left side
+EDGE_VOLUME = blob_volume((24, 24, 16), (0, 4, 0), (16, 20, 16))
+SLICING = [dict(), dict(crop="foreground"), dict(slice_spacing=2.0, min_foreground=0.2),
+           dict(crop="foreground", slice_spacing=2.0, min_foreground=0.2)]
+
+
+@pytest.fixture(scope="module")
+def labelled_volumes():
+    volumes = [EDGE_VOLUME, EDGE_VOLUME[::-1], blob_volume((24, 24, 16), (4, 4, 2),
+                                                          (20, 20, 14), seed=1)]
+    return volumes * 2, np.array([0, 1, 0, 1, 0, 1])
+
+
+@pytest.mark.parametrize("axis", ["axial", "all"])
+@pytest.mark.parametrize("feature", ["cls", "patch"])
+@pytest.mark.parametrize("slicing", SLICING, ids=lambda s: "+".join(s) or "plain")
+def test_rows_attention_and_saliency_follow_the_kept_slices(labelled_volumes, axis, feature,
+                                                            slicing, fresh_cache):
+    X, y = labelled_volumes
+    model = make_pipeline(
+        DinoSliceEmbedder(axis=axis, feature=feature, **FAST, **slicing),
+        AttentionPoolClassifier(max_epochs=1, random_state=0)).fit(X, y)
+    embedder = model[0]
+    embeddings = embedder.transform(X[:1])
+    axes, kept = embedder.kept_slices(X[0])
+    real = ~np.isnan(embeddings[0]).all(axis=1)
+    assert real.sum() == len(kept) * embedder.rows_per_slice_  # a row per slice (or patch)
+    assert real[: real.sum()].all()  # the rows of the kept slices first, then padding
+    weights = slice_attention(model, X[:1])[0]
+    assert weights.shape == (embeddings.shape[1] // embedder.rows_per_slice_,)
+    np.testing.assert_allclose(weights[: len(kept)].sum(), 1.0, rtol=1e-5)
+    assert not weights[len(kept):].any()
+    saliency = volume_saliency(model, X[:1])[0]
+    maps, slice_sets = in_plane_attention(embedder, X[0])
+    uniform = saliency_from_parts(np.ones(len(kept)), [np.ones_like(m) for m in maps],
+                                  slice_sets, X[0].shape)
+    for axis_index in set(axes.tolist()):  # saliency only on the slices embedded
+        others = tuple(a for a in range(3) if a != axis_index)
+        if len(axes_of(axis)) == 1:
+            touched = np.flatnonzero(saliency.any(axis=others))
+            assert set(touched) <= set(kept[axes == axis_index])
+        covered = np.flatnonzero(uniform.any(axis=others))
+        assert set(kept[axes == axis_index]) <= set(covered)
+
+
+@pytest.fixture(scope="module")
+def loaded_embedder(tmp_path_factory):
+    """An embedder fitted on a checkpoint file, saved and loaded where that file is
+    gone: only its fitted backbone gives its embeddings."""
+    folder = tmp_path_factory.mktemp("loaded")
+    checkpoint = str(folder / "weights.pth")
+    with torch.random.fork_rng():
+        torch.manual_seed(1)
+        module = DinoSliceEmbedder(**FAST).fit([EDGE_VOLUME]).backbone_
+        for parameter in module.parameters():
+            parameter.data.add_(0.02 * torch.randn_like(parameter))
+    torch.save(module.state_dict(), checkpoint)
+    embedder = DinoSliceEmbedder(weights=checkpoint, image_size=28, verbose=0)
+    save_model(embedder.fit([EDGE_VOLUME]), folder / "embedder.safetensors")
+    os.remove(checkpoint)
+    return folder / "embedder.safetensors"
+
+
+def centred_cosine(a, b):
+    a, b = a - a.mean(0), b - b.mean(0)
+    return float(np.sum(a * b) / np.sqrt(np.sum(a * a) * np.sum(b * b)))
+
+
+WAYS = {  # way of embedding -> its tolerance: float32 rounding, or a centred cosine
+    "n_jobs=2": (dict(n_jobs=2), 1e-4),
+    "n_readers=2": (dict(n_readers=2), 1e-4),
+    "onnxruntime": (dict(engine="onnxruntime"), 1e-4),
+    "onnxruntime, n_jobs=2": (dict(engine="onnxruntime", n_jobs=2), 1e-4),
+    "int8": (dict(dtype="int8"), 0.99),
+    "onnxruntime int8": (dict(engine="onnxruntime", dtype="int8"), 0.99),
+    "bfloat16": (dict(dtype="bfloat16"), 0.999),
+}
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_every_way_of_embedding_runs_the_fitted_backbone(loaded_embedder, way, tmp_path):
+    X = [EDGE_VOLUME, EDGE_VOLUME[:, ::-1], EDGE_VOLUME[::-1]]
+    clear_memory_cache()
+    reference = load_model(loaded_embedder).transform(X)
+    params, tolerance = WAYS[way]
+    clear_memory_cache()
+    embedder = load_model(loaded_embedder, cache_dir=tmp_path)  # how it runs, not refitted
+    out = embedder.set_params(**params).transform(X)
+    rows = reference.reshape(-1, reference.shape[-1])
+    if tolerance < 0.5:
+        np.testing.assert_allclose(out, reference, atol=tolerance, rtol=0)
+    else:
+        assert centred_cosine(out.reshape(rows.shape), rows) >= tolerance

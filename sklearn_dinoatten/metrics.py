@@ -141,7 +141,7 @@ def ovr_macro_auc(y_true, y_score, classes):
     """One-vs-rest macro ROC AUC: the mean over ``classes`` of the :func:`binary_auc` of
     each class against the rest, from its column of ``y_score`` (columns in ``classes``
     order); equal to :func:`sklearn.metrics.roc_auc_score` with ``multi_class="ovr"``,
-    20 times faster in a bootstrap.
+    12 times faster (60 samples, 3 classes), which a bootstrap of 1000 resamples feels.
 
     Examples
     --------

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
+from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
 from sklearn_dinoatten.explain import (
     in_plane_attention,
     saliency_from_parts,
@@ -131,6 +132,18 @@ def test_rows_attention_and_saliency_follow_the_kept_slices(labelled_volumes, ax
             assert set(touched) <= set(kept[axes == axis_index])
         covered = np.flatnonzero(uniform.any(axis=others))
         assert set(kept[axes == axis_index]) <= set(covered)
+
+
+@pytest.mark.parametrize("detector", [MemoryBankAnomalyDetector, SpatialARAnomalyDetector])
+def test_anomaly_maps_of_a_foreground_at_the_edge_stay_on_its_slices(detector, fresh_cache):
+    """Before: the slices of the crop's margin past the last slice raised IndexError."""
+    model = detector(embedder=DinoSliceEmbedder(crop="foreground", **FAST))
+    model.set_params(**({"max_epochs": 1} if "max_epochs" in model.get_params() else {}))
+    model.fit([EDGE_VOLUME, EDGE_VOLUME[:, ::-1]])
+    (anomaly_map,) = model.anomaly_map([EDGE_VOLUME[::-1]])
+    _, kept = model.embedder_.kept_slices(EDGE_VOLUME[::-1])
+    assert anomaly_map.shape == EDGE_VOLUME.shape
+    assert set(np.flatnonzero(anomaly_map.any(axis=(0, 1)))) == set(kept.tolist())
 
 
 @pytest.fixture(scope="module")

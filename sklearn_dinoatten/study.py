@@ -173,12 +173,15 @@ def held_out(split, y, groups=None):
 
 def external_test(y, groups=None, model="a model"):
     """Score every sample once with methods fitted elsewhere, on other scans: the
-    protocol of a fitted ``model`` (named in the description) on an external test set."""
-    description = (f"external test set: {len(y)} scans predicted by {model}, fitted on "
-                   "other scans")
+    protocol of a fitted ``model`` (named in the description) on an external test set.
+    A model does not record the scans it was fitted on, so the description says that
+    they must be others rather than claim it."""
+    description = f"external test set: {len(y)} scans predicted by {model}"
     if groups is not None:
         groups = np.asarray(groups)
         description += f" ({len(np.unique(groups))} subjects)"
+    description += (", as fitted before (on scans the model does not record, which must "
+                    "be other scans for an external test)")
     return Protocol([Split(None, np.arange(len(y)))], description, groups, held_out=True)
 
 

@@ -224,7 +224,7 @@ def predict(args):
     rows = []
     for i, path in enumerate(paths):
         row = {"path": path, "prediction": classes[proba[i].argmax()]}
-        row.update({f"p_{c}": f"{p:.6f}" for c, p in zip(classes, proba[i], strict=True)})
+        row.update({f"p_{c}": repr(float(p)) for c, p in zip(classes, proba[i], strict=True)})
         row["top_slices"] = "" if top is None else " ".join(top[i])
         rows.append(row)
     write_csv(args.out, rows)

@@ -16,7 +16,7 @@ ids, so its official patient-level split is the protocol (``benchmarks/medmnist3
 
 Defaults are sized for a 2-core CPU in minutes: a 56 px input, 30 epochs (10 for the 3D
 ResNet), and a small 3D ResNet (resnet10 at a quarter width on 32^3). The methods and the
-table are those of ``dinoatten cv`` (``sklearn_dinoatten.study``). Synthetic data checks
+table are those of ``dinoatten cv`` (``sklearn_dinoatten.evaluation``). Synthetic data checks
 the machinery, not which method is best on real scans.
 """
 
@@ -30,9 +30,13 @@ import numpy as np
 
 from sklearn_dinoatten import DinoSliceEmbedder, VolumeResampler
 from sklearn_dinoatten.datasets import load_nifti_folder, make_volumes
-from sklearn_dinoatten.methods import METHODS, make_method
-from sklearn_dinoatten.runs import write_run
-from sklearn_dinoatten.study import cross_validation, run_study
+from sklearn_dinoatten.evaluation import (
+    METHODS,
+    cross_validation,
+    make_method,
+    run_study,
+    write_run,
+)
 
 
 def load_data(args):

@@ -44,9 +44,9 @@ from sklearn.pipeline import make_pipeline
 from torch.utils.flop_counter import FlopCounterMode
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
-from sklearn_dinoatten.backbones import build_backbone
 from sklearn_dinoatten.datasets import make_volumes
-from sklearn_dinoatten.reading import read_volumes
+from sklearn_dinoatten.embedding import read_volumes
+from sklearn_dinoatten.embedding.backbones import build_backbone
 
 OPTIONS = [  # (name, embedder parameters, precision of the peak it is compared with)
     ("float32, batch 1, no read-ahead", dict(batch_size=1, prefetch=0), "float32"),

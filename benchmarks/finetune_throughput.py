@@ -15,9 +15,9 @@ import warnings
 
 import torch
 
-from sklearn_dinoatten.backbones import build_backbone
-from sklearn_dinoatten.devices import resolve_device
+from sklearn_dinoatten.embedding.backbones import build_backbone
 from sklearn_dinoatten.nn.finetune import FineTunedSliceNet, set_trainable
+from sklearn_dinoatten.utils._devices import resolve_device
 
 
 def slices_per_second(freeze, args, device):

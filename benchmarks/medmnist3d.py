@@ -35,11 +35,13 @@ import numpy as np
 
 from sklearn_dinoatten import DinoSliceEmbedder
 from sklearn_dinoatten.datasets import MEDMNIST3D, SPLITS, data_dir, load_medmnist3d
-from sklearn_dinoatten.methods import METHODS, make_method, method_name
-from sklearn_dinoatten.study import (
+from sklearn_dinoatten.evaluation import (
+    METHODS,
     caption,
     cross_validate_method,
     held_out,
+    make_method,
+    method_name,
     metrics_table,
     positive_class,
 )

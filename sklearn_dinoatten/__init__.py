@@ -11,31 +11,20 @@ The names below are imported on first use, so that ``import sklearn_dinoatten`` 
 ``dinoatten --help``) does not load torch.
 """
 
-from importlib import import_module
+from .utils._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
 _MODULES = {
-    "AttentionPoolClassifier": "classifiers",
-    "DinoSliceEmbedder": "embedding",
-    "FineTunedSliceClassifier": "classifiers",
-    "ResNet3DClassifier": "classifiers",
-    "SCMILClassifier": "classifiers",
-    "SliceTransformerClassifier": "classifiers",
-    "VolumeResampler": "resampling",
-    "clear_memory_cache": "cache",
+    "AttentionPoolClassifier": ".classifiers",
+    "DinoSliceEmbedder": ".embedding",
+    "FineTunedSliceClassifier": ".classifiers",
+    "ResNet3DClassifier": ".classifiers",
+    "SCMILClassifier": ".classifiers",
+    "SliceTransformerClassifier": ".classifiers",
+    "VolumeResampler": ".volumes",
+    "clear_memory_cache": ".embedding",
 }
 
 __all__ = [*_MODULES, "__version__"]
-
-
-def __getattr__(name):
-    if name not in _MODULES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(f".{_MODULES[name]}", __name__), name)
-    globals()[name] = value  # looked up once
-    return value
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES)

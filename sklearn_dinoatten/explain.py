@@ -12,9 +12,9 @@ import torch
 from scipy import ndimage
 from sklearn.utils.validation import check_is_fitted
 
-from .preprocessing import grid_to_slices, to_channels
-from .slicing import AXIS_NAMES, foreground_mask, slice_weights
-from .volumes import check_axis, load_scan, load_volume, place_slices
+from .volumes._preprocessing import grid_to_slices, to_channels
+from .volumes._scans import check_axis, load_scan, load_volume, place_slices
+from .volumes._slicing import AXIS_NAMES, foreground_mask, slice_weights
 
 # Where the indices of each RAS axis start and end (volumes.load_volume's orientation).
 DIRECTIONS = {0: ("left", "right"), 1: ("posterior", "anterior"), 2: ("inferior", "superior")}
@@ -195,7 +195,7 @@ def plot_saliency(volume, saliency, axis="axial", n_slices=4, slices=None, alpha
     foreground : bool, default=True
         Show the saliency on the scan's foreground only, so that the background stays
         untinted: the voxels above Otsu's threshold
-        (:func:`~sklearn_dinoatten.slicing.foreground_mask`), in each slice less
+        (:func:`~sklearn_dinoatten.volumes.foreground_mask`), in each slice less
         isolated ones and with the holes they enclose (dark anatomy inside the body)
         filled.
 

@@ -31,10 +31,10 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from skorch import NeuralNet
 
-from ._files import atomic_write, check_file
-from ._validation import BOOLEAN, NONE, check_params, instance
-from .backbones import update_digest
-from .devices import device_available
+from .embedding.backbones._build import update_digest
+from .utils._devices import device_available
+from .utils._files import atomic_write, check_file
+from .utils._validation import BOOLEAN, NONE, check_params, instance
 
 FORMAT = "sklearn_dinoatten.model/2"
 # A loaded Pipeline may not cache its steps: Pipeline(memory=DIR) unpickles what DIR
@@ -119,7 +119,8 @@ def _digest(spec, tensors):
 
 
 def _estimator_classes():
-    from .anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
+    from .anomaly._memory_bank import MemoryBankAnomalyDetector
+    from .anomaly._spatial_ar import SpatialARAnomalyDetector
     from .classifiers import (
         AttentionPoolClassifier,
         FineTunedSliceClassifier,
@@ -127,8 +128,8 @@ def _estimator_classes():
         SCMILClassifier,
         SliceTransformerClassifier,
     )
-    from .embedding import DinoSliceEmbedder
-    from .resampling import VolumeResampler
+    from .embedding._embedder import DinoSliceEmbedder
+    from .volumes._resampling import VolumeResampler
 
     return {cls.__name__: cls for cls in (
         AttentionPoolClassifier, DinoSliceEmbedder, FineTunedSliceClassifier,

@@ -9,11 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_dinoatten import DinoSliceEmbedder, backbones
-from sklearn_dinoatten.backbones import build_backbone
+from sklearn_dinoatten import DinoSliceEmbedder
 from sklearn_dinoatten.cli import main
+from sklearn_dinoatten.embedding.backbones import _build as backbones
+from sklearn_dinoatten.embedding.backbones import build_backbone
+from sklearn_dinoatten.evaluation import write_report
 from sklearn_dinoatten.persistence import load_model, save_model
-from sklearn_dinoatten.report import write_report
 
 from ._helpers import CountingViT, hide_module
 

@@ -4,8 +4,8 @@ import safetensors.torch
 import timm
 import torch
 
-from sklearn_dinoatten import backbones
-from sklearn_dinoatten.backbones import build_backbone, weights_fingerprint
+from sklearn_dinoatten.embedding.backbones import _build as backbones
+from sklearn_dinoatten.embedding.backbones import build_backbone, weights_fingerprint
 
 from ._helpers import CountingViT
 
@@ -159,7 +159,7 @@ def test_the_input_normalisation_is_the_backbones_own(volume, fresh_cache):
     ``pretrained_cfg``): DINOv2's are ImageNet's, with the cache keys of before; other
     statistics give other inputs and other keys."""
     from sklearn_dinoatten import DinoSliceEmbedder
-    from sklearn_dinoatten.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+    from sklearn_dinoatten.volumes import IMAGENET_MEAN, IMAGENET_STD
 
     dinov2 = build_backbone("vit_small_patch14_dinov2", "random", 28)
     assert (dinov2.mean, dinov2.std) == (IMAGENET_MEAN, IMAGENET_STD)

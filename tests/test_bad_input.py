@@ -18,9 +18,9 @@ from sklearn_dinoatten import (
     DinoSliceEmbedder,
     FineTunedSliceClassifier,
     VolumeResampler,
-    cache,
 )
 from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
+from sklearn_dinoatten.embedding import _cache as cache
 
 from ._helpers import CLASSIFIERS, FAST, GOOD_SHAPE, classifier_inputs, save_nifti
 

@@ -33,7 +33,7 @@ def test_medmnist3d_benchmark_runs_on_a_small_file(tmp_path):
 
 @pytest.mark.slow  # 30 s; run_study, which it calls, is tested through the CLI
 def test_compare_methods_writes_a_run_the_report_reads(tmp_path):
-    from sklearn_dinoatten.runs import read_run
+    from sklearn_dinoatten.evaluation import read_run
 
     out = tmp_path / "run"
     result = subprocess.run(

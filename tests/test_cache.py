@@ -2,7 +2,7 @@ import os
 
 import numpy as np
 
-from sklearn_dinoatten.cache import EmbeddingCache, cache_key, clear_memory_cache
+from sklearn_dinoatten.embedding import EmbeddingCache, cache_key, clear_memory_cache
 
 
 def _entry_path(cache, key):

@@ -12,8 +12,8 @@ from sklearn_dinoatten import (
     SliceTransformerClassifier,
 )
 from sklearn_dinoatten.datasets import make_volumes
-from sklearn_dinoatten.devices import seeded_torch
 from sklearn_dinoatten.nn import POOLINGS, AttentionPoolNet
+from sklearn_dinoatten.utils._devices import seeded_torch
 
 CLASSIFIERS = [AttentionPoolClassifier, SliceTransformerClassifier, SCMILClassifier]
 

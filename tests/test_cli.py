@@ -440,7 +440,7 @@ def test_adrenal_demo_data_keeps_the_official_split(tmp_path):
 
 
 def test_cv_in_millimetres_with_tri_planar_bags(tmp_path, monkeypatch, capsys):
-    from sklearn_dinoatten import report
+    from sklearn_dinoatten.evaluation import _report as report
 
     data = make_study(tmp_path / "data", shape=(28, 28, 16))
     out = str(tmp_path / "cv")

@@ -8,7 +8,9 @@ import sys
 
 import pytest
 
-from sklearn_dinoatten.cli import _parser, cv, demo, embed, fit, main, predict, report
+from sklearn_dinoatten.cli import main
+from sklearn_dinoatten.cli._commands import cv, demo, embed, fit, predict, report
+from sklearn_dinoatten.cli._main import build_parser as _parser
 
 from .test_cli import FAST, make_study
 

@@ -6,8 +6,8 @@ from sklearn.model_selection import GridSearchCV, StratifiedKFold, cross_val_sco
 from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
-from sklearn_dinoatten import embedding as embedding_module
 from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.embedding import _embedder as embedding_module
 
 from ._helpers import FAST, save_nifti
 

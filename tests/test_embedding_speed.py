@@ -15,8 +15,8 @@ import pytest
 import torch
 
 from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
-from sklearn_dinoatten import reading as reading_module
 from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.embedding import _reading as reading_module
 
 from ._helpers import FAST, CountingViT, save_nifti
 

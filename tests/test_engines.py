@@ -10,14 +10,10 @@ import torch
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
-from sklearn_dinoatten import (
-    AttentionPoolClassifier,
-    DinoSliceEmbedder,
-    clear_memory_cache,
-    engines,
-)
-from sklearn_dinoatten.backbones import build_backbone, weights_fingerprint
+from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.embedding import _engines as engines
+from sklearn_dinoatten.embedding.backbones import build_backbone, weights_fingerprint
 
 from ._helpers import hide_module
 

@@ -16,7 +16,7 @@ from sklearn_dinoatten.explain import (
     slice_attention,
     volume_saliency,
 )
-from sklearn_dinoatten.slicing import SliceSet
+from sklearn_dinoatten.volumes import SliceSet
 
 from ._helpers import FAST, CountingViT, save_nifti
 

@@ -8,9 +8,9 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, FineTunedSliceClassifier
-from sklearn_dinoatten.backbones import build_backbone
 from sklearn_dinoatten.datasets import make_anomaly_images, make_volumes
-from sklearn_dinoatten.preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from sklearn_dinoatten.embedding.backbones import build_backbone
+from sklearn_dinoatten.volumes import IMAGENET_MEAN, IMAGENET_STD
 
 TINY = dict(embedder=DinoSliceEmbedder(weights="random", image_size=28, n_slices=8),
             batch_size=8, random_state=0)

@@ -10,8 +10,8 @@ import time
 import numpy as np
 import pytest
 
-from sklearn_dinoatten.cache import _checksum as cache_checksum
 from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.embedding._cache import _checksum as cache_checksum
 
 from ._helpers import save_nifti
 
@@ -140,7 +140,7 @@ def read_cmdline(pid):
 
 def interrupt_at_step(monkeypatch, step):
     """Make the ``step``-th training step of any net raise KeyboardInterrupt (Ctrl-C)."""
-    from sklearn_dinoatten._skorch import InterruptibleNet
+    from sklearn_dinoatten.utils._skorch import InterruptibleNet
 
     calls, train_step = [], InterruptibleNet.train_step
 
@@ -197,8 +197,9 @@ def test_ctrl_c_in_cv_writes_nothing(monkeypatch, tmp_path, capsys):
 def test_a_cv_that_fails_while_writing_leaves_the_last_run_whole(monkeypatch, tmp_path,
                                                                   capsys):
     """A full disk or a file-size limit midway: the earlier run stays as it was."""
-    from sklearn_dinoatten import cli, runs
-    from sklearn_dinoatten._files import write_csv
+    from sklearn_dinoatten import cli
+    from sklearn_dinoatten.evaluation import _runs as runs
+    from sklearn_dinoatten.utils._files import write_csv
 
     from .test_cli import make_study
 

@@ -5,7 +5,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import make_scorer, recall_score, roc_auc_score
 from sklearn.model_selection import cross_validate
 
-from sklearn_dinoatten.metrics import (
+from sklearn_dinoatten.evaluation import (
     SCORERS,
     binary_auc,
     bootstrap_ci,

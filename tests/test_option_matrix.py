@@ -20,8 +20,7 @@ from sklearn_dinoatten.explain import (
     volume_saliency,
 )
 from sklearn_dinoatten.persistence import load_model, save_model
-from sklearn_dinoatten.slicing import CROPS, axes_of
-from sklearn_dinoatten.volumes import place_slices
+from sklearn_dinoatten.volumes import CROPS, axes_of, place_slices
 
 from ._helpers import FAST
 

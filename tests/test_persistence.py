@@ -242,7 +242,7 @@ def test_other_files(tmp_path):
 
 def test_loading_neither_warns_of_random_weights_nor_uses_up_the_warning(
         monkeypatch, volumes, tmp_path):
-    from sklearn_dinoatten import backbones
+    from sklearn_dinoatten.embedding.backbones import _build as backbones
 
     X, _ = volumes
     path = tmp_path / "embedder.safetensors"

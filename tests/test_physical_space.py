@@ -10,10 +10,9 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder
 from sklearn_dinoatten.datasets import make_volumes
+from sklearn_dinoatten.embedding import SliceEncoder
 from sklearn_dinoatten.explain import volume_saliency
-from sklearn_dinoatten.preprocessing import resize_stack
-from sklearn_dinoatten.slice_encoder import SliceEncoder
-from sklearn_dinoatten.slicing import foreground_box, foreground_mask, spaced_slices
+from sklearn_dinoatten.volumes import foreground_box, foreground_mask, resize_stack, spaced_slices
 
 from ._helpers import FAST, save_nifti
 

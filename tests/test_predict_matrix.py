@@ -21,7 +21,7 @@ from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.explain import slice_attention
 from sklearn_dinoatten.persistence import load_model, save_model
-from sklearn_dinoatten.slicing import AXIS_NAMES
+from sklearn_dinoatten.volumes import AXIS_NAMES
 
 from ._helpers import FAST, save_nifti
 

@@ -2,13 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_dinoatten.preprocessing import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    normalize_intensity,
-    to_backbone_input,
-    to_channels,
-)
+from sklearn_dinoatten.volumes import IMAGENET_MEAN, IMAGENET_STD, normalize_intensity, to_channels
+from sklearn_dinoatten.volumes._preprocessing import to_backbone_input
 
 
 def test_minmax_scales_each_slice_to_unit_range():

@@ -13,7 +13,7 @@ from sklearn_dinoatten.nn.losses import (
     supervised_contrastive_loss,
 )
 from sklearn_dinoatten.nn.pooling import AttentionPoolNet
-from sklearn_dinoatten.preprocessing import normalize_intensity, resize_stack
+from sklearn_dinoatten.volumes import normalize_intensity, resize_stack
 
 SETTINGS = settings(max_examples=40, deadline=None)
 
@@ -144,7 +144,7 @@ def test_binary_auc_is_sklearns(pairs):
     """The rank AUC of the bootstrap equals roc_auc_score, ties (few score values) too."""
     from sklearn.metrics import roc_auc_score
 
-    from sklearn_dinoatten.metrics import binary_auc
+    from sklearn_dinoatten.evaluation import binary_auc
 
     y, score = np.array([int(label) for label, _ in pairs]), np.array([s for _, s in pairs])
     assert binary_auc(y, score) == pytest.approx(roc_auc_score(y, score), abs=1e-12)

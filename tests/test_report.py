@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from matplotlib.legend import Legend
 
-from sklearn_dinoatten.report import write_report
-from sklearn_dinoatten.runs import Run, write_run
+from sklearn_dinoatten.evaluation import Run, write_report, write_run
 
 from ._helpers import FAST, save_nifti
 
@@ -68,7 +67,7 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
 def record_figures(monkeypatch):
     """Make the report describe each figure it embeds, in order, into the list returned:
     its axes' titles, labels and texts, its legends' titles and entries, its suptitle."""
-    from sklearn_dinoatten import report
+    from sklearn_dinoatten.evaluation import _report as report
 
     figures, embed = [], report._img
 
@@ -94,7 +93,7 @@ def record_figures(monkeypatch):
 def few_bootstrap_resamples():
     """Reports in seconds: 50 resamples for the ROC bands instead of 500."""
     with pytest.MonkeyPatch.context() as monkeypatch:
-        monkeypatch.setattr("sklearn_dinoatten.report_figures.N_BOOTSTRAP", 50)
+        monkeypatch.setattr("sklearn_dinoatten.evaluation._figures.N_BOOTSTRAP", 50)
         yield
 
 
@@ -221,7 +220,7 @@ def test_overlays_show_confident_scans_with_orientation(tmp_path, drawn, capsys,
 
 
 def test_overlays_say_when_no_scan_is_confident(tmp_path, monkeypatch):
-    from sklearn_dinoatten import report
+    from sklearn_dinoatten.evaluation import _report as report
 
     monkeypatch.setattr(report, "CONFIDENT", 1.0)  # no scan is that sure
     embedder = {**FAST, "backbone": "vit_small_patch14_dinov2", "axis": "axial"}

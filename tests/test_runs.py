@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from sklearn_dinoatten.runs import METRIC_COLUMNS, Run, read_run, write_run
+from sklearn_dinoatten.evaluation import METRIC_COLUMNS, Run, read_run, write_run
 
 
 def a_run(grouped=True):

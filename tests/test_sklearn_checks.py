@@ -20,11 +20,8 @@ from sklearn_dinoatten import (
     SliceTransformerClassifier,
     VolumeResampler,
 )
-from sklearn_dinoatten.anomaly import (
-    BaseDinoAnomalyDetector,
-    MemoryBankAnomalyDetector,
-    SpatialARAnomalyDetector,
-)
+from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
+from sklearn_dinoatten.anomaly._base import BaseDinoAnomalyDetector
 
 # Fewer epochs than the default (50) keep the training checks of the attention
 # classifiers fast; they still pass check_classifiers_train's accuracy bar.

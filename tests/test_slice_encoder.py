@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from sklearn_dinoatten.slice_encoder import FEATURES, SliceEncoder
+from sklearn_dinoatten.embedding import FEATURES, SliceEncoder
 
 
 class Tokens:

@@ -3,12 +3,15 @@ import pytest
 from sklearn.metrics import f1_score, roc_auc_score
 
 from sklearn_dinoatten import AttentionPoolClassifier
-from sklearn_dinoatten.metrics import binary_auc, bootstrap_ci, delong_test, false_negative_rate
-from sklearn_dinoatten.study import (
+from sklearn_dinoatten.evaluation import (
     OutOfFold,
+    binary_auc,
+    bootstrap_ci,
     caption,
     cross_validate_method,
     cross_validation,
+    delong_test,
+    false_negative_rate,
     held_out,
     metrics_table,
     positive_class,
@@ -147,7 +150,7 @@ def test_a_study_of_several_encoders_runs_each_method_on_each():
     folds as a study of that encoder alone; encoders must keep the same slices."""
     from sklearn_dinoatten import DinoSliceEmbedder
     from sklearn_dinoatten.datasets import make_volumes
-    from sklearn_dinoatten.methods import make_method
+    from sklearn_dinoatten.evaluation import make_method
 
     X, y = make_volumes(n_samples=12, shape=(28, 28, 4), random_state=0)
     methods = {key: make_method(key, max_epochs=2) for key in ("dinoatten3d", "mean")}
@@ -182,7 +185,7 @@ def test_slice_outputs_of_patch_features_are_per_slice():
     n_slices 4 times too many, and the first 5 patch weights taken as slice weights)."""
     from sklearn_dinoatten import DinoSliceEmbedder
     from sklearn_dinoatten.datasets import make_volumes
-    from sklearn_dinoatten.methods import make_method
+    from sklearn_dinoatten.evaluation import make_method
 
     X, y = make_volumes(n_samples=8, shape=(28, 28, 5), random_state=0)
     embedders = {name: DinoSliceEmbedder(weights="random", image_size=28, verbose=0,

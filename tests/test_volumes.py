@@ -1,12 +1,8 @@
 import numpy as np
 import pytest
 
-from sklearn_dinoatten.volumes import (
-    check_axis,
-    check_volumes,
-    load_volume,
-    select_slices,
-)
+from sklearn_dinoatten.volumes import load_volume
+from sklearn_dinoatten.volumes._scans import check_axis, check_volumes, select_slices
 
 from ._helpers import save_nifti
 

@@ -17,9 +17,11 @@ from sklearn.utils.validation import (
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 
-from .._skorch import EarlyStopping, InterruptibleNet, unfitted_on_error
-from .._tags import VolumeInputMixin
-from .._validation import (
+from ..nn import CompositeLoss
+from ..utils._devices import resolve_device, seeded_torch
+from ..utils._skorch import EarlyStopping, InterruptibleNet, unfitted_on_error
+from ..utils._tags import VolumeInputMixin
+from ..utils._validation import (
     BOOLEAN,
     DEVICE,
     DICT,
@@ -33,8 +35,6 @@ from .._validation import (
     real,
     record_fitted_params,
 )
-from ..devices import resolve_device, seeded_torch
-from ..nn import CompositeLoss
 from ._callbacks import LR_SCHEDULES, lr_schedule
 
 ROUTED_PREFIXES = ("optimizer__", "iterator_train__", "iterator_valid__", "callbacks__")

@@ -4,8 +4,12 @@
 import numpy as np
 import torch
 
-from .._docs import shared_docs
-from .._validation import (
+from ..embedding._embedder import DinoSliceEmbedder
+from ..embedding.backbones._adapters import ADAPTER_PREFIXES
+from ..embedding.backbones._build import SAVED_WEIGHTS, build_backbone, timm_input_normalization
+from ..nn.finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
+from ..utils._docs import shared_docs
+from ..utils._validation import (
     BOOLEAN,
     NONE,
     Constraint,
@@ -14,13 +18,9 @@ from .._validation import (
     options,
     real,
 )
-from ..adapters import ADAPTER_PREFIXES
-from ..backbones import SAVED_WEIGHTS, build_backbone, timm_input_normalization
-from ..embedding import DinoSliceEmbedder
-from ..nn.finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
-from ..preprocessing import to_channels
-from ..slicing import axes_of
-from ..volumes import check_volumes, load_scan
+from ..volumes._preprocessing import to_channels
+from ..volumes._scans import check_volumes, load_scan
+from ..volumes._slicing import axes_of
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
 
 DEFAULT_N_SLICES = 16  # so that a batch of volumes fits in memory with gradients

@@ -4,8 +4,6 @@ SC-MIL."""
 
 import torch
 
-from .._docs import shared_docs
-from .._validation import BOOLEAN, NONE, integer, integers, options, real
 from ..nn import (
     POOLINGS,
     AnnealedSupConLoss,
@@ -14,6 +12,8 @@ from ..nn import (
     SCMILNet,
     SliceTransformerNet,
 )
+from ..utils._docs import shared_docs
+from ..utils._validation import BOOLEAN, NONE, integer, integers, options, real
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
 from ._callbacks import AnnealCEWeight
 

@@ -4,10 +4,10 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
-from .._docs import shared_docs
-from .._validation import options, real
 from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet
 from ..nn.resnet3d import resnet_downsampling
+from ..utils._docs import shared_docs
+from ..utils._validation import options, real
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
 
 

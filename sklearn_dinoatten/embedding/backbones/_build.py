@@ -1,5 +1,5 @@
 """Build a frozen 2D backbone: a timm model name, another library's model by prefix
-(``hf:``, ``open_clip:``, ``torchvision:``; see :mod:`sklearn_dinoatten.adapters`) or a
+(``hf:``, ``open_clip:``, ``torchvision:``; see :mod:`sklearn_dinoatten.embedding.backbones`) or a
 module, with weights from a local file, the pretrained download, or a seeded random
 initialisation.
 
@@ -19,8 +19,9 @@ from urllib.parse import urlparse
 
 import torch
 
-from ._files import check_file
-from .adapters import (
+from ...utils._files import check_file
+from ...volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from ._adapters import (
     HF_PREFIX,
     OPEN_CLIP_PREFIX,
     TORCHVISION_PREFIX,
@@ -30,7 +31,6 @@ from .adapters import (
     torchvision_cnn,
     transformers_vit,
 )
-from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 RANDOM_WEIGHTS_SEED = 0
 HUB_TIMEOUT = 3  # seconds to reach the weights' hub before giving up
@@ -62,7 +62,7 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
     backbone : str or torch.nn.Module
         A timm model name such as ``"vit_small_patch14_dinov2"``;
         ``"hf:<hub id or directory>"`` (transformers), ``"open_clip:<model>[@<tag>]"``
-        or ``"torchvision:<name>"`` (see :mod:`sklearn_dinoatten.adapters`); or a module,
+        or ``"torchvision:<name>"`` (see :mod:`sklearn_dinoatten.embedding.backbones`); or a module,
         used with its own weights (a copy; the module itself is left as it is): a
         timm-style vision transformer (``forward_features``, ``num_prefix_tokens``,
         ``patch_embed``), a transformers vision model, an open_clip model or tower, or a

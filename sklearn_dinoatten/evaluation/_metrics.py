@@ -4,7 +4,7 @@ clustered by subject when a subject contributes several scans.
 The scorers work wherever scikit-learn takes ``scoring=``::
 
     from sklearn.model_selection import cross_validate
-    from sklearn_dinoatten.metrics import SCORERS
+    from sklearn_dinoatten.evaluation import SCORERS
 
     cross_validate(pipe, X, y, scoring={"auc": "roc_auc", **SCORERS})
 
@@ -119,7 +119,7 @@ def binary_auc(y_true, y_score):
 
     Examples
     --------
-    >>> from sklearn_dinoatten.metrics import binary_auc
+    >>> from sklearn_dinoatten.evaluation import binary_auc
     >>> binary_auc([0, 0, 1, 1], [0.1, 0.4, 0.35, 0.8])
     0.75
     """
@@ -145,7 +145,7 @@ def ovr_macro_auc(y_true, y_score, classes):
 
     Examples
     --------
-    >>> from sklearn_dinoatten.metrics import ovr_macro_auc
+    >>> from sklearn_dinoatten.evaluation import ovr_macro_auc
     >>> ovr_macro_auc(["a", "b", "c"], [[.6, .3, .1], [.2, .5, .3], [.3, .3, .4]],
     ...               classes=["a", "b", "c"])
     1.0
@@ -181,7 +181,7 @@ def bootstrap_ci(metric, y_true, y_score, n_resamples=1000, confidence=0.95,
     Examples
     --------
     >>> from sklearn.metrics import roc_auc_score
-    >>> from sklearn_dinoatten.metrics import bootstrap_ci
+    >>> from sklearn_dinoatten.evaluation import bootstrap_ci
     >>> y = [0, 0, 0, 0, 1, 1, 1, 1]
     >>> score = [0.1, 0.3, 0.2, 0.6, 0.4, 0.8, 0.7, 0.9]
     >>> auc, low, high = bootstrap_ci(roc_auc_score, y, score, random_state=0)
@@ -226,7 +226,7 @@ def delong_test(y_true, score_a, score_b, groups=None):
 
     Examples
     --------
-    >>> from sklearn_dinoatten.metrics import delong_test
+    >>> from sklearn_dinoatten.evaluation import delong_test
     >>> y = [0, 0, 0, 0, 1, 1, 1, 1]
     >>> auc_a, auc_b, z, p = delong_test(y, [.1, .2, .3, .4, .5, .6, .7, .8],
     ...                                  [.1, .5, .3, .6, .4, .2, .7, .8])

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 from torch.utils.data import DataLoader, Dataset
 
-from ._prefetch import prefetch
-from .cache import EmbeddingCache, cache_key
-from .preprocessing import resize_stack
-from .slicing import AXIS_NAMES, slice_sets
-from .volumes import describe, load_scan
+from ..utils._prefetch import prefetch
+from ..volumes._preprocessing import resize_stack
+from ..volumes._scans import describe, load_scan
+from ..volumes._slicing import AXIS_NAMES, slice_sets
+from ._cache import EmbeddingCache, cache_key
 
 Stack = namedtuple("Stack", "key name images embedding")
 Stack.__doc__ = """A slice set to embed: its cache key, the name of its volume, and either

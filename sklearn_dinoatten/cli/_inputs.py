@@ -4,8 +4,8 @@ checked before any work so that a mistake ends the command in one line at once."
 import os
 import warnings
 
-from ._files import atomic_folder, check_file, writable_folder
-from .methods import METHODS
+from ..evaluation._methods import METHODS
+from ..utils._files import atomic_folder, check_file, writable_folder
 
 PROG = "dinoatten"
 
@@ -28,7 +28,7 @@ def labelled_scans(args):
 
 
 def _read_labels(root, labels, args, split=False):
-    from .datasets import load_nifti_folder
+    from ..datasets._folders import load_nifti_folder
 
     header = _csv_header(labels)
 
@@ -71,7 +71,7 @@ def scans_to_predict(args):
 
 
 def _nifti_files(folder):
-    from .datasets import find_nifti_files
+    from ..datasets._folders import find_nifti_files
 
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Data folder {folder!r} does not exist.")
@@ -82,7 +82,7 @@ def _nifti_files(folder):
 
 
 def _csv_header(path):
-    from .datasets import read_csv
+    from ..datasets._folders import read_csv
 
     if not os.path.isfile(path):
         return []
@@ -93,7 +93,7 @@ def _csv_header(path):
 
 def protocol(args, y, groups, split):
     """The held-out split of the labels' split column, else k-fold cross-validation."""
-    from .study import cross_validation, held_out
+    from ..evaluation._protocols import cross_validation, held_out
 
     if split is None:
         return cross_validation(y, args.folds or 5, groups, random_state=args.random_state)
@@ -118,7 +118,7 @@ def method_keys(method):
 
 def build_method(key, args):
     """The classifier of method ``key``, with the epoch log at ``-v``."""
-    from .methods import make_method
+    from ..evaluation._methods import make_method
 
     on_volumes = METHODS[key].takes_volumes
     epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.max_epochs
@@ -128,7 +128,7 @@ def build_method(key, args):
     method.set_params(verbose=int(args.verbosity >= 2))
     _check_options(method)  # a nonsense setting ends the command before any work
     if on_volumes:
-        from .nn.resnet3d import resnet_downsampling
+        from ..nn.resnet3d import resnet_downsampling
 
         smallest = resnet_downsampling(method.stem) + 1
         if args.volume_size < smallest:
@@ -139,7 +139,7 @@ def build_method(key, args):
 
 def build_resampler(args):
     """The volume resampler of the methods on volumes: ``--volume-size`` a side."""
-    from .resampling import VolumeResampler
+    from ..volumes._resampling import VolumeResampler
 
     return VolumeResampler(shape=(args.volume_size,) * 3)
 
@@ -158,8 +158,8 @@ def build_embedders(args):
 
 def build_embedder(args, backbone=None):
     """The embedder of ``--backbone`` (one), or of ``backbone``."""
-    from .cache import cache_folder_is_writable
-    from .embedding import DinoSliceEmbedder
+    from ..embedding._cache import cache_folder_is_writable
+    from ..embedding._embedder import DinoSliceEmbedder
 
     if backbone is None and "," in args.backbone:
         raise CommandError(f"--backbone {args.backbone!r}: one backbone here; several "
@@ -188,7 +188,7 @@ _OPTION_OF = {"depth": "--resnet-depth", "widen_factor": "--resnet-width"}
 def _check_options(estimator):
     """Check the parameters of an estimator built from the options; a bad value is said
     of the option the user gave, not of the parameter."""
-    from ._validation import InvalidParameterError, check_params
+    from ..utils._validation import InvalidParameterError, check_params
 
     try:
         check_params(estimator)
@@ -215,7 +215,7 @@ def load_fitted(args):
         except Exception as exc:  # unpickling raises many types for a wrong or damaged file
             raise CommandError(f"cannot load model {args.model!r}: {exc}") from exc
     else:
-        from .persistence import load_model
+        from ..persistence import load_model
 
         model = load_model(args.model, device=args.device, cache_dir=args.cache_dir)
     if (not hasattr(model, "steps") or not hasattr(model, "predict_proba")

@@ -1,10 +1,10 @@
 """One self-contained HTML report of an evaluation run directory.
 
 The ``cv`` command (cross-validation, or a held-out test set) writes a run directory
-(:mod:`sklearn_dinoatten.runs`); :func:`write_report` turns it into a single HTML file
+(:mod:`sklearn_dinoatten.evaluation`); :func:`write_report` turns it into a single HTML file
 with every figure embedded as a PNG, readable offline and easy to share::
 
-    from sklearn_dinoatten.report import write_report
+    from sklearn_dinoatten.evaluation import write_report
 
     write_report("runs/adni_cv")  # -> "runs/adni_cv/report.html"
 """
@@ -21,14 +21,14 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from . import report_figures as figures
-from ._files import atomic_write
-from .adapters import ADAPTER_PREFIXES
-from .embedding import DinoSliceEmbedder
-from .explain import in_plane_attention, plot_saliency, saliency_from_parts
-from .runs import embedder_of, read_run
-from .slicing import axes_of
-from .volumes import load_volume
+from ..embedding._embedder import DinoSliceEmbedder
+from ..embedding.backbones._adapters import ADAPTER_PREFIXES
+from ..explain import in_plane_attention, plot_saliency, saliency_from_parts
+from ..utils._files import atomic_write
+from ..volumes._scans import load_volume
+from ..volumes._slicing import axes_of
+from . import _figures as figures
+from ._runs import embedder_of, read_run
 
 CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
 OVERLAY_SLICES = 2  # the most salient slices shown per overlay scan
@@ -73,7 +73,7 @@ def write_report(run_dir, out=None, overlays=4, verbose=0):
 
     Examples
     --------
-    >>> from sklearn_dinoatten.report import write_report
+    >>> from sklearn_dinoatten.evaluation import write_report
     >>> write_report("runs/adni_cv", overlays=0)  # doctest: +SKIP
     'runs/adni_cv/report.html'
     """

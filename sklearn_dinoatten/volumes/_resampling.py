@@ -6,10 +6,10 @@ import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from ._tags import VolumeInputMixin
-from ._validation import check_params, integers, options
-from .preprocessing import normalize_intensity
-from .volumes import check_volumes, load_volume
+from ..utils._tags import VolumeInputMixin
+from ..utils._validation import check_params, integers, options
+from ._preprocessing import normalize_intensity
+from ._scans import check_volumes, load_volume
 
 VOLUME_NORMALIZATIONS = ("zscore", "minmax")
 

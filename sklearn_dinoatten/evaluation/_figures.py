@@ -1,6 +1,7 @@
-"""The figures of the HTML report (:mod:`sklearn_dinoatten.report`), one function each.
+"""The figures of the HTML report (:func:`~sklearn_dinoatten.evaluation.write_report`),
+one function each.
 
-Each takes a :class:`~sklearn_dinoatten.runs.Run` and returns a matplotlib
+Each takes a :class:`~sklearn_dinoatten.evaluation.Run` and returns a matplotlib
 :class:`~matplotlib.figure.Figure`; the report embeds it and says what it shows.
 """
 
@@ -12,10 +13,10 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import roc_curve
 from threadpoolctl import threadpool_limits
 
-from .explain import DIRECTIONS
-from .metrics import bootstrap_resamples
-from .runs import slice_embedders
-from .slicing import AXIS_NAMES, axes_of
+from ..explain import DIRECTIONS
+from ..volumes._slicing import AXIS_NAMES, axes_of
+from ._metrics import bootstrap_resamples
+from ._runs import slice_embedders
 
 RANDOM_STATE = 0
 N_BOOTSTRAP = 500

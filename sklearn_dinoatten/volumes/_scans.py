@@ -14,7 +14,7 @@ from numbers import Integral
 
 import numpy as np
 
-from ._files import check_file, file_identity
+from ..utils._files import check_file, file_identity
 
 AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
 SLICE_SELECTIONS = ("uniform", "center")

@@ -1,188 +1,25 @@
 """Compare methods on the same splits: the machinery behind ``dinoatten cv`` and the
-benchmarks.
-
-Two protocols: k-fold cross-validation (stratified, grouped by subject when subjects
-are given), where every scan is predicted once by the fold that held it out; and a
-fixed held-out split, where the methods train on ``train``, stop early on ``val`` and
-score ``test`` once. Every method sees the same splits, so the scores are paired and
-DeLong's test applies. Embedding-based methods share one embedding array; the 3D
-ResNet trains on resampled volumes.
-"""
+benchmarks. Every method sees the same splits, so the scores are paired and DeLong's test
+applies. Embedding-based methods share one embedding array; the 3D ResNet trains on
+resampled volumes."""
 
 import os
 import time
 from dataclasses import dataclass
-from functools import partial
 
 import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from .datasets import SPLITS
-from .methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
-from .metrics import (
-    binary_auc,
-    bootstrap_ci,
-    delong_test,
-    false_negative_rate,
-    ovr_macro_auc,
-    sensitivity_score,
-    specificity_score,
-)
-from .runs import METRIC_COLUMNS, Run, jsonable, versions
-from .slicing import axes_of, slice_weights
+from ..volumes._slicing import axes_of, slice_weights
+from ._methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
+from ._runs import Run, jsonable, versions
+from ._table import caption, metrics_table, positive_class, scored_samples
 
-N_RESAMPLES = 1000
 # The embedder's settings that choose the slices: those of the encoders a study compares
 SLICING = ("axis", "n_slices", "slice_selection", "spacing", "slice_spacing", "crop",
            "min_foreground")
-
-
-def positive_class(y, pos_label=None):
-    """The positive class of binary labels ``y``: AUC, sensitivity, F1 and the ROC
-    are computed for it.
-
-    ``pos_label`` names it (compared as given or as text, so ``"1"`` finds ``1``).
-    Without it, labels ``{0, 1}``, ``{-1, 1}`` and ``{False, True}`` (also as text)
-    take ``1`` / ``True``; any other pair is ambiguous and raises ``ValueError``
-    listing the classes. Returns ``None`` for more than two classes.
-
-    Examples
-    --------
-    >>> from sklearn_dinoatten.study import positive_class
-    >>> positive_class([0, 1, 1]), positive_class(["AD", "HC"], pos_label="AD")
-    (1, 'AD')
-    """
-    classes = np.unique(y)
-    names = [str(c) for c in classes]
-    if len(classes) != 2:
-        if pos_label is not None:
-            raise ValueError(f"pos_label is for two classes; the labels have {len(classes)}: "
-                             f"{names}.")
-        return None
-    if pos_label is not None:
-        found = [c for c, name in zip(classes, names, strict=True)
-                 if name == str(pos_label)]
-        if not found:
-            raise ValueError(f"pos_label {pos_label!r} is not one of the classes {names}.")
-        return found[0].item()
-    if {name.lower() for name in names} in ({"0", "1"}, {"-1", "1"}, {"false", "true"}):
-        return classes[[name.lower() in ("1", "true") for name in names].index(True)].item()
-    raise ValueError(
-        f"The classes are {names}: say which is the positive class (pos_label=, or "
-        "--pos-label on the command line); AUC, sensitivity, F1 and the ROC are computed "
-        "for it."
-    )
-
-
-@dataclass(frozen=True)
-class Split:
-    """One fit of every method: train on ``train``, stop early on ``validation`` (if
-    given), predict ``test``; arrays of sample indices. ``train=None``: the methods are
-    fitted already (an external test set)."""
-
-    train: np.ndarray | None
-    test: np.ndarray
-    validation: np.ndarray | None = None
-
-
-@dataclass(frozen=True)
-class Protocol:
-    """How the methods are evaluated: the splits and a sentence that says so."""
-
-    splits: list
-    description: str
-    groups: np.ndarray | None = None
-    held_out: bool = False  # a fixed test set, not folds that test every scan once
-
-
-def cross_validation(y, n_folds=5, groups=None, random_state=0):
-    """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
-    group (subject) is in a training and a test fold at once."""
-    classes, counts = np.unique(y, return_counts=True)
-    if counts.min() < n_folds:
-        raise ValueError(
-            f"Class {classes[counts.argmin()].item()!r} has {counts.min()} scans, fewer than the "
-            f"{n_folds} folds: every test fold needs one; lower the number of folds."
-        )
-    if groups is None:
-        cv = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
-        description = f"{n_folds}-fold stratified cross-validation of {len(y)} scans"
-    else:
-        groups = np.asarray(groups)
-        n_groups = len(np.unique(groups))
-        if n_groups < n_folds:
-            raise ValueError(f"{n_groups} subjects cannot fill {n_folds} folds.")
-        for label in classes:  # a subject's scans stay in one fold
-            subjects = np.unique(groups[np.asarray(y) == label])
-            if len(subjects) < n_folds:
-                raise ValueError(
-                    f"Class {label.item()!r} has scans of {len(subjects)} subject(s) "
-                    f"({', '.join(map(str, subjects[:5]))}), fewer than the {n_folds} folds: "
-                    "a subject's scans stay in one fold, so every test fold needs a subject "
-                    "of each class; lower the number of folds, or gather more subjects."
-                )
-        cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
-        description = (f"{n_folds}-fold stratified cross-validation of {len(y)} scans, grouped "
-                       f"by subject ({n_groups} subjects)")
-    splits = [Split(train, test) for train, test in cv.split(np.zeros(len(y)), y, groups)]
-    return Protocol(splits, description, groups)
-
-
-def held_out(split, y, groups=None):
-    """A fixed split: ``split`` names each sample's set, ``"train"``, ``"val"`` (early
-    stopping; optional) or ``"test"`` (scored once)."""
-    split, y = np.asarray(split).astype(str), np.asarray(y)
-    unknown = sorted(set(split.tolist()) - set(SPLITS))
-    if unknown:
-        raise ValueError(f"split values must be {', '.join(SPLITS)}; got {unknown[0]!r}.")
-    train, validation, test = (np.flatnonzero(split == name) for name in SPLITS)
-    if not len(train) or not len(test):
-        raise ValueError(f"The split needs 'train' and 'test' samples; it has {len(train)} "
-                         f"and {len(test)}.")
-    if len(np.unique(y[train])) < 2:
-        raise ValueError("The 'train' samples hold one class only; a classifier needs two.")
-    unseen = sorted((set(y[test].tolist()) | set(y[validation].tolist()))
-                    - set(y[train].tolist()))
-    if unseen:
-        raise ValueError(f"Class {unseen[0]!r} is in 'val' or 'test' but not in 'train'.")
-    untested = sorted(set(y.tolist()) - set(y[test].tolist()))
-    if untested:
-        raise ValueError(f"Class {untested[0]!r} has no 'test' scan: the test set needs every "
-                         "class, or AUC is undefined.")
-    description = (f"held-out test set: trained on {len(train)} scans"
-                   + (f", early stopping on {len(validation)} validation scans"
-                      if len(validation) else "")
-                   + f", scored once on {len(test)} test scans")
-    if groups is not None:
-        groups = np.asarray(groups)
-        sets = {}
-        for name, group in zip(split.tolist(), groups.tolist(), strict=True):
-            sets.setdefault(group, set()).add(name)
-        shared = [g for g, names in sets.items() if len(names) > 1]
-        if shared:
-            raise ValueError(f"Subject {shared[0]!r} has scans in {sorted(sets[shared[0]])}: a "
-                             "subject belongs to one set only, else the test set leaks.")
-        description += f" ({len(np.unique(groups[test]))} test subjects)"
-    return Protocol([Split(train, test, validation if len(validation) else None)],
-                    description, groups, held_out=True)
-
-
-def external_test(y, groups=None, model="a model"):
-    """Score every sample once with methods fitted elsewhere, on other scans: the
-    protocol of a fitted ``model`` (named in the description) on an external test set.
-    A model does not record the scans it was fitted on, so the description says that
-    they must be others rather than claim it."""
-    description = f"external test set: {len(y)} scans predicted by {model}"
-    if groups is not None:
-        groups = np.asarray(groups)
-        description += f" ({len(np.unique(groups))} subjects)"
-    description += (", as fitted before (on scans the model does not record, which must "
-                    "be other scans for an external test)")
-    return Protocol([Split(None, np.arange(len(y)))], description, groups, held_out=True)
 
 
 @dataclass
@@ -263,99 +100,6 @@ def fitted_classes(y, methods):
     return y if by_name is None else np.array([by_name[str(label)] for label in y.tolist()])
 
 
-def scored_samples(results):
-    """The samples every method predicted (all of them in cross-validation)."""
-    return np.logical_and.reduce([~np.isnan(r.proba).any(axis=1) for r in results.values()])
-
-
-def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
-                  n_resamples=N_RESAMPLES, random_state=0):
-    """One row of metrics per method, from the scored samples' probabilities.
-
-    Parameters
-    ----------
-    y : array-like of shape (n_samples,)
-    results : dict of method key -> OutOfFold
-        Probability columns in the order of ``np.unique(y)``.
-    reference : str
-        The method every other is compared with by DeLong's test (binary only).
-    pos_label : label or None
-        The positive class of binary labels (see :func:`positive_class`).
-    groups : array-like of shape (n_samples,) or None
-        The subject of each sample: the bootstrap resamples subjects and DeLong's test
-        is clustered by subject.
-
-    Returns
-    -------
-    rows : list of dict with keys :data:`METRIC_COLUMNS`
-        Binary labels: the score is the positive class's probability; AUC with a
-        stratified bootstrap CI, sensitivity, specificity, F1 and false-negative rate
-        of that class. More classes: one-vs-rest macro AUC and macro F1; sensitivity,
-        specificity, FNR and DeLong are NaN.
-    """
-    scored = scored_samples(results)
-    y = np.asarray(y)[scored]
-    groups = None if groups is None else np.asarray(groups)[scored]
-    classes = np.unique(np.asarray(y))
-    positive = positive_class(y, pos_label)
-    rows = []
-    for key, result in results.items():
-        proba = result.proba[scored]
-        predicted = classes[proba.argmax(axis=1)]
-        if positive is not None:
-            column = list(classes).index(positive)
-            truth, score = (y == positive).astype(int), proba[:, column]
-            auc = bootstrap_ci(binary_auc, truth, score, n_resamples=n_resamples,
-                               groups=groups, random_state=random_state)
-            sensitivity = sensitivity_score(y, predicted, pos_label=positive)
-            specificity = specificity_score(y, predicted, pos_label=positive)
-            f1 = f1_score(y, predicted, pos_label=positive)
-            fnr = false_negative_rate(y, predicted, pos_label=positive)
-            delong_p = (delong_test(truth, score, results[reference].proba[scored, column],
-                                    groups=groups)[3]
-                        if reference in results and key != reference else np.nan)
-        else:
-            auc = bootstrap_ci(partial(ovr_macro_auc, classes=classes), y, proba,
-                               n_resamples=n_resamples, groups=groups,
-                               random_state=random_state)
-            f1 = f1_score(y, predicted, average="macro")
-            sensitivity = specificity = fnr = delong_p = np.nan
-        rows.append(dict(zip(METRIC_COLUMNS, (
-            method_name(key), accuracy_score(y, predicted),
-            balanced_accuracy_score(y, predicted), *auc, sensitivity, specificity, f1, fnr,
-            float(np.mean(result.fit_seconds)), delong_p,
-        ), strict=True)))
-    return rows
-
-
-def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
-            random_weights=False, encoders=()):
-    """What the metrics table shows and how it was computed, in a few sentences;
-    ``encoders``: the slice encoders a study of several compares."""
-    grouped = protocol.groups is not None
-    unit = "subjects (a cluster bootstrap)" if grouped else "scans"
-    sentences = [
-        f"Protocol: {protocol.description}.",
-        ("Positive class: " + repr(positive) + "." if positive is not None else
-         "More than two classes: macro one-vs-rest AUC and macro F1."),
-        f"AUC: 95 % CI of {n_resamples} bootstrap resamples of {unit}, stratified by class.",
-    ]
-    if len(encoders) > 1:
-        sentences.append(f"Slice encoders compared: {', '.join(encoders)}; the encoder of "
-                         "each method on slice embeddings is named in brackets, and all were "
-                         "evaluated on the same splits.")
-    if positive is not None:
-        sentences.append(
-            f"DeLong p: two-sided test of each AUC against {method_name(reference)}'s "
-            "on the same scans" + (", clustered by subject (Obuchowski 1997)." if grouped
-                                   else ".")
-        )
-    if random_weights:
-        sentences.append("RANDOM backbone weights: the slice methods' scores show the "
-                         "machinery, not the foundation model.")
-    return " ".join(sentences)
-
-
 def _is_fitted(estimator):
     try:
         check_is_fitted(estimator)
@@ -406,9 +150,9 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
 
     Returns
     -------
-    run : sklearn_dinoatten.runs.Run
+    run : sklearn_dinoatten.evaluation.Run
         The scored scans' predictions, embeddings and attention, the metrics table and
-        the study's description; :func:`sklearn_dinoatten.runs.write_run` writes it.
+        the study's description; :func:`sklearn_dinoatten.evaluation.write_run` writes it.
     """
     y = np.asarray(y)
     if all(split.train is None for split in protocol.splits):  # fitted elsewhere
@@ -441,7 +185,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                       + ":", flush=True)
             inputs[name] = slice_embedder.transform(scans)
     if any(on_volumes.values()):
-        from .resampling import VolumeResampler
+        from ..volumes._resampling import VolumeResampler
 
         resampler = VolumeResampler() if resampler is None else resampler
         if verbose:

@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ._files import atomic_write, can_write, file_identity, writable_folder
+from ..utils._files import atomic_write, can_write, file_identity, writable_folder
 
 MEMORY_CACHE_BYTES = 2 * 1024**3
 

@@ -1,37 +1,13 @@
-"""The command line: a folder of scans to a cross-validated result and a report.
+"""The commands of ``dinoatten``, one function each: embed, cv, report, fit, predict and
+demo. Each takes the parsed arguments and prints or writes its result."""
 
-    dinoatten embed DATA --cache-dir DIR      embed and cache every scan (resumable)
-    dinoatten cv DATA --method all --out DIR  grouped stratified CV, metrics, predictions
-    dinoatten report DIR                      an HTML report of a cv run
-    dinoatten fit DATA --out model.safetensors    train one method on every scan
-    dinoatten predict model.safetensors SCANS...  probabilities, labels, top slices;
-                                              with labels, an evaluation run
-    dinoatten demo                            the whole loop on a small offline data set
-
-``DATA`` is a folder holding the scans and ``labels.csv`` (columns ``path``, relative
-to the folder, ``label`` and, optionally, ``subject``). Errors in the input end with
-one line on stderr and exit status 1.
-"""
-
-import argparse
-import inspect
 import os
-import sys
 import time
-import warnings
 
 import numpy as np
 
-from . import __version__
-from ._arguments import (
-    add_data_arguments,
-    add_embedding_arguments,
-    add_label_columns,
-    add_training_arguments,
-    add_verbosity_arguments,
-    integer,
-)
-from ._files import write_csv
+from ..evaluation._methods import METHODS
+from ..utils._files import write_csv
 from ._inputs import (
     PROG,
     CommandError,
@@ -51,55 +27,6 @@ from ._inputs import (
     scan_paths,
     scans_to_predict,
 )
-from .methods import METHODS, REFERENCE
-
-
-def main(argv=None):
-    """Run the command line; returns the exit status."""
-    parser = _parser()
-    args = parser.parse_args(argv)
-    args.argv = list(sys.argv[1:] if argv is None else argv)
-    args.verbosity = 0 if args.quiet else 1 + args.verbose
-    with warnings.catch_warnings():
-        warnings.showwarning = _warning_printer(args.command)
-        try:
-            args.run(args)
-        except (CommandError, ValueError, OSError, MemoryError, RuntimeError) as exc:
-            # OSError: a full disk, a file-size limit; RuntimeError: e.g. pretrained
-            # weights without a network. The first line of the message says what happened.
-            message = (str(exc).strip().splitlines()[0] if str(exc).strip()
-                       else type(exc).__name__)
-            print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
-            return 1
-        except KeyboardInterrupt:
-            print(f"{PROG} {args.command}: interrupted; {_what_is_kept(args)}.", file=sys.stderr)
-            return 130
-    return 0
-
-
-def _warning_printer(command):
-    """A ``warnings.showwarning`` that prints each message once, without source lines."""
-    said = set()
-
-    def show(message, category, filename, lineno, file=None, line=None):
-        text = " ".join(str(message).split())
-        if text not in said:
-            said.add(text)
-            print(f"{PROG} {command}: warning: {text}", file=sys.stderr)
-
-    return show
-
-
-def _what_is_kept(args):
-    cache = cache_of(args)
-    if args.command == "embed":
-        return f"finished embeddings are cached in {cache}, rerun to go on"
-    return "no results were written" + (
-        f"; embeddings finished so far are cached in {cache}" if cache else
-        "; no embedding was kept (only --cache-dir keeps them on disk)")
-
-
-# Commands --------------------------------------------------------------------------
 
 
 def embed(args):
@@ -120,8 +47,8 @@ def embed(args):
 def cv(args):
     """Evaluate methods on DATA by k-fold cross-validation (or on the held-out test set
     of a split column); write predictions, metrics and the run's parameters."""
-    from .runs import data_record
-    from .study import run_study
+    from ..evaluation._runs import data_record
+    from ..evaluation._study import run_study
 
     paths, y, groups, split = labelled_scans(args)
     evaluation = protocol(args, y, groups, split)
@@ -140,7 +67,7 @@ def cv(args):
 
 def _write(folder, run):
     """Write the run and print its metrics table and caption."""
-    from .runs import write_run
+    from ..evaluation._runs import write_run
 
     write_run(folder, run)
     with open(os.path.join(folder, "metrics.md"), encoding="utf-8") as f:
@@ -148,14 +75,14 @@ def _write(folder, run):
 
 
 def _written(out):
-    from .runs import FILES
+    from ..evaluation._runs import FILES
 
     print(f"Written to {out}: {', '.join(FILES)}. Next: {PROG} report {out}")
 
 
 def report(args):
     """Write the HTML report of a cv run (or of a predict run with labels)."""
-    from .report import write_report
+    from ..evaluation._report import write_report
 
     if args.out is not None:
         output_file(args.out)
@@ -196,11 +123,11 @@ def fit(args):
     if is_pickle(args.out):
         import joblib
 
-        from ._files import atomic_write
+        from ..utils._files import atomic_write
 
         atomic_write(args.out, lambda f: joblib.dump(model, f))
     else:
-        from .persistence import save_model
+        from ..persistence import save_model
 
         save_model(model, args.out)
     print(f"{METHODS[args.method].name} trained on {done}; saved to {args.out}")
@@ -239,8 +166,8 @@ def _top_slices(model, paths, n):
     """Per scan, its ``n`` slices of highest attention (None without slice attention)."""
     if not hasattr(model[-1], "attention_weights"):
         return None
-    from .explain import slice_attention
-    from .slicing import AXIS_NAMES
+    from ..explain import slice_attention
+    from ..volumes._slicing import AXIS_NAMES
 
     embedder = model[0]
     attention = slice_attention(model, paths)
@@ -255,9 +182,10 @@ def _top_slices(model, paths, n):
 
 def _evaluate(args, model, paths, y, groups, labels):
     """Score a fitted model on labelled scans and write a run directory."""
-    from .methods import method_of
-    from .runs import data_record
-    from .study import external_test, run_study
+    from ..evaluation._methods import method_of
+    from ..evaluation._protocols import external_test
+    from ..evaluation._runs import data_record
+    from ..evaluation._study import run_study
 
     classifier = model[-1]
     key = method_of(classifier) or type(classifier).__name__
@@ -281,13 +209,15 @@ def _evaluate(args, model, paths, y, groups, labels):
 
 def demo(args):
     """Cross-validate every method on a small offline data set and write the report."""
-    from .datasets import load_nifti_folder, write_demo_data
-    from .embedding import DinoSliceEmbedder
-    from .methods import make_method
-    from .report import write_report
-    from .resampling import VolumeResampler
-    from .runs import data_record
-    from .study import cross_validation, held_out, run_study
+    from ..datasets._demo import write_demo_data
+    from ..datasets._folders import load_nifti_folder
+    from ..embedding._embedder import DinoSliceEmbedder
+    from ..evaluation._methods import make_method
+    from ..evaluation._protocols import cross_validation, held_out
+    from ..evaluation._report import write_report
+    from ..evaluation._runs import data_record
+    from ..evaluation._study import run_study
+    from ..volumes._resampling import VolumeResampler
 
     verbose = int(args.verbosity >= 1)
     root, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "cv")
@@ -311,98 +241,3 @@ def demo(args):
     print("\nThe demo uses random backbone weights (no network here): its scores show the "
           "machinery, not DINOv2's. Give --weights dinov2_vits14_pretrain.pth to "
           f"`{PROG} cv` for real ones.")
-
-
-# Parser ----------------------------------------------------------------------------
-
-
-def _parser():
-    parser = argparse.ArgumentParser(
-        prog=PROG, description="Classify 3D scans with DINOv2 slice embeddings.",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-        epilog="Run `dinoatten COMMAND --help` for a command's options.")
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    def command(function, name):
-        text = inspect.cleandoc(function.__doc__).replace("``", "")
-        sub = commands.add_parser(name, help=" ".join(text.split("\n\n")[0].split()),
-                                  description=text,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-        sub.set_defaults(run=function)
-        add_verbosity_arguments(sub)
-        return sub
-
-    sub = command(embed, "embed")
-    add_data_arguments(sub)
-    add_embedding_arguments(sub, cache_required=True)
-
-    sub = command(cv, "cv")
-    add_data_arguments(sub)
-    add_embedding_arguments(sub)
-    sub.add_argument("--method", default=REFERENCE,
-                     help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
-                          f"(default: {REFERENCE})")
-    sub.add_argument("--n-folds", "--folds", dest="folds", type=integer(2), default=None,
-                     help="number of folds (default: 5; not with a split column)")
-    sub.add_argument("--pos-label",
-                     help="the positive class of two (needed unless the labels are 0/1 or "
-                          "false/true): AUC, sensitivity, F1 and the ROC are computed for it")
-    sub.add_argument("--out", required=True, help="folder for the results")
-    sub.add_argument("--overwrite", action="store_true",
-                     help="replace the run already in --out (refused without it)")
-    add_training_arguments(sub)
-
-    sub = command(fit, "fit")
-    add_data_arguments(sub)
-    add_embedding_arguments(sub)
-    sub.add_argument("--method", default=REFERENCE, choices=list(METHODS),
-                     help=f"the method to train (default: {REFERENCE})")
-    sub.add_argument("--out", required=True,
-                     help="the model file to write: .safetensors (safe to share and load), "
-                          "or .joblib (a pickle)")
-    add_training_arguments(sub)
-
-    sub = command(predict, "predict")
-    sub.add_argument("model", help="a model file written by `dinoatten fit`")
-    sub.add_argument("scans", nargs="+", metavar="SCAN",
-                     help="NIfTI files; or one folder (its labels.csv, else every NIfTI file "
-                          "in it); or one labels CSV (paths relative to its folder)")
-    sub.add_argument("--out", required=True,
-                     help="the CSV file of predictions; with labels, the folder of the "
-                          "evaluation run (what `dinoatten report` reads)")
-    sub.add_argument("--overwrite", action="store_true",
-                     help="replace the evaluation run already in --out")
-    add_label_columns(sub, split=False)
-    sub.add_argument("--pos-label", help="the positive class, with labels (as for cv)")
-    sub.add_argument("--top-slices", type=integer(1), default=3,
-                     help="how many slices of highest attention to list (default: 3)")
-    sub.add_argument("--allow-pickle", action="store_true",
-                     help="load a .joblib model (a pickle: only from a source you trust, "
-                          "as loading it can run code)")
-    sub.add_argument("--device", default=None,
-                     help="auto, cpu or cuda (default: the model's own, or auto where that "
-                          "is not available here; safetensors models)")
-    sub.add_argument("--cache-dir", help="folder of the on-disk embedding cache (default: "
-                                         "memory only; safetensors models)")
-    sub.add_argument("--batch-size", type=integer(1), default=None,
-                     help="slices per forward pass (volumes, for the 3D ResNet) "
-                          "(default: the model's)")
-
-    sub = command(report, "report")
-    sub.add_argument("run_dir", metavar="DIR", help="a folder written by `dinoatten cv`")
-    sub.add_argument("--out", help="the HTML file (default: DIR/report.html)")
-    sub.add_argument("--overlays", type=integer(0), default=4,
-                     help="how many scans to show with attention overlays (default: 4)")
-
-    sub = command(demo, "demo")
-    sub.add_argument("--out", default="results/demo", help="folder for everything "
-                                                           "(default: results/demo)")
-    sub.add_argument("--dataset", choices=("synthetic", "adrenal"), default="synthetic",
-                     help="synthetic volumes with a planted signal (default), or "
-                          "AdrenalMNIST3D (real CT masks, its official train/val/test split) "
-                          "from $SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
-                          "project's ../shared/data")
-    sub.add_argument("--n-scans", type=integer(10), default=100,
-                     help="scans to use, at least 10 (default: 100)")
-    return parser

@@ -1,7 +1,7 @@
 """Where a frozen backbone's forward pass runs: PyTorch or ONNX Runtime, in float32 or
 with dynamically quantised int8 weights.
 
-:func:`forward_features` returns what :class:`~sklearn_dinoatten.slice_encoder.
+:func:`forward_features` returns what :class:`~sklearn_dinoatten.embedding.
 SliceEncoder` calls: images ``(n, 3, s, s)`` to tokens ``(n, n_tokens, dim)``. On ONNX
 Runtime the backbone is exported once per weights, image size and dtype; with a
 ``cache_dir`` the graph is kept there under a name made of those, written atomically
@@ -18,8 +18,8 @@ import warnings
 
 import torch
 
-from ._files import atomic_write
-from ._quiet import root_messages_silenced
+from ..utils._files import atomic_write
+from ..utils._quiet import root_messages_silenced
 
 ENGINES = ("torch", "onnxruntime")
 ONNX_OPSET = 17

@@ -62,7 +62,7 @@ def make_method(key, max_epochs=50, random_state=0, class_weight=None, resnet_de
                   class_weight=class_weight)
     if method.takes_volumes:
         params.update(depth=resnet_depth, widen_factor=resnet_width)
-    estimator = getattr(import_module(".classifiers", __package__), method.estimator)
+    estimator = getattr(import_module("..classifiers", __package__), method.estimator)
     return estimator(**params)
 
 

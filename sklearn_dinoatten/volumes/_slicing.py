@@ -5,7 +5,7 @@ every so many millimetres (the same anatomy gives the same number of slices at a
 resolution), crops the volume to the box around its foreground (a volume and the same
 volume padded with empty margins give the same slices), and drops slices with too
 little foreground. With its defaults it keeps every slice, as
-:func:`~sklearn_dinoatten.volumes.select_slices` does.
+:func:`~sklearn_dinoatten.volumes._scans.select_slices` does.
 """
 
 import warnings
@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validation import Constraint
-from .volumes import box_overlap, check_axis, select_slices
+from ..utils._validation import Constraint
+from ._scans import box_overlap, check_axis, select_slices
 
 CROPS = ("none", "foreground")
 MARGIN_MM = 4.0  # kept around the foreground box, at least a voxel
@@ -128,7 +128,7 @@ def slice_sets(data, voxel_size, axes, n_slices=None, selection="uniform",
         mm per voxel along each axis.
     axes : tuple of int
     n_slices, selection :
-        As :func:`~sklearn_dinoatten.volumes.select_slices`, applied last.
+        As :func:`~sklearn_dinoatten.volumes._scans.select_slices`, applied last.
     slice_spacing : float or None
         Keep slices every ``slice_spacing`` mm; ``None`` keeps every slice.
     crop_to : {"none", "foreground"}

@@ -12,7 +12,7 @@ from collections import deque
 import numpy as np
 import torch
 
-from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, to_channels
+from ..volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD, to_channels
 
 FEATURES = ("cls", "mean", "cls+mean", "patch")
 # Precision name -> autocast dtype; int8 weights are quantised before (engines), so its
@@ -56,7 +56,7 @@ class SliceEncoder:
     Examples
     --------
     >>> import torch
-    >>> from sklearn_dinoatten.slice_encoder import SliceEncoder
+    >>> from sklearn_dinoatten.embedding import SliceEncoder
     >>> tokens = lambda images: images.flatten(2).transpose(1, 2)  # 3 features a pixel
     >>> encoder = SliceEncoder(tokens, num_prefix_tokens=1, batch_size=4)
     >>> stacks = [("a", torch.rand(3, 1, 2, 2)), ("b", torch.rand(2, 1, 2, 2))]

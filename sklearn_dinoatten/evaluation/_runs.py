@@ -33,7 +33,7 @@ from importlib import metadata
 
 import numpy as np
 
-from ._files import atomic_write, write_csv
+from ..utils._files import atomic_write, write_csv
 
 METRIC_COLUMNS = ("method", "accuracy", "balanced_accuracy", "auc", "auc_ci_low",
                   "auc_ci_high", "sensitivity", "specificity", "f1", "fnr",
@@ -295,7 +295,7 @@ def versions():
     the device, for run.json."""
     import torch
 
-    from . import __version__
+    from .. import __version__
 
     found = {"python": platform.python_version(), "sklearn_dinoatten": __version__,
              "platform": platform.platform(),

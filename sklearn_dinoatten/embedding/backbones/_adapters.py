@@ -19,8 +19,8 @@ import warnings
 
 import torch
 
-from ._quiet import root_messages_silenced
-from .preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from ...utils._quiet import root_messages_silenced
+from ...volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD
 
 HF_PREFIX = "hf:"
 TORCHVISION_PREFIX = "torchvision:"

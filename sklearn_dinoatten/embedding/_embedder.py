@@ -9,8 +9,9 @@ from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 from tqdm.auto import tqdm
 
-from ._tags import VolumeInputMixin
-from ._validation import (
+from ..utils._devices import resolve_device, warn_if_slow_precision
+from ..utils._tags import VolumeInputMixin
+from ..utils._validation import (
     BOOLEAN,
     DEVICE,
     NONE,
@@ -25,21 +26,20 @@ from ._validation import (
     real,
     record_fitted_params,
 )
-from .backbones import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
-from .cache import (
+from ..volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS
+from ..volumes._scans import AXES, SLICE_SELECTIONS, check_volumes, load_scan, voxel_size_of
+from ..volumes._slicing import AXIS_TUPLE, CROPS, axes_of, tag_orientations, warn_if_spacings_differ
+from ._cache import (
     EmbeddingCache,
     cache_folder_is_writable,
     open_cache,
     remember_file_key,
     remembered_file_key,
 )
-from .devices import resolve_device, warn_if_slow_precision
-from .engines import ENGINES, forward_features
-from .preprocessing import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS
-from .reading import SliceReader, StackReader, read_volumes
-from .slice_encoder import DTYPES, FEATURES, SliceEncoder
-from .slicing import AXIS_TUPLE, CROPS, axes_of, tag_orientations, warn_if_spacings_differ
-from .volumes import AXES, SLICE_SELECTIONS, check_volumes, load_scan, voxel_size_of
+from ._engines import ENGINES, forward_features
+from ._reading import SliceReader, StackReader, read_volumes
+from ._slice_encoder import DTYPES, FEATURES, SliceEncoder
+from .backbones._build import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
 
 PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
 
@@ -58,7 +58,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
     backbone : str or torch.nn.Module, default="vit_small_patch14_dinov2"
         A timm model name (any DINOv2 size, with or without registers), another
         library's model (``"hf:..."``, ``"open_clip:..."``, ``"torchvision:..."``: see
-        :mod:`sklearn_dinoatten.adapters`) or a module, used with its own weights
+        :mod:`sklearn_dinoatten.embedding.backbones`) or a module, used with its own weights
         (``fit`` copies it: changing it later changes nothing until the next ``fit``).
     weights : None, "random" or path, default=None
         ``None``: the pretrained weights (downloaded once; needs a network), or those in
@@ -165,7 +165,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         The patch grid of one slice, ``(image_size // patch_size_,) * 2``.
     rows_per_slice_ : int
         Rows of the output per slice: 1, or with ``feature="patch"`` the patches of
-        one slice (:func:`~sklearn_dinoatten.slicing.slice_weights` turns weights over
+        one slice (:func:`~sklearn_dinoatten.volumes.slice_weights` turns weights over
         rows into weights over slices).
 
     Examples

@@ -1,0 +1,162 @@
+"""``dinoatten``: the parser of its commands and options, and the one way every command
+ends: its result, or one line on stderr and an exit status.
+"""
+
+import argparse
+import inspect
+import sys
+import warnings
+
+from .. import __version__
+from ..evaluation._methods import METHODS, REFERENCE
+from ._arguments import (
+    add_data_arguments,
+    add_embedding_arguments,
+    add_label_columns,
+    add_training_arguments,
+    add_verbosity_arguments,
+    integer,
+)
+from ._commands import cv, demo, embed, fit, predict, report
+from ._inputs import (
+    PROG,
+    CommandError,
+    cache_of,
+)
+
+
+def main(argv=None):
+    """Run the command line; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)
+    args.verbosity = 0 if args.quiet else 1 + args.verbose
+    with warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(args.command)
+        try:
+            args.run(args)
+        except (CommandError, ValueError, OSError, MemoryError, RuntimeError) as exc:
+            # OSError: a full disk, a file-size limit; RuntimeError: e.g. pretrained
+            # weights without a network. The first line of the message says what happened.
+            message = (str(exc).strip().splitlines()[0] if str(exc).strip()
+                       else type(exc).__name__)
+            print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            print(f"{PROG} {args.command}: interrupted; {_what_is_kept(args)}.", file=sys.stderr)
+            return 130
+    return 0
+
+
+def _warning_printer(command):
+    """A ``warnings.showwarning`` that prints each message once, without source lines."""
+    said = set()
+
+    def show(message, category, filename, lineno, file=None, line=None):
+        text = " ".join(str(message).split())
+        if text not in said:
+            said.add(text)
+            print(f"{PROG} {command}: warning: {text}", file=sys.stderr)
+
+    return show
+
+
+def _what_is_kept(args):
+    cache = cache_of(args)
+    if args.command == "embed":
+        return f"finished embeddings are cached in {cache}, rerun to go on"
+    return "no results were written" + (
+        f"; embeddings finished so far are cached in {cache}" if cache else
+        "; no embedding was kept (only --cache-dir keeps them on disk)")
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG, description="Classify 3D scans with DINOv2 slice embeddings.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="Run `dinoatten COMMAND --help` for a command's options.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(function, name):
+        text = inspect.cleandoc(function.__doc__).replace("``", "")
+        sub = commands.add_parser(name, help=" ".join(text.split("\n\n")[0].split()),
+                                  description=text,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+        sub.set_defaults(run=function)
+        add_verbosity_arguments(sub)
+        return sub
+
+    sub = command(embed, "embed")
+    add_data_arguments(sub)
+    add_embedding_arguments(sub, cache_required=True)
+
+    sub = command(cv, "cv")
+    add_data_arguments(sub)
+    add_embedding_arguments(sub)
+    sub.add_argument("--method", default=REFERENCE,
+                     help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
+                          f"(default: {REFERENCE})")
+    sub.add_argument("--n-folds", "--folds", dest="folds", type=integer(2), default=None,
+                     help="number of folds (default: 5; not with a split column)")
+    sub.add_argument("--pos-label",
+                     help="the positive class of two (needed unless the labels are 0/1 or "
+                          "false/true): AUC, sensitivity, F1 and the ROC are computed for it")
+    sub.add_argument("--out", required=True, help="folder for the results")
+    sub.add_argument("--overwrite", action="store_true",
+                     help="replace the run already in --out (refused without it)")
+    add_training_arguments(sub)
+
+    sub = command(fit, "fit")
+    add_data_arguments(sub)
+    add_embedding_arguments(sub)
+    sub.add_argument("--method", default=REFERENCE, choices=list(METHODS),
+                     help=f"the method to train (default: {REFERENCE})")
+    sub.add_argument("--out", required=True,
+                     help="the model file to write: .safetensors (safe to share and load), "
+                          "or .joblib (a pickle)")
+    add_training_arguments(sub)
+
+    sub = command(predict, "predict")
+    sub.add_argument("model", help="a model file written by `dinoatten fit`")
+    sub.add_argument("scans", nargs="+", metavar="SCAN",
+                     help="NIfTI files; or one folder (its labels.csv, else every NIfTI file "
+                          "in it); or one labels CSV (paths relative to its folder)")
+    sub.add_argument("--out", required=True,
+                     help="the CSV file of predictions; with labels, the folder of the "
+                          "evaluation run (what `dinoatten report` reads)")
+    sub.add_argument("--overwrite", action="store_true",
+                     help="replace the evaluation run already in --out")
+    add_label_columns(sub, split=False)
+    sub.add_argument("--pos-label", help="the positive class, with labels (as for cv)")
+    sub.add_argument("--top-slices", type=integer(1), default=3,
+                     help="how many slices of highest attention to list (default: 3)")
+    sub.add_argument("--allow-pickle", action="store_true",
+                     help="load a .joblib model (a pickle: only from a source you trust, "
+                          "as loading it can run code)")
+    sub.add_argument("--device", default=None,
+                     help="auto, cpu or cuda (default: the model's own, or auto where that "
+                          "is not available here; safetensors models)")
+    sub.add_argument("--cache-dir", help="folder of the on-disk embedding cache (default: "
+                                         "memory only; safetensors models)")
+    sub.add_argument("--batch-size", type=integer(1), default=None,
+                     help="slices per forward pass (volumes, for the 3D ResNet) "
+                          "(default: the model's)")
+
+    sub = command(report, "report")
+    sub.add_argument("run_dir", metavar="DIR", help="a folder written by `dinoatten cv`")
+    sub.add_argument("--out", help="the HTML file (default: DIR/report.html)")
+    sub.add_argument("--overlays", type=integer(0), default=4,
+                     help="how many scans to show with attention overlays (default: 4)")
+
+    sub = command(demo, "demo")
+    sub.add_argument("--out", default="results/demo", help="folder for everything "
+                                                           "(default: results/demo)")
+    sub.add_argument("--dataset", choices=("synthetic", "adrenal"), default="synthetic",
+                     help="synthetic volumes with a planted signal (default), or "
+                          "AdrenalMNIST3D (real CT masks, its official train/val/test split) "
+                          "from $SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
+                          "project's ../shared/data")
+    sub.add_argument("--n-scans", type=integer(10), default=100,
+                     help="scans to use, at least 10 (default: 100)")
+    return parser

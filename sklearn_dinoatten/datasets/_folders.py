@@ -1,0 +1,202 @@
+"""A labelled folder of NIfTI scans: its labels CSV read and checked, its scans found.
+"""
+
+import codecs
+import csv
+import io
+import os
+import warnings
+
+import numpy as np
+
+SPLITS = ("train", "val", "test")
+
+
+# Cells that mean "no value" in what spreadsheets and pandas write (compared in lower case).
+MISSING = ("", "na", "n/a", "nan", "null", "#n/a", "<na>")
+
+
+def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="label",
+                      group_column=None, split_column=None):
+    """Read a labels CSV describing the NIfTI scans of a folder.
+
+    Parameters
+    ----------
+    root : str or path
+        The folder; scan paths in the CSV are relative to it (absolute paths are kept).
+    labels_csv : str or path, default=None
+        The CSV file; ``None`` means ``root/labels.csv``.
+    path_column, label_column : str, default="path", "label"
+        Columns holding each scan's path and its class label.
+    group_column : str or None, default=None
+        A column naming the subject (or any group) of each scan, for
+        :class:`~sklearn.model_selection.StratifiedGroupKFold`, so that the scans of one
+        subject never fall in both the training and the test set.
+    split_column : str or None, default=None
+        A column giving each scan's set in a fixed split, ``train``, ``val`` or ``test``
+        (see :func:`sklearn_dinoatten.evaluation.held_out`).
+
+    Returns
+    -------
+    paths : list of str
+        Scan paths, in the CSV's order.
+    y : ndarray of shape (n_scans,)
+        Labels: integers when every label is an integer, else strings.
+    groups : ndarray of shape (n_scans,) or None
+        The group of each scan, as strings; ``None`` without ``group_column``.
+    split : ndarray of shape (n_scans,) or None
+        The set of each scan; ``None`` without ``split_column``.
+
+    Raises
+    ------
+    FileNotFoundError
+        When the folder, the CSV or a scan it lists does not exist.
+    ValueError
+        When a column is missing, a cell is empty, a split is not ``train``, ``val`` or
+        ``test``, or fewer than two classes are present.
+
+    Examples
+    --------
+    >>> import tempfile, os
+    >>> from sklearn_dinoatten.datasets import load_nifti_folder
+    >>> root = tempfile.mkdtemp()
+    >>> for name in ("a.nii.gz", "b.nii.gz"):
+    ...     open(os.path.join(root, name), "w").close()
+    >>> with open(os.path.join(root, "labels.csv"), "w") as f:
+    ...     _ = f.write("path,label\\na.nii.gz,0\\nb.nii.gz,1\\n")
+    >>> paths, y, groups, split = load_nifti_folder(root)
+    >>> [os.path.basename(p) for p in paths], y.tolist(), groups, split
+    (['a.nii.gz', 'b.nii.gz'], [0, 1], None, None)
+    """
+    root = os.fspath(root)
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"Data folder {root!r} does not exist.")
+    labels_csv = os.path.join(root, "labels.csv") if labels_csv is None else os.fspath(labels_csv)
+    if not os.path.isfile(labels_csv):
+        raise FileNotFoundError(
+            f"Labels file {labels_csv!r} does not exist; give a CSV with columns "
+            f"{path_column!r} and {label_column!r}."
+        )
+    header, rows = read_csv(labels_csv)
+    columns = [path_column, label_column] + [c for c in (group_column, split_column) if c]
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise ValueError(f"Labels file {labels_csv!r} has no column {missing[0]!r}; "
+                         f"its columns are {header}.")
+    if not rows:
+        raise ValueError(f"Labels file {labels_csv!r} lists no scans.")
+    for line, row in enumerate(rows, start=2):
+        for column in columns:
+            value = (row[column] or "").strip()
+            if value.lower() in MISSING:
+                raise ValueError(f"Labels file {labels_csv!r}, line {line}: column {column!r} "
+                                 + ("is empty." if not value else f"is missing ({value!r})."))
+    paths = [_scan_path(root, row[path_column].strip()) for row in rows]
+    _check_scans_exist_once(paths, labels_csv)
+    y = _labels([row[label_column].strip() for row in rows])
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"Labels file {labels_csv!r} has one class only ({y[0].item()!r}); "
+                         "classification needs at least two.")
+    groups, split = (None if not column else np.array([row[column].strip() for row in rows])
+                     for column in (group_column, split_column))
+    if split is not None:
+        unknown = sorted(set(split.tolist()) - set(SPLITS))
+        if unknown:
+            line = 2 + int(np.flatnonzero(split == unknown[0])[0])
+            raise ValueError(f"Labels file {labels_csv!r}, line {line}: {split_column!r} is "
+                             f"{unknown[0]!r}; it must be one of {', '.join(SPLITS)}.")
+    return paths, y, groups, split
+
+
+def read_csv(path):
+    """``(header, rows)`` of a CSV file, rows as dicts, in the encoding it was saved in:
+    UTF-8 (with or without a byte-order mark), UTF-16 (what spreadsheet programs save as
+    "Unicode text"), else Windows-1252 (their plain "CSV" on Windows), with a warning."""
+    with open(path, "rb") as f:
+        data = f.read()
+    text = None
+    if data.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        text = data.decode("utf-16")
+    elif b"\x00" in data[:1000] and len(data) % 2 == 0:  # UTF-16 without a BOM
+        text = data.decode("utf-16-le" if data[1:2] == b"\x00" else "utf-16-be")
+    else:
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            try:
+                text = data.decode("cp1252")
+            except UnicodeDecodeError:
+                line = data[:exc.start].count(b"\n") + 1
+                raise ValueError(f"{path!r} is not text in UTF-8, UTF-16 or Windows-1252 "
+                                 f"(byte {data[exc.start]:#04x} on line {line}); save it as "
+                                 "UTF-8 CSV.") from None
+            warnings.warn(f"{path!r} is not UTF-8: read as Windows-1252 (what spreadsheet "
+                          "programs save as CSV on Windows); save it as UTF-8 CSV to be sure "
+                          "of its accents.", UserWarning, stacklevel=3)
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    rows = list(reader)
+    return reader.fieldnames or [], rows
+
+
+def _scan_path(root, listed):
+    """A listed path under ``root``; ``sub\\scan.nii`` written on Windows is read with
+    this system's separator when only that file exists."""
+    path = os.path.join(root, listed)
+    if os.sep != "\\" and "\\" in listed and not os.path.exists(path):
+        other = os.path.join(root, *listed.split("\\"))
+        return other if os.path.exists(other) else path
+    return path
+
+
+def _check_scans_exist_once(paths, labels_csv):
+    """Every listed scan is a file, listed once: the same file under two names (``x`` and
+    ``./x``, a link) would sit on both sides of a fold, or hold two labels."""
+    seen = {}
+    for line, path in enumerate(paths, start=2):
+        if not os.path.isfile(path):
+            absent = [p for p in paths if not os.path.isfile(p)]
+            what = "is a folder, not a scan file" if os.path.isdir(path) else "does not exist"
+            raise FileNotFoundError(f"{len(absent)} scan(s) listed in {labels_csv!r} are not "
+                                    f"files: line {line}, {path!r}, {what}.")
+        stat = os.stat(path)
+        identity = (stat.st_dev, stat.st_ino)
+        if identity in seen:
+            raise ValueError(f"Labels file {labels_csv!r} lists one scan twice: line "
+                             f"{seen[identity][0]} ({seen[identity][1]!r}) and line {line} "
+                             f"({path!r}) are the same file; list each scan once.")
+        seen[identity] = line, path
+
+
+def find_nifti_files(root):
+    """Every NIfTI file (``.nii``, ``.nii.gz``, in any letter case) under the folder
+    ``root``, sorted, each file once: symbolic links to folders are followed, but a
+    folder reached again (a link loop, or two links to one folder) is not searched again,
+    and a file reached by two paths is kept under the first."""
+    files, seen_folders, seen_files = [], set(), set()
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        stat = os.stat(folder)
+        if (stat.st_dev, stat.st_ino) in seen_folders:
+            subfolders[:] = []
+            continue
+        seen_folders.add((stat.st_dev, stat.st_ino))
+        subfolders.sort()
+        for name in sorted(names):
+            path = os.path.join(folder, name)
+            if name.lower().endswith((".nii", ".nii.gz")) and os.path.isfile(path):
+                stat = os.stat(path)
+                if (stat.st_dev, stat.st_ino) not in seen_files:
+                    seen_files.add((stat.st_dev, stat.st_ino))
+                    files.append(path)
+    return files
+
+
+def _labels(values):
+    """Numbers when every label is one (integers when they all are, so that ``1`` and
+    ``1.0`` are one class), else the strings as written."""
+    try:
+        numbers = np.array([float(v) for v in values])
+    except ValueError:
+        return np.array(values)
+    if not np.isfinite(numbers).all():
+        return np.array(values)
+    return numbers.astype(np.int64) if (numbers == np.round(numbers)).all() else numbers

@@ -1,0 +1,26 @@
+"""Evaluation: the methods compared, the protocols (cross-validation, a held-out split,
+an external test set), the study that runs them on the same splits, clinical metrics with
+subject-clustered statistics, the run directory and its HTML report.
+
+Imported on first use: the command line reads the methods' names without loading torch.
+"""
+
+from ..utils._lazy import lazy_exports
+
+_MODULES = {
+    **dict.fromkeys(["METHODS", "REFERENCE", "Method", "make_method", "method_name",
+                     "method_of"], "._methods"),
+    **dict.fromkeys(["SCORERS", "binary_auc", "bootstrap_ci", "bootstrap_resamples",
+                     "delong_test", "false_negative_rate", "ovr_macro_auc",
+                     "sensitivity_score", "specificity_score"], "._metrics"),
+    **dict.fromkeys(["Protocol", "Split", "cross_validation", "external_test", "held_out"],
+                    "._protocols"),
+    **dict.fromkeys(["caption", "metrics_table", "positive_class"], "._table"),
+    **dict.fromkeys(["OutOfFold", "cross_validate_method", "fitted_classes", "run_study"],
+                    "._study"),
+    **dict.fromkeys(["METRIC_COLUMNS", "Run", "read_run", "write_run"], "._runs"),
+    "write_report": "._report",
+}
+
+__all__ = list(_MODULES)
+__getattr__, __dir__ = lazy_exports(__name__, _MODULES)

@@ -1,0 +1,119 @@
+"""How methods are evaluated: k-fold cross-validation (stratified, grouped by subject when
+subjects are given), where every scan is predicted once by the fold that held it out; a
+fixed held-out split, where the methods train on ``train``, stop early on ``val`` and score
+``test`` once; and an external test set, scored by methods fitted before.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from ..datasets._folders import SPLITS
+
+
+@dataclass(frozen=True)
+class Split:
+    """One fit of every method: train on ``train``, stop early on ``validation`` (if
+    given), predict ``test``; arrays of sample indices. ``train=None``: the methods are
+    fitted already (an external test set)."""
+
+    train: np.ndarray | None
+    test: np.ndarray
+    validation: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How the methods are evaluated: the splits and a sentence that says so."""
+
+    splits: list
+    description: str
+    groups: np.ndarray | None = None
+    held_out: bool = False  # a fixed test set, not folds that test every scan once
+
+
+def cross_validation(y, n_folds=5, groups=None, random_state=0):
+    """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
+    group (subject) is in a training and a test fold at once."""
+    classes, counts = np.unique(y, return_counts=True)
+    if counts.min() < n_folds:
+        raise ValueError(
+            f"Class {classes[counts.argmin()].item()!r} has {counts.min()} scans, fewer than the "
+            f"{n_folds} folds: every test fold needs one; lower the number of folds."
+        )
+    if groups is None:
+        cv = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
+        description = f"{n_folds}-fold stratified cross-validation of {len(y)} scans"
+    else:
+        groups = np.asarray(groups)
+        n_groups = len(np.unique(groups))
+        if n_groups < n_folds:
+            raise ValueError(f"{n_groups} subjects cannot fill {n_folds} folds.")
+        for label in classes:  # a subject's scans stay in one fold
+            subjects = np.unique(groups[np.asarray(y) == label])
+            if len(subjects) < n_folds:
+                raise ValueError(
+                    f"Class {label.item()!r} has scans of {len(subjects)} subject(s) "
+                    f"({', '.join(map(str, subjects[:5]))}), fewer than the {n_folds} folds: "
+                    "a subject's scans stay in one fold, so every test fold needs a subject "
+                    "of each class; lower the number of folds, or gather more subjects."
+                )
+        cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
+        description = (f"{n_folds}-fold stratified cross-validation of {len(y)} scans, grouped "
+                       f"by subject ({n_groups} subjects)")
+    splits = [Split(train, test) for train, test in cv.split(np.zeros(len(y)), y, groups)]
+    return Protocol(splits, description, groups)
+
+
+def held_out(split, y, groups=None):
+    """A fixed split: ``split`` names each sample's set, ``"train"``, ``"val"`` (early
+    stopping; optional) or ``"test"`` (scored once)."""
+    split, y = np.asarray(split).astype(str), np.asarray(y)
+    unknown = sorted(set(split.tolist()) - set(SPLITS))
+    if unknown:
+        raise ValueError(f"split values must be {', '.join(SPLITS)}; got {unknown[0]!r}.")
+    train, validation, test = (np.flatnonzero(split == name) for name in SPLITS)
+    if not len(train) or not len(test):
+        raise ValueError(f"The split needs 'train' and 'test' samples; it has {len(train)} "
+                         f"and {len(test)}.")
+    if len(np.unique(y[train])) < 2:
+        raise ValueError("The 'train' samples hold one class only; a classifier needs two.")
+    unseen = sorted((set(y[test].tolist()) | set(y[validation].tolist()))
+                    - set(y[train].tolist()))
+    if unseen:
+        raise ValueError(f"Class {unseen[0]!r} is in 'val' or 'test' but not in 'train'.")
+    untested = sorted(set(y.tolist()) - set(y[test].tolist()))
+    if untested:
+        raise ValueError(f"Class {untested[0]!r} has no 'test' scan: the test set needs every "
+                         "class, or AUC is undefined.")
+    description = (f"held-out test set: trained on {len(train)} scans"
+                   + (f", early stopping on {len(validation)} validation scans"
+                      if len(validation) else "")
+                   + f", scored once on {len(test)} test scans")
+    if groups is not None:
+        groups = np.asarray(groups)
+        sets = {}
+        for name, group in zip(split.tolist(), groups.tolist(), strict=True):
+            sets.setdefault(group, set()).add(name)
+        shared = [g for g, names in sets.items() if len(names) > 1]
+        if shared:
+            raise ValueError(f"Subject {shared[0]!r} has scans in {sorted(sets[shared[0]])}: a "
+                             "subject belongs to one set only, else the test set leaks.")
+        description += f" ({len(np.unique(groups[test]))} test subjects)"
+    return Protocol([Split(train, test, validation if len(validation) else None)],
+                    description, groups, held_out=True)
+
+
+def external_test(y, groups=None, model="a model"):
+    """Score every sample once with methods fitted elsewhere, on other scans: the
+    protocol of a fitted ``model`` (named in the description) on an external test set.
+    A model does not record the scans it was fitted on, so the description says that
+    they must be others rather than claim it."""
+    description = f"external test set: {len(y)} scans predicted by {model}"
+    if groups is not None:
+        groups = np.asarray(groups)
+        description += f" ({len(np.unique(groups))} subjects)"
+    description += (", as fitted before (on scans the model does not record, which must "
+                    "be other scans for an external test)")
+    return Protocol([Split(None, np.arange(len(y)))], description, groups, held_out=True)

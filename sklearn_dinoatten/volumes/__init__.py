@@ -1,0 +1,43 @@
+"""Volumes read as physical objects and turned into slices: NIfTI files reoriented to RAS
+with their voxel size, the slices kept (in millimetres, cropped to the foreground),
+intensity preprocessing, and whole volumes resampled to one shape.
+
+- :func:`load_volume`, :func:`load_scan`, :func:`describe`, :func:`place_slices`
+- :func:`slice_sets`, :func:`slice_weights`, :func:`foreground_mask`,
+  :func:`foreground_box`, :func:`spaced_slices`, :func:`axes_of`
+- :func:`normalize_intensity`, :func:`resize_stack`, :func:`to_channels`,
+  :func:`grid_to_slices`
+- :class:`VolumeResampler`
+"""
+
+from ._preprocessing import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    NORMALIZATIONS,
+    grid_to_slices,
+    normalize_intensity,
+    resize_stack,
+    to_channels,
+)
+from ._resampling import VolumeResampler
+from ._scans import AXES, describe, load_scan, load_volume, place_slices, voxel_size_of
+from ._slicing import (
+    AXIS_NAMES,
+    CROPS,
+    SliceSet,
+    axes_of,
+    foreground_box,
+    foreground_mask,
+    otsu_threshold,
+    slice_sets,
+    slice_weights,
+    spaced_slices,
+)
+
+__all__ = [
+    "AXES", "AXIS_NAMES", "CROPS", "IMAGENET_MEAN", "IMAGENET_STD", "NORMALIZATIONS",
+    "SliceSet", "VolumeResampler", "axes_of", "describe", "foreground_box", "foreground_mask",
+    "grid_to_slices", "load_scan", "load_volume", "normalize_intensity", "otsu_threshold",
+    "place_slices", "resize_stack", "slice_sets", "slice_weights", "spaced_slices",
+    "to_channels", "voxel_size_of",
+]

@@ -127,8 +127,8 @@ def throughput(args, paths, probe, device, flops):
             continue  # CPU-only engines
         native = peaks[precision] >= peaks["float32"] / 4
         X = paths if native else probe
-        embedder = DinoSliceEmbedder(args.backbone, weights="random", image_size=args.image_size,
-                                     verbose=0, **params).fit(X)
+        embedder = DinoSliceEmbedder(backbone=args.backbone, weights="random",
+                                     image_size=args.image_size, verbose=0, **params).fit(X)
         for _ in range(2):  # a warm-up on the same batch shapes (allocations, compiling),
             clear_memory_cache()  # then the timed run; both embed, never read the cache
             start = time.perf_counter()
@@ -161,9 +161,10 @@ def readers(args, folder, gpu_rate, flops):
     print("|---|---|---|---|---|")
     per_reader = {}
     for n_slices in (None, 32):
-        embedder = DinoSliceEmbedder(args.backbone, weights="random", image_size=args.image_size,
-                                     n_slices=n_slices, verbose=0).fit(paths)
-        reader = embedder._stack_reader(embedder._config_string(), None)
+        embedder = DinoSliceEmbedder(backbone=args.backbone, weights="random",
+                                     image_size=args.image_size, n_slices=n_slices,
+                                     verbose=0).fit(paths)
+        reader = embedder.stack_reader()
         for k in (0, 1, 2):
             clear_memory_cache()
             start = time.perf_counter()
@@ -205,7 +206,7 @@ def study(args, paths, y):
             "attentionpoolclassifier__supcon_weight": [0.0, 1.0]}
     cv = StratifiedKFold(5, shuffle=True, random_state=0)
     pipe = make_pipeline(
-        DinoSliceEmbedder(args.backbone, weights="random", image_size=args.image_size,
+        DinoSliceEmbedder(backbone=args.backbone, weights="random", image_size=args.image_size,
                           verbose=0),
         AttentionPoolClassifier(max_epochs=20, random_state=0),
     )

@@ -63,7 +63,7 @@ def scans():
 
 def backbone_inputs(embedder, image):
     data, voxel_size = load_scan(image)
-    reader = embedder._reader()
+    reader = embedder.slice_reader()
     (slice_set,) = reader.slice_sets(data, voxel_size)
     return reader.backbone_input(slice_set)[:, 0].numpy()
 

@@ -54,17 +54,18 @@ def in_plane_attention(embedder, volume):
     """
     check_is_fitted(embedder)
     attention = _last_attention_layer(embedder.backbone_)
-    reader = embedder._reader()
+    reader, info = embedder.slice_reader(), embedder.backbone_info_
     slice_sets = reader.slice_sets(*load_scan(volume, spacing=embedder.spacing))
     maps = []
     for slice_set in slice_sets:
         images = to_channels(reader.backbone_input(slice_set), embedder.normalization,
-                             *embedder._input_mean_std)
+                             info.mean, info.std)
         cls_rows = _cls_attention(embedder, attention, images)
         grid = embedder.image_size // embedder.patch_size_
         plane = grid_to_slices(cls_rows.float().cpu().reshape(-1, grid, grid),
-                               *slice_set.stack.shape[1:], embedder.image_size,
-                               slice_set.pixel_size, embedder.pixel_spacing)
+                               *slice_set.stack.shape[1:], image_size=embedder.image_size,
+                               pixel_size=slice_set.pixel_size,
+                               pixel_spacing=embedder.pixel_spacing)
         peak = plane.max(axis=(1, 2), keepdims=True)
         maps.append(np.divide(plane, peak, out=np.zeros_like(plane), where=peak > 0))
     return maps, slice_sets
@@ -79,8 +80,8 @@ def _cls_attention(embedder, attention, images):
             for start in range(0, len(images), embedder.batch_size):
                 embedder.backbone_.forward_features(
                     images[start:start + embedder.batch_size].to(embedder.device_))
-            return torch.cat([_cls_to_patches(attention, x, embedder._num_prefix_tokens)
-                              for x in captured])
+            prefix = embedder.backbone_info_.num_prefix_tokens
+            return torch.cat([_cls_to_patches(attention, x, prefix) for x in captured])
     finally:
         hook.remove()
 
@@ -120,7 +121,7 @@ def saliency_from_parts(slice_weights, maps, slice_sets, volume_shape):
         part = weights[start:start + len(slice_set.indices)]
         start += len(slice_set.indices)
         saliency += place_slices(part[:, None, None] * plane, slice_set.indices,
-                                 volume_shape, slice_set.axis, slice_set.region)
+                                 volume_shape, slice_set.axis, region=slice_set.region)
     return saliency
 
 

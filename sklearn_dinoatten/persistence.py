@@ -18,6 +18,7 @@ reads tensors only, so a model file cannot run code; a joblib pickle can.
 True
 """
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -31,10 +32,12 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from skorch import NeuralNet
 
-from .embedding.backbones._build import update_digest
+from .embedding.backbones._backbone import update_digest
 from .utils._devices import device_available
 from .utils._files import atomic_write, check_file
-from .utils._validation import BOOLEAN, NONE, check_params, instance
+from .utils._fit import FitContractMixin, check_params, record_fitted_params
+from .utils._persistable import PersistableMixin
+from .utils._validation import BOOLEAN, NONE, instance
 
 FORMAT = "sklearn_dinoatten.model/2"
 # A loaded Pipeline may not cache its steps: Pipeline(memory=DIR) unpickles what DIR
@@ -150,7 +153,7 @@ def _encode_estimator(estimator, name, tensors):
         if attr in params or _rebuilt_on_load(value):
             continue
         spec["fitted"][attr] = _encode(value, f"{name}.{attr}", tensors)
-    if spec["fitted"] and hasattr(estimator, "_saved_modules"):
+    if spec["fitted"] and isinstance(estimator, PersistableMixin):
         for module_name, module in estimator._saved_modules().items():
             key = f"{name}.{module_name}"
             tensors.update({f"{key}.{k}": v for k, v in module.state_dict().items()})
@@ -159,10 +162,11 @@ def _encode_estimator(estimator, name, tensors):
 
 
 def _rebuilt_on_load(value):
-    """Networks, devices and compiled functions are rebuilt from the parameters."""
+    """Networks, devices, compiled functions and the records that describe a network
+    (``backbone_info_``) are rebuilt from the parameters."""
     return isinstance(value, (torch.nn.Module, NeuralNet, torch.device)) or (
         callable(value) and not isinstance(value, (type, BaseEstimator))
-    )
+    ) or (dataclasses.is_dataclass(value) and not isinstance(value, type))
 
 
 def _encode(value, name, tensors):
@@ -223,8 +227,10 @@ def _decode_estimator(spec, tensors, here):
                 or hasattr(cls, attr):
             raise ValueError(f"{spec['class']} has no fitted attribute {attr!r}")
         setattr(estimator, attr, _decode(value, tensors, here))
-    if spec["fitted"] and hasattr(estimator, "_restore"):
+    if spec["fitted"] and isinstance(estimator, PersistableMixin):
         _restore_modules(estimator, spec, tensors)
+    if spec["fitted"] and isinstance(estimator, FitContractMixin):
+        record_fitted_params(estimator)  # of the parameters loaded, nested estimators too
     return estimator
 
 

@@ -3,6 +3,7 @@
 import builtins
 import errno
 import os
+import sys
 import tempfile
 
 import nibabel as nib
@@ -32,7 +33,7 @@ CLASSIFIERS = {
     "ResNet3DClassifier": lambda: ResNet3DClassifier(depth=10, widen_factor=0.25,
                                                      max_epochs=1, random_state=0),
     "FineTunedSliceClassifier": lambda: FineTunedSliceClassifier(
-        DinoSliceEmbedder(n_slices=2, **FAST), max_epochs=1, random_state=0),
+        embedder=DinoSliceEmbedder(n_slices=2, **FAST), max_epochs=1, random_state=0),
 }
 
 
@@ -93,6 +94,7 @@ def hide_module(monkeypatch, module):
         return real_import(name, *args, **kwargs)
 
     monkeypatch.setattr(builtins, "__import__", without)
+    monkeypatch.setitem(sys.modules, module, None)  # importlib.import_module fails too
 
 
 def make_read_only(monkeypatch, folder):

@@ -11,7 +11,8 @@ import torch
 
 from sklearn_dinoatten import DinoSliceEmbedder
 from sklearn_dinoatten.cli import main
-from sklearn_dinoatten.embedding.backbones import _build as backbones
+from sklearn_dinoatten.embedding.backbones import _hub as hub
+from sklearn_dinoatten.embedding.backbones import _open_clip as open_clip_family
 from sklearn_dinoatten.embedding.backbones import build_backbone
 from sklearn_dinoatten.evaluation import write_report
 from sklearn_dinoatten.persistence import load_model, save_model
@@ -115,11 +116,11 @@ def test_bad_transformers_sources(hf_dinov2, tmp_path, monkeypatch):
     from huggingface_hub import constants  # a hub id, with the hub unreachable: at once
 
     def unreachable(address, timeout):
-        assert timeout == backbones.HUB_TIMEOUT
+        assert timeout == hub.HUB_TIMEOUT
         raise OSError(f"cannot reach {address[0]}")
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # nothing cached
-    monkeypatch.setattr(backbones.socket, "create_connection", unreachable)
+    monkeypatch.setattr(hub.socket, "create_connection", unreachable)
     with pytest.raises(RuntimeError, match=r"not in the local cache and .* cannot be reached "
                                            r"\(cannot reach .*\): there is no folder 'org/vit' "
                                            r"here either; download the model's folder once"):
@@ -201,7 +202,8 @@ def test_model_instances_are_adapted(hf_dinov2, volume, fresh_cache):
     by_instance = DinoSliceEmbedder(backbone=instance, image_size=28, verbose=0)
     np.testing.assert_allclose(by_instance.fit_transform([volume]),
                                by_name.fit_transform([volume]), atol=1e-6)
-    assert by_instance._input_mean_std == (RAD_DINO_MEAN, RAD_DINO_STD)  # its processor's
+    info = by_instance.backbone_info_
+    assert (info.mean, info.std) == (RAD_DINO_MEAN, RAD_DINO_STD)  # its processor's
 
     built = build_backbone("torchvision:resnet18", weights="random", image_size=64)
     resnet = torchvision.models.resnet18()
@@ -319,7 +321,7 @@ def test_open_clip_tags_bring_their_activation_and_fail_fast_offline(tmp_path, m
                tmp_path / "openai.pt")
     checkpoint = str(tmp_path / "openai.pt")
     monkeypatch.setattr(open_clip, "download_pretrained", lambda *args, **kwargs: checkpoint)
-    monkeypatch.setattr(backbones, "_check_hub", lambda *args: None)  # as if cached
+    monkeypatch.setattr(open_clip_family, "check_hub", lambda *args: None)  # as if cached
     tagged = build_backbone("open_clip:ViT-B-16@openai", image_size=32).module.visual
     assert type(tagged.transformer.resblocks[0].mlp.gelu).__name__ == "QuickGELU"
     assert type(tower.transformer.resblocks[0].mlp.gelu).__name__ == "GELU"
@@ -331,7 +333,7 @@ def test_open_clip_tags_bring_their_activation_and_fail_fast_offline(tmp_path, m
         raise OSError(f"cannot reach {address[0]}")
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # nothing cached
-    monkeypatch.setattr(backbones.socket, "create_connection", unreachable)
+    monkeypatch.setattr(hub.socket, "create_connection", unreachable)
     monkeypatch.setattr(open_clip, "create_model", None)  # never reached
     for spec in ("ViT-B-16@openai", "hf-hub:org/clip"):
         with pytest.raises(RuntimeError, match="cannot be reached .*'open_clip:local-dir:"):

@@ -71,7 +71,7 @@ ESTIMATORS = {
                                                       max_epochs=1, batch_size=4,
                                                       random_state=0), _resampled),
     "FineTunedSliceClassifier": (lambda: FineTunedSliceClassifier(
-        DinoSliceEmbedder(weights="random", image_size=28, n_slices=3), max_epochs=1,
+        embedder=DinoSliceEmbedder(weights="random", image_size=28, n_slices=3), max_epochs=1,
         batch_size=4, random_state=0), _volumes),
     "SpatialARAnomalyDetector": (lambda: SpatialARAnomalyDetector(
         embedder=clone(EMBEDDER), max_epochs=2, random_state=0), _images),

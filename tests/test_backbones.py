@@ -5,6 +5,8 @@ import timm
 import torch
 
 from sklearn_dinoatten.embedding.backbones import _build as backbones
+from sklearn_dinoatten.embedding.backbones import _hub as hub
+from sklearn_dinoatten.embedding.backbones import _timm as timm_family
 from sklearn_dinoatten.embedding.backbones import build_backbone, weights_fingerprint
 
 from ._helpers import CountingViT
@@ -46,7 +48,7 @@ def test_offline_pretrained_download_fails_with_advice(monkeypatch):
     def offline(*args, **kwargs):
         raise ConnectionError("no network")
 
-    monkeypatch.setattr(backbones, "_check_hub", lambda *args: None)  # the hub answers
+    monkeypatch.setattr(timm_family, "check_hub", lambda *args: None)  # the hub answers
     monkeypatch.setattr(timm, "create_model", offline)  # but the download fails
     with pytest.raises(RuntimeError, match="weights='random'"):
         build_backbone("vit_small_patch14_dinov2", None, 28)
@@ -59,11 +61,11 @@ def test_an_unreachable_hub_fails_before_any_download(monkeypatch, tmp_path):
         raise AssertionError("timm was asked to download")
 
     def unreachable(address, timeout):
-        assert timeout == backbones.HUB_TIMEOUT
+        assert timeout == hub.HUB_TIMEOUT
         raise OSError(f"cannot reach {address[0]}")
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))  # nothing cached
-    monkeypatch.setattr(backbones.socket, "create_connection", unreachable)
+    monkeypatch.setattr(hub.socket, "create_connection", unreachable)
     monkeypatch.setattr(timm, "create_model", no_download)
     with pytest.raises(RuntimeError, match=r"not in the local cache and .* cannot be reached "
                                            r"\(cannot reach .*\): pass a checkpoint file"):
@@ -151,7 +153,7 @@ def test_a_module_backbone_is_copied_not_changed(fresh_cache):
     refitted = DinoSliceEmbedder(backbone=module, image_size=28, verbose=0).fit(X)
     after = refitted.transform(X)  # new weights: new cache keys, new embeddings
     assert not np.allclose(after, before)
-    assert refitted._backbone_fingerprint != embedder._backbone_fingerprint
+    assert refitted.backbone_info_.fingerprint != embedder.backbone_info_.fingerprint
 
 
 def test_the_input_normalisation_is_the_backbones_own(volume, fresh_cache):

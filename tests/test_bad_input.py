@@ -30,7 +30,7 @@ ENTRY_POINTS = {
         DinoSliceEmbedder(**FAST), AttentionPoolClassifier(max_epochs=1)).fit(X, y),
     "VolumeResampler": lambda X, y: VolumeResampler(shape=(8, 8, 8)).fit_transform(X),
     "FineTunedSliceClassifier": lambda X, y: FineTunedSliceClassifier(
-        DinoSliceEmbedder(n_slices=2, **FAST), max_epochs=1).fit(X, y),
+        embedder=DinoSliceEmbedder(n_slices=2, **FAST), max_epochs=1).fit(X, y),
     "SpatialARAnomalyDetector": lambda X, y: SpatialARAnomalyDetector(
         embedder=DinoSliceEmbedder(**FAST), max_epochs=1).fit(X),
     "MemoryBankAnomalyDetector": lambda X, y: MemoryBankAnomalyDetector(

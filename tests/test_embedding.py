@@ -7,7 +7,7 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten.datasets import make_volumes
-from sklearn_dinoatten.embedding import _embedder as embedding_module
+from sklearn_dinoatten.embedding import _run as embedding_module
 
 from ._helpers import FAST, save_nifti
 
@@ -70,7 +70,7 @@ def test_kept_slices_name_the_rows_of_the_embedding(tmp_path, volume):
     np.testing.assert_array_equal(kept, [9, 10, 11, 12, 13])  # the centre 5 of 24
     np.testing.assert_array_equal(axes, [1] * 5)
     np.testing.assert_array_equal(embedder.kept_slices(str(tmp_path / "v.nii.gz"))[1], kept)
-    (slice_set,) = embedder._reader().slice_sets(volume, (1.0, 1.0, 1.0))
+    (slice_set,) = embedder.slice_reader().slice_sets(volume, (1.0, 1.0, 1.0))
     np.testing.assert_array_equal(slice_set.indices, kept)
     np.testing.assert_array_equal(slice_set.stack, np.moveaxis(volume, 1, 0)[kept])
     np.testing.assert_array_equal(embedder.kept_slices(volume[:, :, 0])[1], [0])  # an image

@@ -43,7 +43,7 @@ def centred_cosine(a, b):
 def test_onnxruntime_float32_equals_torch(backbone, images):
     with torch.inference_mode():
         reference = backbone.forward_features(images).numpy()
-    tokens = engines.forward_features(backbone, "onnxruntime", image_size=SIZE)(images)
+    tokens = engines.forward_features(backbone, engine="onnxruntime", image_size=SIZE)(images)
     np.testing.assert_allclose(tokens.numpy(), reference, atol=1e-4)
 
 
@@ -117,19 +117,20 @@ def test_the_graph_is_kept_reused_and_rebuilt_when_damaged(backbone, images, tmp
     exports, export = [], engines._export
     monkeypatch.setattr(engines, "_export", lambda *a: exports.append(1) or export(*a))
     fingerprint = weights_fingerprint(backbone, "vit_small_patch14_dinov2")
-    run = engines.forward_features(backbone, "onnxruntime", "float32", SIZE, tmp_path,
-                                   fingerprint)
+    run = engines.forward_features(backbone, engine="onnxruntime", image_size=SIZE,
+                                   cache_dir=tmp_path, fingerprint=fingerprint)
     first = run(images).numpy()
     (kept,) = [p for p in (tmp_path / "onnx").iterdir() if p.suffix == ".onnx"]
-    engines.forward_features(backbone, "onnxruntime", "float32", SIZE, tmp_path, fingerprint)
+    engines.forward_features(backbone, engine="onnxruntime", image_size=SIZE, cache_dir=tmp_path,
+                             fingerprint=fingerprint)
     assert len(exports) == 1  # the second session reads the kept graph
     with open(kept, "r+b") as f:  # a flipped byte in the middle
         f.seek(os.path.getsize(kept) // 2)
         byte = f.read(1)
         f.seek(-1, 1)
         f.write(bytes([byte[0] ^ 0xFF]))
-    again = engines.forward_features(backbone, "onnxruntime", "float32", SIZE, tmp_path,
-                                     fingerprint)(images).numpy()
+    again = engines.forward_features(backbone, engine="onnxruntime", image_size=SIZE,
+                                     cache_dir=tmp_path, fingerprint=fingerprint)(images).numpy()
     assert len(exports) == 2
     np.testing.assert_array_equal(again, first)
 
@@ -137,5 +138,5 @@ def test_the_graph_is_kept_reused_and_rebuilt_when_damaged(backbone, images, tmp
 def test_without_the_extra_the_engine_names_it(backbone, monkeypatch):
     hide_module(monkeypatch, "onnxruntime")
     with pytest.raises(ImportError, match=r"pip install 'sklearn-dinoatten\[onnx\]'"):
-        engines.forward_features(backbone, "onnxruntime", image_size=SIZE)
-    assert engines.forward_features(backbone, "torch", "int8", SIZE) is not None
+        engines.forward_features(backbone, engine="onnxruntime", image_size=SIZE)
+    assert engines.forward_features(backbone, dtype="int8", image_size=SIZE) is not None

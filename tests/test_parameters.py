@@ -104,8 +104,8 @@ def test_changing_what_fit_built_needs_a_new_fit(volumes, fresh_cache, params):
 
 def test_the_fine_tuned_classifier_refuses_a_changed_input_size(volumes):
     X, y = volumes
-    model = FineTunedSliceClassifier(DinoSliceEmbedder(n_slices=2, **FAST), max_epochs=1,
-                                     random_state=0).fit(X, y)
+    model = FineTunedSliceClassifier(embedder=DinoSliceEmbedder(n_slices=2, **FAST),
+                                     max_epochs=1, random_state=0).fit(X, y)
     model.set_params(embedder__image_size=42)
     with pytest.raises(ValueError, match="image_size was changed from 28 to 42 after fit"):
         model.predict(X)

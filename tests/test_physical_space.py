@@ -10,7 +10,6 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder
 from sklearn_dinoatten.datasets import make_volumes
-from sklearn_dinoatten.embedding import SliceEncoder
 from sklearn_dinoatten.explain import volume_saliency
 from sklearn_dinoatten.volumes import foreground_box, foreground_mask, resize_stack, spaced_slices
 
@@ -31,7 +30,7 @@ def head(voxel_mm):
 
 
 def backbone_inputs(embedder, volume, voxel_mm):
-    reader = embedder._reader()
+    reader = embedder.slice_reader()
     (slice_set,) = reader.slice_sets(volume, (voxel_mm,) * 3)
     return reader.backbone_input(slice_set)[:, 0].numpy()
 
@@ -76,11 +75,10 @@ def test_defaults_embed_as_before(volume):
     """Slices by index, resized to fit: the preprocessing of earlier versions."""
     embedder = DinoSliceEmbedder(**FAST).fit([volume])
     images = resize_stack(np.moveaxis(volume, 2, 0), 28, "minmax")  # every axial slice
-    reader = embedder._reader()
+    reader = embedder.slice_reader()
     (slice_set,) = reader.slice_sets(volume, (1.0, 1.0, 1.0))
     np.testing.assert_array_equal(reader.backbone_input(slice_set), images)
-    encoder = SliceEncoder(embedder._forward_features, embedder._num_prefix_tokens,
-                           device=embedder.device_)
+    encoder = embedder.slice_encoder()
     expected = next(encoder.encode([("v", images)]))[1]
     np.testing.assert_array_equal(embedder.transform([volume])[0], expected)
     assert "pixel_spacing" not in embedder._config_string()  # and so are the cache keys
@@ -149,4 +147,4 @@ def test_one_axis_estimators_refuse_a_tri_planar_embedder():
     with pytest.raises(ValueError, match="a DinoSliceEmbedder with one slicing axis"):
         SpatialARAnomalyDetector(embedder=tri_planar).fit(None)
     with pytest.raises(ValueError, match="and one slicing axis"):
-        FineTunedSliceClassifier(tri_planar).fit(None, None)
+        FineTunedSliceClassifier(embedder=tri_planar).fit(None, None)

@@ -212,8 +212,9 @@ def expected_failed_checks(estimator):
         SliceTransformerClassifier(**MST, random_state=0),
         SCMILClassifier(**SCMIL, random_state=0),
         ResNet3DClassifier(depth=10, widen_factor=0.25, max_epochs=2, random_state=0),
-        FineTunedSliceClassifier(DinoSliceEmbedder(weights="random", image_size=28, n_slices=4),
-                                 max_epochs=1, random_state=0),
+        FineTunedSliceClassifier(
+            embedder=DinoSliceEmbedder(weights="random", image_size=28, n_slices=4),
+            max_epochs=1, random_state=0),
         SpatialARAnomalyDetector(embedder=FAST_EMBEDDER, max_epochs=2, random_state=0),
         MemoryBankAnomalyDetector(embedder=FAST_EMBEDDER),
     ],

@@ -31,10 +31,12 @@ def stacks(sizes, side=3, seed=0):
 def test_batching_across_volumes_gives_each_volume_its_own_embedding(feature):
     volumes = stacks([5, 1, 7, 3])
     batched = Tokens()
-    together = dict(SliceEncoder(batched, 1, feature, batch_size=4).encode(volumes))
+    encoder = SliceEncoder(batched, num_prefix_tokens=1, feature=feature, batch_size=4)
+    together = dict(encoder.encode(volumes))
     assert batched.batches == [4, 4, 4, 4]  # 16 slices, batches full across volumes
     for key, images in volumes:
-        alone = next(SliceEncoder(Tokens(), 1, feature, batch_size=64).encode([(key, images)]))
+        alone = next(SliceEncoder(Tokens(), num_prefix_tokens=1, feature=feature,
+                                  batch_size=64).encode([(key, images)]))
         assert alone[0] == key
         np.testing.assert_allclose(together[key], alone[1], rtol=1e-6)
         expected_shape = {"patch": (len(images), 3, 4), "cls+mean": (len(images), 8)}
@@ -50,7 +52,7 @@ def test_volumes_come_out_in_order_as_soon_as_their_slices_are_embedded():
             seen.append(key)
             yield key, images
 
-    encoder = SliceEncoder(Tokens(), 1, batch_size=4)
+    encoder = SliceEncoder(Tokens(), num_prefix_tokens=1, batch_size=4)
     out = encoder.encode(source())
     assert next(out)[0] == "v0" and seen == ["v0", "v1"]  # v2 not read yet
     assert next(out)[0] == "v1" and [key for key, _ in out] == ["v2"]
@@ -58,9 +60,12 @@ def test_volumes_come_out_in_order_as_soon_as_their_slices_are_embedded():
 
 def test_minmax_slices_get_the_imagenet_normalisation():
     images = torch.full((1, 1, 2, 2), 0.5)
-    raw = SliceEncoder(lambda x: x.flatten(2).transpose(1, 2), 0, "mean",
+    def tokens(x):
+        return x.flatten(2).transpose(1, 2)
+
+    raw = SliceEncoder(tokens, num_prefix_tokens=0, feature="mean",
                        normalization="zscore").forward([images])
-    normalised = SliceEncoder(lambda x: x.flatten(2).transpose(1, 2), 0, "mean").forward([images])
+    normalised = SliceEncoder(tokens, num_prefix_tokens=0, feature="mean").forward([images])
     np.testing.assert_allclose(raw, [[0.5, 0.5, 0.5]])
     np.testing.assert_allclose(normalised, [[(0.5 - 0.485) / 0.229, (0.5 - 0.456) / 0.224,
                                              (0.5 - 0.406) / 0.225]], rtol=1e-5)

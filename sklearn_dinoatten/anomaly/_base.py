@@ -4,14 +4,14 @@ patch scores to slice and volume scores, the threshold and the anomaly maps.
 
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, clone
-from sklearn.utils.validation import check_is_fitted
 
 from ..embedding._embedder import DinoSliceEmbedder
 from ..utils._devices import resolve_device
 from ..utils._docs import shared_docs
-from ..utils._skorch import unfitted_on_error
+from ..utils._fit import FitContractMixin, check_fitted, fit_context
+from ..utils._persistable import PersistableMixin
 from ..utils._tags import VolumeInputMixin
-from ..utils._validation import DEVICE, NONE, RANDOM_STATE, Constraint, check_params, options, real
+from ..utils._validation import DEVICE, NONE, RANDOM_STATE, Constraint, options, real
 from ..volumes._preprocessing import grid_to_slices
 from ..volumes._scans import check_volumes, load_scan, place_slices
 from ..volumes._slicing import axes_of
@@ -59,11 +59,16 @@ detector_docs = shared_docs(common=COMMON_PARAMETERS, contamination=COMMON_TAIL,
                     attributes=COMMON_ATTRIBUTES)
 
 
-class BaseDinoAnomalyDetector(VolumeInputMixin, OutlierMixin, BaseEstimator):
+class BaseDinoAnomalyDetector(FitContractMixin, PersistableMixin, VolumeInputMixin,
+                              OutlierMixin, BaseEstimator):
     """Shared by the detectors: patch embedding, standardisation, reductions, threshold
     and anomaly maps. Subclasses define ``_fit_patches(grids)`` and ``_patch_errors(grids)``
     on standardised grids ``(n_slices, h, w, dim)``."""
 
+    # The threshold and the scores follow these; the subclasses add their own.
+    _params_fixed_by_fit = ("embedder", "reduction", "slice_reduction", "contamination")
+
+    @fit_context
     def fit(self, X, y=None):
         """Fit on normal images or volumes only.
 
@@ -76,26 +81,24 @@ class BaseDinoAnomalyDetector(VolumeInputMixin, OutlierMixin, BaseEstimator):
         -------
         self
         """
-        check_params(self)
-        with unfitted_on_error(self):  # an interrupted or failed fit leaves no model
-            self.device_ = resolve_device(self.device)
-            embedder = DinoSliceEmbedder() if self.embedder is None else self.embedder
-            self.embedder_ = clone(embedder).set_params(feature="patch").fit(X)
-            grids = self._grids(X, standardize=False)
-            real = ~np.isnan(grids).all(axis=(2, 3, 4))
-            self.mean_ = grids[real].mean(axis=(0, 1, 2))
-            self.scale_ = np.maximum(grids[real].std(axis=(0, 1, 2)), 1e-6)
-            slices = ((grids[real] - self.mean_) / self.scale_).astype(np.float32)
-            self._fit_patches(slices)
-            errors = np.full(grids.shape[:4], np.nan)
-            errors[real] = self._patch_errors(slices)
-            self.offset_ = float(np.percentile(-self._reduce(errors),
-                                               100 * self.contamination))
+        self.device_ = resolve_device(self.device)
+        embedder = DinoSliceEmbedder() if self.embedder is None else self.embedder
+        self.embedder_ = clone(embedder).set_params(feature="patch").fit(X)
+        grids = self._grids(X, standardize=False)
+        real = ~np.isnan(grids).all(axis=(2, 3, 4))
+        self.mean_ = grids[real].mean(axis=(0, 1, 2))
+        self.scale_ = np.maximum(grids[real].std(axis=(0, 1, 2)), 1e-6)
+        slices = ((grids[real] - self.mean_) / self.scale_).astype(np.float32)
+        self._fit_patches(slices)
+        errors = np.full(grids.shape[:4], np.nan)
+        errors[real] = self._patch_errors(slices)
+        self.offset_ = float(np.percentile(-self._reduce(errors),
+                                           100 * self.contamination))
         return self
 
     def score_samples(self, X):
         """Normality of each sample: minus its anomaly score (higher is more normal)."""
-        check_is_fitted(self)
+        check_fitted(self)
         return -self._reduce(self._errors(self._grids(X)))
 
     def decision_function(self, X):
@@ -112,18 +115,18 @@ class BaseDinoAnomalyDetector(VolumeInputMixin, OutlierMixin, BaseEstimator):
         Returns a list with, per sample, an array of the image's ``(h, w)`` or the
         volume's (RAS) shape; slices the embedder did not keep are 0.
         """
-        check_is_fitted(self)
+        check_fitted(self)
         errors = self._errors(self._grids(X))
         maps = []
         embedder = self.embedder_
         for volume, volume_errors in zip(check_volumes(X, images=True), errors, strict=True):
             data, voxel_size = load_scan(volume, images=True, spacing=embedder.spacing)
-            (kept,) = embedder._reader().slice_sets(data, voxel_size)  # one slicing axis
+            (kept,) = embedder.slice_reader().slice_sets(data, voxel_size)  # one slicing axis
             planes = grid_to_slices(volume_errors[: len(kept.indices)], *kept.stack.shape[1:],
-                                    embedder.image_size, kept.pixel_size,
-                                    embedder.pixel_spacing)
+                                    image_size=embedder.image_size, pixel_size=kept.pixel_size,
+                                    pixel_spacing=embedder.pixel_spacing)
             maps.append(planes[0] if data.ndim == 2 else place_slices(
-                planes, kept.indices, data.shape, kept.axis, kept.region))
+                planes, kept.indices, data.shape, kept.axis, region=kept.region))
         return maps
 
     def _grids(self, X, standardize=True):
@@ -152,13 +155,7 @@ class BaseDinoAnomalyDetector(VolumeInputMixin, OutlierMixin, BaseEstimator):
             per_slice = np.sort(patches, axis=2)[:, :, -k:].mean(axis=2)
         return (np.nanmax if self.slice_reduction == "max" else np.nanmean)(per_slice, axis=1)
 
-    # For sklearn_dinoatten.persistence: the networks saved (the embedder's are saved
-    # with it), an untrained one to receive them, and the loaded ones put to use.
-    def _saved_modules(self):
-        return {}
-
-    def _empty_modules(self):
-        return {}
-
+    # For sklearn_dinoatten.persistence: no network of its own here (the embedder's are
+    # saved with it); the device put to use on load.
     def _restore(self, modules):
         self.device_ = resolve_device(self.device)

@@ -54,12 +54,15 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
     >>> from sklearn_dinoatten import DinoSliceEmbedder
     >>> X, y = make_anomaly_images(n_normal=20, n_anomalous=4, random_state=0)
     >>> embedder = DinoSliceEmbedder(weights="random", image_size=56, verbose=0)
-    >>> detector = MemoryBankAnomalyDetector(embedder, coreset_ratio=0.5, random_state=0)
+    >>> detector = MemoryBankAnomalyDetector(embedder=embedder, coreset_ratio=0.5,
+    ...                                      random_state=0)
     >>> detector.fit([x for x, label in zip(X, y) if label == 1]).memory_bank_.shape
     (160, 384)
     """
 
-    def __init__(self, embedder=None, coreset_ratio=None, reduction="max",
+    _params_fixed_by_fit = (*BaseDinoAnomalyDetector._params_fixed_by_fit, "coreset_ratio")
+
+    def __init__(self, *, embedder=None, coreset_ratio=None, reduction="max",
                  slice_reduction="max", contamination=0.1, device="auto", random_state=None):
         self.embedder = embedder
         self.coreset_ratio = coreset_ratio

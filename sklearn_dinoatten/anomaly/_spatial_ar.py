@@ -94,7 +94,10 @@ class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
         "verbose": [VERBOSE],
     }
 
-    def __init__(self, embedder=None, hidden_channels=128, kernel_size=3,
+    _params_fixed_by_fit = (*BaseDinoAnomalyDetector._params_fixed_by_fit, "hidden_channels",
+                            "kernel_size", "dilations", "error")
+
+    def __init__(self, *, embedder=None, hidden_channels=128, kernel_size=3,
                  dilations=(1, 2, 4, 1), error="squared", reduction="max",
                  slice_reduction="max", contamination=0.1, lr=1e-3, max_epochs=30,
                  batch_size=32, device="auto", random_state=None, verbose=0):

@@ -11,7 +11,6 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     check_array,
     check_consistent_length,
-    check_is_fitted,
     column_or_1d,
 )
 from skorch.dataset import Dataset, ValidSplit
@@ -19,7 +18,10 @@ from skorch.helper import predefined_split
 
 from ..nn import CompositeLoss
 from ..utils._devices import resolve_device, seeded_torch
-from ..utils._skorch import EarlyStopping, InterruptibleNet, unfitted_on_error
+from ..utils._fit import FitContractMixin, check_fitted, fit_context
+from ..utils._options import CLASS_WEIGHTS
+from ..utils._persistable import PersistableMixin
+from ..utils._skorch import EarlyStopping, InterruptibleNet
 from ..utils._tags import VolumeInputMixin
 from ..utils._validation import (
     BOOLEAN,
@@ -29,11 +31,9 @@ from ..utils._validation import (
     OPTIMIZER,
     RANDOM_STATE,
     VERBOSE,
-    check_params,
     integer,
     options,
     real,
-    record_fitted_params,
 )
 from ._callbacks import LR_SCHEDULES, lr_schedule
 
@@ -87,7 +87,7 @@ TRAINING_DOCS = """class_weight : None, "balanced" or dict, default=None
         The device it was trained on."""
 
 TRAINING_CONSTRAINTS = {
-    "class_weight": [NONE, options("balanced"), DICT],
+    "class_weight": [NONE, options(*CLASS_WEIGHTS), DICT],
     "lr": [real(0, low_open=True)],
     "max_epochs": [integer(1)],
     "batch_size": [integer(1)],
@@ -129,37 +129,43 @@ class _MultiOutputNet(InterruptibleNet):
         return self.criterion_(logits, embedding, y_true)
 
 
-class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
+class BaseTorchClassifier(FitContractMixin, PersistableMixin, VolumeInputMixin,
+                          ClassifierMixin, BaseEstimator):
     """Base of the classifiers that train a torch module with skorch.
 
     The module takes a batch of ``X`` and returns ``(logits, embedding, attention)``;
     the criterion takes ``(logits, embedding, labels)``. Subclasses define ``__init__``
-    (every parameter in the signature, the training ones with those of
-    :data:`TRAINING_DOCS`, then ``**kwargs``; the body
-    ``self._store_params(locals())``), ``_constraints`` (their parameters' allowed
-    values, with :data:`TRAINING_CONSTRAINTS`) and ``_build_module(n_features,
-    n_classes)``; they may replace ``_build_criterion(class_weight)`` (cross-entropy
-    here), ``_callbacks()``, ``_net_kwargs()`` and ``_check_X``. Keyword arguments
-    beyond the signature must start with ``optimizer__``, ``iterator_train__``,
-    ``iterator_valid__`` or ``callbacks__`` (checked in ``fit``); they go to the skorch
-    net unchanged, as in skorch.
+    (keyword-only: its own parameters, assigned, then the training ones of
+    :data:`TRAINING_DOCS` and ``**kwargs``, passed on to this one), ``_constraints``
+    (their parameters' allowed values, with :data:`TRAINING_CONSTRAINTS`) and
+    ``_build_module(n_features, n_classes)``; they may replace
+    ``_build_criterion(class_weight)`` (cross-entropy here), ``_callbacks()``,
+    ``_net_kwargs()`` and ``_check_X``. Keyword arguments beyond the signature must
+    start with ``optimizer__``, ``iterator_train__``, ``iterator_valid__`` or
+    ``callbacks__`` (checked in ``fit``); they go to the skorch net unchanged, as in
+    skorch.
     """
 
-    # Parameters whose change after fit would make predict disagree with the fitted
-    # network (checked before predicting); the heads on embeddings have none.
-    _params_fixed_by_fit = ()
     # Whether the module's third output weighs slices (``attention_weights``).
     _has_slice_weights = True
 
-    def _store_params(self, arguments):
-        """Set each argument of a subclass's ``__init__`` (its ``locals()``, taken first
-        thing) as the attribute of the same name, the routed ``**kwargs`` included:
-        scikit-learn's rule that ``__init__`` stores its arguments and does nothing else,
-        written once for every classifier."""
-        named = {k: v for k, v in arguments.items()
-                 if k not in ("self", "kwargs", "__class__")}  # __class__: if it calls super()
-        for name, value in {**named, **arguments.get("kwargs", {})}.items():
-            setattr(self, name, value)
+    def __init__(self, *, class_weight=None, lr=1e-3, max_epochs=50, batch_size=16,
+                 optimizer=torch.optim.AdamW, lr_schedule="constant", early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, device="auto",
+                 random_state=None, verbose=0, **kwargs):
+        self.class_weight = class_weight
+        self.lr = lr
+        self.max_epochs = max_epochs
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.device = device
+        self.random_state = random_state
+        self.verbose = verbose
+        vars(self).update(kwargs)  # routed to the skorch net (see _routed_params)
 
     def _routed_params(self):
         """The keyword arguments given beyond the signature (public, not fitted)."""
@@ -180,6 +186,7 @@ class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
             setattr(self, name, value)
         return super().set_params(**params)
 
+    @fit_context
     def fit(self, X, y, *, X_val=None, y_val=None):
         """Train on ``X`` and labels ``y``.
 
@@ -203,13 +210,6 @@ class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} got unknown parameters {unknown}; parameters beyond "
                 f"its signature must start with one of {ROUTED_PREFIXES} (passed to skorch)."
             )
-        check_params(self)
-        with unfitted_on_error(self):  # an interrupted or failed fit leaves no model
-            self._fit(X, y, X_val, y_val)
-        return self
-
-    def _fit(self, X, y, X_val, y_val):
-        record_fitted_params(self)
         X = self._check_X(X, reset=True)
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
@@ -241,6 +241,7 @@ class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
         # Left in inference mode, so that predicting changes nothing in the fitted model.
         self.net_.module_.eval()
         self.net_.criterion_.eval()
+        return self
 
     def _validation_set(self, X_val, y_val):
         """``X_val, y_val`` checked, as a skorch dataset; ``None`` without them."""
@@ -308,7 +309,6 @@ class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
         self.net_ = self._new_net(modules["module"], self._build_criterion(None),
                                   seed=0).initialize()
         self.net_.module_.eval()
-        record_fitted_params(self)
 
     def _build_criterion(self, class_weight):
         """The training loss of ``(logits, embedding, labels)``: cross-entropy."""
@@ -324,7 +324,7 @@ class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
 
     def predict_proba(self, X):
         """Class probabilities, shape ``(n_samples, n_classes)``, columns in ``classes_`` order."""
-        check_is_fitted(self)
+        check_fitted(self)
         proba = self.net_.predict_proba(self._check_X(X)).astype(np.float64)
         return proba / proba.sum(axis=1, keepdims=True)  # rows sum to 1 in float64 too
 
@@ -336,7 +336,7 @@ class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
     @available_if(lambda self: self._has_slice_weights)
     def attention_weights(self, X):
         """Per-slice attention weights, shape ``(n_samples, n_slices)``; padding gets 0."""
-        check_is_fitted(self)
+        check_fitted(self)
         _, _, attention = self.net_.forward(self._check_X(X))
         return attention.numpy().astype(np.float64)
 
@@ -347,7 +347,7 @@ class BaseTorchClassifier(VolumeInputMixin, ClassifierMixin, BaseEstimator):
         output for the slice transformer, the SupCon projection for SC-MIL, the pooled
         features for the 3D ResNet: what the papers plot with t-SNE.
         """
-        check_is_fitted(self)
+        check_fitted(self)
         _, embedding, _ = self.net_.forward(self._check_X(X))
         return embedding.numpy().astype(np.float64)
 

@@ -2,7 +2,7 @@
 
 from skorch.callbacks import Callback, LRScheduler
 
-LR_SCHEDULES = ("constant", "cosine", "step")
+from ..utils._options import LR_SCHEDULES as LR_SCHEDULES  # re-exported
 
 
 def lr_schedule(schedule, max_epochs):

@@ -5,15 +5,18 @@ import numpy as np
 import torch
 
 from ..embedding._embedder import DinoSliceEmbedder
-from ..embedding.backbones._adapters import ADAPTER_PREFIXES
-from ..embedding.backbones._build import SAVED_WEIGHTS, build_backbone, timm_input_normalization
+from ..embedding.backbones import (
+    ADAPTER_PREFIXES,
+    SAVED_WEIGHTS,
+    build_backbone,
+    timm_input_normalization,
+)
 from ..nn.finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
 from ..utils._docs import shared_docs
 from ..utils._validation import (
     BOOLEAN,
     NONE,
     Constraint,
-    check_unchanged_since_fit,
     integer,
     options,
     real,
@@ -67,7 +70,7 @@ class FineTunedSliceClassifier(BaseTorchClassifier):
     >>> from sklearn_dinoatten.datasets import make_volumes
     >>> X, y = make_volumes(n_samples=6, shape=(28, 28, 8), random_state=0)
     >>> embedder = DinoSliceEmbedder(weights="random", image_size=28, n_slices=4)
-    >>> clf = FineTunedSliceClassifier(embedder, max_epochs=1, batch_size=2,
+    >>> clf = FineTunedSliceClassifier(embedder=embedder, max_epochs=1, batch_size=2,
     ...                                random_state=0).fit(X, y)
     >>> clf.predict_proba(X).shape, clf.attention_weights(X).shape
     ((6, 2), (6, 4))
@@ -92,13 +95,24 @@ class FineTunedSliceClassifier(BaseTorchClassifier):
             "spacing", "slice_spacing", "pixel_spacing", "crop", "min_foreground",
             "normalization")))
 
-    def __init__(self, embedder=None, in_chans=1, freeze="last_n_blocks",
+    def __init__(self, *, embedder=None, in_chans=1, freeze="last_n_blocks",
                  n_trainable_blocks=2, backbone_lr=1e-5, aggregator="transformer",
                  mixed_precision=True, class_weight=None, lr=1e-4, max_epochs=10,
                  batch_size=4, optimizer=torch.optim.AdamW, lr_schedule="constant",
                  early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
                  device="auto", random_state=None, verbose=0, **kwargs):
-        self._store_params(locals())
+        super().__init__(class_weight=class_weight, lr=lr, max_epochs=max_epochs,
+                         batch_size=batch_size, optimizer=optimizer, lr_schedule=lr_schedule,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, device=device,
+                         random_state=random_state, verbose=verbose, **kwargs)
+        self.embedder = embedder
+        self.in_chans = in_chans
+        self.freeze = freeze
+        self.n_trainable_blocks = n_trainable_blocks
+        self.backbone_lr = backbone_lr
+        self.aggregator = aggregator
+        self.mixed_precision = mixed_precision
 
     def _embedder(self):
         """The embedder whose settings choose and preprocess the slices."""
@@ -107,8 +121,6 @@ class FineTunedSliceClassifier(BaseTorchClassifier):
         return self.embedder
 
     def _check_X(self, X, reset=False):
-        if not reset:
-            check_unchanged_since_fit(self)
         images = _backbone_inputs(self._embedder(), X, self.in_chans)
         if reset:
             self.n_features_in_ = int(np.prod(images.shape[2:]))
@@ -137,7 +149,7 @@ def _backbone_inputs(embedder, X, in_chans):
     backbone, as one float32 array ``(n, n_slices_max, in_chans, side, side)``; all-NaN
     slices pad shorter volumes. With ``in_chans=1`` the three normalised channels are
     averaged."""
-    stacks, reader = [], embedder._reader()
+    stacks, reader = [], embedder.slice_reader()
     mean, std = timm_input_normalization(embedder.backbone)
     for i, volume in enumerate(check_volumes(X, images=True)):
         (kept,) = reader.slice_sets(*load_scan(volume, i, images=True, spacing=embedder.spacing))

@@ -72,13 +72,24 @@ class AttentionPoolClassifier(BaseTorchClassifier):
         "temperature": TEMPERATURE,
     }
 
-    def __init__(self, pooling="attention", attention_dim=64, hidden_dims=(256, 128),
+    def __init__(self, *, pooling="attention", attention_dim=64, hidden_dims=(256, 128),
                  dropout=0.0, supcon_weight=1.0, variance_weight=0.1, temperature=0.07,
                  class_weight=None, lr=1e-3, max_epochs=50, batch_size=16,
                  optimizer=torch.optim.AdamW, lr_schedule="constant", early_stopping=False,
                  validation_fraction=0.1, n_iter_no_change=10, device="auto",
                  random_state=None, verbose=0, **kwargs):
-        self._store_params(locals())
+        super().__init__(class_weight=class_weight, lr=lr, max_epochs=max_epochs,
+                         batch_size=batch_size, optimizer=optimizer, lr_schedule=lr_schedule,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, device=device,
+                         random_state=random_state, verbose=verbose, **kwargs)
+        self.pooling = pooling
+        self.attention_dim = attention_dim
+        self.hidden_dims = hidden_dims
+        self.dropout = dropout
+        self.supcon_weight = supcon_weight
+        self.variance_weight = variance_weight
+        self.temperature = temperature
 
     def _build_module(self, n_features, n_classes):
         return AttentionPoolNet(
@@ -144,12 +155,22 @@ class SliceTransformerClassifier(BaseTorchClassifier):
         "max_slices": [integer(1)],
     }
 
-    def __init__(self, n_layers=1, n_heads=None, ffn_dim=None, dropout=0.0,
+    def __init__(self, *, n_layers=1, n_heads=None, ffn_dim=None, dropout=0.0,
                  position_embedding=False, max_slices=1024, class_weight=None, lr=1e-3,
                  max_epochs=50, batch_size=16, optimizer=torch.optim.AdamW,
                  lr_schedule="constant", early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, device="auto", random_state=None, verbose=0, **kwargs):
-        self._store_params(locals())
+        super().__init__(class_weight=class_weight, lr=lr, max_epochs=max_epochs,
+                         batch_size=batch_size, optimizer=optimizer, lr_schedule=lr_schedule,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, device=device,
+                         random_state=random_state, verbose=verbose, **kwargs)
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.ffn_dim = ffn_dim
+        self.dropout = dropout
+        self.position_embedding = position_embedding
+        self.max_slices = max_slices
 
     def _build_module(self, n_features, n_classes):
         return SliceTransformerNet(
@@ -207,12 +228,20 @@ class SCMILClassifier(BaseTorchClassifier):
         "temperature": TEMPERATURE,
     }
 
-    def __init__(self, attention_dim=64, gated=True, projection_dims=(256, 128),
-                 temperature=0.07, class_weight=None, lr=1e-3, max_epochs=50,
-                 batch_size=16, optimizer=torch.optim.AdamW, lr_schedule="constant",
-                 early_stopping=False, validation_fraction=0.1, n_iter_no_change=10,
-                 device="auto", random_state=None, verbose=0, **kwargs):
-        self._store_params(locals())
+    def __init__(self, *, attention_dim=64, gated=True, projection_dims=(256, 128),
+                 temperature=0.07, class_weight=None, lr=1e-3, max_epochs=50, batch_size=16,
+                 optimizer=torch.optim.AdamW, lr_schedule="constant", early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, device="auto", random_state=None,
+                 verbose=0, **kwargs):
+        super().__init__(class_weight=class_weight, lr=lr, max_epochs=max_epochs,
+                         batch_size=batch_size, optimizer=optimizer, lr_schedule=lr_schedule,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, device=device,
+                         random_state=random_state, verbose=verbose, **kwargs)
+        self.attention_dim = attention_dim
+        self.gated = gated
+        self.projection_dims = projection_dims
+        self.temperature = temperature
 
     def _build_module(self, n_features, n_classes):
         return SCMILNet(

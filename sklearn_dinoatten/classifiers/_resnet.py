@@ -50,12 +50,19 @@ class ResNet3DClassifier(BaseTorchClassifier):
         "stem": [options(*RESNET_STEMS)],
     }
 
-    def __init__(self, depth=18, widen_factor=1.0, stem="standard", class_weight=None,
+    def __init__(self, *, depth=18, widen_factor=1.0, stem="standard", class_weight=None,
                  lr=1e-3, max_epochs=50, batch_size=16, optimizer=torch.optim.AdamW,
                  lr_schedule="constant", early_stopping=False, validation_fraction=0.1,
                  n_iter_no_change=10, device="auto", random_state=None, verbose=0,
                  **kwargs):
-        self._store_params(locals())
+        super().__init__(class_weight=class_weight, lr=lr, max_epochs=max_epochs,
+                         batch_size=batch_size, optimizer=optimizer, lr_schedule=lr_schedule,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, device=device,
+                         random_state=random_state, verbose=verbose, **kwargs)
+        self.depth = depth
+        self.widen_factor = widen_factor
+        self.stem = stem
 
     def _check_X(self, X, reset=False):
         X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")

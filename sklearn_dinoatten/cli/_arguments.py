@@ -6,6 +6,31 @@ Options are named after the Python parameters they set (``--max-epochs``,
 
 import argparse
 
+from ..utils._options import (
+    AXIS,
+    AXIS_CHOICES,
+    BACKBONE,
+    BATCH_SIZE,
+    CLASS_WEIGHTS,
+    CROP,
+    CROPS,
+    DEVICE,
+    DTYPE,
+    DTYPES,
+    ENGINE,
+    ENGINES,
+    IMAGE_SIZE,
+    MAX_EPOCHS,
+    MIN_FOREGROUND,
+    N_READERS,
+    NO_CLASS_WEIGHT,
+    RANDOM_STATE,
+    RESNET_DEPTH,
+    RESNET_DEPTHS,
+    RESNET_WIDTH,
+    VOLUME_SIDE,
+)
+
 
 def integer(low):
     """An argparse type: an integer >= ``low`` (argparse names the option in its error)."""
@@ -78,50 +103,51 @@ def add_label_columns(sub, split=True):
 
 def add_embedding_arguments(sub, cache_required=False):
     """The slice embedder's settings."""
-    sub.add_argument("--backbone", default="vit_small_patch14_dinov2",
+    sub.add_argument("--backbone", default=BACKBONE,
                      help="timm model name, hf:<hub id or folder>, open_clip:<model>[@tag] or "
                           "torchvision:<name>; cv and embed take several, a,b,c, and compare "
-                          "or cache each (default: vit_small_patch14_dinov2)")
+                          f"or cache each (default: {BACKBONE})")
     sub.add_argument("--weights", default=None,
                      help="a local checkpoint (.pth, .safetensors), 'random' (demos, tests), "
                           "or by default the pretrained download (needs a network)")
-    sub.add_argument("--image-size", type=integer(1), default=224,
-                     help="backbone input side, a multiple of the patch size (default: 224)")
+    sub.add_argument("--image-size", type=integer(1), default=IMAGE_SIZE,
+                     help=f"backbone input side, a multiple of the patch size (default: "
+                          f"{IMAGE_SIZE})")
     sub.add_argument("--n-slices", type=integer(1), default=None,
                      help="slices per scan, evenly spaced (default: all)")
-    sub.add_argument("--axis", default="axial", choices=("axial", "coronal", "sagittal", "all"),
+    sub.add_argument("--axis", default=AXIS, choices=AXIS_CHOICES,
                      help="slicing axis; all: tri-planar bags of the three orientations "
-                          "(default: axial)")
+                          f"(default: {AXIS})")
     sub.add_argument("--slice-spacing", type=positive, default=None, metavar="MM",
                      help="keep a slice every MM mm, so that every resolution gives the "
                           "same anatomy the same number of slices (default: every slice)")
     sub.add_argument("--pixel-spacing", type=positive, default=None, metavar="MM",
                      help="resample slices in-plane to MM mm per backbone pixel (default: "
                           "each slice resized to fit, whatever its voxel size)")
-    sub.add_argument("--crop", choices=("none", "foreground"), default="none",
+    sub.add_argument("--crop", choices=CROPS, default=CROP,
                      help="foreground: crop each scan to the box around its foreground "
-                          "(default: none)")
-    sub.add_argument("--min-foreground", type=float, default=0.0, metavar="SHARE",
+                          f"(default: {CROP})")
+    sub.add_argument("--min-foreground", type=float, default=MIN_FOREGROUND, metavar="SHARE",
                      help="drop slices whose share of foreground voxels is below SHARE "
-                          "(default: 0, keep all)")
-    sub.add_argument("--batch-size", type=integer(1), default=32,
-                     help="slices per forward pass (default: 32)")
-    sub.add_argument("--dtype", default="float32",
-                     choices=("float32", "bfloat16", "float16", "int8"),
+                          f"(default: {MIN_FOREGROUND:g}, keep all)")
+    sub.add_argument("--batch-size", type=integer(1), default=BATCH_SIZE,
+                     help=f"slices per forward pass (default: {BATCH_SIZE})")
+    sub.add_argument("--dtype", default=DTYPE, choices=DTYPES,
                      help="precision of the forward pass; bfloat16 is much faster on GPUs "
                           "and AVX-512 BF16 / AMX CPUs; int8 (CPU): linear layers "
-                          "quantised (default: float32)")
-    sub.add_argument("--engine", default="torch", choices=("torch", "onnxruntime"),
+                          f"quantised (default: {DTYPE})")
+    sub.add_argument("--engine", default=ENGINE, choices=ENGINES,
                      help="onnxruntime: the backbone exported to ONNX and run by ONNX "
-                          "Runtime on the CPU, needs the onnx extra (default: torch)")
+                          f"Runtime on the CPU, needs the onnx extra (default: {ENGINE})")
     sub.add_argument("--n-jobs", type=int, default=None,
                      help="processes that embed in parallel, each with its own model "
                           "(default: 1)")
-    sub.add_argument("--n-readers", type=auto_or(integer(0)), default="auto",
+    sub.add_argument("--n-readers", type=auto_or(integer(0)), default=N_READERS,
                      help="processes that read and resize the scans while the backbone "
-                          "runs; 0: read in the main process (default: auto, the CPU cores "
-                          "less one, at most 8, on CUDA; 0 on the CPU)")
-    sub.add_argument("--device", default="auto", help="auto, cpu or cuda (default: auto)")
+                          f"runs; 0: read in the main process (default: {N_READERS}, the CPU "
+                          "cores less one, at most 8, on CUDA; 0 on the CPU)")
+    sub.add_argument("--device", default=DEVICE,
+                     help=f"auto, cpu or cuda (default: {DEVICE})")
     sub.add_argument("--cache-dir", required=cache_required,
                      help="folder of the on-disk embedding cache" +
                           ("" if cache_required else " (default: memory only)"))
@@ -129,19 +155,21 @@ def add_embedding_arguments(sub, cache_required=False):
 
 def add_training_arguments(sub):
     """The classifiers' training settings and the 3D ResNet's input and size."""
-    sub.add_argument("--max-epochs", "--epochs", type=integer(1), default=50,
-                     help="training epochs (default: 50)")
-    sub.add_argument("--random-state", "--seed", type=integer(0), default=0,
-                     help="random seed of the folds and the training (default: 0)")
-    sub.add_argument("--class-weight", choices=("none", "balanced"), default="none",
+    sub.add_argument("--max-epochs", "--epochs", type=integer(1), default=MAX_EPOCHS,
+                     help=f"training epochs (default: {MAX_EPOCHS})")
+    sub.add_argument("--random-state", "--seed", type=integer(0), default=RANDOM_STATE,
+                     help=f"random seed of the folds and the training (default: {RANDOM_STATE})")
+    sub.add_argument("--class-weight", choices=(NO_CLASS_WEIGHT, *CLASS_WEIGHTS),
+                     default=NO_CLASS_WEIGHT,
                      help="balanced: weigh the classes' losses by inverse frequency, for "
-                          "imbalanced data (default: none)")
-    sub.add_argument("--volume-size", type=integer(1), default=64,
-                     help="3D ResNet: volumes resampled to this cube side (default: 64)")
-    sub.add_argument("--resnet-depth", type=int, default=18, choices=(10, 18, 34, 50),
-                     help="3D ResNet depth (default: 18)")
-    sub.add_argument("--resnet-width", type=float, default=1.0,
-                     help="3D ResNet width factor (default: 1.0)")
+                          f"imbalanced data (default: {NO_CLASS_WEIGHT})")
+    sub.add_argument("--volume-size", type=integer(1), default=VOLUME_SIDE,
+                     help=f"3D ResNet: volumes resampled to this cube side (default: "
+                          f"{VOLUME_SIDE})")
+    sub.add_argument("--resnet-depth", type=int, default=RESNET_DEPTH, choices=RESNET_DEPTHS,
+                     help=f"3D ResNet depth (default: {RESNET_DEPTH})")
+    sub.add_argument("--resnet-width", type=float, default=RESNET_WIDTH,
+                     help=f"3D ResNet width factor (default: {RESNET_WIDTH})")
     sub.add_argument("--resnet-max-epochs", "--resnet-epochs", dest="resnet_epochs",
                      type=integer(1), default=None,
                      help="3D ResNet training epochs (default: --max-epochs)")

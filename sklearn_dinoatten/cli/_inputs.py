@@ -188,7 +188,8 @@ _OPTION_OF = {"depth": "--resnet-depth", "widen_factor": "--resnet-width"}
 def _check_options(estimator):
     """Check the parameters of an estimator built from the options; a bad value is said
     of the option the user gave, not of the parameter."""
-    from ..utils._validation import InvalidParameterError, check_params
+    from ..utils._fit import check_params
+    from ..utils._validation import InvalidParameterError
 
     try:
         check_params(estimator)

@@ -9,6 +9,7 @@ import warnings
 
 from .. import __version__
 from ..evaluation._methods import METHODS, REFERENCE
+from ..utils._options import DEMO_DATASET, DEMO_DATASETS, DEMO_N_SCANS
 from ._arguments import (
     add_data_arguments,
     add_embedding_arguments,
@@ -152,11 +153,11 @@ def build_parser():
     sub = command(demo, "demo")
     sub.add_argument("--out", default="results/demo", help="folder for everything "
                                                            "(default: results/demo)")
-    sub.add_argument("--dataset", choices=("synthetic", "adrenal"), default="synthetic",
-                     help="synthetic volumes with a planted signal (default), or "
+    sub.add_argument("--dataset", choices=DEMO_DATASETS, default=DEMO_DATASET,
+                     help="synthetic: volumes with a planted signal; adrenal: "
                           "AdrenalMNIST3D (real CT masks, its official train/val/test split) "
                           "from $SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
-                          "project's ../shared/data")
-    sub.add_argument("--n-scans", type=integer(10), default=100,
-                     help="scans to use, at least 10 (default: 100)")
+                          f"project's ../shared/data (default: {DEMO_DATASET})")
+    sub.add_argument("--n-scans", type=integer(10), default=DEMO_N_SCANS,
+                     help=f"scans to use, at least 10 (default: {DEMO_N_SCANS})")
     return parser

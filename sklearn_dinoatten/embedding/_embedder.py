@@ -1,15 +1,14 @@
 """DinoSliceEmbedder: volumes -> per-slice embeddings from a frozen 2D backbone."""
 
-import copy
 
 import numpy as np
 import torch
-from joblib import Parallel, cpu_count, delayed, effective_n_jobs
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
-from tqdm.auto import tqdm
 
 from ..utils._devices import resolve_device, warn_if_slow_precision
+from ..utils._fit import FitContractMixin, check_fitted, fit_context
+from ..utils._options import ALL_PLANES
+from ..utils._persistable import PersistableMixin
 from ..utils._tags import VolumeInputMixin
 from ..utils._validation import (
     BOOLEAN,
@@ -18,33 +17,30 @@ from ..utils._validation import (
     PATH,
     VERBOSE,
     Constraint,
-    check_params,
-    check_unchanged_since_fit,
     instance,
     integer,
     options,
     real,
-    record_fitted_params,
 )
-from ..volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD, NORMALIZATIONS
-from ..volumes._scans import AXES, SLICE_SELECTIONS, check_volumes, load_scan, voxel_size_of
-from ..volumes._slicing import AXIS_TUPLE, CROPS, axes_of, tag_orientations, warn_if_spacings_differ
+from ..volumes._preprocessing import NORMALIZATIONS
+from ..volumes._scans import AXES, SLICE_SELECTIONS, check_volumes, voxel_size_of
+from ..volumes._slicing import AXIS_TUPLE, CROPS, axes_of, warn_if_spacings_differ
 from ._cache import (
-    EmbeddingCache,
     cache_folder_is_writable,
-    open_cache,
-    remember_file_key,
-    remembered_file_key,
 )
 from ._engines import ENGINES, forward_features
-from ._reading import SliceReader, StackReader, read_volumes
-from ._slice_encoder import DTYPES, FEATURES, SliceEncoder
-from .backbones._build import SAVED_WEIGHTS, build_backbone, frozen_backbone, weights_fingerprint
+from ._run import EmbeddingRunMixin
+from ._slice_encoder import DTYPES, FEATURES
+from .backbones import (
+    SAVED_WEIGHTS,
+    BackboneInfo,
+    build_backbone,
+    frozen_backbone,
+)
 
-PROGRESS_DELAY_S = 1.0  # volumes served from the cache finish before a bar would show
 
-
-class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
+class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
+                        VolumeInputMixin, TransformerMixin, BaseEstimator):
     """Embed every slice of 3D volumes with a frozen 2D backbone (DINOv2 by default).
 
     Each chosen slice is normalised, padded to a square, resized to ``image_size``,
@@ -167,6 +163,10 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         Rows of the output per slice: 1, or with ``feature="patch"`` the patches of
         one slice (:func:`~sklearn_dinoatten.volumes.slice_weights` turns weights over
         rows into weights over slices).
+    backbone_info_ : BackboneInfo
+        What the backbone is: its embedding size, patch size, prefix tokens (CLS,
+        registers) before the patches, input normalisation (``mean``, ``std``) and the
+        fingerprint of its weights (part of every cache key).
 
     Examples
     --------
@@ -183,7 +183,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
                      instance(torch.nn.Module, "a torch.nn.Module")],
         "weights": [NONE, PATH],
         "image_size": [integer(1)],
-        "axis": [options(*AXES, "all", 0, 1, 2, -1, -2, -3), AXIS_TUPLE],
+        "axis": [options(*AXES, ALL_PLANES, 0, 1, 2, -1, -2, -3), AXIS_TUPLE],
         "n_slices": [NONE, integer(1)],
         "slice_selection": [options(*SLICE_SELECTIONS)],
         "spacing": [NONE, Constraint(
@@ -216,6 +216,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
 
     def __init__(
         self,
+        *,
         backbone="vit_small_patch14_dinov2",
         weights=None,
         image_size=224,
@@ -266,6 +267,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self.cache_dir = cache_dir
         self.verbose = verbose
 
+    @fit_context
     def fit(self, X, y=None):
         """Check the parameters and ``X`` and build the backbone; nothing is learned.
 
@@ -279,7 +281,6 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         -------
         self : DinoSliceEmbedder
         """
-        check_params(self)
         if self.cache_dir is not None:
             cache_folder_is_writable(self.cache_dir, "cache_dir")
         volumes = check_volumes(X, images=True)
@@ -292,8 +293,10 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self.device_ = resolve_device(
             "cpu" if self._cpu_only() and self.device == "auto" else self.device)
         warn_if_slow_precision(self.dtype, self.device_)
-        # From the weights held, whatever their source: the cache keys follow them.
-        self._backbone_fingerprint = self._fingerprint(built.module)
+        self.backbone_info_ = BackboneInfo(  # the fingerprint: of the weights held
+            embed_dim=built.embed_dim, patch_size=built.patch_size,
+            num_prefix_tokens=built.num_prefix_tokens, mean=built.mean, std=built.std,
+            fingerprint=self._fingerprint(built.module))
         self.backbone_ = built.module.to(self.device_)
         if self.channels_last:
             self.backbone_ = self.backbone_.to(memory_format=torch.channels_last)
@@ -302,17 +305,8 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         self.patch_size_ = built.patch_size
         self.grid_shape_ = (self.image_size // built.patch_size,) * 2
         self.rows_per_slice_ = int(np.prod(self.grid_shape_)) if self.feature == "patch" else 1
-        self._num_prefix_tokens = built.num_prefix_tokens
-        self._input_mean_std = (built.mean, built.std)
         self._compile_forward()
-        record_fitted_params(self)
 
-    def _fingerprint(self, module):
-        return weights_fingerprint(
-            module, self.backbone if isinstance(self.backbone, str) else "module")
-
-    # For sklearn_dinoatten.persistence: the networks saved, an empty architecture to
-    # receive them, and the loaded networks put to use.
     def _saved_modules(self):
         return {"backbone": self.backbone_}
 
@@ -326,8 +320,9 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         if self._cpu_only() and self.device_.type != "cpu":
             raise ValueError(f"engine={self.engine!r} with dtype={self.dtype!r} runs on the "
                              f"CPU only; the device is {self.device_.type!r}.")
-        features = forward_features(self.backbone_, self.engine, self.dtype, self.image_size,
-                                    self.cache_dir, self._backbone_fingerprint)
+        features = forward_features(self.backbone_, engine=self.engine, dtype=self.dtype,
+                                    image_size=self.image_size, cache_dir=self.cache_dir,
+                                    fingerprint=self.backbone_info_.fingerprint)
         self._forward_features = torch.compile(features) if self.compile else features
         self._forward_for = (self.engine, self.dtype)
 
@@ -343,30 +338,6 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         super().__setstate__(state)
         if hasattr(self, "backbone_"):
             self._compile_forward()
-
-    def kept_slices(self, volume):
-        """The slices of ``volume`` that :meth:`transform` embeds, in order.
-
-        Parameters
-        ----------
-        volume : path, nibabel image, 3D array or 2D image
-            As ``transform`` takes it (files and images are reoriented to RAS).
-
-        Returns
-        -------
-        axes, indices : ndarrays of int
-            Row ``j`` of the volume's embedding belongs to slice ``indices[j]`` along
-            axis ``axes[j]`` of the (RAS) volume; ``[axis], [0]`` for an image.
-        """
-        sets = self._reader().slice_sets(*load_scan(volume, images=True, spacing=self.spacing))
-        return (np.concatenate([np.full(len(s.indices), s.axis) for s in sets]),
-                np.concatenate([s.indices for s in sets]))
-
-    def _reader(self):
-        """How this embedder turns a volume into backbone input."""
-        return SliceReader(axes_of(self.axis), self.n_slices, self.slice_selection,
-                           self.spacing, self.slice_spacing, self.crop, self.min_foreground,
-                           self.image_size, self.normalization, self.pixel_spacing)
 
     def transform(self, X, return_cached=False):
         """Embed the slices of each volume.
@@ -387,8 +358,7 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
         cached : ndarray of bool of shape (n_volumes,)
             With ``return_cached`` only.
         """
-        check_is_fitted(self)
-        check_unchanged_since_fit(self)
+        check_fitted(self)
         embeddings, cached = self._embed(check_volumes(X, images=True))
         width = (self.n_slices * len(axes_of(self.axis)) if self.n_slices
                  else max(len(embedding) for embedding in embeddings))
@@ -398,140 +368,3 @@ class DinoSliceEmbedder(VolumeInputMixin, TransformerMixin, BaseEstimator):
             embedding = embedding.reshape(-1, self.embedding_dim_)
             out[i, : len(embedding)] = embedding
         return (out, cached) if return_cached else out
-
-    def _embed(self, volumes):
-        """The embedding of each volume, from the cache where it is known (files by their
-        identity, without reading them), else computed here or by workers; and whether
-        the cache held each whole."""
-        cache = open_cache(self.cache_dir)
-        config = self._config_string()
-        settings = (config, axes_of(self.axis), self.n_slices, self.slice_selection, self.spacing,
-                    self.slice_spacing, self.crop, self.min_foreground)
-        known = [remembered_file_key(volume, settings) for volume in volumes]
-        embeddings = [None if k is None else self._assemble([cache.get(*part) for part in k])
-                      for k in known]
-        cached = np.array([embedding is not None for embedding in embeddings])
-        todo = np.flatnonzero(~cached)
-        if not len(todo):
-            return embeddings, cached
-        n_jobs = min(effective_n_jobs(self.n_jobs), len(todo))
-        if n_jobs == 1:
-            computed = self._embed_here([volumes[i] for i in todo], todo.tolist(), cache,
-                                        config)
-        else:
-            # The fitted embedder itself, not a clone: a clone would build its backbone
-            # again from the parameters, which may no longer give the fitted weights (a
-            # module or checkpoint changed since, a model loaded from a file).
-            worker = copy.copy(self).set_params(n_jobs=None, n_readers=0, verbose=0)
-            results = Parallel(n_jobs=n_jobs)(
-                delayed(_embed_in_worker)(worker, [volumes[i] for i in chunk], chunk.tolist(),
-                                          cache)
-                for chunk in np.array_split(todo, n_jobs)
-            )
-            computed = [volume for result in results for volume in result]
-            for parts, _ in computed:
-                for key, embedding in parts:  # the workers wrote cache_dir already
-                    EmbeddingCache().put(key, embedding)
-        for i, (parts, embedded_now) in zip(todo, computed, strict=True):
-            remember_file_key(volumes[i], settings, [(key, e.shape) for key, e in parts])
-            embeddings[i] = self._assemble([embedding for _, embedding in parts])
-            cached[i] = not embedded_now
-        return embeddings, cached
-
-    def _assemble(self, parts):
-        """A volume's embedding from those of its slices along each axis (tagged with
-        their orientation when there are several); ``None`` if a part is missing."""
-        if any(part is None for part in parts):
-            return None
-        axes = axes_of(self.axis)
-        return parts[0] if len(axes) == 1 else tag_orientations(parts, axes)
-
-    def _embed_here(self, volumes, indices, cache, config):
-        """Per volume (``indices``: their places in ``X``, for messages), ``[(key,
-        embedding)]`` of each axis and whether the backbone ran for it (else the cache
-        held it), computed in this process: the next volumes are read ahead (by reader
-        processes or a thread) while the backbone runs, and slices of several volumes
-        share a batch."""
-        cuda = self.device_.type == "cuda"
-        read = read_volumes(self._stack_reader(config, cache.cache_dir), volumes, indices,
-                            *self._read_ahead(), pin_memory=cuda)
-        volume_keys, names, found, computed = [], {}, {}, set()
-
-        def stacks():
-            with tqdm(read, total=len(volumes), desc="Embedding volumes", unit="vol",
-                      delay=PROGRESS_DELAY_S,
-                      disable=self.verbose == 0 or len(volumes) < 5) as progress:
-                for volume_stacks in progress:
-                    for stack in volume_stacks:
-                        if stack.key in found:
-                            continue
-                        names[stack.key], found[stack.key] = stack.name, stack.embedding
-                        if stack.embedding is None:
-                            images = stack.images
-                            yield stack.key, (images.pin_memory() if cuda and not
-                                              images.is_pinned() else images)
-                        else:  # found by a reader process: this one keeps it too
-                            EmbeddingCache().put(stack.key, stack.embedding)
-                    volume_keys.append([stack.key for stack in volume_stacks])
-
-        if self._forward_for != (self.engine, self.dtype):  # set_params after fit
-            self._compile_forward()
-        encoder = SliceEncoder(self._forward_features, self._num_prefix_tokens, self.feature,
-                               self.batch_size, self.dtype, self.device_, self.normalization,
-                               self.channels_last, *self._input_mean_std,
-                               num_patches=int(np.prod(self.grid_shape_)))
-        pending = stacks()
-        try:
-            for key, embedding in encoder.encode(pending):
-                if not np.isfinite(embedding).all():
-                    raise ValueError(
-                        f"The backbone gave NaN or infinite embeddings for volume "
-                        f"{names[key]}: its weights are damaged, or dtype={self.dtype!r} "
-                        "overflowed (try float32). Nothing was cached for it."
-                    )
-                cache.put(key, embedding)
-                found[key] = embedding
-                computed.add(key)
-        finally:  # also on an interrupt: the readers stop and the progress bar closes
-            pending.close()
-            read.close()
-        return [([(key, found[key]) for key in keys], not computed.isdisjoint(keys))
-                for keys in volume_keys]
-
-    def _stack_reader(self, config, cache_dir):  # what a reader process needs
-        return StackReader(self._reader(), config, self.patch_size_, self._row_shape(),
-                           cache_dir)
-
-    def _row_shape(self):
-        """The shape of one slice's embedding as cached: before orientation tags."""
-        dim = self.embedding_dim_ - (3 if len(axes_of(self.axis)) > 1 else 0)
-        return (self.rows_per_slice_, dim) if self.feature == "patch" else (dim,)
-
-    def _read_ahead(self):
-        """``(n_readers, prefetch)``, "auto" resolved: on CUDA the cores less one (at most
-        8) and 2 volumes each, on the CPU no reader and no read-ahead thread."""
-        cuda = self.device_.type == "cuda"
-        return (self.n_readers if self.n_readers != "auto" else min(8, cpu_count() - 1) * cuda,
-                self.prefetch if self.prefetch != "auto" else 2 * cuda)
-
-    def _config_string(self):
-        parts = ["v1", self._backbone_fingerprint, f"image_size={self.image_size}",
-                 f"normalization={self.normalization}", f"feature={self.feature}",
-                 f"dtype={self.dtype}"]
-        if self.pixel_spacing is not None:  # absent by default: earlier keys stay valid
-            parts.append(f"pixel_spacing={self.pixel_spacing}")
-        if self.engine != "torch":  # int8 differs between engines
-            parts.append(f"engine={self.engine}")
-        if self._input_mean_std != (IMAGENET_MEAN, IMAGENET_STD):  # keys of DINOv2 kept
-            parts.append("mean={}|std={}".format(*self._input_mean_std))
-        return "|".join(parts)
-
-
-def _embed_in_worker(embedder, volumes, indices, cache):
-    """Run by each parallel worker: embed its share with the fitted backbone it was sent,
-    once its weights are checked against the fingerprint of the fit (the cache keys')."""
-    if embedder._fingerprint(embedder.backbone_) != embedder._backbone_fingerprint:
-        raise ValueError("DinoSliceEmbedder: the weights of backbone_ changed after fit "
-                         "(its cache keys name the weights of the fit); call fit again.")
-    return embedder._embed_here(volumes, indices, cache, embedder._config_string())
-

@@ -19,13 +19,14 @@ import warnings
 import torch
 
 from ..utils._files import atomic_write
+from ..utils._optional import optional_import
+from ..utils._options import ENGINES as ENGINES  # re-exported
 from ..utils._quiet import root_messages_silenced
 
-ENGINES = ("torch", "onnxruntime")
 ONNX_OPSET = 17
 
 
-def forward_features(backbone, engine="torch", dtype="float32", image_size=224,
+def forward_features(backbone, *, engine="torch", dtype="float32", image_size=224,
                      cache_dir=None, fingerprint=None):
     """A callable running ``backbone.forward_features`` on ``engine``.
 
@@ -70,12 +71,7 @@ def forward_features(backbone, engine="torch", dtype="float32", image_size=224,
 
 
 def _onnxruntime():
-    try:
-        import onnxruntime
-    except ImportError:
-        raise ImportError("engine='onnxruntime' needs the onnx extra: pip install "
-                          "'sklearn-dinoatten[onnx]'") from None
-    return onnxruntime
+    return optional_import("onnxruntime", "onnx", "engine='onnxruntime'")
 
 
 def _graph(backbone, dtype, image_size, cache_dir, fingerprint):

@@ -25,7 +25,7 @@ Stack.__doc__ = """A slice set to embed: its cache key, the name of its volume, 
 its backbone input ``(n, 1, s, s)`` or, when the cache had it, its embedding."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class SliceReader:
     """A volume's slice sets and their backbone input, as :class:`DinoSliceEmbedder`'s
     parameters of the same names make them."""
@@ -43,16 +43,17 @@ class SliceReader:
 
     def slice_sets(self, data, voxel_size, name="volume"):
         """The kept slices of a loaded volume or image (a ``SliceSet`` per axis)."""
-        return slice_sets(data, voxel_size, self.axes, self.n_slices, self.slice_selection,
-                          self.slice_spacing, self.crop, self.min_foreground, name)
+        return slice_sets(data, voxel_size, axes=self.axes, n_slices=self.n_slices,
+                          selection=self.slice_selection, slice_spacing=self.slice_spacing,
+                          crop_to=self.crop, min_foreground=self.min_foreground, name=name)
 
     def backbone_input(self, slice_set):
         """A slice set's gray backbone input ``(n, 1, s, s)``."""
         return resize_stack(slice_set.stack, self.image_size, self.normalization,
-                            slice_set.pixel_size, self.pixel_spacing)
+                            pixel_size=slice_set.pixel_size, pixel_spacing=self.pixel_spacing)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class StackReader:
     """Reads a volume into :class:`Stack` s: each slice set's cache key and, unless the
     cache (memory or ``cache_dir``) has its embedding, its backbone input.
@@ -94,7 +95,8 @@ class StackReader:
         return cache_key(stack, config)
 
 
-def read_volumes(reader, volumes, indices, n_readers=0, prefetch_depth=0, pin_memory=False):
+def read_volumes(reader, volumes, indices, *, n_readers=0, prefetch_depth=0,
+                 pin_memory=False):
     """Yield each volume's list of :class:`Stack` s, in order.
 
     ``n_readers=0`` reads in this process, ``prefetch_depth`` volumes ahead in a

@@ -12,13 +12,14 @@ from collections import deque
 import numpy as np
 import torch
 
+from ..utils._options import DTYPES as DTYPE_NAMES
+from ..utils._options import FEATURES as FEATURES  # re-exported
 from ..volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD, to_channels
 
-FEATURES = ("cls", "mean", "cls+mean", "patch")
 # Precision name -> autocast dtype; int8 weights are quantised before (engines), so its
 # activations run in float32.
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16,
-          "int8": torch.float32}
+DTYPES = {name: torch.float32 if name == "int8" else getattr(torch, name)
+          for name in DTYPE_NAMES}
 
 
 class SliceEncoder:
@@ -64,7 +65,7 @@ class SliceEncoder:
     [('a', (3, 3)), ('b', (2, 3))]
     """
 
-    def __init__(self, forward_features, num_prefix_tokens, feature="cls", batch_size=32,
+    def __init__(self, forward_features, *, num_prefix_tokens, feature="cls", batch_size=32,
                  dtype="float32", device="cpu", normalization="minmax", channels_last=False,
                  mean=IMAGENET_MEAN, std=IMAGENET_STD, num_patches=None):
         self.forward_features = forward_features

@@ -22,12 +22,18 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ..embedding._embedder import DinoSliceEmbedder
-from ..embedding.backbones._adapters import ADAPTER_PREFIXES
+from ..embedding.backbones import ADAPTER_PREFIXES
 from ..explain import in_plane_attention, plot_saliency, saliency_from_parts
 from ..utils._files import atomic_write
 from ..volumes._scans import load_volume
 from ..volumes._slicing import axes_of
-from . import _figures as figures
+from ._figures import (
+    N_BOOTSTRAP,
+    confusion_figure,
+    embedding_figure,
+    profile_figure,
+    roc_figure,
+)
 from ._runs import embedder_of, read_run
 
 CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
@@ -203,17 +209,17 @@ def _roc_section(run):
     unit = "subjects" if run.groups is not None else "scans"
     return _text(
         f"One panel per method, positive class {run.positive}: its ROC curve, shaded the "
-        f"95 % band of the true-positive rate over {figures.N_BOOTSTRAP} bootstrap "
+        f"95 % band of the true-positive rate over {N_BOOTSTRAP} bootstrap "
         f"resamples of the {unit}, stratified by class; in grey the reference method "
         f"({run.names[run.reference]}); dotted, chance. Legend: AUC [95 % CI] from the "
-        "metrics table.") + _img(figures.roc_figure(run, legends))
+        "metrics table.") + _img(roc_figure(run, legends))
 
 
 def _confusion_section(run):
     return _text("Rows: true class; columns: predicted class (the most probable). Each "
                  "cell: the number of scans and, in brackets, their percentage of the "
                  "true class's row (the row's scans); colour follows the percentage."
-                 ) + _img(figures.confusion_figure(run))
+                 ) + _img(confusion_figure(run))
 
 
 def _embedding_section(run):
@@ -227,7 +233,7 @@ def _embedding_section(run):
            if run.folds is not None else "One fitted model embedded every scored scan (no "
            "cross-validation folds).")
     return _text(f"Volume embeddings of the scored scans by {run.names[key]}, projected to "
-                 f"2D; colour: true class. {who}") + _img(figures.embedding_figure(run, key))
+                 f"2D; colour: true class. {who}") + _img(embedding_figure(run, key))
 
 
 def _profile_section(run):
@@ -242,7 +248,7 @@ def _profile_section(run):
         text += (f" Left out: {', '.join(run.names[k] for k in uniform)}, whose attention is "
                  "the same on every slice of every scan (uniform by construction).")
     drawn = [k for k in keys if k not in uniform]
-    return _text(text) + (_img(figures.profile_figure(run, drawn)) if drawn else "")
+    return _text(text) + (_img(profile_figure(run, drawn)) if drawn else "")
 
 
 def _uniform_attention(run, key):

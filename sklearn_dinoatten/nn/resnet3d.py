@@ -2,9 +2,12 @@
 
 from torch import nn
 
-RESNET_DEPTHS = (10, 18, 34, 50)
-# The first layer: (convolution size, its stride, max pooling after it).
-RESNET_STEMS = {"standard": (7, 1, True), "strided": (7, 2, True), "small": (3, 1, False)}
+from ..utils._options import RESNET_DEPTHS
+from ..utils._options import RESNET_STEMS as STEM_NAMES
+
+# The first layer of each stem: (convolution size, its stride, max pooling after it).
+_STEM_LAYERS = {"standard": (7, 1, True), "strided": (7, 2, True), "small": (3, 1, False)}
+RESNET_STEMS = {name: _STEM_LAYERS[name] for name in STEM_NAMES}
 
 
 def resnet_downsampling(stem):

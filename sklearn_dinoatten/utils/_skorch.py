@@ -4,10 +4,9 @@ skorch catches ``KeyboardInterrupt`` in ``fit`` and returns the net as trained s
 (its early stopping raises one to end training), so an interrupted fit would look
 finished: cross-validation would go on to the next fold and write results. Here early
 stopping ends training with its own exception, a Ctrl-C reaches the caller, and the
-estimator being fitted is left unfitted rather than half-fitted.
+estimator being fitted is left unfitted rather than half-fitted (by
+:func:`~sklearn_dinoatten.utils._fit.fit_context`).
 """
-
-from contextlib import contextmanager
 
 from skorch import NeuralNet
 from skorch.callbacks import EarlyStopping as SkorchEarlyStopping
@@ -49,15 +48,3 @@ class InterruptibleNet(NeuralNet):
             return super().fit(*args, **kwargs)
         except _TrainingInterrupted:
             raise KeyboardInterrupt from None
-
-
-@contextmanager
-def unfitted_on_error(estimator):
-    """Remove the fitted attributes (``name_``) of ``estimator`` if the block raises,
-    interrupts included, so that a failed ``fit`` never leaves a model that looks fitted."""
-    try:
-        yield
-    except BaseException:
-        for name in [n for n in vars(estimator) if n.endswith("_") and not n.startswith("__")]:
-            delattr(estimator, name)
-        raise

@@ -1,10 +1,7 @@
-"""Declared parameter constraints, checked before an estimator builds anything.
-
-Each estimator lists, in ``_constraints``, the values every parameter may
-take (one of several constraints). :func:`check_params` runs at the top of ``fit`` and
-before :func:`~sklearn_dinoatten.persistence.load_model` rebuilds a saved estimator, so
-a nonsense setting (``temperature=0``, ``max_epochs=0``, ``n_layers=0``) is one clear
-error instead of NaN probabilities, an empty fit or a traceback from inside torch.
+"""The constraints an estimator declares for its parameters (``_constraints``): each a
+predicate with the words that say what it accepts, checked by
+:func:`~sklearn_dinoatten.utils._fit.check_params` at the top of ``fit`` and before
+:func:`~sklearn_dinoatten.persistence.load_model` rebuilds a saved estimator.
 """
 
 import os
@@ -114,50 +111,3 @@ def _is_device(value):
 
 
 DEVICE = Constraint(_is_device, "'auto' or a torch device name ('cpu', 'cuda', 'cuda:1')")
-
-
-def check_params(estimator, constraints=None):
-    """Raise :class:`InvalidParameterError` for the first parameter of ``estimator`` outside its
-    constraints (by default its class's ``_constraints``), and those of the estimators
-    it holds as parameters (an embedder). Every parameter must be declared, except the
-    routed skorch arguments of the classifiers (``optimizer__weight_decay``, ...), which
-    go to their owners unchanged."""
-    declared = type(estimator)._constraints if constraints is None else constraints
-    routed = estimator._routed_params() if hasattr(estimator, "_routed_params") else {}
-    for name, value in estimator.get_params(deep=False).items():
-        if name in routed:
-            continue
-        if name not in declared:
-            raise ValueError(f"{type(estimator).__name__} has no parameter {name!r} that "
-                             "can be checked.")
-        allowed = declared[name]
-        if not any(constraint.accepts(value) for constraint in allowed):
-            raise InvalidParameterError(
-                estimator, name, " or ".join(c.description for c in allowed), value)
-        if hasattr(value, "_constraints"):  # an estimator held as a parameter
-            check_params(value)
-
-
-def record_fitted_params(estimator):
-    """Remember the values of the parameters that shape what ``fit`` built (the class's
-    ``_params_fixed_by_fit``; nested ones as ``embedder__image_size``), for
-    :func:`check_unchanged_since_fit`."""
-    params = estimator.get_params()
-    estimator._params_at_fit = {name: params.get(name)
-                                for name in estimator._params_fixed_by_fit}
-
-
-def check_unchanged_since_fit(estimator):
-    """Refuse to use a fitted estimator after ``set_params`` changed a parameter that
-    shaped its fit (the backbone's input size, the preprocessing, ...): its fitted
-    state follows the old value, so results would mix the two, or fail inside torch."""
-    params = estimator.get_params()
-    for name, value in estimator._params_at_fit.items():
-        current = params.get(name)
-        same = current is value or (current == value and isinstance(current, bool)
-                                    == isinstance(value, bool))  # True is not 1 here
-        if not same:
-            raise ValueError(
-                f"{type(estimator).__name__}: {name} was changed from {value!r} to "
-                f"{current!r} after fit; call fit again (or set it back)."
-            )

@@ -9,7 +9,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-NORMALIZATIONS = ("minmax", "zscore")
+from ..utils._options import NORMALIZATIONS
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -118,7 +119,7 @@ def _pad_to_square(stack):
     return out
 
 
-def grid_to_slices(grid_maps, height, width, image_size=None, pixel_size=None,
+def grid_to_slices(grid_maps, height, width, *, image_size=None, pixel_size=None,
                    pixel_spacing=None):
     """Per-patch maps ``(n, g, g)`` of the backbone input back onto slices ``(n, height,
     width)``, undoing :func:`resize_stack`: bilinear upsampling to the padded square,

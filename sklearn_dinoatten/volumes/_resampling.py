@@ -4,17 +4,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.utils.validation import check_is_fitted
 
+from ..utils._fit import FitContractMixin, check_fitted, fit_context
+from ..utils._persistable import PersistableMixin
 from ..utils._tags import VolumeInputMixin
-from ..utils._validation import check_params, integers, options
+from ..utils._validation import integers, options
 from ._preprocessing import normalize_intensity
 from ._scans import check_volumes, load_volume
 
 VOLUME_NORMALIZATIONS = ("zscore", "minmax")
 
 
-class VolumeResampler(VolumeInputMixin, TransformerMixin, BaseEstimator):
+class VolumeResampler(FitContractMixin, PersistableMixin, VolumeInputMixin, TransformerMixin,
+                      BaseEstimator):
     """Load volumes, normalise their intensities and resample them to one shape.
 
     For models that take whole volumes (:class:`ResNet3DClassifier`). Files are
@@ -42,20 +44,22 @@ class VolumeResampler(VolumeInputMixin, TransformerMixin, BaseEstimator):
         "normalization": [options(*VOLUME_NORMALIZATIONS)],
     }
 
-    def __init__(self, shape=(64, 64, 64), normalization="zscore"):
+    _params_fixed_by_fit = ("shape", "normalization")
+
+    def __init__(self, *, shape=(64, 64, 64), normalization="zscore"):
         self.shape = shape
         self.normalization = normalization
 
+    @fit_context
     def fit(self, X, y=None):
         """Check the parameters and ``X``; nothing is learned."""
-        check_params(self)
         check_volumes(X)
         self.shape_ = tuple(int(side) for side in self.shape)
         return self
 
     def transform(self, X):
         """Return float32 volumes ``(n_volumes, *shape)``."""
-        check_is_fitted(self)
+        check_fitted(self)
         volumes = check_volumes(X)
         out = np.empty((len(volumes), *self.shape_), dtype=np.float32)
         for i, volume in enumerate(volumes):

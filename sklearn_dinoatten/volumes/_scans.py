@@ -15,9 +15,10 @@ from numbers import Integral
 import numpy as np
 
 from ..utils._files import check_file, file_identity
+from ..utils._options import PLANES
+from ..utils._options import SLICE_SELECTIONS as SLICE_SELECTIONS  # re-exported
 
-AXES = {"sagittal": 0, "coronal": 1, "axial": 2}
-SLICE_SELECTIONS = ("uniform", "center")
+AXES = {name: axis for axis, name in enumerate(PLANES)}  # sagittal: 0, coronal: 1, axial: 2
 
 
 def is_image_object(volume):
@@ -284,7 +285,7 @@ def select_slices(n_total, n_slices=None, selection="uniform"):
     return np.round(np.linspace(0, n_total - 1, n_slices)).astype(int)
 
 
-def place_slices(maps, slice_indices, volume_shape, axis, region=None):
+def place_slices(maps, slice_indices, volume_shape, axis, *, region=None):
     """A zero array of ``volume_shape`` with ``maps[j]`` as its slice ``slice_indices[j]``
     along ``axis``; with ``region`` (``(start, stop)`` of the rows and columns the maps
     cover, which may reach beyond the volume), in that part of each slice."""

@@ -13,12 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..utils._options import CROPS as CROPS  # re-exported
+from ..utils._options import PLANES
 from ..utils._validation import Constraint
 from ._scans import box_overlap, check_axis, select_slices
 
-CROPS = ("none", "foreground")
 MARGIN_MM = 4.0  # kept around the foreground box, at least a voxel
-AXIS_NAMES = {0: "sagittal", 1: "coronal", 2: "axial"}
+AXIS_NAMES = dict(enumerate(PLANES))  # 0: sagittal, 1: coronal, 2: axial
 
 
 def _distinct_axes(value):
@@ -117,7 +118,7 @@ def spaced_slices(n, voxel_size, slice_spacing):
     return np.unique(np.clip(nearest, 0, n - 1)).astype(int)
 
 
-def slice_sets(data, voxel_size, axes, n_slices=None, selection="uniform",
+def slice_sets(data, voxel_size, *, axes, n_slices=None, selection="uniform",
                slice_spacing=None, crop_to="none", min_foreground=0.0, name="volume"):
     """The kept slices of a 3D volume along each of ``axes``.
 

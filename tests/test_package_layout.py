@@ -1,0 +1,139 @@
+"""The package's shape, as the architecture section of the user guide describes it: small
+modules, no reach into another module's private names, keyword-only estimator parameters,
+one fit contract, one way to import an optional extra."""
+
+import ast
+import importlib
+import inspect
+import pathlib
+
+import pytest
+
+import sklearn_dinoatten
+from sklearn_dinoatten.utils._fit import fit_context
+from sklearn_dinoatten.utils._validation import InvalidParameterError
+
+PACKAGE = pathlib.Path(sklearn_dinoatten.__file__).parent
+MODULES = sorted(PACKAGE.rglob("*.py"))
+MAX_LINES = 400
+SUBPACKAGES = ["anomaly", "classifiers", "cli", "datasets", "embedding", "embedding.backbones",
+               "evaluation", "nn", "volumes"]
+ESTIMATORS = ["AttentionPoolClassifier", "DinoSliceEmbedder", "FineTunedSliceClassifier",
+              "ResNet3DClassifier", "SCMILClassifier", "SliceTransformerClassifier",
+              "VolumeResampler"]
+DETECTORS = ["MemoryBankAnomalyDetector", "SpatialARAnomalyDetector"]
+
+
+def _estimator_classes():
+    from sklearn_dinoatten import anomaly
+
+    return ([getattr(sklearn_dinoatten, name) for name in ESTIMATORS]
+            + [getattr(anomaly, name) for name in DETECTORS])
+
+
+def _is_private(name):
+    return name.startswith("_") and not name.startswith("__")
+
+
+def _private_definitions(tree):
+    """Private names a module defines: at its top level, in its classes, or as
+    ``self._name`` attributes; and, separately, those of its ``...Mixin`` classes."""
+    names, hooks = set(), set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)) and _is_private(node.name):
+            names.add(node.name)
+        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+            names.add(node.id)
+        elif isinstance(node, ast.Attribute) and isinstance(node.ctx, ast.Store):
+            names.add(node.attr)
+        if isinstance(node, ast.ClassDef) and node.name.endswith("Mixin"):
+            for item in node.body:
+                if isinstance(item, ast.FunctionDef):
+                    hooks.add(item.name)
+                elif isinstance(item, ast.Assign):
+                    hooks.update(t.id for t in item.targets if isinstance(t, ast.Name))
+    return {n for n in names if _is_private(n)}, {n for n in hooks if _is_private(n)}
+
+
+def test_no_module_is_over_the_line_limit():
+    long = {str(p.relative_to(PACKAGE)): n for p in MODULES
+            if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, f"modules over {MAX_LINES} lines: {long}"
+
+
+def test_no_module_uses_another_modules_private_names():
+    """A private name (``_name``) is used only in the module that defines it (on
+    ``self``, or by a subclass through ``self``); other modules reach it through a public
+    name. The hooks a documented mixin of ``utils`` declares with their defaults
+    (``_constraints``, ``_saved_modules``, ...) are the exception: they are the protocol."""
+    trees = {path: ast.parse(path.read_text()) for path in MODULES}
+    defined, hooks = {}, set()
+    for path, tree in trees.items():
+        defined[path], module_hooks = _private_definitions(tree)
+        if path.parent.name == "utils":
+            hooks |= module_hooks
+    everywhere = set().union(*defined.values())
+    reaches = []
+    for path, tree in trees.items():
+        where = path.relative_to(PACKAGE)
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.level or (node.module or "")
+                                                     .startswith("sklearn_dinoatten")):
+                reaches += [f"{where}:{node.lineno} imports {a.name}" for a in node.names
+                            if _is_private(a.name)]
+            elif isinstance(node, ast.Attribute) and _is_private(node.attr):
+                base = node.value
+                own = (isinstance(base, ast.Name) and base.id in ("self", "cls")) or (
+                    isinstance(base, ast.Call) and isinstance(base.func, ast.Name)
+                    and base.func.id == "super")
+                if (not own and node.attr in everywhere and node.attr not in defined[path]
+                        and node.attr not in hooks):
+                    reaches.append(f"{where}:{node.lineno} uses .{node.attr}")
+    assert not reaches, "\n".join(reaches)
+
+
+def test_the_private_name_check_finds_a_reach_in(tmp_path):
+    """The rule above on two small modules: one reaches into the other."""
+    owner = ast.parse("class A:\n    def _inner(self):\n        return 1\n")
+    user = ast.parse("def f(a):\n    return a._inner()\n")
+    defined_owner, _ = _private_definitions(owner)
+    defined_user, _ = _private_definitions(user)
+    uses = [n.attr for n in ast.walk(user) if isinstance(n, ast.Attribute)]
+    assert "_inner" in defined_owner and "_inner" not in defined_user and "_inner" in uses
+
+
+@pytest.mark.parametrize("cls", _estimator_classes(), ids=lambda cls: cls.__name__)
+def test_estimator_parameters_are_keyword_only(cls):
+    kinds = {p.name: p.kind for p in inspect.signature(cls.__init__).parameters.values()
+             if p.name != "self"}
+    positional = [name for name, kind in kinds.items()
+                  if kind not in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.VAR_KEYWORD)]
+    assert not positional
+    with pytest.raises(TypeError, match="positional"):
+        cls(None)
+
+
+@pytest.mark.parametrize("cls", _estimator_classes(), ids=lambda cls: cls.__name__)
+def test_every_fit_follows_the_fit_contract(cls):
+    """``fit`` is wrapped by :func:`fit_context`: a parameter outside its constraints is
+    refused before any work (``X=None`` is never looked at), naming it."""
+    assert cls.fit.__code__ is fit_context(lambda self: None).__code__
+    first = list(inspect.signature(cls.__init__).parameters)[1]  # after self
+    estimator = cls().set_params(**{first: object()})
+    with pytest.raises(InvalidParameterError, match=rf"{cls.__name__}: {first} must be"):
+        estimator.fit(None, None)
+    assert not [name for name in vars(estimator) if name.endswith("_")]
+
+
+@pytest.mark.parametrize("name", SUBPACKAGES)
+def test_each_subpackage_exports_what_its_all_lists(name):
+    module = importlib.import_module(f"sklearn_dinoatten.{name}")
+    missing = [n for n in module.__all__ if not hasattr(module, n)]
+    assert module.__all__ and not missing
+
+
+def test_optional_extras_are_imported_in_one_place():
+    """Every "needs the X extra" message comes from ``utils._optional.optional_import``."""
+    saying = [str(p.relative_to(PACKAGE)) for p in MODULES if "extra: pip install"
+              in p.read_text()]
+    assert saying == ["utils/_optional.py"]

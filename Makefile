@@ -16,11 +16,14 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/python -m sklearn_dinoatten demo --out results/demo
 
+# The suite runs on every core (pytest-xdist); `make test PYTEST_WORKERS=0` runs it in one process.
+PYTEST_WORKERS ?= auto
+
 test: $(BIN)/.installed
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS)
 
 test-all: $(BIN)/.installed
-	$(BIN)/python -m pytest -m ""
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) -m ""
 
 benchmark: $(BIN)/.installed
 	$(BIN)/python benchmarks/embed_throughput.py

@@ -17,6 +17,9 @@ from .volumes._scans import check_axis, load_scan, load_volume, place_slices
 from .volumes._slicing import AXIS_NAMES, foreground_mask, slice_weights
 
 # Where the indices of each RAS axis start and end (volumes.load_volume's orientation).
+__all__ = ["DIRECTIONS", "in_plane_attention", "plot_saliency", "saliency_from_parts",
+           "slice_attention", "volume_saliency"]
+
 DIRECTIONS = {0: ("left", "right"), 1: ("posterior", "anterior"), 2: ("inferior", "superior")}
 PANEL_INCHES = 3.6  # the side of one slice panel of plot_saliency
 

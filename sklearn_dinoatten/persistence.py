@@ -39,6 +39,8 @@ from .utils._fit import FitContractMixin, check_params, record_fitted_params
 from .utils._persistable import PersistableMixin
 from .utils._validation import BOOLEAN, NONE, instance
 
+__all__ = ["FORMAT", "load_model", "save_model"]
+
 FORMAT = "sklearn_dinoatten.model/2"
 # A loaded Pipeline may not cache its steps: Pipeline(memory=DIR) unpickles what DIR
 # holds, and a model file must not point the program at files it unpickles.

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from .test_datasets import write_medmnist
+from .datasets.test_datasets import write_medmnist
 
 BENCHMARKS = os.path.join(os.path.dirname(__file__), "..", "benchmarks")
 

@@ -183,7 +183,7 @@ def cv_args(data, out):
 def test_ctrl_c_in_cv_writes_nothing(monkeypatch, tmp_path, capsys):
     from sklearn_dinoatten.cli import main
 
-    from .test_cli import make_study
+    from .cli.test_cli import make_study
 
     data = make_study(tmp_path / "data", n=8)
     interrupt_at_step(monkeypatch, 2)
@@ -201,7 +201,7 @@ def test_a_cv_that_fails_while_writing_leaves_the_last_run_whole(monkeypatch, tm
     from sklearn_dinoatten.evaluation import _runs as runs
     from sklearn_dinoatten.utils._files import write_csv
 
-    from .test_cli import make_study
+    from .cli.test_cli import make_study
 
     data, out = make_study(tmp_path / "data", n=8), str(tmp_path / "run")
     assert cli.main(cv_args(data, out)) == 0

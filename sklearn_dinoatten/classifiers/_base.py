@@ -136,8 +136,8 @@ class BaseTorchClassifier(FitContractMixin, PersistableMixin, VolumeInputMixin,
     The module takes a batch of ``X`` and returns ``(logits, embedding, attention)``;
     the criterion takes ``(logits, embedding, labels)``. Subclasses define ``__init__``
     (keyword-only: its own parameters, assigned, then the training ones of
-    :data:`TRAINING_DOCS` and ``**kwargs``, passed on to this one), ``_constraints``
-    (their parameters' allowed values, with :data:`TRAINING_CONSTRAINTS`) and
+    ``TRAINING_DOCS`` and ``**kwargs``, passed on to this one), ``_constraints``
+    (their parameters' allowed values, with ``TRAINING_CONSTRAINTS``) and
     ``_build_module(n_features, n_classes)``; they may replace
     ``_build_criterion(class_weight)`` (cross-entropy here), ``_callbacks()``,
     ``_net_kwargs()`` and ``_check_X``. Keyword arguments beyond the signature must

@@ -352,7 +352,7 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
 
         Returns
         -------
-        embeddings : ndarray of shape (n_volumes, n_slices_max, embedding_dim_)
+        embeddings : ndarray of shape (n_volumes, n_slices_max, ``embedding_dim_``)
             float32; rows of NaN pad volumes with fewer slices than the widest. With
             ``feature="patch"``: ``(n_volumes, n_slices_max * n_patches, embedding_dim_)``.
         cached : ndarray of bool of shape (n_volumes,)

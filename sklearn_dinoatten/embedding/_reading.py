@@ -27,7 +27,7 @@ its backbone input ``(n, 1, s, s)`` or, when the cache had it, its embedding."""
 
 @dataclass(frozen=True, kw_only=True)
 class SliceReader:
-    """A volume's slice sets and their backbone input, as :class:`DinoSliceEmbedder`'s
+    """A volume's slice sets and their backbone input, as :class:`~sklearn_dinoatten.DinoSliceEmbedder`'s
     parameters of the same names make them."""
 
     axes: tuple
@@ -55,7 +55,7 @@ class SliceReader:
 
 @dataclass(frozen=True, kw_only=True)
 class StackReader:
-    """Reads a volume into :class:`Stack` s: each slice set's cache key and, unless the
+    """Reads a volume into ``Stack`` s: each slice set's cache key and, unless the
     cache (memory or ``cache_dir``) has its embedding, its backbone input.
 
     ``config`` is how the slices are embedded (backbone, weights, feature...): part of
@@ -97,7 +97,7 @@ class StackReader:
 
 def read_volumes(reader, volumes, indices, *, n_readers=0, prefetch_depth=0,
                  pin_memory=False):
-    """Yield each volume's list of :class:`Stack` s, in order.
+    """Yield each volume's list of ``Stack`` s, in order.
 
     ``n_readers=0`` reads in this process, ``prefetch_depth`` volumes ahead in a
     background thread; otherwise ``n_readers`` processes read, each ``prefetch_depth``

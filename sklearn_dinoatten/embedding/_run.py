@@ -83,7 +83,7 @@ def embed_volumes(volumes, indices, *, stack_reader, encoder, cache, n_readers, 
 
 
 class EmbeddingRunMixin:
-    """How a :class:`DinoSliceEmbedder` reads volumes into backbone input, encodes them
+    """How a :class:`~sklearn_dinoatten.DinoSliceEmbedder` reads volumes into backbone input, encodes them
     with its fitted backbone, and embeds many with its cache, readers and workers."""
 
     def _fingerprint(self, module):

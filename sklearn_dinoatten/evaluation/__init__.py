@@ -20,6 +20,8 @@ _MODULES = {
                     "._study"),
     **dict.fromkeys(["METRIC_COLUMNS", "Run", "read_run", "write_run"], "._runs"),
     "write_report": "._report",
+    **dict.fromkeys(["confusion_figure", "embedding_figure", "profile_figure", "roc_figure"],
+                    "._figures"),
 }
 
 __all__ = list(_MODULES)

@@ -5,7 +5,7 @@ every so many millimetres (the same anatomy gives the same number of slices at a
 resolution), crops the volume to the box around its foreground (a volume and the same
 volume padded with empty margins give the same slices), and drops slices with too
 little foreground. With its defaults it keeps every slice, as
-:func:`~sklearn_dinoatten.volumes._scans.select_slices` does.
+``select_slices`` does.
 """
 
 import warnings
@@ -129,7 +129,7 @@ def slice_sets(data, voxel_size, *, axes, n_slices=None, selection="uniform",
         mm per voxel along each axis.
     axes : tuple of int
     n_slices, selection :
-        As :func:`~sklearn_dinoatten.volumes._scans.select_slices`, applied last.
+        As ``select_slices``, applied last.
     slice_spacing : float or None
         Keep slices every ``slice_spacing`` mm; ``None`` keeps every slice.
     crop_to : {"none", "foreground"}

@@ -15,7 +15,7 @@ from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.embedding import _engines as engines
 from sklearn_dinoatten.embedding.backbones import build_backbone, weights_fingerprint
 
-from ._helpers import hide_module
+from .._helpers import hide_module
 
 pytest.importorskip("onnxruntime")
 SIZE = 56

@@ -9,7 +9,7 @@ from matplotlib.legend import Legend
 
 from sklearn_dinoatten.evaluation import Run, write_report, write_run
 
-from ._helpers import FAST, save_nifti
+from .._helpers import FAST, save_nifti
 
 BINARY = {"dinoatten3d": "DinoAtten3D", "mean": "Mean pooling", "resnet3d": "3D ResNet"}
 SECTIONS = ["Metrics", "ROC curves", "Confusion matrices", "Learned volume embeddings",

@@ -15,7 +15,7 @@ from sklearn_dinoatten import clear_memory_cache
 from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.datasets import data_dir, make_volumes, write_demo_data
 
-from ._helpers import make_read_only, save_nifti
+from .._helpers import make_read_only, save_nifti
 
 FAST = ["--weights", "random", "--image-size", "28", "--epochs", "3", "--folds", "2"]
 EMBED_FAST = ["--weights", "random", "--image-size", "28"]

@@ -9,7 +9,7 @@ from sklearn_dinoatten.embedding.backbones import _hub as hub
 from sklearn_dinoatten.embedding.backbones import _timm as timm_family
 from sklearn_dinoatten.embedding.backbones import build_backbone, weights_fingerprint
 
-from ._helpers import CountingViT
+from ..._helpers import CountingViT
 
 
 def _parameters(module):

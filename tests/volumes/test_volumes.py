@@ -4,7 +4,7 @@ import pytest
 from sklearn_dinoatten.volumes import load_volume
 from sklearn_dinoatten.volumes._scans import check_axis, check_volumes, select_slices
 
-from ._helpers import save_nifti
+from .._helpers import save_nifti
 
 
 def test_nifti_is_reoriented_to_ras(tmp_path, volume):

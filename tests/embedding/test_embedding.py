@@ -9,7 +9,7 @@ from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_
 from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.embedding import _run as embedding_module
 
-from ._helpers import FAST, save_nifti
+from .._helpers import FAST, save_nifti
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.explain import volume_saliency
 from sklearn_dinoatten.volumes import foreground_box, foreground_mask, resize_stack, spaced_slices
 
-from ._helpers import FAST, save_nifti
+from .._helpers import FAST, save_nifti
 
 FOV_MM = 64.0
 

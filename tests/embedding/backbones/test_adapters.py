@@ -17,7 +17,7 @@ from sklearn_dinoatten.embedding.backbones import build_backbone
 from sklearn_dinoatten.evaluation import write_report
 from sklearn_dinoatten.persistence import load_model, save_model
 
-from ._helpers import CountingViT, hide_module
+from ..._helpers import CountingViT, hide_module
 
 transformers = pytest.importorskip("transformers")
 RAD_DINO_MEAN, RAD_DINO_STD = (0.5307,) * 3, (0.2583,) * 3
@@ -264,7 +264,7 @@ def test_cv_compares_encoders_on_the_same_folds(hf_dinov2, tmp_path):
     """`dinoatten cv --backbone a,b,c`: each encoder embeds once into its own cache
     entries, every (encoder, method) pair is scored on the same folds (the pair of a
     one-encoder run gives the same probabilities), and the report compares them."""
-    from .test_cli import make_study, read_csv, run_cli
+    from ...cli.test_cli import make_study, read_csv, run_cli
 
     data = make_study(tmp_path / "data", n=12)
     encoders = ["vit_small_patch14_dinov2", hf_dinov2, "torchvision:resnet18"]

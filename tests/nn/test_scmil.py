@@ -6,7 +6,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn_dinoatten import SCMILClassifier
 from sklearn_dinoatten.nn import AnnealedSupConLoss, SCMILNet, supervised_contrastive_loss
 
-from .test_classifiers import planted_bags
+from ..classifiers.test_classifiers import planted_bags
 
 
 def test_module_outputs_and_padding():

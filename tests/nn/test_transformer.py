@@ -7,7 +7,7 @@ from sklearn_dinoatten import SliceTransformerClassifier
 from sklearn_dinoatten.nn import SliceTransformerNet
 from sklearn_dinoatten.nn.transformer import default_heads
 
-from .test_classifiers import planted_bags
+from ..classifiers.test_classifiers import planted_bags
 
 
 def test_default_heads_follow_mst():

@@ -9,7 +9,7 @@ from sklearn_dinoatten import ResNet3DClassifier, VolumeResampler
 from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.nn import RESNET_STEMS, ResNet3DNet
 
-from ._helpers import save_nifti
+from .._helpers import save_nifti
 
 TINY = dict(depth=10, widen_factor=0.25, random_state=0)
 

@@ -18,7 +18,7 @@ from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.embedding import _reading as reading_module
 
-from ._helpers import FAST, CountingViT, save_nifti
+from .._helpers import FAST, CountingViT, save_nifti
 
 SPEED = dict(FAST, image_size=56)
 # Stated in DinoSliceEmbedder's docstring and docs/user_guide.md.

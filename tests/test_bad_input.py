@@ -1,6 +1,6 @@
-"""Bad input, table-driven: each case of docs/reliability.md, fed to every public entry
-point that reads volumes, ends in the documented outcome (an error naming the input,
-or a handled case with a warning)."""
+"""Bad input, table-driven: each case of docs/user_guide/reliability.md, fed to every
+public entry point that reads volumes, ends in the documented outcome (an error naming
+the input, or a handled case with a warning)."""
 
 import gzip
 import re

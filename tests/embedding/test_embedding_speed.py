@@ -21,7 +21,7 @@ from sklearn_dinoatten.embedding import _reading as reading_module
 from .._helpers import FAST, CountingViT, save_nifti
 
 SPEED = dict(FAST, image_size=56)
-# Stated in DinoSliceEmbedder's docstring and docs/user_guide.md.
+# Stated in DinoSliceEmbedder's docstring and docs/user_guide/speed.md.
 FLOAT32_ATOL = 1e-4
 LOW_PRECISION_MIN_COSINE = 0.999
 

@@ -27,8 +27,8 @@ its backbone input ``(n, 1, s, s)`` or, when the cache had it, its embedding."""
 
 @dataclass(frozen=True, kw_only=True)
 class SliceReader:
-    """A volume's slice sets and their backbone input, as :class:`~sklearn_dinoatten.DinoSliceEmbedder`'s
-    parameters of the same names make them."""
+    """A volume's slice sets and their backbone input, as the parameters of the same names
+    of :class:`~sklearn_dinoatten.DinoSliceEmbedder` make them."""
 
     axes: tuple
     n_slices: int | None

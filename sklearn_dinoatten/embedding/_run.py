@@ -83,8 +83,9 @@ def embed_volumes(volumes, indices, *, stack_reader, encoder, cache, n_readers, 
 
 
 class EmbeddingRunMixin:
-    """How a :class:`~sklearn_dinoatten.DinoSliceEmbedder` reads volumes into backbone input, encodes them
-    with its fitted backbone, and embeds many with its cache, readers and workers."""
+    """How a :class:`~sklearn_dinoatten.DinoSliceEmbedder` reads volumes into backbone
+    input, encodes them with its fitted backbone, and embeds many with its cache, readers
+    and workers."""
 
     def _fingerprint(self, module):
         """The digest of ``module``'s weights, as cache keys name them."""

@@ -6,6 +6,7 @@ import warnings
 
 from ..evaluation._methods import METHODS
 from ..utils._files import atomic_folder, check_file, writable_folder
+from ..utils._options import N_FOLDS, NO_CLASS_WEIGHT
 
 PROG = "dinoatten"
 
@@ -96,7 +97,7 @@ def protocol(args, y, groups, split):
     from ..evaluation._protocols import cross_validation, held_out
 
     if split is None:
-        return cross_validation(y, args.folds or 5, groups, random_state=args.random_state)
+        return cross_validation(y, args.folds or N_FOLDS, groups, random_state=args.random_state)
     if args.folds is not None:
         raise CommandError("the labels have a split column, so the test set is fixed: leave "
                            "out --folds, or drop the column (--split-column none) to "
@@ -123,7 +124,7 @@ def build_method(key, args):
     on_volumes = METHODS[key].takes_volumes
     epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.max_epochs
     method = make_method(key, max_epochs=epochs, random_state=args.random_state,
-                         class_weight=None if args.class_weight == "none" else "balanced",
+                         class_weight=None if args.class_weight == NO_CLASS_WEIGHT else "balanced",
                          resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
     method.set_params(verbose=int(args.verbosity >= 2))
     _check_options(method)  # a nonsense setting ends the command before any work

@@ -9,7 +9,7 @@ import warnings
 
 from .. import __version__
 from ..evaluation._methods import METHODS, REFERENCE
-from ..utils._options import DEMO_DATASET, DEMO_DATASETS, DEMO_N_SCANS
+from ..utils._options import DEMO_DATASET, DEMO_DATASETS, DEMO_N_SCANS, N_FOLDS
 from ._arguments import (
     add_data_arguments,
     add_embedding_arguments,
@@ -99,7 +99,7 @@ def build_parser():
                      help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
                           f"(default: {REFERENCE})")
     sub.add_argument("--n-folds", "--folds", dest="folds", type=integer(2), default=None,
-                     help="number of folds (default: 5; not with a split column)")
+                     help=f"number of folds (default: {N_FOLDS}; not with a split column)")
     sub.add_argument("--pos-label",
                      help="the positive class of two (needed unless the labels are 0/1 or "
                           "false/true): AUC, sensitivity, F1 and the ROC are computed for it")

@@ -7,6 +7,8 @@ names for its help; :func:`make_method` imports the classifier it builds.
 from dataclasses import dataclass, field
 from importlib import import_module
 
+from ..utils._options import MAX_EPOCHS, RANDOM_STATE, RESNET_DEPTH, RESNET_WIDTH
+
 
 @dataclass(frozen=True)
 class Method:
@@ -48,8 +50,8 @@ def encoder_key(key, encoder):
     return f"{key}{ENCODER_SEPARATOR}{encoder}"
 
 
-def make_method(key, max_epochs=50, random_state=0, class_weight=None, resnet_depth=18,
-                resnet_width=1.0):
+def make_method(key, max_epochs=MAX_EPOCHS, random_state=RANDOM_STATE, class_weight=None,
+                resnet_depth=RESNET_DEPTH, resnet_width=RESNET_WIDTH):
     """An unfitted classifier for a method of :data:`METHODS`.
 
     ``"resnet3d"`` takes resampled volumes (``METHODS[key].takes_volumes``); the others

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from ..datasets._folders import SPLITS
+from ..utils._options import N_FOLDS
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class Protocol:
     held_out: bool = False  # a fixed test set, not folds that test every scan once
 
 
-def cross_validation(y, n_folds=5, groups=None, random_state=0):
+def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
     """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
     group (subject) is in a training and a test fold at once."""
     classes, counts = np.unique(y, return_counts=True)

@@ -41,6 +41,7 @@ N_READERS = "auto"
 DEVICE = "auto"
 
 MAX_EPOCHS = 50
+N_FOLDS = 5  # cross-validation's folds
 RANDOM_STATE = 0  # the command line's seed; the estimators' own default is None
 RESNET_DEPTH = 18
 RESNET_WIDTH = 1.0

@@ -8,25 +8,37 @@ machine's load):
    of one forward, counted by ``torch.utils.flop_counter``, times slices/s, over a
    measured large-matmul rate in the same precision), the worst cosine and the centred
    cosine to the float32 embeddings;
-2. readers: slices/s that k reader processes (``n_readers``) deliver from brain-sized
-   ``.nii.gz`` volumes, read, sliced and resized, without the backbone; against the
-   backbone's rate on a GPU (measured in bfloat16 when there is one, else estimated from
-   the FLOP count at 40 % of an H100's bfloat16 peak), how many reader cores it needs;
+2. readers: slices/s that a reader process (``n_readers``) delivers from brain-sized
+   ``.nii.gz`` volumes, without the backbone: today's readers, which only inflate, check
+   and hash a scan, side by side with the earlier ones, which also scaled, sliced and
+   resized on the CPU; each gzip inflater installed; against the backbone's rate on a
+   GPU (measured in bfloat16 when there is one, else estimated from the FLOP count at
+   40 % of an H100's bfloat16 peak), how many reader cores it needs;
 3. study: embedding N volumes once, then 5-fold CV x a 6-point grid of head parameters
    (GridSearchCV over the pipeline), as a ratio to the embedding pass alone, and a naive
    loop that embeds again in every fold (as the published code does; still kinder than
    it, since a fold's grid points share the embeddings);
 4. memory: the peak RSS of embedding one 182 x 218 x 182 volume, beyond what the
    backbone's activations take, in float32 copies of the volume;
-5. with a GPU, the same throughput table on it.
+5. with a GPU, the same throughput table on it; and with ``--pipeline``, slices/s from
+   ``.nii.gz`` brains to embeddings per backbone and reader count, the fraction of the
+   device's bfloat16 peak, and whether the readers or the device set the pace.
 
     python benchmarks/embed_throughput.py                 # 224 px, all four
     python benchmarks/embed_throughput.py --skip-study --n-volumes 2
+    python benchmarks/embed_throughput.py --readers-only  # 2 alone: reader_cores_per_gpu=
+    python benchmarks/embed_throughput.py --pipeline      # on a GPU: files to embeddings,
+                                                          # ViT-S/14 and ViT-B/14, 0/4/8 readers
 
 Random weights (no network needed) cost exactly what pretrained ones do.
 """
 
 import argparse
+import contextlib
+import gzip
+import hashlib
+import importlib
+import math
 import os
 import subprocess
 import sys
@@ -39,6 +51,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from joblib import cpu_count
+from nibabel.openers import ImageOpener, Opener
+from nibabel.orientations import apply_orientation, io_orientation
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from torch.utils.flop_counter import FlopCounterMode
@@ -47,6 +61,7 @@ from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_
 from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.embedding import read_volumes
 from sklearn_dinoatten.embedding.backbones import build_backbone
+from sklearn_dinoatten.volumes import voxel_size_of
 
 OPTIONS = [  # (name, embedder parameters, precision of the peak it is compared with)
     ("float32, batch 1, no read-ahead", dict(batch_size=1, prefetch=0), "float32"),
@@ -148,46 +163,112 @@ def throughput(args, paths, probe, device, flops):
     return {name: rate for name, rate, *_ in rows}
 
 
+def earlier_reader(embedder, config):
+    """What a reader process did before readers only decoded (kept here to measure
+    against): nibabel's own gzip, the voxels scaled to float32 and reoriented on the CPU,
+    each slice set copied, hashed as float32 and resized to the backbone's size there."""
+
+    def read(path, index=None):
+        with nibabel_gzip():
+            image = nib.load(path)
+            data = apply_orientation(image.get_fdata(dtype=np.float32),
+                                     io_orientation(image.affine))
+        reader, out = embedder.slice_reader(), []
+        for kept in reader.slice_sets(data, voxel_size_of(path)):
+            digest = hashlib.sha256(config.encode())
+            digest.update(np.ascontiguousarray(kept.stack).data)
+            out.append((digest.hexdigest(), reader.backbone_input(kept)))
+        return out
+
+    return read
+
+
+@contextlib.contextmanager
+def nibabel_gzip():
+    """nibabel's own ``.gz`` opener (the standard library's zlib) for the block."""
+    fast = ImageOpener.compress_ext_map[".gz"]
+    ImageOpener.compress_ext_map[".gz"] = Opener.compress_ext_map[".gz"]
+    try:
+        yield
+    finally:
+        ImageOpener.compress_ext_map[".gz"] = fast
+
+
+def inflaters(path, repeats=3):
+    """Seconds to inflate ``path`` with each gzip implementation installed."""
+    packed = open(path, "rb").read()
+    found = {"standard library (zlib)": gzip.decompress}
+    for name, module in [("ISA-L igzip (isal)", "isal.igzip"), ("zlib-ng", "zlib_ng.gzip_ng")]:
+        try:
+            found[name] = importlib.import_module(module).decompress
+        except ImportError:
+            pass
+    return {name: min(timed(lambda f=inflate: f(packed)) for _ in range(repeats))
+            for name, inflate in found.items()}
+
+
+def timed(run):
+    start = time.perf_counter()
+    run()
+    return time.perf_counter() - start
+
+
 def readers(args, folder, gpu_rate, flops):
-    """Slices/s that 0 (this process), 1 and 2 reader processes deliver, and how many
-    reader cores the backbone's rate on a GPU (``gpu_rate``, measured, or ``None``: the
-    estimate from ``flops`` per slice) needs."""
-    paths, _ = write_volumes(folder, args.n_reader_volumes, BRAIN[2], shape=BRAIN[:2])
+    """Slices/s a reader process delivers, the earlier path against today's, and how
+    many reader cores the backbone's rate on a GPU (``gpu_rate``, measured, or ``None``:
+    the estimate from ``flops`` per slice) needs. Ends with ``reader_cores_per_gpu=``."""
+    os.makedirs(os.path.join(folder, "brains"), exist_ok=True)
+    paths, _ = write_volumes(os.path.join(folder, "brains"), args.n_reader_volumes, BRAIN[2],
+                             shape=BRAIN[:2])
     print(f"\nreaders: {len(paths)} volumes of {'x'.join(map(str, BRAIN))} int16 voxels "
-          f"(.nii.gz, {os.path.getsize(paths[0]) / 1e6:.0f} MB each) read, sliced along "
-          f"the axial axis and resized to {args.image_size} px (with the cache key of each "
-          "slice set: what a reader process does), no backbone\n", flush=True)
-    print("| readers | slices kept per volume | slices/s | volumes/s | slices/s per reader |")
-    print("|---|---|---|---|---|")
-    per_reader = {}
+          f"(.nii.gz, {os.path.getsize(paths[0]) / 1e6:.1f} MB each), axial slices, "
+          f"{args.image_size} px, no backbone\n", flush=True)
+    times = inflaters(paths[0])
+    print("| inflating one file | seconds | x standard library |\n|---|---|---|")
+    for name, seconds in times.items():
+        print(f"| {name} | {seconds:.3f} | {times['standard library (zlib)'] / seconds:.2f} |")
+    print("\n| slices kept per volume | readers | earlier: slices/s per reader | now: "
+          "slices/s per reader | x earlier |\n|---|---|---|---|---|")
+    rates = {}
     for n_slices in (None, 32):
         embedder = DinoSliceEmbedder(backbone=args.backbone, weights="random",
                                      image_size=args.image_size, n_slices=n_slices,
                                      verbose=0).fit(paths)
-        reader = embedder.stack_reader()
+        earlier, reader = earlier_reader(embedder, "v1"), embedder.stack_reader()
+        earlier(paths[0]), reader(paths[0], 0)  # warm-up: imports, first allocations
+        kept = n_slices or BRAIN[2]
         for k in (0, 1, 2):
-            clear_memory_cache()
-            start = time.perf_counter()
-            slices = sum(len(stack.images) for stacks in read_volumes(
-                reader, paths, range(len(paths)), n_readers=k, prefetch_depth=2)
-                for stack in stacks)
-            rate = slices / (time.perf_counter() - start)
-            per_reader[n_slices, k] = rate / max(k, 1)
-            print(f"| {k or '0 (this process)'} | {n_slices or BRAIN[2]} | {rate:.0f} | "
-                  f"{rate / (n_slices or BRAIN[2]):.2f} | {rate / max(k, 1):.0f} |")
+            per_reader = []
+            for read in (earlier, reader):
+                clear_memory_cache()
+                seconds = timed(lambda r=read, k=k: list(read_volumes(
+                    r, paths, range(len(paths)), n_readers=k, prefetch_depth=2)))
+                per_reader.append(len(paths) * kept / seconds / max(k, 1))
+            rates[n_slices, k] = per_reader
+            print(f"| {kept} | {k or '0 (this process)'} | {per_reader[0]:.0f} | "
+                  f"{per_reader[1]:.0f} | {per_reader[1] / per_reader[0]:.2f} |", flush=True)
+    embedder.set_params(n_slices=None).fit(paths)
+    clear_memory_cache()
+    read = [embedder.stack_reader()(path, 0) for path in paths]  # every slice kept
+    slices = embedder.slice_reader()
+    device = sum(len(s.selection.indices) for r in read for s in r.stacks) / timed(lambda: [
+        list(slices.backbone_inputs(r.scan, [s.selection for s in r.stacks])) for r in read])
+    print(f"\nWhat readers no longer do, the embedding device does: on this CPU, "
+          f"{device:.0f} slices/s (every slice kept).")
     if gpu_rate is None:
         gpu_rate = GPU_EFFICIENCY * H100_BF16_PEAK / flops
         source = (f"estimated: {flops / 1e9:.2f} GFLOP per slice at {GPU_EFFICIENCY:.0%} of "
                   f"an H100's {H100_BF16_PEAK / 1e12:.0f} TFLOP/s bfloat16 peak")
     else:
         source = "measured here, bfloat16"
-    print(f"\nbackbone on a GPU: {gpu_rate:.0f} slices/s ({source}). To keep it busy: "
-          f"{gpu_rate / per_reader[None, 1]:.0f} reader cores at this CPU's rate with every "
-          f"slice kept ({per_reader[None, 1]:.0f} slices/s per reader), "
-          f"{gpu_rate / per_reader[32, 1]:.0f} with 32 slices per volume "
-          f"({per_reader[32, 1]:.0f}; a file is decoded whole however few slices are kept)."
-          + (" The readers, not the GPU, set the pace of a GPU embedding."
-             if gpu_rate > cpu_count() * per_reader[None, 1] else ""))
+    cores = {n: [gpu_rate / rate for rate in rates[n, 1]] for n in (None, 32)}
+    print(f"\nbackbone on a GPU: {gpu_rate:.0f} slices/s ({source}). Reader processes it "
+          f"needs at this CPU's rate of one, earlier -> now: {cores[None][0]:.0f} -> "
+          f"{cores[None][1]:.0f} with every slice kept, {cores[32][0]:.0f} -> "
+          f"{cores[32][1]:.0f} with 32 per volume (a file is inflated whole however few "
+          "slices are kept)." + (" The readers, not the GPU, set the pace on this machine."
+                                 if gpu_rate > cpu_count() * rates[None, 1][1] else ""))
+    print(f"reader_cores_per_gpu={math.ceil(cores[None][1])}")
 
 
 def cosines(a, b):
@@ -278,6 +359,50 @@ def memory(args, folder):
           f"{(big - small) / copy:.1f} float32 copies of the volume")
 
 
+def backbone_rate(backbone, image_size, device, dtype, batch=64, seconds=2.0):
+    """Slices/s of the backbone alone, on images already on ``device``."""
+    embedder = DinoSliceEmbedder(backbone=backbone, weights="random", image_size=image_size,
+                                 dtype=dtype, batch_size=batch, verbose=0)
+    encoder = embedder.fit(np.zeros((1, 8, 8, 2))).slice_encoder()
+    images = torch.rand(batch, 1, image_size, image_size, device=device)
+    encoder.forward([images])  # warm-up
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        encoder.forward([images])  # returns on the host: synchronised
+        count += batch
+    return count / (time.perf_counter() - start)
+
+
+def pipeline(args, folder, device):
+    """Slices/s from ``.nii.gz`` brains to embeddings, per backbone and reader count,
+    against the backbone alone on the same device: who sets the pace."""
+    os.makedirs(os.path.join(folder, "pipeline"), exist_ok=True)
+    paths, _ = write_volumes(os.path.join(folder, "pipeline"), args.n_pipeline_volumes,
+                             BRAIN[2], shape=BRAIN[:2])
+    dtype = "bfloat16" if device.type == "cuda" else "float32"
+    peak = matmul_rate(dtype, device)
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else "CPU"
+    print(f"\npipeline on {name}: {len(paths)} brains ({'x'.join(map(str, BRAIN))} int16 "
+          f".nii.gz) to CLS embeddings, every axial slice, {args.image_size} px, {dtype}, "
+          f"batch 64; {dtype} matmul peak measured {peak / 1e12:.1f} TFLOP/s; the pace is "
+          "the device's where the pipeline reaches 85 % of the backbone alone\n", flush=True)
+    print("| backbone | readers | slices/s | % of peak | backbone alone, slices/s | "
+          "pace set by |\n|---|---|---|---|---|---|")
+    for backbone in args.pipeline_backbones:
+        flops = forward_flops(backbone, args.image_size)
+        alone = backbone_rate(backbone, args.image_size, device, dtype)
+        for k in args.pipeline_readers:
+            embedder = DinoSliceEmbedder(backbone=backbone, weights="random", dtype=dtype,
+                                         image_size=args.image_size, n_readers=k,
+                                         prefetch=2, batch_size=64, verbose=0).fit(paths)
+            embedder.transform(paths[:2])  # warm-up
+            clear_memory_cache()
+            rate = len(paths) * BRAIN[2] / timed(lambda e=embedder: e.transform(paths))
+            pace = "the device" if rate >= 0.85 * alone else "the readers"
+            print(f"| {backbone} | {k} | {rate:.0f} | {100 * rate * flops / peak:.0f} | "
+                  f"{alone:.0f} | {pace} |", flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--image-size", type=int, default=224)
@@ -288,16 +413,33 @@ def main():
     parser.add_argument("--n-study-slices", type=int, default=16)
     parser.add_argument("--backbone", default="vit_small_patch14_dinov2")
     parser.add_argument("--skip-study", action="store_true")
+    parser.add_argument("--readers-only", action="store_true",
+                        help="only the reader table, ending with reader_cores_per_gpu=<n>")
+    parser.add_argument("--pipeline", action="store_true",
+                        help="only the end-to-end table (files to embeddings), for a GPU")
+    parser.add_argument("--n-pipeline-volumes", type=int, default=24)
+    parser.add_argument("--pipeline-backbones", nargs="+",
+                        default=["vit_small_patch14_dinov2", "vit_base_patch14_dinov2"])
+    parser.add_argument("--pipeline-readers", nargs="+", type=int, default=[0, 4, 8])
     args = parser.parse_args()
     warnings.simplefilter("ignore", UserWarning)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     print(f"{args.backbone}, CLS, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"CPU capability {torch.backends.cpu.get_cpu_capability()}", flush=True)
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, {cpu_count()} cores",
+          flush=True)
     with tempfile.TemporaryDirectory() as folder:
+        flops = forward_flops(args.backbone, args.image_size)
+        if args.pipeline:
+            pipeline(args, folder, device)
+            return
+        if args.readers_only:
+            rate = (backbone_rate(args.backbone, args.image_size, device, "bfloat16")
+                    if device.type == "cuda" else None)
+            readers(args, folder, rate, flops)
+            return
         paths, _ = write_volumes(folder, args.n_volumes, args.n_slices)
         os.mkdir(os.path.join(folder, "probe"))
         probe = write_volumes(os.path.join(folder, "probe"), 2, PROBE_SLICES)[0][:1]
-        flops = forward_flops(args.backbone, args.image_size)
         rates = throughput(args, paths, probe, device, flops)
         readers(args, folder, rates.get("bfloat16 autocast") if device.type == "cuda" else None,
                 flops)

@@ -4,11 +4,13 @@ only; every way of embedding runs the fitted backbone and gives the serial resul
 
 import os
 
+import nibabel as nib
 import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from nibabel.orientations import apply_orientation, io_orientation
 from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
@@ -131,6 +133,37 @@ def test_rows_attention_and_saliency_follow_the_kept_slices(labelled_volumes, ax
             assert set(touched) <= set(kept[axes == axis_index])
         covered = np.flatnonzero(uniform.any(axis=others))
         assert set(kept[axes == axis_index]) <= set(covered)
+
+
+@pytest.fixture(scope="module")
+def stored_scan(tmp_path_factory):
+    """EDGE_VOLUME stored as a scanner would: int16 with a slope and an intercept, LPS
+    with anisotropic voxels; and the RAS float32 values nibabel reads from it."""
+    path = str(tmp_path_factory.mktemp("stored") / "scan.nii.gz")
+    # voxel sizes that float32 (the header's) holds exactly
+    image = nib.Nifti1Image(EDGE_VOLUME * 300.0 + 40.0, np.diag([-0.875, -1.125, 1.5, 1.0]))
+    image.set_data_dtype(np.int16)  # nibabel picks the slope and intercept
+    nib.save(image, path)
+    stored = nib.load(path)
+    ras = apply_orientation(stored.get_fdata(dtype=np.float32), io_orientation(stored.affine))
+    return path, ras, (0.875, 1.125, 1.5)
+
+
+@pytest.mark.parametrize("readers", [0, 2])
+@pytest.mark.parametrize("axis", ["axial", "all"])
+@pytest.mark.parametrize("slicing", SLICING, ids=lambda s: "+".join(s) or "plain")
+def test_a_stored_scan_embeds_as_its_ras_values(stored_scan, slicing, axis, readers,
+                                                 fresh_cache):
+    """Readers send the voxels as stored; the device scales and reorients them: the
+    embedding is that of the RAS values with the header's voxel size, in any slicing."""
+    path, ras, voxel_size = stored_scan
+    options = dict(FAST, axis=axis, spacing=voxel_size, **slicing)
+    from_array = DinoSliceEmbedder(**options).fit([ras]).transform([ras])
+    from_file = DinoSliceEmbedder(n_readers=readers, **options).fit([path]).transform([path])
+    np.testing.assert_allclose(from_file, from_array, atol=1e-4, rtol=0)
+    embedder = DinoSliceEmbedder(**options)
+    for mine, theirs in zip(embedder.kept_slices(path), embedder.kept_slices(ras), strict=True):
+        np.testing.assert_array_equal(mine, theirs)
 
 
 @pytest.mark.parametrize("detector", [MemoryBankAnomalyDetector, SpatialARAnomalyDetector])

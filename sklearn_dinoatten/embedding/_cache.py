@@ -1,8 +1,9 @@
 """Content-addressed cache of per-volume slice embeddings.
 
-A key hashes the slices that enter the backbone together with everything that shapes
-their embedding (preprocessing, backbone, weights), so a volume is embedded at most once
-per configuration, whatever its path or however often a pipeline is cloned.
+A key hashes a volume's stored voxels (once per volume), the slices kept of it and
+everything that shapes their embedding (preprocessing, backbone, weights), so a volume is
+embedded at most once per configuration, whatever its path or however often a pipeline
+is cloned.
 
 Two levels: a process-wide in-memory LRU, shared by every embedder (and so by every
 clone made by ``cross_val_score`` or ``GridSearchCV``), and an optional directory that
@@ -92,13 +93,13 @@ def remember_file_key(volume, settings, parts):
         _FILE_KEYS[identity] = parts
 
 
-def cache_key(stack, config):
-    """Hash of a slice stack's content and the configuration string that embeds it."""
-    stack = np.ascontiguousarray(stack)
-    digest = hashlib.sha256(config.encode())
-    digest.update(f"{stack.shape}|{stack.dtype.str}".encode())
-    digest.update(stack.data)
-    return digest.hexdigest()
+def cache_key(digest, selection, config):
+    """The key of a slice set: the digest of its volume's stored voxels (``Scan.digest``),
+    the slices and region kept (a ``SliceSelection``), and the configuration string
+    that embeds them."""
+    kept = (f"{selection.axis}|{np.asarray(selection.indices).tolist()}|{selection.region}|"
+            f"{tuple(map(float, selection.pixel_size))}")
+    return hashlib.sha256(f"{config}|{digest}|{kept}".encode()).hexdigest()
 
 
 def cache_folder_is_writable(cache_dir, name):

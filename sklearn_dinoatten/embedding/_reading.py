@@ -1,11 +1,14 @@
-"""Volumes read, sliced and resized into backbone input, in this process or in reader
-processes.
+"""Volumes read into what the embedding device needs: each volume's voxels as stored,
+and the kept slices' cache keys.
 
-A CPU core reads, decodes and resizes a brain-sized ``.nii.gz`` volume in about the time
-a GPU takes to embed dozens (``benchmarks/embed_throughput.py``), so on a GPU the
-reading runs ahead in ``n_readers`` worker processes (a torch ``DataLoader`` over the
-volumes, pinned memory). What they need travels to them as a :class:`StackReader`: the
-embedder's preprocessing and cache settings, without its backbone.
+Reader processes (``n_readers``) or a thread only decode: a :class:`StackReader` reads a
+volume's stored voxels (``.nii.gz`` inflated by ISA-L where installed), hashes them
+once, chooses its slices and looks their embeddings up in the cache. Scaling,
+reorienting, slicing, normalising and resizing run as batched tensor operations on the
+embedding device (:meth:`SliceReader.backbone_inputs`), so on a GPU the readers keep up
+with the backbone (``benchmarks/embed_throughput.py --readers-only``). What a reader
+process needs travels to it as a :class:`StackReader`: the embedder's preprocessing and
+cache settings, without its backbone.
 """
 
 import warnings
@@ -16,13 +19,23 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..utils._prefetch import prefetch
 from ..volumes._preprocessing import resize_stack
-from ..volumes._scans import describe, load_scan
-from ..volumes._slicing import AXIS_NAMES, slice_sets
+from ..volumes._scans import describe, read_scan
+from ..volumes._slicing import (
+    AXIS_NAMES,
+    choose_slices,
+    foreground_mask,
+    needs_foreground,
+    slice_sets,
+)
 from ._cache import EmbeddingCache, cache_key
 
-Stack = namedtuple("Stack", "key name images embedding")
-Stack.__doc__ = """A slice set to embed: its cache key, the name of its volume, and either
-its backbone input ``(n, 1, s, s)`` or, when the cache had it, its embedding."""
+Stack = namedtuple("Stack", "key selection embedding")
+Stack.__doc__ = """A slice set to embed: its cache key, its ``SliceSelection``, and its
+embedding when the cache had it (else ``None``)."""
+
+ReadVolume = namedtuple("ReadVolume", "name scan stacks")
+ReadVolume.__doc__ = """A volume as a reader delivers it: its name (for messages), its
+``Scan`` (``None`` when the cache had every slice set's embedding) and its ``Stack`` s."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -41,22 +54,46 @@ class SliceReader:
     normalization: str
     pixel_spacing: float | None
 
+    def choose(self, scan, name="volume"):
+        """The kept slices of a :class:`~sklearn_dinoatten.volumes.Scan` (a
+        ``SliceSelection`` per axis); its voxels are converted, on the CPU, only when
+        the foreground decides (``crop``, ``min_foreground``)."""
+        mask = (foreground_mask(scan.to_tensor().numpy())
+                if needs_foreground(self.crop, self.min_foreground) else None)
+        return choose_slices(scan.shape, scan.voxel_size, mask=mask, name=name,
+                             **self._choice())
+
     def slice_sets(self, data, voxel_size, name="volume"):
         """The kept slices of a loaded volume or image (a ``SliceSet`` per axis)."""
-        return slice_sets(data, voxel_size, axes=self.axes, n_slices=self.n_slices,
-                          selection=self.slice_selection, slice_spacing=self.slice_spacing,
-                          crop_to=self.crop, min_foreground=self.min_foreground, name=name)
+        return slice_sets(data, voxel_size, name=name, **self._choice())
+
+    def _choice(self):
+        return dict(axes=self.axes, n_slices=self.n_slices, selection=self.slice_selection,
+                    slice_spacing=self.slice_spacing, crop_to=self.crop,
+                    min_foreground=self.min_foreground)
+
+    def backbone_inputs(self, scan, selections, device="cpu"):
+        """Yield the gray backbone input ``(n, 1, s, s)`` of each selection of ``scan``,
+        computed on ``device``: the stored voxels go there once, and are scaled,
+        reoriented, sliced, normalised and resized there."""
+        volume = scan.to_tensor(device)
+        fill = volume.min()  # beyond the volume's edge, its minimum
+        for selection in selections:
+            yield self._resize(selection.take(volume, fill), selection.pixel_size)
 
     def backbone_input(self, slice_set):
-        """A slice set's gray backbone input ``(n, 1, s, s)``."""
-        return resize_stack(slice_set.stack, self.image_size, self.normalization,
-                            pixel_size=slice_set.pixel_size, pixel_spacing=self.pixel_spacing)
+        """A ``SliceSet``'s gray backbone input ``(n, 1, s, s)``, on the CPU."""
+        return self._resize(slice_set.stack, slice_set.pixel_size)
+
+    def _resize(self, stack, pixel_size):
+        return resize_stack(stack, self.image_size, self.normalization,
+                            pixel_size=pixel_size, pixel_spacing=self.pixel_spacing)
 
 
 @dataclass(frozen=True, kw_only=True)
 class StackReader:
-    """Reads a volume into ``Stack`` s: each slice set's cache key and, unless the
-    cache (memory or ``cache_dir``) has its embedding, its backbone input.
+    """Reads a volume into a ``ReadVolume``: its stored voxels and, per slice set, its
+    cache key and the embedding the cache (memory or ``cache_dir``) holds, if any.
 
     ``config`` is how the slices are embedded (backbone, weights, feature...): part of
     every key. ``row_shape``: the shape of one slice's embedding, as cached.
@@ -70,38 +107,35 @@ class StackReader:
 
     def __call__(self, volume, index):
         name = describe(volume, index)
-        data, voxel_size = load_scan(volume, index, images=True, spacing=self.slices.spacing)
+        scan = read_scan(volume, index, images=True, spacing=self.slices.spacing)
+        digest = scan.digest()  # once per volume, of the stored bytes
         stacks = []
-        for slice_set in self.slices.slice_sets(data, voxel_size, name=f"Volume {name}"):
-            key = self.key(slice_set, name)
-            embedding = EmbeddingCache(self.cache_dir).get(key, (len(slice_set.stack),
-                                                                 *self.row_shape))
-            images = None if embedding is not None else self.slices.backbone_input(slice_set)
-            stacks.append(Stack(key, name, images, embedding))
-        return stacks
+        for selection in self.slices.choose(scan, name=f"Volume {name}"):
+            self._warn_if_thin(selection, name)
+            key = cache_key(digest, selection, self.config)
+            stacks.append(Stack(key, selection, EmbeddingCache(self.cache_dir).get(
+                key, (len(selection.indices), *self.row_shape))))
+        needed = any(stack.embedding is None for stack in stacks)
+        return ReadVolume(name, scan if needed else None, stacks)
 
-    def key(self, slice_set, name):
-        """The cache key of a slice set: its voxels, and how they are embedded."""
-        stack, config = slice_set.stack, self.config
-        if self.slices.pixel_spacing is None and min(stack.shape[1:]) < self.patch_size:
+    def _warn_if_thin(self, selection, name):
+        height, width = (stop - start for start, stop in selection.region)
+        if self.slices.pixel_spacing is None and min(height, width) < self.patch_size:
             warnings.warn(
-                f"Volume {name} has slices of {stack.shape[1]} x {stack.shape[2]} voxels "
-                f"along axis {AXIS_NAMES[slice_set.axis]!r}, thinner than one "
-                f"{self.patch_size}-pixel patch: they are padded to squares, mostly "
-                "padding; check the axis.", UserWarning, stacklevel=2,
+                f"Volume {name} has slices of {height} x {width} voxels along axis "
+                f"{AXIS_NAMES[selection.axis]!r}, thinner than one {self.patch_size}-pixel "
+                "patch: they are padded to squares, mostly padding; check the axis.",
+                UserWarning, stacklevel=3,
             )
-        if self.slices.pixel_spacing is not None:  # the voxels' size shapes the input too
-            config = f"{config}|pixel_size={slice_set.pixel_size}"
-        return cache_key(stack, config)
 
 
 def read_volumes(reader, volumes, indices, *, n_readers=0, prefetch_depth=0,
                  pin_memory=False):
-    """Yield each volume's list of ``Stack`` s, in order.
+    """Yield each volume's ``ReadVolume``, in order.
 
     ``n_readers=0`` reads in this process, ``prefetch_depth`` volumes ahead in a
     background thread; otherwise ``n_readers`` processes read, each ``prefetch_depth``
-    volumes ahead (at least one), and the backbone input arrives in pinned memory if
+    volumes ahead (at least one), the stored voxels arriving in pinned memory if
     ``pin_memory``. Warnings and errors of a reader process are raised here, as if it
     had read in this process; stopping early stops the readers.
     """
@@ -114,12 +148,12 @@ def read_volumes(reader, volumes, indices, *, n_readers=0, prefetch_depth=0,
                         prefetch_factor=max(prefetch_depth, 1), pin_memory=pin_memory)
     batches = iter(loader)
     try:
-        for stacks, caught, error in batches:
+        for read, caught, error in batches:
             for category, message in caught:
                 warnings.warn(message, category, stacklevel=2)
             if error is not None:
                 raise error
-            yield stacks
+            yield read
     finally:  # now: left to the garbage collector after an early stop, it took 10 s
         batches._shutdown_workers()
 
@@ -129,7 +163,7 @@ def _unchanged(item):  # not DataLoader's default, which makes tensors of numpy 
 
 
 class _Volumes(Dataset):
-    """The volumes to read, for a ``DataLoader``: item ``i`` is ``(stacks, warnings,
+    """The volumes to read, for a ``DataLoader``: item ``i`` is ``(read, warnings,
     error)``, the error returned rather than raised so that it reaches the caller as it
     is, not wrapped in the worker's traceback."""
 
@@ -143,7 +177,7 @@ class _Volumes(Dataset):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             try:
-                stacks, error = self.reader(self.volumes[i], self.indices[i]), None
+                read, error = self.reader(self.volumes[i], self.indices[i]), None
             except Exception as raised:
-                stacks, error = [], raised
-        return stacks, [(w.category, str(w.message)) for w in caught], error
+                read, error = None, raised
+        return read, [(w.category, str(w.message)) for w in caught], error

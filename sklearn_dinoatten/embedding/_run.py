@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 
 from ..utils._fit import check_fitted
 from ..volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from ..volumes._scans import load_scan
+from ..volumes._scans import read_scan
 from ..volumes._slicing import axes_of, tag_orientations
 from ._cache import EmbeddingCache, open_cache, remember_file_key, remembered_file_key
 from ._reading import SliceReader, StackReader, read_volumes
@@ -31,7 +31,8 @@ def embed_volumes(volumes, indices, *, stack_reader, encoder, cache, n_readers, 
     Parameters
     ----------
     stack_reader : StackReader
-        Reads a volume into its slice sets' keys and backbone input.
+        Reads a volume into its stored voxels and its slice sets' keys; its
+        ``slices`` make their backbone input on the encoder's device.
     encoder : SliceEncoder
         Runs the backbone over the slice sets.
     cache : EmbeddingCache
@@ -51,18 +52,24 @@ def embed_volumes(volumes, indices, *, stack_reader, encoder, cache, n_readers, 
     def stacks():
         with tqdm(read, total=len(volumes), desc="Embedding volumes", unit="vol",
                   delay=PROGRESS_DELAY_S, disable=verbose == 0 or len(volumes) < 5) as progress:
-            for volume_stacks in progress:
-                for stack in volume_stacks:
+            for volume in progress:
+                todo = []
+                for stack in volume.stacks:
                     if stack.key in found:
                         continue
-                    names[stack.key], found[stack.key] = stack.name, stack.embedding
+                    names[stack.key], found[stack.key] = volume.name, stack.embedding
                     if stack.embedding is None:
-                        images = stack.images
-                        yield stack.key, (images.pin_memory() if pin and not images.is_pinned()
-                                          else images)
+                        todo.append(stack)
                     else:  # found by a reader process: this one keeps it too
                         EmbeddingCache().put(stack.key, stack.embedding)
-                volume_keys.append([stack.key for stack in volume_stacks])
+                if todo:
+                    scan = volume.scan
+                    if pin and not scan.voxels.is_pinned():  # read in this process
+                        scan = scan._replace(voxels=scan.voxels.pin_memory())
+                    inputs = stack_reader.slices.backbone_inputs(
+                        scan, [stack.selection for stack in todo], encoder.device)
+                    yield from zip([stack.key for stack in todo], inputs, strict=True)
+                volume_keys.append([stack.key for stack in volume.stacks])
 
     pending = stacks()
     try:
@@ -95,7 +102,8 @@ class EmbeddingRunMixin:
     def slice_reader(self):
         """How this embedder chooses a volume's slices and turns them into backbone
         input: a :class:`~sklearn_dinoatten.embedding.SliceReader` of its parameters
-        (its ``slice_sets(data, voxel_size)`` and ``backbone_input(slice_set)``)."""
+        (its ``choose(scan)`` and ``backbone_inputs(scan, selections, device)``, and
+        ``slice_sets(data, voxel_size)`` and ``backbone_input(slice_set)`` for arrays)."""
         return SliceReader(axes=axes_of(self.axis), n_slices=self.n_slices,
                            slice_selection=self.slice_selection, spacing=self.spacing,
                            slice_spacing=self.slice_spacing, crop=self.crop,
@@ -116,9 +124,9 @@ class EmbeddingRunMixin:
                             num_patches=int(np.prod(self.grid_shape_)))
 
     def stack_reader(self, cache_dir=None):
-        """What a reader process runs for this fitted embedder: a volume to each slice
-        set's cache key and, unless ``cache_dir`` (or memory) holds its embedding, its
-        backbone input (a :class:`~sklearn_dinoatten.embedding.StackReader`)."""
+        """What a reader process runs for this fitted embedder: a volume to its stored
+        voxels and each slice set's cache key and embedding, if ``cache_dir`` (or
+        memory) holds it (a :class:`~sklearn_dinoatten.embedding.StackReader`)."""
         check_fitted(self)
         return StackReader(slices=self.slice_reader(), config=self._config_string(),
                            patch_size=self.patch_size_, row_shape=self._row_shape(),
@@ -138,8 +146,7 @@ class EmbeddingRunMixin:
             Row ``j`` of the volume's embedding belongs to slice ``indices[j]`` along
             axis ``axes[j]`` of the (RAS) volume; ``[axis], [0]`` for an image.
         """
-        sets = self.slice_reader().slice_sets(
-            *load_scan(volume, images=True, spacing=self.spacing))
+        sets = self.slice_reader().choose(read_scan(volume, images=True, spacing=self.spacing))
         return (np.concatenate([np.full(len(s.indices), s.axis) for s in sets]),
                 np.concatenate([s.indices for s in sets]))
 
@@ -210,10 +217,11 @@ class EmbeddingRunMixin:
 
     def _config_string(self):
         info = self.backbone_info_
-        parts = ["v1", info.fingerprint, f"image_size={self.image_size}",
+        # v2: keys hash a volume's stored voxels once, not each slice set's float32 copy
+        parts = ["v2", info.fingerprint, f"image_size={self.image_size}",
                  f"normalization={self.normalization}", f"feature={self.feature}",
                  f"dtype={self.dtype}"]
-        if self.pixel_spacing is not None:  # absent by default: earlier keys stay valid
+        if self.pixel_spacing is not None:
             parts.append(f"pixel_spacing={self.pixel_spacing}")
         if self.engine != "torch":  # int8 differs between engines
             parts.append(f"engine={self.engine}")

@@ -84,23 +84,28 @@ class SliceEncoder:
 
         ``images`` are one volume's preprocessed gray slices ``(n, 1, s, s)``; its
         ``embedding`` is a float32 array ``(n, dim)``, or ``(n, n_patches, dim)`` for
-        ``feature="patch"``. A volume is yielded as soon as its last slice is embedded.
+        ``feature="patch"``. A volume is yielded once the batch after its last slice is
+        launched, so that a GPU always has a batch to do while the host waits for one.
         """
         owners = deque()  # (key, n_slices) of the volumes not yet yielded, in order
-        queued = deque()  # slices waiting for a batch, in chunks
         embedded = []  # features of the slices embedded but not yet yielded
-        for key, images in stacks:
-            owners.append((key, len(images)))
-            queued.append(images)
-            while sum(map(len, queued)) >= self.batch_size:
-                embedded.append(self.forward(_take(queued, self.batch_size)))
+        running = None  # the last batch launched, brought back once the next one is queued
+        for batch in _batches(stacks, owners, self.batch_size):
+            launched = self._launch(batch)
+            if running is not None:
+                embedded.append(running.cpu().numpy())
                 yield from _finished(owners, embedded)
-        while queued:
-            embedded.append(self.forward(_take(queued, self.batch_size)))
+            running = launched
+        if running is not None:
+            embedded.append(running.cpu().numpy())
             yield from _finished(owners, embedded)
 
     def forward(self, chunks):
         """Features of one batch, given as chunks of gray images ``(n, 1, s, s)``."""
+        return self._launch(chunks).cpu().numpy()
+
+    def _launch(self, chunks):
+        """Features of one batch as a float32 tensor on the device, queued there."""
         images = torch.cat([chunk.to(self.device, non_blocking=True) for chunk in chunks])
         images = to_channels(images, self.normalization, self.mean, self.std)
         if self.channels_last:
@@ -126,7 +131,21 @@ class SliceEncoder:
                 feature = torch.cat([tokens[:, 0], patches.mean(dim=1)], dim=1)
             else:
                 feature = patches
-        return feature.float().cpu().numpy()
+        return feature.float()
+
+
+def _batches(stacks, owners, batch_size):
+    """Yield batches (lists of chunks of slices) of ``batch_size`` slices from ``(key,
+    images)`` stacks, the last one smaller, appending ``(key, n_slices)`` to ``owners``
+    as each stack comes."""
+    queued = deque()  # slices waiting for a batch, in chunks
+    for key, images in stacks:
+        owners.append((key, len(images)))
+        queued.append(images)
+        while sum(map(len, queued)) >= batch_size:
+            yield _take(queued, batch_size)
+    while queued:
+        yield _take(queued, batch_size)
 
 
 def _take(queued, n):

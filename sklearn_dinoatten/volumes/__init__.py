@@ -2,14 +2,17 @@
 with their voxel size, the slices kept (in millimetres, cropped to the foreground),
 intensity preprocessing, and whole volumes resampled to one shape.
 
-- :func:`load_volume`, :func:`load_scan`, :func:`describe`, :func:`place_slices`
-- :func:`slice_sets`, :func:`slice_weights`, :func:`foreground_mask`,
+- :func:`load_volume`, :func:`load_scan`, :func:`read_scan` (a :class:`Scan`),
+  :func:`describe`, :func:`place_slices`
+- :func:`choose_slices` (a :class:`SliceSelection` per axis), :func:`slice_sets`,
+  :func:`slice_weights`, :func:`foreground_mask`,
   :func:`foreground_box`, :func:`spaced_slices`, :func:`axes_of`
 - :func:`normalize_intensity`, :func:`resize_stack`, :func:`to_channels`,
   :func:`grid_to_slices`
 - :class:`VolumeResampler`
 """
 
+from ._nifti import use_fast_gzip
 from ._preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -20,12 +23,23 @@ from ._preprocessing import (
     to_channels,
 )
 from ._resampling import VolumeResampler
-from ._scans import AXES, describe, load_scan, load_volume, place_slices, voxel_size_of
+from ._scans import (
+    AXES,
+    Scan,
+    describe,
+    load_scan,
+    load_volume,
+    place_slices,
+    read_scan,
+    voxel_size_of,
+)
 from ._slicing import (
     AXIS_NAMES,
     CROPS,
+    SliceSelection,
     SliceSet,
     axes_of,
+    choose_slices,
     foreground_box,
     foreground_mask,
     otsu_threshold,
@@ -36,8 +50,9 @@ from ._slicing import (
 
 __all__ = [
     "AXES", "AXIS_NAMES", "CROPS", "IMAGENET_MEAN", "IMAGENET_STD", "NORMALIZATIONS",
-    "SliceSet", "VolumeResampler", "axes_of", "describe", "foreground_box", "foreground_mask",
-    "grid_to_slices", "load_scan", "load_volume", "normalize_intensity", "otsu_threshold",
-    "place_slices", "resize_stack", "slice_sets", "slice_weights", "spaced_slices",
-    "to_channels", "voxel_size_of",
+    "Scan", "SliceSelection", "SliceSet", "VolumeResampler", "axes_of", "choose_slices",
+    "describe", "foreground_box", "foreground_mask", "grid_to_slices", "load_scan",
+    "load_volume", "normalize_intensity", "otsu_threshold", "place_slices", "read_scan",
+    "resize_stack", "slice_sets", "slice_weights", "spaced_slices", "to_channels",
+    "use_fast_gzip", "voxel_size_of",
 ]

@@ -16,29 +16,45 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def normalize_intensity(stack, method="minmax", percentiles=(0.5, 99.5)):
-    """Normalise the intensities of a slice stack ``(n, h, w)``.
+    """Normalise the intensities of a slice stack ``(n, h, w)``: a float32 array, or a
+    float32 tensor on the device of a tensor ``stack``.
 
     ``"minmax"`` scales each slice to [0, 1] on its own (DinoAtten3D); a constant slice
-    becomes 0. ``"zscore"`` clips the whole stack to the given percentiles, then
-    standardises it (MST).
+    becomes 0. ``"zscore"`` clips the whole stack to the given percentiles (linear
+    interpolation, as numpy's), then standardises it (MST).
     """
-    stack = np.asarray(stack, dtype=np.float32)
-    # One new array each, changed in place after: a few copies of a volume at most.
+    if method not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {method!r}.")
+    if not isinstance(stack, torch.Tensor):
+        return normalize_intensity(torch.from_numpy(np.asarray(stack, dtype=np.float32)),
+                                   method, percentiles).numpy()
+    stack = stack.float()
     if method == "minmax":
-        low = stack.min(axis=(1, 2), keepdims=True)
-        span = stack.max(axis=(1, 2), keepdims=True) - low
-        out = np.subtract(stack, low)  # a constant slice is 0 here and stays 0
-        return np.divide(out, span, out=out, where=span > 0)
-    if method == "zscore":
-        low, high = np.percentile(stack, percentiles).astype(np.float32)
-        out = np.clip(stack, low, high)
-        # float64 sums: a constant stack has std exactly 0, not float32 rounding noise.
-        mean, std = out.mean(dtype=np.float64), out.std(dtype=np.float64)
-        out -= np.float32(mean)
-        if std > 1e-6 * max(abs(mean), 1.0):
-            out /= np.float32(std)
-        return out
-    raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {method!r}.")
+        low = stack.amin(dim=(1, 2), keepdim=True)
+        span = stack.amax(dim=(1, 2), keepdim=True) - low
+        out = stack - low  # a constant slice is 0 here and stays 0
+        return torch.where(span > 0, out / span, out)
+    low, high = _percentiles(stack.flatten(), percentiles)
+    out = stack.clamp(low, high)
+    # float64 sums: a constant stack has std exactly 0, not float32 rounding noise.
+    mean, std = out.double().mean(), out.double().std(correction=0)
+    out = out - mean.float()
+    if std > 1e-6 * max(abs(float(mean)), 1.0):
+        out = out / std.float()
+    return out
+
+
+def _percentiles(values, percentiles):
+    """The ``percentiles`` of a flat tensor, interpolated linearly between the two
+    nearest order statistics (numpy's default), by selection rather than sorting."""
+    found = []
+    for q in percentiles:
+        position = q / 100 * (len(values) - 1)
+        below = int(np.floor(position))
+        low = values.kthvalue(below + 1).values.double()
+        high = values.kthvalue(min(below + 2, len(values))).values.double()
+        found.append(float(low + (high - low) * (position - below)))
+    return found
 
 
 def to_backbone_input(stack, image_size, method="minmax"):
@@ -48,7 +64,8 @@ def to_backbone_input(stack, image_size, method="minmax"):
 
 def resize_stack(stack, image_size, method="minmax", pixel_size=None, pixel_spacing=None):
     """Normalise a slice stack ``(n, h, w)`` and bring it to ``image_size`` pixels a side:
-    a float32 tensor ``(n, 1, s, s)``, one gray channel (a third of the memory of three).
+    a float32 tensor ``(n, 1, s, s)``, one gray channel (a third of the memory of three),
+    on the device of a tensor ``stack`` (a numpy ``stack``: on the CPU).
 
     Without ``pixel_spacing``, each slice is padded to a square and resized to fit.
     With it, each slice is resampled so that a pixel is ``pixel_spacing`` mm (its own
@@ -56,15 +73,17 @@ def resize_stack(stack, image_size, method="minmax", pixel_size=None, pixel_spac
     image, cropped or padded with the background: a structure has the same size in
     pixels in every scan.
     """
+    if not isinstance(stack, torch.Tensor):
+        stack = torch.from_numpy(np.asarray(stack, dtype=np.float32))
     stack = normalize_intensity(stack, method)
     if pixel_spacing is None:
-        images = torch.from_numpy(_pad_to_square(stack))[:, None]
+        images = _pad_to_square(stack)[:, None]
         return F.interpolate(images, size=(image_size, image_size), mode="bilinear",
                              antialias=True, align_corners=False)
     size = resampled_size(stack.shape[1:], pixel_size, pixel_spacing)
-    images = F.interpolate(torch.from_numpy(stack)[:, None], size=size, mode="bilinear",
-                           antialias=True, align_corners=False)
-    out = torch.full((len(stack), 1, image_size, image_size), float(stack.min()))
+    images = F.interpolate(stack[:, None], size=size, mode="bilinear", antialias=True,
+                           align_corners=False)
+    out = stack.min().expand(len(stack), 1, image_size, image_size).clone()
     source, target = _overlap(size, image_size)
     out[:, :, target[0], target[1]] = images[:, :, source[0], source[1]]
     return out
@@ -114,7 +133,7 @@ def _pad_to_square(stack):
     if h == w:
         return stack
     side, top, left = square_padding(h, w)
-    out = np.full((n, side, side), stack.min(), dtype=stack.dtype)
+    out = stack.min().expand(n, side, side).clone()  # on the device, without a sync
     out[:, top:top + h, left:left + w] = stack
     return out
 

@@ -7,16 +7,28 @@ z: inferior->superior)``. Arrays are taken to be in that same order, which makes
 ``axis="axial"`` mean the last axis for both.
 """
 
+import hashlib
 import os
+import warnings
 from collections.abc import Iterator
-from functools import lru_cache
 from numbers import Integral
+from typing import NamedTuple
 
 import numpy as np
+import torch
 
-from ..utils._files import check_file, file_identity
+from ..utils._files import check_file
 from ..utils._options import PLANES
 from ..utils._options import SLICE_SELECTIONS as SLICE_SELECTIONS  # re-exported
+from ._nifti import (
+    as_torch_dtype,
+    file_voxel_size,
+    image_voxel_size,
+    open_image,
+    ras_orientation,
+    ras_voxel_size,
+    stored_voxels,
+)
 
 AXES = {name: axis for axis, name in enumerate(PLANES)}  # sagittal: 0, coronal: 1, axial: 2
 
@@ -89,6 +101,52 @@ def check_volumes(X, images=False):
     return volumes
 
 
+class Scan(NamedTuple):
+    """A volume as read: its voxels as stored, and what gives their RAS values.
+
+    ``voxels`` is a CPU tensor in file order and in the dtype the file stores (widened
+    where torch lacks it); ``orientation`` maps its axes to RAS (nibabel's ``(axis,
+    flip)`` rows); ``slope`` and ``intercept`` scale it (the header's ``scl_slope``,
+    ``scl_inter``); ``voxel_size`` is in mm along the RAS axes. Reading a scan only
+    decodes it: :meth:`to_tensor` does the arithmetic, on any device.
+    """
+
+    voxels: torch.Tensor
+    orientation: np.ndarray
+    slope: float
+    intercept: float
+    voxel_size: tuple
+
+    @property
+    def shape(self):
+        """The shape of the RAS volume."""
+        shape = [0] * len(self.voxels.shape)
+        for axis, (ras_axis, _) in enumerate(self.orientation.astype(int)):
+            shape[ras_axis] = self.voxels.shape[axis]
+        return tuple(shape)
+
+    def to_tensor(self, device="cpu"):
+        """The RAS volume as float32 on ``device``: the stored voxels copied there (not
+        blocking the host), scaled, and flipped and transposed to RAS there."""
+        volume = self.voxels.to(device, non_blocking=True).float()
+        if (self.slope, self.intercept) != (1.0, 0.0):
+            volume = volume * self.slope + self.intercept
+        flips = [axis for axis, flip in enumerate(self.orientation[:, 1]) if flip < 0]
+        if flips:
+            volume = volume.flip(flips)
+        return volume.permute(*np.argsort(self.orientation[:, 0]).tolist())
+
+    def digest(self):
+        """sha256 of the stored voxels, their dtype and shape, and their orientation,
+        scaling and voxel size: the same for the same scan, however it is held."""
+        voxels = np.asfortranarray(self.voxels.numpy())
+        digest = hashlib.sha256(
+            f"{voxels.dtype.str}|{voxels.shape}|{self.orientation.tolist()}|{self.slope!r}|"
+            f"{self.intercept!r}|{tuple(map(float, self.voxel_size))}".encode())
+        digest.update(memoryview(voxels.T))  # F-order bytes: the transposed C-order
+        return digest.hexdigest()
+
+
 def load_volume(volume, index=None, images=False):
     """Return a volume as a float32 array ``(x, y, z)``, RAS-oriented for files and
     nibabel images; see :func:`load_scan`, which also gives the voxel size."""
@@ -107,98 +165,77 @@ def load_scan(volume, index=None, images=False, spacing=None):
     one of its volumes yourself), a volume that is not 3D, NaN or infinite voxels, or a
     constant volume.
     """
+    scan = read_scan(volume, index, images, spacing)
+    return scan.to_tensor().numpy(), scan.voxel_size
+
+
+def read_scan(volume, index=None, images=False, spacing=None):
+    """A volume's :class:`Scan`: its voxels decoded, checked, not converted.
+
+    Takes and checks what :func:`load_scan` does, with the same errors.
+    """
     name = describe(volume, index)
     if isinstance(volume, (str, os.PathLike)) or is_image_object(volume):
-        data, voxel_size = _read_nifti(volume)
+        image = open_image(volume)
+        label = describe(volume) if is_image_object(volume) else f"file {os.fspath(volume)!r}"
+        _check_dimensions(image.shape, name, images=False)
+        voxels, slope, intercept = stored_voxels(image, label)
+        orientation, voxel_size = ras_orientation(image), ras_voxel_size(image)
     else:
-        data = np.asarray(volume)
-        if data.dtype == object or not np.issubdtype(data.dtype, np.number):
-            raise ValueError(f"Volume {name} has dtype {data.dtype}; expected numbers.")
-        voxel_size = np.ones(min(data.ndim, 3)) if spacing is None else np.asarray(
+        voxels = as_torch_dtype(volume, name)
+        _check_dimensions(voxels.shape, name, images)
+        slope, intercept = 1.0, 0.0
+        voxel_size = np.ones(min(voxels.ndim, 3)) if spacing is None else np.asarray(
             spacing, dtype=np.float64)
-    if data.ndim == 4 and data.shape[3] == 1:
-        data = data[..., 0]
-    if data.ndim == 4:
+    if voxels.ndim == 4:
+        voxels = voxels[..., 0]
+    if not is_image_object(volume) and not isinstance(volume, (str, os.PathLike)):
+        orientation = np.array([[axis, 1.0] for axis in range(voxels.ndim)])
+    _check_values(voxels, slope, intercept, name)
+    voxel_size = np.asarray(voxel_size[:voxels.ndim])  # a 2D image: the first two
+    if len(voxel_size) != voxels.ndim or not (np.isfinite(voxel_size).all()
+                                              and (voxel_size > 0).all()):
+        raise ValueError(f"Volume {name}: spacing must be {voxels.ndim} positive numbers "
+                         f"(mm per voxel); got {tuple(voxel_size)}.")
+    with warnings.catch_warnings():  # a read-only array: never written through the tensor
+        warnings.filterwarnings("ignore", "The given NumPy array is not writable")
+        tensor = torch.from_numpy(voxels)
+    return Scan(tensor, orientation, slope, intercept, tuple(float(v) for v in voxel_size))
+
+
+def _check_dimensions(shape, name, images):
+    """Refuse a shape that is not a volume's (or, with ``images``, an image's), before
+    any voxel is read; a 4th axis of length 1 is dropped later."""
+    if len(shape) == 4 and shape[3] != 1:
         raise ValueError(
-            f"Volume {name} is 4D, {data.shape[3]} volumes of shape {data.shape[:3]} (a time "
+            f"Volume {name} is 4D, {shape[3]} volumes of shape {tuple(shape[:3])} (a time "
             "series or channels); give one of them, e.g. nibabel.load(path).slicer[..., k] "
             "saved as its own file, or the array data[..., k]."
         )
-    if data.ndim != 3 and not (images and data.ndim == 2):
-        raise ValueError(f"Volume {name} is not 3D: it has shape {data.shape}.")
-    original = data
-    with np.errstate(over="ignore"):  # values beyond float32's range: said below
-        data = data.astype(np.float32, copy=False)
-    low, high = data.min(), data.max()  # NaN or infinite when any voxel is
-    if not (np.isfinite(low) and np.isfinite(high)):
-        is_file = isinstance(volume, (str, os.PathLike)) or is_image_object(volume)
-        # Finite values too large for float32 became infinite above: say that instead.
-        _check_float32_range(_read_nifti(volume, np.float64)[0] if is_file else original,
-                             name)
-        raise ValueError(
-            f"Volume {name} contains {data.size - np.isfinite(data).sum()} NaN or "
-            "infinite voxels."
-        )
-    if low == high:
-        raise ValueError(f"Volume {name} is constant (every voxel is {data.flat[0]}).")
-    voxel_size = np.asarray(voxel_size[:data.ndim])  # a 2D image: the first two
-    if len(voxel_size) != data.ndim or not (np.isfinite(voxel_size).all()
-                                            and (voxel_size > 0).all()):
-        raise ValueError(f"Volume {name}: spacing must be {data.ndim} positive numbers "
-                         f"(mm per voxel); got {tuple(voxel_size)}.")
-    return data, tuple(float(v) for v in voxel_size)
+    if len(shape) not in (3, 4) and not (images and len(shape) == 2):
+        raise ValueError(f"Volume {name} is not 3D: it has shape {tuple(shape)}.")
+    if 0 in shape:
+        raise ValueError(f"Volume {name} is empty: it has shape {tuple(shape)}.")
 
 
-def _check_float32_range(data, name):
-    """Say so when finite values overflow float32 (to infinity) rather than calling them
-    NaN or infinite voxels."""
-    finite = data[np.isfinite(data)]
-    largest = np.abs(finite).max() if finite.size else 0.0
+def _check_values(voxels, slope, intercept, name):
+    """Refuse NaN or infinite values, values beyond float32's range (in which volumes
+    are processed), and a constant volume, from the stored voxels' extremes."""
+    with np.errstate(invalid="ignore"):
+        extremes = np.array([voxels.min(), voxels.max()], dtype=np.float64)
+    values = np.sort(extremes * slope + intercept)
+    if not np.isfinite(values).all():
+        raise ValueError(f"Volume {name} contains {voxels.size - np.isfinite(voxels).sum()} "
+                         "NaN or infinite voxels.")
+    largest = np.abs(values).max()
     if largest > np.finfo(np.float32).max:
         raise ValueError(
             f"Volume {name} holds values up to {largest:.3g}, beyond float32's range "
             f"({np.finfo(np.float32).max:.3g}), in which volumes are processed; rescale it."
         )
-
-
-def _read_nifti(volume, dtype=np.float32):
-    """The voxels of a NIfTI file or nibabel image, reoriented to RAS, and their size in
-    mm along the RAS axes."""
-    import nibabel as nib
-    from nibabel.orientations import apply_orientation, io_orientation
-
-    if is_image_object(volume):
-        image, label = volume, describe(volume)
-    else:
-        path = os.fspath(volume)
-        label = f"file {path!r}"
-        check_file(path, "Volume file")
-        try:
-            image = nib.load(path)  # the header only; the voxels are read below
-        except Exception as exc:  # nibabel raises many types for damaged files
-            raise ValueError(f"Cannot read volume file {path!r} as NIfTI: "
-                             f"{str(exc) or type(exc).__name__}") from exc
-    _check_header(image, label)
-    try:
-        # Scaled straight to float32 and reoriented to RAS by views: one copy in memory.
-        with np.errstate(over="ignore"):  # checked by load_scan
-            data = np.asarray(image.get_fdata(dtype=dtype, caching="unchanged"))
-    except Exception as exc:
-        raise ValueError(f"Cannot read volume {label} as NIfTI (its voxels): "
-                         f"{str(exc) or type(exc).__name__}") from exc
-    return apply_orientation(data, io_orientation(image.affine)), _ras_voxel_size(image)
-
-
-def _ras_voxel_size(image):
-    """The voxel size in mm of a nibabel image along the RAS axes it is reoriented to."""
-    from nibabel.orientations import io_orientation
-
-    affine = np.asarray(image.affine, dtype=np.float64)
-    voxel_size = np.empty(3)
-    # Column k of the affine's 3x3 part is the step in mm of voxel axis k.
-    voxel_size[io_orientation(affine)[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3],
-                                                                          axis=0)
-    return voxel_size
+    low, high = values.astype(np.float32)
+    if low == high:
+        raise ValueError(f"Volume {name} is constant (every voxel is {low}).")
 
 
 def voxel_size_of(volume):
@@ -206,57 +243,8 @@ def voxel_size_of(volume):
     is read; a file's is remembered while it is unchanged); ``None`` for an array or a
     header that cannot be read (the error comes when the voxels are)."""
     if isinstance(volume, (str, os.PathLike)):
-        try:
-            return _file_voxel_size(file_identity(volume))
-        except OSError:
-            return None
-    return _header_voxel_size(volume) if is_image_object(volume) else None
-
-
-@lru_cache(maxsize=65536)
-def _file_voxel_size(identity):
-    import nibabel as nib
-
-    try:
-        return _header_voxel_size(nib.load(identity[0]))
-    except Exception:  # damaged: load_scan says what is wrong, naming the file
-        return None
-
-
-def _header_voxel_size(image):
-    if len(image.shape) < 3:
-        return None
-    try:
-        _check_header(image, describe(image))
-    except ValueError:
-        return None
-    return tuple(_ras_voxel_size(image))
-
-
-def _check_header(image, label):
-    """Refuse a header whose voxels would not fit in memory, or whose voxel-to-world
-    matrix (affine) gives no orientation, before reading any voxel."""
-    shape = image.shape
-    needed = 4 * float(np.prod(shape, dtype=np.float64))  # bytes as float32
-    try:
-        memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (AttributeError, ValueError, OSError):  # not on this system
-        memory = None
-    if memory is not None and needed > memory:
-        raise ValueError(
-            f"Volume {label}: its header claims {' x '.join(map(str, shape))} voxels, "
-            f"{needed / 1024**3:.3g} GiB as float32, more than this machine's "
-            f"{memory / 1024**3:.3g} GiB of memory; the file is damaged or not one volume."
-        )
-    affine = np.asarray(image.affine, dtype=np.float64)
-    if not np.isfinite(affine).all() or np.linalg.matrix_rank(affine[:3, :3]) < 3:
-        problem = ("NaN or infinite entries" if not np.isfinite(affine).all()
-                   else "a zero or degenerate voxel-to-world matrix")
-        raise ValueError(
-            f"Volume {label}: its header's affine (sform/qform) has {problem}, so its "
-            "orientation and voxel size are unknown; fix the header (e.g. with nibabel or "
-            "fslorient)."
-        )
+        return file_voxel_size(volume)
+    return image_voxel_size(volume, describe(volume)) if is_image_object(volume) else None
 
 
 def check_axis(axis):

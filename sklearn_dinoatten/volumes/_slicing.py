@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from ..utils._options import CROPS as CROPS  # re-exported
 from ..utils._options import PLANES
@@ -40,6 +41,51 @@ def axes_of(axis):
     return tuple(map(check_axis, axis)) if isinstance(axis, tuple) else (check_axis(axis),)
 
 
+@dataclass(frozen=True, eq=False)
+class SliceSelection:
+    """Which slices of a volume are kept along one axis, and which part of their plane.
+
+    Attributes
+    ----------
+    axis : int
+        The slicing axis of the (RAS) volume.
+    indices : ndarray of int
+        The slices' positions along ``axis`` in the whole volume, in ``[0, n)``.
+    region : tuple of 2 (start, stop) pairs
+        The in-plane rows and columns of the whole volume kept; they may reach beyond
+        the volume, where the slices hold the volume's minimum (a foreground box and
+        its margin at the border).
+    pixel_size : tuple of 2 floats
+        The size in mm of a pixel along the rows and columns.
+    """
+
+    axis: int
+    indices: np.ndarray
+    region: tuple
+    pixel_size: tuple
+
+    def take(self, volume, fill):
+        """The kept slices ``(n, h, w)`` of a RAS volume, a numpy array or a tensor (on
+        its device), with ``fill`` where the region leaves the volume; a 2D image is
+        its one slice."""
+        if volume.ndim == 2:
+            return volume[None]
+        if isinstance(volume, torch.Tensor):
+            planes = volume.movedim(self.axis, 0)[torch.as_tensor(self.indices,
+                                                                  device=volume.device)]
+        else:
+            planes = np.moveaxis(volume, self.axis, 0)[self.indices]
+        if self.region == tuple((0, n) for n in planes.shape[1:]):
+            return planes
+        shape = (len(planes), *(stop - start for start, stop in self.region))
+        out = (torch.as_tensor(fill, dtype=planes.dtype, device=planes.device)
+               .expand(shape).clone() if isinstance(planes, torch.Tensor)
+               else np.full(shape, fill, dtype=planes.dtype))
+        inside, in_region = box_overlap(self.region, planes.shape[1:])
+        out[(slice(None), *in_region)] = planes[(slice(None), *inside)]
+        return out
+
+
 @dataclass
 class SliceSet:
     """The kept slices of one volume along one axis.
@@ -54,8 +100,8 @@ class SliceSet:
         Their voxels, cropped in-plane to ``region``.
     region : tuple of 2 (start, stop) pairs
         The in-plane rows and columns of the whole volume the stack covers; they may
-        reach beyond the volume, where the stack holds its minimum (a foreground box
-        and its margin at the border).
+        reach beyond the volume, where the stack holds its minimum (a foreground box and
+        its margin at the border).
     pixel_size : tuple of 2 floats
         The size in mm of a stack pixel along its rows and columns.
     """
@@ -118,6 +164,11 @@ def spaced_slices(n, voxel_size, slice_spacing):
     return np.unique(np.clip(nearest, 0, n - 1)).astype(int)
 
 
+def needs_foreground(crop_to, min_foreground):
+    """Whether choosing slices needs the volume's foreground (not only its shape)."""
+    return crop_to == "foreground" or min_foreground > 0
+
+
 def slice_sets(data, voxel_size, *, axes, n_slices=None, selection="uniform",
                slice_spacing=None, crop_to="none", min_foreground=0.0, name="volume"):
     """The kept slices of a 3D volume along each of ``axes``.
@@ -125,6 +176,32 @@ def slice_sets(data, voxel_size, *, axes, n_slices=None, selection="uniform",
     Parameters
     ----------
     data : ndarray of shape (x, y, z)
+    voxel_size : tuple of 3 floats
+        mm per voxel along each axis.
+    axes, n_slices, selection, slice_spacing, crop_to, min_foreground, name :
+        As :func:`choose_slices`.
+
+    Returns
+    -------
+    list of SliceSet, one per axis; one slice for a 2D image, as along the first axis
+    """
+    mask = foreground_mask(data) if needs_foreground(crop_to, min_foreground) else None
+    chosen = choose_slices(data.shape, voxel_size, axes=axes, n_slices=n_slices,
+                           selection=selection, slice_spacing=slice_spacing, crop_to=crop_to,
+                           min_foreground=min_foreground, mask=mask, name=name)
+    fill = data.min()
+    return [SliceSet(kept.axis, kept.indices, np.ascontiguousarray(kept.take(data, fill)),
+                     kept.region, kept.pixel_size) for kept in chosen]
+
+
+def choose_slices(shape, voxel_size, *, axes, n_slices=None, selection="uniform",
+                  slice_spacing=None, crop_to="none", min_foreground=0.0, mask=None,
+                  name="volume"):
+    """Which slices of a volume of ``shape`` to keep along each of ``axes``.
+
+    Parameters
+    ----------
+    shape : tuple of 3 ints
     voxel_size : tuple of 3 floats
         mm per voxel along each axis.
     axes : tuple of int
@@ -137,29 +214,28 @@ def slice_sets(data, voxel_size, *, axes, n_slices=None, selection="uniform",
     min_foreground : float
         Drop slices whose share of foreground voxels is below it; a volume left with
         none keeps its central slice, with a warning naming ``name``.
+    mask : ndarray of bool, default=None
+        The volume's :func:`foreground_mask`, needed by ``crop_to="foreground"`` and
+        ``min_foreground`` only.
 
     Returns
     -------
-    list of SliceSet, one per axis; one slice for a 2D image, as along the first axis
+    list of SliceSelection, one per axis; one slice for a 2D image, as along the first
+    axis
     """
-    if data.ndim == 2:
-        return [SliceSet(axes[0], np.array([0]), data[None],
-                         ((0, data.shape[0]), (0, data.shape[1])), tuple(voxel_size))]
-    shape = data.shape
+    if len(shape) == 2:
+        return [SliceSelection(axes[0], np.array([0]), ((0, shape[0]), (0, shape[1])),
+                               tuple(map(float, voxel_size)))]
     box = tuple((0, n) for n in shape)
-    mask = None
-    if crop_to == "foreground" or min_foreground > 0:
-        mask = foreground_mask(data)
     if crop_to == "foreground":
         box = foreground_box(mask, voxel_size)
-        data, mask = crop(data, box, data.min()), crop(mask, box, False)
-    sets = []
+        mask = crop(mask, box, False)
+    chosen = []
     for axis in axes:
-        stack = np.moveaxis(data, axis, 0)
         # Where the box's margin passes the volume's edge, its slices there are padding,
         # not slices of the volume: never kept (in-plane, the padding stays).
         first = max(0, -box[axis][0])
-        n_inside = min(len(stack), shape[axis] - box[axis][0]) - first
+        n_inside = min(box[axis][1], shape[axis]) - box[axis][0] - first
         keep = first + (np.arange(n_inside) if slice_spacing is None
                         else spaced_slices(n_inside, voxel_size[axis], slice_spacing))
         if min_foreground > 0:
@@ -173,11 +249,10 @@ def slice_sets(data, voxel_size, *, axes, n_slices=None, selection="uniform",
                 enough = keep[[len(keep) // 2]]
             keep = enough
         keep = keep[select_slices(len(keep), n_slices, selection)]
-        region = tuple(box[a] for a in range(3) if a != axis)
-        pixel_size = tuple(float(voxel_size[a]) for a in range(3) if a != axis)
-        sets.append(SliceSet(axis, box[axis][0] + keep, np.ascontiguousarray(stack[keep]),
-                             region, pixel_size))
-    return sets
+        chosen.append(SliceSelection(
+            axis, box[axis][0] + keep, tuple(box[a] for a in range(3) if a != axis),
+            tuple(float(voxel_size[a]) for a in range(3) if a != axis)))
+    return chosen
 
 
 def slice_weights(row_weights, rows_per_slice):

@@ -1,23 +1,46 @@
 import os
 
+import nibabel as nib
 import numpy as np
 
 from sklearn_dinoatten.embedding import EmbeddingCache, cache_key, clear_memory_cache
+from sklearn_dinoatten.volumes import choose_slices, read_scan
 
 
 def _entry_path(cache, key):
     return os.path.join(cache.cache_dir, key[:2], key + ".npz")
 
 
-def test_key_depends_on_content_shape_and_config():
-    stack = np.arange(24, dtype=np.float32).reshape(2, 3, 4)
-    key = cache_key(stack, "config-a")
-    assert key == cache_key(stack.copy(), "config-a")
-    assert key != cache_key(stack, "config-b")
-    assert key != cache_key(stack.reshape(2, 4, 3), "config-a")
-    changed = stack.copy()
+def _key(volume, config="config-a", **choice):
+    scan = read_scan(volume)
+    (kept,) = choose_slices(scan.shape, scan.voxel_size, axes=(2,), **choice)
+    return cache_key(scan.digest(), kept, config)
+
+
+def test_key_depends_on_content_shape_slices_and_config():
+    volume = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    key = _key(volume)
+    assert key == _key(volume.copy())
+    assert key == _key(np.asfortranarray(volume))  # the same content, however it is held
+    assert key != _key(volume, "config-b")
+    assert key != _key(volume.reshape(3, 5, 4))
+    assert key != _key(volume.astype(np.float32))  # the stored dtype is part of a scan
+    assert key != _key(volume, n_slices=2)
+    changed = volume.copy()
     changed[0, 0, 0] += 1
-    assert key != cache_key(changed, "config-a")
+    assert key != _key(changed)
+
+
+def test_a_scan_digest_covers_its_header(tmp_path):
+    volume = np.arange(60, dtype=np.int16).reshape(3, 4, 5)
+    digests = set()
+    for name, affine, slope in [("a", np.eye(4), 1.0), ("b", np.diag([2, 1, 1, 1]), 1.0),
+                                ("c", np.diag([-1, 1, 1, 1]), 1.0), ("d", np.eye(4), 2.0)]:
+        image = nib.Nifti1Image(volume, affine)
+        image.header.set_slope_inter(slope, 0.0)
+        nib.save(image, tmp_path / f"{name}.nii")
+        digests.add(read_scan(tmp_path / f"{name}.nii").digest())
+    assert len(digests) == 4  # voxel size, orientation and scaling each change it
 
 
 def test_memory_cache_is_shared_between_instances(fresh_cache):

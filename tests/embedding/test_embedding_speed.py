@@ -124,13 +124,13 @@ def test_a_file_seen_before_is_not_read_again(tmp_path, monkeypatch, volumes, fr
     embedder = DinoSliceEmbedder(**FAST).fit(paths)
     first = embedder.transform(paths)
     reads = []
-    load = reading_module.load_scan
+    read = reading_module.read_scan
 
-    def counted_load(volume, *args, **kwargs):
+    def counted_read(volume, *args, **kwargs):
         reads.append(volume)
-        return load(volume, *args, **kwargs)
+        return read(volume, *args, **kwargs)
 
-    monkeypatch.setattr(reading_module, "load_scan", counted_load)
+    monkeypatch.setattr(reading_module, "read_scan", counted_read)
     np.testing.assert_array_equal(embedder.transform(paths), first)
     assert reads == []
     save_nifti(paths[1], volumes[1][::-1])  # new content: read and embedded again

@@ -71,12 +71,14 @@ def test_in_plane_attention_follows_slice_geometry(axis):
 
 def test_saliency_from_parts_places_weighted_maps():
     maps = np.ones((2, 4, 5))
-    coronal = SliceSet(1, np.array([1, 3]), maps, ((0, 4), (0, 5)), (1.0, 1.0))
+    coronal = SliceSet(axis=1, indices=np.array([1, 3]), stack=maps, region=((0, 4), (0, 5)),
+                       pixel_size=(1.0, 1.0))
     coronal_only = saliency_from_parts([0.25, 0.75, 0.0], [maps], [coronal], (4, 6, 5))
     assert coronal_only.shape == (4, 6, 5)
     np.testing.assert_array_equal(coronal_only.sum(axis=(0, 2)), [0, 5, 0, 15, 0, 0])
     # A cropped region of a tri-planar bag: maps land where their slices came from.
-    axial = SliceSet(2, np.array([4]), np.ones((1, 2, 3)), ((-1, 1), (2, 5)), (1.0, 1.0))
+    axial = SliceSet(axis=2, indices=np.array([4]), stack=np.ones((1, 2, 3)),
+                     region=((-1, 1), (2, 5)), pixel_size=(1.0, 1.0))
     saliency = saliency_from_parts([0.25, 0.75, 0.5], [maps, np.ones((1, 2, 3))],
                                    [coronal, axial], (4, 6, 5))
     added = saliency - coronal_only

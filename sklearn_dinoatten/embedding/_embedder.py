@@ -119,10 +119,11 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         Channels-last input to the patch embedding; ``torch.compile`` of the backbone
         (seconds to minutes on the first batch; needs a C++ compiler on the CPU).
     n_readers : int or "auto", default="auto"
-        Processes that read, slice and resize the volumes while the backbone runs (a
-        torch ``DataLoader``; pinned memory on CUDA); ``0``: this process. ``"auto"``:
-        on CUDA, where reading is the bottleneck, the CPU cores less one (at most 8);
-        on the CPU 0, as readers would take the backbone's cores.
+        Processes that read the volumes (decode them and hash them) while the backbone
+        runs (a torch ``DataLoader``; pinned memory on CUDA); the embedding device then
+        scales, slices and resizes them. ``0``: this process. ``"auto"``: on CUDA, the
+        CPU cores less one (at most 8); on the CPU 0, as readers would take the
+        backbone's cores.
     prefetch : int or "auto", default="auto"
         Volumes read ahead: by each reader process, or with ``n_readers=0`` by a
         background thread. ``"auto"``: 2 on CUDA, 0 on the CPU (where the thread

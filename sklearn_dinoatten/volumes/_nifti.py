@@ -54,7 +54,6 @@ def open_image(volume):
         return volume
     path = os.fspath(volume)
     check_file(path, "Volume file")
-    use_fast_gzip()
     try:
         return nib.load(path)
     except Exception as exc:  # nibabel raises many types for damaged files
@@ -69,6 +68,7 @@ def stored_voxels(image, label):
     from nibabel.arrayproxy import is_proxy
 
     check_header(image, label)
+    use_fast_gzip()
     try:
         if is_proxy(image.dataobj):
             proxy = image.dataobj

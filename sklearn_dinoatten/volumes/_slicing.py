@@ -86,31 +86,18 @@ class SliceSelection:
         return out
 
 
-@dataclass
-class SliceSet:
-    """The kept slices of one volume along one axis.
+@dataclass(frozen=True, eq=False)
+class SliceSet(SliceSelection):
+    """The kept slices of one volume along one axis, with their voxels.
 
     Attributes
     ----------
-    axis : int
-        The slicing axis of the (RAS) volume.
-    indices : ndarray of int
-        The slices' positions along ``axis`` in the whole volume, in ``[0, n)``.
     stack : ndarray of shape (n, h, w)
-        Their voxels, cropped in-plane to ``region``.
-    region : tuple of 2 (start, stop) pairs
-        The in-plane rows and columns of the whole volume the stack covers; they may
-        reach beyond the volume, where the stack holds its minimum (a foreground box and
-        its margin at the border).
-    pixel_size : tuple of 2 floats
-        The size in mm of a stack pixel along its rows and columns.
+        The kept slices' voxels, cropped in-plane to ``region``; the other attributes
+        are those of :class:`SliceSelection`.
     """
 
-    axis: int
-    indices: np.ndarray
     stack: np.ndarray
-    region: tuple
-    pixel_size: tuple
 
 
 def otsu_threshold(values, bins=256):
@@ -190,8 +177,9 @@ def slice_sets(data, voxel_size, *, axes, n_slices=None, selection="uniform",
                            selection=selection, slice_spacing=slice_spacing, crop_to=crop_to,
                            min_foreground=min_foreground, mask=mask, name=name)
     fill = data.min()
-    return [SliceSet(kept.axis, kept.indices, np.ascontiguousarray(kept.take(data, fill)),
-                     kept.region, kept.pixel_size) for kept in chosen]
+    return [SliceSet(axis=kept.axis, indices=kept.indices, region=kept.region,
+                     pixel_size=kept.pixel_size,
+                     stack=np.ascontiguousarray(kept.take(data, fill))) for kept in chosen]
 
 
 def choose_slices(shape, voxel_size, *, axes, n_slices=None, selection="uniform",

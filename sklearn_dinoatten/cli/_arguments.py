@@ -32,6 +32,23 @@ from ..utils._options import (
 )
 
 
+def add_evaluation_arguments(sub):
+    """How an evaluation scores: the operating point and the subgroups."""
+    sub.add_argument("--subgroups", default=None, metavar="COLUMNS",
+                     help="columns of the labels CSV (e.g. site,sex): the metrics are "
+                          "repeated for each of their levels, in subgroups.csv")
+
+
+def threshold(text):
+    """An argparse type: a threshold rule (see ``evaluation.check_threshold``)."""
+    from ..evaluation._clinical import check_threshold
+
+    try:
+        return check_threshold(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error).removeprefix("threshold ")) from None
+
+
 def integer(low):
     """An argparse type: an integer >= ``low`` (argparse names the option in its error)."""
     def parse(text):

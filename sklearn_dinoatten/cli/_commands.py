@@ -26,6 +26,7 @@ from ._inputs import (
     run_directory,
     scan_paths,
     scans_to_predict,
+    subgroup_columns,
 )
 
 
@@ -58,6 +59,8 @@ def cv(args):
     with run_directory(args.out, args.overwrite) as folder:  # checked first, moved in whole
         run = run_study(paths, y, methods, evaluation, embedder=embedder,
                         resampler=build_resampler(args), pos_label=args.pos_label,
+                        threshold=args.threshold,
+                        subgroups=subgroup_columns(args, labels_file(args)),
                         random_state=args.random_state, verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv],
                         data=data_record(args.data, labels_file(args), len(y)))
@@ -200,7 +203,9 @@ def _evaluate(args, model, paths, y, groups, labels):
         run = run_study(paths, y, {key: classifier}, evaluation,
                         embedder=None if on_volumes else model[0],
                         resampler=model[:-1] if on_volumes else None,
-                        pos_label=args.pos_label, verbose=int(args.verbosity >= 1))
+                        pos_label=args.pos_label, threshold=args.threshold,
+                        subgroups=subgroup_columns(args, labels),
+                        verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv], model=os.path.abspath(args.model),
                         data=data_record(os.path.dirname(labels), labels, len(y)))
         _write(folder, run)

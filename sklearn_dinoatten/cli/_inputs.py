@@ -41,6 +41,22 @@ def _read_labels(root, labels, args, split=False):
                              column(args.split_column, "split") if split else None)
 
 
+def subgroup_columns(args, labels):
+    """``--subgroups``' columns of the labels CSV: name -> a value per labelled scan, in
+    the order of its rows (those ``load_nifti_folder`` reads); ``None`` without it."""
+    if not args.subgroups:
+        return None
+    from ..datasets._folders import read_csv
+
+    names = [name.strip() for name in args.subgroups.split(",") if name.strip()]
+    header, rows = read_csv(labels)
+    missing = [name for name in names if name not in header]
+    if missing or not names:
+        raise CommandError(f"--subgroups {args.subgroups!r}: {labels!r} has no column "
+                           f"{(missing or [''])[0]!r}; its columns are {header}.")
+    return {name: [row[name] or "" for row in rows] for name in names}
+
+
 def scan_paths(args):
     """The labelled scans, or every NIfTI file of the folder when it has no labels file."""
     if args.labels or os.path.isfile(labels_file(args)):

@@ -9,14 +9,16 @@ import warnings
 
 from .. import __version__
 from ..evaluation._methods import METHODS, REFERENCE
-from ..utils._options import DEMO_DATASET, DEMO_DATASETS, DEMO_N_SCANS, N_FOLDS
+from ..utils._options import DEMO_DATASET, DEMO_DATASETS, DEMO_N_SCANS, N_FOLDS, THRESHOLD
 from ._arguments import (
     add_data_arguments,
     add_embedding_arguments,
+    add_evaluation_arguments,
     add_label_columns,
     add_training_arguments,
     add_verbosity_arguments,
     integer,
+    threshold,
 )
 from ._commands import cv, demo, embed, fit, predict, report
 from ._inputs import (
@@ -103,6 +105,13 @@ def build_parser():
     sub.add_argument("--pos-label",
                      help="the positive class of two (needed unless the labels are 0/1 or "
                           "false/true): AUC, sensitivity, F1 and the ROC are computed for it")
+    sub.add_argument("--threshold", type=threshold, default=THRESHOLD,
+                     help="the operating point of two classes: a scan is positive when its "
+                          "probability is at least it; a number, or youden, "
+                          "sensitivity=0.9, specificity=0.9 (chosen on each fold's "
+                          "training scans by an inner cross-validation, or on the val scans "
+                          f"of a split; never on the scans scored) (default: {THRESHOLD})")
+    add_evaluation_arguments(sub)
     sub.add_argument("--out", required=True, help="folder for the results")
     sub.add_argument("--overwrite", action="store_true",
                      help="replace the run already in --out (refused without it)")
@@ -130,6 +139,11 @@ def build_parser():
                      help="replace the evaluation run already in --out")
     add_label_columns(sub, split=False)
     sub.add_argument("--pos-label", help="the positive class, with labels (as for cv)")
+    sub.add_argument("--threshold", type=threshold, default=THRESHOLD,
+                     help="with labels, the operating point: a number (e.g. the one the "
+                          f"model's cross-validation chose, in its run.json) (default: "
+                          f"{THRESHOLD})")
+    add_evaluation_arguments(sub)
     sub.add_argument("--top-slices", type=integer(1), default=3,
                      help="how many slices of highest attention to list (default: 3)")
     sub.add_argument("--allow-pickle", action="store_true",

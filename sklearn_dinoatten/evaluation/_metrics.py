@@ -18,6 +18,8 @@ uses Obuchowski's clustered variance of the AUC, so that intervals and p-values 
 made narrower by repeated scans.
 """
 
+import warnings
+
 import numpy as np
 from scipy import stats
 from sklearn.metrics import make_scorer, recall_score
@@ -188,17 +190,30 @@ def bootstrap_ci(metric, y_true, y_score, n_resamples=1000, confidence=0.95,
     >>> auc, low <= auc <= high
     (0.9375, True)
     """
+    return bootstrap_cis({"metric": metric}, y_true, y_score, n_resamples, confidence,
+                         stratified, groups, random_state)["metric"]
+
+
+def bootstrap_cis(metrics, y_true, y_score, n_resamples=1000, confidence=0.95,
+                  stratified=True, groups=None, random_state=None):
+    """:func:`bootstrap_ci` of several metrics on the same resamples: a dict of name ->
+    ``(estimate, low, high)`` from a dict of name -> ``metric(y_true, y_score)``.
+    Resamples where a metric is undefined (NaN) are left out of its interval."""
     y_true, y_score = np.asarray(y_true), np.asarray(y_score)
     check_consistent_length(y_true, y_score)
     if not 0 < confidence < 1:
         raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
     values = np.array([
-        metric(y_true[index], y_score[index]) for index in bootstrap_resamples(
-            y_true, n_resamples, stratified, groups, random_state)
-    ])
+        [metric(y_true[index], y_score[index]) for metric in metrics.values()]
+        for index in bootstrap_resamples(y_true, n_resamples, stratified, groups,
+                                         random_state)
+    ]).reshape(n_resamples, len(metrics))
     alpha = (1 - confidence) / 2
-    low, high = np.nanquantile(values, [alpha, 1 - alpha])
-    return float(metric(y_true, y_score)), float(low), float(high)
+    with warnings.catch_warnings():  # a metric undefined in every resample: NaN bounds
+        warnings.simplefilter("ignore", RuntimeWarning)
+        bounds = np.nanquantile(values, [alpha, 1 - alpha], axis=0)
+    return {name: (float(metric(y_true, y_score)), float(low), float(high))
+            for (name, metric), low, high in zip(metrics.items(), *bounds, strict=True)}
 
 
 def delong_test(y_true, score_a, score_b, groups=None):

@@ -9,16 +9,13 @@ with every figure embedded as a PNG, readable offline and easy to share::
     write_report("runs/adni_cv")  # -> "runs/adni_cv/report.html"
 """
 
-import base64
 import html
-import io
 import json
 import os
 import shlex
 from numbers import Integral
 
 import matplotlib
-import matplotlib.pyplot as plt
 import numpy as np
 
 from ..embedding._embedder import DinoSliceEmbedder
@@ -27,6 +24,7 @@ from ..explain import in_plane_attention, plot_saliency, saliency_from_parts
 from ..utils._files import atomic_write
 from ..volumes._scans import load_volume
 from ..volumes._slicing import axes_of
+from ._clinical_report import calibration_section, decision_section, subgroup_section
 from ._figures import (
     N_BOOTSTRAP,
     confusion_figure,
@@ -34,16 +32,11 @@ from ._figures import (
     profile_figure,
     roc_figure,
 )
-from ._runs import embedder_of, read_run
+from ._html import image, note, paragraph
+from ._runs import CALIBRATION, DISCRIMINATION, HEADERS, embedder_of, metric_text, read_run
 
 CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
 OVERLAY_SLICES = 2  # the most salient slices shown per overlay scan
-_HEADERS = {
-    "method": "Method", "accuracy": "Accuracy", "balanced_accuracy": "Balanced accuracy",
-    "auc": "AUC [95 % CI]", "sensitivity": "Sensitivity", "specificity": "Specificity",
-    "f1": "F1", "fnr": "FNR",
-    "fit_seconds_per_fold": "Fit s / fold", "delong_p": "DeLong p",
-}
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}h1{margin-bottom:.2em}h2{margin-top:2em;
 border-bottom:1px solid #ddd}table{border-collapse:collapse}td,th{padding:.25em .7em;
@@ -88,6 +81,8 @@ def write_report(run_dir, out=None, overlays=4, verbose=0):
     run = read_run(run_dir)
     sections = {
         "Metrics": _metrics_section, "ROC curves": _roc_section,
+        "Calibration": calibration_section, "Decision curves": decision_section,
+        "Subgroups": subgroup_section,
         "Confusion matrices": _confusion_section,
         "Learned volume embeddings": _embedding_section,
         "Slice attention by class": _profile_section,
@@ -143,103 +138,80 @@ def _header(run):
             f"Parameters</summary><pre>{html.escape(params)}</pre></details>")
 
 
-def _note(text):
-    return f'<p class="note">{html.escape(text)}</p>'
-
-
-def _text(text):
-    return f"<p>{html.escape(text)}</p>"
-
-
-def _img(fig, caption=None):
-    """The figure as an embedded PNG (the figure is closed)."""
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=100, bbox_inches="tight")
-    plt.close(fig)  # pyplot-managed figures (from explain) leak otherwise
-    data = base64.b64encode(buffer.getvalue()).decode("ascii")
-    caption = f"<figcaption>{html.escape(caption)}</figcaption>" if caption else ""
-    return f'<figure>{caption}<img alt="figure" src="data:image/png;base64,{data}"></figure>'
-
-
 def _metrics_section(run):
     if run.metrics is None:
-        return _note("Skipped: the run directory has no metrics.csv.")
-    columns = [c for c in run.metrics[0] if c not in ("auc_ci_low", "auc_ci_high")]
-    head = "".join(f"<th>{_HEADERS.get(c, html.escape(c))}</th>" for c in columns)
-    rows = "".join("<tr>" + "".join(f"<td>{_cell(run, row, c)}</td>" for c in columns)
-                   + "</tr>" for row in run.metrics)
+        return note("Skipped: the run directory has no metrics.csv.")
     caption = run.info.get("caption") or "From the scored scans' predictions."
-    return f'{_text(caption)}<table class="metrics"><tr>{head}</tr>{rows}</table>'
+    tables = []
+    for title, columns in (("Discrimination and operating point", DISCRIMINATION),
+                           ("Calibration", CALIBRATION)):
+        columns = [c for c in columns if c in run.metrics[0]
+                   and any(_cell(run, row, c) != "&ndash;" for row in run.metrics)]
+        if not columns:
+            continue
+        head = "".join(f"<th>{html.escape(HEADERS[c])}</th>" for c in ["method", *columns])
+        rows = "".join("<tr>" + "".join(f"<td>{_cell(run, row, c)}</td>"
+                                        for c in ["method", *columns]) + "</tr>"
+                       for row in run.metrics)
+        tables.append(f'<h3>{title}</h3><table class="metrics"><tr>{head}</tr>{rows}</table>')
+    return paragraph(caption) + "".join(tables)
 
 
 def _cell(run, row, column):
-    value = row[column] or ""
+    value = row.get(column) or ""
     if column == "method":
         return html.escape(run.names.get(value, value))
     if column == "delong_p" and row["method"] in (run.reference, run.names[run.reference]):
         return "reference"
-    try:
-        number = float(value)
-    except ValueError:
-        return html.escape(value) or "&ndash;"
-    if np.isnan(number):
-        return "&ndash;"
-    if column == "auc" and row.get("auc_ci_low") and row.get("auc_ci_high"):
-        return _auc_with_ci(row)
-    return format(number, {"delong_p": ".3g", "fit_seconds_per_fold": ".1f"}.get(column, ".3f"))
-
-
-def _auc_with_ci(row):
-    """A metrics.csv row's AUC and interval as the table and the legends show it."""
-    return (f"{float(row['auc']):.3f} [{float(row['auc_ci_low']):.3f}, "
-            f"{float(row['auc_ci_high']):.3f}]")
+    text = metric_text(row, column)
+    return "&ndash;" if text == "-" else html.escape(text)
 
 
 def _roc_section(run):
     if len(run.classes) != 2:
-        return _note(f"Skipped: ROC curves are drawn for two classes; this run has "
+        return note(f"Skipped: ROC curves are drawn for two classes; this run has "
                      f"{len(run.classes)}.")
     y = run.labels == run.positive
     if y.all() or not y.any():
-        return _note("Skipped: every scan has the same label.")
+        return note("Skipped: every scan has the same label.")
     legends = {}
     for key in run.names:
         row = run.metrics_row(key)
-        legends[key] = "no row in metrics.csv" if row is None else f"AUC {_auc_with_ci(row)}"
+        legends[key] = "no row in metrics.csv" if row is None else f"AUC {metric_text(row, 'auc')}"
     unit = "subjects" if run.groups is not None else "scans"
-    return _text(
+    return paragraph(
         f"One panel per method, positive class {run.positive}: its ROC curve, shaded the "
         f"95 % band of the true-positive rate over {N_BOOTSTRAP} bootstrap "
         f"resamples of the {unit}, stratified by class; in grey the reference method "
         f"({run.names[run.reference]}); dotted, chance. Legend: AUC [95 % CI] from the "
-        "metrics table.") + _img(roc_figure(run, legends))
+        "metrics table.") + image(roc_figure(run, legends))
 
 
 def _confusion_section(run):
-    return _text("Rows: true class; columns: predicted class (the most probable). Each "
+    return paragraph("Rows: true class; columns: predicted class (the most probable). Each "
                  "cell: the number of scans and, in brackets, their percentage of the "
                  "true class's row (the row's scans); colour follows the percentage."
-                 ) + _img(confusion_figure(run))
+                 ) + image(confusion_figure(run))
 
 
 def _embedding_section(run):
     key = _method_with(run, "embedding_")
     if key is None:
-        return _note("Skipped: outputs.npz has no volume embeddings.")
+        return note("Skipped: outputs.npz has no volume embeddings.")
     if len(run.labels) < 3:
-        return _note("Skipped: fewer than 3 scans.")
+        return note("Skipped: fewer than 3 scans.")
     who = ("Each scan is embedded by the model of the fold that held it out: points of one "
            "fold share a model and may group by fold, which marker shapes show."
            if run.folds is not None else "One fitted model embedded every scored scan (no "
            "cross-validation folds).")
-    return _text(f"Volume embeddings of the scored scans by {run.names[key]}, projected to "
-                 f"2D; colour: true class. {who}") + _img(embedding_figure(run, key))
+    return paragraph(f"Volume embeddings of the scored scans by {run.names[key]}, projected to "
+                 f"2D; colour: true class. {who}") + image(embedding_figure(run, key))
 
 
 def _profile_section(run):
     keys = [k for k in run.names if f"attention_{k}" in run.outputs]
     if not keys or "n_slices" not in run.outputs:
-        return _note("Skipped: no method of this run has slice attention.")
+        return note("Skipped: no method of this run has slice attention.")
     uniform = [k for k in keys if _uniform_attention(run, k)]
     text = ("Mean attention weight against the position of the slice among the slices the "
             "embedder kept, rescaled so that uniform attention is 1; band: ±1 sd over the "
@@ -248,7 +220,7 @@ def _profile_section(run):
         text += (f" Left out: {', '.join(run.names[k] for k in uniform)}, whose attention is "
                  "the same on every slice of every scan (uniform by construction).")
     drawn = [k for k in keys if k not in uniform]
-    return _text(text) + (_img(profile_figure(run, drawn)) if drawn else "")
+    return paragraph(text) + (image(profile_figure(run, drawn)) if drawn else "")
 
 
 def _uniform_attention(run, key):
@@ -259,21 +231,21 @@ def _uniform_attention(run, key):
 
 def _overlay_section(run, overlays, verbose):
     if overlays == 0:
-        return _note("Skipped: no overlays were asked for (overlays=0).")
+        return note("Skipped: no overlays were asked for (overlays=0).")
     key = _method_with(run, "attention_")
     if key is None or "n_slices" not in run.outputs:
-        return _note("Skipped: no method of this run has slice attention.")
+        return note("Skipped: no method of this run has slice attention.")
     params = embedder_of(run.info, key)
     if not params:
-        return _note("Skipped: run.json has no slice embedder to compute in-plane attention.")
+        return note("Skipped: run.json has no slice embedder to compute in-plane attention.")
     if str(params.get("backbone")).startswith(ADAPTER_PREFIXES):
-        return _note(f"Skipped: in-plane attention is drawn for timm vision transformers; "
+        return note(f"Skipped: in-plane attention is drawn for timm vision transformers; "
                      f"{run.names[key]} ran on {params['backbone']!r}.")
     if any(p.startswith("#") for p in run.paths):
-        return _note("Skipped: overlays need scan files; this run was made from arrays.")
+        return note("Skipped: overlays need scan files; this run was made from arrays.")
     groups = _overlay_scans(run, key, overlays)
     paths = {i: _scan_path(run, run.paths[i]) for shown, _ in groups.values() for i in shown}
-    parts = [_text(
+    parts = [paragraph(
         f"Slice attention of {run.names[key]} times the backbone's in-plane attention (CLS "
         f"to patches), on the {OVERLAY_SLICES} most salient slices of scans it predicted "
         f"with a probability of at least {CONFIDENT} (p: of the predicted class). Left: "
@@ -285,13 +257,13 @@ def _overlay_section(run, overlays, verbose):
     done = 0
     for word, (shown, total) in groups.items():
         parts.append(f"<h3>Confidently {word}</h3>")
-        parts.append(_text(
+        parts.append(paragraph(
             f"{len(shown)} of the {total} scans predicted {word}ly with p ≥ {CONFIDENT}."
             if total else f"No scan was predicted {word}ly with p ≥ {CONFIDENT}."))
         for i in shown:
             done += 1
             _say(verbose, f"overlay {done}/{len(paths)}: {paths[i]}")
-            parts.append(_img(_overlay_figure(run, key, embedder, i, paths[i]),
+            parts.append(image(_overlay_figure(run, key, embedder, i, paths[i]),
                               _overlay_caption(run, key, i, paths[i])))
     return "".join(parts)
 

@@ -12,6 +12,9 @@ A run directory holds::
                      precision
     metrics.csv      one row per method (columns METRIC_COLUMNS)
     metrics.md       the same table in Markdown, with the caption that says how it was made
+    subgroups.csv    (with subgroups) the metrics per subgroup level and method, with the
+                     scans and subjects of each level and a note where it is too small
+    subgroups.md     the same in Markdown
     outputs.npz      per method embedding_{key} (the learned volume embeddings) and
                      attention_{key} (slice attention, where the method has it); n_slices;
                      slice_axis (tri-planar bags: each row's axis, 0 sagittal, 1 coronal,
@@ -34,10 +37,16 @@ from importlib import metadata
 import numpy as np
 
 from ..utils._files import atomic_write, write_csv
+from ..utils._options import THRESHOLD
 
-METRIC_COLUMNS = ("method", "accuracy", "balanced_accuracy", "auc", "auc_ci_low",
-                  "auc_ci_high", "sensitivity", "specificity", "f1", "fnr",
-                  "fit_seconds_per_fold", "delong_p")
+# Columns ending in _ci_low / _ci_high bound the 95 % CI of the column before them.
+METRIC_COLUMNS = ("method", "threshold", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
+                  "balanced_accuracy", "auc", "auc_ci_low", "auc_ci_high", "sensitivity",
+                  "sensitivity_ci_low", "sensitivity_ci_high", "specificity",
+                  "specificity_ci_low", "specificity_ci_high", "ppv", "ppv_ci_low",
+                  "ppv_ci_high", "npv", "npv_ci_low", "npv_ci_high", "f1", "fnr", "brier",
+                  "brier_ci_low", "brier_ci_high", "calibration_intercept",
+                  "calibration_slope", "ece", "fit_seconds_per_fold", "delong_p")
 FILES = ("run.json", "predictions.csv", "metrics.csv", "metrics.md", "outputs.npz")
 
 
@@ -64,6 +73,8 @@ class Run:
         ``slice_axis``, one row per scan.
     metrics : list of dict or None
         One row per method, keys :data:`METRIC_COLUMNS`.
+    subgroups : list of dict or None
+        The metrics per subgroup level and method (see ``subgroup_table``).
     """
 
     info: dict
@@ -74,6 +85,7 @@ class Run:
     folds: np.ndarray | None = None
     outputs: dict = field(default_factory=dict)
     metrics: list | None = None
+    subgroups: list | None = None
 
     @property
     def classes(self):
@@ -97,9 +109,25 @@ class Run:
 
     @cached_property
     def pred(self):
-        """Method key -> predicted labels, the most probable class of each scan."""
+        """Method key -> predicted labels: with two classes, the positive class where its
+        probability is at least the threshold of the scan's split (run.json's
+        ``thresholds``; 0.5 without), else the other; with more, the most probable."""
         classes = np.asarray(self.classes)
-        return {key: classes[proba.argmax(axis=1)] for key, proba in self.proba.items()}
+        if self.positive is None:
+            return {key: classes[proba.argmax(axis=1)] for key, proba in self.proba.items()}
+        column = self.classes.index(self.positive)
+        return {key: np.where(proba[:, column] >= self.threshold(key), classes[column],
+                              classes[1 - column]) for key, proba in self.proba.items()}
+
+    def threshold(self, key):
+        """The threshold each scan of a two-class run met, for method ``key``: its
+        split's, from run.json (a number for every scan where it has one split)."""
+        thresholds = (self.info.get("thresholds") or {}).get(key)
+        if not thresholds:
+            return THRESHOLD
+        if self.folds is not None and len(thresholds) > 1:
+            return np.asarray(thresholds, dtype=float)[self.folds]
+        return float(thresholds[0])
 
     def metrics_row(self, key):
         """The metrics row of a method (found by key or display name), or None."""
@@ -133,6 +161,10 @@ def write_run(folder, run):
         table = to_markdown(run.metrics, run.names[run.reference])
         text = f"{table}\n\n{caption}\n" if caption else f"{table}\n"
         atomic_write(os.path.join(folder, "metrics.md"), lambda f: f.write(text.encode()))
+    if run.subgroups:
+        write_csv(os.path.join(folder, "subgroups.csv"), run.subgroups)
+        text = subgroups_markdown(run.subgroups) + "\n"
+        atomic_write(os.path.join(folder, "subgroups.md"), lambda f: f.write(text.encode()))
     atomic_write(os.path.join(folder, "outputs.npz"), lambda f: np.savez(f, **run.outputs))
     info = json.dumps(run.info, indent=2, default=str)
     atomic_write(os.path.join(folder, "run.json"), lambda f: f.write(info.encode()))
@@ -164,24 +196,73 @@ def backbone_weights(info):
     return next(iter(weights.values()), None)
 
 
-def to_markdown(rows, reference_name):
-    """The metrics table in Markdown; NaN shows as ``-``."""
-    def number(value, spec=".3f"):
+DISCRIMINATION = ("threshold", "auc", "sensitivity", "specificity", "ppv", "npv",
+                  "accuracy", "balanced_accuracy", "f1", "fnr", "fit_seconds_per_fold",
+                  "delong_p")
+CALIBRATION = ("brier", "calibration_intercept", "calibration_slope", "ece")
+HEADERS = {"method": "method", "threshold": "threshold", "auc": "AUC", "sensitivity": "sens.",
+           "specificity": "spec.", "ppv": "PPV", "npv": "NPV", "accuracy": "acc.",
+           "balanced_accuracy": "bal. acc.", "f1": "F1", "fnr": "FNR",
+           "fit_seconds_per_fold": "fit s/fold", "delong_p": "DeLong p", "brier": "Brier",
+           "calibration_intercept": "cal. intercept", "calibration_slope": "cal. slope",
+           "ece": "ECE"}
+
+
+def metric_text(row, column):
+    """A metrics row's value as the tables show it: 3 decimals (p-values 3 significant
+    digits, seconds 1), ``[low, high]`` after it where the row has its CI, ``-`` for
+    NaN or empty."""
+    def number(value, spec):
         value = float(value) if value not in ("", None) else np.nan
         return "-" if np.isnan(value) else format(value, spec)
 
-    header = ["method", "acc", "bal. acc", "AUC [95% CI]", "sens.", "spec.", "F1", "FNR",
-              "fit s/fold", f"DeLong p vs {reference_name}"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    spec = {"delong_p": ".3g", "fit_seconds_per_fold": ".1f"}.get(column, ".3f")
+    text = number(row.get(column), spec)
+    low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
+    if text != "-" and low not in (None, "") and not np.isnan(float(low)):
+        text += f" [{number(low, spec)}, {number(high, spec)}]"
+    return text
+
+
+def to_markdown(rows, reference_name):
+    """The metrics tables in Markdown, discrimination and operating point, then
+    calibration (each value with its 95 % CI where it has one); NaN shows as ``-``."""
+    tables = []
+    for columns in (DISCRIMINATION, CALIBRATION):
+        header = ["method"] + [HEADERS[c] + (f" vs {reference_name}" if c == "delong_p"
+                                             else "") for c in columns]
+        lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        lines += ["| " + " | ".join([r["method"]] + [metric_text(r, c) for c in columns])
+                  + " |" for r in rows]
+        tables.append("\n".join(lines))
+    return "\n\n".join(tables)
+
+
+SUBGROUP_METRICS = ("auc", "threshold", "sensitivity", "specificity", "brier",
+                    "calibration_intercept", "calibration_slope")
+
+
+def subgroup_cells(rows):
+    """The subgroup table as text cells: its header and a row per subgroup level and
+    method (scans, subjects, AUC, the operating point, calibration, note)."""
+    columns = [c for c in SUBGROUP_METRICS if any(metric_text(r, c) != "-" for r in rows)]
+    header = ["subgroup", "level", "scans", "subjects", "method",
+              *(HEADERS[c] for c in columns), "note"]
+    cells = []
     for r in rows:
-        lines.append(
-            f"| {r['method']} | {number(r['accuracy'])} | {number(r['balanced_accuracy'])} | "
-            f"{number(r['auc'])} [{number(r['auc_ci_low'])}, {number(r['auc_ci_high'])}] | "
-            f"{number(r.get('sensitivity'))} | {number(r.get('specificity'))} | "
-            f"{number(r['f1'])} | {number(r['fnr'])} | {number(r['fit_seconds_per_fold'], '.1f')}"
-            f" | {number(r['delong_p'], '.3g')} |"
-        )
-    return "\n".join(lines)
+        subjects = r.get("n_subjects")
+        cells.append([str(r["subgroup"]), str(r["level"]), str(r["n_scans"]),
+                      "-" if subjects in (None, "", "None") else str(subjects),
+                      str(r["method"]), *(metric_text(r, c) for c in columns),
+                      str(r.get("note") or "")])
+    return header, cells
+
+
+def subgroups_markdown(rows):
+    """The subgroup table in Markdown (see :func:`subgroup_cells`)."""
+    header, cells = subgroup_cells(rows)
+    return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+                     + ["| " + " | ".join(row) + " |" for row in cells])
 
 
 def read_run(folder):
@@ -214,6 +295,7 @@ def read_run(folder):
     run = _read_predictions(_existing(folder, "predictions.csv"), info)
     run.outputs = _read_outputs(os.path.join(folder, "outputs.npz"), len(run.labels))
     run.metrics = _read_metrics(os.path.join(folder, "metrics.csv"))
+    run.subgroups = _read_metrics(os.path.join(folder, "subgroups.csv"))
     return run
 
 

@@ -10,11 +10,15 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
+from ..utils._options import THRESHOLD
 from ..volumes._slicing import axes_of, slice_weights
+from ._clinical import INNER_FOLDS, check_threshold, choose_threshold, is_data_driven
 from ._methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
 from ._runs import Run, jsonable, versions
+from ._subgroups import subgroup_table
 from ._table import caption, metrics_table, positive_class, scored_samples
 
 # The embedder's settings that choose the slices: those of the encoders a study compares
@@ -31,17 +35,29 @@ class OutOfFold:
     embedding: np.ndarray  # (n_samples, dim): the learned volume embedding
     attention: np.ndarray | None  # (n_samples, n_slices), None without slice attention
     fit_seconds: list
+    thresholds: list = None  # per split: the positive class's threshold (two classes)
+    threshold: np.ndarray = None  # (n_samples,): the threshold each scored sample met
 
 
-def cross_validate_method(estimator, X, y, splits, verbose=0):
+def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=THRESHOLD,
+                          positive=None, groups=None, random_state=0):
     """Fit a clone of ``estimator`` on each split's training samples, with early
     stopping on its validation samples when it has them; collect the test predictions,
     their probability columns in the order of ``np.unique(y)`` (matched to each model's
     ``classes_`` by class). A split without training samples (:func:`external_test`)
-    uses ``estimator`` as fitted. ``verbose=1`` prints a line per fit."""
+    uses ``estimator`` as fitted. ``verbose=1`` prints a line per fit.
+
+    With two classes, each split's ``threshold`` on the probability of ``positive``
+    (see :func:`~sklearn_dinoatten.evaluation.choose_threshold`) is a number, or chosen
+    on scans the split's model is not applied to: its validation scans, else
+    out-of-fold predictions of its training scans (an inner stratified 3-fold
+    cross-validation, grouped by ``groups``); never on its test scans.
+    """
     y = np.asarray(y)
     classes = np.unique(y)
-    proba, embedding, attention, fit_seconds = None, None, None, []
+    proba, embedding, attention, fit_seconds, thresholds = None, None, None, [], []
+    column = None if positive is None else classes.tolist().index(positive)
+    cut = np.full(len(y), np.nan)
     for i, split in enumerate(splits, 1):
         start = time.perf_counter()
         if split.train is None:
@@ -64,11 +80,52 @@ def cross_validate_method(estimator, X, y, splits, verbose=0):
         proba[test], embedding[test] = fold_proba, fold_embedding
         if attention is not None:
             attention[test] = model.attention_weights(X[test])
+        if column is not None:
+            thresholds.append(_split_threshold(estimator, model, X, y, split, threshold,
+                                               column, classes, groups, random_state))
+            cut[test] = thresholds[-1]
         if verbose:
             print(f"    {'fold' if len(splits) > 1 else 'split'} {i}/{len(splits)}: "
                   + (f"fitted in {fit_seconds[-1]:.1f} s, " if split.train is not None else "")
-                  + f"{len(test)} scans predicted", flush=True)
-    return OutOfFold(proba, embedding, attention, fit_seconds or [np.nan])
+                  + f"{len(test)} scans predicted"
+                  + (f", threshold {thresholds[-1]:.4g}" if is_data_driven(threshold)
+                     and thresholds else ""), flush=True)
+    return OutOfFold(proba, embedding, attention, fit_seconds or [np.nan],
+                     thresholds if column is not None else None,
+                     cut if column is not None else None)
+
+
+def _split_threshold(estimator, model, X, y, split, rule, column, classes, groups,
+                     random_state):
+    """The threshold of one split: ``rule`` itself if a number, else chosen on scores
+    its model was not fitted on and will not be scored on."""
+    if not is_data_driven(rule):
+        return check_threshold(rule)
+    if split.train is None:
+        raise ValueError(
+            f"threshold={rule!r} is chosen on training scans, and an external test has "
+            "none: give the number chosen when the model was evaluated (run.json's "
+            "thresholds), e.g. --threshold 0.37.")
+    truth = (y == classes[column]).astype(int)
+    if split.validation is not None:
+        score = model.predict_proba(X[split.validation])[:, _columns_of(model, classes)]
+        return choose_threshold(truth[split.validation], score[:, column], rule)
+    train = split.train
+    smallest = np.unique(y[train], return_counts=True)[1].min()
+    if smallest < 2:
+        raise ValueError(f"threshold={rule!r} is chosen by an inner cross-validation of "
+                         "each fold's training scans, which needs two scans of each class.")
+    n_folds = min(INNER_FOLDS, smallest)
+    inner = (StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
+             if groups is not None else
+             StratifiedKFold(n_folds, shuffle=True, random_state=random_state))
+    score = np.empty(len(train))
+    for inner_train, inner_test in inner.split(X[train], y[train], groups=(
+            None if groups is None else np.asarray(groups)[train])):
+        fitted = clone(estimator).fit(X[train][inner_train], y[train][inner_train])
+        score[inner_test] = fitted.predict_proba(X[train][inner_test])[
+            :, _columns_of(fitted, classes)][:, column]
+    return choose_threshold(truth[train], score, rule)
 
 
 def _columns_of(model, classes):
@@ -109,7 +166,8 @@ def _is_fitted(estimator):
 
 
 def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
-              pos_label=None, random_state=0, verbose=1):
+              pos_label=None, threshold=THRESHOLD, subgroups=None, random_state=0,
+              verbose=1):
     """Evaluate classifiers on the same splits of the same scans: the loop behind
     ``dinoatten cv``.
 
@@ -142,8 +200,18 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         ``VolumeResampler()``, 64 voxels a side.
     pos_label : label, default=None
         The positive class of two (see :func:`positive_class`).
+    threshold : float or str, default=0.5
+        The operating point of two classes: a scan is called positive when the positive
+        class's probability is at least the threshold, a number or chosen on each
+        split's training part (never its test scans): ``"youden"``,
+        ``"sensitivity=0.9"``, ``"specificity=0.9"`` (see
+        :func:`~sklearn_dinoatten.evaluation.choose_threshold` and
+        :func:`cross_validate_method`). More than two classes take the most probable.
+    subgroups : dict of str -> array-like of shape (n_scans,), default=None
+        Subgroup columns (site, scanner, sex...), each a value per scan: the metrics
+        table is repeated for each level (see ``subgroup_table``), in ``Run.subgroups``.
     random_state : int, default=0
-        Seeds the bootstrap of the AUC intervals.
+        Seeds the bootstrap intervals and the inner folds that choose a threshold.
     verbose : int, default=1
         ``1`` prints what is evaluated and a line per method and fit (the embedder
         and the classifiers print according to their own ``verbose``).
@@ -155,9 +223,17 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         the study's description; :func:`sklearn_dinoatten.evaluation.write_run` writes it.
     """
     y = np.asarray(y)
+    subgroups = {name: np.asarray(values) for name, values in (subgroups or {}).items()}
+    for name, values in subgroups.items():
+        if len(values) != len(y):
+            raise ValueError(f"Subgroup {name!r} has {len(values)} values for {len(y)} scans.")
     if all(split.train is None for split in protocol.splits):  # fitted elsewhere
         y = fitted_classes(y, methods)
     positive = positive_class(y, pos_label)  # before any work
+    threshold = check_threshold(threshold)
+    if positive is None and threshold != THRESHOLD:
+        raise ValueError(f"threshold={threshold!r} is for two classes; these labels have "
+                         f"{len(np.unique(y))}, and each scan takes its most probable class.")
     on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
     embedders = _named_embedders(embedder)
     if not embedders and not all(on_volumes.values()):
@@ -199,8 +275,10 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     for n, (key, (estimator, source)) in enumerate(evaluated.items(), 1):
         if verbose:
             print(f"  {method_name(key)} ({n}/{len(evaluated)}):", flush=True)
-        results[key] = cross_validate_method(estimator, inputs[source], y, protocol.splits,
-                                             verbose=verbose)
+        results[key] = cross_validate_method(
+            estimator, inputs[source], y, protocol.splits, verbose=verbose,
+            threshold=threshold, positive=positive, groups=protocol.groups,
+            random_state=random_state)
 
     reference = next((k for k in results if k.partition(ENCODER_SEPARATOR)[0] == REFERENCE),
                      next(iter(results)))
@@ -233,7 +311,11 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         "n_subjects": None if groups is None else len(np.unique(groups[scored])),
         "n_scored": int(scored.sum()),
         "caption": caption(protocol, positive, reference, random_weights=random_weights,
-                           encoders=list(embedders) if first is not None else ()),
+                           encoders=list(embedders) if first is not None else (),
+                           threshold=threshold),
+        "threshold_rule": threshold if positive is not None else None,
+        "thresholds": ({k: r.thresholds for k, r in results.items()}
+                       if positive is not None else None),
         "random_weights": random_weights,
         "seed": random_state,
         "reference": reference,
@@ -249,12 +331,17 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     names = np.array([  # files by absolute path, arrays by their place in scans
         os.path.abspath(scan) if isinstance(scan, (str, os.PathLike)) else f"#{i}"
         for i, scan in enumerate(scans)])
+    if subgroups:
+        info["subgroups"] = list(subgroups)
     return Run(info, names[scored], y[scored],
                {k: r.proba[scored] for k, r in results.items()},
                groups=None if groups is None else groups[scored], folds=folds,
                outputs=outputs,
                metrics=metrics_table(y, results, reference=reference, pos_label=positive,
-                                     groups=groups, random_state=random_state))
+                                     groups=groups, random_state=random_state),
+               subgroups=subgroup_table(y, results, subgroups, reference=reference,
+                                        pos_label=positive, groups=groups,
+                                        random_state=random_state) if subgroups else None)
 
 
 def _named_embedders(embedder):

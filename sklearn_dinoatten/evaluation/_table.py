@@ -8,15 +8,22 @@ from functools import partial
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
+from ..utils._options import THRESHOLD
+from ._clinical import (
+    INNER_FOLDS,
+    brier_score,
+    calibration_intercept_slope,
+    expected_calibration_error,
+    is_data_driven,
+    operating_point,
+)
 from ._methods import REFERENCE, method_name
 from ._metrics import (
     binary_auc,
-    bootstrap_ci,
+    bootstrap_cis,
     delong_test,
     false_negative_rate,
     ovr_macro_auc,
-    sensitivity_score,
-    specificity_score,
 )
 from ._runs import METRIC_COLUMNS
 
@@ -85,10 +92,16 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
     Returns
     -------
     rows : list of dict with keys :data:`METRIC_COLUMNS`
-        Binary labels: the score is the positive class's probability; AUC with a
-        stratified bootstrap CI, sensitivity, specificity, F1 and false-negative rate
-        of that class. More classes: one-vs-rest macro AUC and macro F1; sensitivity,
-        specificity, FNR and DeLong are NaN.
+        Binary labels: the score is the positive class's probability; a scan is called
+        positive when it is at least its split's threshold (``OutOfFold.threshold``;
+        0.5 without one). AUC, the operating point (accuracy, sensitivity,
+        specificity, PPV, NPV) and the Brier score with bootstrap CIs (stratified, of
+        subjects with ``groups``), the mean threshold, F1 and false-negative rate,
+        the calibration intercept and slope and the ECE. More classes: one-vs-rest
+        macro AUC and the multi-class Brier score with CIs, accuracy at the most
+        probable class, macro F1 and the mean one-vs-rest ECE; thresholds, the
+        operating point, calibration intercept and slope and DeLong are not defined
+        for them (NaN).
     """
     scored = scored_samples(results)
     y = np.asarray(y)[scored]
@@ -98,45 +111,104 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
     rows = []
     for key, result in results.items():
         proba = result.proba[scored]
-        predicted = classes[proba.argmax(axis=1)]
+        row = dict.fromkeys(METRIC_COLUMNS, np.nan)
+        row.update(method=method_name(key),
+                   fit_seconds_per_fold=float(np.mean(result.fit_seconds)))
+        bootstrap = partial(bootstrap_cis, n_resamples=n_resamples, groups=groups,
+                            random_state=random_state)
         if positive is not None:
             column = list(classes).index(positive)
             truth, score = (y == positive).astype(int), proba[:, column]
-            auc = bootstrap_ci(binary_auc, truth, score, n_resamples=n_resamples,
-                               groups=groups, random_state=random_state)
-            sensitivity = sensitivity_score(y, predicted, pos_label=positive)
-            specificity = specificity_score(y, predicted, pos_label=positive)
-            f1 = f1_score(y, predicted, pos_label=positive)
-            fnr = false_negative_rate(y, predicted, pos_label=positive)
-            delong_p = (delong_test(truth, score, results[reference].proba[scored, column],
-                                    groups=groups)[3]
-                        if reference in results and key != reference else np.nan)
+            cut = (np.full(len(y), THRESHOLD) if result.threshold is None
+                   else result.threshold[scored])
+            decided = score >= cut
+            predicted = np.where(decided, positive, classes[1 - column])
+            with_ci = bootstrap({"auc": _auc, "brier": _brier,
+                                 **{name: partial(_at_threshold, name) for name in
+                                    ("accuracy", "sensitivity", "specificity", "ppv", "npv")}},
+                                truth, np.column_stack([score, decided]))
+            for name, (value, low, high) in with_ci.items():
+                row.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
+            intercept, slope = calibration_intercept_slope(truth, score)
+            row.update(
+                threshold=(float(np.mean(result.thresholds)) if result.thresholds
+                           else THRESHOLD),
+                balanced_accuracy=balanced_accuracy_score(y, predicted),
+                f1=f1_score(y, predicted, pos_label=positive),
+                fnr=false_negative_rate(y, predicted, pos_label=positive),
+                calibration_intercept=intercept, calibration_slope=slope,
+                ece=expected_calibration_error(truth, score),
+                delong_p=(delong_test(truth, score, results[reference].proba[scored, column],
+                                      groups=groups)[3]
+                          if reference in results and key != reference else np.nan))
         else:
-            auc = bootstrap_ci(partial(ovr_macro_auc, classes=classes), y, proba,
-                               n_resamples=n_resamples, groups=groups,
-                               random_state=random_state)
-            f1 = f1_score(y, predicted, average="macro")
-            sensitivity = specificity = fnr = delong_p = np.nan
-        rows.append(dict(zip(METRIC_COLUMNS, (
-            method_name(key), accuracy_score(y, predicted),
-            balanced_accuracy_score(y, predicted), *auc, sensitivity, specificity, f1, fnr,
-            float(np.mean(result.fit_seconds)), delong_p,
-        ), strict=True)))
+            predicted = classes[proba.argmax(axis=1)]
+            onehot = (y[:, None] == classes[None, :]).astype(float)
+            with_ci = bootstrap({"auc": partial(ovr_macro_auc, classes=classes),
+                                 "brier": partial(_multiclass_brier, classes=classes)},
+                                y, proba)
+            for name, (value, low, high) in with_ci.items():
+                row.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
+            row.update(accuracy=accuracy_score(y, predicted),
+                       balanced_accuracy=balanced_accuracy_score(y, predicted),
+                       f1=f1_score(y, predicted, average="macro"),
+                       ece=float(np.mean([expected_calibration_error(onehot[:, c], proba[:, c])
+                                          for c in range(len(classes))])))
+        rows.append(row)
     return rows
 
 
+def _at_threshold(name, truth, score_and_decision):
+    """One operating-point share of decisions made (column 1 of the second argument)."""
+    return operating_point(truth, score_and_decision[:, 1].astype(bool))[name]
+
+
+def _auc(truth, score_and_decision):
+    return binary_auc(truth, score_and_decision[:, 0])
+
+
+def _brier(truth, score_and_decision):
+    return brier_score(truth, score_and_decision[:, 0])
+
+
+def _multiclass_brier(y, proba, classes):
+    """The multi-class Brier score: the mean over scans of the squared distance between
+    the probabilities and the one-hot truth (0 is perfect, 2 the worst)."""
+    onehot = (np.asarray(y)[:, None] == classes[None, :]).astype(float)
+    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+
+
 def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
-            random_weights=False, encoders=()):
+            random_weights=False, encoders=(), threshold=THRESHOLD):
     """What the metrics table shows and how it was computed, in a few sentences;
-    ``encoders``: the slice encoders a study of several compares."""
+    ``encoders``: the slice encoders a study of several compares; ``threshold``: the
+    operating point's rule (two classes)."""
     grouped = protocol.groups is not None
     unit = "subjects (a cluster bootstrap)" if grouped else "scans"
     sentences = [
         f"Protocol: {protocol.description}.",
         ("Positive class: " + repr(positive) + "." if positive is not None else
-         "More than two classes: macro one-vs-rest AUC and macro F1."),
-        f"AUC: 95 % CI of {n_resamples} bootstrap resamples of {unit}, stratified by class.",
+         "More than two classes: macro one-vs-rest AUC, accuracy at the most probable "
+         "class, macro F1, the multi-class Brier score and the mean one-vs-rest ECE; "
+         "thresholds, the operating point (sensitivity, specificity, PPV, NPV), "
+         "calibration intercept and slope and DeLong's test are not defined for them."),
+        f"95 % CIs: {n_resamples} bootstrap resamples of {unit}, stratified by class.",
     ]
+    if positive is not None:
+        if is_data_driven(threshold):
+            where = ("on the validation scans" if protocol.held_out else
+                     "on out-of-fold predictions of each fold's training scans (an inner "
+                     f"{INNER_FOLDS}-fold cross-validation)")
+            sentences.append(f"Operating point: a scan is positive when its probability is "
+                             f"at least a threshold chosen by the rule {threshold!r} {where}, "
+                             "never on the scans it is applied to; the table shows the mean "
+                             "threshold, run.json each split's.")
+        else:
+            sentences.append(f"Operating point: a scan is positive when its probability is "
+                             f"at least {threshold:g}.")
+        sentences.append(
+            "Calibration: Brier score (0 is perfect); intercept and slope of logistic "
+            "recalibration (0 and 1 when calibrated); ECE over 10 equal-width bins.")
     if len(encoders) > 1:
         sentences.append(f"Slice encoders compared: {', '.join(encoders)}; the encoder of "
                          "each method on slice embeddings is named in brackets, and all were "

@@ -42,6 +42,7 @@ DEVICE = "auto"
 
 MAX_EPOCHS = 50
 N_FOLDS = 5  # cross-validation's folds
+THRESHOLD = 0.5  # the operating point of two classes: the positive class's probability
 RANDOM_STATE = 0  # the command line's seed; the estimators' own default is None
 RESNET_DEPTH = 18
 RESNET_WIDTH = 1.0

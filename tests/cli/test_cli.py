@@ -459,7 +459,7 @@ def test_cv_in_millimetres_with_tri_planar_bags(tmp_path, monkeypatch, capsys):
         titles.extend(ax.get_title() for ax in fig.axes)
         return ""
 
-    monkeypatch.setattr(report, "_img", keep_titles)
+    monkeypatch.setattr(report, "image", keep_titles)
     assert main(["report", out, "--overlays", "1"]) == 0
     assert {"DinoAtten3D, axial", "DinoAtten3D, coronal", "DinoAtten3D, sagittal"} <= set(
         titles)  # the attention profile says which orientation each weight belongs to

@@ -12,8 +12,9 @@ from sklearn_dinoatten.evaluation import Run, write_report, write_run
 from .._helpers import FAST, save_nifti
 
 BINARY = {"dinoatten3d": "DinoAtten3D", "mean": "Mean pooling", "resnet3d": "3D ResNet"}
-SECTIONS = ["Metrics", "ROC curves", "Confusion matrices", "Learned volume embeddings",
-            "Slice attention by class", "Attention overlays"]
+SECTIONS = ["Metrics", "ROC curves", "Calibration", "Decision curves", "Subgroups",
+            "Confusion matrices", "Learned volume embeddings", "Slice attention by class",
+            "Attention overlays"]
 
 
 def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None,
@@ -67,9 +68,10 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
 def record_figures(monkeypatch):
     """Make the report describe each figure it embeds, in order, into the list returned:
     its axes' titles, labels and texts, its legends' titles and entries, its suptitle."""
+    from sklearn_dinoatten.evaluation import _clinical_report, _html
     from sklearn_dinoatten.evaluation import _report as report
 
-    figures, embed = [], report._img
+    figures, embed = [], _html.image
 
     def record(fig, caption=None):
         legends = [a for ax in fig.axes for a in ax.get_children() if isinstance(a, Legend)]
@@ -85,7 +87,8 @@ def record_figures(monkeypatch):
         })
         return embed(fig, caption)
 
-    monkeypatch.setattr(report, "_img", record)
+    monkeypatch.setattr(report, "image", record)
+    monkeypatch.setattr(_clinical_report, "image", record)
     return figures
 
 
@@ -105,13 +108,14 @@ def drawn(monkeypatch):
 @pytest.fixture(scope="module")
 def binary_report(tmp_path_factory):
     """The HTML text of the report of a binary 3-method run and its figures (ROC,
-    confusion matrices, embeddings, profiles)."""
+    calibration, decision curves, confusion matrices, embeddings, profiles)."""
     with pytest.MonkeyPatch.context() as monkeypatch:
         figures = record_figures(monkeypatch)
         run_dir = make_run_dir(tmp_path_factory.mktemp("binary") / "run",
                                embedder={"axis": "coronal"})
         text = open(write_report(run_dir, overlays=0)).read()
-    return text, dict(zip(["roc", "confusion", "embedding", "profile"], figures, strict=True))
+    return text, dict(zip(["roc", "calibration", "decision", "confusion", "embedding",
+                           "profile"], figures, strict=True))
 
 
 def test_binary_report_is_self_contained(tmp_path, capsys):
@@ -120,8 +124,8 @@ def test_binary_report_is_self_contained(tmp_path, capsys):
     assert out == str(run_dir / "report.html")
     text = (run_dir / "report.html").read_text(encoding="utf-8")
     assert 'src="http' not in text and "<script" not in text and "<link" not in text
-    # ROC, confusion matrices, embeddings, attention profile
-    assert text.count('src="data:image/png;base64,') == 4
+    # ROC, calibration, decision curves, confusion matrices, embeddings, attention profile
+    assert text.count('src="data:image/png;base64,') == 6
     for name in [*BINARY.values(), *SECTIONS, "dinoatten cv &#x27;data dir&#x27;", "2025-01-01"]:
         assert name in text
     assert "0.800 [0.700, 0.900]" in text  # AUC with its CI from metrics.csv
@@ -152,7 +156,7 @@ def test_missing_data_is_skipped_with_a_note(tmp_path):
     assert "Skipped: the run directory has no metrics.csv." in text
     assert "Skipped: outputs.npz has no volume embeddings." in text
     assert text.count("Skipped: no method of this run has slice attention.") == 2
-    assert text.count("data:image/png;base64,") == 2
+    assert text.count("data:image/png;base64,") == 4  # and calibration, decision curves
 
 
 @pytest.mark.parametrize("name", ["run.json", "predictions.csv"])
@@ -205,7 +209,7 @@ def test_overlays_show_confident_scans_with_orientation(tmp_path, drawn, capsys,
     assert re.search(r"<h3>Confidently right</h3><p>1 of the \d+ scans predicted rightly with "
                      r"p ≥ 0\.8\.</p><figure>", text)
     assert re.search(r"<h3>Confidently wrong</h3><p>1 of the \d+ scans", text)
-    assert text.count("data:image/png;base64,") == 6
+    assert text.count("data:image/png;base64,") == 8
     overlays = drawn[:2]
     for figure in overlays:
         assert re.fullmatch(r"axial slice \d+ of \d+ \(inferior → superior\)",
@@ -273,7 +277,7 @@ def test_a_binary_run_without_its_positive_class_is_refused(tmp_path):
 
 def test_metrics_table_has_sensitivity_and_specificity(binary_report):
     text, _ = binary_report
-    assert "<th>Sensitivity</th><th>Specificity</th>" in text
+    assert "<th>sens.</th><th>spec.</th>" in text
     assert "<td>0.800</td><td>0.700</td>" in text  # the values of metrics.csv
 
 
@@ -309,7 +313,8 @@ def test_embedding_marks_the_folds(binary_report, tmp_path, drawn):
                             folds=None)
     text = open(write_report(held_out, overlays=0)).read()
     assert "One fitted model embedded every scored scan (no cross-validation folds)." in text
-    assert drawn[2]["legends"] == [("true class", ["CN", "AD"])]
+    # after the ROC, calibration, decision and confusion figures
+    assert drawn[4]["legends"] == [("true class", ["CN", "AD"])]
 
 
 def test_profiles_leave_out_uniform_attention_and_name_the_axis(binary_report):

@@ -14,9 +14,8 @@ def a_run(grouped=True):
     info = {"classes": [0, 1], "positive_label": 1, "reference": "mean", "grouped": grouped,
             "caption": "Protocol: a test.",
             "methods": {"mean": {"name": "Mean pooling"}, "mst": {"name": "MST aggregator"}}}
-    metrics = [dict(zip(METRIC_COLUMNS, [name, 0.8, 0.75, 0.9, 0.8, 1.0, 0.75, 0.85, 0.7,
-                                             0.25, 1.5, p],
-                        strict=True))
+    metrics = [dict(zip(METRIC_COLUMNS, [name, *np.linspace(0.05, 0.95, len(METRIC_COLUMNS) - 2),
+                                         p], strict=True))
                for name, p in (("Mean pooling", np.nan), ("MST aggregator", 0.04))]
     return Run(info, np.array(["a.nii.gz", "b.nii.gz", "c.nii", "d.nii", "e.nii"]),
                np.array([0, 1, 0, 1, 1]), {"mean": proba, "mst": proba[::-1]},
@@ -44,7 +43,10 @@ def test_a_run_reads_back_as_written(tmp_path):
     assert header == ["path", "label", "subject", "fold", "mean_pred", "mean_p_0", "mean_p_1",
                       "mst_pred", "mst_p_0", "mst_p_1"]
     markdown = (tmp_path / "metrics.md").read_text()
-    assert "| Mean pooling | 0.800 | 0.750 | 0.900 [0.800, 1.000] |" in markdown
+    row = run.metrics[0]
+    assert (f"| Mean pooling | {row['threshold']:.3f} | {row['auc']:.3f} "
+            f"[{row['auc_ci_low']:.3f}, {row['auc_ci_high']:.3f}] |") in markdown
+    assert f"| Mean pooling | {row['brier']:.3f} [{row['brier_ci_low']:.3f}" in markdown
     assert "DeLong p vs Mean pooling" in markdown and markdown.endswith("Protocol: a test.\n")
 
 

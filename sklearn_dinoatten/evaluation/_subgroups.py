@@ -1,0 +1,80 @@
+"""The metrics table again for each level of a subgroup column (site, scanner, sex...):
+whether a model works equally for each, with the scans and subjects each level holds and a
+note where a level is too small to say anything."""
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+
+from ._methods import method_name
+from ._runs import METRIC_COLUMNS
+from ._table import metrics_table, scored_samples
+
+MIN_SCANS = 20  # fewer scans in a level: its intervals are too wide to compare levels
+MIN_PER_CLASS = 5  # nor with fewer scans of a class
+SUBGROUP_COLUMNS = ("subgroup", "level", "n_scans", "n_subjects", "note")
+
+
+def subgroup_table(y, results, subgroups, *, reference, pos_label=None, groups=None,
+                   random_state=0):
+    """Rows of :func:`metrics_table` per subgroup level, each with ``subgroup``,
+    ``level``, ``n_scans``, ``n_subjects`` (``None`` without ``groups``) and ``note``.
+
+    Parameters
+    ----------
+    y, results, reference, pos_label, groups, random_state :
+        As for :func:`metrics_table` (the whole study's).
+    subgroups : dict of str -> array-like of shape (n_samples,)
+        Each subgroup column's value per sample (an empty value is the level
+        ``"(missing)"``).
+
+    A level with fewer than ``MIN_SCANS`` scored scans or ``MIN_PER_CLASS`` of a class
+    gets a note (and a warning) that it is too small to say anything; one without every
+    class has no metrics (NaN), since AUC and the operating point need them all.
+    """
+    scored = scored_samples(results)
+    classes = np.unique(np.asarray(y)[scored])
+    rows = []
+    for name, values in subgroups.items():
+        values = np.array(["(missing)" if str(v).strip() == "" else str(v).strip()
+                           for v in values])
+        for level in sorted(set(values[scored].tolist())):
+            member = scored & (values == level)
+            present, counts = np.unique(np.asarray(y)[member], return_counts=True)
+            head = dict(subgroup=name, level=level, n_scans=int(member.sum()),
+                        n_subjects=None if groups is None
+                        else len(np.unique(np.asarray(groups)[member])))
+            note = _too_small(name, level, member.sum(), present, counts, classes)
+            if len(present) < len(classes):
+                method_rows = [dict(dict.fromkeys(METRIC_COLUMNS, np.nan),
+                                    method=method_name(key)) for key in results]
+            else:
+                method_rows = metrics_table(
+                    np.asarray(y)[member], {k: _subset(r, member) for k, r in results.items()},
+                    reference=reference, pos_label=pos_label,
+                    groups=None if groups is None else np.asarray(groups)[member],
+                    random_state=random_state)
+            rows += [{**head, **row, "note": note} for row in method_rows]
+    return rows
+
+
+def _subset(result, member):
+    """An ``OutOfFold`` restricted to the samples of ``member``."""
+    return replace(result, proba=result.proba[member], embedding=result.embedding[member],
+                   attention=None,
+                   threshold=None if result.threshold is None else result.threshold[member])
+
+
+def _too_small(name, level, n_scans, present, counts, classes):
+    """The note of a level too small to say anything ('' if it is not), warned once."""
+    missing = [str(c) for c in classes if c not in present]
+    if missing:
+        note = f"no scan of class {', '.join(missing)}: no metrics"
+    elif n_scans < MIN_SCANS or counts.min() < MIN_PER_CLASS:
+        note = (f"too small to say anything: {n_scans} scans, "
+                + ", ".join(f"{n} of {c}" for c, n in zip(present, counts, strict=True)))
+    else:
+        return ""
+    warnings.warn(f"Subgroup {name}={level!r}: {note}.", UserWarning, stacklevel=3)
+    return note

@@ -1,0 +1,100 @@
+"""`dinoatten cv --threshold youden --subgroups site`: the operating point chosen on
+training scans, calibration and decision curves, the metrics per site, in the run
+directory and the report."""
+
+import contextlib
+import csv
+import io
+import json
+import os
+
+import numpy as np
+import pytest
+
+from sklearn_dinoatten.cli import main
+from sklearn_dinoatten.evaluation import read_run
+
+from .test_cli import FAST, make_study, read_csv
+
+
+@pytest.fixture(scope="module")
+def clinical_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("clinical")
+    data = make_study(root / "data", n=24)
+    with open(os.path.join(data, "labels.csv"), newline="") as f:
+        rows = list(csv.DictReader(f))
+    for i, row in enumerate(rows):  # site A: 16 scans, site B: 8 (too small)
+        row["site"] = "A" if i % 3 else "B"
+    with open(os.path.join(data, "labels.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    out = str(root / "cv")
+    stderr = io.StringIO()
+    with contextlib.redirect_stderr(stderr):
+        assert main(["cv", data, "--method", "dinoatten3d,mean", "--threshold", "youden",
+                     "--subgroups", "site", "--out", out, *FAST]) == 0
+    assert "warning: Subgroup site='B':" in stderr.getvalue()  # too small, said once
+    return data, out
+
+
+def test_the_run_records_each_folds_threshold_and_the_new_columns(clinical_run):
+    _, out = clinical_run
+    run = json.load(open(os.path.join(out, "run.json")))
+    assert run["threshold_rule"] == "youden" and run["subgroups"] == ["site"]
+    assert set(run["thresholds"]) == {"dinoatten3d", "mean"}
+    assert all(len(t) == 2 and all(0 < v <= 1 for v in t) for t in run["thresholds"].values())
+    metrics = read_csv(os.path.join(out, "metrics.csv"))
+    for row in metrics:
+        assert float(row["threshold"]) == pytest.approx(
+            np.mean(run["thresholds"][{"DinoAtten3D": "dinoatten3d",
+                                       "Mean pooling": "mean"}[row["method"]]]))
+        for name in ("sensitivity", "specificity", "ppv", "npv", "accuracy", "brier"):
+            assert float(row[f"{name}_ci_low"]) <= float(row[name]) <= float(
+                row[f"{name}_ci_high"])
+        assert row["calibration_slope"] and row["ece"]
+    caption = open(os.path.join(out, "metrics.md")).read()
+    assert "chosen by the rule 'youden' on out-of-fold predictions" in caption
+    assert "| cal. slope |" in caption
+
+
+def test_predictions_use_each_folds_threshold(clinical_run):
+    _, out = clinical_run
+    run = read_run(out)
+    thresholds = np.asarray(run.info["thresholds"]["mean"])[run.folds]
+    score = run.proba["mean"][:, run.classes.index(run.positive)]
+    predicted = np.array([row["mean_pred"] for row in read_csv(os.path.join(
+        out, "predictions.csv"))])
+    assert ((predicted == run.positive) == (score >= thresholds)).all()
+
+
+def test_subgroups_are_tabled_with_their_sizes(clinical_run):
+    _, out = clinical_run
+    rows = read_csv(os.path.join(out, "subgroups.csv"))
+    assert {(r["level"], r["n_scans"]) for r in rows} == {("A", "16"), ("B", "8")}
+    small = [r for r in rows if r["level"] == "B"]
+    assert all("too small" in r["note"] or "no scan of class" in r["note"] for r in small)
+    assert "| site | A | 16 |" in open(os.path.join(out, "subgroups.md")).read()
+
+
+def test_the_report_shows_calibration_decision_curves_and_subgroups(clinical_run):
+    _, out = clinical_run
+    assert main(["report", out, "--overlays", "0"]) == 0
+    text = open(os.path.join(out, "report.html")).read()
+    for title in ("<h2>Calibration</h2>", "<h2>Decision curves</h2>", "<h2>Subgroups</h2>"):
+        assert title in text
+    section = text.split("<h2>Subgroups</h2>")[1].split("<h2>")[0]
+    assert "<td>site</td><td>B</td><td>8</td>" in section
+
+
+def test_an_unknown_subgroup_column_is_one_line(clinical_run, capsys):
+    data, out = clinical_run
+    assert main(["cv", data, "--subgroups", "scanner", "--out", out + "2", *FAST]) != 0
+    assert "has no column 'scanner'" in capsys.readouterr().err
+
+
+def test_a_bad_threshold_is_one_line(clinical_run, capsys):
+    data, out = clinical_run
+    with pytest.raises(SystemExit):
+        main(["cv", data, "--threshold", "youdens", "--out", out + "3", *FAST])
+    assert "sensitivity=<share>" in capsys.readouterr().err

@@ -160,6 +160,4 @@ def net_benefit(truth, score, thresholds):
 
 def treat_all_net_benefit(truth, thresholds):
     """Net benefit of calling every scan positive, at each threshold probability."""
-    prevalence = float(np.mean(truth))
-    thresholds = np.asarray(thresholds, dtype=float)
-    return prevalence - (1 - prevalence) * thresholds / (1 - thresholds)
+    return net_benefit(truth, np.ones(len(truth)), thresholds)

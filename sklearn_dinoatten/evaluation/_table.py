@@ -143,7 +143,7 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
                           if reference in results and key != reference else np.nan))
         else:
             predicted = classes[proba.argmax(axis=1)]
-            onehot = (y[:, None] == classes[None, :]).astype(float)
+            onehot = _onehot(y, classes)
             with_ci = bootstrap({"auc": partial(ovr_macro_auc, classes=classes),
                                  "brier": partial(_multiclass_brier, classes=classes)},
                                 y, proba)
@@ -174,8 +174,12 @@ def _brier(truth, score_and_decision):
 def _multiclass_brier(y, proba, classes):
     """The multi-class Brier score: the mean over scans of the squared distance between
     the probabilities and the one-hot truth (0 is perfect, 2 the worst)."""
-    onehot = (np.asarray(y)[:, None] == classes[None, :]).astype(float)
-    return float(np.mean(np.sum((proba - onehot) ** 2, axis=1)))
+    return float(np.mean(np.sum((proba - _onehot(y, classes)) ** 2, axis=1)))
+
+
+def _onehot(y, classes):
+    """(n_samples, n_classes): 1.0 where a sample's label is the column's class."""
+    return (np.asarray(y)[:, None] == classes[None, :]).astype(float)
 
 
 def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,

@@ -188,10 +188,13 @@ def _roc_section(run):
 
 
 def _confusion_section(run):
-    return paragraph("Rows: true class; columns: predicted class (the most probable). Each "
-                 "cell: the number of scans and, in brackets, their percentage of the "
-                 "true class's row (the row's scans); colour follows the percentage."
-                 ) + image(confusion_figure(run))
+    called = ("the most probable" if run.positive is None else
+              f"{run.positive} where its probability is at least the split's threshold, "
+              "as in the metrics table")
+    return paragraph(f"Rows: true class; columns: predicted class ({called}). Each "
+                     "cell: the number of scans and, in brackets, their percentage of the "
+                     "true class's row (the row's scans); colour follows the percentage."
+                     ) + image(confusion_figure(run))
 
 
 def _embedding_section(run):

@@ -296,6 +296,8 @@ def test_roc_draws_a_panel_per_method_against_the_reference(binary_report):
 def test_confusion_cells_give_count_and_row_percentage(binary_report, tmp_path):
     text, figures = binary_report
     assert "percentage of the true class's row" in html.unescape(text)
+    assert ("predicted class (AD where its probability is at least the split's threshold"
+            in html.unescape(text))  # as the metrics table calls a scan, not the most probable
     cells = figures["confusion"]["texts"]
     assert len(cells) == 3 * 4
     for row in np.reshape([c.split("\n") for c in cells], (3, 2, 2, 2)).tolist()[0]:

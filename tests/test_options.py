@@ -41,7 +41,7 @@ SETTERS = {**EMBEDDER, **VOLUME_CLASSIFIER, **RESAMPLER}
 # The options of the commands that build estimators, that set no parameter.
 NOT_PARAMETERS = {"help", "verbose", "quiet", "labels", "path_column", "label_column",
                   "group_column", "split_column", "method", "folds", "pos_label", "threshold",
-                  "subgroups", "out", "overwrite"}
+                  "recalibration", "subgroups", "out", "overwrite"}
 
 # Deliberate differences, option's dest -> why.
 OTHER_DEFAULT = {

@@ -59,7 +59,7 @@ def cv(args):
     with run_directory(args.out, args.overwrite) as folder:  # checked first, moved in whole
         run = run_study(paths, y, methods, evaluation, embedder=embedder,
                         resampler=build_resampler(args), pos_label=args.pos_label,
-                        threshold=args.threshold,
+                        threshold=args.threshold, recalibration=args.recalibration,
                         subgroups=subgroup_columns(args, labels_file(args)),
                         random_state=args.random_state, verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv],

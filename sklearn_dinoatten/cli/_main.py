@@ -9,7 +9,14 @@ import warnings
 
 from .. import __version__
 from ..evaluation._methods import METHODS, REFERENCE
-from ..utils._options import DEMO_DATASET, DEMO_DATASETS, DEMO_N_SCANS, N_FOLDS, THRESHOLD
+from ..utils._options import (
+    DEMO_DATASET,
+    DEMO_DATASETS,
+    DEMO_N_SCANS,
+    N_FOLDS,
+    RECALIBRATIONS,
+    THRESHOLD,
+)
 from ._arguments import (
     add_data_arguments,
     add_embedding_arguments,
@@ -111,6 +118,12 @@ def build_parser():
                           "sensitivity=0.9, specificity=0.9 (chosen on each fold's "
                           "training scans by an inner cross-validation, or on the val scans "
                           f"of a split; never on the scans scored) (default: {THRESHOLD})")
+    sub.add_argument("--recalibrate", dest="recalibration", choices=RECALIBRATIONS,
+                     default=None,
+                     help="recalibrate each fit's probabilities (Platt scaling or isotonic "
+                          "regression, scikit-learn's CalibratedClassifierCV) on the val "
+                          "scans of a split, else by an inner cross-validation of each "
+                          "fold's training scans; never on the scans scored (default: none)")
     add_evaluation_arguments(sub)
     sub.add_argument("--out", required=True, help="folder for the results")
     sub.add_argument("--overwrite", action="store_true",

@@ -53,7 +53,8 @@ def _logistic_fit(truth, design, offset=0.0, iterations=100, tolerance=1e-10):
     NaN when they do not converge."""
     beta = np.zeros(design.shape[1])
     for _ in range(iterations):
-        p = 1 / (1 + np.exp(-(design @ beta + offset)))
+        with np.errstate(over="ignore"):  # a diverging fit: p is 0 or 1, then NaN below
+            p = 1 / (1 + np.exp(-(design @ beta + offset)))
         gradient = design.T @ (truth - p)
         hessian = (design * (p * (1 - p))[:, None]).T @ design
         try:

@@ -34,6 +34,13 @@ class Protocol:
     held_out: bool = False  # a fixed test set, not folds that test every scan once
 
 
+def stratified_folds(n_folds, grouped=False, random_state=0):
+    """The splitter of a stratified cross-validation, of groups when ``grouped`` (a
+    subject's scans stay in one fold), shuffled by ``random_state``."""
+    kind = StratifiedGroupKFold if grouped else StratifiedKFold
+    return kind(n_folds, shuffle=True, random_state=random_state)
+
+
 def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
     """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
     group (subject) is in a training and a test fold at once."""
@@ -44,7 +51,6 @@ def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
             f"{n_folds} folds: every test fold needs one; lower the number of folds."
         )
     if groups is None:
-        cv = StratifiedKFold(n_folds, shuffle=True, random_state=random_state)
         description = f"{n_folds}-fold stratified cross-validation of {len(y)} scans"
     else:
         groups = np.asarray(groups)
@@ -60,9 +66,9 @@ def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
                     "a subject's scans stay in one fold, so every test fold needs a subject "
                     "of each class; lower the number of folds, or gather more subjects."
                 )
-        cv = StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
         description = (f"{n_folds}-fold stratified cross-validation of {len(y)} scans, grouped "
                        f"by subject ({n_groups} subjects)")
+    cv = stratified_folds(n_folds, groups is not None, random_state)
     splits = [Split(train, test) for train, test in cv.split(np.zeros(len(y)), y, groups)]
     return Protocol(splits, description, groups)
 

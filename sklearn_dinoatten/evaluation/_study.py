@@ -5,18 +5,16 @@ resampled volumes."""
 
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
-from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
 from ..utils._options import THRESHOLD
 from ..volumes._slicing import axes_of, slice_weights
-from ._clinical import INNER_FOLDS, check_threshold, choose_threshold, is_data_driven
+from ._clinical import check_threshold
 from ._methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
+from ._out_of_fold import check_recalibration, cross_validate_method
 from ._runs import Run, jsonable, versions
 from ._subgroups import subgroup_table
 from ._table import caption, metrics_table, positive_class, scored_samples
@@ -24,118 +22,6 @@ from ._table import caption, metrics_table, positive_class, scored_samples
 # The embedder's settings that choose the slices: those of the encoders a study compares
 SLICING = ("axis", "n_slices", "slice_selection", "spacing", "slice_spacing", "crop",
            "min_foreground")
-
-
-@dataclass
-class OutOfFold:
-    """Each scored sample predicted by the fit that held it out; rows never scored (the
-    training samples of a held-out split) are NaN."""
-
-    proba: np.ndarray  # (n_samples, n_classes)
-    embedding: np.ndarray  # (n_samples, dim): the learned volume embedding
-    attention: np.ndarray | None  # (n_samples, n_slices), None without slice attention
-    fit_seconds: list
-    thresholds: list = None  # per split: the positive class's threshold (two classes)
-    threshold: np.ndarray = None  # (n_samples,): the threshold each scored sample met
-
-
-def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=THRESHOLD,
-                          positive=None, groups=None, random_state=0):
-    """Fit a clone of ``estimator`` on each split's training samples, with early
-    stopping on its validation samples when it has them; collect the test predictions,
-    their probability columns in the order of ``np.unique(y)`` (matched to each model's
-    ``classes_`` by class). A split without training samples (:func:`external_test`)
-    uses ``estimator`` as fitted. ``verbose=1`` prints a line per fit.
-
-    With two classes, each split's ``threshold`` on the probability of ``positive``
-    (see :func:`~sklearn_dinoatten.evaluation.choose_threshold`) is a number, or chosen
-    on scans the split's model is not applied to: its validation scans, else
-    out-of-fold predictions of its training scans (an inner stratified 3-fold
-    cross-validation, grouped by ``groups``); never on its test scans.
-    """
-    y = np.asarray(y)
-    classes = np.unique(y)
-    proba, embedding, attention, fit_seconds, thresholds = None, None, None, [], []
-    column = None if positive is None else classes.tolist().index(positive)
-    cut = np.full(len(y), np.nan)
-    for i, split in enumerate(splits, 1):
-        start = time.perf_counter()
-        if split.train is None:
-            model = estimator
-        else:
-            model, fit_params = clone(estimator), {}
-            if split.validation is not None:
-                model.set_params(early_stopping=True)
-                fit_params = dict(X_val=X[split.validation], y_val=y[split.validation])
-            model.fit(X[split.train], y[split.train], **fit_params)
-            fit_seconds.append(time.perf_counter() - start)
-        test = split.test
-        fold_proba = model.predict_proba(X[test])[:, _columns_of(model, classes)]
-        fold_embedding = model.volume_embeddings(X[test])
-        if proba is None:
-            proba = np.full((len(y), len(classes)), np.nan)
-            embedding = np.full((len(y), fold_embedding.shape[1]), np.nan, dtype=np.float32)
-            if hasattr(model, "attention_weights"):
-                attention = np.full((len(y), X.shape[1]), np.nan)
-        proba[test], embedding[test] = fold_proba, fold_embedding
-        if attention is not None:
-            attention[test] = model.attention_weights(X[test])
-        if column is not None:
-            thresholds.append(_split_threshold(estimator, model, X, y, split, threshold,
-                                               column, classes, groups, random_state))
-            cut[test] = thresholds[-1]
-        if verbose:
-            print(f"    {'fold' if len(splits) > 1 else 'split'} {i}/{len(splits)}: "
-                  + (f"fitted in {fit_seconds[-1]:.1f} s, " if split.train is not None else "")
-                  + f"{len(test)} scans predicted"
-                  + (f", threshold {thresholds[-1]:.4g}" if is_data_driven(threshold)
-                     and thresholds else ""), flush=True)
-    return OutOfFold(proba, embedding, attention, fit_seconds or [np.nan],
-                     thresholds if column is not None else None,
-                     cut if column is not None else None)
-
-
-def _split_threshold(estimator, model, X, y, split, rule, column, classes, groups,
-                     random_state):
-    """The threshold of one split: ``rule`` itself if a number, else chosen on scores
-    its model was not fitted on and will not be scored on."""
-    if not is_data_driven(rule):
-        return check_threshold(rule)
-    if split.train is None:
-        raise ValueError(
-            f"threshold={rule!r} is chosen on training scans, and an external test has "
-            "none: give the number chosen when the model was evaluated (run.json's "
-            "thresholds), e.g. --threshold 0.37.")
-    truth = (y == classes[column]).astype(int)
-    if split.validation is not None:
-        score = model.predict_proba(X[split.validation])[:, _columns_of(model, classes)]
-        return choose_threshold(truth[split.validation], score[:, column], rule)
-    train = split.train
-    smallest = np.unique(y[train], return_counts=True)[1].min()
-    if smallest < 2:
-        raise ValueError(f"threshold={rule!r} is chosen by an inner cross-validation of "
-                         "each fold's training scans, which needs two scans of each class.")
-    n_folds = min(INNER_FOLDS, smallest)
-    inner = (StratifiedGroupKFold(n_folds, shuffle=True, random_state=random_state)
-             if groups is not None else
-             StratifiedKFold(n_folds, shuffle=True, random_state=random_state))
-    score = np.empty(len(train))
-    for inner_train, inner_test in inner.split(X[train], y[train], groups=(
-            None if groups is None else np.asarray(groups)[train])):
-        fitted = clone(estimator).fit(X[train][inner_train], y[train][inner_train])
-        score[inner_test] = fitted.predict_proba(X[train][inner_test])[
-            :, _columns_of(fitted, classes)][:, column]
-    return choose_threshold(truth[train], score, rule)
-
-
-def _columns_of(model, classes):
-    """The columns of ``model``'s probabilities that hold ``classes``, in that order."""
-    column = {c: i for i, c in enumerate(np.asarray(model.classes_).tolist())}
-    missing = [c for c in classes.tolist() if c not in column]
-    if missing:
-        raise ValueError(f"{type(model).__name__} was fitted on the classes "
-                         f"{list(column)}, without {missing[0]!r}.")
-    return [column[c] for c in classes.tolist()]
 
 
 def fitted_classes(y, methods):
@@ -166,8 +52,8 @@ def _is_fitted(estimator):
 
 
 def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
-              pos_label=None, threshold=THRESHOLD, subgroups=None, random_state=0,
-              verbose=1):
+              pos_label=None, threshold=THRESHOLD, recalibration=None, subgroups=None,
+              random_state=0, verbose=1):
     """Evaluate classifiers on the same splits of the same scans: the loop behind
     ``dinoatten cv``.
 
@@ -207,6 +93,14 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         ``"sensitivity=0.9"``, ``"specificity=0.9"`` (see
         :func:`~sklearn_dinoatten.evaluation.choose_threshold` and
         :func:`cross_validate_method`). More than two classes take the most probable.
+    recalibration : {"platt", "isotonic"}, default=None
+        Recalibrate each fit's probabilities with scikit-learn's
+        :class:`~sklearn.calibration.CalibratedClassifierCV` (a sigmoid or isotonic
+        fit), on the split's validation scans, else on out-of-fold predictions of its
+        training scans (see :func:`cross_validate_method`); never on its test scans.
+        Works with every classifier of the package. Without validation scans, a fit
+        becomes four (three inner fits and one on all the training scans), and so does
+        each inner fit of a threshold rule.
     subgroups : dict of str -> array-like of shape (n_scans,), default=None
         Subgroup columns (site, scanner, sex...), each a value per scan: the metrics
         table is repeated for each level (see ``subgroup_table``), in ``Run.subgroups``.
@@ -231,6 +125,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         y = fitted_classes(y, methods)
     positive = positive_class(y, pos_label)  # before any work
     threshold = check_threshold(threshold)
+    recalibration = check_recalibration(recalibration, protocol.splits)
     if positive is None and threshold != THRESHOLD:
         raise ValueError(f"threshold={threshold!r} is for two classes; these labels have "
                          f"{len(np.unique(y))}, and each scan takes its most probable class.")
@@ -278,7 +173,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         results[key] = cross_validate_method(
             estimator, inputs[source], y, protocol.splits, verbose=verbose,
             threshold=threshold, positive=positive, groups=protocol.groups,
-            random_state=random_state)
+            recalibration=recalibration, random_state=random_state)
 
     reference = next((k for k in results if k.partition(ENCODER_SEPARATOR)[0] == REFERENCE),
                      next(iter(results)))
@@ -312,7 +207,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         "n_scored": int(scored.sum()),
         "caption": caption(protocol, positive, reference, random_weights=random_weights,
                            encoders=list(embedders) if first is not None else (),
-                           threshold=threshold),
+                           threshold=threshold, recalibration=recalibration),
+        "recalibration": recalibration,
         "threshold_rule": threshold if positive is not None else None,
         "thresholds": ({k: r.thresholds for k, r in results.items()}
                        if positive is not None else None),

@@ -183,10 +183,11 @@ def _onehot(y, classes):
 
 
 def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
-            random_weights=False, encoders=(), threshold=THRESHOLD):
+            random_weights=False, encoders=(), threshold=THRESHOLD, recalibration=None):
     """What the metrics table shows and how it was computed, in a few sentences;
     ``encoders``: the slice encoders a study of several compares; ``threshold``: the
-    operating point's rule (two classes)."""
+    operating point's rule (two classes); ``recalibration``: ``"platt"``,
+    ``"isotonic"`` or ``None``."""
     grouped = protocol.groups is not None
     unit = "subjects (a cluster bootstrap)" if grouped else "scans"
     sentences = [
@@ -198,6 +199,15 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
          "calibration intercept and slope and DeLong's test are not defined for them."),
         f"95 % CIs: {n_resamples} bootstrap resamples of {unit}, stratified by class.",
     ]
+    if recalibration is not None:
+        how = ("Platt scaling (a logistic fit)" if recalibration == "platt"
+               else "isotonic regression")
+        where = ("on the validation scans" if protocol.held_out else
+                 "on out-of-fold predictions of each fold's training scans (an inner "
+                 f"{INNER_FOLDS}-fold cross-validation; the model then refitted on all)")
+        sentences.append(f"Recalibrated probabilities: {how} with scikit-learn's "
+                         f"CalibratedClassifierCV, fitted {where}, never on the scans "
+                         "scored; every metric is of the recalibrated probabilities.")
     if positive is not None:
         if is_data_driven(threshold):
             where = ("on the validation scans" if protocol.held_out else

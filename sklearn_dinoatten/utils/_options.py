@@ -19,6 +19,7 @@ FEATURES = ("cls", "mean", "cls+mean", "patch")
 DTYPES = ("float32", "bfloat16", "float16", "int8")
 ENGINES = ("torch", "onnxruntime")
 
+RECALIBRATIONS = ("platt", "isotonic")  # fitted on training scans inside an evaluation
 CLASS_WEIGHTS = ("balanced",)  # besides None and a dict of weights
 NO_CLASS_WEIGHT = "none"  # the command line's spelling of class_weight=None
 LR_SCHEDULES = ("constant", "cosine", "step")

@@ -98,3 +98,22 @@ def test_a_bad_threshold_is_one_line(clinical_run, capsys):
     with pytest.raises(SystemExit):
         main(["cv", data, "--threshold", "youdens", "--out", out + "3", *FAST])
     assert "sensitivity=<share>" in capsys.readouterr().err
+
+
+def test_recalibrate_records_the_method_and_scores_the_recalibrated_probabilities(
+        clinical_run):
+    from sklearn.metrics import brier_score_loss
+
+    data, out = clinical_run
+    out = out + "-platt"
+    assert main(["cv", data, "--method", "mean", "--recalibrate", "platt", "--out", out,
+                 *FAST]) == 0
+    run = read_run(out)
+    assert run.info["recalibration"] == "platt"
+    assert "Recalibrated probabilities: Platt scaling" in open(
+        os.path.join(out, "metrics.md")).read()
+    score = run.proba["mean"][:, run.classes.index(run.positive)]
+    brier = float(read_csv(os.path.join(out, "metrics.csv"))[0]["brier"])
+    assert brier == pytest.approx(brier_score_loss(run.labels == run.positive, score))
+    plain = read_run(clinical_run[1]).proba["mean"]  # the same folds and fits, not recalibrated
+    assert not np.allclose(run.proba["mean"], plain)

@@ -78,9 +78,8 @@ def _write(folder, run):
 
 
 def _written(out):
-    from ..evaluation._runs import FILES
-
-    print(f"Written to {out}: {', '.join(FILES)}. Next: {PROG} report {out}")
+    print(f"Written to {out}: {', '.join(sorted(os.listdir(out)))}. "
+          f"Next: {PROG} report {out}")
 
 
 def report(args):

@@ -75,8 +75,9 @@ def _binary(run, what):
     """A note when ``what`` does not apply to the run (more than two classes, one)."""
     if len(run.classes) != 2:
         return note(f"Skipped: {what} are drawn for two classes; this run has "
-                    f"{len(run.classes)} (the metrics table has the multi-class Brier "
-                    "score and the mean one-vs-rest ECE).")
+                    f"{len(run.classes)} (the metrics tables have the multi-class Brier "
+                    "score and, for each class against the rest, its Brier score, "
+                    "calibration intercept, slope and ECE).")
     truth = run.labels == run.positive
     if truth.all() or not truth.any():
         return note("Skipped: every scan has the same label.")

@@ -33,7 +33,15 @@ from ._figures import (
     roc_figure,
 )
 from ._html import image, note, paragraph
-from ._runs import CALIBRATION, DISCRIMINATION, HEADERS, embedder_of, metric_text, read_run
+from ._runs import (
+    CALIBRATION,
+    DISCRIMINATION,
+    HEADERS,
+    PER_CLASS_KEYS,
+    embedder_of,
+    metric_text,
+    read_run,
+)
 
 CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
 OVERLAY_SLICES = 2  # the most salient slices shown per overlay scan
@@ -142,25 +150,41 @@ def _metrics_section(run):
     if run.metrics is None:
         return note("Skipped: the run directory has no metrics.csv.")
     caption = run.info.get("caption") or "From the scored scans' predictions."
+    text = paragraph(caption) + _metric_tables(run, run.metrics, ("method",))
+    if run.per_class:
+        text += ("<h3>Each class against the rest</h3>" + paragraph(
+            "The two-class metrics of each class's probability, one class against the "
+            "others: a scan is called the class where it is the most probable, so the "
+            "operating point is that of the multi-class predictions; CIs and DeLong's test "
+            "as above.") + _metric_tables(run, run.per_class, PER_CLASS_KEYS, level=4))
+    return text
+
+
+def _metric_tables(run, rows, keys, level=3):
+    """The discrimination and calibration tables of metrics ``rows``, each row named by
+    its ``keys`` columns; a column without a value is left out."""
     tables = []
     for title, columns in (("Discrimination and operating point", DISCRIMINATION),
                            ("Calibration", CALIBRATION)):
-        columns = [c for c in columns if c in run.metrics[0]
-                   and any(_cell(run, row, c) != "&ndash;" for row in run.metrics)]
+        columns = [c for c in columns if c in rows[0]
+                   and any(_cell(run, row, c) != "&ndash;" for row in rows)]
         if not columns:
             continue
-        head = "".join(f"<th>{html.escape(HEADERS[c])}</th>" for c in ["method", *columns])
-        rows = "".join("<tr>" + "".join(f"<td>{_cell(run, row, c)}</td>"
-                                        for c in ["method", *columns]) + "</tr>"
-                       for row in run.metrics)
-        tables.append(f'<h3>{title}</h3><table class="metrics"><tr>{head}</tr>{rows}</table>')
-    return paragraph(caption) + "".join(tables)
+        head = "".join(f"<th>{html.escape(HEADERS.get(c, c))}</th>"
+                       for c in [*keys, *columns])
+        body = "".join("<tr>" + "".join(f"<td>{_cell(run, row, c)}</td>"
+                                        for c in [*keys, *columns]) + "</tr>" for row in rows)
+        tables.append(f'<h{level}>{title}</h{level}><table class="metrics"><tr>{head}</tr>'
+                      f"{body}</table>")
+    return "".join(tables)
 
 
 def _cell(run, row, column):
     value = row.get(column) or ""
     if column == "method":
         return html.escape(run.names.get(value, value))
+    if column == "class":
+        return html.escape(str(value))
     if column == "delong_p" and row["method"] in (run.reference, run.names[run.reference]):
         return "reference"
     text = metric_text(row, column)

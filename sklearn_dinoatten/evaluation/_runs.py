@@ -47,7 +47,6 @@ METRIC_COLUMNS = ("method", "threshold", "accuracy", "accuracy_ci_low", "accurac
                   "ppv_ci_high", "npv", "npv_ci_low", "npv_ci_high", "f1", "fnr", "brier",
                   "brier_ci_low", "brier_ci_high", "calibration_intercept",
                   "calibration_slope", "ece", "fit_seconds_per_fold", "delong_p")
-FILES = ("run.json", "predictions.csv", "metrics.csv", "metrics.md", "outputs.npz")
 
 
 @dataclass
@@ -75,6 +74,9 @@ class Run:
         One row per method, keys :data:`METRIC_COLUMNS`.
     subgroups : list of dict or None
         The metrics per subgroup level and method (see ``subgroup_table``).
+    per_class : list of dict or None
+        More than two classes: the metrics of each class against the rest, per class
+        and method (see ``per_class_table``).
     """
 
     info: dict
@@ -86,6 +88,7 @@ class Run:
     outputs: dict = field(default_factory=dict)
     metrics: list | None = None
     subgroups: list | None = None
+    per_class: list | None = None
 
     @property
     def classes(self):
@@ -161,6 +164,13 @@ def write_run(folder, run):
         table = to_markdown(run.metrics, run.names[run.reference])
         text = f"{table}\n\n{caption}\n" if caption else f"{table}\n"
         atomic_write(os.path.join(folder, "metrics.md"), lambda f: f.write(text.encode()))
+    if run.per_class:
+        write_csv(os.path.join(folder, "per_class.csv"), run.per_class)
+        text = to_markdown(run.per_class, run.names[run.reference], keys=PER_CLASS_KEYS,
+                           skip=("threshold", "fit_seconds_per_fold")) + (
+            "\n\nEach class against the rest: a scan is called the class where it is the "
+            "most probable; 95 % CIs and DeLong's test as in metrics.md.\n")
+        atomic_write(os.path.join(folder, "per_class.md"), lambda f: f.write(text.encode()))
     if run.subgroups:
         write_csv(os.path.join(folder, "subgroups.csv"), run.subgroups)
         text = subgroups_markdown(run.subgroups) + "\n"
@@ -224,15 +234,21 @@ def metric_text(row, column):
     return text
 
 
-def to_markdown(rows, reference_name):
+PER_CLASS_KEYS = ("class", "method")  # the columns that name a row of the per-class table
+
+
+def to_markdown(rows, reference_name, keys=("method",), skip=()):
     """The metrics tables in Markdown, discrimination and operating point, then
-    calibration (each value with its 95 % CI where it has one); NaN shows as ``-``."""
+    calibration (each value with its 95 % CI where it has one), rows named by the
+    columns ``keys``, without the columns ``skip``; NaN shows as ``-``."""
     tables = []
     for columns in (DISCRIMINATION, CALIBRATION):
-        header = ["method"] + [HEADERS[c] + (f" vs {reference_name}" if c == "delong_p"
-                                             else "") for c in columns]
+        columns = [c for c in columns if c not in skip]
+        header = [*keys] + [HEADERS[c] + (f" vs {reference_name}" if c == "delong_p"
+                                          else "") for c in columns]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-        lines += ["| " + " | ".join([r["method"]] + [metric_text(r, c) for c in columns])
+        lines += ["| " + " | ".join([str(r[k]) for k in keys]
+                                    + [metric_text(r, c) for c in columns])
                   + " |" for r in rows]
         tables.append("\n".join(lines))
     return "\n\n".join(tables)
@@ -296,6 +312,7 @@ def read_run(folder):
     run.outputs = _read_outputs(os.path.join(folder, "outputs.npz"), len(run.labels))
     run.metrics = _read_metrics(os.path.join(folder, "metrics.csv"))
     run.subgroups = _read_metrics(os.path.join(folder, "subgroups.csv"))
+    run.per_class = _read_metrics(os.path.join(folder, "per_class.csv"))
     return run
 
 

@@ -17,7 +17,7 @@ from ._methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method
 from ._out_of_fold import check_recalibration, cross_validate_method
 from ._runs import Run, jsonable, versions
 from ._subgroups import subgroup_table
-from ._table import caption, metrics_table, positive_class, scored_samples
+from ._table import caption, metrics_table, per_class_table, positive_class, scored_samples
 
 # The embedder's settings that choose the slices: those of the encoders a study compares
 SLICING = ("axis", "n_slices", "slice_selection", "spacing", "slice_spacing", "crop",
@@ -237,7 +237,10 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                                      groups=groups, random_state=random_state),
                subgroups=subgroup_table(y, results, subgroups, reference=reference,
                                         pos_label=positive, groups=groups,
-                                        random_state=random_state) if subgroups else None)
+                                        random_state=random_state) if subgroups else None,
+               per_class=None if positive is not None else per_class_table(
+                   y, results, reference=reference, groups=groups,
+                   random_state=random_state))
 
 
 def _named_embedders(embedder):

@@ -101,7 +101,7 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
         macro AUC and the multi-class Brier score with CIs, accuracy at the most
         probable class, macro F1 and the mean one-vs-rest ECE; thresholds, the
         operating point, calibration intercept and slope and DeLong are not defined
-        for them (NaN).
+        for them (NaN): :func:`per_class_table` has each class against the rest.
     """
     scored = scored_samples(results)
     y = np.asarray(y)[scored]
@@ -118,29 +118,14 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
                             random_state=random_state)
         if positive is not None:
             column = list(classes).index(positive)
-            truth, score = (y == positive).astype(int), proba[:, column]
             cut = (np.full(len(y), THRESHOLD) if result.threshold is None
                    else result.threshold[scored])
-            decided = score >= cut
-            predicted = np.where(decided, positive, classes[1 - column])
-            with_ci = bootstrap({"auc": _auc, "brier": _brier,
-                                 **{name: partial(_at_threshold, name) for name in
-                                    ("accuracy", "sensitivity", "specificity", "ppv", "npv")}},
-                                truth, np.column_stack([score, decided]))
-            for name, (value, low, high) in with_ci.items():
-                row.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
-            intercept, slope = calibration_intercept_slope(truth, score)
-            row.update(
-                threshold=(float(np.mean(result.thresholds)) if result.thresholds
-                           else THRESHOLD),
-                balanced_accuracy=balanced_accuracy_score(y, predicted),
-                f1=f1_score(y, predicted, pos_label=positive),
-                fnr=false_negative_rate(y, predicted, pos_label=positive),
-                calibration_intercept=intercept, calibration_slope=slope,
-                ece=expected_calibration_error(truth, score),
-                delong_p=(delong_test(truth, score, results[reference].proba[scored, column],
-                                      groups=groups)[3]
-                          if reference in results and key != reference else np.nan))
+            compared = (results[reference].proba[scored, column]
+                        if reference in results and key != reference else None)
+            row.update(_one_against_rest(y == positive, proba[:, column], cut, compared,
+                                         bootstrap, groups),
+                       threshold=(float(np.mean(result.thresholds)) if result.thresholds
+                                  else THRESHOLD))
         else:
             predicted = classes[proba.argmax(axis=1)]
             onehot = _onehot(y, classes)
@@ -156,6 +141,58 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
                                           for c in range(len(classes))])))
         rows.append(row)
     return rows
+
+
+def per_class_table(y, results, reference=REFERENCE, groups=None, n_resamples=N_RESAMPLES,
+                    random_state=0):
+    """For more than two classes, each class against the rest: rows of the two-class
+    columns of :func:`metrics_table` per class and method, with ``class``. The score is
+    the class's probability and a scan is called the class where it is the most
+    probable (the multi-class decision), so the operating point is that of the
+    multi-class predictions; DeLong's test compares the class's AUC with the
+    reference's. ``threshold`` and fit times are not defined per class (NaN)."""
+    scored = scored_samples(results)
+    y = np.asarray(y)[scored]
+    groups = None if groups is None else np.asarray(groups)[scored]
+    classes = np.unique(y)
+    bootstrap = partial(bootstrap_cis, n_resamples=n_resamples, groups=groups,
+                        random_state=random_state)
+    rows = []
+    for c, label in enumerate(classes):
+        for key, result in results.items():
+            proba = result.proba[scored]
+            compared = (results[reference].proba[scored, c]
+                        if reference in results and key != reference else None)
+            cut = np.where(proba.argmax(axis=1) == c, -np.inf, np.inf)  # most probable
+            rows.append({"class": label.item(), **dict.fromkeys(METRIC_COLUMNS, np.nan),
+                         "method": method_name(key),
+                         **_one_against_rest(y == label, proba[:, c], cut, compared,
+                                             bootstrap, groups)})
+    return rows
+
+
+def _one_against_rest(truth, score, cut, compared, bootstrap, groups):
+    """The two-class metrics of a score for ``truth`` (boolean): AUC, the operating point
+    of calling positive the scans whose score is at least their ``cut``, and the Brier
+    score, with bootstrap CIs; balanced accuracy, F1, FNR, calibration intercept, slope
+    and ECE; DeLong's p against the ``compared`` score (NaN without)."""
+    truth, decided = np.asarray(truth, dtype=int), (score >= cut).astype(int)
+    with_ci = bootstrap({"auc": _auc, "brier": _brier,
+                         **{name: partial(_at_threshold, name) for name in
+                            ("accuracy", "sensitivity", "specificity", "ppv", "npv")}},
+                        truth, np.column_stack([score, decided]))
+    row = {}
+    for name, (value, low, high) in with_ci.items():
+        row.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
+    intercept, slope = calibration_intercept_slope(truth, score)
+    row.update(balanced_accuracy=balanced_accuracy_score(truth, decided),
+               f1=f1_score(truth, decided),
+               fnr=false_negative_rate(truth, decided),
+               calibration_intercept=intercept, calibration_slope=slope,
+               ece=expected_calibration_error(truth, score),
+               delong_p=(np.nan if compared is None else
+                         delong_test(truth, score, compared, groups=groups)[3]))
+    return row
 
 
 def _at_threshold(name, truth, score_and_decision):
@@ -194,9 +231,12 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
         f"Protocol: {protocol.description}.",
         ("Positive class: " + repr(positive) + "." if positive is not None else
          "More than two classes: macro one-vs-rest AUC, accuracy at the most probable "
-         "class, macro F1, the multi-class Brier score and the mean one-vs-rest ECE; "
-         "thresholds, the operating point (sensitivity, specificity, PPV, NPV), "
-         "calibration intercept and slope and DeLong's test are not defined for them."),
+         "class, macro F1, the multi-class Brier score and the mean one-vs-rest ECE; each "
+         "class against the rest (its AUC, operating point at the most probable class, "
+         "calibration and DeLong's test) in per_class.csv. Not defined for more than two "
+         "classes as a whole: a threshold (each scan takes its most probable class), one "
+         "sensitivity, specificity, PPV or NPV, the calibration intercept and slope, "
+         "DeLong's test and decision curves."),
         f"95 % CIs: {n_resamples} bootstrap resamples of {unit}, stratified by class.",
     ]
     if recalibration is not None:

@@ -281,6 +281,15 @@ def test_multiclass_cv(tmp_path, capsys):
     assert main(["cv", data, "--out", str(tmp_path / "cv"), "--method", "mean", *FAST]) == 0
     metrics = read_csv(tmp_path / "cv" / "metrics.csv")
     assert metrics[0]["fnr"] == "nan" and 0 <= float(metrics[0]["auc"]) <= 1
+    per_class = read_csv(tmp_path / "cv" / "per_class.csv")  # each class against the rest
+    assert [(r["class"], r["method"]) for r in per_class] == [
+        (c, "Mean pooling") for c in ("0", "1", "2")]
+    assert all(0 <= float(r["sensitivity"]) <= 1 for r in per_class)
+    assert "| class | method | AUC |" in (tmp_path / "cv" / "per_class.md").read_text()
+    assert "Not defined for more than two classes as a whole" in (
+        tmp_path / "cv" / "metrics.md").read_text()
+    assert main(["report", str(tmp_path / "cv"), "--overlays", "0"]) == 0
+    assert "<h3>Each class against the rest</h3>" in (tmp_path / "cv" / "report.html").read_text()
 
 
 def corrupt_scan(data):

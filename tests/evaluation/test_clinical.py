@@ -6,7 +6,7 @@ import pytest
 from scipy.optimize import minimize
 from sklearn.calibration import calibration_curve
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import brier_score_loss, confusion_matrix, roc_curve
+from sklearn.metrics import brier_score_loss, confusion_matrix, roc_auc_score, roc_curve
 
 from sklearn_dinoatten.evaluation import (
     Protocol,
@@ -174,3 +174,34 @@ def test_a_fold_threshold_comes_from_an_inner_cross_validation():
         train = split.train
         assert threshold == choose_threshold(y[train], X[train, 1], "youden")
         assert threshold < 1.0  # not the memorised training scores' cut (1.0)
+
+
+def test_each_class_against_the_rest_is_sklearns_one_vs_rest():
+    from sklearn.metrics import precision_score, recall_score
+
+    from sklearn_dinoatten.evaluation import per_class_table
+
+    from .test_study import fake_results
+
+    y = np.array(["glioma", "meningioma", "normal"] * 30)
+    results = fake_results(y)
+    rows = per_class_table(y, results, n_resamples=50)
+    assert [(r["class"], r["method"]) for r in rows] == [
+        (c, m) for c in ("glioma", "meningioma", "normal") for m in ("DinoAtten3D",
+                                                                       "Mean pooling")]
+    for row in rows:
+        key = {"DinoAtten3D": "dinoatten3d", "Mean pooling": "mean"}[row["method"]]
+        c = ["glioma", "meningioma", "normal"].index(row["class"])
+        proba = results[key].proba
+        predicted = np.array(["glioma", "meningioma", "normal"])[proba.argmax(axis=1)]
+        truth, score = y == row["class"], proba[:, c]
+        assert row["auc"] == pytest.approx(roc_auc_score(truth, score))
+        assert row["sensitivity"] == pytest.approx(recall_score(
+            y, predicted, labels=[row["class"]], average=None)[0])
+        assert row["ppv"] == pytest.approx(precision_score(
+            y, predicted, labels=[row["class"]], average=None)[0])
+        assert row["specificity"] == pytest.approx(np.mean(predicted[~truth] != row["class"]))
+        assert row["brier"] == pytest.approx(brier_score_loss(truth, score))
+        assert row["auc_ci_low"] <= row["auc"] <= row["auc_ci_high"]
+        assert np.isnan(row["threshold"])
+        assert np.isnan(row["delong_p"]) == (key == "dinoatten3d")  # the reference

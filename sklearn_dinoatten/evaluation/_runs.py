@@ -3,8 +3,11 @@
 A run directory holds::
 
     run.json         the study: classes, positive class, protocol, grouping, reference
-                     method, the methods' and the embedder's parameters (of each
-                     encoder, "embedders", in a study of several), versions
+                     method, the threshold rule ("threshold_rule") and each method's
+                     threshold per split, in the order of the folds ("thresholds"),
+                     "recalibration", the subgroup columns, the methods' and the
+                     embedder's parameters (of each encoder, "embedders", in a study of
+                     several), versions
     predictions.csv  one row per scored scan: path (absolute), label, subject (grouped
                      runs), fold (cross-validation), backbone_weights (runs with slice
                      embeddings: random, the checkpoint file, or the download), then
@@ -15,6 +18,9 @@ A run directory holds::
     subgroups.csv    (with subgroups) the metrics per subgroup level and method, with the
                      scans and subjects of each level and a note where it is too small
     subgroups.md     the same in Markdown
+    per_class.csv    (more than two classes) each class against the rest, per class and
+                     method (columns "class" and METRIC_COLUMNS)
+    per_class.md     the same in Markdown
     outputs.npz      per method embedding_{key} (the learned volume embeddings) and
                      attention_{key} (slice attention, where the method has it); n_slices;
                      slice_axis (tri-planar bags: each row's axis, 0 sagittal, 1 coronal,

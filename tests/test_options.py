@@ -21,6 +21,7 @@ from sklearn_dinoatten.cli._main import build_parser
 from sklearn_dinoatten.datasets._demo import write_demo_data
 from sklearn_dinoatten.datasets._medmnist import MEDMNIST3D
 from sklearn_dinoatten.evaluation._methods import METHODS, REFERENCE, make_method
+from sklearn_dinoatten.evaluation._out_of_fold import CALIBRATORS, check_recalibration
 from sklearn_dinoatten.utils import _options
 
 # The parameter each option sets (cli/_inputs.py): option's dest -> parameter name.
@@ -52,6 +53,9 @@ OTHER_DEFAULT = {
 PYTHON_ONLY = {
     "axis": {0, 1, 2, -1, -2, -3},  # array axes; the command line names the planes
 }
+
+# Choices that are the study's (run_study's), not an estimator's: each has its own test.
+STUDY_CHOICES = ("method", "recalibration")
 
 BASE_ARGV = {"embed": ["d", "--cache-dir", "{tmp}"], "cv": ["d", "--out", "o"],
              "fit": ["d", "--out", "m.safetensors"]}
@@ -150,9 +154,9 @@ def test_each_choice_is_the_estimators(command, tmp_path):
     a choice that means None ("none") is accepted as None."""
     base = [part.format(tmp=tmp_path) for part in BASE_ARGV[command]]
     parser = build_parser()
-    with_choices = {dest: a for dest, a in options_of(command).items() if a.choices}
-    assert set(with_choices) - {"method"} <= set(SETTERS)
-    with_choices.pop("method", None)
+    with_choices = {dest: a for dest, a in options_of(command).items()
+                    if a.choices and dest not in STUDY_CHOICES}
+    assert set(with_choices) <= set(SETTERS)
     assert with_choices
     for dest, action in with_choices.items():
         values = {}  # (class, parameter) -> the values the choices give
@@ -165,6 +169,14 @@ def test_each_choice_is_the_estimators(command, tmp_path):
         for (cls, param), given in values.items():
             allowed = option_values(cls._constraints[param]) - PYTHON_ONLY.get(param, set())
             assert given - {None} == allowed, (dest, cls.__name__, param)
+
+
+def test_recalibrate_choices_are_run_studys():
+    assert tuple(options_of("cv")["recalibration"].choices) == tuple(CALIBRATORS)
+    for choice in CALIBRATORS:
+        assert check_recalibration(choice, []) == choice
+    with pytest.raises(ValueError, match="recalibration must be"):
+        check_recalibration("sigmoid", [])
 
 
 def test_method_options_are_the_registrys():
@@ -197,7 +209,7 @@ def test_predict_overrides_default_to_the_models_own():
 
 
 def test_every_choice_option_is_covered():
-    covered = set(SETTERS) | {"method", "dataset"}
+    covered = set(SETTERS) | set(STUDY_CHOICES) | {"dataset"}
     for command in commands():
         assert {d for d, a in options_of(command).items() if a.choices} <= covered, command
 

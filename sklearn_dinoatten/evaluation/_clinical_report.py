@@ -14,7 +14,7 @@ from ._clinical import (
 )
 from ._figures import panel_title, panels
 from ._html import image, note, paragraph
-from ._runs import SUBGROUP_METRICS, subgroup_cells
+from ._markdown import SUBGROUP_METRICS, subgroup_cells
 from ._subgroups import MIN_PER_CLASS, MIN_SCANS
 
 RISK_GRID = np.linspace(0.01, 0.99, 99)  # threshold probabilities of the decision curves

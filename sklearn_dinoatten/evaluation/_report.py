@@ -33,15 +33,8 @@ from ._figures import (
     roc_figure,
 )
 from ._html import image, note, paragraph
-from ._runs import (
-    CALIBRATION,
-    DISCRIMINATION,
-    HEADERS,
-    PER_CLASS_KEYS,
-    embedder_of,
-    metric_text,
-    read_run,
-)
+from ._markdown import CALIBRATION, DISCRIMINATION, HEADERS, PER_CLASS_KEYS, metric_text
+from ._runs import embedder_of, read_run
 
 CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
 OVERLAY_SLICES = 2  # the most salient slices shown per overlay scan

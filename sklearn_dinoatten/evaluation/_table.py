@@ -22,7 +22,6 @@ from ._metrics import (
     binary_auc,
     bootstrap_cis,
     delong_test,
-    false_negative_rate,
     ovr_macro_auc,
 )
 from ._runs import METRIC_COLUMNS
@@ -187,7 +186,7 @@ def _one_against_rest(truth, score, cut, compared, bootstrap, groups):
     intercept, slope = calibration_intercept_slope(truth, score)
     row.update(balanced_accuracy=balanced_accuracy_score(truth, decided),
                f1=f1_score(truth, decided),
-               fnr=false_negative_rate(truth, decided),
+               fnr=1 - row["sensitivity"],
                calibration_intercept=intercept, calibration_slope=slope,
                ece=expected_calibration_error(truth, score),
                delong_p=(np.nan if compared is None else

@@ -12,8 +12,8 @@ from ._clinical import (
     net_benefit,
     treat_all_net_benefit,
 )
-from ._figures import panel_title, panels
-from ._html import image, note, paragraph
+from ._figures import panel_height, panel_title, panels
+from ._html import image, note, paragraph, scrolling_table
 from ._markdown import SUBGROUP_METRICS, subgroup_cells
 from ._subgroups import MIN_PER_CLASS, MIN_SCANS
 
@@ -26,7 +26,8 @@ def calibration_figure(run):
     perfect calibration, and below, a histogram of the predicted probabilities."""
     truth = run.labels == run.positive
     column = run.classes.index(run.positive)
-    fig, axes = panels(len(run.names), 3.6, 4.8)
+    fig, axes = panels(len(run.names), 3.6, panel_height(4.3, [["", "", ""]],
+                                                         run.names.values()))
     grid = np.linspace(0.001, 0.999, 200)
     for i, (ax, (key, name)) in enumerate(zip(axes, run.names.items(), strict=True)):
         score = run.proba[key][:, column]
@@ -58,7 +59,7 @@ def decision_curve_figure(run):
     column = run.classes.index(run.positive)
     everyone = treat_all_net_benefit(truth, RISK_GRID)
     prevalence = truth.mean()
-    fig, axes = panels(len(run.names), 3.6, 4.2)
+    fig, axes = panels(len(run.names), 3.6, panel_height(3.8, [[""]], run.names.values()))
     for i, (ax, (key, name)) in enumerate(zip(axes, run.names.items(), strict=True)):
         ax.plot(RISK_GRID, net_benefit(truth, run.proba[key][:, column], RISK_GRID),
                 color=f"C{i % 10}", lw=2, label="the model")
@@ -123,4 +124,4 @@ def subgroup_section(run):
         f"operating point; columns: {', '.join(SUBGROUP_METRICS)}. A level with fewer "
         f"than {MIN_SCANS} scans or {MIN_PER_CLASS} of a class is too small to say "
         "anything, and says so; one without a class has no metrics.") + (
-        f'<table class="metrics"><tr>{head}</tr>{body}</table>')
+        scrolling_table(head, body))

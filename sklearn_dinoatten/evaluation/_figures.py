@@ -5,6 +5,8 @@ Each takes a :class:`~sklearn_dinoatten.evaluation.Run` and returns a matplotlib
 :class:`~matplotlib.figure.Figure`; the report embeds it and says what it shows.
 """
 
+import re
+
 import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -26,17 +28,58 @@ MARKERS = "osD^vP*Xhp"  # one per fold, in turn
 BAND_ALPHA = 0.3
 REFERENCE_COLOR = "0.55"
 UNNAMED_AXIS = -2  # the one slicing axis of a run whose run.json does not name it
+REPORT_WIDTH = 10.8  # inches: the report's 1100 px at 100 dpi, three 3.6 in panels
+LEGEND_CHARACTERS = 44  # a line of a panel's legend ("small" text) or title
+TITLE_CHARACTERS = 36
+LINE_HEIGHT = 0.17  # inches per line of "small" text
+CHARACTER_WIDTH = 0.075  # inches per character of tick-label text
+CLASS_CHARACTERS = 16  # a line of a class name on a confusion matrix's axis
+CELL = 0.75  # inches: a confusion matrix's cell
 
 
-def panels(n, width=3.6, height=3.6, columns=3):
-    """A figure and its ``n`` axes, ``columns`` to a row (three 3.6 in panels fill the
-    report's 1100 px at 100 dpi)."""
+def panels(n, width=3.6, height=3.6, columns=None):
+    """A figure and its ``n`` axes of ``width`` x ``height`` inches, as many to a row as
+    fill the report's width (three of 3.6 in), or ``columns``."""
+    columns = max(1, round(REPORT_WIDTH / width)) if columns is None else columns
     rows, columns = -(-n // columns), min(n, columns)
     fig = Figure(figsize=(width * columns, height * rows), layout="constrained")
     axes = fig.subplots(rows, columns, squeeze=False).ravel()
     for ax in axes[n:]:
         ax.set_visible(False)
     return fig, axes[:n]
+
+
+def wrapped(text, width=LEGEND_CHARACTERS):
+    """``text`` in lines of at most ``width`` characters (its own line breaks kept),
+    broken after spaces, ``_`` and ``/`` (a longer word is cut), so that long method and
+    class names stay inside their panel."""
+    out = []
+    for line in str(text).split("\n"):
+        current = ""
+        for piece in re.split(r"(?<=[ _/])", line):
+            while len(piece) > width:  # a word longer than a line
+                out.append(current + piece[:width - len(current)])
+                piece, current = piece[width - len(current):], ""
+            if current and len((current + piece).rstrip()) > width:
+                out.append(current.rstrip())
+                current = ""
+            current += piece
+        out.append(current.rstrip())
+    return "\n".join(out)
+
+
+def lines(texts):
+    """How many lines ``texts`` take, wrapped as legends are."""
+    return sum(wrapped(text).count("\n") + 1 for text in texts)
+
+
+def panel_height(axes_height, legends, titles=()):
+    """The height of panels whose axes take ``axes_height`` inches and whose legends
+    (below the axes) hold at most ``max(lines(legend))`` lines of entries, titles as
+    many lines as the longest of ``titles`` wraps to."""
+    title_lines = max((panel_title(t).count("\n") + 1 for t in titles), default=1)
+    return (axes_height + LINE_HEIGHT * max(map(lines, legends), default=0)
+            + 0.22 * title_lines)
 
 
 def roc_figure(run, legends):
@@ -48,18 +91,22 @@ def roc_figure(run, legends):
                                          random_state=RANDOM_STATE))
     scores = {key: proba[:, run.classes.index(run.positive)] for key, proba in run.proba.items()}
     reference = run.reference
-    fig, axes = panels(len(run.names), 3.6, 4.6)
+    entries = {key: ([] if key == reference else [
+        f"{run.names[reference]} (reference): {legends[reference]}"]) + [
+        legends[key], "95 % bootstrap band", "chance"] for key in run.names}
+    fig, axes = panels(len(run.names), 3.6,
+                       panel_height(3.9, entries.values(), run.names.values()))
     for i, (ax, (key, name)) in enumerate(zip(axes, run.names.items(), strict=True)):
+        labels = iter(map(wrapped, entries[key]))
         if key != reference:
             ax.plot(*roc_curve(y, scores[reference])[:2], color=REFERENCE_COLOR, lw=1.2,
-                    label=f"{panel_title(run.names[reference])} (reference): "
-                          f"{legends[reference]}")
+                    label=next(labels))
         color = f"C{i % 10}"
-        ax.plot(*roc_curve(y, scores[key])[:2], color=color, lw=2, label=legends[key])
+        ax.plot(*roc_curve(y, scores[key])[:2], color=color, lw=2, label=next(labels))
         band = [np.interp(FPR_GRID, *roc_curve(y[r], scores[key][r])[:2]) for r in resamples]
         ax.fill_between(FPR_GRID, *np.percentile(band, [2.5, 97.5], axis=0), color=color,
-                        alpha=BAND_ALPHA, lw=0, label="95 % bootstrap band")
-        ax.plot([0, 1], [0, 1], ":", color="black", lw=0.8, label="chance")
+                        alpha=BAND_ALPHA, lw=0, label=next(labels))
+        ax.plot([0, 1], [0, 1], ":", color="black", lw=0.8, label=next(labels))
         ax.set(title=panel_title(name + (" (reference)" if key == reference else "")),
                aspect="equal",
                xlim=(-0.02, 1.02), ylim=(-0.02, 1.02),  # curves on the edges stay visible
@@ -72,15 +119,22 @@ def roc_figure(run, legends):
 
 def panel_title(name):
     """A method's name as a panel's title: the encoder of a study of several on a line
-    of its own."""
-    return name.replace(" [", "\n[", 1)
+    of its own, long names wrapped."""
+    return wrapped(name.replace(" [", "\n[", 1), TITLE_CHARACTERS)
 
 
 def confusion_figure(run):
     """One confusion matrix per method: each cell the count of scans and its share of
-    the true class's row, coloured by that share."""
-    fig, axes = panels(len(run.names), 3.6, 3.4)
+    the true class's row, coloured by that share. Panels grow with the number of
+    classes and the length of their names (wrapped; the predicted ones upright beyond
+    two classes)."""
     n = len(run.classes)
+    names = [wrapped(c, CLASS_CHARACTERS) for c in run.classes]
+    label = CHARACTER_WIDTH * max(len(line) for c in names for line in c.split("\n"))
+    side = max(2.4, CELL * n)  # the matrix, in inches
+    fig, axes = panels(len(run.names), side + label + 0.9,
+                       side + label + 0.9 + 0.22 * max(
+                           panel_title(t).count("\n") + 1 for t in run.names.values()))
     for ax, (key, name) in zip(axes, run.names.items(), strict=True):
         counts = np.array([[np.sum((run.labels == t) & (run.pred[key] == p))
                             for p in run.classes] for t in run.classes])
@@ -89,10 +143,13 @@ def confusion_figure(run):
         ax.imshow(share, cmap="Blues", vmin=0, vmax=1)
         for (t, p), count in np.ndenumerate(counts):
             text = f"{count}\n({100 * share[t, p]:.0f} %)" if totals[t, 0] else "0"
-            ax.text(p, t, text, ha="center", va="center",
+            ax.text(p, t, text, ha="center", va="center", fontsize="small" if n > 3 else None,
                     color="white" if share[t, p] > 0.6 else "black")
-        ax.set(title=panel_title(name), xticks=range(n), yticks=range(n), xticklabels=run.classes,
-               yticklabels=run.classes, xlabel="Predicted class", ylabel="True class")
+        ax.set(title=panel_title(name), xlabel="Predicted class", ylabel="True class")
+        ax.set_xticks(range(n), names, rotation=90 if n > 2 else 0,
+                      ha="right" if n > 2 else "center", va="center" if n > 2 else "top",
+                      rotation_mode="anchor")
+        ax.set_yticks(range(n), names)
     return fig
 
 
@@ -112,22 +169,21 @@ def embedding_figure(run, key):
         }
     folds = np.zeros(len(X), int) if run.folds is None else run.folds
     marker = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(np.unique(folds))}
-    fig, axes = panels(2, 4.4, 4.4)
+    fig, axes = panels(2, 4.4, 4.4, columns=2)
     for ax, (title, points) in zip(axes, projections.items(), strict=True):
         for i, c in enumerate(run.classes):
             for f, m in marker.items():
                 mine = (run.labels == c) & (folds == f)
                 ax.scatter(*points[mine].T, s=28, alpha=0.8, color=f"C{i % 10}", marker=m)
         ax.set(title=title, xticks=[], yticks=[])
-    classes = axes[1].legend(
-        handles=[_key(f"C{i % 10}", "o", c) for i, c in enumerate(run.classes)],
-        title="true class", loc="upper left", bbox_to_anchor=(1.02, 1), fontsize="small")
+    # outside the panels, on the right: constrained layout makes room for them
+    fig.legend(handles=[_key(f"C{i % 10}", "o", wrapped(c, 28))
+                        for i, c in enumerate(run.classes)],
+               title="true class", loc="outside right upper", fontsize="small")
     if run.folds is not None:
-        axes[1].add_artist(classes)  # a second legend replaces the first otherwise
-        axes[1].legend(handles=[_key("0.3", m, f"fold {f}") for f, m in marker.items()],
-                       title="fold", loc="lower left", bbox_to_anchor=(1.02, 0),
-                       fontsize="small")
-    fig.suptitle(run.names[key])
+        fig.legend(handles=[_key("0.3", m, f"fold {f}") for f, m in marker.items()],
+                   title="fold", loc="outside right lower", fontsize="small")
+    fig.suptitle(wrapped(run.names[key], 80))
     return fig
 
 
@@ -141,7 +197,8 @@ def profile_figure(run, keys):
     panel per method of ``keys`` and slicing axis; uniform attention is 1."""
     orientation = slice_orientations(run)
     planes = [a for a in (UNNAMED_AXIS, 2, 1, 0) if (orientation == a).any()]
-    fig, axes = panels(len(keys) * len(planes), 3.6, 3.2)
+    fig, axes = panels(len(keys) * len(planes), 3.6,
+                       panel_height(3.0, [], [run.names[k] for k in keys]))
     for ax, (key, plane) in zip(axes, [(k, p) for k in keys for p in planes], strict=True):
         profiles = np.array([
             np.interp(POSITION_GRID, np.linspace(0, 1, (rows == plane).sum()),
@@ -158,7 +215,9 @@ def profile_figure(run, keys):
                                  + (f", {AXIS_NAMES[plane]}" if len(planes) > 1 else "")),
                xlabel=position_label(plane), ylabel="relative attention", xlim=(0, 1),
                ylim=(0, None))
-    axes[0].legend(title="true class", fontsize="small")
+    fig.legend(handles=axes[0].get_legend_handles_labels()[0],
+               labels=[wrapped(c, 28) for c in run.classes], title="true class",
+               loc="outside right upper", fontsize="small")
     return fig
 
 
@@ -185,6 +244,6 @@ def single_axis(run):
 def position_label(plane):
     """The x label of a profile along slicing axis ``plane``."""
     if plane == UNNAMED_AXIS:
-        return "relative slice position (0 = first kept slice, 1 = last)"
+        return "relative slice position\n0 = first kept slice, 1 = last"
     low, high = DIRECTIONS[plane]
-    return f"{AXIS_NAMES[plane]} slice position, 0 = {low}, 1 = {high}"
+    return f"{AXIS_NAMES[plane]} slice position\n0 = {low}, 1 = {high}"

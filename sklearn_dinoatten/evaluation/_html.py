@@ -16,6 +16,13 @@ def paragraph(text):
     return f"<p>{html.escape(text)}</p>"
 
 
+def scrolling_table(head, body):
+    """A metrics table of header cells ``head`` and rows ``body`` (HTML), scrolling
+    sideways where it is wider than the page."""
+    return (f'<div class="scroll"><table class="metrics"><tr>{head}</tr>{body}</table>'
+            "</div>")
+
+
 def image(fig, caption=None):
     """The figure as an embedded PNG (the figure is closed)."""
     buffer = io.BytesIO()

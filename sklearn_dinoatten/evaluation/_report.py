@@ -32,7 +32,7 @@ from ._figures import (
     profile_figure,
     roc_figure,
 )
-from ._html import image, note, paragraph
+from ._html import image, note, paragraph, scrolling_table
 from ._markdown import CALIBRATION, DISCRIMINATION, HEADERS, PER_CLASS_KEYS, metric_text
 from ._runs import embedder_of, read_run
 
@@ -45,7 +45,7 @@ border-bottom:1px solid #eee;text-align:left}code,pre{background:#f6f6f6;padding
 img{max-width:100%}.note{color:#666;font-style:italic}figure{display:inline-block;
 margin:.5em;vertical-align:top}figcaption{font-size:.9em;color:#444}
 .warning{background:#b00020;color:#fff;padding:.6em 1em;font-weight:bold}
-.metrics td+td{white-space:nowrap}"""
+.metrics td+td{white-space:nowrap}.scroll{overflow-x:auto;max-width:100%}"""
 
 
 def write_report(run_dir, out=None, overlays=4, verbose=0):
@@ -119,9 +119,7 @@ def _header(run):
         "Positive class": run.positive or "none: more than two classes (macro averages)",
         "Protocol": info.get("protocol_description") or (
             info.get("folds") and f"{info['folds']}-fold cross-validation"),
-        "Grouping": (f"by subject ({info.get('n_subjects')} subjects): folds, bootstrap and "
-                     "DeLong test respect subjects" if info.get("grouped") else
-                     "none: every scan counted as independent"),
+        "Grouping": _grouping(run),
         "Scored scans": ", ".join(f"{c} ({np.sum(run.labels == c)})" for c in run.classes),
         "Reference": run.names[run.reference],
         "Command": info.get("command") and shlex.join(map(str, info["command"])),
@@ -137,6 +135,21 @@ def _header(run):
               if info.get("random_weights") else "")
     return (f"<h1>Evaluation report</h1>{banner}<table>{table}</table><details><summary>"
             f"Parameters</summary><pre>{html.escape(params)}</pre></details>")
+
+
+def _grouping(run):
+    """What the run's grouping by subject did, for its protocol: the folds (in
+    cross-validation), the bootstrap, DeLong's test (two classes, several methods)."""
+    info = run.info
+    if not info.get("grouped"):
+        return "none: every scan counted as independent"
+    kept = {"cross-validation": ["the folds"], "held-out": ["the split"]}.get(
+        info.get("protocol"), [])
+    kept.append("the bootstrap intervals")
+    if run.positive is not None and len(run.names) > 1:
+        kept.append("DeLong's test")
+    said = ", ".join(kept[:-1]) + " and " + kept[-1] if len(kept) > 1 else kept[0]
+    return f"by subject ({info.get('n_subjects')} subjects): {said} respect subjects"
 
 
 def _metrics_section(run):
@@ -167,8 +180,7 @@ def _metric_tables(run, rows, keys, level=3):
                        for c in [*keys, *columns])
         body = "".join("<tr>" + "".join(f"<td>{_cell(run, row, c)}</td>"
                                         for c in [*keys, *columns]) + "</tr>" for row in rows)
-        tables.append(f'<h{level}>{title}</h{level}><table class="metrics"><tr>{head}</tr>'
-                      f"{body}</table>")
+        tables.append(f'<h{level}>{title}</h{level}>' + scrolling_table(head, body))
     return "".join(tables)
 
 

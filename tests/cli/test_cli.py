@@ -203,7 +203,7 @@ def test_cv_report_fit_predict(tmp_path, monkeypatch):
     assert result.returncode == 0, result.stderr
     assert "| DinoAtten3D |" in result.stdout and "external test set: 12 scans" in result.stdout
     run = json.load(open(os.path.join(external, "run.json")))
-    assert run["protocol"] == "held-out" and run["model"] == os.path.abspath(model)
+    assert run["protocol"] == "external" and run["model"] == os.path.abspath(model)
     metrics = read_csv(os.path.join(external, "metrics.csv"))
     assert [r["method"] for r in metrics] == ["DinoAtten3D"]
     assert 0 <= float(metrics[0]["auc_ci_low"]) <= float(metrics[0]["auc_ci_high"]) <= 1

@@ -74,14 +74,15 @@ def record_figures(monkeypatch):
     figures, embed = [], _html.image
 
     def record(fig, caption=None):
-        legends = [a for ax in fig.axes for a in ax.get_children() if isinstance(a, Legend)]
+        legends = [a for ax in fig.axes for a in ax.get_children()
+                   if isinstance(a, Legend)] + fig.legends
         figures.append({
             "titles": [ax.get_title() for ax in fig.axes],
             "xlabels": [ax.get_xlabel() for ax in fig.axes],
             "ylabels": [ax.get_ylabel() for ax in fig.axes],
             "texts": [t.get_text() for ax in fig.axes for t in ax.texts],
-            "legends": [(legend.get_title().get_text(), [t.get_text() for t in
-                                                         legend.get_texts()])
+            "legends": [(legend.get_title().get_text(),  # as written, unwrapped
+                         [t.get_text().replace("\n", " ") for t in legend.get_texts()])
                         for legend in legends],
             "suptitle": fig.get_suptitle(),
         })
@@ -192,8 +193,8 @@ def test_tri_planar_profiles_name_each_panels_axis(tmp_path, drawn):
     write_report(run_dir, overlays=0)
     profile = drawn[-1]
     assert profile["titles"] == ["DinoAtten3D, axial", "DinoAtten3D, coronal"]
-    assert profile["xlabels"] == ["axial slice position, 0 = inferior, 1 = superior",
-                                  "coronal slice position, 0 = posterior, 1 = anterior"]
+    assert profile["xlabels"] == ["axial slice position\n0 = inferior, 1 = superior",
+                                  "coronal slice position\n0 = posterior, 1 = anterior"]
 
 
 def test_overlays_show_confident_scans_with_orientation(tmp_path, drawn, capsys,
@@ -269,6 +270,26 @@ def test_header_states_positive_class_protocol_grouping_and_random_weights(tmp_p
     assert 'class="warning"' not in plain and "every scan counted as independent" in plain
 
 
+@pytest.mark.parametrize("protocol, classes, methods, said", [
+    ("cross-validation", ("CN", "AD"), BINARY,
+     "the folds, the bootstrap intervals and DeLong's test respect subjects"),
+    ("cross-validation", ("CN", "MCI", "AD"), BINARY,  # no DeLong test of three classes
+     "the folds and the bootstrap intervals respect subjects"),
+    ("held-out", ("CN", "AD"), {"mean": "Mean pooling"},  # one method: nothing to test
+     "the split and the bootstrap intervals respect subjects"),
+    ("external", ("CN", "AD"), BINARY,  # no folds
+     "the bootstrap intervals and DeLong's test respect subjects"),
+])
+def test_the_header_says_what_the_grouping_did_for_the_protocol(tmp_path, protocol, classes,
+                                                                 methods, said):
+    run_dir = make_run_dir(tmp_path / "run", classes=classes, methods=methods, grouped=True,
+                           n_subjects=30, protocol=protocol,
+                           reference=next(iter(methods)),
+                           folds=3 if protocol == "cross-validation" else None)
+    text = html.unescape(open(write_report(run_dir, overlays=0)).read())
+    assert f"<th>Grouping</th><td>by subject (30 subjects): {said}</td>" in text
+
+
 def test_a_binary_run_without_its_positive_class_is_refused(tmp_path):
     run_dir = make_run_dir(tmp_path / "run", positive_label=None)
     with pytest.raises(ValueError, match="needs its positive_label"):
@@ -324,7 +345,7 @@ def test_profiles_leave_out_uniform_attention_and_name_the_axis(binary_report):
     profile = figures["profile"]
     assert profile["titles"] == ["DinoAtten3D"]  # not Mean pooling: uniform
     assert "Left out: Mean pooling, whose attention is the same on every slice" in text
-    assert profile["xlabels"] == ["coronal slice position, 0 = posterior, 1 = anterior"]
+    assert profile["xlabels"] == ["coronal slice position\n0 = posterior, 1 = anterior"]
 
 
 def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path, monkeypatch):

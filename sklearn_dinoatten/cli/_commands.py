@@ -32,11 +32,13 @@ from ._inputs import (
 
 def embed(args):
     """Embed and cache every scan of DATA; a rerun embeds only what is not cached."""
+    from ..embedding._several import fit_embedders
+
     paths = scan_paths(args)
-    embedders = build_embedders(args)
+    embedders = fit_embedders(build_embedders(args), paths)  # every backbone checked first
     for backbone, embedder in embedders.items():
         start = time.perf_counter()
-        embeddings, cached = embedder.fit(paths).transform(paths, return_cached=True)
+        embeddings, cached = embedder.transform(paths, return_cached=True)
         rows = int((~np.isnan(embeddings).all(axis=2)).sum())
         print((f"{backbone}: " if len(embedders) > 1 else "")
               + f"{len(paths)} scans, {rows // embedder.rows_per_slice_} slices of "

@@ -29,6 +29,7 @@ from ._cache import (
     cache_folder_is_writable,
 )
 from ._engines import ENGINES, forward_features
+from ._reading import warn_if_view_cuts
 from ._run import EmbeddingRunMixin
 from ._slice_encoder import DTYPES, FEATURES
 from .backbones import (
@@ -86,7 +87,10 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         centred on the ``image_size`` square (cropped or padded), so a structure has the
         same size in pixels in every scan. ``None`` resizes each slice to fit, whatever
         its voxel size. When neither spacing option is set and the volumes of one
-        ``fit`` have voxel sizes more than 20 % apart, ``fit`` warns.
+        ``fit`` have voxel sizes more than 20 % apart, ``fit`` warns; with it, ``fit``
+        warns when the field of view, ``image_size * pixel_spacing`` mm, is narrower
+        than the foreground of the first volumes in plane (naming the size that holds
+        it).
     crop : {"none", "foreground"}, default="none"
         ``"foreground"``: crop each volume to the box around its foreground (voxels
         above Otsu's threshold of those above the volume's minimum), 4 mm wider,
@@ -288,6 +292,7 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         if self.slice_spacing is None and self.pixel_spacing is None:
             warn_if_spacings_differ(voxel_size_of(volume) for volume in volumes)
         self._use_backbone(build_backbone(self.backbone, self.weights, self.image_size))
+        warn_if_view_cuts(self.slice_reader(), volumes, self.patch_size_)
         return self
 
     def _use_backbone(self, built):

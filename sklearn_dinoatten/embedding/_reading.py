@@ -11,9 +11,10 @@ process needs travels to it as a :class:`StackReader`: the embedder's preprocess
 cache settings, without its backbone.
 """
 
+import math
 import warnings
 from collections import namedtuple
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from torch.utils.data import DataLoader, Dataset
 
@@ -22,6 +23,7 @@ from ..volumes._preprocessing import resize_stack
 from ..volumes._scans import describe, read_scan
 from ..volumes._slicing import (
     AXIS_NAMES,
+    MARGIN_MM,
     choose_slices,
     foreground_mask,
     needs_foreground,
@@ -30,6 +32,7 @@ from ..volumes._slicing import (
 from ._cache import EmbeddingCache, cache_key
 
 Stack = namedtuple("Stack", "key selection embedding")
+FIELD_OF_VIEW_CHECKED = 3  # the volumes whose foreground a fit compares with the view
 Stack.__doc__ = """A slice set to embed: its cache key, its ``SliceSelection``, and its
 embedding when the cache had it (else ``None``)."""
 
@@ -88,6 +91,36 @@ class SliceReader:
     def _resize(self, stack, pixel_size):
         return resize_stack(stack, self.image_size, self.normalization,
                             pixel_size=pixel_size, pixel_spacing=self.pixel_spacing)
+
+
+def warn_if_view_cuts(reader, volumes, patch_size):
+    """Warn once when, with ``pixel_spacing``, the backbone's field of view
+    (``image_size x pixel_spacing`` mm a side) is narrower than the foreground in the
+    plane of the slices of one of the first :data:`FIELD_OF_VIEW_CHECKED` volumes: how
+    much of it is cut off, and the image size (a multiple of ``patch_size``) that holds
+    it."""
+    if reader.pixel_spacing is None:
+        return
+    view = reader.image_size * reader.pixel_spacing
+    boxes = replace(reader, crop="foreground", min_foreground=0.0)
+    widest, where = 0.0, None
+    for i, volume in enumerate(volumes[:FIELD_OF_VIEW_CHECKED]):
+        name = describe(volume, i)
+        scan = read_scan(volume, i, images=True, spacing=reader.spacing)
+        for selection in boxes.choose(scan, name=f"Volume {name}"):
+            for (start, stop), size in zip(selection.region, selection.pixel_size,
+                                           strict=True):
+                extent = (stop - start) * size - 2 * max(MARGIN_MM, size)  # the box's margin
+                if extent > widest:
+                    widest, where = extent, (name, AXIS_NAMES[selection.axis])
+    if widest > view:
+        fits = patch_size * math.ceil(widest / reader.pixel_spacing / patch_size)
+        warnings.warn(
+            f"The backbone sees {view:g} x {view:g} mm of each slice (image_size="
+            f"{reader.image_size} x pixel_spacing={reader.pixel_spacing:g} mm), and the "
+            f"foreground of volume {where[0]} spans {widest:.0f} mm in its {where[1]} "
+            f"slices: {widest - view:.0f} mm of it is cut off at the edges. image_size="
+            f"{fits} would hold it (or a larger pixel_spacing).", UserWarning, stacklevel=3)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
+from ..embedding._several import fit_embedders
 from ..utils._options import THRESHOLD
 from ..volumes._slicing import axes_of, slice_weights
 from ._clinical import check_threshold
@@ -147,9 +148,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
               + f"methods: {', '.join(map(method_name, evaluated))}")
     inputs = {}
     if not all(on_volumes.values()):
-        for slice_embedder in embedders.values():  # every backbone built (and checked) first
-            if not _is_fitted(slice_embedder):
-                slice_embedder.fit(scans)
+        fit_embedders(embedders, scans)  # every backbone built (and checked) first
         for name, slice_embedder in embedders.items():
             if verbose:
                 print(f"Embedding {len(scans)} scans" + (f" with {name}" if several else "")

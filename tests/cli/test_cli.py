@@ -380,6 +380,12 @@ def one_class(data):
     (["predict", "{tmp}/m.safetensors", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"],
      model_as_folder, "Model file '.*m.safetensors' is a folder, not a file"),
     (["cv", "{data}", "--out", "{tmp}/o", "--image-size", "7"], None, "try 14"),
+    *[([command, "{data}", *where, "--backbone",  # every patch size named, one size for all
+        "vit_small_patch14_dinov2,vit_tiny_patch16_224", "--image-size", "56"], None,
+       r"image_size=56 is not a multiple of every encoder's patch size "
+       r"\(vit_small_patch14_dinov2 14, vit_tiny_patch16_224 16\); try 112, a multiple of "
+       r"112, which fits them all\.$")
+      for command, where in [("cv", ["--out", "{tmp}/o"]), ("embed", ["--cache-dir", "{tmp}/c"])]],
     (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "vit_small_patch14_dinov2,"], None,
      "name each backbone once, separated by commas"),
     (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "a,b", "--weights", "{data}/s00.nii.gz"],

@@ -1,6 +1,7 @@
 """Scans in millimetres: spacing-aware slices, foreground cropping, tri-planar bags and
 nibabel images."""
 
+import re
 import warnings
 
 import nibabel as nib
@@ -131,6 +132,25 @@ def test_mixed_spacings_warn_once_unless_the_options_are_set(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         DinoSliceEmbedder(slice_spacing=2.0, **FAST).fit(paths)
+
+
+def test_a_field_of_view_narrower_than_the_foreground_warns_once(tmp_path):
+    path = save_nifti(tmp_path / "a.nii.gz", head(2.0), np.diag([2.0, 2, 2, 1]))  # 48 mm wide
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        DinoSliceEmbedder(pixel_spacing=1.0, **FAST).fit([path, path])
+    said = [str(w.message) for w in caught if "backbone sees" in str(w.message)]
+    assert len(said) == 1
+    assert re.fullmatch(
+        r"The backbone sees 28 x 28 mm of each slice \(image_size=28 x pixel_spacing=1 mm\), "
+        r"and the foreground of volume .*a.nii.gz' spans 4[2-9] mm in its axial slices: "
+        r"(1[4-9]|2[01]) mm of it is cut off at the edges. image_size=56 would hold it "
+        r"\(or a larger pixel_spacing\).", said[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the view holds it, or slices are resized to fit
+        DinoSliceEmbedder(pixel_spacing=1.0, **{**FAST, "image_size": 56}).fit([path])
+        DinoSliceEmbedder(pixel_spacing=2.0, **FAST).fit([path])
+        DinoSliceEmbedder(**FAST).fit([path])
 
 
 def test_pixel_spacing_has_its_own_cache_entries(volume):

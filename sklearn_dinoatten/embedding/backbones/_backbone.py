@@ -27,6 +27,20 @@ RANDOM_WEIGHTS_SEED = 0
 SAVED_WEIGHTS = object()
 
 
+class ImageSizeError(ValueError):
+    """``image_size`` is not a multiple of a backbone's ``patch_size``."""
+
+    def __init__(self, image_size, patch_size):
+        self.image_size, self.patch_size = image_size, patch_size
+        super().__init__(f"image_size={image_size} is not a multiple of the backbone's patch "
+                         f"size {patch_size}; try {nearest_multiple(image_size, patch_size)}.")
+
+
+def nearest_multiple(size, step):
+    """The positive multiple of ``step`` nearest to ``size``."""
+    return max(1, round(size / step)) * step
+
+
 @dataclass(frozen=True)
 class Family:
     """A library of vision models.
@@ -88,10 +102,7 @@ def frozen_backbone(module, image_size, name=None):
                          "no 'patch_embed' (or 'patch_size').")
     patch_size = patch_size[0] if isinstance(patch_size, (tuple, list)) else patch_size
     if image_size % patch_size:
-        raise ValueError(
-            f"image_size={image_size} is not a multiple of the backbone's patch size "
-            f"{patch_size}; try {max(1, round(image_size / patch_size)) * patch_size}."
-        )
+        raise ImageSizeError(image_size, patch_size)
     module.eval().requires_grad_(False)
     config = getattr(module, "pretrained_cfg", None) or {}  # timm's, where it says
     return Backbone(

@@ -21,7 +21,6 @@ the machinery, not which method is best on real scans.
 """
 
 import argparse
-import csv
 import os
 import time
 import warnings
@@ -48,16 +47,9 @@ def load_data(args):
         return X, y, None
     if args.data.endswith(".csv"):
         root = os.path.dirname(os.path.abspath(args.data))
-        paths, y, groups, _ = load_nifti_folder(
-            root, args.data, group_column="subject" if _has_column(args.data, "subject")
-            else None)
+        paths, y, groups, _ = load_nifti_folder(root, args.data, split_column=None)
         return paths, y, groups
     raise SystemExit(f"--data must be 'synthetic' or a labels .csv; got {args.data!r}.")
-
-
-def _has_column(path, column):
-    with open(path, newline="", encoding="utf-8-sig") as f:
-        return column in next(csv.reader(f), [])
 
 
 def main():

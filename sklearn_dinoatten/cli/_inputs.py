@@ -2,7 +2,6 @@
 checked before any work so that a mistake ends the command in one line at once."""
 
 import os
-import warnings
 
 from ..evaluation._methods import METHODS
 from ..utils._files import atomic_folder, check_file, writable_folder
@@ -31,14 +30,12 @@ def labelled_scans(args):
 def _read_labels(root, labels, args, split=False):
     from ..datasets._folders import load_nifti_folder
 
-    header = _csv_header(labels)
-
-    def column(given, default):  # "none": ignored; not given: the default, if present
-        return None if given == "none" else given or (default if default in header else None)
+    def column(given):  # "none": ignored; not given: the default column, if present
+        return None if given == "none" else given or "auto"
 
     return load_nifti_folder(root, labels, args.path_column, args.label_column,
-                             column(args.group_column, "subject"),
-                             column(args.split_column, "split") if split else None)
+                             column(args.group_column),
+                             column(args.split_column) if split else None)
 
 
 def subgroup_columns(args, labels):
@@ -96,16 +93,6 @@ def _nifti_files(folder):
     if not paths:
         raise CommandError(f"{folder!r} holds no labels.csv and no .nii/.nii.gz files.")
     return paths
-
-
-def _csv_header(path):
-    from ..datasets._folders import read_csv
-
-    if not os.path.isfile(path):
-        return []
-    with warnings.catch_warnings():  # said once, when the scans are read
-        warnings.simplefilter("ignore")
-        return read_csv(path)[0]
 
 
 def protocol(args, y, groups, split):

@@ -17,7 +17,7 @@ MISSING = ("", "na", "n/a", "nan", "null", "#n/a", "<na>")
 
 
 def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="label",
-                      group_column=None, split_column=None):
+                      group_column="auto", split_column="auto"):
     """Read a labels CSV describing the NIfTI scans of a folder.
 
     Parameters
@@ -28,13 +28,15 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
         The CSV file; ``None`` means ``root/labels.csv``.
     path_column, label_column : str, default="path", "label"
         Columns holding each scan's path and its class label.
-    group_column : str or None, default=None
+    group_column : str, "auto" or None, default="auto"
         A column naming the subject (or any group) of each scan, for
         :class:`~sklearn.model_selection.StratifiedGroupKFold`, so that the scans of one
-        subject never fall in both the training and the test set.
-    split_column : str or None, default=None
+        subject never fall in both the training and the test set. ``"auto"``: the
+        column ``subject`` if the CSV has one (as ``dinoatten`` does); ``None``: none.
+    split_column : str, "auto" or None, default="auto"
         A column giving each scan's set in a fixed split, ``train``, ``val`` or ``test``
-        (see :func:`sklearn_dinoatten.evaluation.held_out`).
+        (see :func:`sklearn_dinoatten.evaluation.held_out`). ``"auto"``: the column
+        ``split`` if the CSV has one; ``None``: none.
 
     Returns
     -------
@@ -43,9 +45,9 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
     y : ndarray of shape (n_scans,)
         Labels: integers when every label is an integer, else strings.
     groups : ndarray of shape (n_scans,) or None
-        The group of each scan, as strings; ``None`` without ``group_column``.
+        The group of each scan, as strings; ``None`` without a group column.
     split : ndarray of shape (n_scans,) or None
-        The set of each scan; ``None`` without ``split_column``.
+        The set of each scan; ``None`` without a split column.
 
     Raises
     ------
@@ -78,6 +80,9 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
             f"{path_column!r} and {label_column!r}."
         )
     header, rows = read_csv(labels_csv)
+    group_column, split_column = (
+        (default if default in header else None) if given == "auto" else given
+        for given, default in ((group_column, "subject"), (split_column, "split")))
     columns = [path_column, label_column] + [c for c in (group_column, split_column) if c]
     missing = [c for c in columns if c not in header]
     if missing:

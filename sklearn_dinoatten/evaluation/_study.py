@@ -4,7 +4,9 @@ applies. Embedding-based methods share one embedding array; the 3D ResNet trains
 resampled volumes."""
 
 import os
+import re
 import time
+import warnings
 
 import numpy as np
 from sklearn.exceptions import NotFittedError
@@ -20,6 +22,7 @@ from ._runs import Run, jsonable, versions
 from ._subgroups import subgroup_table
 from ._table import caption, metrics_table, per_class_table, positive_class, scored_samples
 
+BIDS_SUBJECT = re.compile(r"(?:^|[/\\_])sub-([A-Za-z0-9]+)")  # a BIDS path's subject label
 # The embedder's settings that choose the slices: those of the encoders a study compares
 SLICING = ("axis", "n_slices", "slice_selection", "spacing", "slice_spacing", "crop",
            "min_foreground")
@@ -130,6 +133,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     if positive is None and threshold != THRESHOLD:
         raise ValueError(f"threshold={threshold!r} is for two classes; these labels have "
                          f"{len(np.unique(y))}, and each scan takes its most probable class.")
+    if protocol.groups is None:
+        _warn_if_subjects_repeat(scans)
     on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
     embedders = _named_embedders(embedder)
     if not embedders and not all(on_volumes.values()):
@@ -241,6 +246,23 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                per_class=None if positive is not None else per_class_table(
                    y, results, reference=reference, groups=groups,
                    random_state=random_state))
+
+
+def _warn_if_subjects_repeat(scans):
+    """Warn when scan files name a BIDS subject (``sub-<label>``) more than once in a
+    study without groups: its scans are then counted as independent."""
+    subjects = [match.group(1) for scan in scans if isinstance(scan, (str, os.PathLike))
+                and (match := BIDS_SUBJECT.search(os.fspath(scan)))]
+    names, counts = np.unique(subjects, return_counts=True)
+    if (counts > 1).any():
+        repeated = names[counts > 1]
+        warnings.warn(
+            f"The scans of {len(repeated)} subject(s) appear several times by their BIDS "
+            f"file names (sub-{repeated[0]}: {counts[counts > 1][0]} scans), and the "
+            "protocol has no groups: folds can put a subject's scans on both sides and the "
+            "intervals count them as independent. Give the protocol groups (the labels "
+            "file's subject column, which load_nifti_folder returns).", UserWarning,
+            stacklevel=3)
 
 
 def _named_embedders(embedder):

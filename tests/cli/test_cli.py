@@ -481,3 +481,23 @@ def test_cv_in_millimetres_with_tri_planar_bags(tmp_path, monkeypatch, capsys):
     with pytest.raises(SystemExit) as usage_error:
         main(["cv", data, "--out", out, "--pixel-spacing", "0", *FAST])
     assert usage_error.value.code == 2 and "must be a number > 0" in capsys.readouterr().err
+
+
+def test_scans_of_one_bids_subject_without_groups_warn(tmp_path, capsys):
+    data = make_study(tmp_path / "data", n=12, subjects=True)  # a subject column
+    rows = read_csv(os.path.join(data, "labels.csv"))
+    for i, row in enumerate(rows):  # BIDS names: sub-p0_ses-0, sub-p0_ses-1, ...
+        name = f"sub-{row['subject']}_ses-{i % 2}_T1w.nii.gz"
+        os.rename(os.path.join(data, row["path"]), os.path.join(data, name))
+        row["path"] = name
+    with open(os.path.join(data, "labels.csv"), "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    assert main(["cv", data, "--out", str(tmp_path / "grouped"), "--method", "mean",
+                 *FAST]) == 0
+    assert "BIDS" not in capsys.readouterr().err  # grouped by the subject column
+    assert main(["cv", data, "--out", str(tmp_path / "ungrouped"), "--method", "mean",
+                 "--group-column", "none", *FAST]) == 0
+    assert ("warning: The scans of 6 subject(s) appear several times by their BIDS file "
+            "names (sub-p0: 2 scans), and the protocol has no groups" in capsys.readouterr().err)

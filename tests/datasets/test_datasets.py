@@ -56,13 +56,18 @@ def write_folder(root, rows, header="path,label,subject", scans=None):
 
 def test_load_nifti_folder(tmp_path):
     root = write_folder(tmp_path / "d", ["a.nii.gz,AD,p1", "b.nii.gz,HC,p1", "c.nii,AD,p2"])
-    paths, y, groups, _ = load_nifti_folder(root, group_column="subject")
+    paths, y, groups, split = load_nifti_folder(root)  # subject: found, as the CLI does
     assert paths == [str(root / n) for n in ("a.nii.gz", "b.nii.gz", "c.nii")]
     assert y.tolist() == ["AD", "HC", "AD"] and groups.tolist() == ["p1", "p1", "p2"]
+    assert split is None  # no split column
+    assert load_nifti_folder(root, group_column=None)[2] is None  # ignored when told
     moved = tmp_path / "elsewhere.csv"
-    moved.write_text((root / "labels.csv").read_text().replace("label", "dx"))
+    moved.write_text((root / "labels.csv").read_text().replace("label", "dx")
+                     .replace("subject", "patient"))
     paths, y, groups, _ = load_nifti_folder(root, moved, label_column="dx")
     assert len(paths) == 3 and groups is None
+    assert load_nifti_folder(root, moved, label_column="dx",
+                             group_column="patient")[2].tolist() == ["p1", "p1", "p2"]
 
 
 @pytest.mark.parametrize("rows, header, scans, group, error, message", [

@@ -145,7 +145,7 @@ def predict(args):
     like cv's (metrics with CIs, predictions, embeddings), for an external test set."""
     paths, y, groups, labels = scans_to_predict(args)
     if y is None:
-        output_file(args.out)
+        output_file(args.out, args.overwrite)
     model = load_fitted(args)
     if y is not None:
         return _evaluate(args, model, paths, y, groups, labels)

@@ -260,10 +260,13 @@ def run_directory(out, overwrite=False):
     return atomic_folder(out)
 
 
-def output_file(path):
-    """Check, before any work, that a file can be written at ``path``."""
+def output_file(path, overwrite=True):
+    """Check, before any work, that a file can be written at ``path`` (and, unless
+    ``overwrite``, that none is there)."""
     if os.path.isdir(path):
         raise CommandError(f"--out {path!r} is a folder; give a file name.")
+    if not overwrite and os.path.exists(path):
+        raise CommandError(f"--out {path!r} exists; pass --overwrite to replace it.")
     writable_folder(os.path.dirname(os.path.abspath(path)), "--out's folder")
     return path
 

@@ -149,7 +149,8 @@ def build_parser():
                      help="the CSV file of predictions; with labels, the folder of the "
                           "evaluation run (what `dinoatten report` reads)")
     sub.add_argument("--overwrite", action="store_true",
-                     help="replace the evaluation run already in --out")
+                     help="replace the CSV file or the evaluation run already at --out "
+                          "(refused without it)")
     add_label_columns(sub, split=False)
     sub.add_argument("--pos-label", help="the positive class, with labels (as for cv)")
     sub.add_argument("--threshold", type=threshold, default=THRESHOLD,

@@ -18,13 +18,13 @@ HEADERS = {"method": "method", "threshold": "threshold", "auc": "AUC", "sensitiv
 
 def metric_text(row, column):
     """A metrics row's value as the tables show it: 3 decimals (p-values 3 significant
-    digits, seconds 1), ``[low, high]`` after it where the row has its CI, ``-`` for
-    NaN or empty."""
+    digits, trailing zeros kept; seconds 1), ``[low, high]`` after it where the row has
+    its CI, ``-`` for NaN or empty."""
     def number(value, spec):
         value = float(value) if value not in ("", None) else np.nan
         return "-" if np.isnan(value) else format(value, spec)
 
-    spec = {"delong_p": ".3g", "fit_seconds_per_fold": ".1f"}.get(column, ".3f")
+    spec = {"delong_p": "#.3g", "fit_seconds_per_fold": ".1f"}.get(column, ".3f")
     text = number(row.get(column), spec)
     low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
     if text != "-" and low not in (None, "") and not np.isnan(float(low)):

@@ -34,6 +34,12 @@ class Protocol:
     held_out: bool = False  # a fixed test set, not folds that test every scan once
 
 
+def listed(values, shown=5):
+    """The first ``shown`` of ``values``, and how many more there are."""
+    more = len(values) - shown
+    return ", ".join(map(str, values[:shown])) + (f" and {more} more" if more > 0 else "")
+
+
 def stratified_folds(n_folds, grouped=False, random_state=0):
     """The splitter of a stratified cross-validation, of groups when ``grouped`` (a
     subject's scans stay in one fold), shuffled by ``random_state``."""
@@ -62,7 +68,7 @@ def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
             if len(subjects) < n_folds:
                 raise ValueError(
                     f"Class {label.item()!r} has scans of {len(subjects)} subject(s) "
-                    f"({', '.join(map(str, subjects[:5]))}), fewer than the {n_folds} folds: "
+                    f"({listed(subjects)}), fewer than the {n_folds} folds: "
                     "a subject's scans stay in one fold, so every test fold needs a subject "
                     "of each class; lower the number of folds, or gather more subjects."
                 )

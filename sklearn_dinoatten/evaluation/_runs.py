@@ -4,13 +4,13 @@ A run directory holds::
 
     run.json         the study: classes, positive class, protocol, grouping, reference
                      method, the threshold rule ("threshold_rule") and each method's
-                     threshold per split, in the order of the folds ("thresholds"),
+                     threshold per split, fold k's the k-th ("thresholds"),
                      "recalibration", the subgroup columns, the methods' and the
                      embedder's parameters (of each encoder, "embedders", in a study of
                      several), versions
     predictions.csv  one row per scored scan: path (absolute), label, subject (grouped
-                     runs), fold (cross-validation), backbone_weights (runs with slice
-                     embeddings: random, the checkpoint file, or the download), then
+                     runs), fold (cross-validation, 1 to k), backbone_weights (runs with
+                     slice embeddings: random, the checkpoint file, or the download), then
                      per method {key}_pred and {key}_p_{class}, probabilities at full
                      precision
     metrics.csv      one row per method (columns METRIC_COLUMNS)
@@ -73,7 +73,8 @@ class Run:
     groups : ndarray of shape (n_scored,) or None
         The subject of each scan, in grouped runs.
     folds : ndarray of shape (n_scored,) or None
-        The fold that held each scan out, in cross-validation.
+        The fold that held each scan out, in cross-validation, numbered from 1 (as the
+        progress lines and the report number them).
     outputs : dict of str -> ndarray
         ``embedding_{key}``, ``attention_{key}``, ``n_slices`` and, for tri-planar bags,
         ``slice_axis``, one row per scan.
@@ -136,7 +137,7 @@ class Run:
         if not thresholds:
             return THRESHOLD
         if self.folds is not None and len(thresholds) > 1:
-            return np.asarray(thresholds, dtype=float)[self.folds]
+            return np.asarray(thresholds, dtype=float)[self.folds - 1]  # folds from 1
         return float(thresholds[0])
 
     def metrics_row(self, key):

@@ -195,7 +195,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     folds = None
     if not protocol.held_out:
         folds = np.full(len(y), -1)
-        for i, split in enumerate(protocol.splits):
+        for i, split in enumerate(protocol.splits, 1):  # folds 1 to k, as the progress
             folds[split.test] = i
         folds = folds[scored]
     params = {name: jsonable(e.get_params()) for name, e in embedders.items()}

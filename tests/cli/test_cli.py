@@ -129,7 +129,7 @@ def test_embed_in_parallel_and_in_int8_on_onnxruntime(tmp_path, capsys):
     assert len(os.listdir(os.path.join(cache, "onnx"))) == 2  # the graph and its sha256
 
 
-def test_cv_report_fit_predict(tmp_path, monkeypatch):
+def test_cv_report_fit_predict(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)  # restored after the test, which moves elsewhere
     data = make_study(tmp_path / "data")
     out = str(tmp_path / "cv")
@@ -149,7 +149,7 @@ def test_cv_report_fit_predict(tmp_path, monkeypatch):
     assert ".py:" not in result.stderr and "warnings.warn" not in result.stderr
 
     predictions = read_csv(os.path.join(out, "predictions.csv"))
-    assert len(predictions) == 12 and {r["fold"] for r in predictions} == {"0", "1"}
+    assert len(predictions) == 12 and {r["fold"] for r in predictions} == {"1", "2"}
     for row in predictions:
         p = float(row["dinoatten3d_p_0"]) + float(row["dinoatten3d_p_1"])
         assert p == pytest.approx(1, abs=1e-5) and row["mst_pred"] in ("0", "1")
@@ -181,6 +181,10 @@ def test_cv_report_fit_predict(tmp_path, monkeypatch):
     assert main(["predict", pickled, *scans[:3], "--out", str(tmp_path / "q.csv"),
                  "--top-slices", "2", "--allow-pickle"]) == 0
     assert read_csv(tmp_path / "q.csv") == read_csv(tmp_path / "p.csv")
+    assert main(["predict", model, *scans[:3], "--out", str(tmp_path / "p.csv")]) == 1
+    assert "p.csv' exists; pass --overwrite to replace it" in capsys.readouterr().err
+    assert main(["predict", model, *scans[:3], "--out", str(tmp_path / "p.csv"),
+                 "--top-slices", "2", "--overwrite"]) == 0
     rows = read_csv(tmp_path / "p.csv")
     assert [r["path"] for r in rows] == scans[:3]
     assert all(len(r["top_slices"].split()) == 2 and r["prediction"] in ("0", "1")

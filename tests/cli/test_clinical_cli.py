@@ -61,7 +61,7 @@ def test_the_run_records_each_folds_threshold_and_the_new_columns(clinical_run):
 def test_predictions_use_each_folds_threshold(clinical_run):
     _, out = clinical_run
     run = read_run(out)
-    thresholds = np.asarray(run.info["thresholds"]["mean"])[run.folds]
+    thresholds = np.asarray(run.info["thresholds"]["mean"])[run.folds - 1]  # folds 1..k
     score = run.proba["mean"][:, run.classes.index(run.positive)]
     predicted = np.array([row["mean_pred"] for row in read_csv(os.path.join(
         out, "predictions.csv"))])

@@ -60,7 +60,7 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
     }
     write_run(path, Run(info, paths, np.array(classes)[y], probabilities,
                         groups=np.array([f"s{i}" for i in range(n)]),
-                        folds=None if folds is None else np.arange(n) % folds,
+                        folds=None if folds is None else np.arange(n) % folds + 1,
                         outputs=outputs, metrics=metrics))
     return path
 
@@ -331,7 +331,7 @@ def test_embedding_marks_the_folds(binary_report, tmp_path, drawn):
     text, figures = binary_report
     assert "may group by fold, which marker shapes show" in text
     assert figures["embedding"]["legends"] == [("true class", ["CN", "AD"]),
-                                               ("fold", ["fold 0", "fold 1", "fold 2"])]
+                                               ("fold", ["fold 1", "fold 2", "fold 3"])]
     held_out = make_run_dir(tmp_path / "held_out", methods={"mean": "Mean pooling"},
                             folds=None)
     text = open(write_report(held_out, overlays=0)).read()

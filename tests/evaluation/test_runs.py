@@ -19,7 +19,7 @@ def a_run(grouped=True):
                for name, p in (("Mean pooling", np.nan), ("MST aggregator", 0.04))]
     return Run(info, np.array(["a.nii.gz", "b.nii.gz", "c.nii", "d.nii", "e.nii"]),
                np.array([0, 1, 0, 1, 1]), {"mean": proba, "mst": proba[::-1]},
-               groups=np.array(["s1", "s1", "s2", "s3", "s3"]), folds=np.array([0, 1, 0, 1, 0]),
+               groups=np.array(["s1", "s1", "s2", "s3", "s3"]), folds=np.array([1, 2, 1, 2, 1]),
                outputs={"embedding_mean": rng.normal(size=(5, 3)), "n_slices": np.arange(5)},
                metrics=metrics)
 
@@ -35,7 +35,7 @@ def test_a_run_reads_back_as_written(tmp_path):
         np.testing.assert_array_equal(back.proba[key], run.proba[key])  # every bit
         assert back.pred[key].tolist() == [str(c) for c in run.pred[key]]
     assert back.groups.tolist() == ["s1", "s1", "s2", "s3", "s3"]
-    assert back.folds.tolist() == [0, 1, 0, 1, 0]
+    assert back.folds.tolist() == [1, 2, 1, 2, 1]
     np.testing.assert_array_equal(back.outputs["embedding_mean"], run.outputs["embedding_mean"])
     assert back.metrics_row("mst")["delong_p"] == "0.04"
     with open(tmp_path / "predictions.csv", newline="") as f:
@@ -61,3 +61,10 @@ def test_a_prediction_of_an_unknown_class_is_refused(tmp_path):
     write_run(tmp_path, run)
     with pytest.raises(ValueError, match=r"Malformed predictions.csv .*labels \['7'\]"):
         read_run(tmp_path)
+
+
+def test_p_values_keep_three_significant_digits_with_their_zeros():
+    from sklearn_dinoatten.evaluation._markdown import metric_text
+
+    assert [metric_text({"delong_p": p}, "delong_p") for p in (0.61, 0.261, 0.000123, 1.0)] \
+        == ["0.610", "0.261", "0.000123", "1.00"]

@@ -143,6 +143,11 @@ def test_grouped_folds_need_subjects_of_each_class():
         cross_validation(y, 3, groups)
     groups[-2:] = ["r", "s"]
     assert len(cross_validation(y, 3, groups).splits) == 3
+    y = np.array([0] * 10 + [1] * 10)
+    groups = np.array([f"p{i % 6}" for i in range(10)] + [f"q{i}" for i in range(10)])
+    with pytest.raises(ValueError, match=r"Class 0 has scans of 6 subject\(s\) \(p0, p1, p2, "
+                                         r"p3, p4 and 1 more\), fewer than the 7 folds"):
+        cross_validation(y, 7, groups)  # the list says how many it leaves out
 
 
 def test_a_study_of_several_encoders_runs_each_method_on_each():

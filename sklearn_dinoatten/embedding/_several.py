@@ -4,9 +4,7 @@ does not divide the image size and the one size that fits them all."""
 
 import math
 
-from sklearn.exceptions import NotFittedError
-from sklearn.utils.validation import check_is_fitted
-
+from ..utils._fit import is_fitted
 from .backbones._backbone import ImageSizeError, nearest_multiple
 
 
@@ -17,16 +15,14 @@ def fit_embedders(embedders, X):
     patch_sizes, misfits = {}, []
     for name, embedder in embedders.items():
         try:
-            check_is_fitted(embedder)
-        except NotFittedError:
-            try:
+            if not is_fitted(embedder):
                 embedder.fit(X)
-            except ImageSizeError as error:
-                if len(embedders) == 1:
-                    raise
-                patch_sizes[name] = error.patch_size
-                misfits.append(name)
-                continue
+        except ImageSizeError as error:
+            if len(embedders) == 1:
+                raise
+            patch_sizes[name] = error.patch_size
+            misfits.append(name)
+            continue
         patch_sizes[name] = embedder.patch_size_
     if not misfits:
         return embedders

@@ -9,10 +9,10 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ..embedding._several import fit_embedders
+from ..utils._fit import is_fitted
 from ..utils._options import THRESHOLD
 from ..volumes._slicing import axes_of, slice_weights
 from ._clinical import check_threshold
@@ -45,14 +45,6 @@ def fitted_classes(y, methods):
                 f"{sorted(by_name)}: an external test set is scored on the model's classes, "
                 "each present (matched by name).")
     return y if by_name is None else np.array([by_name[str(label)] for label in y.tolist()])
-
-
-def _is_fitted(estimator):
-    try:
-        check_is_fitted(estimator)
-    except NotFittedError:
-        return False
-    return True
 
 
 def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
@@ -167,7 +159,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
             shape = getattr(resampler, "shape", None)
             print(f"Resampling {len(scans)} scans" + (f" to {shape} voxels" if shape else ""),
                   flush=True)
-        if not _is_fitted(resampler):
+        if not is_fitted(resampler):
             resampler.fit(scans)
         inputs[None] = resampler.transform(scans)
     results = {}

@@ -11,6 +11,7 @@ state call :func:`check_fitted`, which also refuses a fitted estimator whose
 
 import functools
 
+from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
 from ._validation import InvalidParameterError
@@ -104,3 +105,13 @@ def check_fitted(estimator):
                 f"{type(estimator).__name__}: {name} was changed from {value!r} to "
                 f"{current!r} after fit; call fit again (or set it back)."
             )
+
+
+def is_fitted(estimator):
+    """Whether ``estimator`` is fitted (scikit-learn's test: attributes ending in ``_``);
+    a fitted estimator given to a study is used as it is."""
+    try:
+        check_is_fitted(estimator)
+    except NotFittedError:
+        return False
+    return True

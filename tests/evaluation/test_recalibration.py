@@ -89,6 +89,10 @@ def test_recalibration_never_sees_the_scans_it_scores():
     assert np.array_equal(result.proba[first.test], again.proba[first.test])
     raw = cross_validate_method(Flat(), X, y, protocol.splits)
     assert not np.allclose(result.proba, raw.proba)  # recalibrated, not the raw scores
+    for split in protocol.splits:  # Platt scaling keeps the order of a fold's scans
+        test = split.test
+        assert np.array_equal(np.argsort(result.proba[test, 1], kind="stable"),
+                              np.argsort(raw.proba[test, 1], kind="stable"))
 
 
 def test_isotonic_recalibration_of_a_held_out_split_is_fitted_on_its_val_scans():

@@ -8,6 +8,7 @@ import numpy as np
 
 from ..evaluation._methods import METHODS
 from ..utils._files import write_csv
+from ..utils._options import THRESHOLD
 from ._inputs import (
     PROG,
     CommandError,
@@ -145,25 +146,58 @@ def predict(args):
     like cv's (metrics with CIs, predictions, embeddings), for an external test set."""
     paths, y, groups, labels = scans_to_predict(args)
     if y is None:
-        output_file(args.out, args.overwrite)
+        if args.subgroups:
+            raise CommandError("--subgroups needs labels: give a labels CSV, or a folder "
+                               "holding labels.csv.")
+        output_file(args.out, args.overwrite, inputs=[args.model, *paths])
     model = load_fitted(args)
     if y is not None:
         return _evaluate(args, model, paths, y, groups, labels)
     proba = model.predict_proba(paths)
     classes = model.classes_
+    predicted, called = _decisions(args, classes, proba)
     top = _top_slices(model, paths, args.top_slices)
     rows = []
     for i, path in enumerate(paths):
-        row = {"path": path, "prediction": classes[proba[i].argmax()]}
+        row = {"path": path, "prediction": predicted[i]}
         row.update({f"p_{c}": repr(float(p)) for c, p in zip(classes, proba[i], strict=True)})
         row["top_slices"] = "" if top is None else " ".join(top[i])
         rows.append(row)
     write_csv(args.out, rows)
-    print(f"{len(rows)} predictions written to {args.out}"
+    print(f"{len(rows)} predictions written to {args.out}; {called}"
           + ("" if top is None else f" (top_slices: the slices of highest attention, by "
                                     f"index along axis {model[0].axis!r} of the volumes "
                                     "reoriented to RAS; orientation:index in a tri-planar "
                                     "bag)"))
+
+
+def _decisions(args, classes, proba):
+    """Each scan's predicted class, and how it was called: with two classes, the
+    positive one where its probability is at least ``--threshold`` (a number: a rule is
+    chosen on training scans, which ``predict`` has none of); else the most probable."""
+    from ..evaluation._clinical import is_data_driven
+    from ..evaluation._table import positive_class
+
+    given = args.threshold != THRESHOLD or args.pos_label is not None
+    if len(classes) != 2:
+        if given:
+            raise CommandError(f"--threshold and --pos-label are for models of two classes; "
+                               f"this one has {len(classes)}, and each scan takes its most "
+                               "probable class.")
+        return classes[proba.argmax(axis=1)], "each scan called its most probable class"
+    if is_data_driven(args.threshold):
+        raise CommandError(f"--threshold {args.threshold} is chosen on training scans, "
+                           "which predict has none of: give the number the evaluation "
+                           "chose (run.json's thresholds), e.g. --threshold 0.37.")
+    try:
+        positive = positive_class(classes, args.pos_label)
+    except ValueError as error:
+        if given:
+            raise CommandError(str(error)) from None
+        return classes[proba.argmax(axis=1)], "each scan called its most probable class"
+    column = list(classes).index(positive)
+    return (np.where(proba[:, column] >= args.threshold, classes[column], classes[1 - column]),
+            f"called {positive} where its probability is at least {args.threshold:g}")
 
 
 def _top_slices(model, paths, n):

@@ -51,6 +51,12 @@ def subgroup_columns(args, labels):
     if missing or not names:
         raise CommandError(f"--subgroups {args.subgroups!r}: {labels!r} has no column "
                            f"{(missing or [''])[0]!r}; its columns are {header}.")
+    taken = {args.path_column: "the scans", args.label_column: "the labels",
+             args.group_column or "subject": "the subjects (each level one subject)"}
+    for name in names:
+        if name in taken:
+            raise CommandError(f"--subgroups {args.subgroups!r}: {name!r} is the column of "
+                               f"{taken[name]}, not a subgroup (site, scanner, sex...).")
     return {name: [row[name] or "" for row in rows] for name in names}
 
 
@@ -260,11 +266,15 @@ def run_directory(out, overwrite=False):
     return atomic_folder(out)
 
 
-def output_file(path, overwrite=True):
-    """Check, before any work, that a file can be written at ``path`` (and, unless
-    ``overwrite``, that none is there)."""
+def output_file(path, overwrite=True, inputs=()):
+    """Check, before any work, that a file can be written at ``path``: not one of the
+    command's ``inputs``, and, unless ``overwrite``, not there already."""
     if os.path.isdir(path):
         raise CommandError(f"--out {path!r} is a folder; give a file name.")
+    if any(os.path.exists(path) and os.path.exists(given) and os.path.samefile(path, given)
+           for given in inputs):
+        raise CommandError(f"--out {path!r} is one of the command's inputs (the model or a "
+                           "scan); give another file.")
     if not overwrite and os.path.exists(path):
         raise CommandError(f"--out {path!r} exists; pass --overwrite to replace it.")
     writable_folder(os.path.dirname(os.path.abspath(path)), "--out's folder")

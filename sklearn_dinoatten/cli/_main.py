@@ -152,10 +152,11 @@ def build_parser():
                      help="replace the CSV file or the evaluation run already at --out "
                           "(refused without it)")
     add_label_columns(sub, split=False)
-    sub.add_argument("--pos-label", help="the positive class, with labels (as for cv)")
+    sub.add_argument("--pos-label", help="the positive class of two (as for cv)")
     sub.add_argument("--threshold", type=threshold, default=THRESHOLD,
-                     help="with labels, the operating point: a number (e.g. the one the "
-                          f"model's cross-validation chose, in its run.json) (default: "
+                     help="the operating point of two classes: a scan is called positive "
+                          "where its probability is at least this number (e.g. the one "
+                          "the model's cross-validation chose, in its run.json) (default: "
                           f"{THRESHOLD})")
     add_evaluation_arguments(sub)
     sub.add_argument("--top-slices", type=integer(1), default=3,

@@ -34,6 +34,8 @@ def fit_embedders(embedders, X):
             f"{nearest_multiple(embedders[name].image_size, patch_sizes[name])})"
             for name in misfits) + f". Patch sizes: {listed}.")
     size, common = sizes.pop(), math.lcm(*patch_sizes.values())
+    fits = nearest_multiple(size, common)
     raise ValueError(f"image_size={size} is not a multiple of every encoder's patch size "
-                     f"({listed}); try {nearest_multiple(size, common)}, a multiple of "
-                     f"{common}, which fits them all.")
+                     f"({listed}); try {fits}, " + (
+                         "the smallest size they all divide." if fits == common else
+                         f"the nearest size they all divide (multiples of {common})."))

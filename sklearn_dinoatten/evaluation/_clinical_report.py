@@ -14,7 +14,7 @@ from ._clinical import (
 )
 from ._figures import panel_height, panel_title, panels
 from ._html import image, note, paragraph, scrolling_table
-from ._markdown import SUBGROUP_METRICS, subgroup_cells
+from ._markdown import subgroup_cells
 from ._subgroups import MIN_PER_CLASS, MIN_SCANS
 
 RISK_GRID = np.linspace(0.01, 0.99, 99)  # threshold probabilities of the decision curves
@@ -121,7 +121,8 @@ def subgroup_section(run):
     return paragraph(
         "The metrics again for each level of each subgroup column (scans of the level only; "
         "95 % CIs as in the metrics table, of subjects in grouped runs), at each method's "
-        f"operating point; columns: {', '.join(SUBGROUP_METRICS)}. A level with fewer "
+        "operating point (threshold: the mean of its folds', each scan called at its own "
+        "fold's). A level with fewer "
         f"than {MIN_SCANS} scans or {MIN_PER_CLASS} of a class is too small to say "
         "anything, and says so; one without a class has no metrics.") + (
         scrolling_table(head, body))

@@ -251,6 +251,8 @@ def read_run(folder):
 
 def _existing(folder, name):
     path = os.path.join(folder, name)
+    if not os.path.isdir(folder):
+        raise FileNotFoundError(f"Run directory {folder!r} does not exist.")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"Run directory {folder!r} has no {name} ({path!r}).")
     return path

@@ -185,6 +185,21 @@ def test_cv_report_fit_predict(tmp_path, monkeypatch, capsys):
     assert "p.csv' exists; pass --overwrite to replace it" in capsys.readouterr().err
     assert main(["predict", model, *scans[:3], "--out", str(tmp_path / "p.csv"),
                  "--top-slices", "2", "--overwrite"]) == 0
+    size = os.path.getsize(model)
+    assert main(["predict", model, *scans[:3], "--out", model, "--overwrite"]) == 1
+    assert "is one of the command's inputs" in capsys.readouterr().err
+    assert os.path.getsize(model) == size  # the model is not overwritten by its predictions
+    p1 = sorted(float(r["p_1"]) for r in read_csv(tmp_path / "p.csv"))
+    cut = (p1[0] + p1[1]) / 2  # one scan below, two above
+    assert main(["predict", model, *scans[:3], "--out", str(tmp_path / "t.csv"),
+                 "--threshold", str(cut)]) == 0
+    assert f"called 1 where its probability is at least {cut:g}" in capsys.readouterr().out
+    assert sorted(r["prediction"] for r in read_csv(tmp_path / "t.csv")) == ["0", "1", "1"]
+    for argv, said in [(["--threshold", "youden"], "is chosen on training scans"),
+                       (["--subgroups", "site"], "--subgroups needs labels")]:
+        assert main(["predict", model, *scans[:3], "--out", str(tmp_path / "u.csv"),
+                     *argv]) == 1
+        assert said in capsys.readouterr().err
     rows = read_csv(tmp_path / "p.csv")
     assert [r["path"] for r in rows] == scans[:3]
     assert all(len(r["top_slices"].split()) == 2 and r["prediction"] in ("0", "1")
@@ -387,8 +402,8 @@ def one_class(data):
     *[([command, "{data}", *where, "--backbone",  # every patch size named, one size for all
         "vit_small_patch14_dinov2,vit_tiny_patch16_224", "--image-size", "56"], None,
        r"image_size=56 is not a multiple of every encoder's patch size "
-       r"\(vit_small_patch14_dinov2 14, vit_tiny_patch16_224 16\); try 112, a multiple of "
-       r"112, which fits them all\.$")
+       r"\(vit_small_patch14_dinov2 14, vit_tiny_patch16_224 16\); try 112, the smallest "
+       r"size they all divide\.$")
       for command, where in [("cv", ["--out", "{tmp}/o"]), ("embed", ["--cache-dir", "{tmp}/c"])]],
     (["cv", "{data}", "--out", "{tmp}/o", "--backbone", "vit_small_patch14_dinov2,"], None,
      "name each backbone once, separated by commas"),

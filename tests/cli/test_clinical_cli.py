@@ -91,6 +91,8 @@ def test_an_unknown_subgroup_column_is_one_line(clinical_run, capsys):
     data, out = clinical_run
     assert main(["cv", data, "--subgroups", "scanner", "--out", out + "2", *FAST]) != 0
     assert "has no column 'scanner'" in capsys.readouterr().err
+    assert main(["cv", data, "--subgroups", "site,label", "--out", out + "2", *FAST]) != 0
+    assert "'label' is the column of the labels, not a subgroup" in capsys.readouterr().err
 
 
 def test_a_bad_threshold_is_one_line(clinical_run, capsys):

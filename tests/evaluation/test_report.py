@@ -160,6 +160,11 @@ def test_missing_data_is_skipped_with_a_note(tmp_path):
     assert text.count("data:image/png;base64,") == 4  # and calibration, decision curves
 
 
+def test_a_missing_run_directory_says_so(tmp_path):
+    with pytest.raises(FileNotFoundError, match="Run directory '.*nowhere' does not exist"):
+        write_report(tmp_path / "nowhere")
+
+
 @pytest.mark.parametrize("name", ["run.json", "predictions.csv"])
 def test_missing_file_raises(tmp_path, name):
     run_dir = make_run_dir(tmp_path / "run")

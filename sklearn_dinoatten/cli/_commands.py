@@ -7,7 +7,7 @@ import time
 import numpy as np
 
 from ..evaluation._methods import METHODS
-from ..utils._files import write_csv
+from ..utils._files import atomic_folder, write_csv
 from ..utils._options import THRESHOLD
 from ._inputs import (
     PROG,
@@ -247,6 +247,9 @@ def _evaluate(args, model, paths, y, groups, labels):
     _written(args.out)
 
 
+DEMO_MARK = ".dinoatten-demo"  # marks a data folder the demo wrote, and may replace
+
+
 def demo(args):
     """Cross-validate every method on a small offline data set and write the report."""
     from ..datasets._demo import write_demo_data
@@ -261,7 +264,14 @@ def demo(args):
 
     verbose = int(args.verbosity >= 1)
     root, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "cv")
-    source, n_written = write_demo_data(root, args.dataset, args.n_scans)
+    if (os.path.isdir(root) and os.listdir(root)
+            and not os.path.isfile(os.path.join(root, DEMO_MARK))):
+        raise CommandError(f"{root!r} holds files that are not the demo's data; give "
+                           "another --out.")
+    with atomic_folder(root) as folder:  # an earlier demo's data replaced whole
+        source, n_written = write_demo_data(folder, args.dataset, args.n_scans)
+        with open(os.path.join(folder, DEMO_MARK), "w") as f:
+            f.write(f"Written by `{PROG} demo`: {source}\n")
     print(f"Demo data: {source}, {n_written} scans written to {root}")
     paths, y, _, split = load_nifti_folder(  # AdrenalMNIST3D comes with its split
         root, split_column="split" if args.dataset == "adrenal" else None)

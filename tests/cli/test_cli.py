@@ -473,6 +473,28 @@ def test_adrenal_demo_data_keeps_the_official_split(tmp_path):
     np.testing.assert_allclose(image.header.get_zooms(), [64 / 28] * 3, rtol=1e-6)
 
 
+def test_a_rerun_demo_replaces_its_data_whole_and_nothing_else(tmp_path, monkeypatch,
+                                                                capsys):
+    from sklearn_dinoatten.evaluation import _study
+
+    def stop(*args, **kwargs):  # the data is what is tested, not the study
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(_study, "run_study", stop)
+    data = tmp_path / "demo" / "data"
+    for n in (12, 10):  # the second run's scans only: none of the first's left behind
+        assert main(["demo", "--out", str(tmp_path / "demo"), "--n-scans", str(n)]) != 0
+        scans = sorted(p.name for p in data.iterdir() if p.name.endswith(".nii.gz"))
+        assert scans == [f"scan_{i:03d}.nii.gz" for i in range(n)]
+        assert len(read_csv(data / "labels.csv")) == n
+    foreign = tmp_path / "mine" / "data"
+    foreign.mkdir(parents=True)
+    (foreign / "labels.csv").write_text("path,label\n")
+    assert main(["demo", "--out", str(tmp_path / "mine")]) == 1
+    assert "holds files that are not the demo's data" in capsys.readouterr().err
+    assert (foreign / "labels.csv").read_text() == "path,label\n"
+
+
 def test_cv_in_millimetres_with_tri_planar_bags(tmp_path, monkeypatch, capsys):
     from sklearn_dinoatten.evaluation import _report as report
 

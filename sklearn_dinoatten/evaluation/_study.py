@@ -150,7 +150,9 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
             if verbose:
                 print(f"Embedding {len(scans)} scans" + (f" with {name}" if several else "")
                       + ":", flush=True)
-            inputs[name] = slice_embedder.transform(scans)
+            inputs[name], cached = slice_embedder.transform(scans, return_cached=True)
+            if verbose and cached.all():  # the embedder had nothing to show progress of
+                print(f"  all {len(scans)} found in the cache", flush=True)
     if any(on_volumes.values()):
         from ..volumes._resampling import VolumeResampler
 

@@ -540,5 +540,7 @@ def test_scans_of_one_bids_subject_without_groups_warn(tmp_path, capsys):
     assert "BIDS" not in capsys.readouterr().err  # grouped by the subject column
     assert main(["cv", data, "--out", str(tmp_path / "ungrouped"), "--method", "mean",
                  "--group-column", "none", *FAST]) == 0
+    said = capsys.readouterr()
     assert ("warning: The scans of 6 subject(s) appear several times by their BIDS file "
-            "names (sub-p0: 2 scans), and the protocol has no groups" in capsys.readouterr().err)
+            "names (sub-p0: 2 scans), and the protocol has no groups" in said.err)
+    assert "Embedding 12 scans:\n  all 12 found in the cache" in said.out  # the second run

@@ -115,7 +115,9 @@ def _header(run):
     info, data = run.info, run.info.get("data") or {}
     rows = {
         "Created": info.get("created"),
-        "Data": data and f"{data.get('root')} ({data.get('n_scans', len(run.labels))} scans)",
+        "Data": data and (f"{data.get('root')} ({data.get('n_scans', len(run.labels))} scans"
+                          + (f"; labels {data['labels_csv']}" if data.get("labels_csv")
+                             else "") + ")"),
         "Positive class": run.positive or "none: more than two classes (macro averages)",
         "Protocol": info.get("protocol_description") or (
             info.get("folds") and f"{info['folds']}-fold cross-validation"),

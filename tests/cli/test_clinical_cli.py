@@ -78,11 +78,12 @@ def test_subgroups_are_tabled_with_their_sizes(clinical_run):
 
 
 def test_the_report_shows_calibration_decision_curves_and_subgroups(clinical_run):
-    _, out = clinical_run
+    data, out = clinical_run
     assert main(["report", out, "--overlays", "0"]) == 0
     text = open(os.path.join(out, "report.html")).read()
     for title in ("<h2>Calibration</h2>", "<h2>Decision curves</h2>", "<h2>Subgroups</h2>"):
         assert title in text
+    assert f"(24 scans; labels {os.path.join(os.path.abspath(data), 'labels.csv')})" in text
     section = text.split("<h2>Subgroups</h2>")[1].split("<h2>")[0]
     assert "<td>site</td><td>B</td><td>8</td>" in section
 

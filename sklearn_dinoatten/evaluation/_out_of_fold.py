@@ -128,6 +128,11 @@ def fit_split(estimator, X, y, split, recalibration=None, groups=None, random_st
     base.fit(X[train], y[train], **fit_params)
     if recalibration is None:
         return base, base
+    absent = sorted(set(y[train].tolist()) - set(y[validation].tolist()))
+    if absent:
+        raise ValueError(f"recalibration={recalibration!r} is fitted on the 'val' scans, "
+                         f"which have none of class {absent[0]!r}: it needs every class "
+                         "there.")
     model = CalibratedClassifierCV(FrozenEstimator(base), method=CALIBRATORS[recalibration])
     return model.fit(X[validation], y[validation]), base
 
@@ -135,10 +140,12 @@ def fit_split(estimator, X, y, split, recalibration=None, groups=None, random_st
 def inner_splits(y, groups, purpose, random_state=0):
     """``(train, test)`` index pairs of the inner stratified cross-validation (grouped by
     ``groups``) of a split's training scans ``y``, on which ``purpose`` is fitted."""
-    smallest = np.unique(y, return_counts=True)[1].min()
+    unit = "scans" if groups is None else "subjects"
+    members = np.arange(len(y)) if groups is None else np.asarray(groups)  # what is counted
+    smallest = min(len(np.unique(members[y == label])) for label in np.unique(y))
     if smallest < 2:
-        raise ValueError(f"{purpose} is chosen by an inner cross-validation of each fold's "
-                         "training scans, which needs two scans of each class.")
+        raise ValueError(f"{purpose} needs an inner cross-validation of each fold's training "
+                         f"scans, and so two {unit} of each class there.")
     folds = stratified_folds(min(INNER_FOLDS, smallest), groups is not None, random_state)
     return list(folds.split(np.zeros(len(y)), y, groups))
 

@@ -13,6 +13,7 @@ from sklearn_dinoatten import DinoSliceEmbedder, FineTunedSliceClassifier
 from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.evaluation import (
     METHODS,
+    Split,
     choose_threshold,
     cross_validate_method,
     cross_validation,
@@ -161,3 +162,19 @@ def test_recalibration_meets_every_threshold_rule_and_protocol(recalibration, th
     if positive is not None:
         assert len(result.thresholds) == len(splits)
         assert all(0 <= t <= 1 for t in result.thresholds)  # isotonic scores reach 0
+
+
+def test_too_few_scans_to_recalibrate_on_are_one_clear_error():
+    X, y = bags(40)
+    split = np.array(["train"] * 20 + ["val"] * 10 + ["test"] * 10)
+    one_class = y.copy()
+    one_class[20:30] = 0  # val holds class 0 only
+    with pytest.raises(ValueError, match="fitted on the 'val' scans, which have none of "
+                                         "class 1"):
+        cross_validate_method(Flat(), X, one_class, held_out(split, one_class).splits,
+                              recalibration="platt")
+    groups = np.where(y == 0, "a", np.array([f"s{i}" for i in range(40)]))  # class 0: one
+    with pytest.raises(ValueError, match="needs an inner cross-validation of each fold's "
+                                         "training scans, and so two subjects of each"):
+        cross_validate_method(Flat(), X, y, [Split(np.arange(30), np.arange(30, 40))],
+                              recalibration="isotonic", groups=groups)

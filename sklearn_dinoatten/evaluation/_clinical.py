@@ -117,7 +117,8 @@ def choose_threshold(truth, score, rule):
     truth, score = np.asarray(truth, dtype=int), np.asarray(score, dtype=float)
     if truth.min() == truth.max():
         raise ValueError(f"threshold={rule!r} needs scans of both classes to choose it on; "
-                         "the training scans of a fold had one class.")
+                         "those it was to be chosen on (a fold's training scans, or the "
+                         "'val' scans) hold one class.")
     candidates = np.unique(score)
     positive = score[truth == 1]
     negative = score[truth == 0]

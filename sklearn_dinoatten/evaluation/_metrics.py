@@ -27,6 +27,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
+MIN_CLUSTERS = 2  # subjects of each class the clustered DeLong test needs
+
 
 def sensitivity_score(y_true, y_pred, pos_label=1):
     """True-positive rate: the share of positives predicted positive (recall)."""
@@ -294,7 +296,7 @@ def _clustered_covariance(v10, v01, aucs, positive, groups):
     m_i = np.bincount(codes[positive], minlength=n_clusters)
     n_i = np.bincount(codes[~positive], minlength=n_clusters)
     with_pos, with_neg = np.count_nonzero(m_i), np.count_nonzero(n_i)
-    if min(with_pos, with_neg) < 2:
+    if min(with_pos, with_neg) < MIN_CLUSTERS:
         raise ValueError(
             "The clustered DeLong test needs two subjects or more with a positive scan and "
             f"two or more with a negative one; got {with_pos} and {with_neg}."

@@ -19,6 +19,7 @@ from ._clinical import (
 )
 from ._methods import REFERENCE, method_name
 from ._metrics import (
+    MIN_CLUSTERS,
     binary_auc,
     bootstrap_cis,
     delong_test,
@@ -189,9 +190,18 @@ def _one_against_rest(truth, score, cut, compared, bootstrap, groups):
                fnr=1 - row["sensitivity"],
                calibration_intercept=intercept, calibration_slope=slope,
                ece=expected_calibration_error(truth, score),
-               delong_p=(np.nan if compared is None else
-                         delong_test(truth, score, compared, groups=groups)[3]))
+               delong_p=_delong_p(truth, score, compared, groups))
     return row
+
+
+def _delong_p(truth, score, compared, groups):
+    """DeLong's p of ``score`` against ``compared``: NaN without one, or where a class
+    has fewer subjects than the clustered test needs (a small subgroup level, a test
+    set of one positive subject)."""
+    if compared is None or groups is not None and min(
+            len(np.unique(groups[truth == c])) for c in (0, 1)) < MIN_CLUSTERS:
+        return np.nan
+    return delong_test(truth, score, compared, groups=groups)[3]
 
 
 def _at_threshold(name, truth, score_and_decision):

@@ -210,3 +210,16 @@ def test_slice_outputs_of_patch_features_are_per_slice():
     assert patches.shape == (2, 20)
     np.testing.assert_allclose(run.outputs["attention_dinoatten3d@patch"],
                                patches.reshape(2, 5, 4).sum(axis=2), rtol=1e-5)
+
+
+def test_delong_is_left_out_where_a_class_has_one_subject():
+    """A test set (or a subgroup level) whose positive scans are one subject's: the
+    clustered DeLong test is undefined there, so its p is NaN, not an error."""
+    y = np.array([0] * 10 + [1] * 4)
+    groups = np.array([f"a{i}" for i in range(10)] + ["z"] * 4)
+    rows = metrics_table(y, fake_results(y), pos_label=1, groups=groups, n_resamples=20)
+    assert [np.isnan(r["delong_p"]) for r in rows] == [True, True]
+    assert all(0 <= r["auc"] <= 1 for r in rows)
+    groups[-2:] = "y"  # two positive subjects: the test applies
+    rows = metrics_table(y, fake_results(y), pos_label=1, groups=groups, n_resamples=20)
+    assert 0 <= rows[1]["delong_p"] <= 1

@@ -9,8 +9,9 @@ A run directory holds::
                      embedder's parameters (of each encoder, "embedders", in a study of
                      several), versions
     predictions.csv  one row per scored scan: path (absolute), label, subject (grouped
-                     runs), fold (cross-validation, 1 to k), backbone_weights (runs with
-                     slice embeddings: random, the checkpoint file, or the download), then
+                     runs), fold (cross-validation, 1 to k), subgroup_{name} (each
+                     subgroup column's level), backbone_weights (runs with slice
+                     embeddings: random, the checkpoint file, or the download), then
                      per method {key}_pred and {key}_p_{class}, probabilities at full
                      precision
     metrics.csv      one row per method (columns METRIC_COLUMNS)
@@ -85,6 +86,9 @@ class Run:
     per_class : list of dict or None
         More than two classes: the metrics of each class against the rest, per class
         and method (see ``per_class_table``).
+    subgroup_values : dict of str -> ndarray of shape (n_scored,)
+        Each subgroup column's level per scan (``subgroup_<name>`` in
+        ``predictions.csv``).
     """
 
     info: dict
@@ -97,6 +101,7 @@ class Run:
     metrics: list | None = None
     subgroups: list | None = None
     per_class: list | None = None
+    subgroup_values: dict = field(default_factory=dict)
 
     @property
     def classes(self):
@@ -158,6 +163,8 @@ def write_run(folder, run):
             row["subject"] = run.groups[i]
         if run.folds is not None:
             row["fold"] = run.folds[i]
+        for name, values in run.subgroup_values.items():
+            row[f"subgroup_{name}"] = values[i]
         if weights is not None:
             row["backbone_weights"] = weights
         for key, proba in run.proba.items():
@@ -280,7 +287,10 @@ def _read_predictions(path, info):
         raise _malformed(path, exc) from exc
     return Run(info, column["path"], column["label"], proba,
                groups=column.get("subject") if info.get("grouped") else None,
-               folds=column["fold"].astype(int) if "fold" in column else None)
+               folds=column["fold"].astype(int) if "fold" in column else None,
+               subgroup_values={name: column[f"subgroup_{name}"]
+                                for name in info.get("subgroups") or ()
+                                if f"subgroup_{name}" in column})
 
 
 def _read_outputs(path, n_scans):

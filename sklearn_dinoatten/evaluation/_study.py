@@ -19,7 +19,7 @@ from ._clinical import check_threshold
 from ._methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
 from ._out_of_fold import check_recalibration, cross_validate_method
 from ._runs import Run, jsonable, versions
-from ._subgroups import subgroup_table
+from ._subgroups import subgroup_levels, subgroup_table
 from ._table import caption, metrics_table, per_class_table, positive_class, scored_samples
 
 BIDS_SUBJECT = re.compile(r"(?:^|[/\\_])sub-([A-Za-z0-9]+)")  # a BIDS path's subject label
@@ -239,7 +239,9 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                                         random_state=random_state) if subgroups else None,
                per_class=None if positive is not None else per_class_table(
                    y, results, reference=reference, groups=groups,
-                   random_state=random_state))
+                   random_state=random_state),
+               subgroup_values={name: subgroup_levels(values)[scored]
+                                for name, values in subgroups.items()})
 
 
 def _warn_if_subjects_repeat(scans):

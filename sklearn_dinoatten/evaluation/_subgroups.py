@@ -37,8 +37,7 @@ def subgroup_table(y, results, subgroups, *, reference, pos_label=None, groups=N
     classes = np.unique(np.asarray(y)[scored])
     rows = []
     for name, values in subgroups.items():
-        values = np.array(["(missing)" if str(v).strip() == "" else str(v).strip()
-                           for v in values])
+        values = subgroup_levels(values)
         for level in sorted(set(values[scored].tolist())):
             member = scored & (values == level)
             present, counts = np.unique(np.asarray(y)[member], return_counts=True)
@@ -57,6 +56,13 @@ def subgroup_table(y, results, subgroups, *, reference, pos_label=None, groups=N
                     random_state=random_state)
             rows += [{**head, **row, "note": note} for row in method_rows]
     return rows
+
+
+def subgroup_levels(values):
+    """Each scan's level of a subgroup column, as text; an empty value is
+    ``"(missing)"``."""
+    return np.array(["(missing)" if str(v).strip() == "" else str(v).strip()
+                     for v in values])
 
 
 def _subset(result, member):

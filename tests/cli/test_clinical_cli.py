@@ -68,6 +68,23 @@ def test_predictions_use_each_folds_threshold(clinical_run):
     assert ((predicted == run.positive) == (score >= thresholds)).all()
 
 
+def test_subgroup_metrics_come_from_the_predictions_and_their_levels(clinical_run):
+    from sklearn.metrics import roc_auc_score
+
+    data, out = clinical_run
+    predictions = read_csv(os.path.join(out, "predictions.csv"))
+    labels = {os.path.join(os.path.abspath(data), r["path"]): r["site"]
+              for r in read_csv(os.path.join(data, "labels.csv"))}
+    assert [r["subgroup_site"] for r in predictions] == [labels[r["path"]] for r in predictions]
+    row = next(r for r in read_csv(os.path.join(out, "subgroups.csv"))
+               if r["level"] == "A" and r["method"] == "DinoAtten3D")
+    level = [r for r in predictions if r["subgroup_site"] == "A"]
+    assert float(row["auc"]) == pytest.approx(roc_auc_score(
+        [r["label"] == "1" for r in level], [float(r["dinoatten3d_p_1"]) for r in level]))
+    assert read_run(out).subgroup_values["site"].tolist() == [r["subgroup_site"]
+                                                              for r in predictions]
+
+
 def test_subgroups_are_tabled_with_their_sizes(clinical_run):
     _, out = clinical_run
     rows = read_csv(os.path.join(out, "subgroups.csv"))

@@ -282,6 +282,13 @@ def delong_test(y_true, score_a, score_b, groups=None):
     return float(aucs[0]), float(aucs[1]), float(z), float(p_value)
 
 
+def clusters_of_each_class(positive, groups):
+    """``(subjects with a positive sample, subjects with a negative one)``: the clustered
+    DeLong test needs ``MIN_CLUSTERS`` of each."""
+    positive, groups = np.asarray(positive, dtype=bool), np.asarray(groups)
+    return len(np.unique(groups[positive])), len(np.unique(groups[~positive]))
+
+
 def _clustered_covariance(v10, v01, aucs, positive, groups):
     """Obuchowski's (1997) covariance of two AUCs from clustered data.
 
@@ -295,7 +302,7 @@ def _clustered_covariance(v10, v01, aucs, positive, groups):
     n_clusters = codes.max() + 1
     m_i = np.bincount(codes[positive], minlength=n_clusters)
     n_i = np.bincount(codes[~positive], minlength=n_clusters)
-    with_pos, with_neg = np.count_nonzero(m_i), np.count_nonzero(n_i)
+    with_pos, with_neg = clusters_of_each_class(positive, groups)
     if min(with_pos, with_neg) < MIN_CLUSTERS:
         raise ValueError(
             "The clustered DeLong test needs two subjects or more with a positive scan and "

@@ -22,6 +22,7 @@ from ._metrics import (
     MIN_CLUSTERS,
     binary_auc,
     bootstrap_cis,
+    clusters_of_each_class,
     delong_test,
     ovr_macro_auc,
 )
@@ -157,12 +158,12 @@ def per_class_table(y, results, reference=REFERENCE, groups=None, n_resamples=N_
     classes = np.unique(y)
     bootstrap = partial(bootstrap_cis, n_resamples=n_resamples, groups=groups,
                         random_state=random_state)
+    probas = {key: result.proba[scored] for key, result in results.items()}
     rows = []
     for c, label in enumerate(classes):
-        for key, result in results.items():
-            proba = result.proba[scored]
-            compared = (results[reference].proba[scored, c]
-                        if reference in results and key != reference else None)
+        for key, proba in probas.items():
+            compared = (probas[reference][:, c]
+                        if reference in probas and key != reference else None)
             cut = np.where(proba.argmax(axis=1) == c, -np.inf, np.inf)  # most probable
             rows.append({"class": label.item(), **dict.fromkeys(METRIC_COLUMNS, np.nan),
                          "method": method_name(key),
@@ -199,7 +200,7 @@ def _delong_p(truth, score, compared, groups):
     has fewer subjects than the clustered test needs (a small subgroup level, a test
     set of one positive subject)."""
     if compared is None or groups is not None and min(
-            len(np.unique(groups[truth == c])) for c in (0, 1)) < MIN_CLUSTERS:
+            clusters_of_each_class(truth, groups)) < MIN_CLUSTERS:
         return np.nan
     return delong_test(truth, score, compared, groups=groups)[3]
 
@@ -248,20 +249,20 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
          "DeLong's test and decision curves."),
         f"95 % CIs: {n_resamples} bootstrap resamples of {unit}, stratified by class.",
     ]
+    on_validation = all(split.validation is not None for split in protocol.splits)
+    where = ("on the validation scans" if on_validation else
+             f"on out-of-fold predictions of each {'split' if protocol.held_out else 'fold'}'s "
+             f"training scans (an inner {INNER_FOLDS}-fold cross-validation)")
     if recalibration is not None:
         how = ("Platt scaling (a logistic fit)" if recalibration == "platt"
                else "isotonic regression")
-        where = ("on the validation scans" if protocol.held_out else
-                 "on out-of-fold predictions of each fold's training scans (an inner "
-                 f"{INNER_FOLDS}-fold cross-validation; the model then refitted on all)")
         sentences.append(f"Recalibrated probabilities: {how} with scikit-learn's "
-                         f"CalibratedClassifierCV, fitted {where}, never on the scans "
-                         "scored; every metric is of the recalibrated probabilities.")
+                         f"CalibratedClassifierCV, fitted {where}"
+                         + ("" if on_validation else ", the model then refitted on them all")
+                         + ", never on the scans scored; every metric is of the "
+                         "recalibrated probabilities.")
     if positive is not None:
         if is_data_driven(threshold):
-            where = ("on the validation scans" if protocol.held_out else
-                     "on out-of-fold predictions of each fold's training scans (an inner "
-                     f"{INNER_FOLDS}-fold cross-validation)")
             sentences.append(f"Operating point: a scan is positive when its probability is "
                              f"at least a threshold chosen by the rule {threshold!r} {where}, "
                              "never on the scans it is applied to; the table shows the mean "

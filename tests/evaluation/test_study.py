@@ -223,3 +223,19 @@ def test_delong_is_left_out_where_a_class_has_one_subject():
     groups[-2:] = "y"  # two positive subjects: the test applies
     rows = metrics_table(y, fake_results(y), pos_label=1, groups=groups, n_resamples=20)
     assert 0 <= rows[1]["delong_p"] <= 1
+
+
+def test_the_caption_says_where_a_rule_and_a_recalibration_were_fitted():
+    """On the val scans of a split that has them; by an inner cross-validation of the
+    training scans of a fold, or of a split without val scans."""
+    y = np.array([0, 1] * 10)
+    with_val = held_out(np.repeat(["train", "val", "test"], [10, 4, 6]), y)
+    without_val = held_out(np.repeat(["train", "test"], [12, 8]), y)
+    for protocol, where in [
+            (with_val, "on the validation scans"),
+            (without_val, "on out-of-fold predictions of each split's training scans"),
+            (cross_validation(y, 2), "on out-of-fold predictions of each fold's training")]:
+        text = caption(protocol, positive=1, threshold="youden", recalibration="platt")
+        assert f"chosen by the rule 'youden' {where}" in text
+        assert f"Recalibrated probabilities: Platt scaling (a logistic fit) with " \
+               f"scikit-learn's CalibratedClassifierCV, fitted {where}" in text

@@ -175,7 +175,7 @@ def _decisions(args, classes, proba):
     """Each scan's predicted class, and how it was called: with two classes, the
     positive one where its probability is at least ``--threshold`` (a number: a rule is
     chosen on training scans, which ``predict`` has none of); else the most probable."""
-    from ..evaluation._clinical import is_data_driven
+    from ..evaluation._clinical import decide, is_data_driven, no_training_scans
     from ..evaluation._table import positive_class
 
     given = args.threshold != THRESHOLD or args.pos_label is not None
@@ -186,17 +186,14 @@ def _decisions(args, classes, proba):
                                "probable class.")
         return classes[proba.argmax(axis=1)], "each scan called its most probable class"
     if is_data_driven(args.threshold):
-        raise CommandError(f"--threshold {args.threshold} is chosen on training scans, "
-                           "which predict has none of: give the number the evaluation "
-                           "chose (run.json's thresholds), e.g. --threshold 0.37.")
+        raise CommandError(str(no_training_scans(args.threshold)))
     try:
         positive = positive_class(classes, args.pos_label)
     except ValueError as error:
         if given:
             raise CommandError(str(error)) from None
         return classes[proba.argmax(axis=1)], "each scan called its most probable class"
-    column = list(classes).index(positive)
-    return (np.where(proba[:, column] >= args.threshold, classes[column], classes[1 - column]),
+    return (decide(proba, classes, positive, args.threshold),
             f"called {positive} where its probability is at least {args.threshold:g}")
 
 

@@ -135,6 +135,24 @@ def choose_threshold(truth, score, rule):
     return float(candidates[np.flatnonzero(specificity >= share - 1e-12).min()])
 
 
+def decide(proba, classes, positive, threshold):
+    """The labels of two-class probabilities (columns in the order of ``classes``):
+    ``positive`` where its probability is at least ``threshold`` (a number, or one per
+    row), else the other class."""
+    classes = np.asarray(classes)
+    column = classes.tolist().index(positive)
+    return np.where(np.asarray(proba)[:, column] >= threshold, classes[column],
+                    classes[1 - column])
+
+
+def no_training_scans(rule):
+    """The error of a threshold ``rule`` where there are no training scans to choose it
+    on (an external test, new scans)."""
+    return ValueError(f"threshold={rule!r} is chosen on training scans, and there are none "
+                      "here: give the number chosen when the model was evaluated "
+                      "(run.json's thresholds), e.g. --threshold 0.37.")
+
+
 def operating_point(truth, decided):
     """Sensitivity, specificity, PPV, NPV and accuracy of binary decisions (NaN where a
     share has no scans to be taken of)."""

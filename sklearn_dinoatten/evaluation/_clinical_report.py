@@ -26,8 +26,8 @@ def calibration_figure(run):
     perfect calibration, and below, a histogram of the predicted probabilities."""
     truth = run.labels == run.positive
     column = run.classes.index(run.positive)
-    fig, axes = panels(len(run.names), 3.6, panel_height(4.3, [["", "", ""]],
-                                                         run.names.values()))
+    fig, axes = panels(len(run.names), 3.6,  # a legend of three one-line entries
+                       panel_height(4.3, 3, run.names.values()))
     grid = np.linspace(0.001, 0.999, 200)
     for i, (ax, (key, name)) in enumerate(zip(axes, run.names.items(), strict=True)):
         score = run.proba[key][:, column]
@@ -59,7 +59,8 @@ def decision_curve_figure(run):
     column = run.classes.index(run.positive)
     everyone = treat_all_net_benefit(truth, RISK_GRID)
     prevalence = truth.mean()
-    fig, axes = panels(len(run.names), 3.6, panel_height(3.8, [[""]], run.names.values()))
+    fig, axes = panels(len(run.names), 3.6,  # a legend of one row
+                       panel_height(3.8, 1, run.names.values()))
     for i, (ax, (key, name)) in enumerate(zip(axes, run.names.items(), strict=True)):
         ax.plot(RISK_GRID, net_benefit(truth, run.proba[key][:, column], RISK_GRID),
                 color=f"C{i % 10}", lw=2, label="the model")

@@ -31,6 +31,7 @@ UNNAMED_AXIS = -2  # the one slicing axis of a run whose run.json does not name 
 REPORT_WIDTH = 10.8  # inches: the report's 1100 px at 100 dpi, three 3.6 in panels
 LEGEND_CHARACTERS = 44  # a line of a panel's legend ("small" text) or title
 TITLE_CHARACTERS = 36
+SIDE_LEGEND_CHARACTERS = 28  # a line of a legend beside the panels
 LINE_HEIGHT = 0.17  # inches per line of "small" text
 CHARACTER_WIDTH = 0.075  # inches per character of tick-label text
 CLASS_CHARACTERS = 16  # a line of a class name on a confusion matrix's axis
@@ -73,13 +74,12 @@ def lines(texts):
     return sum(wrapped(text).count("\n") + 1 for text in texts)
 
 
-def panel_height(axes_height, legends, titles=()):
-    """The height of panels whose axes take ``axes_height`` inches and whose legends
-    (below the axes) hold at most ``max(lines(legend))`` lines of entries, titles as
-    many lines as the longest of ``titles`` wraps to."""
+def panel_height(axes_height, legend_lines, titles=()):
+    """The height of panels whose axes take ``axes_height`` inches, with a legend of
+    ``legend_lines`` lines below them and titles of as many lines as the longest of
+    ``titles`` wraps to."""
     title_lines = max((panel_title(t).count("\n") + 1 for t in titles), default=1)
-    return (axes_height + LINE_HEIGHT * max(map(lines, legends), default=0)
-            + 0.22 * title_lines)
+    return axes_height + LINE_HEIGHT * legend_lines + 0.22 * title_lines
 
 
 def roc_figure(run, legends):
@@ -95,7 +95,7 @@ def roc_figure(run, legends):
         f"{run.names[reference]} (reference): {legends[reference]}"]) + [
         legends[key], "95 % bootstrap band", "chance"] for key in run.names}
     fig, axes = panels(len(run.names), 3.6,
-                       panel_height(3.9, entries.values(), run.names.values()))
+                       panel_height(3.9, max(map(lines, entries.values())), run.names.values()))
     for i, (ax, (key, name)) in enumerate(zip(axes, run.names.items(), strict=True)):
         labels = iter(map(wrapped, entries[key]))
         if key != reference:
@@ -133,8 +133,7 @@ def confusion_figure(run):
     label = CHARACTER_WIDTH * max(len(line) for c in names for line in c.split("\n"))
     side = max(2.4, CELL * n)  # the matrix, in inches
     fig, axes = panels(len(run.names), side + label + 0.9,
-                       side + label + 0.9 + 0.22 * max(
-                           panel_title(t).count("\n") + 1 for t in run.names.values()))
+                       panel_height(side + label + 0.9, 0, run.names.values()))
     for ax, (key, name) in zip(axes, run.names.items(), strict=True):
         counts = np.array([[np.sum((run.labels == t) & (run.pred[key] == p))
                             for p in run.classes] for t in run.classes])
@@ -177,7 +176,7 @@ def embedding_figure(run, key):
                 ax.scatter(*points[mine].T, s=28, alpha=0.8, color=f"C{i % 10}", marker=m)
         ax.set(title=title, xticks=[], yticks=[])
     # outside the panels, on the right: constrained layout makes room for them
-    fig.legend(handles=[_key(f"C{i % 10}", "o", wrapped(c, 28))
+    fig.legend(handles=[_key(f"C{i % 10}", "o", wrapped(c, SIDE_LEGEND_CHARACTERS))
                         for i, c in enumerate(run.classes)],
                title="true class", loc="outside right upper", fontsize="small")
     if run.folds is not None:
@@ -198,7 +197,7 @@ def profile_figure(run, keys):
     orientation = slice_orientations(run)
     planes = [a for a in (UNNAMED_AXIS, 2, 1, 0) if (orientation == a).any()]
     fig, axes = panels(len(keys) * len(planes), 3.6,
-                       panel_height(3.0, [], [run.names[k] for k in keys]))
+                       panel_height(3.0, 0, [run.names[k] for k in keys]))
     for ax, (key, plane) in zip(axes, [(k, p) for k in keys for p in planes], strict=True):
         profiles = np.array([
             np.interp(POSITION_GRID, np.linspace(0, 1, (rows == plane).sum()),
@@ -216,7 +215,8 @@ def profile_figure(run, keys):
                xlabel=position_label(plane), ylabel="relative attention", xlim=(0, 1),
                ylim=(0, None))
     fig.legend(handles=axes[0].get_legend_handles_labels()[0],
-               labels=[wrapped(c, 28) for c in run.classes], title="true class",
+               labels=[wrapped(c, SIDE_LEGEND_CHARACTERS) for c in run.classes],
+               title="true class",
                loc="outside right upper", fontsize="small")
     return fig
 

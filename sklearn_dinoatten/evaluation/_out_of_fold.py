@@ -12,7 +12,13 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.frozen import FrozenEstimator
 
 from ..utils._options import RECALIBRATIONS, THRESHOLD
-from ._clinical import INNER_FOLDS, check_threshold, choose_threshold, is_data_driven
+from ._clinical import (
+    INNER_FOLDS,
+    check_threshold,
+    choose_threshold,
+    is_data_driven,
+    no_training_scans,
+)
 from ._protocols import Split, stratified_folds
 
 # scikit-learn's name of each recalibration: Platt scaling is a sigmoid (logistic) fit
@@ -157,10 +163,7 @@ def _split_threshold(estimator, model, X, y, split, rule, column, classes, group
     if not is_data_driven(rule):
         return check_threshold(rule)
     if split.train is None:
-        raise ValueError(
-            f"threshold={rule!r} is chosen on training scans, and an external test has "
-            "none: give the number chosen when the model was evaluated (run.json's "
-            "thresholds), e.g. --threshold 0.37.")
+        raise no_training_scans(rule)
     truth = (y == classes[column]).astype(int)
     if split.validation is not None:
         score = probabilities(model, X[split.validation], classes)[:, column]

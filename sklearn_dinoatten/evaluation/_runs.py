@@ -45,6 +45,7 @@ import numpy as np
 
 from ..utils._files import atomic_write, write_csv
 from ..utils._options import THRESHOLD
+from ._clinical import decide
 from ._markdown import PER_CLASS_KEYS, subgroups_markdown, to_markdown
 
 # Columns ending in _ci_low / _ci_high bound the 95 % CI of the column before them.
@@ -131,9 +132,8 @@ class Run:
         classes = np.asarray(self.classes)
         if self.positive is None:
             return {key: classes[proba.argmax(axis=1)] for key, proba in self.proba.items()}
-        column = self.classes.index(self.positive)
-        return {key: np.where(proba[:, column] >= self.threshold(key), classes[column],
-                              classes[1 - column]) for key, proba in self.proba.items()}
+        return {key: decide(proba, classes, self.positive, self.threshold(key))
+                for key, proba in self.proba.items()}
 
     def threshold(self, key):
         """The threshold each scan of a two-class run met, for method ``key``: its

@@ -117,7 +117,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     for name, values in subgroups.items():
         if len(values) != len(y):
             raise ValueError(f"Subgroup {name!r} has {len(values)} values for {len(y)} scans.")
-    if all(split.train is None for split in protocol.splits):  # fitted elsewhere
+    external = all(split.train is None for split in protocol.splits)  # fitted elsewhere
+    if external:
         y = fitted_classes(y, methods)
     positive = positive_class(y, pos_label)  # before any work
     threshold = check_threshold(threshold)
@@ -197,8 +198,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "classes": classes.tolist(),
         "positive_label": positive,
-        "protocol": ("external" if all(split.train is None for split in protocol.splits)
-                     else "held-out" if protocol.held_out else "cross-validation"),
+        "protocol": ("external" if external else "held-out" if protocol.held_out
+                     else "cross-validation"),
         "protocol_description": protocol.description,
         "folds": None if protocol.held_out else len(protocol.splits),
         "grouped": groups is not None,

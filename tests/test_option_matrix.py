@@ -3,6 +3,8 @@ and names the embedding's rows; attention and saliency land on the embedded slic
 only; every way of embedding runs the fitted backbone and gives the serial result."""
 
 import os
+import re
+import warnings
 
 import nibabel as nib
 import numpy as np
@@ -226,3 +228,21 @@ def test_every_way_of_embedding_runs_the_fitted_backbone(loaded_embedder, way, t
         np.testing.assert_allclose(out, reference, atol=tolerance, rtol=0)
     else:
         assert centred_cosine(out.reshape(rows.shape), rows) >= tolerance
+
+
+@pytest.mark.parametrize("crop", CROPS)
+@pytest.mark.parametrize("axis, cut", [("axial", True), ("coronal", False), ("sagittal", True),
+                                       ("all", True), ((0, 2), True)])
+def test_the_field_of_view_warning_looks_at_the_planes_the_axis_slices(axis, cut, crop):
+    """A foreground 72 mm long in y only (8 mm across in x and z), in a 28 mm view: cut off
+    in the planes that hold y (axial, sagittal), not in the coronal one; with any crop."""
+    volume = blob_volume((20, 40, 20), low=(8, 1, 8), high=(12, 37, 12))
+    embedder = DinoSliceEmbedder(axis=axis, crop=crop, spacing=(2.0, 2.0, 2.0),
+                                 pixel_spacing=1.0, **FAST)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        embedder.fit([volume])
+    said = [str(w.message) for w in caught if "backbone sees" in str(w.message)]
+    assert len(said) == cut
+    if cut:
+        assert re.search(r"spans 7\d mm in its (axial|sagittal) slices", said[0])

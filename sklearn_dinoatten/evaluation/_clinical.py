@@ -17,6 +17,8 @@ Binary labels ``truth`` in {0, 1} and the positive class's probability ``score``
 import re
 
 import numpy as np
+from scipy.optimize import brentq
+from scipy.special import expit
 
 THRESHOLD_RULES = ("youden", "sensitivity=<share>", "specificity=<share>", "<number>")
 CALIBRATION_BINS = 10
@@ -31,6 +33,7 @@ def brier_score(truth, score):
 
 
 def logit(score):
+    """The log-odds of probabilities, clipped so that 0 and 1 stay finite."""
     score = np.clip(np.asarray(score, dtype=float), _CLIP, 1 - _CLIP)
     return np.log(score / (1 - score))
 
@@ -39,31 +42,65 @@ def calibration_intercept_slope(truth, score):
     """``(intercept, slope)`` of logistic recalibration: the slope is the coefficient of
     ``logit(score)`` in a logistic regression of the truth on it; the intercept is that
     of a logistic regression with ``logit(score)`` as an offset (slope fixed at 1).
-    Perfect calibration gives ``(0, 1)``; NaN where a fit does not converge (a score
-    that separates the classes perfectly)."""
+    Perfect calibration gives ``(0, 1)``.
+
+    The intercept exists whenever both classes are present, however overconfident the
+    scores: it is the root of its score equation, which decreases from the number of
+    positives to minus the number of negatives. The slope does not exist where the
+    scores separate the classes (every positive's at least every negative's, or the
+    reverse: the likelihood grows without bound); it is NaN there, and NaN is returned
+    for nothing else.
+    """
     truth = np.asarray(truth, dtype=float)
     x = logit(score)
-    intercept = _logistic_fit(truth, np.ones((len(x), 1)), offset=x)
-    slope = _logistic_fit(truth, np.column_stack([np.ones(len(x)), x]))
-    return float(intercept[0]), float(slope[1])
+    return _offset_intercept(truth, x), _slope(truth, x)
 
 
-def _logistic_fit(truth, design, offset=0.0, iterations=100, tolerance=1e-10):
-    """Maximum-likelihood coefficients of a logistic regression by Newton's method;
-    NaN when they do not converge."""
+def _offset_intercept(truth, offset):
+    """The root ``b`` of ``sum(truth - expit(b + offset)) = 0``, bracketed (NaN with one
+    class, where it has none)."""
+    if truth.min() == truth.max():
+        return np.nan
+    width = np.abs(offset).max() + 50.0  # expit(-50) < 2e-22: the sum has its sign there
+    return float(brentq(lambda b: np.sum(truth - expit(b + offset)), -width, width,
+                        xtol=1e-12, rtol=4 * np.finfo(float).eps))
+
+
+def _slope(truth, x):
+    positive, negative = x[truth == 1], x[truth == 0]
+    if not len(positive) or not len(negative) or positive.min() >= negative.max() \
+            or negative.min() >= positive.max():  # separated: no finite maximum
+        return np.nan
+    return float(logistic_fit(truth, np.column_stack([np.ones(len(x)), x]))[1])
+
+
+def logistic_fit(target, design, iterations=100, tolerance=1e-10):
+    """Maximum-likelihood coefficients of a logistic regression of ``target`` (in [0, 1]:
+    labels, or Platt's soft targets) on the columns of ``design``: Newton's method with
+    step halving, so that every step increases the likelihood and the fit converges
+    wherever the maximum is finite. NaN when it is not (separated labels, a singular
+    design)."""
+    def log_likelihood(beta):
+        z = design @ beta
+        return float(np.sum(target * z - np.logaddexp(0.0, z)))
+
     beta = np.zeros(design.shape[1])
+    current = log_likelihood(beta)
     for _ in range(iterations):
-        with np.errstate(over="ignore"):  # a diverging fit: p is 0 or 1, then NaN below
-            p = 1 / (1 + np.exp(-(design @ beta + offset)))
-        gradient = design.T @ (truth - p)
+        p = expit(design @ beta)
+        gradient = design.T @ (target - p)
         hessian = (design * (p * (1 - p))[:, None]).T @ design
         try:
             step = np.linalg.solve(hessian, gradient)
         except np.linalg.LinAlgError:
             break
-        beta = beta + step
+        candidate = log_likelihood(beta + step)
+        while candidate < current and np.abs(step).max() >= tolerance:
+            step = step / 2  # halved until the likelihood does not fall
+            candidate = log_likelihood(beta + step)
         if np.abs(step).max() < tolerance:
-            return beta
+            return beta + step
+        beta, current = beta + step, candidate
     return np.full(design.shape[1], np.nan)
 
 

@@ -19,6 +19,7 @@ _MODULES = {
     "AttentionPoolClassifier": ".classifiers",
     "DinoSliceEmbedder": ".embedding",
     "FineTunedSliceClassifier": ".classifiers",
+    "OperatingPointClassifier": ".evaluation",
     "ResNet3DClassifier": ".classifiers",
     "SCMILClassifier": ".classifiers",
     "SliceTransformerClassifier": ".classifiers",

@@ -21,7 +21,7 @@ from sklearn_dinoatten.cli._main import build_parser
 from sklearn_dinoatten.datasets._demo import write_demo_data
 from sklearn_dinoatten.datasets._medmnist import MEDMNIST3D
 from sklearn_dinoatten.evaluation._methods import METHODS, REFERENCE, make_method
-from sklearn_dinoatten.evaluation._out_of_fold import CALIBRATORS, check_recalibration
+from sklearn_dinoatten.evaluation._out_of_fold import check_recalibration
 from sklearn_dinoatten.utils import _options
 
 # The parameter each option sets (cli/_inputs.py): option's dest -> parameter name.
@@ -42,7 +42,7 @@ SETTERS = {**EMBEDDER, **VOLUME_CLASSIFIER, **RESAMPLER}
 # The options of the commands that build estimators, that set no parameter.
 NOT_PARAMETERS = {"help", "verbose", "quiet", "labels", "path_column", "label_column",
                   "group_column", "split_column", "method", "folds", "pos_label", "threshold",
-                  "recalibration", "subgroups", "out", "overwrite"}
+                  "recalibration", "subgroups", "out", "overwrite", "evaluation"}
 
 # Deliberate differences, option's dest -> why.
 OTHER_DEFAULT = {
@@ -172,8 +172,9 @@ def test_each_choice_is_the_estimators(command, tmp_path):
 
 
 def test_recalibrate_choices_are_run_studys():
-    assert tuple(options_of("cv")["recalibration"].choices) == tuple(CALIBRATORS)
-    for choice in CALIBRATORS:
+    assert tuple(options_of("cv")["recalibration"].choices) == _options.RECALIBRATIONS
+    assert tuple(options_of("fit")["recalibration"].choices) == _options.RECALIBRATIONS
+    for choice in _options.RECALIBRATIONS:
         assert check_recalibration(choice, []) == choice
     with pytest.raises(ValueError, match="recalibration must be"):
         check_recalibration("sigmoid", [])

@@ -11,7 +11,16 @@ from ..utils._docs import shared_docs
 from ..utils._fit import FitContractMixin, check_fitted, fit_context
 from ..utils._persistable import PersistableMixin
 from ..utils._tags import VolumeInputMixin
-from ..utils._validation import DEVICE, NONE, RANDOM_STATE, Constraint, options, real
+from ..utils._validation import (
+    DEVICE,
+    NONE,
+    RANDOM_STATE,
+    Constraint,
+    array,
+    instance,
+    options,
+    real,
+)
 from ..volumes._preprocessing import grid_to_slices
 from ..volumes._scans import check_volumes, load_scan, place_slices
 from ..volumes._slicing import axes_of
@@ -64,6 +73,13 @@ class BaseDinoAnomalyDetector(FitContractMixin, PersistableMixin, VolumeInputMix
     """Shared by the detectors: patch embedding, standardisation, reductions, threshold
     and anomaly maps. Subclasses define ``_fit_patches(grids)`` and ``_patch_errors(grids)``
     on standardised grids ``(n_slices, h, w, dim)``."""
+
+    _fitted_constraints = {
+        "embedder_": [instance(DinoSliceEmbedder, "a fitted DinoSliceEmbedder")],
+        "mean_": [array("f", 1, "a 1D array of finite floats")],
+        "scale_": [array("f", 1, "a 1D array of finite floats")],
+        "offset_": [real()],
+    }
 
     # The threshold and the scores follow these; the subclasses add their own.
     _params_fixed_by_fit = ("embedder", "reduction", "slice_reduction", "contamination")

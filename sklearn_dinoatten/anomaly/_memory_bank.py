@@ -11,6 +11,7 @@ from sklearn.utils import check_random_state
 from ..nn.coreset import greedy_coreset
 from ..utils._validation import (
     NONE,
+    array,
     real,
 )
 from ._base import COMMON_CONSTRAINTS, BaseDinoAnomalyDetector, detector_docs
@@ -75,6 +76,12 @@ class MemoryBankAnomalyDetector(BaseDinoAnomalyDetector):
     _constraints = {
         **COMMON_CONSTRAINTS,
         "coreset_ratio": [NONE, real(0, 1, low_open=True)],
+    }
+    _fitted_constraints = {
+        **BaseDinoAnomalyDetector._fitted_constraints,
+        "memory_bank_": [array("f", 2, "a 2D array of finite floats")],
+        "_bank_owner": [array("iu", 1, "a 1D array of integers")],
+        "_slice_digests": [array("U", 1, "a 1D array of strings")],
     }
 
     def _fit_patches(self, grids):

@@ -31,6 +31,7 @@ from ..utils._validation import (
     OPTIMIZER,
     RANDOM_STATE,
     VERBOSE,
+    classes_array,
     integer,
     options,
     real,
@@ -148,6 +149,7 @@ class BaseTorchClassifier(FitContractMixin, PersistableMixin, VolumeInputMixin,
 
     # Whether the module's third output weighs slices (``attention_weights``).
     _has_slice_weights = True
+    _fitted_constraints = {"classes_": [classes_array()], "n_features_in_": [integer(1)]}
 
     def __init__(self, *, class_weight=None, lr=1e-3, max_epochs=50, batch_size=16,
                  optimizer=torch.optim.AdamW, lr_schedule="constant", early_stopping=False,

@@ -7,7 +7,7 @@ from sklearn.utils.validation import check_array
 from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet
 from ..nn.resnet3d import resnet_downsampling
 from ..utils._docs import shared_docs
-from ..utils._validation import options, real
+from ..utils._validation import integers, options, real
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
 
 
@@ -41,6 +41,8 @@ class ResNet3DClassifier(BaseTorchClassifier):
     """
 
     _has_slice_weights = False
+    _fitted_constraints = {**BaseTorchClassifier._fitted_constraints,
+                           "volume_shape_": [integers(1, length=3)]}
 
     _constraints = {
         **TRAINING_CONSTRAINTS,

@@ -19,6 +19,7 @@ from ..utils._validation import (
     Constraint,
     instance,
     integer,
+    integers,
     options,
     real,
 )
@@ -212,6 +213,14 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         "device": [DEVICE],
         "cache_dir": [NONE, PATH],
         "verbose": [VERBOSE],
+    }
+
+    _fitted_constraints = {
+        "embedding_dim_": [integer(1)], "patch_size_": [integer(1)],
+        "grid_shape_": [integers(1, length=2)], "rows_per_slice_": [integer(1)],
+        "_forward_for": [Constraint(lambda v: isinstance(v, tuple) and len(v) == 2
+                                    and v[0] in ENGINES and v[1] in DTYPES,
+                                    "a tuple (engine, dtype)")],
     }
 
     # What transform produces depends on these; the others are how it runs.

@@ -1,6 +1,7 @@
-"""One method's predictions of the scans each split holds out: a clone fitted on the
-split's training scans (stopping early on its validation scans), optionally recalibrated,
-and the threshold of its operating point, all chosen on scans the split does not score.
+"""One method's predictions of the scans each split holds out: the method as an
+:class:`OperatingPointClassifier` (its recalibration and operating point chosen on scans
+the split does not score) fitted on the split's training scans and applied to its test
+scans, exactly as ``fit`` then ``predict`` of that estimator give them.
 """
 
 import time
@@ -8,21 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import clone
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.frozen import FrozenEstimator
 
 from ..utils._options import RECALIBRATIONS, THRESHOLD
-from ._clinical import (
-    INNER_FOLDS,
-    check_threshold,
-    choose_threshold,
-    is_data_driven,
-    no_training_scans,
-)
-from ._protocols import Split, stratified_folds
-
-# scikit-learn's name of each recalibration: Platt scaling is a sigmoid (logistic) fit
-CALIBRATORS = dict(zip(RECALIBRATIONS, ("sigmoid", "isotonic"), strict=True))
+from ._clinical import INNER_FOLDS, check_threshold, is_data_driven, no_training_scans
+from ._operating_point import OperatingPointClassifier, probabilities
 
 
 @dataclass
@@ -36,6 +26,7 @@ class OutOfFold:
     fit_seconds: list
     thresholds: list = None  # per split: the positive class's threshold (two classes)
     threshold: np.ndarray = None  # (n_samples,): the threshold each scored sample met
+    recalibrated: list = None  # per split, with a recalibration: whether it was applied
 
 
 def check_recalibration(recalibration, splits):
@@ -52,41 +43,46 @@ def check_recalibration(recalibration, splits):
     return recalibration
 
 
-def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=THRESHOLD,
+def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=None,
                           positive=None, groups=None, recalibration=None, random_state=0):
-    """Fit a clone of ``estimator`` on each split's training samples, with early
-    stopping on its validation samples when it has them; collect the test predictions,
+    """Fit the method on each split's training samples and predict its test samples;
     their probability columns in the order of ``np.unique(y)`` (matched to each model's
-    ``classes_`` by class). A split without training samples (:func:`external_test`)
-    uses ``estimator`` as fitted. ``verbose=1`` prints a line per fit.
+    ``classes_`` by class). ``verbose=1`` prints a line per fit.
 
-    ``recalibration`` (``"platt"`` or ``"isotonic"``) wraps each fit in scikit-learn's
-    :class:`~sklearn.calibration.CalibratedClassifierCV`: fitted on the split's
-    validation scans if it has them, else on out-of-fold predictions of its training
-    scans (an inner stratified 3-fold cross-validation, grouped by ``groups``, after
-    which the model is refitted on all of them). Embeddings and attention are the
-    model's; the probabilities are recalibrated.
+    The method is ``estimator`` wrapped in an :class:`OperatingPointClassifier` with
+    ``threshold``, ``recalibration`` and ``positive`` (its ``pos_label``), the inner
+    folds seeded by ``random_state`` (or ``estimator`` as it is, if it is one already).
+    Each split fits a clone with ``groups`` of its training samples and, when the split
+    has validation samples, stops early on them and chooses the recalibration and
+    threshold there (see :func:`fit_on_split`): a split's predictions are those of
+    ``fit`` on its training scans, then ``predict_proba`` of its test scans. Embeddings
+    and attention are the wrapped classifier's.
 
-    With two classes, each split's ``threshold`` on the probability of ``positive``
-    (see :func:`~sklearn_dinoatten.evaluation.choose_threshold`) is a number, or chosen
-    on scans the split's model is not applied to: its validation scans, else
-    out-of-fold predictions of its training scans (the same inner cross-validation,
-    each inner fit recalibrated as the split's is); never on its test scans.
+    A split without training samples (:func:`external_test`) uses ``estimator`` as
+    fitted: its own threshold (an :class:`OperatingPointClassifier`'s ``threshold_``;
+    0.5 for a bare classifier) unless ``threshold`` gives a number instead.
     """
     y = np.asarray(y)
     classes = np.unique(y)
     recalibration = check_recalibration(recalibration, splits)
+    if all(split.train is None for split in splits):
+        model = estimator
+    else:
+        model = _operating_point(estimator, threshold, recalibration, positive, random_state)
+    rule = model.threshold if isinstance(model, OperatingPointClassifier) else THRESHOLD
     proba, embedding, attention, fit_seconds, thresholds = None, None, None, [], []
+    recalibrated = []
     column = None if positive is None else classes.tolist().index(positive)
     cut = np.full(len(y), np.nan)
     for i, split in enumerate(splits, 1):
         start = time.perf_counter()
         if split.train is None:
-            model = base = estimator
+            fitted = estimator
         else:
-            model, base = fit_split(estimator, X, y, split, recalibration, groups,
-                                    random_state)
+            fitted = fit_on_split(model, X, y, split, groups)
             fit_seconds.append(time.perf_counter() - start)
+        wrapped = isinstance(fitted, OperatingPointClassifier)
+        base = fitted.estimator_ if wrapped else fitted
         test = split.test
         fold_embedding = base.volume_embeddings(X[test])
         if proba is None:
@@ -94,98 +90,69 @@ def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=THRESHOL
             embedding = np.full((len(y), fold_embedding.shape[1]), np.nan, dtype=np.float32)
             if hasattr(base, "attention_weights"):
                 attention = np.full((len(y), X.shape[1]), np.nan)
-        proba[test], embedding[test] = probabilities(model, X[test], classes), fold_embedding
+        proba[test], embedding[test] = probabilities(fitted, X[test], classes), fold_embedding
         if attention is not None:
             attention[test] = base.attention_weights(X[test])
         if column is not None:
-            thresholds.append(_split_threshold(estimator, model, X, y, split, threshold,
-                                               column, classes, groups, recalibration,
-                                               random_state))
+            thresholds.append(_threshold(fitted, split, threshold, positive))
             cut[test] = thresholds[-1]
+        recalibrated.append(wrapped and fitted.recalibration_ is not None)
         if verbose:
             print(f"    {'fold' if len(splits) > 1 else 'split'} {i}/{len(splits)}: "
                   + (f"fitted in {fit_seconds[-1]:.1f} s, " if split.train is not None else "")
-                  + (f"recalibrated ({recalibration}), " if recalibration else "")
+                  + (("recalibrated" if recalibrated[-1] else "recalibration not applied")
+                     + f" ({recalibration}), " if recalibration else "")
                   + f"{len(test)} scans predicted"
-                  + (f", threshold {thresholds[-1]:.4g}" if is_data_driven(threshold)
-                     and thresholds else ""), flush=True)
+                  + (f", threshold {thresholds[-1]:.4g}" if thresholds and is_data_driven(rule)
+                     else ""), flush=True)
     return OutOfFold(proba, embedding, attention, fit_seconds or [np.nan],
                      thresholds if column is not None else None,
-                     cut if column is not None else None)
+                     cut if column is not None else None,
+                     recalibrated if recalibration else None)
 
 
-def fit_split(estimator, X, y, split, recalibration=None, groups=None, random_state=0):
-    """``(model, base)``: a clone of ``estimator`` fitted on ``split.train`` (stopping
-    early on ``split.validation`` if given), recalibrated as :func:`cross_validate_method`
-    says when ``recalibration`` is given, and the fitted classifier inside it (``model``
-    itself without recalibration)."""
-    train, validation = split.train, split.validation
-    base, fit_params = clone(estimator), {}
-    if recalibration is not None and validation is None:
-        model = CalibratedClassifierCV(
-            base, method=CALIBRATORS[recalibration], ensemble=False,
-            cv=inner_splits(y[train], None if groups is None else np.asarray(groups)[train],
-                            f"recalibration={recalibration!r}", random_state))
-        model.fit(X[train], y[train])
-        return model, model.calibrated_classifiers_[0].estimator
-    if validation is not None:
-        base.set_params(early_stopping=True)
-        fit_params = dict(X_val=X[validation], y_val=y[validation])
-    base.fit(X[train], y[train], **fit_params)
-    if recalibration is None:
-        return base, base
-    absent = sorted(set(y[train].tolist()) - set(y[validation].tolist()))
-    if absent:
-        raise ValueError(f"recalibration={recalibration!r} is fitted on the 'val' scans, "
-                         f"which have none of class {absent[0]!r}: it needs every class "
-                         "there.")
-    model = CalibratedClassifierCV(FrozenEstimator(base), method=CALIBRATORS[recalibration])
-    return model.fit(X[validation], y[validation]), base
-
-
-def inner_splits(y, groups, purpose, random_state=0):
-    """``(train, test)`` index pairs of the inner stratified cross-validation (grouped by
-    ``groups``) of a split's training scans ``y``, on which ``purpose`` is fitted."""
-    unit = "scans" if groups is None else "subjects"
-    members = np.arange(len(y)) if groups is None else np.asarray(groups)  # what is counted
-    smallest = min(len(np.unique(members[y == label])) for label in np.unique(y))
-    if smallest < 2:
-        raise ValueError(f"{purpose} needs an inner cross-validation of each fold's training "
-                         f"scans, and so two {unit} of each class there.")
-    folds = stratified_folds(min(INNER_FOLDS, smallest), groups is not None, random_state)
-    return list(folds.split(np.zeros(len(y)), y, groups))
-
-
-def _split_threshold(estimator, model, X, y, split, rule, column, classes, groups,
-                     recalibration, random_state):
-    """The threshold of one split: ``rule`` itself if a number, else chosen on scores
-    its model was not fitted on and will not be scored on."""
-    if not is_data_driven(rule):
-        return check_threshold(rule)
-    if split.train is None:
-        raise no_training_scans(rule)
-    truth = (y == classes[column]).astype(int)
+def fit_on_split(model, X, y, split, groups=None):
+    """A clone of the :class:`OperatingPointClassifier` ``model`` fitted on
+    ``split.train`` with its subjects (``groups``), and, where the split has validation
+    samples, on them: its classifier stops early there (``early_stopping=True``, where
+    it has the parameter) and the recalibration and threshold are chosen there."""
+    fitted, params = clone(model), {}
+    if groups is not None:
+        params["groups"] = np.asarray(groups)[split.train]
     if split.validation is not None:
-        score = probabilities(model, X[split.validation], classes)[:, column]
-        return choose_threshold(truth[split.validation], score, rule)
-    train = split.train
-    score = np.empty(len(train))
-    for inner_train, inner_test in inner_splits(
-            y[train], None if groups is None else np.asarray(groups)[train],
-            f"threshold={rule!r}", random_state):
-        inner = Split(train[inner_train], train[inner_test])
-        fitted, _ = fit_split(estimator, X, y, inner, recalibration, groups, random_state)
-        score[inner_test] = probabilities(fitted, X[inner.test], classes)[:, column]
-    return choose_threshold(truth[train], score, rule)
+        classifier = fitted.estimator  # None: the default head, which does not stop early
+        if classifier is not None and "early_stopping" in classifier.get_params():
+            fitted.set_params(estimator__early_stopping=True)
+        params.update(X_val=X[split.validation], y_val=y[split.validation])
+    return fitted.fit(X[split.train], y[split.train], **params)
 
 
-def probabilities(model, X, classes):
-    """``model``'s probabilities of ``X`` in the columns of ``classes``, matched to its
-    ``classes_`` by class; ``ValueError`` naming a class it was not fitted on."""
-    column = {c: i for i, c in enumerate(np.asarray(model.classes_).tolist())}
-    missing = [c for c in classes.tolist() if c not in column]
-    if missing:
-        name = type(getattr(model, "estimator", model)).__name__
-        raise ValueError(f"{name} was fitted on the classes {list(column)}, without "
-                         f"{missing[0]!r}.")
-    return model.predict_proba(X)[:, [column[c] for c in classes.tolist()]]
+def _operating_point(estimator, threshold, recalibration, positive, random_state):
+    """The method as an :class:`OperatingPointClassifier` (``estimator`` itself if it is
+    one, when neither ``threshold`` nor ``recalibration`` is given)."""
+    if isinstance(estimator, OperatingPointClassifier):
+        if threshold is not None or recalibration is not None:
+            raise ValueError("The method is an OperatingPointClassifier, which has its own "
+                             "threshold and recalibration: leave threshold= and "
+                             "recalibration= out, or give the bare classifier.")
+        return estimator
+    return OperatingPointClassifier(
+        estimator=estimator, threshold=THRESHOLD if threshold is None else threshold,
+        recalibration=recalibration, pos_label=positive, cv=INNER_FOLDS,
+        random_state=random_state)
+
+
+def _threshold(fitted, split, threshold, positive):
+    """A split's threshold on ``positive``'s probability: its fitted model's; for a
+    model fitted elsewhere, ``threshold`` if given (a number), else the model's own."""
+    if split.train is not None or threshold is None:
+        if not isinstance(fitted, OperatingPointClassifier):
+            return THRESHOLD
+        if fitted.pos_label_ != positive:
+            raise ValueError(f"The model calls {fitted.pos_label_!r} positive at its "
+                             f"threshold; the positive class here is {positive!r}: give it "
+                             "as the positive class (or leave it out).")
+        return fitted.threshold_
+    if is_data_driven(threshold):
+        raise no_training_scans(threshold)
+    return check_threshold(threshold)

@@ -32,6 +32,8 @@ class Protocol:
     description: str
     groups: np.ndarray | None = None
     held_out: bool = False  # a fixed test set, not folds that test every scan once
+    training_scans: int | None = None  # an external test: of its scans, those that trained
+    #                                    the model (None: not recorded)
 
 
 def listed(values, shown=5):
@@ -118,15 +120,23 @@ def held_out(split, y, groups=None):
                     description, groups, held_out=True)
 
 
-def external_test(y, groups=None, model="a model"):
-    """Score every sample once with methods fitted elsewhere, on other scans: the
-    protocol of a fitted ``model`` (named in the description) on an external test set.
-    A model does not record the scans it was fitted on, so the description says that
-    they must be others rather than claim it."""
-    description = f"external test set: {len(y)} scans predicted by {model}"
+def external_test(y, groups=None, model="a model", used=None):
+    """Score every sample once with methods fitted elsewhere: the protocol of a fitted
+    ``model`` (named in the description) on a test set. ``used``: how many of these
+    scans trained the model, by content (see :func:`training_scans_scored`; None where
+    the model does not record its training scans): an external test has none, and the
+    description says which it is."""
+    subjects = ""
     if groups is not None:
         groups = np.asarray(groups)
-        description += f" ({len(np.unique(groups))} subjects)"
-    description += (", as fitted before (on scans the model does not record, which must "
-                    "be other scans for an external test)")
-    return Protocol([Split(None, np.arange(len(y)))], description, groups, held_out=True)
+        subjects = f" ({len(np.unique(groups))} subjects)"
+    if used:
+        description = (f"NOT an external test: {used} of the {len(y)} scans predicted by "
+                       f"{model}{subjects} were used to train it")
+    else:
+        description = f"external test set: {len(y)} scans predicted by {model}{subjects}" + (
+            ", as fitted before (on scans the model does not record, which must be other "
+            "scans for an external test)" if used is None else
+            ", none of which was used to train it (by content)")
+    return Protocol([Split(None, np.arange(len(y)))], description, groups, held_out=True,
+                    training_scans=used)

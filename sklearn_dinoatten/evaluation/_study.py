@@ -12,11 +12,13 @@ import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
 from ..embedding._several import fit_embedders
+from ..utils._files import file_sha256
 from ..utils._fit import is_fitted
 from ..utils._options import THRESHOLD
 from ..volumes._slicing import axes_of, slice_weights
 from ._clinical import check_threshold
 from ._methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
+from ._operating_point import OperatingPointClassifier, describe_operating_point
 from ._out_of_fold import check_recalibration, cross_validate_method
 from ._runs import Run, jsonable, versions
 from ._subgroups import subgroup_levels, subgroup_table
@@ -48,7 +50,7 @@ def fitted_classes(y, methods):
 
 
 def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
-              pos_label=None, threshold=THRESHOLD, recalibration=None, subgroups=None,
+              pos_label=None, threshold=None, recalibration=None, subgroups=None,
               random_state=0, verbose=1):
     """Evaluate classifiers on the same splits of the same scans: the loop behind
     ``dinoatten cv``.
@@ -63,10 +65,12 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     scans : list of paths or 3D arrays
     y : array-like of shape (n_scans,)
     methods : dict of str -> classifier
-        Unfitted classifiers by key (fitted ones with :func:`external_test`, whose labels
-        must be their classes: see :func:`fitted_classes`). A key of :data:`METHODS`
-        gives the method's name and input (``make_method(key)`` builds one); any other
-        key names a classifier of slice embeddings.
+        Unfitted classifiers by key, each evaluated as an
+        :class:`OperatingPointClassifier` with ``threshold`` and ``recalibration``
+        (fitted ones with :func:`external_test`, whose labels must be their classes: see
+        :func:`fitted_classes`). A key of :data:`METHODS` gives the method's name and
+        input (``make_method(key)`` builds one); any other key names a classifier of
+        slice embeddings.
     protocol : Protocol
         From :func:`cross_validation`, :func:`held_out` or :func:`external_test` on the
         same ``y``.
@@ -81,22 +85,24 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         test scores what the pipeline's ``predict_proba`` does). ``None``:
         ``VolumeResampler()``, 64 voxels a side.
     pos_label : label, default=None
-        The positive class of two (see :func:`positive_class`).
-    threshold : float or str, default=0.5
+        The positive class of two (see :func:`positive_class`); for an external test of
+        :class:`OperatingPointClassifier` models, theirs by default.
+    threshold : float or str, default=None
         The operating point of two classes: a scan is called positive when the positive
         class's probability is at least the threshold, a number or chosen on each
         split's training part (never its test scans): ``"youden"``,
         ``"sensitivity=0.9"``, ``"specificity=0.9"`` (see
         :func:`~sklearn_dinoatten.evaluation.choose_threshold` and
-        :func:`cross_validate_method`). More than two classes take the most probable.
+        :class:`OperatingPointClassifier`). ``None``: 0.5, or, in an external test, each
+        fitted model's own (a number given instead overrides it). More than two classes
+        take the most probable.
     recalibration : {"platt", "isotonic"}, default=None
-        Recalibrate each fit's probabilities with scikit-learn's
-        :class:`~sklearn.calibration.CalibratedClassifierCV` (a sigmoid or isotonic
-        fit), on the split's validation scans, else on out-of-fold predictions of its
-        training scans (see :func:`cross_validate_method`); never on its test scans.
-        Works with every classifier of the package. Without validation scans, a fit
-        becomes four (three inner fits and one on all the training scans), and so does
-        each inner fit of a threshold rule.
+        Recalibrate each fit's probabilities (Platt scaling on the logit, or isotonic
+        regression: see :class:`OperatingPointClassifier`), on the split's validation
+        scans, else on out-of-fold predictions of its training scans; never on its test
+        scans. Works with every classifier of the package. Without validation scans, a
+        fit becomes four (three inner fits and one on all the training scans), as with a
+        threshold rule; the two share the inner fits.
     subgroups : dict of str -> array-like of shape (n_scans,), default=None
         Subgroup columns (site, scanner, sex...), each a value per scan: the metrics
         table is repeated for each level (see ``subgroup_table``), in ``Run.subgroups``.
@@ -120,10 +126,16 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     external = all(split.train is None for split in protocol.splits)  # fitted elsewhere
     if external:
         y = fitted_classes(y, methods)
+        pos_label = models_positive(methods, pos_label)
+        if protocol.training_scans:
+            warnings.warn(f"{protocol.training_scans} of the {len(y)} scans were used to train "
+                          "this model: this is not an external test, and its metrics say "
+                          "nothing of how the model does on other scans.", UserWarning,
+                          stacklevel=2)
     positive = positive_class(y, pos_label)  # before any work
-    threshold = check_threshold(threshold)
+    threshold = None if threshold is None else check_threshold(threshold)
     recalibration = check_recalibration(recalibration, protocol.splits)
-    if positive is None and threshold != THRESHOLD:
+    if positive is None and threshold not in (None, THRESHOLD):
         raise ValueError(f"threshold={threshold!r} is for two classes; these labels have "
                          f"{len(np.unique(y))}, and each scan takes its most probable class.")
     if protocol.groups is None:
@@ -194,12 +206,14 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
             folds[split.test] = i
         folds = folds[scored]
     params = {name: jsonable(e.get_params()) for name, e in embedders.items()}
+    calls = _calls(results, methods, external, positive, threshold, recalibration)
     info = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "classes": classes.tolist(),
         "positive_label": positive,
-        "protocol": ("external" if external else "held-out" if protocol.held_out
-                     else "cross-validation"),
+        "protocol": ("includes training scans" if protocol.training_scans else "external"
+                     if external else "held-out" if protocol.held_out else "cross-validation"),
+        "training_scans_scored": protocol.training_scans,
         "protocol_description": protocol.description,
         "folds": None if protocol.held_out else len(protocol.splits),
         "grouped": groups is not None,
@@ -207,21 +221,23 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         "n_scored": int(scored.sum()),
         "caption": caption(protocol, positive, reference, random_weights=random_weights,
                            encoders=list(embedders) if first is not None else (),
-                           threshold=threshold, recalibration=recalibration),
-        "recalibration": recalibration,
-        "threshold_rule": threshold if positive is not None else None,
-        "thresholds": ({k: r.thresholds for k, r in results.items()}
-                       if positive is not None else None),
+                           threshold=calls["threshold_rule"] or THRESHOLD,
+                           recalibration=recalibration,
+                           operating_points=calls.get("operating_points")),
+        **calls,
         "random_weights": random_weights,
         "seed": random_state,
         "reference": reference,
         "embedder": params[first] if first is not None and not several else None,
         "resampler": jsonable(resampler.get_params()) if None in inputs else None,
-        "methods": {k: {"name": method_name(k), "params": jsonable(m.get_params()),
+        "methods": {k: {"name": method_name(k),
+                        "params": jsonable(bare_classifier(m).get_params()),
                         **({"encoder": source} if several and source else {})}
                     for k, (m, source) in evaluated.items()},
         "versions": versions(),
     }
+    if first is not None:
+        info["weights_sha256"] = {name: weights_sha256(e) for name, e in embedders.items()}
     if several and first is not None:
         info["embedders"] = params
     names = np.array([  # files by absolute path, arrays by their place in scans
@@ -243,6 +259,64 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                    random_state=random_state),
                subgroup_values={name: subgroup_levels(values)[scored]
                                 for name, values in subgroups.items()})
+
+
+def models_positive(methods, pos_label=None):
+    """The positive class of an external test of fitted models: that of the
+    :class:`OperatingPointClassifier` models (``pos_label``, if given, must be theirs),
+    else ``pos_label``."""
+    own = {str(m.pos_label_): m.pos_label_ for m in methods.values()
+           if isinstance(m, OperatingPointClassifier) and m.pos_label_ is not None}
+    if len(own) > 1:
+        raise ValueError(f"The models call different classes positive ({sorted(own)}): "
+                         "score them in separate evaluations.")
+    if own and pos_label is not None and str(pos_label) not in own:
+        raise ValueError(f"The model calls {next(iter(own.values()))!r} positive at its "
+                         f"threshold, not {pos_label!r}: leave the positive class out, or "
+                         "give the model's.")
+    return next(iter(own.values())) if own else pos_label
+
+
+def weights_sha256(embedder):
+    """The SHA-256 of the embedder's weights file, or None (random or downloaded
+    weights, a module, or a saved model's embedder whose file is not here)."""
+    weights = embedder.weights
+    if isinstance(weights, (str, os.PathLike)) and weights != "random" \
+            and os.path.isfile(weights):
+        return file_sha256(weights)
+    return None
+
+
+def bare_classifier(model):
+    """The classifier an :class:`OperatingPointClassifier` wraps (fitted, if it is), or
+    ``model`` itself."""
+    if not isinstance(model, OperatingPointClassifier):
+        return model
+    return model.estimator_ if is_fitted(model) else model.estimator
+
+
+def _calls(results, methods, external, positive, threshold, recalibration):
+    """run.json's record of how the scans were called: the threshold rule (two classes)
+    and each method's threshold per split, the recalibration and whether each split's
+    was applied; in an external test of fitted models with their own operating points,
+    how each was fitted (``operating_points``)."""
+    fitted = {k: m for k, m in methods.items() if isinstance(m, OperatingPointClassifier)}
+    rule = threshold
+    if rule is None:
+        rules = {check_threshold(m.threshold) for m in fitted.values()} if external else set()
+        rule = rules.pop() if len(rules) == 1 else THRESHOLD
+    calls = {
+        "recalibration": recalibration,
+        "threshold_rule": rule if positive is not None else None,
+        "thresholds": ({k: r.thresholds for k, r in results.items()}
+                       if positive is not None else None),
+    }
+    if recalibration is not None:
+        calls["recalibration_applied"] = {k: r.recalibrated for k, r in results.items()}
+    if external and threshold is None and fitted:
+        calls["operating_points"] = {method_name(k): describe_operating_point(m)
+                                     for k, m in fitted.items()}
+    return calls
 
 
 def _warn_if_subjects_repeat(scans):

@@ -26,6 +26,7 @@ from ._metrics import (
     delong_test,
     ovr_macro_auc,
 )
+from ._operating_point import RECALIBRATION_NAMES
 from ._runs import METRIC_COLUMNS
 
 N_RESAMPLES = 1000
@@ -230,11 +231,14 @@ def _onehot(y, classes):
 
 
 def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
-            random_weights=False, encoders=(), threshold=THRESHOLD, recalibration=None):
+            random_weights=False, encoders=(), threshold=THRESHOLD, recalibration=None,
+            operating_points=None):
     """What the metrics table shows and how it was computed, in a few sentences;
     ``encoders``: the slice encoders a study of several compares; ``threshold``: the
     operating point's rule (two classes); ``recalibration``: ``"platt"``,
-    ``"isotonic"`` or ``None``."""
+    ``"isotonic"`` or ``None``; ``operating_points``: method name -> how a model fitted
+    elsewhere calls the scans (an external test at the models' own operating points),
+    in place of the rule and the recalibration."""
     grouped = protocol.groups is not None
     unit = "subjects (a cluster bootstrap)" if grouped else "scans"
     sentences = [
@@ -254,14 +258,19 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
              f"on out-of-fold predictions of each {'split' if protocol.held_out else 'fold'}'s "
              f"training scans (an inner {INNER_FOLDS}-fold cross-validation)")
     if recalibration is not None:
-        how = ("Platt scaling (a logistic fit)" if recalibration == "platt"
-               else "isotonic regression")
-        sentences.append(f"Recalibrated probabilities: {how} with scikit-learn's "
-                         f"CalibratedClassifierCV, fitted {where}"
+        sentences.append(f"Recalibrated probabilities: {RECALIBRATION_NAMES[recalibration]}, "
+                         f"fitted {where}"
                          + ("" if on_validation else ", the model then refitted on them all")
-                         + ", never on the scans scored; every metric is of the "
-                         "recalibrated probabilities.")
-    if positive is not None:
+                         + ", never on the scans scored (not applied where its fit would "
+                         "not increase with the probability: run.json's "
+                         "recalibration_applied); every metric is of the recalibrated "
+                         "probabilities.")
+    if operating_points:
+        sentences.append("Operating point and calibration: each model's own, as it was "
+                         "fitted: " + "; ".join(f"{name}: {text[0].lower()}{text[1:]}"
+                                                for name, text in operating_points.items())
+                         + ".")
+    elif positive is not None:
         if is_data_driven(threshold):
             sentences.append(f"Operating point: a scan is positive when its probability is "
                              f"at least a threshold chosen by the rule {threshold!r} {where}, "
@@ -270,6 +279,7 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
         else:
             sentences.append(f"Operating point: a scan is positive when its probability is "
                              f"at least {threshold:g}.")
+    if positive is not None:
         sentences.append(
             "Calibration: Brier score (0 is perfect); intercept and slope of logistic "
             "recalibration (0 and 1 when calibrated); ECE over 10 equal-width bins.")

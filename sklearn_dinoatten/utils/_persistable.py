@@ -9,7 +9,16 @@ class PersistableMixin:
     Parameters and plain fitted attributes (arrays, numbers, strings) are saved by the
     loader itself; networks, devices and compiled functions are not, and are rebuilt on
     load through these hooks.
+
+    Attributes
+    ----------
+    _fitted_constraints : dict of str -> list of Constraint
+        The plain fitted attributes a saved model may hold, and the values each may take
+        (any one of its constraints): the loader checks every one it reads, and refuses
+        one not declared, before the estimator is used. Default: none.
     """
+
+    _fitted_constraints = {}
 
     def _saved_modules(self):
         """The fitted networks to save, by name. Default: none."""

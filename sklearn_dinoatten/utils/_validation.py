@@ -83,6 +83,33 @@ def integers(low=1, length=None, min_length=1):
     return Constraint(accepts, f"a tuple of {count} integers >= {low}")
 
 
+def label():
+    """A class label: a string, a number or a bool."""
+    return Constraint(lambda v: isinstance(v, (str, Real, bool, np.generic)),
+                      "a class label (a string, a number or a bool)")
+
+
+def classes_array():
+    """A fitted classifier's ``classes_``: a 1D array of two or more distinct labels
+    (numbers or strings), sorted."""
+    def accepts(value):
+        return (isinstance(value, np.ndarray) and value.ndim == 1 and len(value) >= 2
+                and value.dtype.kind in "biufU" and np.array_equal(np.unique(value), value))
+
+    return Constraint(accepts, "a sorted array of two or more distinct class labels")
+
+
+def array(kinds, ndim, description):
+    """A numpy array of ``ndim`` dimensions whose dtype kind is one of ``kinds``, finite
+    where it holds numbers."""
+    def accepts(value):
+        return (isinstance(value, np.ndarray) and value.ndim == ndim
+                and value.dtype.kind in kinds
+                and (value.dtype.kind not in "f" or np.isfinite(value).all()))
+
+    return Constraint(accepts, description)
+
+
 def instance(kind, description):
     return Constraint(lambda v: isinstance(v, kind), description)
 

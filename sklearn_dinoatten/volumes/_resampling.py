@@ -45,6 +45,7 @@ class VolumeResampler(FitContractMixin, PersistableMixin, VolumeInputMixin, Tran
     }
 
     _params_fixed_by_fit = ("shape", "normalization")
+    _fitted_constraints = {"shape_": [integers(1, length=3)]}
 
     def __init__(self, *, shape=(64, 64, 64), normalization="zscore"):
         self.shape = shape

@@ -169,12 +169,13 @@ def test_too_few_scans_to_recalibrate_on_are_one_clear_error():
     split = np.array(["train"] * 20 + ["val"] * 10 + ["test"] * 10)
     one_class = y.copy()
     one_class[20:30] = 0  # val holds class 0 only
-    with pytest.raises(ValueError, match="fitted on the 'val' scans, which have none of "
-                                         "class 1"):
+    with pytest.raises(ValueError, match="fitted on the 10 validation scans, which have "
+                                         "none of class 1"):
         cross_validate_method(Flat(), X, one_class, held_out(split, one_class).splits,
                               recalibration="platt")
     groups = np.where(y == 0, "a", np.array([f"s{i}" for i in range(40)]))  # class 0: one
-    with pytest.raises(ValueError, match="needs an inner cross-validation of each fold's "
-                                         "training scans, and so two subjects of each"):
+    with pytest.raises(ValueError, match="needs an inner cross-validation of the training "
+                                         r"scans \(each fold's, in an evaluation\), and so "
+                                         "two subjects of each class"):
         cross_validate_method(Flat(), X, y, [Split(np.arange(30), np.arange(30, 40))],
                               recalibration="isotonic", groups=groups)

@@ -237,5 +237,5 @@ def test_the_caption_says_where_a_rule_and_a_recalibration_were_fitted():
             (cross_validation(y, 2), "on out-of-fold predictions of each fold's training")]:
         text = caption(protocol, positive=1, threshold="youden", recalibration="platt")
         assert f"chosen by the rule 'youden' {where}" in text
-        assert f"Recalibrated probabilities: Platt scaling (a logistic fit) with " \
-               f"scikit-learn's CalibratedClassifierCV, fitted {where}" in text
+        assert f"Recalibrated probabilities: Platt scaling on the logit, fitted {where}" \
+            in text

@@ -39,30 +39,36 @@ from .utils._fit import FitContractMixin, check_params, record_fitted_params
 from .utils._persistable import PersistableMixin
 from .utils._validation import BOOLEAN, NONE, instance
 
-__all__ = ["FORMAT", "load_model", "save_model"]
+__all__ = ["FORMAT", "load_model", "read_card", "save_model"]
 
-FORMAT = "sklearn_dinoatten.model/2"
+FORMAT = "sklearn_dinoatten.model/3"
+READABLE = ("sklearn_dinoatten.model/2", FORMAT)  # /3 added the model card
 # A loaded Pipeline may not cache its steps: Pipeline(memory=DIR) unpickles what DIR
 # holds, and a model file must not point the program at files it unpickles.
 PIPELINE_CONSTRAINTS = {"steps": [instance(list, "a list of steps")], "memory": [NONE],
                         "transform_input": [NONE], "verbose": [BOOLEAN]}
 
 
-def save_model(model, path):
+def save_model(model, path, *, card=None):
     """Write a fitted (or unfitted) estimator or pipeline of this package to ``path``.
 
     The file holds a sha256 digest of its contents, checked by :func:`load_model`.
     Raises ``ValueError`` naming the part that cannot be saved without pickle: an
     estimator from elsewhere, or a parameter that is not a plain value (a
     ``torch.nn.Module`` as backbone, a callback object); save those with joblib.
+
+    ``card``: the model card's record (:func:`sklearn_dinoatten.evaluation.make_card`),
+    stored with the model under the same digest and read back by :func:`read_card`.
     """
     tensors = {}
     spec = json.dumps(_encode_estimator(model, "model", tensors))
     tensors = {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
     from . import __version__
 
-    header = {"format": FORMAT, "version": __version__, "model": spec,
-              "sha256": _digest(spec, tensors)}
+    header = {"format": FORMAT, "version": __version__, "model": spec}
+    if card is not None:
+        header["card"] = json.dumps(card, allow_nan=False)
+    header["sha256"] = _digest(spec, tensors, header.get("card"))
     data = serialize(tensors, header)
     atomic_write(os.fspath(path), lambda f: f.write(data))
 
@@ -88,6 +94,38 @@ def load_model(path, device=None, cache_dir=None):
         used.
     """
     path = os.fspath(path)
+    header, tensors = _read_checked(path)
+    try:
+        spec = json.loads(header["model"])
+    except (KeyError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
+        raise ValueError(f"Model file {path!r} has no readable model description.") from exc
+    try:
+        with torch.random.fork_rng(devices=[]):  # building draws initial weights
+            return _decode_estimator(spec, tensors, _this_machine(device, cache_dir))
+    except (KeyError, TypeError, ValueError, RuntimeError, AttributeError,
+            IndexError) as exc:  # a forged description: one line, whatever it breaks
+        raise ValueError(f"Model file {path!r} cannot be loaded: {exc}") from exc
+
+
+def read_card(path):
+    """The model card's record saved with the model at ``path`` (see
+    :func:`sklearn_dinoatten.evaluation.make_card`), checked field by field; ``None`` for a
+    model saved without one. The file's digest is checked first, as by :func:`load_model`.
+    """
+    from .evaluation import check_card
+
+    path = os.fspath(path)
+    header, _ = _read_checked(path)
+    if "card" not in header:
+        return None
+    try:
+        return check_card(json.loads(header["card"]))
+    except (ValueError, TypeError, KeyError, AttributeError, RecursionError) as exc:
+        raise ValueError(f"Model file {path!r} has a malformed model card: {exc}") from exc
+
+
+def _read_checked(path):
+    """The header and tensors of a model file, its format and digest checked."""
     check_file(path, "Model file")
     try:
         with safe_open(path, framework="pt") as f:
@@ -96,30 +134,25 @@ def load_model(path, device=None, cache_dir=None):
     except Exception as exc:  # safetensors raises several types for other files
         raise ValueError(f"Cannot read model file {path!r}: not a safetensors file "
                          f"({exc}).") from exc
-    if header.get("format") != FORMAT:
+    if header.get("format") not in READABLE:
         older = str(header.get("format", "")).startswith(FORMAT.split("/")[0])
         raise ValueError(f"{path!r} is a safetensors file but no model saved by "
                          "sklearn_dinoatten.persistence.save_model" + (
                              f" of this version (it is {header['format']!r}, this version "
-                             f"reads {FORMAT!r}): fit it again." if older else "."))
-    if header.get("sha256") != _digest(header.get("model", ""), tensors):
+                             f"reads {' and '.join(map(repr, READABLE))}): fit it again."
+                             if older else "."))
+    if header.get("sha256") != _digest(header.get("model", ""), tensors, header.get("card")):
         raise ValueError(f"Model file {path!r} is damaged: its contents do not match the "
                          "sha256 digest written with them.")
-    try:
-        spec = json.loads(header["model"])
-    except (KeyError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep
-        raise ValueError(f"Model file {path!r} has no readable model description.") from exc
-    try:
-        with torch.random.fork_rng(devices=[]):  # building draws initial weights
-            return _decode_estimator(spec, tensors, _this_machine(device, cache_dir))
-    except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-        raise ValueError(f"Model file {path!r} cannot be loaded: {exc}") from exc
+    return header, tensors
 
 
-def _digest(spec, tensors):
-    """sha256 of the model description and every tensor, in name order."""
+def _digest(spec, tensors, card=None):
+    """sha256 of the model description, every tensor in name order and the card."""
     digest = hashlib.sha256(spec.encode())
     update_digest(digest, {key: tensors[key] for key in sorted(tensors)})
+    if card is not None:
+        digest.update(card.encode())
     return digest.hexdigest()
 
 
@@ -134,12 +167,14 @@ def _estimator_classes():
         SliceTransformerClassifier,
     )
     from .embedding._embedder import DinoSliceEmbedder
+    from .evaluation import OperatingPointClassifier
     from .volumes._resampling import VolumeResampler
 
     return {cls.__name__: cls for cls in (
         AttentionPoolClassifier, DinoSliceEmbedder, FineTunedSliceClassifier,
-        MemoryBankAnomalyDetector, Pipeline, ResNet3DClassifier, SCMILClassifier,
-        SliceTransformerClassifier, SpatialARAnomalyDetector, VolumeResampler,
+        MemoryBankAnomalyDetector, OperatingPointClassifier, Pipeline, ResNet3DClassifier,
+        SCMILClassifier, SliceTransformerClassifier, SpatialARAnomalyDetector,
+        VolumeResampler,
     )}
 
 
@@ -152,7 +187,7 @@ def _encode_estimator(estimator, name, tensors):
             "params": {k: _encode(v, f"{name}.{k}", tensors) for k, v in params.items()},
             "fitted": {}, "modules": {}}
     for attr, value in vars(estimator).items():
-        if attr in params or _rebuilt_on_load(value):
+        if attr in params or attr == "_params_at_fit" or _rebuilt_on_load(value):
             continue
         spec["fitted"][attr] = _encode(value, f"{name}.{attr}", tensors)
     if spec["fitted"] and isinstance(estimator, PersistableMixin):
@@ -224,16 +259,31 @@ def _decode_estimator(spec, tensors, here):
                                   for k, v in spec["params"].items()})
     estimator = cls(**params)
     check_params(estimator, PIPELINE_CONSTRAINTS if cls is Pipeline else None)
+    declared = getattr(cls, "_fitted_constraints", {})
     for attr, value in spec["fitted"].items():
-        if not attr.isidentifier() or attr.startswith("__") or attr in params \
-                or hasattr(cls, attr):
+        if attr == "_params_at_fit":  # recorded again below, from the parameters loaded
+            continue
+        if attr not in declared:
             raise ValueError(f"{spec['class']} has no fitted attribute {attr!r}")
-        setattr(estimator, attr, _decode(value, tensors, here))
+        value = _decode(value, tensors, here)
+        if not any(constraint.accepts(value) for constraint in declared[attr]):
+            raise ValueError(f"{spec['class']}.{attr} must be "
+                             f"{' or '.join(c.description for c in declared[attr])}; the "
+                             f"file has {_described(value)}")
+        setattr(estimator, attr, value)
     if spec["fitted"] and isinstance(estimator, PersistableMixin):
         _restore_modules(estimator, spec, tensors)
     if spec["fitted"] and isinstance(estimator, FitContractMixin):
         record_fitted_params(estimator)  # of the parameters loaded, nested estimators too
     return estimator
+
+
+def _described(value):
+    """A decoded value in a few words, for an error."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape} and dtype {value.dtype}"
+    text = repr(value)
+    return f"{type(value).__name__} {text[:60]}{'...' if len(text) > 60 else ''}"
 
 
 def _restore_modules(estimator, spec, tensors):

@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
     DinoSliceEmbedder,
+    OperatingPointClassifier,
     ResNet3DClassifier,
     VolumeResampler,
     persistence,
@@ -272,3 +273,104 @@ def test_a_description_nested_too_deep_is_one_error(tmp_path):
                                        "sha256": persistence._digest(spec, tensors)})
     with pytest.raises(ValueError, match="no readable model description"):
         load_model(path)
+
+
+@pytest.fixture(scope="module")
+def operating_point_file(tmp_path_factory):
+    """A saved OperatingPointClassifier with a rule and a Platt recalibration."""
+    rng = np.random.default_rng(0)
+    y = np.arange(20) % 2
+    X = rng.normal(size=(20, 3, 4)).astype(np.float32) + y[:, None, None]
+    model = OperatingPointClassifier(
+        estimator=AttentionPoolClassifier(max_epochs=3, random_state=0),
+        threshold="youden", recalibration="platt", random_state=0).fit(X, y)
+    path = tmp_path_factory.mktemp("point") / "model.safetensors"
+    save_model(model, path)
+    return path
+
+
+# Each field a model file's description gives, forged to a wrong type or shape, and what
+# loading says of it in one line (the checks of each field, then of the fields together).
+FORGED_FIELDS = [
+    ("threshold_", "0.4", r"threshold_ must be None or a number in \[0, 1\]; the file has "
+                          "str '0.4'"),
+    ("threshold_", 1.5, "threshold_ must be None or a number in"),
+    ("pos_label_", [1], "pos_label_ must be None or a class label"),
+    ("pos_label_", 7, "pos_label_ 7 is not one of classes_"),
+    ("classes_", "ab", "classes_ must be a sorted array of two or more distinct"),
+    ("classes_", {"strings": ["b", "a"]}, "classes_ must be a sorted array"),
+    ("recalibration_", "sigmoid", "recalibration_ must be None or one of 'platt', 'isotonic'"),
+    ("recalibration_", "isotonic", "each isotonic map must be finite floats of shape"),
+    ("recalibration_", None, "calibration maps without a recalibration_"),
+    ("calibration_maps_", {"dict": {}}, "calibration_maps_ must be a list of arrays"),
+    ("calibration_maps_", [], "needs 1 map"),
+    ("chosen_on_", 3, "chosen_on_ must be None or a string"),
+    ("n_features_in_", -1, "n_features_in_ must be an integer >= 1"),
+    ("estimator_", "x", "estimator_ must be a fitted classifier"),
+]
+
+
+@pytest.mark.parametrize("field, value, message", FORGED_FIELDS,
+                         ids=[f"{f}={v!r}" for f, v, _ in FORGED_FIELDS])
+def test_a_forged_field_is_one_line(operating_point_file, field, value, message, tmp_path,
+                                    capsys):
+    from sklearn_dinoatten.cli import main
+
+    spec, tensors = read(operating_point_file)
+    spec["fitted"][field] = value
+    path = tmp_path / "forged.safetensors"
+    forge(path, spec, tensors)
+    with pytest.raises(ValueError, match=message) as error:
+        load_model(path)
+    assert "Model file" in str(error.value) and "\n" not in str(error.value)
+    assert main(["predict", str(path), "x.nii.gz", "--out", str(tmp_path / "p.csv")]) == 1
+    assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_a_forged_map_of_the_wrong_shape_or_direction_is_refused(operating_point_file,
+                                                                tmp_path):
+    spec, tensors = read(operating_point_file)
+    (name,) = [k for k in tensors if "calibration_maps_" in k]
+    for forged, message in [(torch.zeros(3, dtype=torch.float64), "of shape \\(2,\\)"),
+                            (torch.tensor([-1.0, 0.0], dtype=torch.float64), "slope on the "
+                                                                             "logit is -1")]:
+        path = tmp_path / "forged.safetensors"
+        forge(path, spec, {**tensors, name: forged})
+        with pytest.raises(ValueError, match=message):
+            load_model(path)
+
+
+@pytest.mark.parametrize("cls, field, value, message", [
+    ("AttentionPoolClassifier", "n_features_in_", "3", "n_features_in_ must be an integer"),
+    ("AttentionPoolClassifier", "classes_", {"strings": ["b", "a"]}, "classes_ must be a"),
+    ("DinoSliceEmbedder", "grid_shape_", {"tuple": [2]}, "grid_shape_ must be a tuple of 2"),
+    ("DinoSliceEmbedder", "_forward_for", {"tuple": ["tensorrt", "float32"]},
+     "_forward_for must be a tuple \\(engine, dtype\\)"),
+])
+def test_every_estimators_saved_fields_are_checked(cls, field, value, message, tmp_path):
+    X = make_volumes(n_samples=4, shape=(20, 20, 4), random_state=0)[0]
+    path = tmp_path / "model.safetensors"
+    save_model(make_pipeline(DinoSliceEmbedder(**FAST),
+                             AttentionPoolClassifier(max_epochs=1)).fit(X, [0, 1] * 2), path)
+    spec, tensors = read(path)
+    steps = {step["tuple"][1]["estimator"]["class"]: step["tuple"][1]["estimator"]
+             for step in spec["params"]["steps"]}
+    steps[cls]["fitted"][field] = value
+    forge(path, spec, tensors)
+    with pytest.raises(ValueError, match=message):
+        load_model(path)
+
+
+def test_a_model_file_of_the_previous_format_still_loads(tmp_path):
+    """Files written before the model card (format /2, no card) load and predict the same."""
+    X, y = np.random.default_rng(0).normal(size=(8, 3, 4)), [0, 1] * 4
+    model = AttentionPoolClassifier(max_epochs=1, random_state=0).fit(X, y)
+    path = tmp_path / "model.safetensors"
+    save_model(model, path)
+    spec, tensors = read(path)
+    spec["fitted"]["_params_at_fit"] = {"dict": {}}  # as /2 files held it
+    spec = json.dumps(spec)
+    save_file(tensors, path, metadata={"format": "sklearn_dinoatten.model/2", "model": spec,
+                                       "sha256": persistence._digest(spec, tensors)})
+    np.testing.assert_array_equal(load_model(path).predict_proba(X), model.predict_proba(X))
+    assert persistence.read_card(path) is None

@@ -15,6 +15,7 @@ from sklearn_dinoatten import (
     AttentionPoolClassifier,
     DinoSliceEmbedder,
     FineTunedSliceClassifier,
+    OperatingPointClassifier,
     ResNet3DClassifier,
     SCMILClassifier,
     SliceTransformerClassifier,
@@ -209,6 +210,13 @@ def expected_failed_checks(estimator):
         FAST_EMBEDDER,
         VolumeResampler(shape=(8, 8, 8)),
         AttentionPoolClassifier(max_epochs=FAST_EPOCHS, random_state=0),
+        # The operating point at 0.5 and a Platt recalibration: the settings that take any
+        # labels (a threshold rule needs two classes and the positive one named).
+        OperatingPointClassifier(
+            estimator=AttentionPoolClassifier(max_epochs=FAST_EPOCHS, random_state=0)),
+        OperatingPointClassifier(
+            estimator=AttentionPoolClassifier(max_epochs=FAST_EPOCHS, random_state=0),
+            recalibration="platt", random_state=0),
         SliceTransformerClassifier(**MST, random_state=0),
         SCMILClassifier(**SCMIL, random_state=0),
         ResNet3DClassifier(depth=10, widen_factor=0.25, max_epochs=2, random_state=0),

@@ -6,7 +6,7 @@ import warnings
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
-from sklearn.utils import _safe_indexing, get_tags
+from sklearn.utils import _safe_indexing, get_tags, indexable
 from sklearn.utils.metaestimators import available_if
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, column_or_1d
@@ -72,9 +72,9 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
     threshold : float or str, default=0.5
         The operating point of two classes: a probability in (0, 1), or a rule applied
         to the scores above: ``"youden"``, ``"sensitivity=0.9"``,
-        ``"specificity=0.9"`` (see :func:`~sklearn_dinoatten.evaluation.
-        choose_threshold`). More than two classes take the most probable class (only
-        0.5 is accepted).
+        ``"specificity=0.9"`` (see
+        :func:`~sklearn_dinoatten.evaluation.choose_threshold`). More than two classes
+        take the most probable class (only 0.5 is accepted).
     recalibration : {"platt", "isotonic"}, default=None
         Recalibrate the probabilities: Platt scaling on the logit of the probability
         (logistic recalibration) or isotonic regression, fitted on the scores above. A
@@ -190,12 +190,9 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
         y = column_or_1d(y, warn=True)
         check_consistent_length(X, y)
         check_classification_targets(y)
-        classes = np.unique(y)
-        if len(classes) < 2:
-            raise ValueError(f"y has only one class ({classes[0]!r}); a classifier needs at "
-                             "least two.")
-        rule = check_threshold(self.threshold)
-        positive = self._positive(classes, rule)
+        classes, rule = np.unique(y), check_threshold(self.threshold)
+        # Fewer than two classes, or input the classifier does not take: its own error.
+        positive = self._positive(classes, rule) if len(classes) > 1 else None
         if (X_val is None) != (y_val is None):
             raise ValueError("X_val and y_val go together; got only "
                              f"{'X_val' if y_val is None else 'y_val'}.")
@@ -255,6 +252,7 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
         """Each training scan's probabilities from a clone fitted without it."""
         purpose = (f"threshold={rule!r}" if is_data_driven(rule)
                    else f"recalibration={self.recalibration!r}")
+        X, y = indexable(X, y)
         score = np.full((len(y), len(self.classes_)), np.nan)
         folds = inner_splits(y, groups, purpose, self.cv, self.random_state)
         for train, test in folds:
@@ -293,7 +291,8 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
 
     def predict(self, X):
         """Labels: ``pos_label_`` where its probability is at least ``threshold_`` (two
-        classes), else the most probable class."""
+        classes; at a probability of exactly 0.5 and the threshold 0.5, the positive
+        class, as the evaluation calls it), else the most probable class."""
         proba = self.predict_proba(X)
         if self.threshold_ is None:
             return self.classes_[proba.argmax(axis=1)]
@@ -361,8 +360,8 @@ RECALIBRATION_NAMES = {"platt": "Platt scaling on the logit", "isotonic": "isoto
 
 
 def describe_operating_point(model):
-    """A fitted :class:`OperatingPointClassifier`'s recalibration and operating point,
-    in a sentence (for captions, ``predict`` and the model card)."""
+    """A fitted :class:`~sklearn_dinoatten.OperatingPointClassifier`'s recalibration and
+    operating point, in a sentence (for captions, ``predict`` and the model card)."""
     check_fitted(model)
     parts = []
     if model.recalibration_ is not None:

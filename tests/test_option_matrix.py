@@ -246,3 +246,34 @@ def test_the_field_of_view_warning_looks_at_the_planes_the_axis_slices(axis, cut
     assert len(said) == cut
     if cut:
         assert re.search(r"spans 7\d mm in its (axial|sagittal) slices", said[0])
+
+
+@pytest.mark.parametrize("axis, slicing, point", [
+    ("axial", SLICING[3], dict(threshold="youden", recalibration="platt")),
+    ("all", SLICING[1], dict(threshold=0.3, recalibration="isotonic")),
+    ((0, 2), SLICING[2], dict(threshold="sensitivity=0.9")),
+], ids=["axial-cropped-spaced-youden-platt", "all-cropped-isotonic", "two-axes-sensitivity"])
+def test_a_saved_operating_point_meets_every_slicing(labelled_volumes, axis, slicing, point,
+                                                      tmp_path, fresh_cache):
+    """The operating point and recalibration over any slicing: saved and loaded, the same
+    probabilities, calls and slice attention on the kept slices."""
+    from sklearn_dinoatten import OperatingPointClassifier
+
+    X, y = labelled_volumes
+    model = make_pipeline(
+        DinoSliceEmbedder(axis=axis, **FAST, **slicing), OperatingPointClassifier(
+            estimator=AttentionPoolClassifier(max_epochs=1, random_state=0), pos_label=1,
+            random_state=0, cv=2, **point))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # one epoch on 6 scans: maybe not recalibrated
+        model.fit(X, y)
+    path = tmp_path / "model.safetensors"
+    save_model(model, path)
+    loaded = load_model(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    called = model.predict_proba(X)[:, 1] >= model[-1].threshold_
+    np.testing.assert_array_equal(model.predict(X), called.astype(int))
+    weights = slice_attention(loaded, X[:1])[0]
+    np.testing.assert_array_equal(weights, slice_attention(model, X[:1])[0])
+    assert not weights[len(loaded[0].kept_slices(X[0])[1]):].any()

@@ -5,6 +5,7 @@ files, and its metrics are scikit-learn's on those probabilities."""
 import csv
 import json
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
     DinoSliceEmbedder,
+    OperatingPointClassifier,
     ResNet3DClassifier,
     VolumeResampler,
 )
@@ -43,9 +45,13 @@ def scans_with_labels(root, n_classes, names=None, n=9):
     return paths, labels
 
 
-def slice_pipeline(**embedder):
-    return make_pipeline(DinoSliceEmbedder(**{**FAST, "n_slices": 4, **embedder}),
-                         AttentionPoolClassifier(max_epochs=2, random_state=0))
+def slice_pipeline(point=None, **embedder):
+    """A slice pipeline; ``point``: its classifier wrapped in an OperatingPointClassifier
+    with those parameters."""
+    classifier = AttentionPoolClassifier(max_epochs=2, random_state=0)
+    if point is not None:
+        classifier = OperatingPointClassifier(estimator=classifier, random_state=0, **point)
+    return make_pipeline(DinoSliceEmbedder(**{**FAST, "n_slices": 4, **embedder}), classifier)
 
 
 MODELS = {  # kind -> (pipeline, classes)
@@ -56,6 +62,15 @@ MODELS = {  # kind -> (pipeline, classes)
     "tri-planar": lambda: (slice_pipeline(axis="all", n_slices=2), 2),
     "3 classes": lambda: (slice_pipeline(), 3),
     "patches, cropped": lambda: (slice_pipeline(feature="patch", crop="foreground"), 2),
+    "youden, Platt": lambda: (slice_pipeline(dict(threshold="youden", recalibration="platt",
+                                                  pos_label="AD")), 2),
+    "3D ResNet, 0.3, isotonic": lambda: (make_pipeline(
+        VolumeResampler(shape=(20, 20, 20)), OperatingPointClassifier(
+            estimator=ResNet3DClassifier(depth=10, widen_factor=0.25, max_epochs=1,
+                                         random_state=0),
+            threshold=0.3, recalibration="isotonic", pos_label="AD", random_state=0)), 2),
+    "3 classes, isotonic": lambda: (slice_pipeline(dict(recalibration="isotonic"),
+                                                   axis="all", n_slices=2), 3),
 }
 
 
@@ -68,7 +83,9 @@ def read_csv(path):
 def test_predict_scores_what_the_loaded_model_does(kind, tmp_path):
     model, n_classes = MODELS[kind]()
     train, y_train = scans_with_labels(tmp_path / "train", n_classes)
-    model.fit(train, y_train)
+    with warnings.catch_warnings():  # a recalibration not worth applying to 9 scans
+        warnings.simplefilter("ignore")
+        model.fit(train, y_train)
     path = str(tmp_path / "model.safetensors")
     save_model(model, path)
     paths, labels = scans_with_labels(tmp_path / "test", n_classes)
@@ -82,6 +99,7 @@ def test_predict_scores_what_the_loaded_model_does(kind, tmp_path):
     assert main(["predict", path, *paths, "--out", str(tmp_path / "files.csv"), "-q"]) == 0
     rows = read_csv(tmp_path / "files.csv")
     np.testing.assert_array_equal(columns(rows), expected)  # at full precision
+    assert [r["prediction"] for r in rows] == loaded.predict(paths).tolist()  # its own calls
     if hasattr(loaded[-1], "attention_weights"):  # the top slice: the most attended one
         attention = slice_attention(loaded, paths)
         for row, scan, weights in zip(rows, paths, attention, strict=True):
@@ -106,9 +124,9 @@ def test_predict_scores_what_the_loaded_model_does(kind, tmp_path):
     (key,) = json.load(open(os.path.join(out, "run.json")))["methods"]
     proba = columns(predictions, f"{key}_")
     np.testing.assert_allclose(proba, expected, atol=1e-6)
+    assert [r[f"{key}_pred"] for r in predictions] == loaded.predict(paths).tolist()
     (row,) = read_csv(os.path.join(out, "metrics.csv"))
-    assert float(row["accuracy"]) == pytest.approx(
-        accuracy_score(labels, np.array(classes)[expected.argmax(axis=1)]))
+    assert float(row["accuracy"]) == pytest.approx(accuracy_score(labels, loaded.predict(paths)))
     auc = (roc_auc_score(labels == "AD", expected[:, classes.index("AD")]) if n_classes == 2
            else roc_auc_score(labels, expected, multi_class="ovr", labels=classes))
     assert float(row["auc"]) == pytest.approx(auc, abs=1e-6)

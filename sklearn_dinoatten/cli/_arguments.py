@@ -25,9 +25,11 @@ from ..utils._options import (
     N_READERS,
     NO_CLASS_WEIGHT,
     RANDOM_STATE,
+    RECALIBRATIONS,
     RESNET_DEPTH,
     RESNET_DEPTHS,
     RESNET_WIDTH,
+    THRESHOLD,
     VOLUME_SIDE,
 )
 
@@ -37,6 +39,27 @@ def add_evaluation_arguments(sub):
     sub.add_argument("--subgroups", default=None, metavar="COLUMNS",
                      help="columns of the labels CSV (e.g. site,sex): the metrics are "
                           "repeated for each of their levels, in subgroups.csv")
+
+
+def add_operating_point_arguments(sub):
+    """The positive class, the operating point and the recalibration (cv and fit)."""
+    sub.add_argument("--pos-label",
+                     help="the positive class of two (needed unless the labels are 0/1 or "
+                          "false/true): AUC, sensitivity, F1, the ROC and the threshold are "
+                          "for it")
+    sub.add_argument("--threshold", type=threshold, default=THRESHOLD,
+                     help="the operating point of two classes: a scan is positive when its "
+                          "probability is at least it; a number, or youden, "
+                          "sensitivity=0.9, specificity=0.9 (chosen on the val scans of a "
+                          "split, else on out-of-fold predictions of the training scans by "
+                          "an inner cross-validation; never on the scans scored) "
+                          f"(default: {THRESHOLD})")
+    sub.add_argument("--recalibrate", dest="recalibration", choices=RECALIBRATIONS,
+                     default=None,
+                     help="recalibrate the probabilities (platt: Platt scaling on the "
+                          "logit; isotonic: isotonic regression) on the same scans as the "
+                          "threshold; not applied, with a warning, where the fit would "
+                          "reverse the scores' order (default: none)")
 
 
 def threshold(text):

@@ -7,16 +7,17 @@ import time
 import numpy as np
 
 from ..evaluation._methods import METHODS
-from ..utils._files import atomic_folder, write_csv
+from ..utils._files import atomic_folder, atomic_write, write_csv
 from ..utils._options import THRESHOLD
 from ._inputs import (
     PROG,
     CommandError,
-    build_embedder,
     build_embedders,
     build_method,
+    build_model,
     build_resampler,
     cache_of,
+    check_evaluation,
     is_pickle,
     labelled_scans,
     labels_file,
@@ -97,45 +98,85 @@ def report(args):
 
 
 def fit(args):
-    """Train one method on the scans of DATA and save the fitted pipeline.
+    """Train one method on the scans of DATA with its operating point and recalibration,
+    and save the fitted pipeline with its model card.
 
-    With a split column: on the 'train' scans, stopping early on the 'val' ones. A
-    ``.joblib`` path gets a pickle, any other a safetensors model file."""
-    from sklearn.pipeline import make_pipeline
+    With a split column: on the 'train' scans, stopping early, recalibrating and
+    choosing a threshold rule's threshold on the 'val' ones (else on out-of-fold
+    predictions of the training scans), as cv evaluates it. A ``.joblib`` path gets a
+    pickle (without a card), any other a safetensors model file."""
+    from ..evaluation._card import evaluation_record, make_card
+    from ..evaluation._operating_point import describe_operating_point
+    from ..evaluation._study import weights_sha256
 
     output_file(args.out)
-    paths, y, _, split = labelled_scans(args)
+    paths, y, groups, split = labelled_scans(args)
     paths = np.asarray(paths)
-    classifier = build_method(args.method, args)
-    if METHODS[args.method].takes_volumes:
-        model = make_pipeline(build_resampler(args), classifier)
-    else:
-        model = make_pipeline(build_embedder(args), classifier)
-    train, fit_params, done = np.ones(len(y), dtype=bool), {}, f"{len(y)} scans"
+    model = build_model(args, y)
+    sha = weights_sha256(model[0]) if "backbone" in model[0].get_params() else None
+    if args.evaluation is not None:  # before any work
+        check_evaluation(args.evaluation, args.method, model, sha)
+    step = model.steps[-1][0]
+    train, fit_params, done = np.ones(len(y), dtype=bool), {}, f"all {len(y)} labelled scans"
     if split is not None:
         train, val = split == "train", split == "val"
         done = f"{train.sum()} 'train' scans"
         if val.any():
-            classifier.set_params(early_stopping=True)
-            name = model.steps[-1][0]
-            fit_params = {f"{name}__X_val": model[:-1].fit_transform(list(paths[val])),
-                          f"{name}__y_val": y[val]}
-            done += f", early stopping on {val.sum()} 'val' scans"
+            model[-1].set_params(estimator__early_stopping=True)
+            fit_params = {f"{step}__X_val": model[:-1].fit_transform(list(paths[val])),
+                          f"{step}__y_val": y[val]}
+            done += f", early stopping{_and_chosen(model[-1])} on {val.sum()} 'val' scans"
         done += f" ({np.sum(split == 'test')} 'test' scans left out)"
+    if groups is not None:
+        fit_params[f"{step}__groups"] = groups[train]
     if args.verbosity >= 1:
         print(f"Training {METHODS[args.method].name} on {done}", flush=True)
     model.fit(list(paths[train]), y[train], **fit_params)
     if is_pickle(args.out):
         import joblib
 
-        from ..utils._files import atomic_write
-
         atomic_write(args.out, lambda f: joblib.dump(model, f))
+        saved = "Saved (a pickle: without a model card)"
     else:
         from ..persistence import save_model
 
-        save_model(model, args.out)
-    print(f"{METHODS[args.method].name} trained on {done}; saved to {args.out}")
+        evaluation = (None if args.evaluation is None else
+                      evaluation_record(args.evaluation, args.method, model, sha))
+        save_model(model, args.out, card=make_card(
+            model, list(paths[train]), y[train], scans=done, labels_file=labels_file(args),
+            groups=None if groups is None else groups[train], evaluation=evaluation))
+        saved = f"Saved with its model card (`{PROG} card {args.out}`)"
+    point = describe_operating_point(model[-1])
+    print(f"{METHODS[args.method].name} trained on {done}. {point}. {saved} to {args.out}")
+
+
+def _and_chosen(point):
+    """What else the 'val' scans choose, in words."""
+    from ..evaluation._clinical import is_data_driven
+
+    chosen = (["the recalibration"] if point.recalibration else []) + (
+        ["the threshold"] if is_data_driven(point.threshold) else [])
+    return "".join(f", {what}" for what in chosen)
+
+
+def card(args):
+    """Print the model card of a model file written by `dinoatten fit` (Markdown): what
+    it classifies, its training data, recipe, operating point, calibration, evaluation,
+    intended use and limits."""
+    from ..evaluation._card_markdown import card_markdown
+    from ..persistence import read_card
+
+    if args.out is not None:
+        output_file(args.out, args.overwrite, inputs=[args.model])
+    if is_pickle(args.model):
+        raise CommandError(f"{args.model!r} is a pickle, which holds no model card: save "
+                           f"models as safetensors (`{PROG} fit ... --out model.safetensors`).")
+    text = card_markdown(load_fitted(args), read_card(args.model))
+    if args.out is None:
+        print(text, end="")
+    else:
+        atomic_write(args.out, lambda f: f.write(text.encode("utf-8")))
+        print(f"Model card written to {args.out}")
 
 
 def predict(args):
@@ -155,7 +196,7 @@ def predict(args):
         return _evaluate(args, model, paths, y, groups, labels)
     proba = model.predict_proba(paths)
     classes = model.classes_
-    predicted, called = _decisions(args, classes, proba)
+    predicted, called = _decisions(args, model, proba)
     top = _top_slices(model, paths, args.top_slices)
     rows = []
     for i, path in enumerate(paths):
@@ -164,37 +205,50 @@ def predict(args):
         row["top_slices"] = "" if top is None else " ".join(top[i])
         rows.append(row)
     write_csv(args.out, rows)
-    print(f"{len(rows)} predictions written to {args.out}; {called}"
+    print(f"{len(rows)} predictions written to {args.out}. {called}"
           + ("" if top is None else f" (top_slices: the slices of highest attention, by "
                                     f"index along axis {model[0].axis!r} of the volumes "
                                     "reoriented to RAS; orientation:index in a tri-planar "
                                     "bag)"))
 
 
-def _decisions(args, classes, proba):
+def _decisions(args, model, proba):
     """Each scan's predicted class, and how it was called: with two classes, the
-    positive one where its probability is at least ``--threshold`` (a number: a rule is
-    chosen on training scans, which ``predict`` has none of); else the most probable."""
+    positive one where its probability is at least the model's threshold (as its card
+    says), or ``--threshold`` instead (a number: a rule is chosen on training scans,
+    which ``predict`` has none of); else the most probable. A model saved without an
+    operating point takes ``--threshold`` or 0.5."""
+    from ..evaluation import OperatingPointClassifier, describe_operating_point
     from ..evaluation._clinical import decide, is_data_driven, no_training_scans
+    from ..evaluation._study import models_positive
     from ..evaluation._table import positive_class
 
-    given = args.threshold != THRESHOLD or args.pos_label is not None
+    classes, point = model.classes_, model[-1]
+    own = isinstance(point, OperatingPointClassifier)
+    given = args.threshold is not None or args.pos_label is not None
     if len(classes) != 2:
         if given:
             raise CommandError(f"--threshold and --pos-label are for models of two classes; "
                                f"this one has {len(classes)}, and each scan takes its most "
                                "probable class.")
-        return classes[proba.argmax(axis=1)], "each scan called its most probable class"
-    if is_data_driven(args.threshold):
+        return (classes[proba.argmax(axis=1)], describe_operating_point(point) if own
+                else "Each scan called its most probable class")
+    if args.threshold is not None and is_data_driven(args.threshold):
         raise CommandError(str(no_training_scans(args.threshold)))
     try:
-        positive = positive_class(classes, args.pos_label)
+        positive = (models_positive({"model": point}, args.pos_label) if own
+                    else positive_class(classes, args.pos_label))
     except ValueError as error:
         if given:
             raise CommandError(str(error)) from None
-        return classes[proba.argmax(axis=1)], "each scan called its most probable class"
-    return (decide(proba, classes, positive, args.threshold),
-            f"called {positive} where its probability is at least {args.threshold:g}")
+        return classes[proba.argmax(axis=1)], "Each scan called its most probable class"
+    if own and args.threshold is None:
+        return (decide(proba, classes, positive, point.threshold_),
+                describe_operating_point(point))
+    threshold = THRESHOLD if args.threshold is None else args.threshold
+    return (decide(proba, classes, positive, threshold),
+            f"Called {positive!r} where its probability is at least {threshold:g}"
+            + (f" (--threshold; the model's own is {point.threshold_:.4g})" if own else ""))
 
 
 def _top_slices(model, paths, n):
@@ -217,19 +271,21 @@ def _top_slices(model, paths, n):
 
 def _evaluate(args, model, paths, y, groups, labels):
     """Score a fitted model on labelled scans and write a run directory."""
-    from ..evaluation._methods import method_of
-    from ..evaluation._protocols import external_test
+    from ..evaluation import external_test, method_of, run_study, training_scans_scored
     from ..evaluation._runs import data_record
-    from ..evaluation._study import run_study
+    from ..evaluation._study import bare_classifier
+    from ..persistence import read_card
 
     classifier = model[-1]
-    key = method_of(classifier) or type(classifier).__name__
+    key = method_of(bare_classifier(classifier)) or type(classifier).__name__
     on_volumes = key in METHODS and METHODS[key].takes_volumes
     if not on_volumes and len(model) != 2:  # the slices need the embedder's own record
         raise CommandError(f"{args.model!r} is a pipeline of {len(model)} steps; an "
                            "evaluation takes a slice embedder and a classifier, as "
                            f"`{PROG} fit` saves them.")
-    evaluation = external_test(y, groups, model=os.path.basename(args.model))
+    used = training_scans_scored(None if is_pickle(args.model) else read_card(args.model),
+                                 paths)
+    evaluation = external_test(y, groups, model=os.path.basename(args.model), used=used)
     with run_directory(args.out, args.overwrite) as folder:
         # The pipeline's own steps before the classifier: what its predict_proba scores
         run = run_study(paths, y, {key: classifier}, evaluation,
@@ -239,7 +295,8 @@ def _evaluate(args, model, paths, y, groups, labels):
                         subgroups=subgroup_columns(args, labels),
                         verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv], model=os.path.abspath(args.model),
-                        data=data_record(os.path.dirname(labels), labels, len(y)))
+                        data=data_record(os.path.dirname(labels), labels, len(y)),
+                        training_scans_scored=used)
         _write(folder, run)
     _written(args.out)
 

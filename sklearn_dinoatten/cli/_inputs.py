@@ -5,7 +5,7 @@ import os
 
 from ..evaluation._methods import METHODS
 from ..utils._files import atomic_folder, check_file, writable_folder
-from ..utils._options import N_FOLDS, NO_CLASS_WEIGHT
+from ..utils._options import N_FOLDS, NO_CLASS_WEIGHT, THRESHOLD
 
 PROG = "dinoatten"
 
@@ -147,6 +147,41 @@ def build_method(key, args):
     return method
 
 
+def build_model(args, y):
+    """The pipeline ``fit`` trains: the embedder (or the resampler, for a method on
+    volumes) and the method as an OperatingPointClassifier with ``--threshold``,
+    ``--recalibrate`` and the positive class of ``y`` (``--pos-label``), its inner folds
+    seeded as cv seeds them."""
+    from sklearn.pipeline import make_pipeline
+
+    from ..evaluation._clinical import INNER_FOLDS
+    from ..evaluation._operating_point import OperatingPointClassifier
+    from ..evaluation._table import positive_class
+
+    classifier = build_method(args.method, args)
+    positive = positive_class(y, args.pos_label)
+    if positive is None and args.threshold != THRESHOLD:
+        raise CommandError(f"--threshold {args.threshold} is for two classes; these labels "
+                           "have more, and each scan takes its most probable class.")
+    first = build_resampler(args) if METHODS[args.method].takes_volumes else build_embedder(args)
+    return make_pipeline(first, OperatingPointClassifier(
+        estimator=classifier, threshold=args.threshold, recalibration=args.recalibration,
+        pos_label=positive, cv=INNER_FOLDS, random_state=args.random_state))
+
+
+def check_evaluation(run_dir, key, model, weights_sha256):
+    """Refuse, before any work, an ``--evaluation`` run that evaluated another recipe
+    than ``model``'s (method ``key``), naming the first difference."""
+    from ..evaluation._card import recipe_differences
+    from ..evaluation._runs import read_run
+
+    differences = recipe_differences(read_run(run_dir).info, key, model, weights_sha256)
+    if differences:
+        more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
+        raise CommandError(f"--evaluation {run_dir!r} evaluated another recipe: "
+                           f"{differences[0]}{more}.")
+
+
 def build_resampler(args):
     """The volume resampler of the methods on volumes: ``--volume-size`` a side."""
     from ..volumes._resampling import VolumeResampler
@@ -228,15 +263,18 @@ def load_fitted(args):
     else:
         from ..persistence import load_model
 
-        model = load_model(args.model, device=args.device, cache_dir=args.cache_dir)
+        model = load_model(args.model, device=getattr(args, "device", None),
+                           cache_dir=getattr(args, "cache_dir", None))
     if (not hasattr(model, "steps") or not hasattr(model, "predict_proba")
             or not hasattr(model, "classes_")):
         raise CommandError(f"{args.model!r} holds no fitted pipeline of a classifier (made "
                            f"by `{PROG} fit`).")
     first = model[0]
-    if args.batch_size is not None:
-        (first if "batch_size" in first.get_params() else model[-1]).set_params(
-            batch_size=args.batch_size)
+    if getattr(args, "batch_size", None) is not None:
+        from ..evaluation._study import bare_classifier
+
+        (first if "batch_size" in first.get_params() else bare_classifier(model[-1])
+         ).set_params(batch_size=args.batch_size)
     if "verbose" in first.get_params():
         first.set_params(verbose=int(args.verbosity >= 1))
     return model

@@ -14,20 +14,19 @@ from ..utils._options import (
     DEMO_DATASETS,
     DEMO_N_SCANS,
     N_FOLDS,
-    RECALIBRATIONS,
-    THRESHOLD,
 )
 from ._arguments import (
     add_data_arguments,
     add_embedding_arguments,
     add_evaluation_arguments,
     add_label_columns,
+    add_operating_point_arguments,
     add_training_arguments,
     add_verbosity_arguments,
     integer,
     threshold,
 )
-from ._commands import cv, demo, embed, fit, predict, report
+from ._commands import card, cv, demo, embed, fit, predict, report
 from ._inputs import (
     PROG,
     CommandError,
@@ -109,21 +108,7 @@ def build_parser():
                           f"(default: {REFERENCE})")
     sub.add_argument("--n-folds", "--folds", dest="folds", type=integer(2), default=None,
                      help=f"number of folds (default: {N_FOLDS}; not with a split column)")
-    sub.add_argument("--pos-label",
-                     help="the positive class of two (needed unless the labels are 0/1 or "
-                          "false/true): AUC, sensitivity, F1 and the ROC are computed for it")
-    sub.add_argument("--threshold", type=threshold, default=THRESHOLD,
-                     help="the operating point of two classes: a scan is positive when its "
-                          "probability is at least it; a number, or youden, "
-                          "sensitivity=0.9, specificity=0.9 (chosen on each fold's "
-                          "training scans by an inner cross-validation, or on the val scans "
-                          f"of a split; never on the scans scored) (default: {THRESHOLD})")
-    sub.add_argument("--recalibrate", dest="recalibration", choices=RECALIBRATIONS,
-                     default=None,
-                     help="recalibrate each fit's probabilities (Platt scaling or isotonic "
-                          "regression, scikit-learn's CalibratedClassifierCV) on the val "
-                          "scans of a split, else by an inner cross-validation of each "
-                          "fold's training scans; never on the scans scored (default: none)")
+    add_operating_point_arguments(sub)
     add_evaluation_arguments(sub)
     sub.add_argument("--out", required=True, help="folder for the results")
     sub.add_argument("--overwrite", action="store_true",
@@ -135,9 +120,13 @@ def build_parser():
     add_embedding_arguments(sub)
     sub.add_argument("--method", default=REFERENCE, choices=list(METHODS),
                      help=f"the method to train (default: {REFERENCE})")
+    add_operating_point_arguments(sub)
+    sub.add_argument("--evaluation", metavar="RUN_DIR",
+                     help="a cv run of the same recipe: its metrics go into the model card "
+                          "(refused, before any work, if it evaluated another recipe)")
     sub.add_argument("--out", required=True,
-                     help="the model file to write: .safetensors (safe to share and load), "
-                          "or .joblib (a pickle)")
+                     help="the model file to write: .safetensors (safe to share and load, "
+                          "with its model card), or .joblib (a pickle, without)")
     add_training_arguments(sub)
 
     sub = command(predict, "predict")
@@ -152,12 +141,13 @@ def build_parser():
                      help="replace the CSV file or the evaluation run already at --out "
                           "(refused without it)")
     add_label_columns(sub, split=False)
-    sub.add_argument("--pos-label", help="the positive class of two (as for cv)")
-    sub.add_argument("--threshold", type=threshold, default=THRESHOLD,
+    sub.add_argument("--pos-label", help="the positive class of two (as for cv; a model "
+                                         "saved by `dinoatten fit` knows its own)")
+    sub.add_argument("--threshold", type=threshold, default=None,
                      help="the operating point of two classes: a scan is called positive "
-                          "where its probability is at least this number (e.g. the one "
-                          "the model's cross-validation chose, in its run.json) (default: "
-                          f"{THRESHOLD})")
+                          "where its probability is at least this number, instead of the "
+                          "model's own (default: the model's, as its card says; 0.5 for a "
+                          "model saved without one)")
     add_evaluation_arguments(sub)
     sub.add_argument("--top-slices", type=integer(1), default=3,
                      help="how many slices of highest attention to list (default: 3)")
@@ -172,6 +162,12 @@ def build_parser():
     sub.add_argument("--batch-size", type=integer(1), default=None,
                      help="slices per forward pass (volumes, for the 3D ResNet) "
                           "(default: the model's)")
+
+    sub = command(card, "card")
+    sub.add_argument("model", help="a model file written by `dinoatten fit` (.safetensors)")
+    sub.add_argument("--out", help="a Markdown file to write the card to (default: print it)")
+    sub.add_argument("--overwrite", action="store_true",
+                     help="replace the file already at --out (refused without it)")
 
     sub = command(report, "report")
     sub.add_argument("run_dir", metavar="DIR", help="a folder written by `dinoatten cv`")

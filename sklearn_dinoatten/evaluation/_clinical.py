@@ -186,8 +186,9 @@ def no_training_scans(rule):
     """The error of a threshold ``rule`` where there are no training scans to choose it
     on (an external test, new scans)."""
     return ValueError(f"threshold={rule!r} is chosen on training scans, and there are none "
-                      "here: give the number chosen when the model was evaluated "
-                      "(run.json's thresholds), e.g. --threshold 0.37.")
+                      "here: a model fitted with the rule (dinoatten fit --threshold "
+                      f"{rule}) applies the threshold it chose, or give a number, e.g. "
+                      "--threshold 0.37.")
 
 
 def operating_point(truth, decided):

@@ -122,6 +122,9 @@ def _header(run):
         "Protocol": info.get("protocol_description") or (
             info.get("folds") and f"{info['folds']}-fold cross-validation"),
         "Grouping": _grouping(run),
+        "Training scans scored": info.get("training_scans_scored") is not None and (
+            f"{info['training_scans_scored']} of the {len(run.labels)} scans trained the "
+            "model (by content)"),
         "Scored scans": ", ".join(f"{c} ({np.sum(run.labels == c)})" for c in run.classes),
         "Reference": run.names[run.reference],
         "Command": info.get("command") and shlex.join(map(str, info["command"])),
@@ -135,6 +138,9 @@ def _header(run):
     banner = ('<p class="warning">Random backbone weights: the slice methods\' scores show '
               "the machinery, not the foundation model's features.</p>"
               if info.get("random_weights") else "")
+    if info.get("training_scans_scored"):
+        banner += (f'<p class="warning">Not an external test: {info["training_scans_scored"]} '
+                   f"of the {len(run.labels)} scans scored were used to train the model.</p>")
     return (f"<h1>Evaluation report</h1>{banner}<table>{table}</table><details><summary>"
             f"Parameters</summary><pre>{html.escape(params)}</pre></details>")
 

@@ -32,7 +32,6 @@ classes as text, as a CSV holds them).
 """
 
 import csv
-import hashlib
 import json
 import os
 import platform
@@ -43,7 +42,7 @@ from importlib import metadata
 
 import numpy as np
 
-from ..utils._files import atomic_write, write_csv
+from ..utils._files import atomic_write, file_sha256, write_csv
 from ..utils._options import THRESHOLD
 from ._clinical import decide
 from ._markdown import PER_CLASS_KEYS, subgroups_markdown, to_markdown
@@ -320,10 +319,8 @@ def _read_metrics(path):
 def data_record(root, labels_csv, n_scans):
     """Where a run's scans came from, for run.json: the folder, the labels file and its
     sha256 (a later change of the labels shows)."""
-    with open(labels_csv, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
     return {"root": os.path.abspath(root), "labels_csv": os.path.abspath(labels_csv),
-            "labels_sha256": digest, "n_scans": n_scans}
+            "labels_sha256": file_sha256(labels_csv), "n_scans": n_scans}
 
 
 def jsonable(params):

@@ -2,6 +2,7 @@
 never a part."""
 
 import csv
+import hashlib
 import io
 import os
 import shutil
@@ -64,6 +65,15 @@ def check_file(path, what):
     if not os.path.isfile(path):
         problem = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
         raise FileNotFoundError(f"{what} {os.fspath(path)!r} {problem}.")
+
+
+def file_sha256(path):
+    """The SHA-256 of a file's bytes, as ``sha256sum`` prints it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def file_identity(path):

@@ -193,7 +193,8 @@ def test_cv_report_fit_predict(tmp_path, monkeypatch, capsys):
     cut = (p1[0] + p1[1]) / 2  # one scan below, two above
     assert main(["predict", model, *scans[:3], "--out", str(tmp_path / "t.csv"),
                  "--threshold", str(cut)]) == 0
-    assert f"called 1 where its probability is at least {cut:g}" in capsys.readouterr().out
+    assert (f"Called 1 where its probability is at least {cut:g} (--threshold; the model's "
+            "own is 0.5)") in capsys.readouterr().out
     assert sorted(r["prediction"] for r in read_csv(tmp_path / "t.csv")) == ["0", "1", "1"]
     for argv, said in [(["--threshold", "youden"], "is chosen on training scans"),
                        (["--subgroups", "site"], "--subgroups needs labels")]:
@@ -216,13 +217,19 @@ def test_cv_report_fit_predict(tmp_path, monkeypatch, capsys):
                  "--batch-size", "2"]) == 0
     assert [r["path"] for r in read_csv(tmp_path / "n.csv")] == [
         str(unlabelled / os.path.basename(s)) for s in scans[:2]]
-    # ... and, given labels, evaluates the model on them as cv does (a run directory).
+    # ... and, given labels, evaluates the model on them as cv does (a run directory); its
+    # own training scans are no external test, and it says so.
     external = str(tmp_path / "external")
     result = run_cli("predict", model, os.path.join(data, "labels.csv"), "--out", external)
     assert result.returncode == 0, result.stderr
-    assert "| DinoAtten3D |" in result.stdout and "external test set: 12 scans" in result.stdout
+    assert "| DinoAtten3D |" in result.stdout
+    assert ("NOT an external test: 12 of the 12 scans predicted by model.safetensors were "
+            "used to train it") in result.stdout
+    assert ("dinoatten predict: warning: 12 of the 12 scans were used to train this model: "
+            "this is not an external test") in result.stderr
     run = json.load(open(os.path.join(external, "run.json")))
-    assert run["protocol"] == "external" and run["model"] == os.path.abspath(model)
+    assert run["protocol"] == "includes training scans" and run["training_scans_scored"] == 12
+    assert run["model"] == os.path.abspath(model)
     metrics = read_csv(os.path.join(external, "metrics.csv"))
     assert [r["method"] for r in metrics] == ["DinoAtten3D"]
     assert 0 <= float(metrics[0]["auc_ci_low"]) <= float(metrics[0]["auc_ci_high"]) <= 1

@@ -1,7 +1,8 @@
 """One method's predictions of the scans each split holds out: the method as an
-:class:`OperatingPointClassifier` (its recalibration and operating point chosen on scans
-the split does not score) fitted on the split's training scans and applied to its test
-scans, exactly as ``fit`` then ``predict`` of that estimator give them.
+:class:`~sklearn_dinoatten.OperatingPointClassifier` (its recalibration and operating
+point chosen on scans the split does not score) fitted on the split's training scans and
+applied to its test scans, exactly as ``fit`` then ``predict`` of that estimator give
+them.
 """
 
 import time
@@ -49,9 +50,10 @@ def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=None,
     their probability columns in the order of ``np.unique(y)`` (matched to each model's
     ``classes_`` by class). ``verbose=1`` prints a line per fit.
 
-    The method is ``estimator`` wrapped in an :class:`OperatingPointClassifier` with
-    ``threshold``, ``recalibration`` and ``positive`` (its ``pos_label``), the inner
-    folds seeded by ``random_state`` (or ``estimator`` as it is, if it is one already).
+    The method is ``estimator`` wrapped in an
+    :class:`~sklearn_dinoatten.OperatingPointClassifier` with ``threshold``,
+    ``recalibration`` and ``positive`` (its ``pos_label``), the inner folds seeded by
+    ``random_state`` (or ``estimator`` as it is, if it is one already).
     Each split fits a clone with ``groups`` of its training samples and, when the split
     has validation samples, stops early on them and chooses the recalibration and
     threshold there (see :func:`fit_on_split`): a split's predictions are those of
@@ -59,8 +61,8 @@ def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=None,
     and attention are the wrapped classifier's.
 
     A split without training samples (:func:`external_test`) uses ``estimator`` as
-    fitted: its own threshold (an :class:`OperatingPointClassifier`'s ``threshold_``;
-    0.5 for a bare classifier) unless ``threshold`` gives a number instead.
+    fitted: its own threshold (an OperatingPointClassifier's ``threshold_``; 0.5 for a
+    bare classifier) unless ``threshold`` gives a number instead.
     """
     y = np.asarray(y)
     classes = np.unique(y)
@@ -112,7 +114,7 @@ def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=None,
 
 
 def fit_on_split(model, X, y, split, groups=None):
-    """A clone of the :class:`OperatingPointClassifier` ``model`` fitted on
+    """A clone of the :class:`~sklearn_dinoatten.OperatingPointClassifier` ``model`` fitted on
     ``split.train`` with its subjects (``groups``), and, where the split has validation
     samples, on them: its classifier stops early there (``early_stopping=True``, where
     it has the parameter) and the recalibration and threshold are chosen there."""
@@ -128,8 +130,8 @@ def fit_on_split(model, X, y, split, groups=None):
 
 
 def _operating_point(estimator, threshold, recalibration, positive, random_state):
-    """The method as an :class:`OperatingPointClassifier` (``estimator`` itself if it is
-    one, when neither ``threshold`` nor ``recalibration`` is given)."""
+    """The method as an OperatingPointClassifier (``estimator`` itself if it is one,
+    when neither ``threshold`` nor ``recalibration`` is given)."""
     if isinstance(estimator, OperatingPointClassifier):
         if threshold is not None or recalibration is not None:
             raise ValueError("The method is an OperatingPointClassifier, which has its own "

@@ -73,7 +73,7 @@ def check_maps(method, maps, n_classes):
             m.shape == (2,) if method == "platt" else (m.ndim == 2 and m.shape[1] == 2
                                                        and len(m) >= 1))
         if not shape_ok or not np.isfinite(m).all():
-            raise ValueError(f"a {method} map must be finite floats of shape "
+            raise ValueError(f"each {method} map must be finite floats of shape "
                              f"{'(2,)' if method == 'platt' else '(n_knots, 2)'}; got "
                              f"{getattr(m, 'shape', type(m).__name__)}")
         if method == "isotonic" and ((np.diff(m[:, 0]) <= 0).any()

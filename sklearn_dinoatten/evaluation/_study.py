@@ -66,11 +66,11 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     y : array-like of shape (n_scans,)
     methods : dict of str -> classifier
         Unfitted classifiers by key, each evaluated as an
-        :class:`OperatingPointClassifier` with ``threshold`` and ``recalibration``
-        (fitted ones with :func:`external_test`, whose labels must be their classes: see
-        :func:`fitted_classes`). A key of :data:`METHODS` gives the method's name and
-        input (``make_method(key)`` builds one); any other key names a classifier of
-        slice embeddings.
+        :class:`~sklearn_dinoatten.OperatingPointClassifier` with ``threshold`` and
+        ``recalibration`` (fitted ones with :func:`external_test`, whose labels must be
+        their classes: see :func:`fitted_classes`). A key of :data:`METHODS` gives the
+        method's name and input (``make_method(key)`` builds one); any other key names
+        a classifier of slice embeddings.
     protocol : Protocol
         From :func:`cross_validation`, :func:`held_out` or :func:`external_test` on the
         same ``y``.
@@ -86,23 +86,23 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         ``VolumeResampler()``, 64 voxels a side.
     pos_label : label, default=None
         The positive class of two (see :func:`positive_class`); for an external test of
-        :class:`OperatingPointClassifier` models, theirs by default.
+        :class:`~sklearn_dinoatten.OperatingPointClassifier` models, theirs by default.
     threshold : float or str, default=None
         The operating point of two classes: a scan is called positive when the positive
         class's probability is at least the threshold, a number or chosen on each
         split's training part (never its test scans): ``"youden"``,
         ``"sensitivity=0.9"``, ``"specificity=0.9"`` (see
         :func:`~sklearn_dinoatten.evaluation.choose_threshold` and
-        :class:`OperatingPointClassifier`). ``None``: 0.5, or, in an external test, each
-        fitted model's own (a number given instead overrides it). More than two classes
-        take the most probable.
+        :class:`~sklearn_dinoatten.OperatingPointClassifier`). ``None``: 0.5, or, in an
+        external test, each fitted model's own (a number given instead overrides it).
+        More than two classes take the most probable.
     recalibration : {"platt", "isotonic"}, default=None
         Recalibrate each fit's probabilities (Platt scaling on the logit, or isotonic
-        regression: see :class:`OperatingPointClassifier`), on the split's validation
-        scans, else on out-of-fold predictions of its training scans; never on its test
-        scans. Works with every classifier of the package. Without validation scans, a
-        fit becomes four (three inner fits and one on all the training scans), as with a
-        threshold rule; the two share the inner fits.
+        regression: see :class:`~sklearn_dinoatten.OperatingPointClassifier`), on the
+        split's validation scans, else on out-of-fold predictions of its training scans;
+        never on its test scans. Works with every classifier of the package. Without
+        validation scans, a fit becomes four (three inner fits and one on all the
+        training scans), as with a threshold rule; the two share the inner fits.
     subgroups : dict of str -> array-like of shape (n_scans,), default=None
         Subgroup columns (site, scanner, sex...), each a value per scan: the metrics
         table is repeated for each level (see ``subgroup_table``), in ``Run.subgroups``.
@@ -263,8 +263,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
 
 def models_positive(methods, pos_label=None):
     """The positive class of an external test of fitted models: that of the
-    :class:`OperatingPointClassifier` models (``pos_label``, if given, must be theirs),
-    else ``pos_label``."""
+    OperatingPointClassifier models (``pos_label``, if given, must be theirs), else
+    ``pos_label``."""
     own = {str(m.pos_label_): m.pos_label_ for m in methods.values()
            if isinstance(m, OperatingPointClassifier) and m.pos_label_ is not None}
     if len(own) > 1:
@@ -288,8 +288,8 @@ def weights_sha256(embedder):
 
 
 def bare_classifier(model):
-    """The classifier an :class:`OperatingPointClassifier` wraps (fitted, if it is), or
-    ``model`` itself."""
+    """The classifier an OperatingPointClassifier wraps (fitted, if it is), or ``model``
+    itself."""
     if not isinstance(model, OperatingPointClassifier):
         return model
     return model.estimator_ if is_fitted(model) else model.estimator

@@ -272,8 +272,8 @@ def _top_slices(model, paths, n):
 def _evaluate(args, model, paths, y, groups, labels):
     """Score a fitted model on labelled scans and write a run directory."""
     from ..evaluation import external_test, method_of, run_study, training_scans_scored
+    from ..evaluation._operating_point import bare_classifier
     from ..evaluation._runs import data_record
-    from ..evaluation._study import bare_classifier
     from ..persistence import read_card
 
     classifier = model[-1]

@@ -271,7 +271,7 @@ def load_fitted(args):
                            f"by `{PROG} fit`).")
     first = model[0]
     if getattr(args, "batch_size", None) is not None:
-        from ..evaluation._study import bare_classifier
+        from ..evaluation._operating_point import bare_classifier
 
         (first if "batch_size" in first.get_params() else bare_classifier(model[-1])
          ).set_params(batch_size=args.batch_size)

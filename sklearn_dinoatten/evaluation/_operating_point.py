@@ -330,6 +330,14 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
             check_maps(self.recalibration_, self.calibration_maps_, len(self.classes_))
 
 
+def bare_classifier(model):
+    """The classifier an OperatingPointClassifier wraps (fitted, if it is), or ``model``
+    itself."""
+    if not isinstance(model, OperatingPointClassifier):
+        return model
+    return model.estimator_ if hasattr(model, "estimator_") else model.estimator
+
+
 def inner_splits(y, groups, purpose, n_folds=INNER_FOLDS, random_state=None):
     """``(train, test)`` index pairs of the inner stratified cross-validation (grouped by
     ``groups``) of training scans ``y``, on which ``purpose`` is fitted."""

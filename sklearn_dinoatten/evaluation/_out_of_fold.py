@@ -13,7 +13,7 @@ from sklearn.base import clone
 
 from ..utils._options import RECALIBRATIONS, THRESHOLD
 from ._clinical import INNER_FOLDS, check_threshold, is_data_driven, no_training_scans
-from ._operating_point import OperatingPointClassifier, probabilities
+from ._operating_point import OperatingPointClassifier, bare_classifier, probabilities
 
 
 @dataclass
@@ -67,25 +67,19 @@ def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=None,
     y = np.asarray(y)
     classes = np.unique(y)
     recalibration = check_recalibration(recalibration, splits)
-    if all(split.train is None for split in splits):
-        model = estimator
-    else:
-        model = _operating_point(estimator, threshold, recalibration, positive, random_state)
-    rule = model.threshold if isinstance(model, OperatingPointClassifier) else THRESHOLD
+    model = (estimator if all(split.train is None for split in splits) else
+             _operating_point(estimator, threshold, recalibration, positive, random_state))
+    chosen = is_data_driven(getattr(model, "threshold", THRESHOLD))  # said per split
     proba, embedding, attention, fit_seconds, thresholds = None, None, None, [], []
     recalibrated = []
     column = None if positive is None else classes.tolist().index(positive)
     cut = np.full(len(y), np.nan)
     for i, split in enumerate(splits, 1):
         start = time.perf_counter()
-        if split.train is None:
-            fitted = estimator
-        else:
-            fitted = fit_on_split(model, X, y, split, groups)
+        fitted = estimator if split.train is None else fit_on_split(model, X, y, split, groups)
+        if split.train is not None:
             fit_seconds.append(time.perf_counter() - start)
-        wrapped = isinstance(fitted, OperatingPointClassifier)
-        base = fitted.estimator_ if wrapped else fitted
-        test = split.test
+        base, test = bare_classifier(fitted), split.test
         fold_embedding = base.volume_embeddings(X[test])
         if proba is None:
             proba = np.full((len(y), len(classes)), np.nan)
@@ -98,19 +92,24 @@ def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=None,
         if column is not None:
             thresholds.append(_threshold(fitted, split, threshold, positive))
             cut[test] = thresholds[-1]
-        recalibrated.append(wrapped and fitted.recalibration_ is not None)
+        recalibrated.append(getattr(fitted, "recalibration_", None) is not None)
         if verbose:
             print(f"    {'fold' if len(splits) > 1 else 'split'} {i}/{len(splits)}: "
                   + (f"fitted in {fit_seconds[-1]:.1f} s, " if split.train is not None else "")
-                  + (("recalibrated" if recalibrated[-1] else "recalibration not applied")
-                     + f" ({recalibration}), " if recalibration else "")
+                  + _recalibration_said(recalibration, recalibrated[-1])
                   + f"{len(test)} scans predicted"
-                  + (f", threshold {thresholds[-1]:.4g}" if thresholds and is_data_driven(rule)
-                     else ""), flush=True)
+                  + (f", threshold {thresholds[-1]:.4g}" if thresholds and chosen else ""),
+                  flush=True)
     return OutOfFold(proba, embedding, attention, fit_seconds or [np.nan],
                      thresholds if column is not None else None,
                      cut if column is not None else None,
                      recalibrated if recalibration else None)
+
+
+def _recalibration_said(recalibration, applied):
+    if recalibration is None:
+        return ""
+    return f"{'recalibrated' if applied else 'recalibration not applied'} ({recalibration}), "
 
 
 def fit_on_split(model, X, y, split, groups=None):

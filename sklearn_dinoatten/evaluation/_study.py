@@ -18,7 +18,11 @@ from ..utils._options import THRESHOLD
 from ..volumes._slicing import axes_of, slice_weights
 from ._clinical import check_threshold
 from ._methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
-from ._operating_point import OperatingPointClassifier, describe_operating_point
+from ._operating_point import (
+    OperatingPointClassifier,
+    bare_classifier,
+    describe_operating_point,
+)
 from ._out_of_fold import check_recalibration, cross_validate_method
 from ._runs import Run, jsonable, versions
 from ._subgroups import subgroup_levels, subgroup_table
@@ -125,19 +129,10 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
             raise ValueError(f"Subgroup {name!r} has {len(values)} values for {len(y)} scans.")
     external = all(split.train is None for split in protocol.splits)  # fitted elsewhere
     if external:
-        y = fitted_classes(y, methods)
-        pos_label = models_positive(methods, pos_label)
-        if protocol.training_scans:
-            warnings.warn(f"{protocol.training_scans} of the {len(y)} scans were used to train "
-                          "this model: this is not an external test, and its metrics say "
-                          "nothing of how the model does on other scans.", UserWarning,
-                          stacklevel=2)
+        y, pos_label = _external(y, methods, pos_label, protocol)
     positive = positive_class(y, pos_label)  # before any work
-    threshold = None if threshold is None else check_threshold(threshold)
+    threshold = _checked_threshold(threshold, positive, y)
     recalibration = check_recalibration(recalibration, protocol.splits)
-    if positive is None and threshold not in (None, THRESHOLD):
-        raise ValueError(f"threshold={threshold!r} is for two classes; these labels have "
-                         f"{len(np.unique(y))}, and each scan takes its most probable class.")
     if protocol.groups is None:
         _warn_if_subjects_repeat(scans)
     on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
@@ -211,8 +206,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "classes": classes.tolist(),
         "positive_label": positive,
-        "protocol": ("includes training scans" if protocol.training_scans else "external"
-                     if external else "held-out" if protocol.held_out else "cross-validation"),
+        "protocol": _protocol_name(protocol, external),
         "training_scans_scored": protocol.training_scans,
         "protocol_description": protocol.description,
         "folds": None if protocol.held_out else len(protocol.splits),
@@ -221,7 +215,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         "n_scored": int(scored.sum()),
         "caption": caption(protocol, positive, reference, random_weights=random_weights,
                            encoders=list(embedders) if first is not None else (),
-                           threshold=calls["threshold_rule"] or THRESHOLD,
+                           threshold=calls["threshold_rule"],
                            recalibration=recalibration,
                            operating_points=calls.get("operating_points")),
         **calls,
@@ -236,8 +230,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                     for k, (m, source) in evaluated.items()},
         "versions": versions(),
     }
-    if first is not None:
-        info["weights_sha256"] = {name: weights_sha256(e) for name, e in embedders.items()}
+    info["weights_sha256"] = {name: weights_sha256(e) for name, e in embedders.items()}
     if several and first is not None:
         info["embedders"] = params
     names = np.array([  # files by absolute path, arrays by their place in scans
@@ -259,6 +252,37 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                    random_state=random_state),
                subgroup_values={name: subgroup_levels(values)[scored]
                                 for name, values in subgroups.items()})
+
+
+def _checked_threshold(threshold, positive, y):
+    """``threshold`` checked (None stays None: 0.5, or an external model's own)."""
+    if threshold is None:
+        return None
+    threshold = check_threshold(threshold)
+    if positive is None and threshold != THRESHOLD:
+        raise ValueError(f"threshold={threshold!r} is for two classes; these labels have "
+                         f"{len(np.unique(y))}, and each scan takes its most probable class.")
+    return threshold
+
+
+def _protocol_name(protocol, external):
+    """run.json's name of the protocol: an external test is one only without training
+    scans among those it scores."""
+    if protocol.training_scans:
+        return "includes training scans"
+    return "external" if external else "held-out" if protocol.held_out else "cross-validation"
+
+
+def _external(y, methods, pos_label, protocol):
+    """``(y, pos_label)`` of an external test of fitted models: the labels as their
+    classes, their positive class; a warning where their training scans are scored."""
+    y, pos_label = fitted_classes(y, methods), models_positive(methods, pos_label)
+    if protocol.training_scans:
+        warnings.warn(f"{protocol.training_scans} of the {len(y)} scans were used to train "
+                      "this model: this is not an external test, and its metrics say "
+                      "nothing of how the model does on other scans.", UserWarning,
+                      stacklevel=3)
+    return y, pos_label
 
 
 def models_positive(methods, pos_label=None):
@@ -285,14 +309,6 @@ def weights_sha256(embedder):
             and os.path.isfile(weights):
         return file_sha256(weights)
     return None
-
-
-def bare_classifier(model):
-    """The classifier an OperatingPointClassifier wraps (fitted, if it is), or ``model``
-    itself."""
-    if not isinstance(model, OperatingPointClassifier):
-        return model
-    return model.estimator_ if is_fitted(model) else model.estimator
 
 
 def _calls(results, methods, external, positive, threshold, recalibration):

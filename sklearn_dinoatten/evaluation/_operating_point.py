@@ -193,9 +193,7 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
         classes, rule = np.unique(y), check_threshold(self.threshold)
         # Fewer than two classes, or input the classifier does not take: its own error.
         positive = self._positive(classes, rule) if len(classes) > 1 else None
-        if (X_val is None) != (y_val is None):
-            raise ValueError("X_val and y_val go together; got only "
-                             f"{'X_val' if y_val is None else 'y_val'}.")
+        y_val = _checked_validation(X_val, y_val, classes)
         self.estimator_ = self._fit_estimator(X, y, X_val, y_val)
         self.classes_, self.pos_label_ = classes, positive
         if hasattr(self.estimator_, "n_features_in_"):
@@ -205,8 +203,7 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
         if self.recalibration is None and not is_data_driven(rule):
             return self
         if X_val is not None:
-            truth = column_or_1d(y_val)
-            score = probabilities(self.estimator_, X_val, classes)
+            truth, score = y_val, probabilities(self.estimator_, X_val, classes)
             self.chosen_on_ = f"the {len(truth)} validation scans"
         else:
             truth, score = y, self._out_of_fold(X, y, groups, rule)
@@ -328,6 +325,21 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
                                  "recalibration_")
         else:
             check_maps(self.recalibration_, self.calibration_maps_, len(self.classes_))
+
+
+def _checked_validation(X_val, y_val, classes):
+    """``y_val`` as a 1D array of the training classes (None without validation scans)."""
+    if (X_val is None) != (y_val is None):
+        raise ValueError("X_val and y_val go together; got only "
+                         f"{'X_val' if y_val is None else 'y_val'}.")
+    if y_val is None:
+        return None
+    y_val = column_or_1d(y_val)
+    check_consistent_length(X_val, y_val)
+    unknown = sorted(set(y_val.tolist()) - set(classes.tolist()))
+    if unknown:
+        raise ValueError(f"y_val has class {unknown[0]!r}, which y does not have.")
+    return y_val
 
 
 def bare_classifier(model):

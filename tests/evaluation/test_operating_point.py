@@ -237,3 +237,14 @@ def test_attention_and_embeddings_are_the_wrapped_classifiers():
                                   model.estimator_.volume_embeddings(X))
     assert not hasattr(OperatingPointClassifier(estimator=LogisticRegression()),
                        "attention_weights")
+
+
+def test_bad_validation_scans_are_one_clear_error():
+    X, y = bags(40)
+    model = OperatingPointClassifier(estimator=Flat(), threshold="youden")
+    for params, message in [(dict(X_val=X[:4]), "X_val and y_val go together; got only X_val"),
+                            (dict(X_val=X[:4], y_val=[0, 1, 2, 0]), "y_val has class 2"),
+                            (dict(X_val=X[:4], y_val=[0, 1]), "inconsistent numbers"),
+                            (dict(X_val=X[:4], y_val=[0, 0, 0, 0]), "hold one class")]:
+        with pytest.raises(ValueError, match=message):
+            clone(model).fit(X, y, **params)

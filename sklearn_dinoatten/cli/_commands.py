@@ -144,7 +144,8 @@ def fit(args):
                       evaluation_record(args.evaluation, args.method, model, sha))
         save_model(model, args.out, card=make_card(
             model, list(paths[train]), y[train], scans=done, labels_file=labels_file(args),
-            groups=None if groups is None else groups[train], evaluation=evaluation))
+            groups=None if groups is None else groups[train], evaluation=evaluation,
+            X_val=list(paths[split == "val"]) if split is not None else None))
         saved = f"Saved with its model card (`{PROG} card {args.out}`)"
     point = describe_operating_point(model[-1])
     print(f"{METHODS[args.method].name} trained on {done}. {point}. {saved} to {args.out}")

@@ -44,18 +44,22 @@ def scan_digests(X):
     return [read_scan(volume, index).digest() for index, volume in enumerate(X)]
 
 
-def make_card(model, X, y, *, groups=None, scans="all the labelled scans", labels_file=None,
-              evaluation=None):
+def make_card(model, X, y, *, groups=None, X_val=None, scans="all the labelled scans",
+              labels_file=None, evaluation=None):
     """The card's record of a model fitted on scans ``X`` with labels ``y``.
 
     Parameters
     ----------
     model : fitted Pipeline or estimator
     X : list of paths or 3D arrays
-        The scans it was fitted on (their digests are the card's fingerprint).
+        The scans it was fitted on.
     y : array-like of shape (n_scans,)
     groups : array-like of shape (n_scans,), default=None
         The subject of each scan.
+    X_val : list of paths or 3D arrays, default=None
+        The validation scans its fit used (early stopping, the recalibration, the
+        threshold). With ``X``, their content digests are the card's fingerprint: the
+        scans an external test must not hold.
     scans : str, default="all the labelled scans"
         Which scans were used, in words (e.g. "the 10 'train' scans; 2 'val' scans for
         early stopping and the operating point; 6 'test' scans left out").
@@ -84,12 +88,13 @@ def make_card(model, X, y, *, groups=None, scans="all the labelled scans", label
         "toolkit_version": __version__,
         "training": {
             "n_scans": len(y),
+            "n_validation": 0 if X_val is None else len(X_val),
             "n_subjects": None if groups is None else len(np.unique(groups)),
             "classes": classes,
             "scans": scans,
             "labels_file": None if labels_file is None else os.path.basename(labels_file),
             "labels_sha256": None if labels_file is None else file_sha256(labels_file),
-            "scan_digests": scan_digests(X),
+            "scan_digests": scan_digests([*X, *([] if X_val is None else X_val)]),
         },
         "weights_sha256": file_sha256(weights) if has_file else None,
         "evaluation": evaluation,
@@ -127,6 +132,7 @@ def check_card(card):
         _expect(card.get(key), str, key)
     training = _expect(card.get("training"), dict, "training")
     _expect(training.get("n_scans"), int, "training.n_scans")
+    _expect(training.get("n_validation"), int, "training.n_validation")
     _expect(training.get("n_subjects"), (int, type(None)), "training.n_subjects")
     _expect(training.get("scans"), str, "training.scans")
     for entry in _expect(training.get("classes"), list, "training.classes"):
@@ -140,8 +146,9 @@ def check_card(card):
         if value is not None and not _is_sha256(value):
             raise ValueError(f"{key} must be a SHA-256 in hex; got {value!r}")
     digests = _expect(training.get("scan_digests"), list, "training.scan_digests")
-    if len(digests) != training["n_scans"] or not all(map(_is_sha256, digests)):
-        raise ValueError(f"training.scan_digests must be {training['n_scans']} SHA-256 digests")
+    fitted_on = training["n_scans"] + training["n_validation"]
+    if len(digests) != fitted_on or not all(map(_is_sha256, digests)):
+        raise ValueError(f"training.scan_digests must be {fitted_on} SHA-256 digests")
     evaluation = card.get("evaluation")
     if evaluation is not None:
         _expect(evaluation, dict, "evaluation")
@@ -170,8 +177,8 @@ def _is_sha256(value):
 
 
 def training_scans_scored(card, X):
-    """How many of scans ``X`` the model of ``card`` was trained on (by content, not by
-    name), or None without a card."""
+    """How many of scans ``X`` the model of ``card`` was fitted on, its validation scans
+    included (by content, not by name), or None without a card."""
     if card is None:
         return None
     trained = set(card["training"]["scan_digests"])

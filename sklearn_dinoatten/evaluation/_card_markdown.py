@@ -76,9 +76,12 @@ def _training(card):
     if training["labels_file"]:
         lines.append(f"- Labels: `{training['labels_file']}` (SHA-256 "
                      f"`{training['labels_sha256']}`).")
-    lines.append(f"- Fingerprint: the content digests of the {training['n_scans']} training "
-                 "scans are stored with the model; `dinoatten predict` with labels says how "
-                 "many of the scans it scores were used to train it.")
+    fitted_on = training["n_scans"] + training["n_validation"]
+    lines.append(f"- Fingerprint: the content digests of the {fitted_on} scans its fit used "
+                 + (f"({training['n_validation']} of them validation scans) "
+                    if training["n_validation"] else "")
+                 + "are stored with the model; `dinoatten predict` with labels says how many "
+                 "of the scans it scores were used to train it.")
     return lines
 
 

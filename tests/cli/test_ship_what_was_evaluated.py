@@ -186,3 +186,9 @@ def test_a_held_out_split_scores_what_fit_then_predict_give(tmp_path):
     thresholds = [json.load(open(tmp_path / name / "run.json"))["thresholds"]["dinoatten3d"]
                   for name in ("cv", "run")]
     assert thresholds[0] == thresholds[1] == [load_model(model)[-1].threshold_]
+    assert json.load(open(tmp_path / "run" / "run.json"))["training_scans_scored"] == 0
+    validation = write_labels(tmp_path / "val.csv", [  # they chose its threshold: not external
+        {"path": os.path.join(data, r["path"]), "label": r["label"]}
+        for r in read_csv(os.path.join(data, "labels.csv")) if r["split"] == "val"])
+    status, printed, _ = run(["predict", model, validation, "--out", str(tmp_path / "val")])
+    assert status == 0 and "NOT an external test: 6 of the 6 scans" in printed

@@ -67,6 +67,16 @@ def test_the_fingerprint_counts_scans_by_content(fitted, tmp_path):
     assert training_scans_scored(None, scans) is None  # a model saved without a card
 
 
+def test_validation_scans_are_in_the_fingerprint(fitted):
+    """Scans that stopped the fit early or chose its threshold are no external test."""
+    model, scans, y, _, _ = fitted
+    card = make_card(model, scans[:5], y[:5], X_val=scans[5:7])
+    assert card["training"]["n_scans"] == 5 and card["training"]["n_validation"] == 2
+    assert training_scans_scored(card, scans) == 7
+    assert "digests of the 7 scans its fit used (2 of them validation scans)" in card_markdown(
+        model, card)
+
+
 def test_the_record_is_saved_under_the_files_digest_and_read_back(fitted, tmp_path):
     model, scans, y, groups, labels = fitted
     card = make_card(model, scans, y, groups=groups, labels_file=labels)
@@ -103,6 +113,7 @@ def forged_cards(card):
              (("created",), 2026, "created has the wrong type"),
              (("training", "n_scans"), "8", "training.n_scans has the wrong type"),
              (("training", "n_scans"), True, "training.n_scans has the wrong type"),
+             (("training", "n_validation"), None, "training.n_validation has the wrong type"),
              (("training", "n_subjects"), [4], "training.n_subjects has the wrong type"),
              (("training", "classes"), [["0", 4]], "training.classes must hold"),
              (("training", "scans"), None, "training.scans has the wrong type"),

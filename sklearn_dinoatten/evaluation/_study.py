@@ -217,7 +217,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                            encoders=list(embedders) if first is not None else (),
                            threshold=calls["threshold_rule"],
                            recalibration=recalibration,
-                           operating_points=calls.get("operating_points")),
+                           operating_points=calls.get("operating_points"),
+                           not_recalibrated=_not_recalibrated(results)),
         **calls,
         "random_weights": random_weights,
         "seed": random_state,
@@ -333,6 +334,13 @@ def _calls(results, methods, external, positive, threshold, recalibration):
         calls["operating_points"] = {method_name(k): describe_operating_point(m)
                                      for k, m in fitted.items()}
     return calls
+
+
+def _not_recalibrated(results):
+    """Method name -> ``(splits whose recalibration was not applied, splits)``, for the
+    methods with any."""
+    return {method_name(k): (r.recalibrated.count(False), len(r.recalibrated))
+            for k, r in results.items() if r.recalibrated and not all(r.recalibrated)}
 
 
 def _warn_if_subjects_repeat(scans):

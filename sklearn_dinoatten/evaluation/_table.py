@@ -232,13 +232,14 @@ def _onehot(y, classes):
 
 def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
             random_weights=False, encoders=(), threshold=THRESHOLD, recalibration=None,
-            operating_points=None):
+            operating_points=None, not_recalibrated=None):
     """What the metrics table shows and how it was computed, in a few sentences;
     ``encoders``: the slice encoders a study of several compares; ``threshold``: the
     operating point's rule (two classes); ``recalibration``: ``"platt"``,
     ``"isotonic"`` or ``None``; ``operating_points``: method name -> how a model fitted
     elsewhere calls the scans (an external test at the models' own operating points),
-    in place of the rule and the recalibration."""
+    in place of the rule and the recalibration; ``not_recalibrated``: method name ->
+    ``(splits whose recalibration was not applied, splits)``."""
     grouped = protocol.groups is not None
     unit = "subjects (a cluster bootstrap)" if grouped else "scans"
     sentences = [
@@ -261,10 +262,13 @@ def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
         sentences.append(f"Recalibrated probabilities: {RECALIBRATION_NAMES[recalibration]}, "
                          f"fitted {where}"
                          + ("" if on_validation else ", the model then refitted on them all")
-                         + ", never on the scans scored (not applied where its fit would "
-                         "not increase with the probability: run.json's "
-                         "recalibration_applied); every metric is of the recalibrated "
-                         "probabilities.")
+                         + ", never on the scans scored; every metric is of the "
+                         "recalibrated probabilities.")
+        if not_recalibrated:
+            sentences.append("Not applied where its fit would have reversed or erased the "
+                             "order of the probabilities (those splits keep the classifier's "
+                             "own): " + ", ".join(f"{name} in {n} of {total} splits" for name,
+                                                 (n, total) in not_recalibrated.items()) + ".")
     if operating_points:
         sentences.append("Operating point and calibration: each model's own, as it was "
                          "fitted: " + "; ".join(f"{name}: {text[0].lower()}{text[1:]}"

@@ -248,3 +248,23 @@ def test_bad_validation_scans_are_one_clear_error():
                             (dict(X_val=X[:4], y_val=[0, 0, 0, 0]), "hold one class")]:
         with pytest.raises(ValueError, match=message):
             clone(model).fit(X, y, **params)
+
+
+def test_the_caption_counts_the_splits_whose_recalibration_was_not_applied():
+    from sklearn_dinoatten.evaluation import caption
+    from sklearn_dinoatten.evaluation._study import _not_recalibrated
+
+    X, y = bags(60)
+    evaluation = cross_validation(y, 3)
+    with pytest.warns(UserWarning, match="not applied to this fit"):
+        results = {"contrary": cross_validate_method(Contrary(), X, y, evaluation.splits,
+                                                     positive=1, recalibration="platt"),
+                   "flat": cross_validate_method(Flat(), X, y, evaluation.splits,
+                                                 positive=1, recalibration="platt")}
+    assert results["flat"].recalibrated == [True, True, True]
+    counts = _not_recalibrated(results)
+    assert counts == {"contrary": (3, 3)}
+    text = caption(evaluation, 1, recalibration="platt", not_recalibrated=counts)
+    assert ("Not applied where its fit would have reversed or erased the order of the "
+            "probabilities (those splits keep the classifier's own): contrary in 3 of 3 "
+            "splits.") in text

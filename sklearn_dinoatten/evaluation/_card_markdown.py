@@ -38,10 +38,9 @@ def card_markdown(model, card=None):
         "Evaluation": _evaluation(card, name),
         "Intended use and limits": _limits(card, point, random),
     }
-    created = card["created"] if card else "not recorded"
-    version = card["toolkit_version"] if card else "not recorded"
     text = [f"# Model card: {name}", "",
-            f"Trained {created} with sklearn_dinoatten {version}."
+            (f"Trained {card['created']} with sklearn_dinoatten {card['toolkit_version']}."
+             if card else "When and with which version it was trained: not recorded.")
             + (" **Random backbone weights: a demonstration, not a model to use.**"
                if random else "")]
     for title, lines in sections.items():

@@ -160,3 +160,13 @@ def test_a_card_without_the_model_is_refused_by_the_loader_too(tmp_path):
                                                      "sha256": "0" * 64})
     with pytest.raises(ValueError, match="damaged"):
         read_card(path)
+
+
+def test_a_model_saved_without_a_card_gets_the_sections_the_model_can_tell(fitted):
+    model, *_ = fitted
+    text = card_markdown(model, None)
+    for said in ("When and with which version it was trained: not recorded.",
+                 "Not recorded: this model file was saved without a card",
+                 "1 called where its probability is at least 0.4", "## Recipe",
+                 "## Intended use and limits"):
+        assert said in text, said

@@ -109,13 +109,13 @@ def fit(args):
     from ..evaluation._operating_point import describe_operating_point
     from ..evaluation._study import weights_sha256
 
-    output_file(args.out)
+    output_file(args.out, args.overwrite)
     paths, y, groups, split = labelled_scans(args)
     paths = np.asarray(paths)
     model = build_model(args, y)
     sha = weights_sha256(model[0]) if "backbone" in model[0].get_params() else None
     if args.evaluation is not None:  # before any work
-        check_evaluation(args.evaluation, args.method, model, sha)
+        check_evaluation(args, model, sha)
     step = model.steps[-1][0]
     train, fit_params, done = np.ones(len(y), dtype=bool), {}, f"all {len(y)} labelled scans"
     if split is not None:
@@ -146,7 +146,10 @@ def fit(args):
             model, list(paths[train]), y[train], scans=done, labels_file=labels_file(args),
             groups=None if groups is None else groups[train], evaluation=evaluation,
             X_val=list(paths[split == "val"]) if split is not None else None))
-        saved = f"Saved with its model card (`{PROG} card {args.out}`)"
+        saved = ("Saved with its model card" + ("" if evaluation is None else
+                                                f", which holds the metrics of "
+                                                f"{args.evaluation}")
+                 + f" (`{PROG} card {args.out}`)")
     point = describe_operating_point(model[-1])
     print(f"{METHODS[args.method].name} trained on {done}. {point}. {saved} to {args.out}")
 
@@ -206,11 +209,14 @@ def predict(args):
         row["top_slices"] = "" if top is None else " ".join(top[i])
         rows.append(row)
     write_csv(args.out, rows)
-    print(f"{len(rows)} predictions written to {args.out}. {called}"
-          + ("" if top is None else f" (top_slices: the slices of highest attention, by "
-                                    f"index along axis {model[0].axis!r} of the volumes "
-                                    "reoriented to RAS; orientation:index in a tri-planar "
-                                    "bag)"))
+    from ..volumes import axes_of
+
+    print(f"{len(rows)} predictions written to {args.out}. {called}."
+          + ("" if top is None else f" top_slices: the slices of highest attention, by "
+                                   f"index along axis {model[0].axis!r} of the volumes "
+                                   "reoriented to RAS"
+                                   + ("; orientation:index in a tri-planar bag."
+                                      if len(axes_of(model[0].axis)) > 1 else ".")))
 
 
 def _decisions(args, model, proba):
@@ -221,7 +227,7 @@ def _decisions(args, model, proba):
     operating point takes ``--threshold`` or 0.5."""
     from ..evaluation import OperatingPointClassifier, describe_operating_point
     from ..evaluation._clinical import decide, is_data_driven, no_training_scans
-    from ..evaluation._study import models_positive
+    from ..evaluation._external import models_positive
     from ..evaluation._table import positive_class
 
     classes, point = model.classes_, model[-1]
@@ -247,9 +253,11 @@ def _decisions(args, model, proba):
         return (decide(proba, classes, positive, point.threshold_),
                 describe_operating_point(point))
     threshold = THRESHOLD if args.threshold is None else args.threshold
-    return (decide(proba, classes, positive, threshold),
-            f"Called {positive!r} where its probability is at least {threshold:g}"
-            + (f" (--threshold; the model's own is {point.threshold_:.4g})" if own else ""))
+    called = f"{positive!r} called where its probability is at least {threshold:g}"
+    if own:
+        return (decide(proba, classes, positive, threshold),
+                f"{describe_operating_point(point)}. Here {called} instead (--threshold)")
+    return decide(proba, classes, positive, threshold), called[0].upper() + called[1:]
 
 
 def _top_slices(model, paths, n):

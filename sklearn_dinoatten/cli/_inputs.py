@@ -169,17 +169,40 @@ def build_model(args, y):
         pos_label=positive, cv=INNER_FOLDS, random_state=args.random_state))
 
 
-def check_evaluation(run_dir, key, model, weights_sha256):
+def check_evaluation(args, model, weights_sha256):
     """Refuse, before any work, an ``--evaluation`` run that evaluated another recipe
-    than ``model``'s (method ``key``), naming the first difference."""
+    than ``model``'s (method ``--method``), naming the first difference by its option."""
     from ..evaluation._card import recipe_differences
     from ..evaluation._runs import read_run
 
-    differences = recipe_differences(read_run(run_dir).info, key, model, weights_sha256)
+    differences = recipe_differences(read_run(args.evaluation).info, args.method, model,
+                                      weights_sha256)
     if differences:
         more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
-        raise CommandError(f"--evaluation {run_dir!r} evaluated another recipe: "
-                           f"{differences[0]}{more}.")
+        raise CommandError(f"--evaluation {args.evaluation!r} evaluated another recipe: "
+                           f"{_difference_said(*differences[0], args)}{more}.")
+
+
+# Recipe differences named by the option that sets them, where it is not --<name>
+_OPTION_OF_RECIPE = {"threshold_rule": "--threshold", "recalibration": "--recalibrate",
+                     "positive_label": "--pos-label", "resampler shape": "--volume-size"}
+
+
+def _difference_said(name, evaluated, here, args):
+    """A recipe difference in the words of the command line: the option, its values
+    (one set from Python only keeps its parameter's name)."""
+    from ..evaluation._card import describe_difference
+
+    if name.startswith("backbone weights"):
+        return "--weights: the run's weights file is another (by SHA-256)"
+    option = _OPTION_OF_RECIPE.get(name)
+    if option is None:
+        param = name.removeprefix("embedder ")
+        option = _OPTION_OF.get(param, "--" + param.replace("_", "-"))
+        if name == "method" or not hasattr(args, option[2:].replace("-", "_")):
+            return describe_difference(name, evaluated, here)
+    evaluated, here = ("not given" if v is None else repr(v) for v in (evaluated, here))
+    return f"{option}: evaluated {evaluated}, here {here}"
 
 
 def build_resampler(args):

@@ -127,6 +127,8 @@ def build_parser():
     sub.add_argument("--out", required=True,
                      help="the model file to write: .safetensors (safe to share and load, "
                           "with its model card), or .joblib (a pickle, without)")
+    sub.add_argument("--overwrite", action="store_true",
+                     help="replace the model file already at --out (refused without it)")
     add_training_arguments(sub)
 
     sub = command(predict, "predict")

@@ -111,13 +111,14 @@ def evaluation_record(run_dir, key, model, weights_sha256=None):
     if differences:
         more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
         raise ValueError(f"The run {os.fspath(run_dir)!r} evaluated another recipe: "
-                         f"{differences[0]}{more}.")
+                         f"{describe_difference(*differences[0])}{more}.")
     row = run.metrics_row(key)
     if row is None:
         raise ValueError(f"The run {os.fspath(run_dir)!r} has no metrics of {key!r}.")
     data = run.info.get("data") or {}
     return {"run": os.path.abspath(run_dir), "created": str(run.info.get("created")),
             "caption": str(run.info.get("caption", "")),
+            "reference": run.names[run.reference],
             "labels_sha256": data.get("labels_sha256"),
             "metrics": {k: str(v) for k, v in row.items()}}
 
@@ -152,7 +153,7 @@ def check_card(card):
     evaluation = card.get("evaluation")
     if evaluation is not None:
         _expect(evaluation, dict, "evaluation")
-        for key in ("run", "created", "caption"):
+        for key in ("run", "created", "caption", "reference"):
             _expect(evaluation.get(key), str, f"evaluation.{key}")
         if evaluation.get("labels_sha256") is not None \
                 and not _is_sha256(evaluation["labels_sha256"]):
@@ -194,14 +195,15 @@ def recipe_differences(info, key, model, weights_sha256=None):
     """What differs between the recipe run.json ``info`` evaluated as method ``key`` and
     the pipeline ``model`` (fitted or not; its last step an
     :class:`~sklearn_dinoatten.OperatingPointClassifier`): the classifier's parameters,
-    the embedder's or resampler's before it, the backbone weights (by SHA-256,
-    ``weights_sha256`` being this model's file's), the positive class, threshold rule
-    and recalibration and, once fitted, the classes. Each as ``"name: evaluated X, here
-    Y"``; empty if nothing differs. Parameters that say how a fit ran (device, seed,
+    the embedder's (``"embedder <name>"``) or resampler's (``"resampler <name>"``)
+    before it, the backbone weights (by SHA-256, ``weights_sha256`` being this model's
+    file's), the positive class, threshold rule and recalibration and, once fitted, the
+    classes. A list of ``(name, evaluated, here)``, empty if nothing differs (see
+    :func:`describe_difference`). Parameters that say how a fit ran (device, seed,
     cache, batch size...) are not compared, nor early stopping, which a split with
     validation scans sets."""
     if key not in info["methods"]:
-        return [f"method: the run evaluated {', '.join(info['methods'])}, not {key}"]
+        return [("method", ", ".join(info["methods"]), key)]
     point = model[-1]
     fitted = is_fitted(point)
     differences = _differences("", info["methods"][key]["params"],
@@ -210,11 +212,10 @@ def recipe_differences(info, key, model, weights_sha256=None):
         evaluated = embedder_of(info, key)
         differences += _differences("embedder ", evaluated, model[0].get_params())
         shas = info.get("weights_sha256") or {}
-        encoder = info["methods"][key].get("encoder") or next(iter(shas), None)
-        same = (shas.get(encoder) == weights_sha256 if shas.get(encoder) or weights_sha256
-                else str((evaluated or {}).get("weights")) == str(model[0].weights))
-        if not same:
-            differences.append("backbone weights: not the same file (by SHA-256)")
+        sha = shas.get(info["methods"][key].get("encoder") or next(iter(shas), None))
+        if (sha != weights_sha256 if sha or weights_sha256 else
+                str((evaluated or {}).get("weights")) != str(model[0].weights)):
+            differences.append(("backbone weights (by SHA-256)", sha, weights_sha256))
     else:
         differences += _differences("resampler ", info.get("resampler"),
                                     model[0].get_params())
@@ -225,17 +226,22 @@ def recipe_differences(info, key, model, weights_sha256=None):
         here["positive_label"] = point.pos_label_ if fitted else point.pos_label
     if fitted:
         here["classes"] = [str(c) for c in point.classes_]
-    for name, value in here.items():  # as text: read_run gives labels as text
-        if str(info.get(name)) != str(value):
-            differences.append(f"{name}: evaluated {info.get(name)!r}, here {value!r}")
-    return differences
+    return differences + [(name, info.get(name), value) for name, value in here.items()
+                          if str(info.get(name)) != str(value)]  # read_run's labels: text
+
+
+def describe_difference(name, evaluated, here):
+    """A difference of :func:`recipe_differences` in words."""
+    if name == "method":
+        return f"the run evaluated {evaluated}, not {here}"
+    return f"{name}: evaluated {evaluated!r}, here {here!r}"
 
 
 def _differences(prefix, evaluated, params):
     if evaluated is None:
-        return [f"{prefix.strip() or 'classifier'}: the run has none"]
+        return [(prefix.strip() or "classifier", None, "its parameters")]
     evaluated, here = _plain(evaluated), _plain(jsonable(params))
-    return [f"{prefix}{name}: evaluated {evaluated.get(name)!r}, here {here.get(name)!r}"
+    return [(f"{prefix}{name}", evaluated.get(name), here.get(name))
             for name in sorted((set(evaluated) | set(here)) - NOT_RECIPE)
             if evaluated.get(name) != here.get(name)]
 

@@ -49,12 +49,12 @@ def card_markdown(model, card=None):
 
 
 def _classifies(last, point):
-    classes = ", ".join(repr(str(c)) for c in last.classes_)
+    classes = ", ".join(map(repr, last.classes_.tolist()))
     call = (describe_operating_point(point) if point is not None
             else "each scan called its most probable class (saved without an operating "
                  "point)")
     return [f"- Classes: {classes}"
-            + (f"; positive class: {str(point.pos_label_)!r}" if point is not None
+            + (f"; positive class: {point.pos_label_!r}" if point is not None
                and point.pos_label_ is not None else "") + ".",
             f"- Output: each class's probability; {call[0].lower()}{call[1:]}.",
             "- Input: a 3D scan (NIfTI, or an array in RAS order), reoriented to RAS from "
@@ -128,8 +128,8 @@ def _operating_point(point):
         return ["None saved: the most probable class, uncalibrated."]
     lines = [f"- {describe_operating_point(point)}."]
     if point.recalibration_ == "platt":
-        lines += [f"- Platt map: calibrated = expit({a:.4g} * logit(p) + {b:.4g})"
-                  for a, b in point.calibration_maps_]
+        lines += [f"- Platt map: calibrated = expit({a:.4g} * logit(p) {'-' if b < 0 else '+'} "
+                  f"{abs(b):.4g})" for a, b in point.calibration_maps_]
     elif point.recalibration_ == "isotonic":
         lines += [f"- Isotonic map: {len(m)} knots, from p = {m[0, 0]:.4g} to {m[-1, 0]:.4g}"
                   for m in point.calibration_maps_]
@@ -144,10 +144,12 @@ def _evaluation(card, name):
                 "(`dinoatten fit --evaluation RUN_DIR`), or test it on an external set "
                 "(`dinoatten predict MODEL LABELS.csv`)."]
     return [f"From `{evaluation['run']}` ({evaluation['created']}), which evaluated this "
-            "recipe (checked when the card was made):", "",
-            to_markdown([evaluation["metrics"]], name, skip=("delong_p",
-                                                             "fit_seconds_per_fold")),
-            "", evaluation["caption"]]
+            "recipe (checked when the card was made). Its threshold column is the mean of "
+            "the thresholds each split chose on its own training scans; this model's is "
+            "above, chosen the same way on all of them.", "",
+            to_markdown([evaluation["metrics"]], evaluation["reference"],
+                        skip=("fit_seconds_per_fold",)),
+            "", f"The run's caption: {evaluation['caption']}"]
 
 
 def _limits(card, point, random):
@@ -164,8 +166,8 @@ def _limits(card, point, random):
         counts = {c: n for c, n, _ in card["training"]["classes"]}
         share = counts.get(str(point.pos_label_), 0) / card["training"]["n_scans"]
         lines.append(f"- The threshold and calibration hold for a cohort like the training "
-                     f"one ({share:.0%} {str(point.pos_label_)!r}); PPV and NPV change with "
-                     "the prevalence.")
+                     f"one ({share:.0%} {point.pos_label_!r}); PPV and NPV change with the "
+                     "prevalence.")
     if random:
         lines.append("- Its backbone has random weights: it shows the machinery only.")
     return lines

@@ -25,7 +25,7 @@ from ..utils._validation import (
     options,
 )
 from ._clinical import INNER_FOLDS, check_threshold, choose_threshold, decide, is_data_driven
-from ._protocols import stratified_folds
+from ._protocols import inner_splits
 from ._recalibration import apply_maps, check_maps, fit_maps
 
 
@@ -350,20 +350,6 @@ def bare_classifier(model):
     return model.estimator_ if hasattr(model, "estimator_") else model.estimator
 
 
-def inner_splits(y, groups, purpose, n_folds=INNER_FOLDS, random_state=None):
-    """``(train, test)`` index pairs of the inner stratified cross-validation (grouped by
-    ``groups``) of training scans ``y``, on which ``purpose`` is fitted."""
-    unit = "scans" if groups is None else "subjects"
-    members = np.arange(len(y)) if groups is None else np.asarray(groups)  # what is counted
-    smallest = min(len(np.unique(members[y == c])) for c in np.unique(y))
-    if smallest < 2:
-        raise ValueError(f"{purpose} needs an inner cross-validation of the training scans "
-                         f"(each fold's, in an evaluation), and so two {unit} of each class "
-                         "there.")
-    folds = stratified_folds(min(n_folds, smallest), groups is not None, random_state)
-    return list(folds.split(np.zeros(len(y)), y, groups))
-
-
 def probabilities(model, X, classes):
     """``model``'s probabilities of ``X`` in the columns of ``classes``, matched to its
     ``classes_`` by class; ``ValueError`` naming a class it was not fitted on."""
@@ -383,20 +369,19 @@ def describe_operating_point(model):
     """A fitted :class:`~sklearn_dinoatten.OperatingPointClassifier`'s recalibration and
     operating point, in a sentence (for captions, ``predict`` and the model card)."""
     check_fitted(model)
+    rule = check_threshold(model.threshold)
+    chosen = is_data_driven(rule)
+    call = ("each scan called its most probable class" if model.threshold_ is None else
+            f"{model.pos_label_!r} called where its probability is at least "
+            f"{model.threshold_:.4g}" + (f" (the rule {rule!r})" if chosen else ""))
     parts = []
     if model.recalibration_ is not None:
-        parts.append(f"probabilities recalibrated by {RECALIBRATION_NAMES[model.recalibration_]}")
+        parts.append(f"probabilities recalibrated by {RECALIBRATION_NAMES[model.recalibration_]}"
+                     + ("" if chosen else f", fitted on {model.chosen_on_}"))
     elif model.recalibration is not None:
-        parts.append(f"recalibration={model.recalibration!r} not applied (its fit would not "
-                     "have kept the order of the probabilities)")
-    if model.threshold_ is None:
-        parts.append("each scan called its most probable class")
-    else:
-        rule = check_threshold(model.threshold)
-        parts.append(f"{model.pos_label_!r} called where its probability is at least "
-                     f"{model.threshold_:.4g}"
-                     + (f" (the rule {rule!r})" if is_data_driven(rule) else ""))
-    if model.chosen_on_ is not None:
-        parts[-1] += f", chosen on {model.chosen_on_}"
+        parts.append(f"recalibration={model.recalibration!r} not applied (its fit on "
+                     f"{model.chosen_on_} would not have kept the order of the probabilities)")
+    both = "both " if model.recalibration_ is not None else ""
+    parts.append(call + (f", {both}chosen on {model.chosen_on_}" if chosen else ""))
     text = "; ".join(parts)
     return text[0].upper() + text[1:]

@@ -49,6 +49,21 @@ def stratified_folds(n_folds, grouped=False, random_state=0):
     return kind(n_folds, shuffle=True, random_state=random_state)
 
 
+def inner_splits(y, groups, purpose, n_folds, random_state=None):
+    """``(train, test)`` index pairs of the inner stratified cross-validation (grouped by
+    ``groups``) of training scans ``y``, on which ``purpose`` is fitted: ``n_folds``
+    folds, fewer where a class has fewer scans (subjects); ``ValueError`` below two."""
+    unit = "scans" if groups is None else "subjects"
+    members = np.arange(len(y)) if groups is None else np.asarray(groups)  # what is counted
+    smallest = min(len(np.unique(members[y == c])) for c in np.unique(y))
+    if smallest < 2:
+        raise ValueError(f"{purpose} needs an inner cross-validation of the training scans "
+                         f"(each fold's, in an evaluation), and so two {unit} of each class "
+                         "there.")
+    folds = stratified_folds(min(n_folds, smallest), groups is not None, random_state)
+    return list(folds.split(np.zeros(len(y)), y, groups))
+
+
 def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
     """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
     group (subject) is in a training and a test fold at once."""

@@ -9,7 +9,6 @@ import time
 import warnings
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted
 
 from ..embedding._several import fit_embedders
 from ..utils._files import file_sha256
@@ -17,6 +16,7 @@ from ..utils._fit import is_fitted
 from ..utils._options import THRESHOLD
 from ..volumes._slicing import axes_of, slice_weights
 from ._clinical import check_threshold
+from ._external import external_labels
 from ._methods import ENCODER_SEPARATOR, METHODS, REFERENCE, encoder_key, method_name
 from ._operating_point import (
     OperatingPointClassifier,
@@ -32,25 +32,6 @@ BIDS_SUBJECT = re.compile(r"(?:^|[/\\_])sub-([A-Za-z0-9]+)")  # a BIDS path's su
 # The embedder's settings that choose the slices: those of the encoders a study compares
 SLICING = ("axis", "n_slices", "slice_selection", "spacing", "slice_spacing", "crop",
            "min_foreground")
-
-
-def fitted_classes(y, methods):
-    """``y`` as the classes of methods fitted elsewhere (an external test set): labels
-    are matched to each method's ``classes_`` by name (``"1"`` is ``1``); labels whose
-    classes are not exactly the methods' raise ``ValueError`` naming both."""
-    y = np.asarray(y)
-    given = sorted(set(map(str, y.tolist())))
-    by_name = None
-    for key, estimator in methods.items():
-        check_is_fitted(estimator)
-        classes = np.asarray(estimator.classes_).tolist()
-        by_name = {str(c): c for c in classes}
-        if given != sorted(by_name):
-            raise ValueError(
-                f"The labels' classes are {given}; {method_name(key)} was fitted on "
-                f"{sorted(by_name)}: an external test set is scored on the model's classes, "
-                "each present (matched by name).")
-    return y if by_name is None else np.array([by_name[str(label)] for label in y.tolist()])
 
 
 def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
@@ -129,7 +110,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
             raise ValueError(f"Subgroup {name!r} has {len(values)} values for {len(y)} scans.")
     external = all(split.train is None for split in protocol.splits)  # fitted elsewhere
     if external:
-        y, pos_label = _external(y, methods, pos_label, protocol)
+        y, pos_label = external_labels(y, methods, pos_label, protocol)
     positive = positive_class(y, pos_label)  # before any work
     threshold = _checked_threshold(threshold, positive, y)
     recalibration = check_recalibration(recalibration, protocol.splits)
@@ -217,7 +198,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                            encoders=list(embedders) if first is not None else (),
                            threshold=calls["threshold_rule"],
                            recalibration=recalibration,
-                           operating_points=calls.get("operating_points"),
+                           operating_points={method_name(k): text for k, text in
+                                             calls.get("operating_points", {}).items()},
                            not_recalibrated=_not_recalibrated(results)),
         **calls,
         "random_weights": random_weights,
@@ -274,34 +256,6 @@ def _protocol_name(protocol, external):
     return "external" if external else "held-out" if protocol.held_out else "cross-validation"
 
 
-def _external(y, methods, pos_label, protocol):
-    """``(y, pos_label)`` of an external test of fitted models: the labels as their
-    classes, their positive class; a warning where their training scans are scored."""
-    y, pos_label = fitted_classes(y, methods), models_positive(methods, pos_label)
-    if protocol.training_scans:
-        warnings.warn(f"{protocol.training_scans} of the {len(y)} scans were used to train "
-                      "this model: this is not an external test, and its metrics say "
-                      "nothing of how the model does on other scans.", UserWarning,
-                      stacklevel=3)
-    return y, pos_label
-
-
-def models_positive(methods, pos_label=None):
-    """The positive class of an external test of fitted models: that of the
-    OperatingPointClassifier models (``pos_label``, if given, must be theirs), else
-    ``pos_label``."""
-    own = {str(m.pos_label_): m.pos_label_ for m in methods.values()
-           if isinstance(m, OperatingPointClassifier) and m.pos_label_ is not None}
-    if len(own) > 1:
-        raise ValueError(f"The models call different classes positive ({sorted(own)}): "
-                         "score them in separate evaluations.")
-    if own and pos_label is not None and str(pos_label) not in own:
-        raise ValueError(f"The model calls {next(iter(own.values()))!r} positive at its "
-                         f"threshold, not {pos_label!r}: leave the positive class out, or "
-                         "give the model's.")
-    return next(iter(own.values())) if own else pos_label
-
-
 def weights_sha256(embedder):
     """The SHA-256 of the embedder's weights file, or None (random or downloaded
     weights, a module, or a saved model's embedder whose file is not here)."""
@@ -315,25 +269,38 @@ def weights_sha256(embedder):
 def _calls(results, methods, external, positive, threshold, recalibration):
     """run.json's record of how the scans were called: the threshold rule (two classes)
     and each method's threshold per split, the recalibration and whether each split's
-    was applied; in an external test of fitted models with their own operating points,
-    how each was fitted (``operating_points``)."""
-    fitted = {k: m for k, m in methods.items() if isinstance(m, OperatingPointClassifier)}
-    rule = threshold
-    if rule is None:
-        rules = {check_threshold(m.threshold) for m in fitted.values()} if external else set()
-        rule = rules.pop() if len(rules) == 1 else THRESHOLD
+    was applied. An external test of fitted models records theirs (a ``threshold`` given
+    overrides their thresholds) and how each calls a scan (``operating_points``)."""
+    fitted = {k: m for k, m in methods.items()
+              if external and isinstance(m, OperatingPointClassifier)}
+    applied = {k: r.recalibrated for k, r in results.items() if r.recalibrated is not None}
+    rule = THRESHOLD if threshold is None else threshold
+    if fitted:
+        recalibration = _own(fitted, lambda m: m.recalibration)
+        applied = {k: [m.recalibration_ is not None] for k, m in fitted.items()
+                   if m.recalibration is not None}
+        rule = _own(fitted, lambda m: check_threshold(m.threshold)) if threshold is None \
+            else threshold
     calls = {
         "recalibration": recalibration,
         "threshold_rule": rule if positive is not None else None,
         "thresholds": ({k: r.thresholds for k, r in results.items()}
                        if positive is not None else None),
     }
-    if recalibration is not None:
-        calls["recalibration_applied"] = {k: r.recalibrated for k, r in results.items()}
-    if external and threshold is None and fitted:
-        calls["operating_points"] = {method_name(k): describe_operating_point(m)
-                                     for k, m in fitted.items()}
+    if applied:
+        calls["recalibration_applied"] = applied
+    if fitted:
+        calls["operating_points"] = {
+            k: describe_operating_point(m) + ("" if threshold is None else
+                                              f"; called here at {threshold:g} instead")
+            for k, m in fitted.items()}
     return calls
+
+
+def _own(models, value):
+    """The value each model has, if they share it, else a dict of them by key."""
+    values = {k: value(m) for k, m in models.items()}
+    return next(iter(values.values())) if len(set(values.values())) == 1 else values
 
 
 def _not_recalibrated(results):

@@ -54,7 +54,7 @@ def run_cli(*args):
 def test_help_lists_every_command(capsys):
     result = run_cli("--help")
     assert result.returncode == 0
-    for command in ("embed", "cv", "fit", "predict", "report", "demo"):
+    for command in ("embed", "cv", "fit", "card", "predict", "report", "demo"):
         assert command in result.stdout
         with pytest.raises(SystemExit) as exit_:
             main([command, "--help"])
@@ -193,8 +193,8 @@ def test_cv_report_fit_predict(tmp_path, monkeypatch, capsys):
     cut = (p1[0] + p1[1]) / 2  # one scan below, two above
     assert main(["predict", model, *scans[:3], "--out", str(tmp_path / "t.csv"),
                  "--threshold", str(cut)]) == 0
-    assert (f"Called 1 where its probability is at least {cut:g} (--threshold; the model's "
-            "own is 0.5)") in capsys.readouterr().out
+    assert (f"1 called where its probability is at least 0.5. Here 1 called where its "
+            f"probability is at least {cut:g} instead (--threshold)") in capsys.readouterr().out
     assert sorted(r["prediction"] for r in read_csv(tmp_path / "t.csv")) == ["0", "1", "1"]
     for argv, said in [(["--threshold", "youden"], "is chosen on training scans"),
                        (["--subgroups", "site"], "--subgroups needs labels")]:

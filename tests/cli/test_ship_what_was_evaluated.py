@@ -60,7 +60,7 @@ def test_fit_saves_the_operating_point_and_recalibration_and_says_them(shipped):
     assert fitted.threshold == "youden" and 0 < fitted.threshold_ < 1
     assert fitted.pos_label_ == "AD" and fitted.recalibration == "platt"
     assert (f"'AD' called where its probability is at least {fitted.threshold_:.4g} (the rule "
-            "'youden'), chosen on out-of-fold predictions of the 24 training scans") in printed
+            "'youden'), both chosen on out-of-fold predictions of the 24 training scans") in printed
     assert "grouped by subject" in fitted.chosen_on_
 
 
@@ -86,10 +86,11 @@ def test_the_card_says_what_the_model_is(shipped):
 
 @pytest.mark.parametrize("changed, said", [
     (["--method", "mean"], "the run evaluated dinoatten3d, not mean"),
-    (["--threshold", "0.5"], "threshold_rule: evaluated 'youden', here 0.5"),
-    (["--recalibrate", "isotonic"], "recalibration: evaluated 'platt', here 'isotonic'"),
-    (["--epochs", "4"], "max_epochs: evaluated 3, here 4"),
-    (["--image-size", "42"], "embedder image_size: evaluated 28, here 42"),
+    (["--threshold", "0.5"], "--threshold: evaluated 'youden', here 0.5"),
+    (["--recalibrate", "isotonic"], "--recalibrate: evaluated 'platt', here 'isotonic'"),
+    (["--epochs", "4"], "--max-epochs: evaluated 3, here 4"),
+    (["--image-size", "42"], "--image-size: evaluated 28, here 42"),
+    (["--class-weight", "balanced"], "--class-weight: evaluated not given, here 'balanced'"),
 ])
 def test_an_evaluation_of_another_recipe_is_refused_before_any_work(shipped, changed, said):
     root, data, _, _ = shipped
@@ -98,6 +99,14 @@ def test_an_evaluation_of_another_recipe_is_refused_before_any_work(shipped, cha
                                 str(root / "cv"), *RECIPE, *changed])
     assert status == 1 and said in err and len(err.strip().splitlines()) == 1
     assert "Training" not in printed and not out.exists()
+
+
+def test_fit_replaces_a_model_file_only_with_overwrite(shipped):
+    root, data, model, _ = shipped
+    size = os.path.getsize(model)
+    status, _, err = run(["fit", data, "--out", model, *RECIPE])
+    assert status == 1 and "exists; pass --overwrite to replace it" in err
+    assert os.path.getsize(model) == size
 
 
 def test_predict_applies_what_the_card_describes_on_an_external_set(shipped, tmp_path):
@@ -116,6 +125,16 @@ def test_predict_applies_what_the_card_describes_on_an_external_set(shipped, tmp
     assert info["thresholds"] == {"dinoatten3d": [fitted[-1].threshold_]}
     assert info["threshold_rule"] == "youden"
     assert "each model's own, as it was fitted" in info["caption"]
+    assert info["recalibration"] == "platt" and info["recalibration_applied"] == {
+        "dinoatten3d": [fitted[-1].recalibration_ is not None]}  # the model's, recorded
+    assert set(info["operating_points"]) == {"dinoatten3d"}
+    status, _, _ = run(["predict", model, os.path.join(external, "labels.csv"), "--out",
+                        str(tmp_path / "at"), "--threshold", "0.3"])
+    overridden = json.load(open(tmp_path / "at" / "run.json"))
+    assert status == 0 and overridden["thresholds"] == {"dinoatten3d": [0.3]}
+    assert overridden["recalibration"] == "platt" and overridden["threshold_rule"] == 0.3
+    assert "(the rule 'youden'), both chosen on" in overridden["caption"]
+    assert "; called here at 0.3 instead." in overridden["caption"]
     rows = read_csv(tmp_path / "run" / "predictions.csv")
     score = np.array([float(r["dinoatten3d_p_AD"]) for r in rows])
     np.testing.assert_allclose(score, expected[:, 0], atol=1e-6)
@@ -127,7 +146,9 @@ def test_predict_applies_what_the_card_describes_on_an_external_set(shipped, tmp
     assert [r["prediction"] for r in read_csv(tmp_path / "p.csv")] == called.tolist()
     status, printed, _ = run(["predict", model, *paths, "--out", str(tmp_path / "q.csv"),
                               "--threshold", "0.01"])
-    assert status == 0 and f"the model's own is {fitted[-1].threshold_:.4g}" in printed
+    assert status == 0 and (f"at least {fitted[-1].threshold_:.4g} (the rule 'youden'), both "
+                            "chosen on") in printed
+    assert "Here 'AD' called where its probability is at least 0.01 instead" in printed
     assert {r["prediction"] for r in read_csv(tmp_path / "q.csv")} == {"AD"}
     status, _, err = run(["predict", model, *paths, "--out", str(tmp_path / "r.csv"),
                           "--pos-label", "HC"])

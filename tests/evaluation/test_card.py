@@ -122,7 +122,8 @@ def forged_cards(card):
               "digests"),
              (("weights_sha256",), 12, "weights_sha256 must be a SHA-256"),
              (("evaluation",), [], "evaluation has the wrong type"),
-             (("evaluation",), {"run": "r", "created": "c", "caption": "x", "metrics": {"auc": 1}},
+             (("evaluation",), {"run": "r", "created": "c", "caption": "x", "reference": "m",
+                                "metrics": {"auc": 1}},
               "evaluation.metrics must map metric names to text"),
              (("training",), "all", "training has the wrong type")]
     for keys, value, message in cases:

@@ -170,10 +170,9 @@ def test_a_recalibration_not_applied_is_said_by_the_model():
                                          threshold=0.4, random_state=0).fit(X, y)
     assert model.recalibration_ is None and model.calibration_maps_ == []
     assert describe_operating_point(model) == (
-        "Recalibration='platt' not applied (its fit would not have kept the order of the "
-        "probabilities); 1 called where its probability is at least 0.4, chosen on "
-        "out-of-fold predictions of the 60 training scans (an inner stratified 3-fold "
-        "cross-validation)")
+        "Recalibration='platt' not applied (its fit on out-of-fold predictions of the 60 "
+        "training scans (an inner stratified 3-fold cross-validation) would not have kept "
+        "the order of the probabilities); 1 called where its probability is at least 0.4")
 
 
 def test_it_is_a_scikit_learn_meta_estimator():

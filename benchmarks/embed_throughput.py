@@ -34,7 +34,6 @@ Random weights (no network needed) cost exactly what pretrained ones do.
 """
 
 import argparse
-import contextlib
 import gzip
 import hashlib
 import importlib
@@ -51,7 +50,6 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from joblib import cpu_count
-from nibabel.openers import ImageOpener, Opener
 from nibabel.orientations import apply_orientation, io_orientation
 from sklearn.model_selection import GridSearchCV, ParameterGrid, StratifiedKFold
 from sklearn.pipeline import make_pipeline
@@ -169,10 +167,9 @@ def earlier_reader(embedder, config):
     each slice set copied, hashed as float32 and resized to the backbone's size there."""
 
     def read(path, index=None):
-        with nibabel_gzip():
-            image = nib.load(path)
-            data = apply_orientation(image.get_fdata(dtype=np.float32),
-                                     io_orientation(image.affine))
+        image = nib.load(path)  # nibabel's own gzip: the package leaves it as it is
+        data = apply_orientation(image.get_fdata(dtype=np.float32),
+                                 io_orientation(image.affine))
         reader, out = embedder.slice_reader(), []
         for kept in reader.slice_sets(data, voxel_size_of(path)):
             digest = hashlib.sha256(config.encode())
@@ -181,17 +178,6 @@ def earlier_reader(embedder, config):
         return out
 
     return read
-
-
-@contextlib.contextmanager
-def nibabel_gzip():
-    """nibabel's own ``.gz`` opener (the standard library's zlib) for the block."""
-    fast = ImageOpener.compress_ext_map[".gz"]
-    ImageOpener.compress_ext_map[".gz"] = Opener.compress_ext_map[".gz"]
-    try:
-        yield
-    finally:
-        ImageOpener.compress_ext_map[".gz"] = fast
 
 
 def inflaters(path, repeats=3):

@@ -12,7 +12,6 @@ intensity preprocessing, and whole volumes resampled to one shape.
 - :class:`VolumeResampler`
 """
 
-from ._nifti import use_fast_gzip
 from ._preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -54,5 +53,5 @@ __all__ = [
     "describe", "foreground_box", "foreground_mask", "grid_to_slices", "load_scan",
     "load_volume", "normalize_intensity", "otsu_threshold", "place_slices", "read_scan",
     "resize_stack", "slice_sets", "slice_weights", "spaced_slices", "to_channels",
-    "use_fast_gzip", "voxel_size_of",
+    "voxel_size_of",
 ]

@@ -2,11 +2,11 @@
 
 Inflating dominates reading a ``.nii.gz`` (``benchmarks/embed_throughput.py
 --readers-only``: ISA-L's igzip reads a brain-sized file about 2x as fast as the
-standard library, zlib-ng about 1.8x). nibabel chooses the opener of a ``.gz`` file from
-:attr:`nibabel.openers.ImageOpener.compress_ext_map`, its documented hook for that; the
-first read here puts ISA-L's opener there for reading (writing stays nibabel's
-deterministic gzip), when the ``isal`` package is installed, else nibabel's own stays.
-Both give the same bytes.
+standard library, zlib-ng about 1.8x). nibabel reads the header; the voxels of a ``.gz``
+file are then read here through ISA-L's igzip, when the ``isal`` package is installed,
+from the offset, shape, dtype and order nibabel found (else by nibabel itself). Both
+give the same bytes, and nibabel's own openers are left as they are: reading a scan here
+changes nothing in how the user's own ``nibabel.load`` reads files.
 """
 
 import os
@@ -22,27 +22,31 @@ TORCH_DTYPES = frozenset(np.dtype(t) for t in (np.uint8, np.int8, np.int16, np.i
 WIDER = {np.dtype(np.uint16): np.int32, np.dtype(np.uint32): np.int64}
 
 
-def use_fast_gzip():
-    """Read ``.gz`` images with ISA-L's igzip from now on, if the ``isal`` package is
-    installed; return whether it is used."""
-    from nibabel.openers import ImageOpener
-
-    opener, argument_names = ImageOpener.compress_ext_map[".gz"]
-    if getattr(opener, "reads_with_isal", False):
-        return True
+def fast_gzip():
+    """ISA-L's ``igzip`` module, where the ``isal`` package is installed; else None."""
     try:
         from isal import igzip
     except ImportError:
-        return False
+        return None
+    return igzip
 
-    def gzip_open(filename, mode="rb", *args, **kwargs):
-        if "r" in mode:
-            return igzip.open(filename, mode)
-        return opener(filename, mode, *args, **kwargs)  # writing: nibabel's, deterministic
 
-    gzip_open.reads_with_isal = True
-    ImageOpener.compress_ext_map[".gz"] = (gzip_open, argument_names)
-    return True
+def _unscaled(proxy):
+    """An array proxy's voxels as stored: inflated by ISA-L for a ``.gz`` file where it
+    is installed, else read by nibabel. A file ISA-L refuses (a damaged gzip stream:
+    bytes after its end, a bad trailer) is read by nibabel, so that every file reads, or
+    fails, as nibabel reads it."""
+    path, igzip = proxy.file_like, fast_gzip()
+    if igzip is not None and isinstance(path, str) and path.lower().endswith(".gz"):
+        from nibabel.volumeutils import array_from_file
+
+        try:
+            with igzip.open(path, "rb") as f:
+                return array_from_file(proxy.shape, proxy.dtype, f, offset=proxy.offset,
+                                       order=proxy.order, mmap=False)
+        except (OSError, EOFError, ValueError):
+            pass  # nibabel's own reading says what is wrong, if anything is
+    return proxy.get_unscaled()
 
 
 def open_image(volume):
@@ -68,11 +72,10 @@ def stored_voxels(image, label):
     from nibabel.arrayproxy import is_proxy
 
     check_header(image, label)
-    use_fast_gzip()
     try:
         if is_proxy(image.dataobj):
             proxy = image.dataobj
-            voxels, slope, intercept = proxy.get_unscaled(), proxy.slope, proxy.inter
+            voxels, slope, intercept = _unscaled(proxy), proxy.slope, proxy.inter
         else:  # an image made from an array holds its values
             voxels, slope, intercept = np.asarray(image.dataobj), 1.0, 0.0
     except Exception as exc:

@@ -14,7 +14,6 @@ Binary labels ``truth`` in {0, 1} and the positive class's probability ``score``
   weighted by the odds of the threshold probability, per scan; and that of treating all.
 """
 
-import re
 
 import numpy as np
 from scipy.optimize import brentq
@@ -117,23 +116,34 @@ def expected_calibration_error(truth, score, n_bins=CALIBRATION_BINS):
 
 def check_threshold(rule):
     """``rule`` as a number in (0, 1) or a rule string of :data:`THRESHOLD_RULES`;
-    ``ValueError`` naming the accepted forms otherwise."""
+    ``ValueError`` echoing what was given and naming the accepted forms otherwise."""
+    given = rule
     if isinstance(rule, str):
         text = rule.strip().lower()
         if text == "youden":
             return text
-        match = re.fullmatch(r"(sensitivity|specificity)=([0-9.]+)", text)
-        if match and 0 < float(match.group(2)) <= 1:
-            return f"{match.group(1)}={float(match.group(2))}"
-        try:
-            rule = float(text)
-        except ValueError:
-            rule = None
+        name, equals, share = text.partition("=")
+        if equals and name in ("sensitivity", "specificity"):
+            value = _number(share)
+            if value is not None and 0 < value <= 1:
+                return f"{name}={value}"
+            raise ValueError(f"threshold {given!r}: the {name} must be a share in (0, 1], "
+                             f"e.g. '{name}=0.9' (90 % is 0.9).")
+        rule = _number(text)
     if isinstance(rule, (int, float)) and not isinstance(rule, bool) and 0 < rule < 1:
         return float(rule)
     raise ValueError(f"threshold must be a probability in (0, 1), 'youden', "
                      f"'sensitivity=<share>' or 'specificity=<share>' (a share in (0, 1]); "
-                     f"got {rule!r}.")
+                     f"got {given!r}.")
+
+
+def _number(text):
+    """``text`` as a finite number, or None."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    return value if np.isfinite(value) else None
 
 
 def is_data_driven(rule):

@@ -113,11 +113,27 @@ def test_an_unknown_subgroup_column_is_one_line(clinical_run, capsys):
     assert "'label' is the column of the labels, not a subgroup" in capsys.readouterr().err
 
 
-def test_a_bad_threshold_is_one_line(clinical_run, capsys):
+@pytest.mark.parametrize("typed, said", [
+    ("youdn", "must be a probability in (0, 1), 'youden', 'sensitivity=<share>' or "
+              "'specificity=<share>' (a share in (0, 1]); got 'youdn'."),
+    ("sensitivity=90", "'sensitivity=90': the sensitivity must be a share in (0, 1], e.g. "
+                       "'sensitivity=0.9' (90 % is 0.9)."),
+    ("sensitivity=0.9.1", "'sensitivity=0.9.1': the sensitivity must be a share in (0, 1]"),
+    ("specificity=", "'specificity=': the specificity must be a share in (0, 1]"),
+    ("1.5", "got '1.5'."),
+])
+def test_a_bad_threshold_is_one_line_echoing_what_was_typed(clinical_run, capsys, typed,
+                                                            said):
+    """Before: "... got None." for the first two, a raw "could not convert string to
+    float" for the third."""
     data, out = clinical_run
-    with pytest.raises(SystemExit):
-        main(["cv", data, "--threshold", "youdens", "--out", out + "3", *FAST])
-    assert "sensitivity=<share>" in capsys.readouterr().err
+    for command in (["cv", data, "--out", out + "3", *FAST], ["fit", data, "--out", "m"],
+                    ["predict", "m.safetensors", "s.nii.gz", "--out", "p.csv"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--threshold", typed])
+        error = capsys.readouterr().err.strip().splitlines()[-1]  # after argparse's usage
+        assert error.startswith(f"dinoatten {command[0]}: error: argument --threshold: ")
+        assert said in error, error
 
 
 def test_recalibrate_records_the_method_and_scores_the_recalibrated_probabilities(

@@ -156,10 +156,11 @@ def build_model(args, y):
 
     from ..evaluation._clinical import INNER_FOLDS
     from ..evaluation._operating_point import OperatingPointClassifier
+    from ..evaluation._protocols import check_classes
     from ..evaluation._table import positive_class
 
     classifier = build_method(args.method, args)
-    positive = positive_class(y, args.pos_label)
+    positive = positive_class(check_classes(y), args.pos_label)
     if positive is None and args.threshold != THRESHOLD:
         raise CommandError(f"--threshold {args.threshold} is for two classes; these labels "
                            "have more, and each scan takes its most probable class.")

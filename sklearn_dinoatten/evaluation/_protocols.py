@@ -42,6 +42,54 @@ def listed(values, shown=5):
     return ", ".join(map(str, values[:shown])) + (f" and {more} more" if more > 0 else "")
 
 
+def check_classes(y):
+    """``y`` as an array, unless its labels look like continuous values, which no
+    classifier can learn as classes (ages, scores): numbers, most of them held by one
+    scan, and some not whole (or ten or more distinct ones); ``ValueError`` saying so."""
+    y = np.asarray(y)
+    classes, counts = np.unique(y, return_counts=True)
+    try:
+        numbers = classes.astype(float)
+    except (TypeError, ValueError):
+        return y
+    fractional = not np.all(numbers == np.round(numbers))
+    if len(classes) >= (3 if fractional else 10) and np.mean(counts == 1) > 0.5:
+        raise ValueError(
+            f"The labels look like continuous values ({len(classes)} distinct numbers among "
+            f"{len(y)} scans, from {numbers.min():g} to {numbers.max():g}), not classes: "
+            "that is a regression target, which this toolkit does not fit yet; give a "
+            "column of classes (or bin the values into classes).")
+    return y
+
+
+def _scans(n):
+    return f"{n} scan" + ("s" if n != 1 else "")
+
+
+def _what_helps(n, unit):
+    """What lets a class of ``n`` scans (subjects) into every fold."""
+    if n == 1:
+        return (f"no number of folds can both train on it and test it: gather more {unit} "
+                "of it, or merge it into another class, or drop its scans from the labels")
+    return f"lower the number of folds to {n} or fewer, or gather more {unit} of it"
+
+
+def _typo(classes):
+    """A note on class names that differ only in case or spaces (a typo, often)."""
+    names = {}
+    for name in map(str, np.asarray(classes).tolist()):
+        names.setdefault(name.strip().lower(), []).append(name)
+    twins = [same for same in names.values() if len(same) > 1]
+    return "" if not twins else (f" ({' and '.join(map(repr, twins[0]))} differ only in case "
+                                 "or spaces: a typo in the labels?)")
+
+
+def class_counts(classes, counts, shown=8):
+    """``'AD': 20, 'CN': 19, 'MCI': 1``: the scans of each class, for messages."""
+    return listed([f"{c!r}: {n}" for c, n in zip(np.asarray(classes).tolist(), counts,
+                                                   strict=True)], shown)
+
+
 def stratified_folds(n_folds, grouped=False, random_state=0):
     """The splitter of a stratified cross-validation, of groups when ``grouped`` (a
     subject's scans stay in one fold), shuffled by ``random_state``."""
@@ -67,12 +115,12 @@ def inner_splits(y, groups, purpose, n_folds, random_state=None):
 def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
     """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
     group (subject) is in a training and a test fold at once."""
-    classes, counts = np.unique(y, return_counts=True)
+    classes, counts = np.unique(check_classes(y), return_counts=True)
     if counts.min() < n_folds:
         raise ValueError(
-            f"Class {classes[counts.argmin()].item()!r} has {counts.min()} scans, fewer than the "
-            f"{n_folds} folds: every test fold needs one; lower the number of folds."
-        )
+            f"Class {classes[counts.argmin()].item()!r} has {_scans(counts.min())}, fewer than "
+            f"the {n_folds} folds; {_what_helps(counts.min(), 'scans')}. Scans per class: "
+            f"{class_counts(classes, counts)}{_typo(classes)}.")
     if groups is None:
         description = f"{n_folds}-fold stratified cross-validation of {len(y)} scans"
     else:
@@ -85,9 +133,9 @@ def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
             if len(subjects) < n_folds:
                 raise ValueError(
                     f"Class {label.item()!r} has scans of {len(subjects)} subject(s) "
-                    f"({listed(subjects)}), fewer than the {n_folds} folds: "
-                    "a subject's scans stay in one fold, so every test fold needs a subject "
-                    "of each class; lower the number of folds, or gather more subjects."
+                    f"({listed(subjects)}), fewer than the {n_folds} folds: a subject's "
+                    "scans stay in one fold, so every test fold needs a subject of each "
+                    f"class; {_what_helps(len(subjects), 'subjects')}."
                 )
         description = (f"{n_folds}-fold stratified cross-validation of {len(y)} scans, grouped "
                        f"by subject ({n_groups} subjects)")
@@ -99,7 +147,7 @@ def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
 def held_out(split, y, groups=None):
     """A fixed split: ``split`` names each sample's set, ``"train"``, ``"val"`` (early
     stopping; optional) or ``"test"`` (scored once)."""
-    split, y = np.asarray(split).astype(str), np.asarray(y)
+    split, y = np.asarray(split).astype(str), check_classes(y)
     unknown = sorted(set(split.tolist()) - set(SPLITS))
     if unknown:
         raise ValueError(f"split values must be {', '.join(SPLITS)}; got {unknown[0]!r}.")

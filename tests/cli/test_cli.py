@@ -362,7 +362,25 @@ def one_class(data):
         f.write("path,label\n" + "".join(r["path"] + ",1\n" for r in rows))
 
 
+def ages_and_one_mci(data):
+    """An age column (continuous) and a label column with a class of one scan."""
+    rows = read_csv(os.path.join(data, "labels.csv"))
+    with open(os.path.join(data, "labels.csv"), "w") as f:
+        f.write("path,label,age\n" + "".join(
+            f"{r['path']},{'MCI' if i == 0 else r['label']},{55.1 + 2.3 * i:.1f}\n"
+            for i, r in enumerate(rows)))
+
+
 @pytest.mark.parametrize("argv, damage, message", [
+    (["cv", "{data}", "--out", "{tmp}/o", "--label-column", "age"], ages_and_one_mci,
+     r"The labels look like continuous values \(8 distinct numbers among 8 scans, from "
+     r"55.1 to 71.2\), not classes: that is a regression target"),
+    (["fit", "{data}", "--out", "{tmp}/m.safetensors", "--label-column", "age"],
+     ages_and_one_mci, "The labels look like continuous values"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--folds", "2"], ages_and_one_mci,
+     "Class 'MCI' has 1 scan, fewer than the 2 folds; no number of folds can both train on "
+     "it and test it: gather more scans of it, or merge it into another class, or drop "
+     "its scans from the labels. Scans per class: "),
     (["cv", "{tmp}/nowhere", "--out", "{tmp}/o"], None, "Data folder '.*nowhere' does not exist"),
     (["cv", "{data}", "--out", "{tmp}/o", "--labels", "{tmp}/x.csv"], None,
      "Labels file '.*x.csv' does not exist"),

@@ -1,0 +1,52 @@
+"""The protocols' errors about the labels say what would help: every class with its
+count, a class no number of folds can hold, names that differ only in case, and labels
+that are continuous values rather than classes."""
+
+import numpy as np
+import pytest
+
+from sklearn_dinoatten.evaluation import cross_validation, held_out
+
+
+def test_a_class_of_one_scan_is_not_helped_by_fewer_folds():
+    """Before: "Class 'MCI' has 1 scans, fewer than the 4 folds ... lower the number of
+    folds", which cannot help a class of one scan."""
+    y = np.array(["AD"] * 20 + ["CN"] * 19 + ["MCI"])
+    with pytest.raises(ValueError) as error:
+        cross_validation(y, 4)
+    assert str(error.value) == (
+        "Class 'MCI' has 1 scan, fewer than the 4 folds; no number of folds can both train "
+        "on it and test it: gather more scans of it, or merge it into another class, or "
+        "drop its scans from the labels. Scans per class: 'AD': 20, 'CN': 19, 'MCI': 1.")
+    with pytest.raises(ValueError, match="has 2 scans, fewer than the 4 folds; lower the "
+                                         "number of folds to 2 or fewer"):
+        cross_validation(np.array(["AD"] * 20 + ["CN"] * 2), 4)
+
+
+def test_class_names_that_differ_only_in_case_are_pointed_out():
+    y = np.array(["AD"] * 20 + ["Control"] * 19 + ["control "])
+    with pytest.raises(ValueError, match=r"'Control' and 'control ' differ only in case or "
+                                         r"spaces: a typo in the labels\?"):
+        cross_validation(y, 5)
+
+
+def test_a_subject_alone_in_its_class_is_not_helped_by_fewer_folds():
+    y = np.array([0] * 10 + [1] * 4)
+    groups = np.array([f"s{i}" for i in range(10)] + ["p"] * 4)
+    with pytest.raises(ValueError, match=r"scans of 1 subject\(s\) \(p\), fewer than the 3 "
+                                         "folds: .*no number of folds can both train on it"):
+        cross_validation(y, 3, groups=groups)
+
+
+@pytest.mark.parametrize("ages", [np.round(np.linspace(55.1, 79.9, 30), 1),
+                                  np.round(np.linspace(55.1, 79.9, 30), 1).astype(str)],
+                         ids=["numbers", "text of a CSV"])
+def test_continuous_labels_are_said_to_be_a_regression_target(ages):
+    """Before: "Class 55.1 has 1 scans ..."."""
+    message = (r"The labels look like continuous values \(30 distinct numbers among 30 "
+               r"scans, from 55.1 to 79.9\), not classes: that is a regression target")
+    with pytest.raises(ValueError, match=message):
+        cross_validation(ages, 5)
+    with pytest.raises(ValueError, match=message):
+        held_out(np.repeat(["train", "test"], 15), ages)
+    cross_validation(np.repeat(np.arange(3), 10), 5)  # a few numeric classes are classes

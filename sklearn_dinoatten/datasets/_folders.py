@@ -104,6 +104,8 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
                          "classification needs at least two.")
     groups, split = (None if not column else np.array([row[column].strip() for row in rows])
                      for column in (group_column, split_column))
+    if groups is not None:
+        warn_if_subjects_change_label(y, groups)
     if split is not None:
         unknown = sorted(set(split.tolist()) - set(SPLITS))
         if unknown:
@@ -111,6 +113,24 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
             raise ValueError(f"Labels file {labels_csv!r}, line {line}: {split_column!r} is "
                              f"{unknown[0]!r}; it must be one of {', '.join(SPLITS)}.")
     return paths, y, groups, split
+
+
+def warn_if_subjects_change_label(y, groups, stacklevel=3):
+    """Warn, naming them, of the subjects whose scans carry different labels: a subject
+    usually has one (a typo, or a conversion the study should say it handles)."""
+    y, groups = np.asarray(y), np.asarray(groups)
+    labels = {}
+    for subject, label in zip(groups.tolist(), y.tolist(), strict=True):
+        labels.setdefault(subject, []).append(label)
+    mixed = {s: sorted(set(map(str, ls))) for s, ls in labels.items() if len(set(ls)) > 1}
+    if mixed:
+        first = next(iter(mixed))
+        named = ", ".join(map(str, list(mixed)[:5])) + (
+            f" and {len(mixed) - 5} more" if len(mixed) > 5 else "")
+        warnings.warn(f"{len(mixed)} subject(s) have scans of different labels "
+                      f"({named}; {first}: {', '.join(mixed[first])}). A subject's scans "
+                      "stay in one fold; check the labels if a subject should have one.",
+                      UserWarning, stacklevel=stacklevel)
 
 
 def read_csv(path):

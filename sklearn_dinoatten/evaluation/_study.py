@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 
+from ..datasets._folders import warn_if_subjects_change_label
 from ..embedding._several import fit_embedders
 from ..utils._files import file_sha256
 from ..utils._fit import is_fitted
@@ -114,8 +115,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     positive = positive_class(y, pos_label)  # before any work
     threshold = _checked_threshold(threshold, positive, y)
     recalibration = check_recalibration(recalibration, protocol.splits)
-    if protocol.groups is None:
-        _warn_if_subjects_repeat(scans)
+    _check_subjects(scans, y, protocol.groups)
     on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
     embedders = _named_embedders(embedder)
     if not embedders and not all(on_volumes.values()):
@@ -310,6 +310,15 @@ def _not_recalibrated(results):
             for k, r in results.items() if r.recalibrated and not all(r.recalibrated)}
 
 
+def _check_subjects(scans, y, groups):
+    """Warn of subjects whose scans carry different labels (grouped studies), or whose
+    scans a study without groups counts as independent (BIDS file names)."""
+    if groups is not None:
+        warn_if_subjects_change_label(y, groups, stacklevel=4)
+    else:
+        _warn_if_subjects_repeat(scans)
+
+
 def _warn_if_subjects_repeat(scans):
     """Warn when scan files name a BIDS subject (``sub-<label>``) more than once in a
     study without groups: its scans are then counted as independent."""
@@ -324,7 +333,7 @@ def _warn_if_subjects_repeat(scans):
             "protocol has no groups: folds can put a subject's scans on both sides and the "
             "intervals count them as independent. Give the protocol groups (the labels "
             "file's subject column, which load_nifti_folder returns).", UserWarning,
-            stacklevel=3)
+            stacklevel=4)
 
 
 def _named_embedders(embedder):

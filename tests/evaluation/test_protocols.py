@@ -5,7 +5,10 @@ that are continuous values rather than classes."""
 import numpy as np
 import pytest
 
-from sklearn_dinoatten.evaluation import cross_validation, held_out
+from sklearn_dinoatten import DinoSliceEmbedder
+from sklearn_dinoatten.evaluation import cross_validation, held_out, make_method, run_study
+
+from .._helpers import FAST
 
 
 def test_a_class_of_one_scan_is_not_helped_by_fewer_folds():
@@ -50,3 +53,35 @@ def test_continuous_labels_are_said_to_be_a_regression_target(ages):
     with pytest.raises(ValueError, match=message):
         held_out(np.repeat(["train", "test"], 15), ages)
     cross_validation(np.repeat(np.arange(3), 10), 5)  # a few numeric classes are classes
+
+
+def test_a_subject_whose_scans_change_label_is_named(tmp_path):
+    """Before: accepted without a word, in load_nifti_folder, run_study and dinoatten."""
+    import contextlib
+    import io
+
+    from sklearn_dinoatten.cli import main
+    from sklearn_dinoatten.datasets import load_nifti_folder
+
+    from ..cli.test_cli import make_study
+
+    data = make_study(tmp_path / "data", n=12, subjects=True)
+    labels = tmp_path / "data" / "labels.csv"
+    rows = labels.read_text().splitlines()
+    path, label, subject = rows[1].split(",")  # p0's first scan takes the other class
+    rows[1] = ",".join([path, str(1 - int(label)), subject])
+    labels.write_text("\n".join(rows) + "\n")
+    said = (r"1 subject\(s\) have scans of different labels \(p0; p0: 0, 1\)\. A subject's "
+            "scans stay in one fold")
+    with pytest.warns(UserWarning, match=said):
+        paths, y, groups, _ = load_nifti_folder(data)
+    with pytest.warns(UserWarning, match=said):  # run_study's own check
+        run_study(paths, y, {"mean": make_method("mean", max_epochs=1)},
+                  cross_validation(y, 2, groups=groups),
+                  embedder=DinoSliceEmbedder(**FAST, n_slices=2), verbose=0)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        assert main(["cv", data, "--out", str(tmp_path / "cv"), "--weights", "random",
+                     "--image-size", "28", "--epochs", "1", "--folds", "2", "-q"]) == 0
+    lines = [line for line in err.getvalue().splitlines() if "different labels" in line]
+    assert len(lines) == 1 and lines[0].startswith("dinoatten cv: warning: 1 subject(s)")

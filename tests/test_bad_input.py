@@ -263,3 +263,24 @@ def test_a_one_sample_class_in_cross_validation(fresh_cache):
         scores = cross_val_score(AttentionPoolClassifier(max_epochs=2, random_state=0), X, y,
                                  cv=StratifiedKFold(3), scoring="accuracy")
     assert np.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("shape, said", [((32, 32), r"is not 3D: it has shape \(32, 32\)"),
+                                         ((20, 24, 6, 2), "is 4D, 2 volumes")],
+                         ids=["2D file", "4D file"])
+def test_a_file_that_is_not_a_volume_is_refused_before_any_embedding(tmp_path, fresh_cache,
+                                                                      shape, said):
+    """From its header, by fit and before transform embeds any scan (before: after every
+    scan before it was embedded, 1 min 40 s into a study)."""
+    rng = np.random.default_rng(0)
+    scans = [save_nifti(tmp_path / f"s{i}.nii.gz", rng.normal(size=GOOD_SHAPE))
+             for i in range(3)]
+    odd = save_nifti(tmp_path / "odd.nii.gz", rng.normal(size=shape))
+    with pytest.raises(ValueError, match=f"odd.nii.gz' {said}"):
+        DinoSliceEmbedder(**FAST).fit([*scans, odd])
+    embedder = DinoSliceEmbedder(**FAST, cache_dir=tmp_path / "cache").fit(scans)
+    with pytest.raises(ValueError, match=f"odd.nii.gz' {said}"):
+        embedder.transform([*scans, odd])
+    assert not list((tmp_path / "cache").rglob("*.npz"))  # nothing embedded (entries: .npz)
+    with pytest.raises(ValueError, match=f"odd.nii.gz' {said}"):
+        VolumeResampler().fit([*scans, odd])

@@ -118,19 +118,27 @@ def ras_voxel_size(image):
 def file_voxel_size(path):
     """The RAS voxel size of a file from its header alone, remembered while the file is
     unchanged; ``None`` for a file that cannot be read (reading it says why)."""
+    header = file_header(path)
+    return None if header is None else header[1]
+
+
+def file_header(path):
+    """``(shape, voxel size)`` of a file from its header alone (no voxel is read),
+    remembered while the file is unchanged; ``None`` for a file that cannot be read
+    (reading it says why)."""
     try:
-        return _file_voxel_size(file_identity(path))
+        return _file_header(file_identity(path))
     except OSError:
         return None
 
 
 @lru_cache(maxsize=65536)
-def _file_voxel_size(identity):
+def _file_header(identity):
     try:
         image = open_image(identity[0])
     except (ValueError, OSError):
         return None
-    return image_voxel_size(image, repr(identity[0]))
+    return tuple(image.shape), image_voxel_size(image, repr(identity[0]))
 
 
 def image_voxel_size(image, label):

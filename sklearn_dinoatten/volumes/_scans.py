@@ -22,6 +22,7 @@ from ..utils._options import PLANES
 from ..utils._options import SLICE_SELECTIONS as SLICE_SELECTIONS  # re-exported
 from ._nifti import (
     as_torch_dtype,
+    file_header,
     file_voxel_size,
     image_voxel_size,
     open_image,
@@ -52,7 +53,9 @@ def describe(volume, index=None):
 
 
 def check_volumes(X, images=False):
-    """Check that ``X`` is a non-empty sequence of paths or 3D arrays, without reading files.
+    """Check that ``X`` is a non-empty sequence of paths or 3D arrays, reading no more of
+    a file than its header: a file that is not one volume (a 2D image, a 4D series) is
+    refused here, before any volume is embedded.
 
     With ``images``, 2D arrays (images) are accepted too. Returns the volumes as a list.
     """
@@ -89,6 +92,9 @@ def check_volumes(X, images=False):
     for i, volume in enumerate(volumes):
         if isinstance(volume, (str, os.PathLike)):
             check_file(volume, "Volume file")
+            header = file_header(volume)  # None: unreadable, which reading it will say
+            if header is not None:
+                _check_dimensions(header[0], describe(volume), images=False)
         elif is_image_object(volume):
             if len(volume.shape) not in (3, 4):
                 raise ValueError(f"Volume {describe(volume, i)} is not 3D.")

@@ -54,3 +54,12 @@ def counting_backbone(fresh_cache):
     FORWARD_SLICES.clear()
     yield CountingViT(), FORWARD_SLICES
     FORWARD_SLICES.clear()
+
+
+@pytest.fixture(autouse=True)
+def warnings_given_afresh(monkeypatch):
+    """Each test starts with no warning given yet: warnings given once per process
+    (utils._warnings.warn_once) would otherwise depend on the tests run before."""
+    from sklearn_dinoatten.utils import _warnings
+
+    monkeypatch.setattr(_warnings, "_GIVEN", set())

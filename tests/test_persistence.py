@@ -243,12 +243,12 @@ def test_other_files(tmp_path):
 
 def test_loading_neither_warns_of_random_weights_nor_uses_up_the_warning(
         monkeypatch, volumes, tmp_path):
-    from sklearn_dinoatten.embedding.backbones import _build as backbones
+    from sklearn_dinoatten.utils import _warnings
 
     X, _ = volumes
     path = tmp_path / "embedder.safetensors"
     save_model(DinoSliceEmbedder(**FAST).fit(X), path)
-    monkeypatch.setattr(backbones, "_WARNED_RANDOM", set())
+    monkeypatch.setattr(_warnings, "_GIVEN", set())
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         load_model(path)
@@ -332,8 +332,9 @@ def test_a_forged_map_of_the_wrong_shape_or_direction_is_refused(operating_point
     spec, tensors = read(operating_point_file)
     (name,) = [k for k in tensors if "calibration_maps_" in k]
     for forged, message in [(torch.zeros(3, dtype=torch.float64), "of shape \\(2,\\)"),
-                            (torch.tensor([-1.0, 0.0], dtype=torch.float64), "slope on the "
-                                                                             "logit is -1")]:
+                            (torch.tensor([-1.0, 0.0], dtype=torch.float64), "a platt map "
+                                                                             "of slope -1: its "
+                                                                             "slope on the")]:
         path = tmp_path / "forged.safetensors"
         forge(path, spec, {**tensors, name: forged})
         with pytest.raises(ValueError, match=message):

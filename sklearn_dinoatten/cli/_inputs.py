@@ -184,11 +184,6 @@ def check_evaluation(args, model, weights_sha256):
                            f"{_difference_said(*differences[0], args)}{more}.")
 
 
-# Recipe differences named by the option that sets them, where it is not --<name>
-_OPTION_OF_RECIPE = {"threshold_rule": "--threshold", "recalibration": "--recalibrate",
-                     "positive_label": "--pos-label", "resampler shape": "--volume-size"}
-
-
 def _difference_said(name, evaluated, here, args):
     """A recipe difference in the words of the command line: the option, its values
     (one set from Python only keeps its parameter's name)."""
@@ -196,12 +191,9 @@ def _difference_said(name, evaluated, here, args):
 
     if name.startswith("backbone weights"):
         return "--weights: the run's weights file is another (by SHA-256)"
-    option = _OPTION_OF_RECIPE.get(name)
+    option = None if name == "method" else option_of(name.removeprefix("embedder "), args)
     if option is None:
-        param = name.removeprefix("embedder ")
-        option = _OPTION_OF.get(param, "--" + param.replace("_", "-"))
-        if name == "method" or not hasattr(args, option[2:].replace("-", "_")):
-            return describe_difference(name, evaluated, here)
+        return describe_difference(name, evaluated, here)
     evaluated, here = ("not given" if v is None else repr(v) for v in (evaluated, here))
     return f"{option}: evaluated {evaluated}, here {here}"
 
@@ -250,8 +242,21 @@ def build_embedder(args, backbone=None):
     return embedder
 
 
-# The options not named after the parameter they set (--image-size: image_size)
-_OPTION_OF = {"depth": "--resnet-depth", "widen_factor": "--resnet-width"}
+# The options not named after the parameter (or run.json field) they set; the others are
+# --<name with dashes> (--image-size: image_size)
+_OPTION_OF = {"depth": "--resnet-depth", "widen_factor": "--resnet-width",
+              "recalibration": "--recalibrate", "threshold_rule": "--threshold",
+              "positive_label": "--pos-label", "resampler shape": "--volume-size",
+              "folds": "--n-folds", "resnet_epochs": "--resnet-max-epochs"}
+
+
+def option_of(name, args=None):
+    """The option that sets parameter ``name`` (``--max-epochs`` for ``max_epochs``); with
+    the command's ``args``, None where the command has no such option."""
+    option = _OPTION_OF.get(name, "--" + name.replace("_", "-"))
+    if args is None or hasattr(args, option[2:].replace("-", "_")) or hasattr(args, name):
+        return option
+    return None
 
 
 def _check_options(estimator):
@@ -263,7 +268,7 @@ def _check_options(estimator):
     try:
         check_params(estimator)
     except InvalidParameterError as error:
-        option = _OPTION_OF.get(error.param, "--" + error.param.replace("_", "-"))
+        option = option_of(error.param)
         allowed = error.allowed.removeprefix("None or ")  # None: the option left out
         raise CommandError(f"{option} must be {allowed}; got {error.value!r}.") from None
 

@@ -4,6 +4,7 @@ ends: its result, or one line on stderr and an exit status.
 
 import argparse
 import inspect
+import re
 import sys
 import warnings
 
@@ -31,6 +32,7 @@ from ._inputs import (
     PROG,
     CommandError,
     cache_of,
+    option_of,
 )
 
 
@@ -41,7 +43,7 @@ def main(argv=None):
     args.argv = list(sys.argv[1:] if argv is None else argv)
     args.verbosity = 0 if args.quiet else 1 + args.verbose
     with warnings.catch_warnings():
-        warnings.showwarning = _warning_printer(args.command)
+        warnings.showwarning = _warning_printer(args)
         try:
             args.run(args)
         except (CommandError, ValueError, OSError, MemoryError, RuntimeError) as exc:
@@ -57,17 +59,29 @@ def main(argv=None):
     return 0
 
 
-def _warning_printer(command):
-    """A ``warnings.showwarning`` that prints each message once, without source lines."""
+def _warning_printer(args):
+    """A ``warnings.showwarning`` that prints each message once, without source lines,
+    the parameters it names as the command's options (``--pixel-spacing 0.5``)."""
     said = set()
 
     def show(message, category, filename, lineno, file=None, line=None):
-        text = " ".join(str(message).split())
+        text = _as_options(" ".join(str(message).split()), args)
         if text not in said:
             said.add(text)
-            print(f"{PROG} {command}: warning: {text}", file=sys.stderr)
+            print(f"{PROG} {args.command}: warning: {text}", file=sys.stderr)
 
     return show
+
+
+def _as_options(text, args):
+    """``text`` with each ``name=value`` of a parameter the command sets by an option
+    written as that option (``image_size=56`` as ``--image-size 56``)."""
+    def option(match):
+        name, value = match.groups()
+        said = option_of(name, args)
+        return match.group(0) if said is None else said + (f" {value}" if value else "")
+
+    return re.sub(r"\b([a-z][a-z_]*)=([^\s,;)]*)", option, text)
 
 
 def _what_is_kept(args):

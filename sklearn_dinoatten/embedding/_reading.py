@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from torch.utils.data import DataLoader, Dataset
 
 from ..utils._prefetch import prefetch
+from ..utils._warnings import warn_once
 from ..volumes._preprocessing import resize_stack
 from ..volumes._scans import describe, read_scan
 from ..volumes._slicing import (
@@ -115,12 +116,14 @@ def warn_if_view_cuts(reader, volumes, patch_size):
                     widest, where = extent, (name, AXIS_NAMES[selection.axis])
     if widest > view:
         fits = patch_size * math.ceil(widest / reader.pixel_spacing / patch_size)
-        warnings.warn(
+        spacing = math.ceil(10 * widest / reader.image_size) / 10  # mm, up to 0.1
+        warn_once(
             f"The backbone sees {view:g} x {view:g} mm of each slice (image_size="
             f"{reader.image_size} x pixel_spacing={reader.pixel_spacing:g} mm), and the "
             f"foreground of volume {where[0]} spans {widest:.0f} mm in its {where[1]} "
             f"slices: {widest - view:.0f} mm of it is cut off at the edges. image_size="
-            f"{fits} would hold it (or a larger pixel_spacing).", UserWarning, stacklevel=3)
+            f"{fits} would hold it, or pixel_spacing={spacing:g}.", stacklevel=3,
+            key=("field of view", reader))  # once per configuration, whichever volume
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -271,9 +271,9 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
         maps, reason = fit_maps(self.recalibration, score,
                                 np.searchsorted(self.classes_, truth))
         if maps is None:
-            warnings.warn(f"recalibration={self.recalibration!r} not applied to this fit: "
-                          f"{reason}. Its probabilities are left as the classifier gives "
-                          "them.", UserWarning, stacklevel=3)
+            warnings.warn(f"recalibration={self.recalibration!r} not applied to a fit: "
+                          f"{reason}; that fit's probabilities are left as the classifier "
+                          "gives them.", UserWarning, stacklevel=3)
             return score
         self.recalibration_, self.calibration_maps_ = self.recalibration, maps
         return apply_maps(self.recalibration, maps, score)

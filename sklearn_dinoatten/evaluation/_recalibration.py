@@ -83,7 +83,8 @@ def check_maps(method, maps, n_classes):
                              "within [0, 1]")
         reason = _not_increasing(method, m)
         if reason:
-            raise ValueError(reason)
+            raise ValueError(f"a {method} map of slope {m[0]:.3g}: {reason}" if method ==
+                             "platt" else f"an isotonic map: {reason}")
 
 
 def _fit_platt(score, truth):
@@ -107,11 +108,12 @@ def _apply(method, fitted, score):
 
 
 def _not_increasing(method, fitted):
-    """Why a fitted map does not increase with the probability, or None."""
+    """Why a fitted map does not increase with the probability, or None (in words that
+    do not depend on the fit, so that a study's splits say it once)."""
     if method == "platt" and not (np.isfinite(fitted).all() and fitted[0] > 0):
-        return (f"its slope on the logit is {fitted[0]:.3g}: the scores it was fitted on "
-                "rank the classes the wrong way (or not at all), and it would reverse (or "
-                "erase) the classifier's order")
+        return ("its slope on the logit is not positive: the scores it was fitted on rank "
+                "the classes the wrong way (or not at all), and it would reverse (or erase) "
+                "the classifier's order")
     if method == "isotonic" and fitted[:, 1].min() == fitted[:, 1].max():
         return ("it is flat: the scores it was fitted on do not rank the classes, and it "
                 "would erase the classifier's order")

@@ -64,7 +64,7 @@ def check_file(path, what):
     not exist, or is a folder, unless it is a file."""
     if not os.path.isfile(path):
         problem = "is a folder, not a file" if os.path.isdir(path) else "does not exist"
-        raise FileNotFoundError(f"{what} {os.fspath(path)!r} {problem}.")
+        raise FileNotFoundError(f"{what} {str(os.fspath(path))!r} {problem}.")
 
 
 def file_sha256(path):

@@ -43,7 +43,7 @@ def is_image_object(volume):
 def describe(volume, index=None):
     """A short name for a volume, for error messages."""
     if isinstance(volume, (str, os.PathLike)):
-        return repr(os.fspath(volume))
+        return repr(str(os.fspath(volume)))  # a path from a numpy array: not np.str_(...)
     if is_image_object(volume):
         where = "" if index is None else f" at index {index}"
         return f"{type(volume).__name__}{where} with shape {volume.shape}"
@@ -85,26 +85,34 @@ def check_volumes(X, images=False):
             ) from None
     if not volumes:
         raise ValueError("X is empty: at least one volume is needed.")
+    # paths from a numpy array are np.str_, which messages would print as np.str_('...')
+    volumes = [str(v) if isinstance(v, np.str_) else v for v in volumes]
     if images and len({2 if not is_image_object(v) and np.ndim(v) == 2 else 3
                        for v in volumes}) > 1:
         raise ValueError("X mixes images (2D arrays) and volumes (paths or 3D arrays); "
                          "give one kind.")
     for i, volume in enumerate(volumes):
-        if isinstance(volume, (str, os.PathLike)):
-            check_file(volume, "Volume file")
-            header = file_header(volume)  # None: unreadable, which reading it will say
-            if header is not None:
-                _check_dimensions(header[0], describe(volume), images=False)
-        elif is_image_object(volume):
-            if len(volume.shape) not in (3, 4):
-                raise ValueError(f"Volume {describe(volume, i)} is not 3D.")
-        elif np.ndim(volume) != 3 and not (images and np.ndim(volume) == 2):
-            raise ValueError(
-                f"Volume {describe(volume, i)} is not 3D: expected a path or an array "
-                f"(x, y, z){' or an image (h, w)' if images else ''}, got "
-                f"{np.ndim(volume)} dimensions."
-            )
+        _check_volume(volume, i, images)
     return volumes
+
+
+def _check_volume(volume, index, images):
+    """Refuse a volume that is not one: a missing file, or one whose header says it is
+    not 3D; an image object or array of another dimensionality."""
+    if isinstance(volume, (str, os.PathLike)):
+        check_file(volume, "Volume file")
+        header = file_header(volume)  # None: unreadable, which reading it will say
+        if header is not None:
+            _check_dimensions(header[0], describe(volume), images=False)
+    elif is_image_object(volume):
+        if len(volume.shape) not in (3, 4):
+            raise ValueError(f"Volume {describe(volume, index)} is not 3D.")
+    elif np.ndim(volume) != 3 and not (images and np.ndim(volume) == 2):
+        raise ValueError(
+            f"Volume {describe(volume, index)} is not 3D: expected a path or an array "
+            f"(x, y, z){' or an image (h, w)' if images else ''}, got "
+            f"{np.ndim(volume)} dimensions."
+        )
 
 
 class Scan(NamedTuple):

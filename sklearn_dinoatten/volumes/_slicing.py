@@ -17,6 +17,7 @@ import torch
 from ..utils._options import CROPS as CROPS  # re-exported
 from ..utils._options import PLANES
 from ..utils._validation import Constraint
+from ..utils._warnings import warn_once
 from ._scans import box_overlap, check_axis, select_slices
 
 MARGIN_MM = 4.0  # kept around the foreground box, at least a voxel
@@ -270,8 +271,8 @@ def warn_if_spacings_differ(voxel_sizes):
     sizes = np.array([size for size in voxel_sizes if size is not None])
     if len(sizes) > 1 and (sizes.max(axis=0) > 1.2 * sizes.min(axis=0)).any():
         seen = sorted({tuple(round(float(v), 3) for v in size) for size in sizes})
-        warnings.warn(
+        warn_once(
             f"The volumes have voxel sizes {seen[:4]}{' ...' if len(seen) > 4 else ''} mm, "
             "more than 20 % apart, but slices are taken by index and resized to fit: set "
             "slice_spacing= and pixel_spacing= (mm) to give the backbone the same anatomy "
-            "at the same size.", UserWarning, stacklevel=3)
+            "at the same size.", stacklevel=3)

@@ -144,7 +144,7 @@ def test_cv_report_fit_predict(tmp_path, monkeypatch, capsys):
                  "fold 1/2: fitted in", "fold 2/2: fitted in"):
         assert line in result.stdout
     warnings = [line for line in result.stderr.splitlines() if "warning" in line.lower()]
-    assert len([w for w in warnings if "weights='random'" in w]) == 1
+    assert len([w for w in warnings if "--weights 'random'" in w]) == 1  # named as typed
     assert all(w.startswith("dinoatten cv: warning: ") for w in warnings), warnings
     assert ".py:" not in result.stderr and "warnings.warn" not in result.stderr
 

@@ -3,19 +3,20 @@ and the offline message (progress lines, warnings and predict on folders and lab
 checked in test_cli.py::test_cv_report_fit_predict)."""
 
 import os
+import re
 import subprocess
 import sys
 
 import pytest
 
 from sklearn_dinoatten.cli import main
-from sklearn_dinoatten.cli._commands import cv, demo, embed, fit, predict, report
+from sklearn_dinoatten.cli._commands import card, cv, demo, embed, fit, predict, report
 from sklearn_dinoatten.cli._main import build_parser as _parser
 
 from .test_cli import FAST, make_study
 
-COMMANDS = {"embed": embed, "cv": cv, "fit": fit, "predict": predict, "report": report,
-            "demo": demo}
+COMMANDS = {"embed": embed, "cv": cv, "fit": fit, "card": card, "predict": predict,
+            "report": report, "demo": demo}
 
 
 def test_help_is_quick_and_says_each_command_in_full():
@@ -71,3 +72,28 @@ def test_offline_default_weights_fail_fast_in_one_line(study, tmp_path):
     assert result.returncode == 1
     assert result.stderr.count("\n") == 1, result.stderr
     assert "127.0.0.1 cannot be reached" in result.stderr and "--weights FILE" in result.stderr
+
+
+def test_warnings_name_the_options_and_print_paths_plainly(tmp_path, capsys):
+    """Before: "set slice_spacing= and pixel_spacing=" on the command line, and scan
+    paths as np.str_('...')."""
+    import numpy as np
+
+    from .._helpers import save_nifti
+
+    data = make_study(tmp_path / "data", n=8)  # 32 x 32 x 6 voxels of 1 mm
+    save_nifti(os.path.join(data, "s00.nii.gz"), np.random.default_rng(0).normal(
+        size=(32, 32, 6)), np.diag([2.0, 2.0, 2.0, 1.0]))  # one scan of 2 mm voxels
+    assert main(["fit", data, "--out", str(tmp_path / "m.safetensors"), "--axis",
+                 "sagittal", "--epochs", "1", "--weights", "random", "--image-size",
+                 "28"]) == 0
+    err = capsys.readouterr().err
+    assert ("more than 20 % apart, but slices are taken by index and resized to fit: set "
+            "--slice-spacing and --pixel-spacing (mm)") in err
+    assert "warning: Volume '" in err and "thinner than one 14-pixel patch" in err
+    assert "np.str_" not in err and "_spacing=" not in err
+    assert main(["embed", data, "--cache-dir", str(tmp_path / "c"), "--pixel-spacing", "1",
+                 "--weights", "random", "--image-size", "14"]) == 0
+    err = capsys.readouterr().err
+    assert "(--image-size 14 x --pixel-spacing 1 mm)" in err
+    assert re.search(r"--image-size \d+ would hold it, or --pixel-spacing \d", err)

@@ -110,10 +110,13 @@ def test_thresholds_agree_with_the_roc_curve(scored):
     assert choose_threshold(truth, score, 0.3) == 0.3
 
 
-@pytest.mark.parametrize("rule", ["0", "1.5", "youdens", "sensitivity=0", "recall=0.9", True])
+@pytest.mark.parametrize("rule", ["0", "1.5", "youdens", "recall=0.9", True])
 def test_a_bad_threshold_names_the_forms(rule):
-    with pytest.raises(ValueError, match="youden.*sensitivity=<share>"):
+    with pytest.raises(ValueError, match=f"youden.*sensitivity=<share>.*got {rule!r}"):
         choose_threshold([0, 1], [0.2, 0.8], rule)
+    with pytest.raises(ValueError, match=r"threshold 'sensitivity=0': the sensitivity must be "
+                                         r"a share in \(0, 1\]"):
+        choose_threshold([0, 1], [0.2, 0.8], "sensitivity=0")
 
 
 class Memorizer:

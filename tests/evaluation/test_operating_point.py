@@ -151,7 +151,7 @@ def test_recalibration_never_reverses_a_folds_order(recalibration):
     X, y = bags(60)
     evaluation = cross_validation(y, 3)  # 40 training scans per fold: Contrary is right
     raw = cross_validate_method(Contrary(), X, y, evaluation.splits, positive=1)
-    with pytest.warns(UserWarning, match="not applied to this fit.*reverse|erase"):
+    with pytest.warns(UserWarning, match="not applied to a fit.*reverse|erase"):
         result = cross_validate_method(Contrary(), X, y, evaluation.splits, positive=1,
                                        recalibration=recalibration)
     assert result.recalibrated == [False, False, False]  # recorded, not applied
@@ -165,7 +165,7 @@ def test_recalibration_never_reverses_a_folds_order(recalibration):
 
 def test_a_recalibration_not_applied_is_said_by_the_model():
     X, y = bags(60)
-    with pytest.warns(UserWarning, match="recalibration='platt' not applied to this fit"):
+    with pytest.warns(UserWarning, match="recalibration='platt' not applied to a fit"):
         model = OperatingPointClassifier(estimator=Contrary(n_full=60), recalibration="platt",
                                          threshold=0.4, random_state=0).fit(X, y)
     assert model.recalibration_ is None and model.calibration_maps_ == []
@@ -255,7 +255,7 @@ def test_the_caption_counts_the_splits_whose_recalibration_was_not_applied():
 
     X, y = bags(60)
     evaluation = cross_validation(y, 3)
-    with pytest.warns(UserWarning, match="not applied to this fit"):
+    with pytest.warns(UserWarning, match="not applied to a fit"):
         results = {"contrary": cross_validate_method(Contrary(), X, y, evaluation.splits,
                                                      positive=1, recalibration="platt"),
                    "flat": cross_validate_method(Flat(), X, y, evaluation.splits,

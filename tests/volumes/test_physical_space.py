@@ -144,8 +144,8 @@ def test_a_field_of_view_narrower_than_the_foreground_warns_once(tmp_path):
     assert re.fullmatch(
         r"The backbone sees 28 x 28 mm of each slice \(image_size=28 x pixel_spacing=1 mm\), "
         r"and the foreground of volume .*a.nii.gz' spans 4[2-9] mm in its axial slices: "
-        r"(1[4-9]|2[01]) mm of it is cut off at the edges. image_size=56 would hold it "
-        r"\(or a larger pixel_spacing\).", said[0])
+        r"(1[4-9]|2[01]) mm of it is cut off at the edges. image_size=56 would hold it, "
+        r"or pixel_spacing=1\.[5-8]\.", said[0])
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the view holds it, or slices are resized to fit
         DinoSliceEmbedder(pixel_spacing=1.0, **{**FAST, "image_size": 56}).fit([path])
@@ -168,3 +168,21 @@ def test_one_axis_estimators_refuse_a_tri_planar_embedder():
         SpatialARAnomalyDetector(embedder=tri_planar).fit(None)
     with pytest.raises(ValueError, match="and one slicing axis"):
         FineTunedSliceClassifier(embedder=tri_planar).fit(None, None)
+
+
+def test_a_search_warns_of_the_field_of_view_once(tmp_path):
+    """Before: once per fit, 22 times in a GridSearchCV."""
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+
+    from sklearn_dinoatten import AttentionPoolClassifier
+
+    paths = [save_nifti(tmp_path / f"s{i}.nii.gz", head(2.0), np.diag([2.0, 2, 2, 1]))
+             for i in range(6)]
+    search = GridSearchCV(make_pipeline(DinoSliceEmbedder(pixel_spacing=1.0, **FAST),
+                                        AttentionPoolClassifier(max_epochs=1)),
+                          {"attentionpoolclassifier__lr": [1e-3, 1e-2]}, cv=2)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        search.fit(paths, [0, 1] * 3)
+    assert len([w for w in caught if "backbone sees" in str(w.message)]) == 1

@@ -4,10 +4,10 @@ the pretrained download, or a seeded random initialisation. Each library is a
 :class:`~._backbone.Family` in a module of its own; this one looks them up."""
 
 import copy
-import warnings
 
 import torch
 
+from ...utils._warnings import warn_once
 from ._backbone import RANDOM_WEIGHTS_SEED, frozen_backbone
 from ._open_clip import OPEN_CLIP
 from ._timm import TIMM
@@ -16,7 +16,6 @@ from ._transformers import TRANSFORMERS
 
 FAMILIES = (TRANSFORMERS, OPEN_CLIP, TORCHVISION)  # by prefix; other names are timm's
 ADAPTER_PREFIXES = tuple(family.prefix for family in FAMILIES)
-_WARNED_RANDOM = set()  # warn once per process and model name, not once per clone
 
 
 def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
@@ -50,12 +49,10 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         The frozen module and its embedding size, patch size, prefix tokens and input
         normalisation.
     """
-    if isinstance(backbone, str) and isinstance(weights, str) and weights == "random" and (
-            backbone not in _WARNED_RANDOM):
-        _WARNED_RANDOM.add(backbone)
-        warnings.warn(f"weights='random': {backbone} is randomly initialised (seed "
-                      f"{RANDOM_WEIGHTS_SEED}). Its embeddings are only good for tests and "
-                      "demos; give a checkpoint file for real work.", UserWarning, stacklevel=4)
+    if isinstance(backbone, str) and isinstance(weights, str) and weights == "random":
+        warn_once(f"weights='random': {backbone} is randomly initialised (seed "
+                  f"{RANDOM_WEIGHTS_SEED}). Its embeddings are only good for tests and demos; "
+                  "give a checkpoint file for real work.", stacklevel=4)
     if isinstance(backbone, torch.nn.Module):
         if weights is not None:
             raise ValueError(

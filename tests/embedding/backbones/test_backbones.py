@@ -1,10 +1,11 @@
+import warnings
+
 import numpy as np
 import pytest
 import safetensors.torch
 import timm
 import torch
 
-from sklearn_dinoatten.embedding.backbones import _build as backbones
 from sklearn_dinoatten.embedding.backbones import _hub as hub
 from sklearn_dinoatten.embedding.backbones import _timm as timm_family
 from sklearn_dinoatten.embedding.backbones import build_backbone, weights_fingerprint
@@ -28,9 +29,11 @@ def test_random_weights_are_seeded_and_frozen():
     assert not any(p.requires_grad for p in a.module.parameters())
 
 
-def test_random_weights_warn_once(monkeypatch):
-    monkeypatch.setattr(backbones, "_WARNED_RANDOM", set())
+def test_random_weights_warn_once():
     with pytest.warns(UserWarning, match="only good for tests and demos"):
+        build_backbone("vit_small_patch14_dinov2", "random", 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once per process and model name, not per clone
         build_backbone("vit_small_patch14_dinov2", "random", 28)
 
 

@@ -13,8 +13,8 @@ from ._clinical import (
     treat_all_net_benefit,
 )
 from ._figures import panel_height, panel_title, panels
-from ._html import image, note, paragraph, scrolling_table
-from ._markdown import subgroup_cells
+from ._html import image, metrics_table, note, paragraph
+from ._markdown import HEADERS, SUBGROUP_TABLES, metric_text
 from ._subgroups import MIN_PER_CLASS, MIN_SCANS
 
 RISK_GRID = np.linspace(0.01, 0.99, 99)  # threshold probabilities of the decision curves
@@ -115,15 +115,35 @@ def subgroup_section(run):
                     "(e.g. site,sex) to repeat the metrics for each of their levels.")
     rows = [dict(row, method=run.names.get(row["method"], row["method"]))
             for row in run.subgroups]  # display names, as the metrics table
-    header, cells = subgroup_cells(rows)
-    head = "".join(f"<th>{html.escape(c)}</th>" for c in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>"
-                   for row in cells)
-    return paragraph(
+    text = paragraph(
         "The metrics again for each level of each subgroup column (scans of the level only; "
         "95 % CIs as in the metrics table, of subjects in grouped runs), at each method's "
         "operating point (threshold: the mean of its folds', each scan called at its own "
         "fold's). A level with fewer "
         f"than {MIN_SCANS} scans or {MIN_PER_CLASS} of a class is too small to say "
-        "anything, and says so; one without a class has no metrics.") + (
-        scrolling_table(head, body))
+        "anything, and says so; one without a class has no metrics.")
+    for subgroup in dict.fromkeys(str(r["subgroup"]) for r in rows):
+        text += _subgroup_tables(subgroup, [r for r in rows if str(r["subgroup"]) == subgroup])
+    return text
+
+
+def _subgroup_tables(subgroup, rows):
+    """The tables of one subgroup column: its levels (with their scans and subjects) by
+    method, a few metrics each, then the levels' notes."""
+    text = f"<h3>{html.escape(subgroup)}</h3>"
+    for title, columns in SUBGROUP_TABLES.items():
+        columns = [c for c in columns if any(metric_text(r, c) != "-" for r in rows)]
+        if columns:
+            cells = [[_level(r), str(r["method"]), *(metric_text(r, c) for c in columns)]
+                     for r in rows]
+            text += f"<h4>{title}</h4>" + metrics_table(
+                ["level", "method", *(HEADERS[c] for c in columns)], cells)
+    notes = dict.fromkeys(f"{r['level']}: {r['note']}" for r in rows if r.get("note"))
+    return text + "".join(note(n) for n in notes)
+
+
+def _level(row):
+    """A subgroup level with its scans and subjects: ``A (16 scans, 8 subjects)``."""
+    subjects = row.get("n_subjects")
+    return f"{row['level']} ({row['n_scans']} scans" + (
+        "" if subjects in (None, "", "None") else f", {subjects} subjects") + ")"

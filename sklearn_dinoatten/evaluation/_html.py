@@ -16,11 +16,21 @@ def paragraph(text):
     return f"<p>{html.escape(text)}</p>"
 
 
-def scrolling_table(head, body):
-    """A metrics table of header cells ``head`` and rows ``body`` (HTML), scrolling
-    sideways where it is wider than the page."""
-    return (f'<div class="scroll"><table class="metrics"><tr>{head}</tr>{body}</table>'
-            "</div>")
+def metrics_table(header, rows):
+    """A metrics table: ``header`` and ``rows`` of cell texts (a metric's 95 % CI,
+    ``"0.812 [0.701, 0.902]"``, goes on a line of its own, so that the table stays
+    narrow enough for the page, on screen and in print)."""
+    head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
+    body = "".join("<tr>" + "".join(f"<td>{_with_ci_below(cell)}</td>" for cell in row)
+                   + "</tr>" for row in rows)
+    return f'<table class="metrics"><tr>{head}</tr>{body}</table>'
+
+
+def _with_ci_below(text):
+    value, bracket, interval = text.partition(" [")
+    if not bracket or not interval.endswith("]"):
+        return html.escape(text)
+    return f'{html.escape(value)}<br><span class="ci">[{html.escape(interval)}</span>'
 
 
 def image(fig, caption=None):

@@ -4,10 +4,13 @@ writes it."""
 
 import numpy as np
 
-DISCRIMINATION = ("threshold", "auc", "sensitivity", "specificity", "ppv", "npv",
-                  "accuracy", "balanced_accuracy", "f1", "fnr", "fit_seconds_per_fold",
-                  "delong_p")
-CALIBRATION = ("brier", "calibration_intercept", "calibration_slope", "ece")
+# The metrics tables, by title: a few columns each, so that every table fits a page
+METRIC_TABLES = {
+    "Discrimination": ("auc", "delong_p", "fit_seconds_per_fold"),
+    "Operating point": ("threshold", "sensitivity", "specificity", "ppv", "npv"),
+    "Decisions at the operating point": ("accuracy", "balanced_accuracy", "f1", "fnr"),
+    "Calibration": ("brier", "calibration_intercept", "calibration_slope", "ece"),
+}
 HEADERS = {"method": "method", "threshold": "threshold", "auc": "AUC", "sensitivity": "sens.",
            "specificity": "spec.", "ppv": "PPV", "npv": "NPV", "accuracy": "acc.",
            "balanced_accuracy": "bal. acc.", "f1": "F1", "fnr": "FNR",
@@ -36,12 +39,14 @@ PER_CLASS_KEYS = ("class", "method")  # the columns that name a row of the per-c
 
 
 def to_markdown(rows, reference_name, keys=("method",), skip=()):
-    """The metrics tables in Markdown, discrimination and operating point, then
-    calibration (each value with its 95 % CI where it has one), rows named by the
-    columns ``keys``, without the columns ``skip``; NaN shows as ``-``."""
+    """The metrics tables in Markdown, one per :data:`METRIC_TABLES` entry (each value
+    with its 95 % CI where it has one), rows named by the columns ``keys``, without the
+    columns ``skip``; NaN shows as ``-``."""
     tables = []
-    for columns in (DISCRIMINATION, CALIBRATION):
+    for columns in METRIC_TABLES.values():
         columns = [c for c in columns if c not in skip]
+        if not columns:
+            continue
         header = [*keys] + [HEADERS[c] + (f" vs {reference_name}" if c == "delong_p"
                                           else "") for c in columns]
         lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
@@ -52,8 +57,11 @@ def to_markdown(rows, reference_name, keys=("method",), skip=()):
     return "\n\n".join(tables)
 
 
-SUBGROUP_METRICS = ("auc", "threshold", "sensitivity", "specificity", "brier",
-                    "calibration_intercept", "calibration_slope")
+# The subgroup metrics, by the report's table of them
+SUBGROUP_TABLES = {"AUC and operating point": ("auc", "threshold", "sensitivity",
+                                               "specificity"),
+                   "Calibration": ("brier", "calibration_intercept", "calibration_slope")}
+SUBGROUP_METRICS = tuple(c for columns in SUBGROUP_TABLES.values() for c in columns)
 
 
 def subgroup_cells(rows):

@@ -32,8 +32,8 @@ from ._figures import (
     profile_figure,
     roc_figure,
 )
-from ._html import image, note, paragraph, scrolling_table
-from ._markdown import CALIBRATION, DISCRIMINATION, HEADERS, PER_CLASS_KEYS, metric_text
+from ._html import image, metrics_table, note, paragraph
+from ._markdown import HEADERS, METRIC_TABLES, PER_CLASS_KEYS, metric_text
 from ._runs import embedder_of, read_run
 
 CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
@@ -45,7 +45,11 @@ border-bottom:1px solid #eee;text-align:left}code,pre{background:#f6f6f6;padding
 img{max-width:100%}.note{color:#666;font-style:italic}figure{display:inline-block;
 margin:.5em;vertical-align:top}figcaption{font-size:.9em;color:#444}
 .warning{background:#b00020;color:#fff;padding:.6em 1em;font-weight:bold}
-.metrics td+td{white-space:nowrap}.scroll{overflow-x:auto;max-width:100%}"""
+pre{white-space:pre-wrap;overflow-wrap:anywhere}td{overflow-wrap:anywhere}
+.metrics{font-size:.92em}.metrics td,.metrics th{padding:.3em .6em;vertical-align:top;
+overflow-wrap:normal}.metrics td+td{white-space:nowrap}.ci{color:#555;font-size:.85em}
+@media print{body{max-width:none;margin:0;padding:0;font-size:10pt}
+h2,h3,h4{break-after:avoid}tr,figure,img{break-inside:avoid}.metrics{font-size:8.5pt}}"""
 
 
 def write_report(run_dir, out=None, overlays=4, verbose=0):
@@ -175,33 +179,35 @@ def _metrics_section(run):
 
 
 def _metric_tables(run, rows, keys, level=3):
-    """The discrimination and calibration tables of metrics ``rows``, each row named by
-    its ``keys`` columns; a column without a value is left out."""
+    """The tables of :data:`METRIC_TABLES` for metrics ``rows``, each row named by its
+    ``keys`` columns; a column without a value is left out, and a table without one."""
     tables = []
-    for title, columns in (("Discrimination and operating point", DISCRIMINATION),
-                           ("Calibration", CALIBRATION)):
+    for title, columns in METRIC_TABLES.items():
         columns = [c for c in columns if c in rows[0]
-                   and any(_cell(run, row, c) != "&ndash;" for row in rows)]
-        if not columns:
-            continue
-        head = "".join(f"<th>{html.escape(HEADERS.get(c, c))}</th>"
-                       for c in [*keys, *columns])
-        body = "".join("<tr>" + "".join(f"<td>{_cell(run, row, c)}</td>"
-                                        for c in [*keys, *columns]) + "</tr>" for row in rows)
-        tables.append(f'<h{level}>{title}</h{level}>' + scrolling_table(head, body))
+                   and any(_cell(run, row, c) != MISSING for row in rows)]
+        if columns:
+            header = [HEADERS.get(c, c) + (f" vs {run.names[run.reference]}"
+                                           if c == "delong_p" else "")
+                      for c in [*keys, *columns]]
+            cells = [[_cell(run, row, c) for c in [*keys, *columns]] for row in rows]
+            tables.append(f"<h{level}>{title}</h{level}>" + metrics_table(header, cells))
     return "".join(tables)
 
 
+MISSING = "\u2013"  # a metric without a value (NaN): an en dash
+
+
 def _cell(run, row, column):
+    """A metrics row's value as the report's tables show it (text)."""
     value = row.get(column) or ""
     if column == "method":
-        return html.escape(run.names.get(value, value))
+        return run.names.get(value, value)
     if column == "class":
-        return html.escape(str(value))
+        return str(value)
     if column == "delong_p" and row["method"] in (run.reference, run.names[run.reference]):
         return "reference"
     text = metric_text(row, column)
-    return "&ndash;" if text == "-" else html.escape(text)
+    return MISSING if text == "-" else text
 
 
 def _roc_section(run):

@@ -129,7 +129,8 @@ def test_binary_report_is_self_contained(tmp_path, capsys):
     assert text.count('src="data:image/png;base64,') == 6
     for name in [*BINARY.values(), *SECTIONS, "dinoatten cv &#x27;data dir&#x27;", "2025-01-01"]:
         assert name in text
-    assert "0.800 [0.700, 0.900]" in text  # AUC with its CI from metrics.csv
+    # AUC with its CI from metrics.csv, the interval on a line of its own
+    assert '0.800<br><span class="ci">[0.700, 0.900]</span>' in text
     assert "overlays=0" in text
     assert plt.get_fignums() == []
     assert capsys.readouterr().out == ""  # silent by default

@@ -3,6 +3,7 @@ of 7 methods x 3 encoders, and 5 classes of long names, rendered headless; every
 keeps a readable size, nothing overlaps a neighbouring panel or leaves the figure."""
 
 import itertools
+import re
 
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -100,8 +101,10 @@ def test_an_encoder_comparison_of_21_methods_keeps_every_panel_readable(comparis
         check_layout(fig, renderer)
     roc = figures[0][0]
     assert len(panels_of(roc)) == len(COMPARISON)
-    tables = text.count('<table class="metrics">')  # each scrolls sideways if too wide
-    assert tables >= 1 and text.count('<div class="scroll"><table class="metrics">') == tables
+    # a few columns a table, none scrolling sideways (test_report_rendering.py: in Chromium)
+    heads = re.findall(r'<table class="metrics"><tr>(.*?)</tr>', text)
+    assert len(heads) >= 3 and 'class="scroll"' not in text
+    assert all(head.count("<th>") <= 6 for head in heads)
 
 
 def test_five_long_class_names_stay_apart_and_inside(long_classes_report):

@@ -84,6 +84,9 @@ sphinx_gallery_conf = {
     "within_subsection_order": "FileNameSortKey",
     "matplotlib_animations": False,
     "reference_url": {"sklearn_dinoatten": None},
+    # What the examples print, not the repr of a cell's last expression (a set_title's
+    # stray "Text(0.5, 1.0, ...)")
+    "capture_repr": (),
 }
 warnings.filterwarnings("ignore", message="weights='random'", category=UserWarning)
 warnings.filterwarnings("ignore", category=UserWarning,
@@ -96,5 +99,6 @@ html_theme_options = {
     "show_toc_level": 2,
     "secondary_sidebar_items": ["page-toc"],
 }
-html_static_path = []
+html_static_path = ["_static"]
+html_css_files = ["custom.css"]
 html_show_sourcelink = False

@@ -41,3 +41,33 @@ def test_every_public_name_has_a_page(name):
                and n not in documented[name] and id(getattr(module, n)) not in top]
     assert not missing
     assert documented[name] <= set(module.__all__)  # nothing listed that is not public
+
+
+ROOT = pathlib.Path(__file__).parents[1]
+
+
+def test_the_readme_and_the_getting_started_page_give_the_same_durations():
+    """Before: the tests took "about 5.5" minutes in one, "10 to 11" in the other."""
+    def said(page):
+        text = " ".join((ROOT / page).read_text().split())
+        return re.search(r"the demo (?:then )?takes (.*?) minutes .*? the tests (about )?"
+                         r"([\d.]+( to [\d.]+)?)", text).group(1, 3)
+
+    assert said("README.md") == said("docs/user_guide/getting_started.md")
+
+
+def test_gallery_pages_show_what_the_examples_print_only():
+    """Before: a cell ending in ``ax.set_title(...)`` printed ``Text(0.5, 1.0, ...)``."""
+    conf = {}
+    source = (ROOT / "docs" / "conf.py").read_text()
+    start = source.index("sphinx_gallery_conf = {")
+    exec(source[start:source.index("\n}\n", start) + 3], {}, conf)
+    assert conf["sphinx_gallery_conf"]["capture_repr"] == ()
+
+
+def test_api_page_titles_wrap_rather_than_run_off_the_page():
+    """An API page's title is a long dotted name (clipped at 1400 px before)."""
+    source = (ROOT / "docs" / "conf.py").read_text()
+    assert 'html_css_files = ["custom.css"]' in source and '"_static"' in source
+    css = (ROOT / "docs" / "_static" / "custom.css").read_text()
+    assert re.search(r"\.bd-article h1 \{\s*overflow-wrap: anywhere;", css)

@@ -146,6 +146,11 @@ class EmbeddingRunMixin:
             Row ``j`` of the volume's embedding belongs to slice ``indices[j]`` along
             axis ``axes[j]`` of the (RAS) volume; ``[axis], [0]`` for an image.
         """
+        if isinstance(volume, (list, tuple)) or (isinstance(volume, np.ndarray)
+                                                 and volume.dtype.kind in "OUS"):
+            raise ValueError(f"kept_slices takes one volume (a path, a nibabel image or an "
+                             f"array); got a {type(volume).__name__} of {len(volume)}: call "
+                             "it for each volume.")
         sets = self.slice_reader().choose(read_scan(volume, images=True, spacing=self.spacing))
         return (np.concatenate([np.full(len(s.indices), s.axis) for s in sets]),
                 np.concatenate([s.indices for s in sets]))

@@ -14,7 +14,7 @@ from ._clinical import (
 )
 from ._figures import panel_height, panel_title, panels
 from ._html import image, metrics_table, note, paragraph
-from ._markdown import HEADERS, SUBGROUP_TABLES, metric_text
+from ._markdown import HEADERS, SUBGROUP_METRICS, SUBGROUP_TABLES, metric_text, no_spread_note
 from ._subgroups import MIN_PER_CLASS, MIN_SCANS
 
 RISK_GRID = np.linspace(0.01, 0.99, 99)  # threshold probabilities of the decision curves
@@ -138,8 +138,9 @@ def _subgroup_tables(subgroup, rows):
                      for r in rows]
             text += f"<h4>{title}</h4>" + metrics_table(
                 ["level", "method", *(HEADERS[c] for c in columns)], cells)
-    notes = dict.fromkeys(f"{r['level']}: {r['note']}" for r in rows if r.get("note"))
-    return text + "".join(note(n) for n in notes)
+    notes = [*dict.fromkeys(f"{r['level']}: {r['note']}" for r in rows if r.get("note")),
+             no_spread_note(metric_text(r, c) for r in rows for c in SUBGROUP_METRICS)]
+    return text + "".join(note(n) for n in notes if n)
 
 
 def _level(row):

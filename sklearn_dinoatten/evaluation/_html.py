@@ -3,8 +3,13 @@
 import base64
 import html
 import io
+import re
 
 import matplotlib.pyplot as plt
+
+# A metric's text with its interval: "0.812 [0.701, 0.902]", maybe marked " \u2020"
+INTERVAL = re.compile(r"(-?[\d.]+) (\[-?[\d.]+, -?[\d.]+\](?: \u2020)?)")
+NUMBER = re.compile(r"-?[\d.]+|\u2013|reference")  # a value, a missing one, DeLong's own
 
 
 def note(text):
@@ -21,16 +26,21 @@ def metrics_table(header, rows):
     ``"0.812 [0.701, 0.902]"``, goes on a line of its own, so that the table stays
     narrow enough for the page, on screen and in print)."""
     head = "".join(f"<th>{html.escape(cell)}</th>" for cell in header)
-    body = "".join("<tr>" + "".join(f"<td>{_with_ci_below(cell)}</td>" for cell in row)
-                   + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(_cell(cell) for cell in row) + "</tr>" for row in rows)
     return f'<table class="metrics"><tr>{head}</tr>{body}</table>'
 
 
-def _with_ci_below(text):
-    value, bracket, interval = text.partition(" [")
-    if not bracket or not interval.endswith("]"):
-        return html.escape(text)
-    return f'{html.escape(value)}<br><span class="ci">[{html.escape(interval)}</span>'
+def _cell(text):
+    """A table cell: a name, which wraps, or a number (class ``n``), which does not, with
+    its interval (``[low, high]`` after it) on a line below."""
+    found = INTERVAL.fullmatch(text)
+    if found is not None:
+        value, interval = found.groups()
+        return (f'<td class="n">{html.escape(value)}<br><span class="ci">'
+                f"{html.escape(interval)}</span></td>")
+    if NUMBER.fullmatch(text):
+        return f'<td class="n">{html.escape(text)}</td>'
+    return f"<td>{html.escape(text)}</td>"  # a name, which may hold brackets
 
 
 def image(fig, caption=None):

@@ -19,10 +19,16 @@ HEADERS = {"method": "method", "threshold": "threshold", "auc": "AUC", "sensitiv
            "ece": "ECE"}
 
 
+NO_SPREAD = " \u2020"  # a dagger after an interval the bootstrap could not spread
+NO_SPREAD_NOTE = ("\u2020 The bootstrap could not spread this interval: every resample gave "
+                  "the same value (too few scans, or events, to resample). It is no sign of "
+                  "certainty.")
+
+
 def metric_text(row, column):
     """A metrics row's value as the tables show it: 3 decimals (p-values 3 significant
     digits, trailing zeros kept; seconds 1), ``[low, high]`` after it where the row has
-    its CI, ``-`` for NaN or empty."""
+    its CI (with :data:`NO_SPREAD` where the two are one value), ``-`` for NaN or empty."""
     def number(value, spec):
         value = float(value) if value not in ("", None) else np.nan
         return "-" if np.isnan(value) else format(value, spec)
@@ -32,7 +38,13 @@ def metric_text(row, column):
     low, high = row.get(f"{column}_ci_low"), row.get(f"{column}_ci_high")
     if text != "-" and low not in (None, "") and not np.isnan(float(low)):
         text += f" [{number(low, spec)}, {number(high, spec)}]"
+        text += NO_SPREAD if float(low) == float(high) else ""
     return text
+
+
+def no_spread_note(cells):
+    """:data:`NO_SPREAD_NOTE` where one of the texts ``cells`` has the mark, else ''."""
+    return NO_SPREAD_NOTE if any(NO_SPREAD in cell for cell in cells) else ""
 
 
 PER_CLASS_KEYS = ("class", "method")  # the columns that name a row of the per-class table
@@ -54,7 +66,9 @@ def to_markdown(rows, reference_name, keys=("method",), skip=()):
                                     + [metric_text(r, c) for c in columns])
                   + " |" for r in rows]
         tables.append("\n".join(lines))
-    return "\n\n".join(tables)
+    note = no_spread_note(metric_text(r, c) for r in rows
+                          for columns in METRIC_TABLES.values() for c in columns if c in r)
+    return "\n\n".join(tables + ([note] if note else []))
 
 
 # The subgroup metrics, by the report's table of them
@@ -83,5 +97,7 @@ def subgroup_cells(rows):
 def subgroups_markdown(rows):
     """The subgroup table in Markdown (see :func:`subgroup_cells`)."""
     header, cells = subgroup_cells(rows)
+    note = no_spread_note(cell for row in cells for cell in row)
     return "\n".join(["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-                     + ["| " + " | ".join(row) + " |" for row in cells])
+                     + ["| " + " | ".join(row) + " |" for row in cells]
+                     + (["", note] if note else []))

@@ -33,7 +33,7 @@ from ._figures import (
     roc_figure,
 )
 from ._html import image, metrics_table, note, paragraph
-from ._markdown import HEADERS, METRIC_TABLES, PER_CLASS_KEYS, metric_text
+from ._markdown import HEADERS, METRIC_TABLES, PER_CLASS_KEYS, metric_text, no_spread_note
 from ._runs import embedder_of, read_run
 
 CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
@@ -46,8 +46,8 @@ img{max-width:100%}.note{color:#666;font-style:italic}figure{display:inline-bloc
 margin:.5em;vertical-align:top}figcaption{font-size:.9em;color:#444}
 .warning{background:#b00020;color:#fff;padding:.6em 1em;font-weight:bold}
 pre{white-space:pre-wrap;overflow-wrap:anywhere}td{overflow-wrap:anywhere}
-.metrics{font-size:.92em}.metrics td,.metrics th{padding:.3em .6em;vertical-align:top;
-overflow-wrap:normal}.metrics td+td{white-space:nowrap}.ci{color:#555;font-size:.85em}
+.metrics{font-size:.92em}.metrics td,.metrics th{padding:.3em .6em;vertical-align:top}
+.metrics td.n{white-space:nowrap}.ci{color:#555;font-size:.85em}
 @media print{body{max-width:none;margin:0;padding:0;font-size:10pt}
 h2,h3,h4{break-after:avoid}tr,figure,img{break-inside:avoid}.metrics{font-size:8.5pt}}"""
 
@@ -181,7 +181,7 @@ def _metrics_section(run):
 def _metric_tables(run, rows, keys, level=3):
     """The tables of :data:`METRIC_TABLES` for metrics ``rows``, each row named by its
     ``keys`` columns; a column without a value is left out, and a table without one."""
-    tables = []
+    tables, said = [], ""
     for title, columns in METRIC_TABLES.items():
         columns = [c for c in columns if c in rows[0]
                    and any(_cell(run, row, c) != MISSING for row in rows)]
@@ -191,7 +191,8 @@ def _metric_tables(run, rows, keys, level=3):
                       for c in [*keys, *columns]]
             cells = [[_cell(run, row, c) for c in [*keys, *columns]] for row in rows]
             tables.append(f"<h{level}>{title}</h{level}>" + metrics_table(header, cells))
-    return "".join(tables)
+            said = said or no_spread_note(cell for row in cells for cell in row)
+    return "".join(tables) + (note(said) if tables and said else "")
 
 
 MISSING = "\u2013"  # a metric without a value (NaN): an en dash
@@ -303,8 +304,9 @@ def _overlay_section(run, overlays, verbose):
     done = 0
     for word, (shown, total) in groups.items():
         parts.append(f"<h3>Confidently {word}</h3>")
+        each = " (the most confident of each subject)" if run.groups is not None else ""
         parts.append(paragraph(
-            f"{len(shown)} of the {total} scans predicted {word}ly with p ≥ {CONFIDENT}."
+            f"{len(shown)} of the {total} scans predicted {word}ly with p ≥ {CONFIDENT}{each}."
             if total else f"No scan was predicted {word}ly with p ≥ {CONFIDENT}."))
         for i in shown:
             done += 1
@@ -335,7 +337,10 @@ def _overlay_caption(run, key, i, path):
     name = path if inside.startswith(os.pardir) else inside  # shorter under the data root
     predicted = run.pred[key][i]
     p = run.proba[key][i, run.classes.index(predicted)]
-    return f"{name}: true {run.labels[i]}, predicted {predicted}, p({predicted}) = {p:.2f}"
+    return (f"{name}: true {run.labels[i]}, predicted {predicted}, p({predicted}) = {p:.2f}"
+            + (". Random backbone weights: the in-plane attention, a flat tint here, carries "
+               "no information; only which slices are lit is the classifier's."
+               if run.info.get("random_weights") else ""))
 
 
 def _scan_path(run, path):
@@ -356,11 +361,14 @@ def _overlay_scans(run, key, overlays):
     """``{"right": (scans, n), "wrong": (scans, n)}``: of the ``n`` scans predicted
     rightly (wrongly) with a probability of at least ``CONFIDENT``, those to show, up to
     ``overlays`` in all, half right and half wrong where possible; within each, the
-    classes take turns, most confident first."""
+    classes take turns, most confident first; one scan a subject in grouped runs (its
+    most confident), so that two overlays are not one subject's two sessions."""
     pred = run.pred[key]
     confidence = run.proba[key][np.arange(len(pred)), [run.classes.index(c) for c in pred]]
     order = np.argsort(-confidence, kind="stable")
     order = order[confidence[order] >= CONFIDENT]
+    if run.groups is not None:
+        order = order[np.sort(np.unique(run.groups[order], return_index=True)[1])]
     correct = pred[order] == run.labels[order]
     right, wrong = _classes_in_turn(run, order[correct]), _classes_in_turn(run, order[~correct])
     n_wrong = min(len(wrong), max(overlays // 2, overlays - len(right)))

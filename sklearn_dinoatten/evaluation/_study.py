@@ -26,7 +26,7 @@ from ._operating_point import (
 )
 from ._out_of_fold import check_recalibration, cross_validate_method
 from ._runs import Run, jsonable, versions
-from ._subgroups import subgroup_levels, subgroup_table
+from ._subgroups import subgroup_levels, subgroup_table, warn_if_few_scored
 from ._table import caption, metrics_table, per_class_table, positive_class, scored_samples
 
 BIDS_SUBJECT = re.compile(r"(?:^|[/\\_])sub-([A-Za-z0-9]+)")  # a BIDS path's subject label
@@ -166,6 +166,7 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
                      next(iter(results)))
     groups = protocol.groups
     scored = scored_samples(results)
+    warn_if_few_scored(y[scored])
     first = next((name for name in embedders if name in inputs), None)  # embedded, if any
     random_weights = any(e.weights == "random" for e in embedders.values())
     outputs = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
+from ..datasets._folders import MISSING
 from ._methods import method_name
 from ._runs import METRIC_COLUMNS
 from ._table import metrics_table, scored_samples
@@ -59,10 +60,10 @@ def subgroup_table(y, results, subgroups, *, reference, pos_label=None, groups=N
 
 
 def subgroup_levels(values):
-    """Each scan's level of a subgroup column, as text; an empty value is
-    ``"(missing)"``."""
-    return np.array(["(missing)" if str(v).strip() == "" else str(v).strip()
-                     for v in values])
+    """Each scan's level of a subgroup column, as text; a missing value (empty, None, NaN,
+    or a cell a spreadsheet writes for one: "NA", "n/a", "null"...) is ``"(missing)"``."""
+    return np.array(["(missing)" if v is None or str(v).strip().lower() in MISSING
+                     else str(v).strip() for v in values])
 
 
 def _subset(result, member):
@@ -78,9 +79,24 @@ def _too_small(name, level, n_scans, present, counts, classes):
     if missing:
         note = f"no scan of class {', '.join(missing)}: no metrics"
     elif n_scans < MIN_SCANS or counts.min() < MIN_PER_CLASS:
-        note = (f"too small to say anything: {n_scans} scans, "
-                + ", ".join(f"{n} of {c}" for c, n in zip(present, counts, strict=True)))
+        note = f"too small to say anything: {_counted(n_scans, present, counts)}"
     else:
         return ""
     warnings.warn(f"Subgroup {name}={level!r}: {note}.", UserWarning, stacklevel=3)
     return note
+
+
+def _counted(n_scans, classes, counts):
+    return f"{n_scans} scans, " + ", ".join(f"{n} of {c}" for c, n in zip(classes, counts,
+                                                                           strict=True))
+
+
+def warn_if_few_scored(y):
+    """Warn where the scored scans ``y`` are too few for the metrics to say much (fewer
+    than ``MIN_SCANS``, or than ``MIN_PER_CLASS`` of a class), as for a subgroup level."""
+    classes, counts = np.unique(np.asarray(y), return_counts=True)
+    if len(y) < MIN_SCANS or counts.min() < MIN_PER_CLASS:
+        warnings.warn(f"The scored scans are too few for the metrics to say much "
+                      f"({_counted(len(y), classes, counts)}; fewer than {MIN_SCANS}, or "
+                      f"than {MIN_PER_CLASS} of a class): their intervals are wide, or do "
+                      "not spread at all (marked \u2020).", UserWarning, stacklevel=3)

@@ -85,3 +85,44 @@ def test_a_subject_whose_scans_change_label_is_named(tmp_path):
                      "--image-size", "28", "--epochs", "1", "--folds", "2", "-q"]) == 0
     lines = [line for line in err.getvalue().splitlines() if "different labels" in line]
     assert len(lines) == 1 and lines[0].startswith("dinoatten cv: warning: 1 subject(s)")
+
+
+def test_a_study_of_few_scans_warns_and_marks_intervals_the_bootstrap_cannot_spread():
+    """Before: "AUC 1.000 [1.000, 1.000]" from 10 scans, without a word."""
+    from sklearn_dinoatten.datasets import make_volumes
+    from sklearn_dinoatten.evaluation._markdown import NO_SPREAD_NOTE, metric_text, to_markdown
+
+    X, y = make_volumes(n_samples=10, shape=(20, 20, 4), random_state=0)
+    with pytest.warns(UserWarning, match=r"The scored scans are too few for the metrics to "
+                                         r"say much \(10 scans, 5 of 0, 5 of 1; fewer than "
+                                         r"20, or than 5 of a class\)"):
+        run = run_study(list(X), y, {"mean": make_method("mean", max_epochs=1)},
+                        cross_validation(y, 2), embedder=DinoSliceEmbedder(**FAST),
+                        verbose=0)
+    row = {"method": "m", "auc": 1.0, "auc_ci_low": 1.0, "auc_ci_high": 1.0,
+           "sensitivity": 0.8, "sensitivity_ci_low": 0.5, "sensitivity_ci_high": 1.0}
+    assert metric_text(row, "auc") == "1.000 [1.000, 1.000] \u2020"
+    assert metric_text(row, "sensitivity") == "0.800 [0.500, 1.000]"
+    assert to_markdown([row], "m").endswith(NO_SPREAD_NOTE)
+    flat = [(r["method"], c[:-7]) for r in run.metrics for c in r if c.endswith("_ci_low")
+            and float(r[c]) == float(r[c[:-7] + "_ci_high"])]  # NaN == NaN is False
+    text = to_markdown(run.metrics, "Mean pooling")
+    assert (NO_SPREAD_NOTE in text) == bool(flat)
+    assert all(metric_text(row, column).endswith(" \u2020") for row in run.metrics
+               for name, column in flat if row["method"] == name)
+
+
+def test_kept_slices_takes_one_volume_and_says_so():
+    """Before: kept_slices([path]) failed with "has dtype <U53"."""
+    embedder = DinoSliceEmbedder(**FAST).fit([np.ones((8, 8, 4))])
+    with pytest.raises(ValueError, match="kept_slices takes one volume .*; got a list of 1: "
+                                         "call it for each volume"):
+        embedder.kept_slices(["scan.nii.gz"])
+
+
+def test_missing_subgroup_values_are_one_missing_level():
+    """Before: NaN and None became the levels 'nan' and 'None'."""
+    from sklearn_dinoatten.evaluation._subgroups import subgroup_levels
+
+    levels = subgroup_levels(["A", None, float("nan"), "", " NA ", "n/a", "B"])
+    assert levels.tolist() == ["A"] + ["(missing)"] * 5 + ["B"]

@@ -1,3 +1,4 @@
+import csv
 import html
 import json
 import re
@@ -305,7 +306,7 @@ def test_a_binary_run_without_its_positive_class_is_refused(tmp_path):
 def test_metrics_table_has_sensitivity_and_specificity(binary_report):
     text, _ = binary_report
     assert "<th>sens.</th><th>spec.</th>" in text
-    assert "<td>0.800</td><td>0.700</td>" in text  # the values of metrics.csv
+    assert '<td class="n">0.800</td><td class="n">0.700</td>' in text  # metrics.csv's values
 
 
 def test_roc_draws_a_panel_per_method_against_the_reference(binary_report):
@@ -373,3 +374,32 @@ def test_class_names_with_dollar_signs_are_drawn_as_written(tmp_path, monkeypatc
     dollars = {t: artist.get_parse_math() for t, artist in drawn if "$" in t}
     assert "cost $5" in dollars and "$x_1$" in dollars
     assert not any(dollars.values())
+
+
+def test_overlays_show_distinct_subjects_and_say_what_random_weights_show(tmp_path):
+    """Before: both overlays could be one subject's two sessions, and a flat tint of
+    random weights looked like a finding."""
+    embedder = {**FAST, "backbone": "vit_small_patch14_dinov2", "axis": "axial"}
+    run_dir = make_run_dir(tmp_path / "run", embedder=embedder, volumes=True, grouped=True,
+                           random_weights=True)
+    path = run_dir / "predictions.csv"
+    rows = list(csv.DictReader(open(path)))
+    for i, row in enumerate(rows):
+        row["subject"] = f"p{i // 2}"  # two sessions a subject
+        if i < 2:  # subject p0's two sessions: the most confident right predictions
+            for c in ("CN", "AD"):
+                row[f"dinoatten3d_p_{c}"] = "0.999" if c == row["label"] else "0.001"
+            row["dinoatten3d_pred"] = row["label"]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    text = open(write_report(run_dir, overlays=4)).read()
+    right = text.split("<h3>Confidently right</h3>")[1].split("<h3>")[0]
+    shown = re.findall(r"<figcaption>(scan\d\d)\.nii\.gz", right)
+    assert len(shown) == 2 and not {"scan00", "scan01"} <= set(shown)
+    subjects = {row["path"]: row["subject"] for row in rows}
+    assert len({subjects[f"{s}.nii.gz"] for s in shown}) == 2
+    assert "(the most confident of each subject)" in right
+    assert text.count("Random backbone weights: the in-plane attention, a flat tint here, "
+                      "carries no information") == len(re.findall("<figcaption>scan", text))

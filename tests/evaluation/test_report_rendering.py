@@ -91,8 +91,7 @@ def test_every_column_is_printed(report, tmp_path):
         pytest.skip("needs pdftotext (Debian's poppler-utils) to read the PDF")
     text = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True,
                           text=True, check=True).stdout
-    for header in ("DeLong p vs", "fit s/fold", "NPV", "FNR", "bal. acc.", "ECE",
-                   "cal. slope", "cal. intercept"):
-        assert header in text, header
+    for header in ("DeLong", "s/fold", "NPV", "FNR", "bal.", "ECE", "slope", "intercept"):
+        assert header in text, header  # headers may wrap: one word of each
     last = next(iter(COMPARISON.values()))  # a long name's interval, whole, in print
     assert "[0.001, 0.999]" in text and last.split(" [")[0] in text

@@ -44,8 +44,9 @@ def test_a_run_reads_back_as_written(tmp_path):
                       "mst_pred", "mst_p_0", "mst_p_1"]
     markdown = (tmp_path / "metrics.md").read_text()
     row = run.metrics[0]
-    assert (f"| Mean pooling | {row['threshold']:.3f} | {row['auc']:.3f} "
-            f"[{row['auc_ci_low']:.3f}, {row['auc_ci_high']:.3f}] |") in markdown
+    assert (f"| Mean pooling | {row['auc']:.3f} [{row['auc_ci_low']:.3f}, "
+            f"{row['auc_ci_high']:.3f}] |") in markdown  # the discrimination table
+    assert f"| Mean pooling | {row['threshold']:.3f} | " in markdown  # the operating point
     assert f"| Mean pooling | {row['brier']:.3f} [{row['brier_ci_low']:.3f}" in markdown
     assert "DeLong p vs Mean pooling" in markdown and markdown.endswith("Protocol: a test.\n")
 

@@ -375,3 +375,20 @@ def test_a_model_file_of_the_previous_format_still_loads(tmp_path):
                                        "sha256": persistence._digest(spec, tensors)})
     np.testing.assert_array_equal(load_model(path).predict_proba(X), model.predict_proba(X))
     assert persistence.read_card(path) is None
+
+
+def test_a_model_file_of_the_previous_version_predicts_as_it_did():
+    """tests/data/model_format3.safetensors was written by the version before the
+    training loop was set apart from the task (an OperatingPointClassifier over an
+    AttentionPoolClassifier, youden and Platt); its probabilities, then, are below."""
+    rng = np.random.default_rng(0)
+    y = np.array(["HC", "AD"] * 10)
+    X = rng.normal(size=(20, 3, 4)).astype(np.float32) + (y == "AD")[:, None, None]
+    model = load_model(os.path.join(os.path.dirname(__file__), "data",
+                                    "model_format3.safetensors"))
+    expected = [[0.4152887289312103, 0.5847112710687897],
+                [0.42770971573264255, 0.5722902842673575],
+                [0.5339664061675546, 0.4660335938324453],
+                [0.34474911360437355, 0.6552508863956265]]
+    assert model.predict_proba(X[:4]).tolist() == expected
+    assert model.threshold_ == 0.656588077545166 and model.classes_.tolist() == ["AD", "HC"]

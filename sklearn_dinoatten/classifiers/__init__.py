@@ -8,18 +8,22 @@
 - :class:`ResNet3DClassifier` takes volumes of one shape ``(n_volumes, x, y, z)``.
 - :class:`FineTunedSliceClassifier` takes volumes (paths or arrays) or 2D images.
 
-:class:`BaseTorchClassifier` holds what they share (training loop, early stopping,
-devices, persistence); a new head subclasses it.
+:class:`BaseTorchEstimator` is the training loop apart from the task (epochs, early
+stopping, validation scans, schedules, devices, interruption, persistence);
+:class:`BaseTorchClassifier` the classification layer on it (classes, class weights,
+the loss, softmax), which a new head subclasses.
 """
 
 from ._base import BaseTorchClassifier
 from ._finetune import FineTunedSliceClassifier
 from ._heads import AttentionPoolClassifier, SCMILClassifier, SliceTransformerClassifier
 from ._resnet import ResNet3DClassifier
+from ._training import BaseTorchEstimator
 
 __all__ = [
     "AttentionPoolClassifier",
     "BaseTorchClassifier",
+    "BaseTorchEstimator",
     "FineTunedSliceClassifier",
     "ResNet3DClassifier",
     "SCMILClassifier",

@@ -38,7 +38,7 @@ def external_labels(y, methods, pos_label, protocol):
         warnings.warn(f"{protocol.training_scans} of the {len(y)} scans were used to train "
                       "this model: this is not an external test, and its metrics say "
                       "nothing of how the model does on other scans.", UserWarning,
-                      stacklevel=3)
+                      stacklevel=4)
     return y, pos_label
 
 

@@ -9,17 +9,27 @@ from importlib import import_module
 
 from ..utils._options import MAX_EPOCHS, RANDOM_STATE, RESNET_DEPTH, RESNET_WIDTH
 
+INPUTS = ("slices", "volumes")  # what a method trains on: slice embeddings, or volumes
+TASKS = ("classification",)  # what it predicts
+
 
 @dataclass(frozen=True)
 class Method:
-    """A method of the study: its display name, the name of its classifier in
-    :mod:`sklearn_dinoatten.classifiers` and the parameters that make it this method;
-    ``takes_volumes``: it trains on resampled volumes, not on slice embeddings."""
+    """A method of the study: its display name, the name of its estimator in
+    :mod:`sklearn_dinoatten.classifiers`, the parameters that make it this method, its
+    ``task`` (one of :data:`TASKS`) and its ``input`` (one of :data:`INPUTS`: slice
+    embeddings, or resampled volumes)."""
 
     name: str
     estimator: str
     params: dict = field(default_factory=dict)
-    takes_volumes: bool = False
+    task: str = "classification"
+    input: str = "slices"
+
+    @property
+    def takes_volumes(self):
+        """Whether it trains on resampled volumes, not on slice embeddings."""
+        return self.input == "volumes"
 
 
 METHODS = {
@@ -31,7 +41,7 @@ METHODS = {
     "mst": Method("MST aggregator", "SliceTransformerClassifier"),
     "scmil": Method("SC-MIL", "SCMILClassifier"),
     "resnet3d": Method("3D ResNet", "ResNet3DClassifier", dict(batch_size=8),
-                       takes_volumes=True),
+                       input="volumes"),
 }
 REFERENCE = "dinoatten3d"
 ENCODER_SEPARATOR = "@"  # "<method>@<encoder>": a method on one of a study's encoders

@@ -35,6 +35,7 @@ import csv
 import json
 import os
 import platform
+import time
 import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -46,6 +47,7 @@ from ..utils._files import atomic_write, file_sha256, write_csv
 from ..utils._options import THRESHOLD
 from ._clinical import decide
 from ._markdown import PER_CLASS_KEYS, subgroups_markdown, to_markdown
+from ._methods import method_name
 
 # Columns ending in _ci_low / _ci_high bound the 95 % CI of the column before them.
 METRIC_COLUMNS = ("method", "threshold", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
@@ -321,6 +323,47 @@ def data_record(root, labels_csv, n_scans):
     sha256 (a later change of the labels shows)."""
     return {"root": os.path.abspath(root), "labels_csv": os.path.abspath(labels_csv),
             "labels_sha256": file_sha256(labels_csv), "n_scans": n_scans}
+
+
+def describe_study(study, *, scored, reference, calls, caption, embedders, resampler,
+                   methods, weights_sha256, protocol_name):
+    """run.json's description of a study (a ``Study`` of ``run_study``): its classes,
+    positive class, protocol, grouping, scored scans, caption, how the scans were called
+    (``calls``), the reference method, the slice embedders' (``embedders``, those that
+    embedded) and the resampler's parameters, each method's (``methods``: key ->
+    ``(classifier, encoder name or None)``), the weights files' SHA-256 and versions."""
+    groups, protocol = study.protocol.groups, study.protocol
+    params = {name: jsonable(e.get_params()) for name, e in embedders.items()}
+    several = len(study.embedders) > 1
+    info = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "classes": np.unique(study.y).tolist(),
+        "positive_label": study.positive,
+        "protocol": protocol_name,
+        "training_scans_scored": protocol.training_scans,
+        "protocol_description": protocol.description,
+        "folds": None if protocol.held_out else len(protocol.splits),
+        "grouped": groups is not None,
+        "n_subjects": None if groups is None else len(np.unique(groups[scored])),
+        "n_scored": int(scored.sum()),
+        "caption": caption,
+        **calls,
+        "random_weights": any(e.weights == "random" for e in study.embedders.values()),
+        "seed": study.random_state,
+        "reference": reference,
+        "embedder": next(iter(params.values())) if len(params) == 1 else None,
+        "resampler": None if resampler is None else jsonable(resampler.get_params()),
+        "methods": {k: {"name": method_name(k), "params": jsonable(m.get_params()),
+                        **({"encoder": source} if several and source else {})}
+                    for k, (m, source) in methods.items()},
+        "versions": versions(),
+        "weights_sha256": weights_sha256,
+    }
+    if len(params) > 1:
+        info["embedders"] = params
+    if study.subgroups:
+        info["subgroups"] = list(study.subgroups)
+    return info
 
 
 def jsonable(params):

@@ -91,7 +91,7 @@ def _counted(n_scans, classes, counts):
                                                                            strict=True))
 
 
-def warn_if_few_scored(y):
+def warn_if_few_scored(y, stacklevel=3):
     """Warn where the scored scans ``y`` are too few for the metrics to say much (fewer
     than ``MIN_SCANS``, or than ``MIN_PER_CLASS`` of a class), as for a subgroup level."""
     classes, counts = np.unique(np.asarray(y), return_counts=True)
@@ -99,4 +99,5 @@ def warn_if_few_scored(y):
         warnings.warn(f"The scored scans are too few for the metrics to say much "
                       f"({_counted(len(y), classes, counts)}; fewer than {MIN_SCANS}, or "
                       f"than {MIN_PER_CLASS} of a class): their intervals are wide, or do "
-                      "not spread at all (marked \u2020).", UserWarning, stacklevel=3)
+                      "not spread at all (marked \u2020).", UserWarning,
+                      stacklevel=stacklevel)

@@ -41,6 +41,10 @@ def free_names(code):
             bound.add(node.id)
         elif isinstance(node, (ast.Import, ast.ImportFrom)):
             bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, ast.arg):  # a function's or lambda's parameter
+            bound.add(node.arg)
+        elif isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            bound.add(node.name)
         elif isinstance(node, ast.comprehension):
             bound.update(n.id for n in ast.walk(node.target) if isinstance(n, ast.Name))
     for node in ast.walk(ast.parse(code)):
@@ -69,8 +73,19 @@ def placeholders(tmp_path_factory):
                       score_other=rng.normal(size=len(y)))
 
 
+@pytest.fixture
+def metrics_kept():
+    """The metric registry as it was before an example registered one."""
+    from sklearn_dinoatten.evaluation import METRICS
+
+    before = dict(METRICS)
+    yield
+    METRICS.clear()
+    METRICS.update(before)
+
+
 @pytest.mark.parametrize("code", blocks())
-def test_the_example_runs_as_written(code, placeholders, monkeypatch):
+def test_the_example_runs_as_written(code, placeholders, monkeypatch, metrics_kept):
     imports = [node for node in ast.parse(code).body
                if isinstance(node, (ast.Import, ast.ImportFrom))
                and (getattr(node, "module", None) or node.names[0].name).startswith(

@@ -14,7 +14,8 @@ from ._clinical import (
 )
 from ._figures import panel_height, panel_title, panels
 from ._html import image, metrics_table, note, paragraph
-from ._markdown import HEADERS, SUBGROUP_METRICS, SUBGROUP_TABLES, metric_text, no_spread_note
+from ._markdown import metric_text, no_spread_note, subgroup_metrics
+from ._registry import METRICS, SUBGROUP_TABLES, table_columns
 from ._subgroups import MIN_PER_CLASS, MIN_SCANS
 
 RISK_GRID = np.linspace(0.01, 0.99, 99)  # threshold probabilities of the decision curves
@@ -131,15 +132,16 @@ def _subgroup_tables(subgroup, rows):
     """The tables of one subgroup column: its levels (with their scans and subjects) by
     method, a few metrics each, then the levels' notes."""
     text = f"<h3>{html.escape(subgroup)}</h3>"
-    for title, columns in SUBGROUP_TABLES.items():
-        columns = [c for c in columns if any(metric_text(r, c) != "-" for r in rows)]
+    for title, tables in SUBGROUP_TABLES.items():
+        columns = [c for c in table_columns(*tables, subgroup=True)
+                   if any(metric_text(r, c) != "-" for r in rows)]
         if columns:
             cells = [[_level(r), str(r["method"]), *(metric_text(r, c) for c in columns)]
                      for r in rows]
             text += f"<h4>{title}</h4>" + metrics_table(
-                ["level", "method", *(HEADERS[c] for c in columns)], cells)
+                ["level", "method", *(METRICS[c].header for c in columns)], cells)
     notes = [*dict.fromkeys(f"{r['level']}: {r['note']}" for r in rows if r.get("note")),
-             no_spread_note(metric_text(r, c) for r in rows for c in SUBGROUP_METRICS)]
+             no_spread_note(metric_text(r, c) for r in rows for c in subgroup_metrics())]
     return text + "".join(note(n) for n in notes if n)
 
 

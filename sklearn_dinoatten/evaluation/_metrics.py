@@ -1,7 +1,8 @@
 """Clinical scores, bootstrap confidence intervals and DeLong's test for two AUCs,
 clustered by subject when a subject contributes several scans.
 
-The scorers work wherever scikit-learn takes ``scoring=``::
+Their scorers (``SCORERS``, made from the metric registry) work wherever scikit-learn
+takes ``scoring=``::
 
     from sklearn.model_selection import cross_validate
     from sklearn_dinoatten.evaluation import SCORERS
@@ -22,7 +23,7 @@ import warnings
 
 import numpy as np
 from scipy import stats
-from sklearn.metrics import make_scorer, recall_score
+from sklearn.metrics import recall_score
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import unique_labels
 from sklearn.utils.validation import check_consistent_length, column_or_1d
@@ -59,13 +60,6 @@ def specificity_score(y_true, y_pred, pos_label=1):
 def false_negative_rate(y_true, y_pred, pos_label=1):
     """The share of positives predicted negative: ``1 - sensitivity``."""
     return 1.0 - sensitivity_score(y_true, y_pred, pos_label=pos_label)
-
-
-SCORERS = {
-    "sensitivity": make_scorer(sensitivity_score),
-    "specificity": make_scorer(specificity_score),
-    "false_negative_rate": make_scorer(false_negative_rate, greater_is_better=False),
-}
 
 
 def bootstrap_resamples(y_true, n_resamples=1000, stratified=True, groups=None,
@@ -320,7 +314,6 @@ def _clustered_covariance(v10, v01, aucs, positive, groups):
 
 
 __all__ = [
-    "SCORERS",
     "binary_auc",
     "bootstrap_ci",
     "bootstrap_resamples",

@@ -33,7 +33,8 @@ from ._figures import (
     roc_figure,
 )
 from ._html import image, metrics_table, note, paragraph
-from ._markdown import HEADERS, METRIC_TABLES, PER_CLASS_KEYS, metric_text, no_spread_note
+from ._markdown import PER_CLASS_KEYS, header, metric_text, no_spread_note
+from ._registry import METRICS, TABLES, table_columns
 from ._runs import embedder_of, read_run
 
 CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
@@ -179,18 +180,17 @@ def _metrics_section(run):
 
 
 def _metric_tables(run, rows, keys, level=3):
-    """The tables of :data:`METRIC_TABLES` for metrics ``rows``, each row named by its
-    ``keys`` columns; a column without a value is left out, and a table without one."""
+    """The registry's tables for metrics ``rows``, each row named by its ``keys``
+    columns; a column without a value is left out, and a table without one."""
     tables, said = [], ""
-    for title, columns in METRIC_TABLES.items():
-        columns = [c for c in columns if c in rows[0]
+    for title in TABLES:
+        columns = [c for c in table_columns(title) if c in rows[0]
                    and any(_cell(run, row, c) != MISSING for row in rows)]
         if columns:
-            header = [HEADERS.get(c, c) + (f" vs {run.names[run.reference]}"
-                                           if c == "delong_p" else "")
-                      for c in [*keys, *columns]]
-            cells = [[_cell(run, row, c) for c in [*keys, *columns]] for row in rows]
-            tables.append(f"<h{level}>{title}</h{level}>" + metrics_table(header, cells))
+            names = [*keys, *columns]
+            cells = [[_cell(run, row, c) for c in names] for row in rows]
+            tables.append(f"<h{level}>{title}</h{level}>" + metrics_table(
+                [header(c, run.names[run.reference]) for c in names], cells))
             said = said or no_spread_note(cell for row in cells for cell in row)
     return "".join(tables) + (note(said) if tables and said else "")
 
@@ -205,7 +205,8 @@ def _cell(run, row, column):
         return run.names.get(value, value)
     if column == "class":
         return str(value)
-    if column == "delong_p" and row["method"] in (run.reference, run.names[run.reference]):
+    if (column in METRICS and METRICS[column].compare
+            and row["method"] in (run.reference, run.names[run.reference])):
         return "reference"
     text = metric_text(row, column)
     return MISSING if text == "-" else text

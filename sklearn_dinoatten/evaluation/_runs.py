@@ -14,13 +14,15 @@ A run directory holds::
                      embeddings: random, the checkpoint file, or the download), then
                      per method {key}_pred and {key}_p_{class}, probabilities at full
                      precision
-    metrics.csv      one row per method (columns METRIC_COLUMNS)
+    metrics.csv      one row per method: "method", then a column per metric of the
+                     registry (METRICS), followed by <name>_ci_low and <name>_ci_high,
+                     the bounds of its 95 % CI, where it has one (metric_columns())
     metrics.md       the same table in Markdown, with the caption that says how it was made
     subgroups.csv    (with subgroups) the metrics per subgroup level and method, with the
                      scans and subjects of each level and a note where it is too small
     subgroups.md     the same in Markdown
     per_class.csv    (more than two classes) each class against the rest, per class and
-                     method (columns "class" and METRIC_COLUMNS)
+                     method (columns "class" and those of metrics.csv)
     per_class.md     the same in Markdown
     outputs.npz      per method embedding_{key} (the learned volume embeddings) and
                      attention_{key} (slice attention, where the method has it); n_slices;
@@ -48,15 +50,7 @@ from ..utils._options import THRESHOLD
 from ._clinical import decide
 from ._markdown import PER_CLASS_KEYS, subgroups_markdown, to_markdown
 from ._methods import method_name
-
-# Columns ending in _ci_low / _ci_high bound the 95 % CI of the column before them.
-METRIC_COLUMNS = ("method", "threshold", "accuracy", "accuracy_ci_low", "accuracy_ci_high",
-                  "balanced_accuracy", "auc", "auc_ci_low", "auc_ci_high", "sensitivity",
-                  "sensitivity_ci_low", "sensitivity_ci_high", "specificity",
-                  "specificity_ci_low", "specificity_ci_high", "ppv", "ppv_ci_low",
-                  "ppv_ci_high", "npv", "npv_ci_low", "npv_ci_high", "f1", "fnr", "brier",
-                  "brier_ci_low", "brier_ci_high", "calibration_intercept",
-                  "calibration_slope", "ece", "fit_seconds_per_fold", "delong_p")
+from ._registry import method_metrics
 
 
 @dataclass
@@ -82,7 +76,7 @@ class Run:
         ``embedding_{key}``, ``attention_{key}``, ``n_slices`` and, for tri-planar bags,
         ``slice_axis``, one row per scan.
     metrics : list of dict or None
-        One row per method, keys :data:`METRIC_COLUMNS`.
+        One row per method, keys ``metric_columns()`` (those of ``metrics.csv``).
     subgroups : list of dict or None
         The metrics per subgroup level and method (see ``subgroup_table``).
     per_class : list of dict or None
@@ -183,7 +177,7 @@ def write_run(folder, run):
     if run.per_class:
         write_csv(os.path.join(folder, "per_class.csv"), run.per_class)
         text = to_markdown(run.per_class, run.names[run.reference], keys=PER_CLASS_KEYS,
-                           skip=("threshold", "fit_seconds_per_fold")) + (
+                           skip=method_metrics()) + (
             "\n\nEach class against the rest: a scan is called the class where it is the "
             "most probable; 95 % CIs and DeLong's test as in metrics.md.\n")
         atomic_write(os.path.join(folder, "per_class.md"), lambda f: f.write(text.encode()))

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..datasets._folders import MISSING
 from ._methods import method_name
-from ._runs import METRIC_COLUMNS
+from ._registry import metric_columns
 from ._table import metrics_table, scored_samples
 
 MIN_SCANS = 20  # fewer scans in a level: its intervals are too wide to compare levels
@@ -47,7 +47,7 @@ def subgroup_table(y, results, subgroups, *, reference, pos_label=None, groups=N
                         else len(np.unique(np.asarray(groups)[member])))
             note = _too_small(name, level, member.sum(), present, counts, classes)
             if len(present) < len(classes):
-                method_rows = [dict(dict.fromkeys(METRIC_COLUMNS, np.nan),
+                method_rows = [dict(dict.fromkeys(metric_columns(), np.nan),
                                     method=method_name(key)) for key in results]
             else:
                 method_rows = metrics_table(

@@ -6,28 +6,13 @@ DeLong's test against the reference method.
 from functools import partial
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score
 
 from ..utils._options import THRESHOLD
-from ._clinical import (
-    INNER_FOLDS,
-    brier_score,
-    calibration_intercept_slope,
-    expected_calibration_error,
-    is_data_driven,
-    operating_point,
-)
+from ._clinical import INNER_FOLDS, is_data_driven
 from ._methods import REFERENCE, method_name
-from ._metrics import (
-    MIN_CLUSTERS,
-    binary_auc,
-    bootstrap_cis,
-    clusters_of_each_class,
-    delong_test,
-    ovr_macro_auc,
-)
+from ._metrics import bootstrap_cis
 from ._operating_point import RECALIBRATION_NAMES
-from ._runs import METRIC_COLUMNS
+from ._registry import METRICS, metric_columns
 
 N_RESAMPLES = 1000
 
@@ -74,9 +59,10 @@ def scored_samples(results):
     return np.logical_and.reduce([~np.isnan(r.proba).any(axis=1) for r in results.values()])
 
 
-def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
+def metrics_table(y, results, *, reference=REFERENCE, pos_label=None, groups=None,
                   n_resamples=N_RESAMPLES, random_state=0):
-    """One row of metrics per method, from the scored samples' probabilities.
+    """One row of metrics per method, from the scored samples' probabilities: each metric
+    of :data:`~sklearn_dinoatten.evaluation.METRICS` defined for the labels' task.
 
     Parameters
     ----------
@@ -90,63 +76,51 @@ def metrics_table(y, results, reference=REFERENCE, pos_label=None, groups=None,
     groups : array-like of shape (n_samples,) or None
         The subject of each sample: the bootstrap resamples subjects and DeLong's test
         is clustered by subject.
+    n_resamples, random_state : int
+        Of the bootstrap.
 
     Returns
     -------
-    rows : list of dict with keys :data:`METRIC_COLUMNS`
+    rows : list of dict with keys ``metric_columns()``
         Binary labels: the score is the positive class's probability; a scan is called
         positive when it is at least its split's threshold (``OutOfFold.threshold``;
         0.5 without one). AUC, the operating point (accuracy, sensitivity,
         specificity, PPV, NPV) and the Brier score with bootstrap CIs (stratified, of
         subjects with ``groups``), the mean threshold, F1 and false-negative rate,
         the calibration intercept and slope and the ECE. More classes: one-vs-rest
-        macro AUC and the multi-class Brier score with CIs, accuracy at the most
-        probable class, macro F1 and the mean one-vs-rest ECE; thresholds, the
-        operating point, calibration intercept and slope and DeLong are not defined
-        for them (NaN): :func:`per_class_table` has each class against the rest.
+        macro AUC, accuracy at the most probable class and the multi-class Brier score
+        with CIs, macro F1 and the mean one-vs-rest ECE; thresholds, the operating
+        point, calibration intercept and slope and DeLong are not defined for them
+        (NaN): :func:`per_class_table` has each class against the rest.
     """
     scored = scored_samples(results)
     y = np.asarray(y)[scored]
     groups = None if groups is None else np.asarray(groups)[scored]
-    classes = np.unique(np.asarray(y))
+    classes = np.unique(y)
     positive = positive_class(y, pos_label)
+    bootstrap = partial(bootstrap_cis, n_resamples=n_resamples, groups=groups,
+                        random_state=random_state)
     rows = []
     for key, result in results.items():
         proba = result.proba[scored]
-        row = dict.fromkeys(METRIC_COLUMNS, np.nan)
-        row.update(method=method_name(key),
-                   fit_seconds_per_fold=float(np.mean(result.fit_seconds)))
-        bootstrap = partial(bootstrap_cis, n_resamples=n_resamples, groups=groups,
-                            random_state=random_state)
         if positive is not None:
             column = list(classes).index(positive)
             cut = (np.full(len(y), THRESHOLD) if result.threshold is None
                    else result.threshold[scored])
             compared = (results[reference].proba[scored, column]
                         if reference in results and key != reference else None)
-            row.update(_one_against_rest(y == positive, proba[:, column], cut, compared,
-                                         bootstrap, groups),
-                       threshold=(float(np.mean(result.thresholds)) if result.thresholds
-                                  else THRESHOLD))
+            values = _two_class(y == positive, proba[:, column], cut, compared, bootstrap,
+                                groups)
         else:
-            predicted = classes[proba.argmax(axis=1)]
-            onehot = _onehot(y, classes)
-            with_ci = bootstrap({"auc": partial(ovr_macro_auc, classes=classes),
-                                 "brier": partial(_multiclass_brier, classes=classes)},
-                                y, proba)
-            for name, (value, low, high) in with_ci.items():
-                row.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
-            row.update(accuracy=accuracy_score(y, predicted),
-                       balanced_accuracy=balanced_accuracy_score(y, predicted),
-                       f1=f1_score(y, predicted, average="macro"),
-                       ece=float(np.mean([expected_calibration_error(onehot[:, c], proba[:, c])
-                                          for c in range(len(classes))])))
-        rows.append(row)
+            values = _multiclass(y, proba, classes, bootstrap)
+        values.update({name: metric.of_method(result, positive is not None)
+                       for name, metric in METRICS.items() if metric.of_method})
+        rows.append(_row(method_name(key), values))
     return rows
 
 
-def per_class_table(y, results, reference=REFERENCE, groups=None, n_resamples=N_RESAMPLES,
-                    random_state=0):
+def per_class_table(y, results, *, reference=REFERENCE, groups=None,
+                    n_resamples=N_RESAMPLES, random_state=0):
     """For more than two classes, each class against the rest: rows of the two-class
     columns of :func:`metrics_table` per class and method, with ``class``. The score is
     the class's probability and a scan is called the class where it is the most
@@ -166,68 +140,58 @@ def per_class_table(y, results, reference=REFERENCE, groups=None, n_resamples=N_
             compared = (probas[reference][:, c]
                         if reference in probas and key != reference else None)
             cut = np.where(proba.argmax(axis=1) == c, -np.inf, np.inf)  # most probable
-            rows.append({"class": label.item(), **dict.fromkeys(METRIC_COLUMNS, np.nan),
-                         "method": method_name(key),
-                         **_one_against_rest(y == label, proba[:, c], cut, compared,
-                                             bootstrap, groups)})
+            rows.append({"class": label.item(), **_row(method_name(key), _two_class(
+                y == label, proba[:, c], cut, compared, bootstrap, groups))})
     return rows
 
 
-def _one_against_rest(truth, score, cut, compared, bootstrap, groups):
-    """The two-class metrics of a score for ``truth`` (boolean): AUC, the operating point
-    of calling positive the scans whose score is at least their ``cut``, and the Brier
-    score, with bootstrap CIs; balanced accuracy, F1, FNR, calibration intercept, slope
-    and ECE; DeLong's p against the ``compared`` score (NaN without)."""
-    truth, decided = np.asarray(truth, dtype=int), (score >= cut).astype(int)
-    with_ci = bootstrap({"auc": _auc, "brier": _brier,
-                         **{name: partial(_at_threshold, name) for name in
-                            ("accuracy", "sensitivity", "specificity", "ppv", "npv")}},
-                        truth, np.column_stack([score, decided]))
-    row = {}
-    for name, (value, low, high) in with_ci.items():
-        row.update({name: value, f"{name}_ci_low": low, f"{name}_ci_high": high})
-    intercept, slope = calibration_intercept_slope(truth, score)
-    row.update(balanced_accuracy=balanced_accuracy_score(truth, decided),
-               f1=f1_score(truth, decided),
-               fnr=1 - row["sensitivity"],
-               calibration_intercept=intercept, calibration_slope=slope,
-               ece=expected_calibration_error(truth, score),
-               delong_p=_delong_p(truth, score, compared, groups))
+def _row(method, values):
+    """A row of ``metric_columns()``: ``values`` maps a metric to its value, or to
+    ``(value, low, high)`` with its interval; NaN where it has none."""
+    row = dict.fromkeys(metric_columns(), np.nan)
+    row["method"] = method
+    for name, value in values.items():
+        if isinstance(value, tuple):
+            row.update({name: value[0], f"{name}_ci_low": value[1],
+                        f"{name}_ci_high": value[2]})
+        else:
+            row[name] = value
     return row
 
 
-def _delong_p(truth, score, compared, groups):
-    """DeLong's p of ``score`` against ``compared``: NaN without one, or where a class
-    has fewer subjects than the clustered test needs (a small subgroup level, a test
-    set of one positive subject)."""
-    if compared is None or groups is not None and min(
-            clusters_of_each_class(truth, groups)) < MIN_CLUSTERS:
-        return np.nan
-    return delong_test(truth, score, compared, groups=groups)[3]
+def _two_class(truth, score, cut, compared, bootstrap, groups):
+    """The two-class metrics of a score for ``truth`` (boolean), calling positive the
+    scans whose score is at least their ``cut``, those with an interval on the same
+    bootstrap resamples; the comparisons against the ``compared`` score (None
+    without)."""
+    truth, called = np.asarray(truth, dtype=int), (score >= cut).astype(int)
+    binary = {name: metric.binary for name, metric in METRICS.items() if metric.binary}
+    values = bootstrap({name: partial(_of_score_and_calls, function)
+                        for name, function in binary.items() if METRICS[name].interval},
+                       truth, np.column_stack([score, called]))
+    values.update({name: function(truth, score, called) for name, function in binary.items()
+                   if not METRICS[name].interval})
+    values.update({name: metric.compare(truth, score, compared, groups)
+                   for name, metric in METRICS.items() if metric.compare})
+    return values
 
 
-def _at_threshold(name, truth, score_and_decision):
-    """One operating-point share of decisions made (column 1 of the second argument)."""
-    return operating_point(truth, score_and_decision[:, 1].astype(bool))[name]
+def _of_score_and_calls(function, truth, score_and_calls):
+    """A two-class metric of the score and calls stacked as two columns (as the
+    bootstrap resamples them)."""
+    return function(truth, score_and_calls[:, 0], score_and_calls[:, 1].astype(int))
 
 
-def _auc(truth, score_and_decision):
-    return binary_auc(truth, score_and_decision[:, 0])
-
-
-def _brier(truth, score_and_decision):
-    return brier_score(truth, score_and_decision[:, 0])
-
-
-def _multiclass_brier(y, proba, classes):
-    """The multi-class Brier score: the mean over scans of the squared distance between
-    the probabilities and the one-hot truth (0 is perfect, 2 the worst)."""
-    return float(np.mean(np.sum((proba - _onehot(y, classes)) ** 2, axis=1)))
-
-
-def _onehot(y, classes):
-    """(n_samples, n_classes): 1.0 where a sample's label is the column's class."""
-    return (np.asarray(y)[:, None] == classes[None, :]).astype(float)
+def _multiclass(y, proba, classes, bootstrap):
+    """The metrics of more than two classes, those with an interval on the same
+    bootstrap resamples."""
+    multiclass = {name: partial(metric.multiclass, classes=classes)
+                  for name, metric in METRICS.items() if metric.multiclass}
+    values = bootstrap({name: function for name, function in multiclass.items()
+                        if METRICS[name].interval}, y, proba)
+    values.update({name: function(y, proba) for name, function in multiclass.items()
+                   if not METRICS[name].interval})
+    return values
 
 
 def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,

@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from sklearn_dinoatten.evaluation import METRIC_COLUMNS, read_run, write_report, write_run
+from sklearn_dinoatten.evaluation import metric_columns, read_run, write_report, write_run
 
 from .test_report import make_run_dir
 from .test_report_layout import COMPARISON
@@ -37,9 +37,9 @@ MEASURE = """<script>window.addEventListener("load", () => {
 
 def full_row(method):
     """A metrics row with every value and interval, each as wide as it can be."""
-    row = {column: 0.123 for column in METRIC_COLUMNS}
-    row.update({c: 0.001 for c in METRIC_COLUMNS if c.endswith("_ci_low")})
-    row.update({c: 0.999 for c in METRIC_COLUMNS if c.endswith("_ci_high")})
+    row = {column: 0.123 for column in metric_columns()}
+    row.update({c: 0.001 for c in metric_columns() if c.endswith("_ci_low")})
+    row.update({c: 0.999 for c in metric_columns() if c.endswith("_ci_high")})
     row.update(method=method, delong_p=0.0123, calibration_intercept=-10.123)
     return row
 

@@ -5,7 +5,7 @@ import csv
 import numpy as np
 import pytest
 
-from sklearn_dinoatten.evaluation import METRIC_COLUMNS, Run, read_run, write_run
+from sklearn_dinoatten.evaluation import Run, metric_columns, read_run, write_run
 
 
 def a_run(grouped=True):
@@ -14,8 +14,9 @@ def a_run(grouped=True):
     info = {"classes": [0, 1], "positive_label": 1, "reference": "mean", "grouped": grouped,
             "caption": "Protocol: a test.",
             "methods": {"mean": {"name": "Mean pooling"}, "mst": {"name": "MST aggregator"}}}
-    metrics = [dict(zip(METRIC_COLUMNS, [name, *np.linspace(0.05, 0.95, len(METRIC_COLUMNS) - 2),
-                                         p], strict=True))
+    columns = metric_columns()
+    metrics = [dict(zip(columns, [name, *np.linspace(0.05, 0.95, len(columns) - 1)],
+                        strict=True), delong_p=p)
                for name, p in (("Mean pooling", np.nan), ("MST aggregator", 0.04))]
     return Run(info, np.array(["a.nii.gz", "b.nii.gz", "c.nii", "d.nii", "e.nii"]),
                np.array([0, 1, 0, 1, 1]), {"mean": proba, "mst": proba[::-1]},

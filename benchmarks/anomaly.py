@@ -38,7 +38,8 @@ def main():
     args = parser.parse_args()
     warnings.simplefilter("ignore", UserWarning)
 
-    X, y = make_anomaly_images(args.n_train + args.n_test, args.n_test, random_state=0)
+    X, y = make_anomaly_images(n_normal=args.n_train + args.n_test, n_anomalous=args.n_test,
+                               random_state=0)
     train, test, y_test = X[:args.n_train], X[args.n_train:], y[args.n_train:] == -1
     embedder = DinoSliceEmbedder(weights=args.weights, image_size=args.image_size,
                                  feature="patch", verbose=0)

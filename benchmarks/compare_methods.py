@@ -47,7 +47,7 @@ def load_data(args):
         return X, y, None
     if args.data.endswith(".csv"):
         root = os.path.dirname(os.path.abspath(args.data))
-        paths, y, groups, _ = load_nifti_folder(root, args.data, split_column=None)
+        paths, y, groups, _ = load_nifti_folder(root, labels_csv=args.data, split_column=None)
         return paths, y, groups
     raise SystemExit(f"--data must be 'synthetic' or a labels .csv; got {args.data!r}.")
 
@@ -80,7 +80,8 @@ def main():
                for key in METHODS}
     embedder = DinoSliceEmbedder(weights=None if args.weights == "pretrained" else args.weights,
                                  image_size=args.image_size)
-    run = run_study(X, y, methods, cross_validation(np.asarray(y), args.folds, groups),
+    run = run_study(X, y, methods, cross_validation(np.asarray(y), n_folds=args.folds,
+                                                    groups=groups),
                     embedder=embedder, resampler=VolumeResampler(shape=(32, 32, 32)),
                     pos_label=args.pos_label)
     write_run(args.out, run)

@@ -109,7 +109,7 @@ def sync(device):
 
 
 def forward_flops(backbone, image_size):
-    module = build_backbone(backbone, "random", image_size).module
+    module = build_backbone(backbone, weights="random", image_size=image_size).module
     for layer in module.modules():  # the counter misses fused attention on the CPU
         if hasattr(layer, "fused_attn"):
             layer.fused_attn = False

@@ -21,8 +21,9 @@ from sklearn_dinoatten.utils._devices import resolve_device
 
 
 def slices_per_second(freeze, args, device):
-    backbone = build_backbone(args.backbone, "random", args.image_size, in_chans=1).module
-    net = FineTunedSliceNet(set_trainable(backbone, freeze), n_classes=2).to(device).train()
+    backbone = build_backbone(args.backbone, weights="random", image_size=args.image_size,
+                              in_chans=1).module
+    net = FineTunedSliceNet(set_trainable(backbone, freeze=freeze), n_classes=2).to(device).train()
     optimizer = torch.optim.AdamW([p for p in net.parameters() if p.requires_grad], lr=1e-5)
     x = torch.randn(args.batch_size, args.n_slices, 1, args.image_size, args.image_size,
                     device=device)

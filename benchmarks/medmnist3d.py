@@ -173,7 +173,7 @@ def main():
     reference = "resnet3d" if "resnet3d" in keys else keys[0]
     rows = metrics_table(y, results, reference=reference, pos_label=positive,
                          random_state=args.seed)
-    text = caption(protocol, positive, reference, random_weights=args.weights == "random")
+    text = caption(protocol, positive, reference=reference, random_weights=args.weights == "random")
     if args.dataset == "adrenal":
         text += (" The test set holds both glands of its patients and no patient ids: the "
                  "bootstrap and DeLong's test count glands as independent, so intervals are "

@@ -12,9 +12,17 @@ import torch
 from scipy import ndimage
 from sklearn.utils.validation import check_is_fitted
 
-from .volumes._preprocessing import grid_to_slices, to_channels
-from .volumes._scans import check_axis, load_scan, load_volume, place_slices
-from .volumes._slicing import AXIS_NAMES, foreground_mask, slice_weights
+from .volumes import (
+    AXIS_NAMES,
+    check_axis,
+    foreground_mask,
+    grid_to_slices,
+    load_scan,
+    load_volume,
+    place_slices,
+    slice_weights,
+    to_channels,
+)
 
 # Where the indices of each RAS axis start and end (volumes.load_volume's orientation).
 __all__ = ["DIRECTIONS", "in_plane_attention", "plot_saliency", "saliency_from_parts",
@@ -61,8 +69,8 @@ def in_plane_attention(embedder, volume):
     slice_sets = reader.slice_sets(*load_scan(volume, spacing=embedder.spacing))
     maps = []
     for slice_set in slice_sets:
-        images = to_channels(reader.backbone_input(slice_set), embedder.normalization,
-                             info.mean, info.std)
+        images = to_channels(reader.backbone_input(slice_set), method=embedder.normalization,
+                             mean=info.mean, std=info.std)
         cls_rows = _cls_attention(embedder, attention, images)
         grid = embedder.image_size // embedder.patch_size_
         plane = grid_to_slices(cls_rows.float().cpu().reshape(-1, grid, grid),
@@ -167,7 +175,7 @@ def volume_saliency(model, X):
     return saliency
 
 
-def plot_saliency(volume, saliency, axis="axial", n_slices=4, slices=None, alpha=0.6,
+def plot_saliency(volume, saliency, *, axis="axial", n_slices=4, slices=None, alpha=0.6,
                   cmap="inferno", axes=None, raw=True, foreground=True):
     """Overlay a saliency volume on the slices of a scan.
 

@@ -32,7 +32,7 @@ from sklearn.base import BaseEstimator
 from sklearn.pipeline import Pipeline
 from skorch import NeuralNet
 
-from .embedding.backbones._backbone import update_digest
+from .embedding.backbones import update_digest
 from .utils._devices import device_available
 from .utils._files import atomic_write, check_file
 from .utils._fit import FitContractMixin, check_params, record_fitted_params
@@ -73,7 +73,7 @@ def save_model(model, path, *, card=None):
     atomic_write(os.fspath(path), lambda f: f.write(data))
 
 
-def load_model(path, device=None, cache_dir=None):
+def load_model(path, *, device=None, cache_dir=None):
     """Load a model written by :func:`save_model`.
 
     Nothing is built before the file's digest, every parameter (against the
@@ -157,8 +157,7 @@ def _digest(spec, tensors, card=None):
 
 
 def _estimator_classes():
-    from .anomaly._memory_bank import MemoryBankAnomalyDetector
-    from .anomaly._spatial_ar import SpatialARAnomalyDetector
+    from .anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
     from .classifiers import (
         AttentionPoolClassifier,
         FineTunedSliceClassifier,
@@ -166,9 +165,9 @@ def _estimator_classes():
         SCMILClassifier,
         SliceTransformerClassifier,
     )
-    from .embedding._embedder import DinoSliceEmbedder
+    from .embedding import DinoSliceEmbedder
     from .evaluation import OperatingPointClassifier
-    from .volumes._resampling import VolumeResampler
+    from .volumes import VolumeResampler
 
     return {cls.__name__: cls for cls in (
         AttentionPoolClassifier, DinoSliceEmbedder, FineTunedSliceClassifier,

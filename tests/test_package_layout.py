@@ -102,6 +102,66 @@ def test_the_private_name_check_finds_a_reach_in(tmp_path):
     assert "_inner" in defined_owner and "_inner" not in defined_user and "_inner" in uses
 
 
+def _imported_module(path, node):
+    """The module (dotted, below the package) an ``import from`` of the package's file
+    ``path`` names, or None for an import from outside the package."""
+    if node.level == 0:
+        module = node.module or ""
+        return module.partition(".")[2] if module.startswith("sklearn_dinoatten.") else None
+    base = list(path.relative_to(PACKAGE).parts[:-1])
+    base = base[:len(base) - (node.level - 1)]
+    return ".".join(base + (node.module.split(".") if node.module else []))
+
+
+def _unit(module):
+    """The subpackage a module (dotted, below the package) belongs to; '' for the
+    package's own modules (explain, persistence)."""
+    parts = module.split(".")
+    return parts[0] if (PACKAGE / parts[0]).is_dir() else ""
+
+
+def _back_doors(path, tree):
+    """The imports of ``path`` that enter another subpackage (``utils`` aside) other than
+    by its front door: a private module, or a name its ``__all__`` does not list."""
+    here = _unit(".".join(path.relative_to(PACKAGE).with_suffix("").parts))
+    found = []
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.ImportFrom):
+            continue
+        module = _imported_module(path, node)
+        if not module or _unit(module) in (here, "utils"):
+            continue
+        where = f"{path.relative_to(PACKAGE)}:{node.lineno}"
+        if any(_is_private(part) for part in module.split(".")):
+            found.append(f"{where} imports from the private module {module}")
+            continue
+        exported = getattr(importlib.import_module(f"sklearn_dinoatten.{module}"), "__all__",
+                           ())
+        found += [f"{where} imports {a.name}, which {module}.__all__ does not list"
+                  for a in node.names if a.name not in exported]
+    return found
+
+
+def test_subpackages_are_entered_by_their_front_doors():
+    """A subpackage imports another (``utils`` aside) through its package, ``from
+    ..evaluation import run_study``, never its private modules, and only names the
+    package's ``__all__`` lists: what crosses a subpackage's line is its public API."""
+    found = [line for path in MODULES for line in _back_doors(path, ast.parse(path.read_text()))]
+    assert not found, "\n".join(found)
+
+
+def test_the_front_door_check_finds_a_back_door():
+    """The rule above on imports a module of the command line could write."""
+    cli = PACKAGE / "cli" / "_commands.py"
+    assert _back_doors(cli, ast.parse("from ..evaluation._study import run_study")) == [
+        "cli/_commands.py:1 imports from the private module evaluation._study"]
+    assert _back_doors(cli, ast.parse("from ..evaluation import run_study, helper")) == [
+        "cli/_commands.py:1 imports helper, which evaluation.__all__ does not list"]
+    assert not _back_doors(cli, ast.parse("from ..evaluation import run_study\n"
+                                          "from ..utils._files import atomic_write\n"
+                                          "from ._inputs import study_inputs"))
+
+
 @pytest.mark.parametrize("cls", _estimator_classes(), ids=lambda cls: cls.__name__)
 def test_estimator_parameters_are_keyword_only(cls):
     kinds = {p.name: p.kind for p in inspect.signature(cls.__init__).parameters.values()
@@ -111,6 +171,33 @@ def test_estimator_parameters_are_keyword_only(cls):
     assert not positional
     with pytest.raises(TypeError, match="positional"):
         cls(None)
+
+
+def _public_functions():
+    """Every function a subpackage (or ``explain``, ``persistence``) lists in
+    ``__all__``, once."""
+    functions = {}
+    for name in [*SUBPACKAGES, "explain", "persistence"]:
+        module = importlib.import_module(f"sklearn_dinoatten.{name}")
+        functions.update({f"{name}.{n}": getattr(module, n) for n in module.__all__
+                          if inspect.isfunction(getattr(module, n))})
+    return [pytest.param(name, f, id=name)
+            for name, f in {id(f): (name, f) for name, f in functions.items()}.values()]
+
+
+# Data arguments that have a default: the command line's words (sys.argv[1:] if None)
+DATA_WITH_DEFAULT = {"cli.main": {"argv"}}
+
+
+@pytest.mark.parametrize("name, function", _public_functions())
+def test_public_functions_take_options_by_keyword(name, function):
+    """Data arguments (those without a default) positionally, everything else by keyword
+    (after ``*``), as scikit-learn's functions do."""
+    positional = [p.name for p in inspect.signature(function).parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.default is not p.empty
+                  and p.name not in DATA_WITH_DEFAULT.get(name, ())]
+    assert not positional, f"{name}: {positional} should be keyword-only"
 
 
 @pytest.mark.parametrize("cls", _estimator_classes(), ids=lambda cls: cls.__name__)

@@ -28,7 +28,7 @@ stacks = st.tuples(
 @SETTINGS
 @given(stacks)
 def test_minmax_is_finite_in_unit_range_and_keeps_the_shape(stack):
-    out = normalize_intensity(stack, "minmax")
+    out = normalize_intensity(stack, method="minmax")
     assert out.shape == stack.shape and out.dtype == np.float32
     assert np.isfinite(out).all()
     assert out.min() >= 0 and out.max() <= 1 + 1e-6
@@ -45,15 +45,15 @@ integer_stacks = st.tuples(
 def test_normalisation_ignores_scanner_gain_and_offset(stack, gain, offset):
     for method in ("minmax", "zscore"):
         np.testing.assert_allclose(
-            normalize_intensity(stack * gain + offset, method),
-            normalize_intensity(stack, method), atol=2e-3,
+            normalize_intensity(stack * gain + offset, method=method),
+            normalize_intensity(stack, method=method), atol=2e-3,
         )
 
 
 @SETTINGS
 @given(stacks)
 def test_zscore_is_finite_and_standardised(stack):
-    out = normalize_intensity(stack, "zscore")
+    out = normalize_intensity(stack, method="zscore")
     assert out.shape == stack.shape and np.isfinite(out).all()
     assert abs(float(out.mean())) < 1e-3
     assert float(out.std()) == pytest.approx(1.0, abs=1e-3) or float(out.std()) < 1e-6
@@ -62,7 +62,7 @@ def test_zscore_is_finite_and_standardised(stack):
 @SETTINGS
 @given(stacks, st.sampled_from([14, 28]), st.sampled_from(["minmax", "zscore"]))
 def test_resized_stacks_are_square_finite_and_one_channel(stack, size, method):
-    out = resize_stack(stack, size, method)
+    out = resize_stack(stack, size, method=method)
     assert tuple(out.shape) == (len(stack), 1, size, size)
     assert torch.isfinite(out).all()
 
@@ -81,7 +81,7 @@ def test_losses_are_finite_non_negative_scalars(batch, temperature):
     embedding, labels = map(torch.from_numpy, batch)
     logits = torch.zeros(len(labels), 3)
     for loss in (
-        supervised_contrastive_loss(embedding, labels, temperature),
+        supervised_contrastive_loss(embedding, labels, temperature=temperature),
         class_variance_loss(embedding, labels),
         CompositeLoss(temperature=temperature)(logits, embedding, labels),
     ):

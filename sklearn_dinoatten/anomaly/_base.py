@@ -5,7 +5,7 @@ patch scores to slice and volume scores, the threshold and the anomaly maps.
 import numpy as np
 from sklearn.base import BaseEstimator, OutlierMixin, clone
 
-from ..embedding._embedder import DinoSliceEmbedder
+from ..embedding import DinoSliceEmbedder
 from ..utils._devices import resolve_device
 from ..utils._docs import shared_docs
 from ..utils._fit import FitContractMixin, check_fitted, fit_context
@@ -21,9 +21,7 @@ from ..utils._validation import (
     options,
     real,
 )
-from ..volumes._preprocessing import grid_to_slices
-from ..volumes._scans import check_volumes, load_scan, place_slices
-from ..volumes._slicing import axes_of
+from ..volumes import axes_of, check_volumes, grid_to_slices, load_scan, place_slices
 
 SLICE_REDUCTIONS = ("max", "mean")
 

@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
-from ..nn.coreset import greedy_coreset
+from ..nn import greedy_coreset
 from ..utils._validation import (
     NONE,
     array,

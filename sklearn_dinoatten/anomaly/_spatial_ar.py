@@ -5,7 +5,7 @@ from the patches before it; the score is the prediction error.
 import numpy as np
 import torch
 
-from ..nn.autoregressive import MeanPredictionError, SpatialARNet, prediction_error
+from ..nn import MeanPredictionError, SpatialARNet, prediction_error
 from ..utils._devices import seeded_torch
 from ..utils._skorch import InterruptibleNet
 from ..utils._validation import (
@@ -151,7 +151,7 @@ class SpatialARAnomalyDetector(BaseDinoAnomalyDetector):
             for start in range(0, len(grids), self.batch_size):
                 target = torch.from_numpy(_channels_first(grids[start:start + self.batch_size]))
                 target = target.to(self.device_)
-                errors.append(prediction_error(module(target), target, self.error).cpu())
+                errors.append(prediction_error(module(target), target, error=self.error).cpu())
         return torch.cat(errors).double().numpy()
 
 

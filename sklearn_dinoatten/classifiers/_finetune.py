@@ -4,14 +4,14 @@
 import numpy as np
 import torch
 
-from ..embedding._embedder import DinoSliceEmbedder
+from ..embedding import DinoSliceEmbedder
 from ..embedding.backbones import (
     ADAPTER_PREFIXES,
     SAVED_WEIGHTS,
     build_backbone,
     timm_input_normalization,
 )
-from ..nn.finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
+from ..nn import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
 from ..utils._docs import shared_docs
 from ..utils._validation import (
     BOOLEAN,
@@ -21,9 +21,7 @@ from ..utils._validation import (
     options,
     real,
 )
-from ..volumes._preprocessing import to_channels
-from ..volumes._scans import check_volumes, load_scan
-from ..volumes._slicing import axes_of
+from ..volumes import axes_of, check_volumes, load_scan, to_channels
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
 
 DEFAULT_N_SLICES = 16  # so that a batch of volumes fits in memory with gradients
@@ -129,8 +127,10 @@ class FineTunedSliceClassifier(BaseTorchClassifier):
     def _build_module(self, n_features, n_classes, weights=None):
         embedder = self._embedder()
         weights = embedder.weights if weights is None else weights
-        built = build_backbone(embedder.backbone, weights, embedder.image_size, self.in_chans)
-        backbone = set_trainable(built.module, self.freeze, self.n_trainable_blocks)
+        built = build_backbone(embedder.backbone, weights=weights, image_size=embedder.image_size,
+                               in_chans=self.in_chans)
+        backbone = set_trainable(built.module, freeze=self.freeze,
+                                 n_trainable_blocks=self.n_trainable_blocks)
         return FineTunedSliceNet(backbone, n_classes, self.aggregator, self.mixed_precision)
 
     def _empty_modules(self):
@@ -152,8 +152,10 @@ def _backbone_inputs(embedder, X, in_chans):
     stacks, reader = [], embedder.slice_reader()
     mean, std = timm_input_normalization(embedder.backbone)
     for i, volume in enumerate(check_volumes(X, images=True)):
-        (kept,) = reader.slice_sets(*load_scan(volume, i, images=True, spacing=embedder.spacing))
-        images = to_channels(reader.backbone_input(kept), embedder.normalization, mean, std)
+        (kept,) = reader.slice_sets(*load_scan(volume, index=i, images=True,
+                                               spacing=embedder.spacing))
+        images = to_channels(reader.backbone_input(kept), method=embedder.normalization, mean=mean,
+                             std=std)
         stacks.append(images.mean(dim=1, keepdim=True) if in_chans == 1 else images)
     side = embedder.image_size
     out = np.full((len(stacks), embedder.n_slices or max(map(len, stacks)), in_chans, side,

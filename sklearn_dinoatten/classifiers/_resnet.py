@@ -4,8 +4,7 @@ import numpy as np
 import torch
 from sklearn.utils.validation import check_array
 
-from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet
-from ..nn.resnet3d import resnet_downsampling
+from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet, resnet_downsampling
 from ..utils._docs import shared_docs
 from ..utils._validation import integers, options, real
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier

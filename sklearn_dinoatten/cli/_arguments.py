@@ -64,7 +64,7 @@ def add_operating_point_arguments(sub):
 
 def threshold(text):
     """An argparse type: a threshold rule (see ``evaluation.check_threshold``)."""
-    from ..evaluation._clinical import check_threshold
+    from ..evaluation import check_threshold
 
     try:
         return check_threshold(text)

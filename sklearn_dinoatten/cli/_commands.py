@@ -6,7 +6,7 @@ import time
 
 import numpy as np
 
-from ..evaluation._methods import METHODS
+from ..evaluation import METHODS
 from ..utils._files import atomic_folder, atomic_write, write_csv
 from ..utils._options import THRESHOLD
 from ._inputs import (
@@ -34,7 +34,7 @@ from ._inputs import (
 
 def embed(args):
     """Embed and cache every scan of DATA; a rerun embeds only what is not cached."""
-    from ..embedding._several import fit_embedders
+    from ..embedding import fit_embedders
 
     paths = scan_paths(args)
     embedders = fit_embedders(build_embedders(args), paths)  # every backbone checked first
@@ -52,8 +52,7 @@ def embed(args):
 def cv(args):
     """Evaluate methods on DATA by k-fold cross-validation (or on the held-out test set
     of a split column); write predictions, metrics and the run's parameters."""
-    from ..evaluation._runs import data_record
-    from ..evaluation._study import run_study
+    from ..evaluation import data_record, run_study
 
     paths, y, groups, split = labelled_scans(args)
     evaluation = protocol(args, y, groups, split)
@@ -74,7 +73,7 @@ def cv(args):
 
 def _write(folder, run):
     """Write the run and print its metrics table and caption."""
-    from ..evaluation._runs import write_run
+    from ..evaluation import write_run
 
     write_run(folder, run)
     with open(os.path.join(folder, "metrics.md"), encoding="utf-8") as f:
@@ -88,7 +87,7 @@ def _written(out):
 
 def report(args):
     """Write the HTML report of a cv run (or of a predict run with labels)."""
-    from ..evaluation._report import write_report
+    from ..evaluation import write_report
 
     if args.out is not None:
         output_file(args.out)
@@ -105,9 +104,7 @@ def fit(args):
     choosing a threshold rule's threshold on the 'val' ones (else on out-of-fold
     predictions of the training scans), as cv evaluates it. A ``.joblib`` path gets a
     pickle (without a card), any other a safetensors model file."""
-    from ..evaluation._card import evaluation_record, make_card
-    from ..evaluation._operating_point import describe_operating_point
-    from ..evaluation._study import weights_sha256
+    from ..evaluation import describe_operating_point, evaluation_record, make_card, weights_sha256
 
     output_file(args.out, args.overwrite)
     paths, y, groups, split = labelled_scans(args)
@@ -141,7 +138,7 @@ def fit(args):
         from ..persistence import save_model
 
         evaluation = (None if args.evaluation is None else
-                      evaluation_record(args.evaluation, args.method, model, sha))
+                      evaluation_record(args.evaluation, args.method, model, weights_sha256=sha))
         save_model(model, args.out, card=make_card(
             model, list(paths[train]), y[train], scans=done, labels_file=labels_file(args),
             groups=None if groups is None else groups[train], evaluation=evaluation,
@@ -156,7 +153,7 @@ def fit(args):
 
 def _and_chosen(point):
     """What else the 'val' scans choose, in words."""
-    from ..evaluation._clinical import is_data_driven
+    from ..evaluation import is_data_driven
 
     chosen = (["the recalibration"] if point.recalibration else []) + (
         ["the threshold"] if is_data_driven(point.threshold) else [])
@@ -167,7 +164,7 @@ def card(args):
     """Print the model card of a model file written by `dinoatten fit` (Markdown): what
     it classifies, its training data, recipe, operating point, calibration, evaluation,
     intended use and limits."""
-    from ..evaluation._card_markdown import card_markdown
+    from ..evaluation import card_markdown
     from ..persistence import read_card
 
     if args.out is not None:
@@ -175,7 +172,7 @@ def card(args):
     if is_pickle(args.model):
         raise CommandError(f"{args.model!r} is a pickle, which holds no model card: save "
                            f"models as safetensors (`{PROG} fit ... --out model.safetensors`).")
-    text = card_markdown(load_fitted(args), read_card(args.model))
+    text = card_markdown(load_fitted(args), card=read_card(args.model))
     if args.out is None:
         print(text, end="")
     else:
@@ -225,10 +222,15 @@ def _decisions(args, model, proba):
     says), or ``--threshold`` instead (a number: a rule is chosen on training scans,
     which ``predict`` has none of); else the most probable. A model saved without an
     operating point takes ``--threshold`` or 0.5."""
-    from ..evaluation import OperatingPointClassifier, describe_operating_point
-    from ..evaluation._clinical import decide, is_data_driven, no_training_scans
-    from ..evaluation._external import models_positive
-    from ..evaluation._table import positive_class
+    from ..evaluation import (
+        OperatingPointClassifier,
+        decide,
+        describe_operating_point,
+        is_data_driven,
+        models_positive,
+        no_training_scans,
+        positive_class,
+    )
 
     classes, point = model.classes_, model[-1]
     own = isinstance(point, OperatingPointClassifier)
@@ -243,8 +245,8 @@ def _decisions(args, model, proba):
     if args.threshold is not None and is_data_driven(args.threshold):
         raise CommandError(str(no_training_scans(args.threshold)))
     try:
-        positive = (models_positive({"model": point}, args.pos_label) if own
-                    else positive_class(classes, args.pos_label))
+        positive = (models_positive({"model": point}, pos_label=args.pos_label) if own
+                    else positive_class(classes, pos_label=args.pos_label))
     except ValueError as error:
         if given:
             raise CommandError(str(error)) from None
@@ -265,7 +267,7 @@ def _top_slices(model, paths, n):
     if not hasattr(model[-1], "attention_weights"):
         return None
     from ..explain import slice_attention
-    from ..volumes._slicing import AXIS_NAMES
+    from ..volumes import AXIS_NAMES
 
     embedder = model[0]
     attention = slice_attention(model, paths)
@@ -280,9 +282,14 @@ def _top_slices(model, paths, n):
 
 def _evaluate(args, model, paths, y, groups, labels):
     """Score a fitted model on labelled scans and write a run directory."""
-    from ..evaluation import external_test, method_of, run_study, training_scans_scored
-    from ..evaluation._operating_point import bare_classifier
-    from ..evaluation._runs import data_record
+    from ..evaluation import (
+        bare_classifier,
+        data_record,
+        external_test,
+        method_of,
+        run_study,
+        training_scans_scored,
+    )
     from ..persistence import read_card
 
     classifier = model[-1]
@@ -294,7 +301,7 @@ def _evaluate(args, model, paths, y, groups, labels):
                            f"`{PROG} fit` saves them.")
     used = training_scans_scored(None if is_pickle(args.model) else read_card(args.model),
                                  paths)
-    evaluation = external_test(y, groups, model=os.path.basename(args.model), used=used)
+    evaluation = external_test(y, groups=groups, model=os.path.basename(args.model), used=used)
     with run_directory(args.out, args.overwrite) as folder:
         # The pipeline's own steps before the classifier: what its predict_proba scores
         run = run_study(paths, y, {key: classifier}, evaluation,
@@ -315,15 +322,17 @@ DEMO_MARK = ".dinoatten-demo"  # marks a data folder the demo wrote, and may rep
 
 def demo(args):
     """Cross-validate every method on a small offline data set and write the report."""
-    from ..datasets._demo import write_demo_data
-    from ..datasets._folders import load_nifti_folder
-    from ..embedding._embedder import DinoSliceEmbedder
-    from ..evaluation._methods import make_method
-    from ..evaluation._protocols import cross_validation, held_out
-    from ..evaluation._report import write_report
-    from ..evaluation._runs import data_record
-    from ..evaluation._study import run_study
-    from ..volumes._resampling import VolumeResampler
+    from ..datasets import load_nifti_folder, write_demo_data
+    from ..embedding import DinoSliceEmbedder
+    from ..evaluation import (
+        cross_validation,
+        data_record,
+        held_out,
+        make_method,
+        run_study,
+        write_report,
+    )
+    from ..volumes import VolumeResampler
 
     verbose = int(args.verbosity >= 1)
     root, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "cv")
@@ -332,13 +341,13 @@ def demo(args):
         raise CommandError(f"{root!r} holds files that are not the demo's data; give "
                            "another --out.")
     with atomic_folder(root) as folder:  # an earlier demo's data replaced whole
-        source, n_written = write_demo_data(folder, args.dataset, args.n_scans)
+        source, n_written = write_demo_data(folder, dataset=args.dataset, n_scans=args.n_scans)
         with open(os.path.join(folder, DEMO_MARK), "w") as f:
             f.write(f"Written by `{PROG} demo`: {source}\n")
     print(f"Demo data: {source}, {n_written} scans written to {root}")
     paths, y, _, split = load_nifti_folder(  # AdrenalMNIST3D comes with its split
         root, split_column="split" if args.dataset == "adrenal" else None)
-    evaluation = cross_validation(y, 5) if split is None else held_out(split, y)
+    evaluation = cross_validation(y, n_folds=5) if split is None else held_out(split, y)
     methods = {key: make_method(key, max_epochs=10 if METHODS[key].takes_volumes else 30,
                                 class_weight="balanced", resnet_depth=10, resnet_width=0.25)
                for key in METHODS}

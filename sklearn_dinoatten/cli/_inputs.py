@@ -3,7 +3,7 @@ checked before any work so that a mistake ends the command in one line at once."
 
 import os
 
-from ..evaluation._methods import METHODS
+from ..evaluation import METHODS
 from ..utils._files import atomic_folder, check_file, writable_folder
 from ..utils._options import N_FOLDS, NO_CLASS_WEIGHT, THRESHOLD
 
@@ -28,14 +28,15 @@ def labelled_scans(args):
 
 
 def _read_labels(root, labels, args, split=False):
-    from ..datasets._folders import load_nifti_folder
+    from ..datasets import load_nifti_folder
 
     def column(given):  # "none": ignored; not given: the default column, if present
         return None if given == "none" else given or "auto"
 
-    return load_nifti_folder(root, labels, args.path_column, args.label_column,
-                             column(args.group_column),
-                             column(args.split_column) if split else None)
+    return load_nifti_folder(root, labels_csv=labels, path_column=args.path_column,
+                             label_column=args.label_column,
+                             group_column=column(args.group_column),
+                             split_column=column(args.split_column) if split else None)
 
 
 def subgroup_columns(args, labels):
@@ -43,7 +44,7 @@ def subgroup_columns(args, labels):
     the order of its rows (those ``load_nifti_folder`` reads); ``None`` without it."""
     if not args.subgroups:
         return None
-    from ..datasets._folders import read_csv
+    from ..datasets import read_csv
 
     names = [name.strip() for name in args.subgroups.split(",") if name.strip()]
     header, rows = read_csv(labels)
@@ -91,7 +92,7 @@ def scans_to_predict(args):
 
 
 def _nifti_files(folder):
-    from ..datasets._folders import find_nifti_files
+    from ..datasets import find_nifti_files
 
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"Data folder {folder!r} does not exist.")
@@ -103,15 +104,16 @@ def _nifti_files(folder):
 
 def protocol(args, y, groups, split):
     """The held-out split of the labels' split column, else k-fold cross-validation."""
-    from ..evaluation._protocols import cross_validation, held_out
+    from ..evaluation import cross_validation, held_out
 
     if split is None:
-        return cross_validation(y, args.folds or N_FOLDS, groups, random_state=args.random_state)
+        return cross_validation(y, n_folds=args.folds or N_FOLDS, groups=groups,
+                                random_state=args.random_state)
     if args.folds is not None:
         raise CommandError("the labels have a split column, so the test set is fixed: leave "
                            "out --folds, or drop the column (--split-column none) to "
                            "cross-validate.")
-    return held_out(split, y, groups)
+    return held_out(split, y, groups=groups)
 
 
 # Estimators ------------------------------------------------------------------------
@@ -128,7 +130,7 @@ def method_keys(method):
 
 def build_method(key, args):
     """The classifier of method ``key``, with the epoch log at ``-v``."""
-    from ..evaluation._methods import make_method
+    from ..evaluation import make_method
 
     on_volumes = METHODS[key].takes_volumes
     epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.max_epochs
@@ -138,7 +140,7 @@ def build_method(key, args):
     method.set_params(verbose=int(args.verbosity >= 2))
     _check_options(method)  # a nonsense setting ends the command before any work
     if on_volumes:
-        from ..nn.resnet3d import resnet_downsampling
+        from ..nn import resnet_downsampling
 
         smallest = resnet_downsampling(method.stem) + 1
         if args.volume_size < smallest:
@@ -154,13 +156,10 @@ def build_model(args, y):
     seeded as cv seeds them."""
     from sklearn.pipeline import make_pipeline
 
-    from ..evaluation._clinical import INNER_FOLDS
-    from ..evaluation._operating_point import OperatingPointClassifier
-    from ..evaluation._protocols import check_classes
-    from ..evaluation._table import positive_class
+    from ..evaluation import INNER_FOLDS, OperatingPointClassifier, check_classes, positive_class
 
     classifier = build_method(args.method, args)
-    positive = positive_class(check_classes(y), args.pos_label)
+    positive = positive_class(check_classes(y), pos_label=args.pos_label)
     if positive is None and args.threshold != THRESHOLD:
         raise CommandError(f"--threshold {args.threshold} is for two classes; these labels "
                            "have more, and each scan takes its most probable class.")
@@ -173,11 +172,10 @@ def build_model(args, y):
 def check_evaluation(args, model, weights_sha256):
     """Refuse, before any work, an ``--evaluation`` run that evaluated another recipe
     than ``model``'s (method ``--method``), naming the first difference by its option."""
-    from ..evaluation._card import recipe_differences
-    from ..evaluation._runs import read_run
+    from ..evaluation import read_run, recipe_differences
 
     differences = recipe_differences(read_run(args.evaluation).info, args.method, model,
-                                      weights_sha256)
+                                      weights_sha256=weights_sha256)
     if differences:
         more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
         raise CommandError(f"--evaluation {args.evaluation!r} evaluated another recipe: "
@@ -187,7 +185,7 @@ def check_evaluation(args, model, weights_sha256):
 def _difference_said(name, evaluated, here, args):
     """A recipe difference in the words of the command line: the option, its values
     (one set from Python only keeps its parameter's name)."""
-    from ..evaluation._card import describe_difference
+    from ..evaluation import describe_difference
 
     if name.startswith("backbone weights"):
         return "--weights: the run's weights file is another (by SHA-256)"
@@ -200,7 +198,7 @@ def _difference_said(name, evaluated, here, args):
 
 def build_resampler(args):
     """The volume resampler of the methods on volumes: ``--volume-size`` a side."""
-    from ..volumes._resampling import VolumeResampler
+    from ..volumes import VolumeResampler
 
     return VolumeResampler(shape=(args.volume_size,) * 3)
 
@@ -219,8 +217,7 @@ def build_embedders(args):
 
 def build_embedder(args, backbone=None):
     """The embedder of ``--backbone`` (one), or of ``backbone``."""
-    from ..embedding._cache import cache_folder_is_writable
-    from ..embedding._embedder import DinoSliceEmbedder
+    from ..embedding import DinoSliceEmbedder, cache_folder_is_writable
 
     if backbone is None and "," in args.backbone:
         raise CommandError(f"--backbone {args.backbone!r}: one backbone here; several "
@@ -300,7 +297,7 @@ def load_fitted(args):
                            f"by `{PROG} fit`).")
     first = model[0]
     if getattr(args, "batch_size", None) is not None:
-        from ..evaluation._operating_point import bare_classifier
+        from ..evaluation import bare_classifier
 
         (first if "batch_size" in first.get_params() else bare_classifier(model[-1])
          ).set_params(batch_size=args.batch_size)

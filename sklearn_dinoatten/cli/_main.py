@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from .. import __version__
-from ..evaluation._methods import METHODS, REFERENCE
+from ..evaluation import METHODS, REFERENCE
 from ..utils._options import (
     DEMO_DATASET,
     DEMO_DATASETS,

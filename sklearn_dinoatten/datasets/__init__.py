@@ -2,11 +2,19 @@
 synthetic volumes and images with a planted, known signal."""
 
 from ._demo import write_demo_data
-from ._folders import SPLITS, find_nifti_files, load_nifti_folder, read_csv
+from ._folders import (
+    MISSING,
+    SPLITS,
+    find_nifti_files,
+    load_nifti_folder,
+    read_csv,
+    warn_if_subjects_change_label,
+)
 from ._medmnist import MEDMNIST3D, data_dir, load_medmnist3d
 from ._synthetic import make_anomaly_images, make_volumes
 
 __all__ = [
-    "MEDMNIST3D", "SPLITS", "data_dir", "find_nifti_files", "load_medmnist3d",
-    "load_nifti_folder", "make_anomaly_images", "make_volumes", "read_csv", "write_demo_data",
+    "MEDMNIST3D", "MISSING", "SPLITS", "data_dir", "find_nifti_files", "load_medmnist3d",
+    "load_nifti_folder", "make_anomaly_images", "make_volumes", "read_csv",
+    "warn_if_subjects_change_label", "write_demo_data",
 ]

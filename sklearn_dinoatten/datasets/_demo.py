@@ -11,7 +11,7 @@ from ._medmnist import data_dir, load_medmnist3d
 from ._synthetic import make_volumes
 
 
-def write_demo_data(root, dataset="synthetic", n_scans=100):
+def write_demo_data(root, *, dataset="synthetic", n_scans=100):
     """Write ``n_scans`` labelled NIfTI scans and labels.csv into ``root``, for the demo;
     returns the source's name and the number of scans written.
 

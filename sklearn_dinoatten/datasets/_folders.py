@@ -16,7 +16,7 @@ SPLITS = ("train", "val", "test")
 MISSING = ("", "na", "n/a", "nan", "null", "#n/a", "<na>")
 
 
-def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="label",
+def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column="label",
                       group_column="auto", split_column="auto"):
     """Read a labels CSV describing the NIfTI scans of a folder.
 
@@ -115,7 +115,7 @@ def load_nifti_folder(root, labels_csv=None, path_column="path", label_column="l
     return paths, y, groups, split
 
 
-def warn_if_subjects_change_label(y, groups, stacklevel=3):
+def warn_if_subjects_change_label(y, groups, *, stacklevel=3):
     """Warn, naming them, of the subjects whose scans carry different labels: a subject
     usually has one (a typo, or a conversion the study should say it handles)."""
     y, groups = np.asarray(y), np.asarray(groups)

@@ -29,7 +29,7 @@ def data_dir():
     return os.environ.get("SKLEARN_DINOATTEN_DATA", _SHARED_DATA)
 
 
-def load_medmnist3d(name, path, split="all", size=28):
+def load_medmnist3d(name, path, *, split="all", size=28):
     """A MedMNIST 3D data set (MedMNIST v2, Yang et al., Scientific Data 10:41, 2023),
     read from its local ``.npz`` file; nothing is downloaded.
 

@@ -4,10 +4,10 @@
 import numpy as np
 from sklearn.utils import check_random_state
 
-from ..volumes._scans import check_axis
+from ..volumes import check_axis
 
 
-def make_volumes(n_samples=100, shape=(64, 64, 32), n_classes=2, n_signal_slices=None,
+def make_volumes(*, n_samples=100, shape=(64, 64, 32), n_classes=2, n_signal_slices=None,
                  noise=0.05, axis="axial", return_signal=False, random_state=None):
     """Brain-like synthetic volumes where class ``c`` carries ``c`` bright blobs.
 
@@ -99,7 +99,7 @@ def _blob(grid, axis, slices, depth, rng):
     return np.where((d2 < radius**2) & along, 1.2, 0.0)
 
 
-def make_anomaly_images(n_normal=50, n_anomalous=50, shape=(64, 64), noise=0.05,
+def make_anomaly_images(*, n_normal=50, n_anomalous=50, shape=(64, 64), noise=0.05,
                         return_masks=False, random_state=None):
     """Synthetic 2D scans for anomaly detection: anomalous ones carry one dark lesion.
 

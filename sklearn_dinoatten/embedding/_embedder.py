@@ -7,7 +7,7 @@ from sklearn.base import BaseEstimator, TransformerMixin
 
 from ..utils._devices import resolve_device, warn_if_slow_precision
 from ..utils._fit import FitContractMixin, check_fitted, fit_context
-from ..utils._options import ALL_PLANES
+from ..utils._options import ALL_PLANES, SLICE_SELECTIONS
 from ..utils._persistable import PersistableMixin
 from ..utils._tags import VolumeInputMixin
 from ..utils._validation import (
@@ -23,9 +23,16 @@ from ..utils._validation import (
     options,
     real,
 )
-from ..volumes._preprocessing import NORMALIZATIONS
-from ..volumes._scans import AXES, SLICE_SELECTIONS, check_volumes, voxel_size_of
-from ..volumes._slicing import AXIS_TUPLE, CROPS, axes_of, warn_if_spacings_differ
+from ..volumes import (
+    AXES,
+    AXIS_TUPLE,
+    CROPS,
+    NORMALIZATIONS,
+    axes_of,
+    check_volumes,
+    voxel_size_of,
+    warn_if_spacings_differ,
+)
 from ._cache import (
     cache_folder_is_writable,
 )
@@ -300,7 +307,8 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         volumes = check_volumes(X, images=True)
         if self.slice_spacing is None and self.pixel_spacing is None:
             warn_if_spacings_differ(voxel_size_of(volume) for volume in volumes)
-        self._use_backbone(build_backbone(self.backbone, self.weights, self.image_size))
+        self._use_backbone(build_backbone(self.backbone, weights=self.weights,
+                                          image_size=self.image_size))
         warn_if_view_cuts(self.slice_reader(), volumes, self.patch_size_)
         return self
 
@@ -326,7 +334,8 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         return {"backbone": self.backbone_}
 
     def _empty_modules(self):
-        return {"backbone": build_backbone(self.backbone, SAVED_WEIGHTS, self.image_size).module}
+        return {"backbone": build_backbone(self.backbone, weights=SAVED_WEIGHTS,
+                                           image_size=self.image_size).module}
 
     def _restore(self, modules):
         self._use_backbone(frozen_backbone(modules["backbone"], self.image_size))

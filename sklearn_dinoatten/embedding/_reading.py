@@ -20,14 +20,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from ..utils._prefetch import prefetch
 from ..utils._warnings import warn_once
-from ..volumes._preprocessing import resize_stack
-from ..volumes._scans import describe, read_scan
-from ..volumes._slicing import (
+from ..volumes import (
     AXIS_NAMES,
     MARGIN_MM,
     choose_slices,
+    describe,
     foreground_mask,
     needs_foreground,
+    read_scan,
+    resize_stack,
     slice_sets,
 )
 from ._cache import EmbeddingCache, cache_key
@@ -90,7 +91,7 @@ class SliceReader:
         return self._resize(slice_set.stack, slice_set.pixel_size)
 
     def _resize(self, stack, pixel_size):
-        return resize_stack(stack, self.image_size, self.normalization,
+        return resize_stack(stack, self.image_size, method=self.normalization,
                             pixel_size=pixel_size, pixel_spacing=self.pixel_spacing)
 
 
@@ -106,8 +107,8 @@ def warn_if_view_cuts(reader, volumes, patch_size):
     boxes = replace(reader, crop="foreground", min_foreground=0.0)
     widest, where = 0.0, None
     for i, volume in enumerate(volumes[:FIELD_OF_VIEW_CHECKED]):
-        name = describe(volume, i)
-        scan = read_scan(volume, i, images=True, spacing=reader.spacing)
+        name = describe(volume, index=i)
+        scan = read_scan(volume, index=i, images=True, spacing=reader.spacing)
         for selection in boxes.choose(scan, name=f"Volume {name}"):
             for (start, stop), size in zip(selection.region, selection.pixel_size,
                                            strict=True):
@@ -142,8 +143,8 @@ class StackReader:
     cache_dir: str | None
 
     def __call__(self, volume, index):
-        name = describe(volume, index)
-        scan = read_scan(volume, index, images=True, spacing=self.slices.spacing)
+        name = describe(volume, index=index)
+        scan = read_scan(volume, index=index, images=True, spacing=self.slices.spacing)
         digest = scan.digest()  # once per volume, of the stored bytes
         stacks = []
         for selection in self.slices.choose(scan, name=f"Volume {name}"):

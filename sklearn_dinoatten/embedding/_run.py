@@ -11,9 +11,7 @@ from joblib import Parallel, cpu_count, delayed, effective_n_jobs
 from tqdm.auto import tqdm
 
 from ..utils._fit import check_fitted
-from ..volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD
-from ..volumes._scans import read_scan
-from ..volumes._slicing import axes_of, tag_orientations
+from ..volumes import IMAGENET_MEAN, IMAGENET_STD, axes_of, read_scan, tag_orientations
 from ._cache import EmbeddingCache, open_cache, remember_file_key, remembered_file_key
 from ._reading import SliceReader, StackReader, read_volumes
 from ._slice_encoder import SliceEncoder

@@ -14,7 +14,7 @@ import torch
 
 from ..utils._options import DTYPES as DTYPE_NAMES
 from ..utils._options import FEATURES as FEATURES  # re-exported
-from ..volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD, to_channels
+from ..volumes import IMAGENET_MEAN, IMAGENET_STD, to_channels
 
 # Precision name -> autocast dtype; int8 weights are quantised before (engines), so its
 # activations run in float32.
@@ -107,7 +107,7 @@ class SliceEncoder:
     def _launch(self, chunks):
         """Features of one batch as a float32 tensor on the device, queued there."""
         images = torch.cat([chunk.to(self.device, non_blocking=True) for chunk in chunks])
-        images = to_channels(images, self.normalization, self.mean, self.std)
+        images = to_channels(images, method=self.normalization, mean=self.mean, std=self.std)
         if self.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
         dtype = DTYPES[self.dtype]

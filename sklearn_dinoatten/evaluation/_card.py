@@ -41,7 +41,7 @@ def scan_digests(X):
     """The content digest of each scan (``Scan.digest``: its stored voxels, orientation,
     scaling and voxel size; the digest the embedding cache keys start from): the same
     for the same scan, however it is named or held."""
-    return [read_scan(volume, index).digest() for index, volume in enumerate(X)]
+    return [read_scan(volume, index=index).digest() for index, volume in enumerate(X)]
 
 
 def make_card(model, X, y, *, groups=None, X_val=None, scans="all the labelled scans",
@@ -101,13 +101,13 @@ def make_card(model, X, y, *, groups=None, X_val=None, scans="all the labelled s
     })
 
 
-def evaluation_record(run_dir, key, model, weights_sha256=None):
+def evaluation_record(run_dir, key, model, *, weights_sha256=None):
     """The card's record of the evaluation of method ``key`` in the run directory
     ``run_dir``, after checking that it evaluated the recipe of the fitted pipeline
     ``model`` (see :func:`recipe_differences`; ``ValueError`` naming what differs):
     where and when it was made, its caption and its metrics row."""
     run = read_run(run_dir)
-    differences = recipe_differences(run.info, key, model, weights_sha256)
+    differences = recipe_differences(run.info, key, model, weights_sha256=weights_sha256)
     if differences:
         more = f" (and {len(differences) - 1} more)" if len(differences) > 1 else ""
         raise ValueError(f"The run {os.fspath(run_dir)!r} evaluated another recipe: "
@@ -191,7 +191,7 @@ NOT_RECIPE = {"verbose", "device", "random_state", "early_stopping", "cache_dir"
               "n_readers", "prefetch", "batch_size", "compile", "channels_last", "weights"}
 
 
-def recipe_differences(info, key, model, weights_sha256=None):
+def recipe_differences(info, key, model, *, weights_sha256=None):
     """What differs between the recipe run.json ``info`` evaluated as method ``key`` and
     the pipeline ``model`` (fitted or not; its last step an
     :class:`~sklearn_dinoatten.OperatingPointClassifier`): the classifier's parameters,

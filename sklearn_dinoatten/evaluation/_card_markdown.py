@@ -19,7 +19,7 @@ LICENCES = (
     ("torchvision:", "BSD-3-Clause code; ImageNet-trained weights (check ImageNet's terms)"),
 )
 
-def card_markdown(model, card=None):
+def card_markdown(model, *, card=None):
     """The model card of a fitted pipeline (``dinoatten fit``'s) in Markdown: what it
     classifies and how it calls a scan, its training data, recipe, operating point and
     calibration, evaluation, intended use and limits. The facts of the model come from

@@ -103,7 +103,7 @@ def logistic_fit(target, design, iterations=100, tolerance=1e-10):
     return np.full(design.shape[1], np.nan)
 
 
-def expected_calibration_error(truth, score, n_bins=CALIBRATION_BINS):
+def expected_calibration_error(truth, score, *, n_bins=CALIBRATION_BINS):
     """The mean absolute gap between the observed share of positives and the mean
     score in ``n_bins`` equal-width bins of the score, weighted by the bins' sizes."""
     truth, score = np.asarray(truth, dtype=float), np.asarray(score, dtype=float)

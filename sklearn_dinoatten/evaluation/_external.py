@@ -33,7 +33,7 @@ def external_labels(y, methods, pos_label, protocol):
     """``(y, pos_label)`` of an external test of fitted models: the labels as their
     classes (:func:`fitted_classes`), their positive class (:func:`models_positive`); a
     warning where the protocol says their training scans are among those scored."""
-    y, pos_label = fitted_classes(y, methods), models_positive(methods, pos_label)
+    y, pos_label = fitted_classes(y, methods), models_positive(methods, pos_label=pos_label)
     if protocol.training_scans:
         warnings.warn(f"{protocol.training_scans} of the {len(y)} scans were used to train "
                       "this model: this is not an external test, and its metrics say "
@@ -42,7 +42,7 @@ def external_labels(y, methods, pos_label, protocol):
     return y, pos_label
 
 
-def models_positive(methods, pos_label=None):
+def models_positive(methods, *, pos_label=None):
     """The positive class of an external test of fitted models: that of the
     OperatingPointClassifier models (``pos_label``, if given, must be theirs), else
     ``pos_label``."""

@@ -16,7 +16,7 @@ from sklearn.metrics import roc_curve
 from threadpoolctl import threadpool_limits
 
 from ..explain import DIRECTIONS
-from ..volumes._slicing import AXIS_NAMES, axes_of
+from ..volumes import AXIS_NAMES, axes_of
 from ._metrics import bootstrap_resamples
 from ._runs import slice_embedders
 
@@ -87,7 +87,7 @@ def roc_figure(run, legends):
     method's curve in grey, the chance diagonal; ``legends`` maps a method key to the
     text of its curve."""
     y = run.labels == run.positive
-    resamples = list(bootstrap_resamples(y, N_BOOTSTRAP, groups=run.groups,
+    resamples = list(bootstrap_resamples(y, n_resamples=N_BOOTSTRAP, groups=run.groups,
                                          random_state=RANDOM_STATE))
     scores = {key: proba[:, run.classes.index(run.positive)] for key, proba in run.proba.items()}
     reference = run.reference

@@ -60,7 +60,7 @@ def encoder_key(key, encoder):
     return f"{key}{ENCODER_SEPARATOR}{encoder}"
 
 
-def make_method(key, max_epochs=MAX_EPOCHS, random_state=RANDOM_STATE, class_weight=None,
+def make_method(key, *, max_epochs=MAX_EPOCHS, random_state=RANDOM_STATE, class_weight=None,
                 resnet_depth=RESNET_DEPTH, resnet_width=RESNET_WIDTH):
     """An unfitted classifier for a method of :data:`METHODS`.
 

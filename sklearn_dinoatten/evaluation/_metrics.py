@@ -31,12 +31,12 @@ from sklearn.utils.validation import check_consistent_length, column_or_1d
 MIN_CLUSTERS = 2  # subjects of each class the clustered DeLong test needs
 
 
-def sensitivity_score(y_true, y_pred, pos_label=1):
+def sensitivity_score(y_true, y_pred, *, pos_label=1):
     """True-positive rate: the share of positives predicted positive (recall)."""
     return recall_score(y_true, y_pred, pos_label=pos_label, zero_division=0.0)
 
 
-def specificity_score(y_true, y_pred, pos_label=1):
+def specificity_score(y_true, y_pred, *, pos_label=1):
     """True-negative rate: the share of negatives predicted negative.
 
     Binary labels only, and ``pos_label`` must be one of them, as for
@@ -57,12 +57,12 @@ def specificity_score(y_true, y_pred, pos_label=1):
     return float(np.mean(y_pred[negative] != pos_label))
 
 
-def false_negative_rate(y_true, y_pred, pos_label=1):
+def false_negative_rate(y_true, y_pred, *, pos_label=1):
     """The share of positives predicted negative: ``1 - sensitivity``."""
     return 1.0 - sensitivity_score(y_true, y_pred, pos_label=pos_label)
 
 
-def bootstrap_resamples(y_true, n_resamples=1000, stratified=True, groups=None,
+def bootstrap_resamples(y_true, *, n_resamples=1000, stratified=True, groups=None,
                         random_state=None):
     """Yield the sample indices of ``n_resamples`` bootstrap resamples.
 
@@ -153,7 +153,7 @@ def ovr_macro_auc(y_true, y_score, classes):
                           for i, c in enumerate(classes)]))
 
 
-def bootstrap_ci(metric, y_true, y_score, n_resamples=1000, confidence=0.95,
+def bootstrap_ci(metric, y_true, y_score, *, n_resamples=1000, confidence=0.95,
                  stratified=True, groups=None, random_state=None):
     """Percentile bootstrap confidence interval of ``metric(y_true, y_score)``.
 
@@ -186,11 +186,12 @@ def bootstrap_ci(metric, y_true, y_score, n_resamples=1000, confidence=0.95,
     >>> auc, low <= auc <= high
     (0.9375, True)
     """
-    return bootstrap_cis({"metric": metric}, y_true, y_score, n_resamples, confidence,
-                         stratified, groups, random_state)["metric"]
+    return bootstrap_cis({"metric": metric}, y_true, y_score, n_resamples=n_resamples,
+                         confidence=confidence,
+                         stratified=stratified, groups=groups, random_state=random_state)["metric"]
 
 
-def bootstrap_cis(metrics, y_true, y_score, n_resamples=1000, confidence=0.95,
+def bootstrap_cis(metrics, y_true, y_score, *, n_resamples=1000, confidence=0.95,
                   stratified=True, groups=None, random_state=None):
     """:func:`bootstrap_ci` of several metrics on the same resamples: a dict of name ->
     ``(estimate, low, high)`` from a dict of name -> ``metric(y_true, y_score)``.
@@ -201,8 +202,9 @@ def bootstrap_cis(metrics, y_true, y_score, n_resamples=1000, confidence=0.95,
         raise ValueError(f"confidence must be in (0, 1); got {confidence!r}.")
     values = np.array([
         [metric(y_true[index], y_score[index]) for metric in metrics.values()]
-        for index in bootstrap_resamples(y_true, n_resamples, stratified, groups,
-                                         random_state)
+        for index in bootstrap_resamples(y_true, n_resamples=n_resamples, stratified=stratified,
+                                         groups=groups,
+                                         random_state=random_state)
     ]).reshape(n_resamples, len(metrics))
     alpha = (1 - confidence) / 2
     with warnings.catch_warnings():  # a metric undefined in every resample: NaN bounds
@@ -212,7 +214,7 @@ def bootstrap_cis(metrics, y_true, y_score, n_resamples=1000, confidence=0.95,
             for (name, metric), low, high in zip(metrics.items(), *bounds, strict=True)}
 
 
-def delong_test(y_true, score_a, score_b, groups=None):
+def delong_test(y_true, score_a, score_b, *, groups=None):
     """DeLong's test for two correlated ROC AUCs measured on the same samples.
 
     Uses the structural components (placement values) of DeLong, DeLong &

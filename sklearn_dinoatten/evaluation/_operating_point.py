@@ -223,9 +223,9 @@ class OperatingPointClassifier(FitContractMixin, PersistableMixin, MetaEstimator
                 raise ValueError(f"threshold={rule!r} is for two classes; y has "
                                  f"{len(classes)}, and each scan takes its most probable "
                                  "class.")
-            return positive_class(classes, self.pos_label)  # None, or pos_label's error
+            return positive_class(classes, pos_label=self.pos_label)  # None, or pos_label's error
         try:
-            return positive_class(classes, self.pos_label)
+            return positive_class(classes, pos_label=self.pos_label)
         except ValueError:
             if self.pos_label is not None or rule != THRESHOLD:
                 raise

@@ -44,7 +44,7 @@ def check_recalibration(recalibration, splits):
     return recalibration
 
 
-def cross_validate_method(estimator, X, y, splits, verbose=0, threshold=None,
+def cross_validate_method(estimator, X, y, splits, *, verbose=0, threshold=None,
                           positive=None, groups=None, recalibration=None, random_state=0):
     """Fit the method on each split's training samples and predict its test samples;
     their probability columns in the order of ``np.unique(y)`` (matched to each model's

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..datasets._folders import warn_if_subjects_change_label
+from ..datasets import warn_if_subjects_change_label
 from ..utils._options import THRESHOLD
 from ._clinical import check_threshold
 from ._external import external_labels
@@ -62,7 +62,7 @@ def plan_study(scans, y, methods, protocol, *, embedder, pos_label, threshold,
             raise ValueError(f"Subgroup {name!r} has {len(values)} values for {len(y)} scans.")
     if all(split.train is None for split in protocol.splits):  # fitted elsewhere
         y, pos_label = external_labels(y, methods, pos_label, protocol)
-    positive = positive_class(y, pos_label)
+    positive = positive_class(y, pos_label=pos_label)
     threshold = _checked_threshold(threshold, positive, y)
     recalibration = check_recalibration(recalibration, protocol.splits)
     _check_subjects(scans, y, protocol.groups)

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from ..datasets._folders import SPLITS
+from ..datasets import SPLITS
 from ..utils._options import N_FOLDS
 
 
@@ -112,7 +112,7 @@ def inner_splits(y, groups, purpose, n_folds, random_state=None):
     return list(folds.split(np.zeros(len(y)), y, groups))
 
 
-def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
+def cross_validation(y, *, n_folds=N_FOLDS, groups=None, random_state=0):
     """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
     group (subject) is in a training and a test fold at once."""
     classes, counts = np.unique(check_classes(y), return_counts=True)
@@ -144,7 +144,7 @@ def cross_validation(y, n_folds=N_FOLDS, groups=None, random_state=0):
     return Protocol(splits, description, groups)
 
 
-def held_out(split, y, groups=None):
+def held_out(split, y, *, groups=None):
     """A fixed split: ``split`` names each sample's set, ``"train"``, ``"val"`` (early
     stopping; optional) or ``"test"`` (scored once)."""
     split, y = np.asarray(split).astype(str), check_classes(y)
@@ -183,7 +183,7 @@ def held_out(split, y, groups=None):
                     description, groups, held_out=True)
 
 
-def external_test(y, groups=None, model="a model", used=None):
+def external_test(y, *, groups=None, model="a model", used=None):
     """Score every sample once with methods fitted elsewhere: the protocol of a fitted
     ``model`` (named in the description) on a test set. ``used``: how many of these
     scans trained the model, by content (see :func:`training_scans_scored`; None where

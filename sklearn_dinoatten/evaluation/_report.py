@@ -18,12 +18,11 @@ from numbers import Integral
 import matplotlib
 import numpy as np
 
-from ..embedding._embedder import DinoSliceEmbedder
+from ..embedding import DinoSliceEmbedder
 from ..embedding.backbones import ADAPTER_PREFIXES
 from ..explain import in_plane_attention, plot_saliency, saliency_from_parts
 from ..utils._files import atomic_write
-from ..volumes._scans import load_volume
-from ..volumes._slicing import axes_of
+from ..volumes import axes_of, load_volume
 from ._clinical_report import calibration_section, decision_section, subgroup_section
 from ._figures import (
     N_BOOTSTRAP,
@@ -53,7 +52,7 @@ pre{white-space:pre-wrap;overflow-wrap:anywhere}td{overflow-wrap:anywhere}
 h2,h3,h4{break-after:avoid}tr,figure,img{break-inside:avoid}.metrics{font-size:8.5pt}}"""
 
 
-def write_report(run_dir, out=None, overlays=4, verbose=0):
+def write_report(run_dir, *, out=None, overlays=4, verbose=0):
     """Write the HTML report of an evaluation run directory.
 
     Parameters

@@ -8,11 +8,11 @@ import os
 
 import numpy as np
 
-from ..embedding._several import fit_embedders
+from ..embedding import fit_embedders
 from ..utils._files import file_sha256
 from ..utils._fit import is_fitted
 from ..utils._options import THRESHOLD
-from ..volumes._slicing import axes_of, slice_weights
+from ..volumes import axes_of, slice_weights
 from ._clinical import check_threshold
 from ._methods import ENCODER_SEPARATOR, REFERENCE, method_name
 from ._operating_point import (
@@ -138,7 +138,7 @@ def _make_inputs(study, resampler):
             if verbose and cached.all():  # the embedder had nothing to show progress of
                 print(f"  all {len(scans)} found in the cache", flush=True)
     if None in sources:
-        from ..volumes._resampling import VolumeResampler
+        from ..volumes import VolumeResampler
 
         resampler = VolumeResampler() if resampler is None else resampler
         if verbose:
@@ -188,7 +188,7 @@ def _run(study, results, inputs, resampler):
 
 
 def _caption(study, results, reference, first, calls):
-    return caption(study.protocol, study.positive, reference,
+    return caption(study.protocol, study.positive, reference=reference,
                    random_weights=any(e.weights == "random"
                                       for e in study.embedders.values()),
                    encoders=list(study.embedders) if first is not None else (),

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from ..datasets._folders import MISSING
+from ..datasets import MISSING
 from ._methods import method_name
 from ._registry import metric_columns
 from ._table import metrics_table, scored_samples

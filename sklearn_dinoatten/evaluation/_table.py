@@ -17,7 +17,7 @@ from ._registry import METRICS, metric_columns
 N_RESAMPLES = 1000
 
 
-def positive_class(y, pos_label=None):
+def positive_class(y, *, pos_label=None):
     """The positive class of binary labels ``y``: AUC, sensitivity, F1 and the ROC
     are computed for it.
 
@@ -97,7 +97,7 @@ def metrics_table(y, results, *, reference=REFERENCE, pos_label=None, groups=Non
     y = np.asarray(y)[scored]
     groups = None if groups is None else np.asarray(groups)[scored]
     classes = np.unique(y)
-    positive = positive_class(y, pos_label)
+    positive = positive_class(y, pos_label=pos_label)
     bootstrap = partial(bootstrap_cis, n_resamples=n_resamples, groups=groups,
                         random_state=random_state)
     rows = []
@@ -194,7 +194,7 @@ def _multiclass(y, proba, classes, bootstrap):
     return values
 
 
-def caption(protocol, positive, reference=REFERENCE, n_resamples=N_RESAMPLES,
+def caption(protocol, positive, *, reference=REFERENCE, n_resamples=N_RESAMPLES,
             random_weights=False, encoders=(), threshold=THRESHOLD, recalibration=None,
             operating_points=None, not_recalibrated=None):
     """What the metrics table shows and how it was computed, in a few sentences;

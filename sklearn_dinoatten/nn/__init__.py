@@ -1,6 +1,9 @@
 """Torch modules only: the aggregators over slice embeddings and the losses that train
 them, the 3D ResNet, the fine-tuned slice network, the anomaly networks and the coreset."""
 
+from .autoregressive import MeanPredictionError, SpatialARNet, prediction_error
+from .coreset import greedy_coreset
+from .finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
 from .losses import CompositeLoss, class_variance_loss, supervised_contrastive_loss
 from .pooling import (
     POOLINGS,
@@ -10,24 +13,33 @@ from .pooling import (
     MeanPooling,
     make_pooling,
 )
-from .resnet3d import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet
+from .resnet3d import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet, resnet_downsampling
 from .scmil import AnnealedSupConLoss, SCMILNet
 from .transformer import PreNormLayer, SliceTransformerNet
 
 __all__ = [
+    "AGGREGATORS",
+    "FREEZE_MODES",
     "POOLINGS",
     "RESNET_DEPTHS",
     "RESNET_STEMS",
     "AnnealedSupConLoss",
     "AttentionPooling",
     "AttentionPoolNet",
+    "FineTunedSliceNet",
     "MaxPooling",
     "MeanPooling",
+    "MeanPredictionError",
     "PreNormLayer",
     "ResNet3DNet",
     "SCMILNet",
     "SliceTransformerNet",
+    "SpatialARNet",
+    "greedy_coreset",
     "make_pooling",
+    "prediction_error",
+    "resnet_downsampling",
+    "set_trainable",
     "CompositeLoss",
     "class_variance_loss",
     "supervised_contrastive_loss",

@@ -49,7 +49,7 @@ class SpatialARNet(nn.Module):
         return self.layers(grid)
 
 
-def prediction_error(prediction, target, error="squared"):
+def prediction_error(prediction, target, *, error="squared"):
     """Per-position error ``(batch, h, w)`` of predicted patch embeddings.
 
     ``"squared"``: mean squared error over channels; ``"cosine"``: 1 - cosine
@@ -75,4 +75,4 @@ class MeanPredictionError(nn.Module):
         self.error = error
 
     def forward(self, prediction, target):
-        return prediction_error(prediction, target, self.error).mean()
+        return prediction_error(prediction, target, error=self.error).mean()

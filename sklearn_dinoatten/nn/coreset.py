@@ -4,7 +4,7 @@ import numpy as np
 import torch
 
 
-def greedy_coreset(points, size, rng, device, projection_dim=128):
+def greedy_coreset(points, size, rng, device, *, projection_dim=128):
     """Indices of ``size`` points chosen by greedy farthest-point (k-center) sampling
     on a random projection to ``projection_dim`` dimensions.
 

@@ -39,7 +39,7 @@ class FineTunedSliceNet(nn.Module):
         return self.aggregator(slices)
 
 
-def set_trainable(backbone, freeze="last_n_blocks", n_trainable_blocks=2):
+def set_trainable(backbone, *, freeze="last_n_blocks", n_trainable_blocks=2):
     """Choose what of a timm vision transformer trains: nothing (``"all"`` frozen), all of
     it (``"none"``), or its last ``n_trainable_blocks`` blocks and final norm."""
     if freeze == "all":

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def supervised_contrastive_loss(embedding, labels, temperature=0.07):
+def supervised_contrastive_loss(embedding, labels, *, temperature=0.07):
     """SupCon (Khosla et al. 2020), averaged over anchors that have a positive."""
     n = embedding.shape[0]
     if n < 2:
@@ -56,7 +56,7 @@ class CompositeLoss(nn.Module):
         loss = F.cross_entropy(logits, labels, weight=self.class_weight)
         if self.supcon_weight:
             loss = loss + self.supcon_weight * supervised_contrastive_loss(
-                embedding, labels, self.temperature
+                embedding, labels, temperature=self.temperature
             )
         if self.variance_weight:
             loss = loss + self.variance_weight * class_variance_loss(embedding, labels)

@@ -65,7 +65,7 @@ class MaxPooling(nn.Module):
         return pooled, wins / x.shape[-1]
 
 
-def make_pooling(pooling, in_dim, attention_dim=64):
+def make_pooling(pooling, in_dim, *, attention_dim=64):
     """Build the pooling module named by ``pooling`` (one of ``POOLINGS``)."""
     if pooling in ("attention", "gated"):
         return AttentionPooling(in_dim, attention_dim, gated=pooling == "gated")
@@ -86,7 +86,7 @@ class AttentionPoolNet(nn.Module):
     def __init__(self, in_dim, n_classes, pooling="attention", attention_dim=64,
                  hidden_dims=(256, 128), dropout=0.0):
         super().__init__()
-        self.pooling = make_pooling(pooling, in_dim, attention_dim)
+        self.pooling = make_pooling(pooling, in_dim, attention_dim=attention_dim)
         self.embedding_head = mlp(in_dim, hidden_dims, dropout)
         self.classifier = nn.Linear(hidden_dims[-1] if hidden_dims else in_dim, n_classes)
 

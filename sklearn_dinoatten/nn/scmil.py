@@ -41,5 +41,5 @@ class AnnealedSupConLoss(nn.Module):
 
     def forward(self, logits, projection, labels):
         ce = F.cross_entropy(logits, labels, weight=self.class_weight)
-        supcon = supervised_contrastive_loss(projection, labels, self.temperature)
+        supcon = supervised_contrastive_loss(projection, labels, temperature=self.temperature)
         return self.ce_weight * ce + (1.0 - self.ce_weight) * supcon

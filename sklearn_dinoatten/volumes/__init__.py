@@ -3,10 +3,11 @@ with their voxel size, the slices kept (in millimetres, cropped to the foregroun
 intensity preprocessing, and whole volumes resampled to one shape.
 
 - :func:`load_volume`, :func:`load_scan`, :func:`read_scan` (a :class:`Scan`),
-  :func:`describe`, :func:`place_slices`
+  :func:`describe`, :func:`place_slices`, :func:`check_volumes`, :func:`check_axis`
 - :func:`choose_slices` (a :class:`SliceSelection` per axis), :func:`slice_sets`,
-  :func:`slice_weights`, :func:`foreground_mask`,
-  :func:`foreground_box`, :func:`spaced_slices`, :func:`axes_of`
+  :func:`slice_weights`, :func:`foreground_mask`, :func:`needs_foreground`,
+  :func:`foreground_box`, :func:`spaced_slices`, :func:`axes_of`,
+  :func:`tag_orientations`, :func:`warn_if_spacings_differ`
 - :func:`normalize_intensity`, :func:`resize_stack`, :func:`to_channels`,
   :func:`grid_to_slices`
 - :class:`VolumeResampler`
@@ -25,6 +26,8 @@ from ._resampling import VolumeResampler
 from ._scans import (
     AXES,
     Scan,
+    check_axis,
+    check_volumes,
     describe,
     load_scan,
     load_volume,
@@ -34,24 +37,30 @@ from ._scans import (
 )
 from ._slicing import (
     AXIS_NAMES,
+    AXIS_TUPLE,
     CROPS,
+    MARGIN_MM,
     SliceSelection,
     SliceSet,
     axes_of,
     choose_slices,
     foreground_box,
     foreground_mask,
+    needs_foreground,
     otsu_threshold,
     slice_sets,
     slice_weights,
     spaced_slices,
+    tag_orientations,
+    warn_if_spacings_differ,
 )
 
 __all__ = [
-    "AXES", "AXIS_NAMES", "CROPS", "IMAGENET_MEAN", "IMAGENET_STD", "NORMALIZATIONS",
-    "Scan", "SliceSelection", "SliceSet", "VolumeResampler", "axes_of", "choose_slices",
-    "describe", "foreground_box", "foreground_mask", "grid_to_slices", "load_scan",
-    "load_volume", "normalize_intensity", "otsu_threshold", "place_slices", "read_scan",
-    "resize_stack", "slice_sets", "slice_weights", "spaced_slices", "to_channels",
-    "voxel_size_of",
+    "AXES", "AXIS_NAMES", "AXIS_TUPLE", "CROPS", "IMAGENET_MEAN", "IMAGENET_STD",
+    "MARGIN_MM", "NORMALIZATIONS", "Scan", "SliceSelection", "SliceSet",
+    "VolumeResampler", "axes_of", "check_axis", "check_volumes", "choose_slices", "describe",
+    "foreground_box", "foreground_mask", "grid_to_slices", "load_scan", "load_volume",
+    "needs_foreground", "normalize_intensity", "otsu_threshold", "place_slices", "read_scan",
+    "resize_stack", "slice_sets", "slice_weights", "spaced_slices", "tag_orientations",
+    "to_channels", "voxel_size_of", "warn_if_spacings_differ",
 ]

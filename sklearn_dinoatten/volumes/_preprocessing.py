@@ -15,7 +15,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def normalize_intensity(stack, method="minmax", percentiles=(0.5, 99.5)):
+def normalize_intensity(stack, *, method="minmax", percentiles=(0.5, 99.5)):
     """Normalise the intensities of a slice stack ``(n, h, w)``: a float32 array, or a
     float32 tensor on the device of a tensor ``stack``.
 
@@ -27,7 +27,7 @@ def normalize_intensity(stack, method="minmax", percentiles=(0.5, 99.5)):
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}; got {method!r}.")
     if not isinstance(stack, torch.Tensor):
         return normalize_intensity(torch.from_numpy(np.asarray(stack, dtype=np.float32)),
-                                   method, percentiles).numpy()
+                                   method=method, percentiles=percentiles).numpy()
     stack = stack.float()
     if method == "minmax":
         low = stack.amin(dim=(1, 2), keepdim=True)
@@ -59,10 +59,10 @@ def _percentiles(values, percentiles):
 
 def to_backbone_input(stack, image_size, method="minmax"):
     """Preprocess a slice stack ``(n, h, w)`` into a float32 tensor ``(n, 3, s, s)``."""
-    return to_channels(resize_stack(stack, image_size, method), method)
+    return to_channels(resize_stack(stack, image_size, method=method), method=method)
 
 
-def resize_stack(stack, image_size, method="minmax", pixel_size=None, pixel_spacing=None):
+def resize_stack(stack, image_size, *, method="minmax", pixel_size=None, pixel_spacing=None):
     """Normalise a slice stack ``(n, h, w)`` and bring it to ``image_size`` pixels a side:
     a float32 tensor ``(n, 1, s, s)``, one gray channel (a third of the memory of three),
     on the device of a tensor ``stack`` (a numpy ``stack``: on the CPU).
@@ -75,7 +75,7 @@ def resize_stack(stack, image_size, method="minmax", pixel_size=None, pixel_spac
     """
     if not isinstance(stack, torch.Tensor):
         stack = torch.from_numpy(np.asarray(stack, dtype=np.float32))
-    stack = normalize_intensity(stack, method)
+    stack = normalize_intensity(stack, method=method)
     if pixel_spacing is None:
         images = _pad_to_square(stack)[:, None]
         return F.interpolate(images, size=(image_size, image_size), mode="bilinear",
@@ -108,7 +108,7 @@ def _overlap(size, image_size):
     return source, target
 
 
-def to_channels(images, method="minmax", mean=IMAGENET_MEAN, std=IMAGENET_STD):
+def to_channels(images, *, method="minmax", mean=IMAGENET_MEAN, std=IMAGENET_STD):
     """Gray images ``(n, 1, s, s)`` to the backbone's three channels ``(n, 3, s, s)``,
     on the images' device; ``"minmax"`` input (in [0, 1]) is also standardised with the
     backbone's per-channel ``mean`` and ``std`` (ImageNet's by default)."""

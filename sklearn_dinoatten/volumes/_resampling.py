@@ -64,9 +64,9 @@ class VolumeResampler(FitContractMixin, PersistableMixin, VolumeInputMixin, Tran
         volumes = check_volumes(X)
         out = np.empty((len(volumes), *self.shape_), dtype=np.float32)
         for i, volume in enumerate(volumes):
-            data = load_volume(volume, i)
+            data = load_volume(volume, index=i)
             if self.normalization == "zscore":
-                data = normalize_intensity(data, "zscore")
+                data = normalize_intensity(data, method="zscore")
             else:
                 data = (data - data.min()) / (data.max() - data.min())
             resized = F.interpolate(torch.from_numpy(data)[None, None], size=self.shape_,

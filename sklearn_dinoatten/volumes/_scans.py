@@ -19,7 +19,6 @@ import torch
 
 from ..utils._files import check_file
 from ..utils._options import PLANES
-from ..utils._options import SLICE_SELECTIONS as SLICE_SELECTIONS  # re-exported
 from ._nifti import (
     as_torch_dtype,
     file_header,
@@ -40,7 +39,7 @@ def is_image_object(volume):
     return hasattr(volume, "affine") and hasattr(volume, "dataobj")
 
 
-def describe(volume, index=None):
+def describe(volume, *, index=None):
     """A short name for a volume, for error messages."""
     if isinstance(volume, (str, os.PathLike)):
         return repr(str(os.fspath(volume)))  # a path from a numpy array: not np.str_(...)
@@ -52,7 +51,7 @@ def describe(volume, index=None):
     return f"array{where} with shape {shape}" if shape is not None else f"input{where}"
 
 
-def check_volumes(X, images=False):
+def check_volumes(X, *, images=False):
     """Check that ``X`` is a non-empty sequence of paths or 3D arrays, reading no more of
     a file than its header: a file that is not one volume (a 2D image, a 4D series) is
     refused here, before any volume is embedded.
@@ -106,10 +105,10 @@ def _check_volume(volume, index, images):
             _check_dimensions(header[0], describe(volume), images=False)
     elif is_image_object(volume):
         if len(volume.shape) not in (3, 4):
-            raise ValueError(f"Volume {describe(volume, index)} is not 3D.")
+            raise ValueError(f"Volume {describe(volume, index=index)} is not 3D.")
     elif np.ndim(volume) != 3 and not (images and np.ndim(volume) == 2):
         raise ValueError(
-            f"Volume {describe(volume, index)} is not 3D: expected a path or an array "
+            f"Volume {describe(volume, index=index)} is not 3D: expected a path or an array "
             f"(x, y, z){' or an image (h, w)' if images else ''}, got "
             f"{np.ndim(volume)} dimensions."
         )
@@ -161,13 +160,13 @@ class Scan(NamedTuple):
         return digest.hexdigest()
 
 
-def load_volume(volume, index=None, images=False):
+def load_volume(volume, *, index=None, images=False):
     """Return a volume as a float32 array ``(x, y, z)``, RAS-oriented for files and
     nibabel images; see :func:`load_scan`, which also gives the voxel size."""
-    return load_scan(volume, index, images)[0]
+    return load_scan(volume, index=index, images=images)[0]
 
 
-def load_scan(volume, index=None, images=False, spacing=None):
+def load_scan(volume, *, index=None, images=False, spacing=None):
     """Return a volume as a float32 array ``(x, y, z)`` and its voxel size in mm along
     those axes.
 
@@ -179,16 +178,16 @@ def load_scan(volume, index=None, images=False, spacing=None):
     one of its volumes yourself), a volume that is not 3D, NaN or infinite voxels, or a
     constant volume.
     """
-    scan = read_scan(volume, index, images, spacing)
+    scan = read_scan(volume, index=index, images=images, spacing=spacing)
     return scan.to_tensor().numpy(), scan.voxel_size
 
 
-def read_scan(volume, index=None, images=False, spacing=None):
+def read_scan(volume, *, index=None, images=False, spacing=None):
     """A volume's :class:`Scan`: its voxels decoded, checked, not converted.
 
     Takes and checks what :func:`load_scan` does, with the same errors.
     """
-    name = describe(volume, index)
+    name = describe(volume, index=index)
     if isinstance(volume, (str, os.PathLike)) or is_image_object(volume):
         image = open_image(volume)
         label = describe(volume) if is_image_object(volume) else f"file {os.fspath(volume)!r}"

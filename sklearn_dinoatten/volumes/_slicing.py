@@ -101,7 +101,7 @@ class SliceSet(SliceSelection):
     stack: np.ndarray
 
 
-def otsu_threshold(values, bins=256):
+def otsu_threshold(values, *, bins=256):
     """Otsu's threshold of ``values``: the cut of their histogram that maximises the
     variance between the two sides."""
     counts, edges = np.histogram(values, bins=bins)
@@ -122,7 +122,7 @@ def foreground_mask(data):
     return data > otsu_threshold(data[data > low])
 
 
-def foreground_box(mask, voxel_size, margin_mm=MARGIN_MM):
+def foreground_box(mask, voxel_size, *, margin_mm=MARGIN_MM):
     """``(start, stop)`` per axis of the box around ``mask`` widened by ``margin_mm``
     (at least a voxel); the box may reach beyond the volume."""
     box = []

@@ -95,9 +95,9 @@ def test_spatial_ar_net_is_causal_in_raster_order():
 def test_prediction_errors_are_finite_and_zero_at_the_target(error):
     target = torch.randn(2, 4, 3, 3)
     prediction = torch.cat([target, torch.zeros_like(target)], 1) if error == "gaussian" else target
-    errors = prediction_error(prediction, target, error)
+    errors = prediction_error(prediction, target, error=error)
     assert errors.shape == (2, 3, 3) and torch.isfinite(errors).all()
-    worse = prediction_error(prediction + 1.0, target, error)
+    worse = prediction_error(prediction + 1.0, target, error=error)
     assert (worse > errors).all()
 
 

@@ -44,7 +44,8 @@ def trained_blocks(clf, before):
 ])
 def test_freeze_chooses_what_trains(volumes, freeze, expected):
     X, y = volumes
-    before = build_backbone("vit_small_patch14_dinov2", "random", 28, in_chans=1).module
+    before = build_backbone("vit_small_patch14_dinov2", weights="random", image_size=28,
+                            in_chans=1).module
     clf = FineTunedSliceClassifier(freeze=freeze, max_epochs=1, **TINY).fit(X[:16], y[:16])
     assert trained_blocks(clf, before) == expected
 
@@ -65,7 +66,7 @@ def test_grayscale_patch_embedding_adapted_from_a_checkpoint(tmp_path):
         torch.manual_seed(0)
         rgb = timm.create_model("vit_small_patch14_dinov2", img_size=56, num_classes=0)
     save_file(rgb.state_dict(), tmp_path / "vits14.safetensors")
-    gray = build_backbone("vit_small_patch14_dinov2", str(tmp_path / "vits14.safetensors"),
+    gray = build_backbone("vit_small_patch14_dinov2", weights=str(tmp_path / "vits14.safetensors"),
                           image_size=28, in_chans=1).module
     torch.testing.assert_close(gray.patch_embed.proj.weight,
                                rgb.patch_embed.proj.weight.sum(dim=1, keepdim=True))

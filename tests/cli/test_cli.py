@@ -488,7 +488,7 @@ def test_error_in_a_subprocess_has_no_traceback(tmp_path):
 @pytest.mark.skipif(not os.path.isdir(os.path.join(data_dir(), "adrenalmnist3d")),
                     reason="AdrenalMNIST3D is not in ../shared/data")
 def test_adrenal_demo_data_keeps_the_official_split(tmp_path):
-    _, n = write_demo_data(str(tmp_path), "adrenal", 40)
+    _, n = write_demo_data(str(tmp_path), dataset="adrenal", n_scans=40)
     rows = read_csv(tmp_path / "labels.csv")
     assert n == len(rows) == 40
     counts = {s: sum(r["split"] == s for r in rows) for s in ("train", "val", "test")}
@@ -500,12 +500,12 @@ def test_adrenal_demo_data_keeps_the_official_split(tmp_path):
 
 def test_a_rerun_demo_replaces_its_data_whole_and_nothing_else(tmp_path, monkeypatch,
                                                                 capsys):
-    from sklearn_dinoatten.evaluation import _study
+    from sklearn_dinoatten import evaluation
 
     def stop(*args, **kwargs):  # the data is what is tested, not the study
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(_study, "run_study", stop)
+    monkeypatch.setattr(evaluation, "run_study", stop)  # the command line's door to it
     data = tmp_path / "demo" / "data"
     for n in (12, 10):  # the second run's scans only: none of the first's left behind
         assert main(["demo", "--out", str(tmp_path / "demo"), "--n-scans", str(n)]) != 0

@@ -64,9 +64,9 @@ def test_load_nifti_folder(tmp_path):
     moved = tmp_path / "elsewhere.csv"
     moved.write_text((root / "labels.csv").read_text().replace("label", "dx")
                      .replace("subject", "patient"))
-    paths, y, groups, _ = load_nifti_folder(root, moved, label_column="dx")
+    paths, y, groups, _ = load_nifti_folder(root, labels_csv=moved, label_column="dx")
     assert len(paths) == 3 and groups is None
-    assert load_nifti_folder(root, moved, label_column="dx",
+    assert load_nifti_folder(root, labels_csv=moved, label_column="dx",
                              group_column="patient")[2].tolist() == ["p1", "p1", "p2"]
 
 

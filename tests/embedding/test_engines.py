@@ -23,7 +23,8 @@ SIZE = 56
 
 @pytest.fixture(scope="module")
 def backbone():
-    return build_backbone("vit_small_patch14_dinov2", "random", SIZE).module.eval()
+    return build_backbone("vit_small_patch14_dinov2", weights="random",
+                          image_size=SIZE).module.eval()
 
 
 @pytest.fixture(scope="module")

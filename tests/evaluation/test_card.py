@@ -74,7 +74,7 @@ def test_validation_scans_are_in_the_fingerprint(fitted):
     assert card["training"]["n_scans"] == 5 and card["training"]["n_validation"] == 2
     assert training_scans_scored(card, scans) == 7
     assert "digests of the 7 scans its fit used (2 of them validation scans)" in card_markdown(
-        model, card)
+        model, card=card)
 
 
 def test_the_record_is_saved_under_the_files_digest_and_read_back(fitted, tmp_path):
@@ -85,7 +85,7 @@ def test_the_record_is_saved_under_the_files_digest_and_read_back(fitted, tmp_pa
     assert read_card(path) == card
     np.testing.assert_array_equal(load_model(path).predict_proba(scans),
                                   model.predict_proba(scans))
-    text = card_markdown(load_model(path), read_card(path))
+    text = card_markdown(load_model(path), card=read_card(path))
     assert "1 called where its probability is at least 0.4" in text
     assert "8 scans of 4 subjects: all the labelled scans." in text
     data = bytearray(path.read_bytes())  # the card is under the digest
@@ -165,7 +165,7 @@ def test_a_card_without_the_model_is_refused_by_the_loader_too(tmp_path):
 
 def test_a_model_saved_without_a_card_gets_the_sections_the_model_can_tell(fitted):
     model, *_ = fitted
-    text = card_markdown(model, None)
+    text = card_markdown(model, card=None)
     for said in ("When and with which version it was trained: not recorded.",
                  "Not recorded: this model file was saved without a card",
                  "1 called where its probability is at least 0.4", "## Recipe",

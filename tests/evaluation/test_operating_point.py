@@ -31,8 +31,8 @@ PROTOCOLS = ["folds", "grouped folds", "train/val/test", "train/test"]
 
 
 def splits_of(protocol, y, groups):
-    return {"folds": lambda: cross_validation(y, 3),
-            "grouped folds": lambda: cross_validation(y, 3, groups=groups),
+    return {"folds": lambda: cross_validation(y, n_folds=3),
+            "grouped folds": lambda: cross_validation(y, n_folds=3, groups=groups),
             "train/val/test": lambda: held_out(np.repeat(["train", "val", "test"], 20), y),
             "train/test": lambda: held_out(np.repeat(["train", "test"], 30), y)}[protocol]()
 
@@ -149,7 +149,7 @@ class Contrary(ClassifierMixin, BaseEstimator):
 @pytest.mark.parametrize("recalibration", ["platt", "isotonic"])
 def test_recalibration_never_reverses_a_folds_order(recalibration):
     X, y = bags(60)
-    evaluation = cross_validation(y, 3)  # 40 training scans per fold: Contrary is right
+    evaluation = cross_validation(y, n_folds=3)  # 40 training scans per fold: Contrary is right
     raw = cross_validate_method(Contrary(), X, y, evaluation.splits, positive=1)
     with pytest.warns(UserWarning, match="not applied to a fit.*reverse|erase"):
         result = cross_validate_method(Contrary(), X, y, evaluation.splits, positive=1,
@@ -254,7 +254,7 @@ def test_the_caption_counts_the_splits_whose_recalibration_was_not_applied():
     from sklearn_dinoatten.evaluation._study import _not_recalibrated
 
     X, y = bags(60)
-    evaluation = cross_validation(y, 3)
+    evaluation = cross_validation(y, n_folds=3)
     with pytest.warns(UserWarning, match="not applied to a fit"):
         results = {"contrary": cross_validate_method(Contrary(), X, y, evaluation.splits,
                                                      positive=1, recalibration="platt"),

@@ -16,21 +16,21 @@ def test_a_class_of_one_scan_is_not_helped_by_fewer_folds():
     folds", which cannot help a class of one scan."""
     y = np.array(["AD"] * 20 + ["CN"] * 19 + ["MCI"])
     with pytest.raises(ValueError) as error:
-        cross_validation(y, 4)
+        cross_validation(y, n_folds=4)
     assert str(error.value) == (
         "Class 'MCI' has 1 scan, fewer than the 4 folds; no number of folds can both train "
         "on it and test it: gather more scans of it, or merge it into another class, or "
         "drop its scans from the labels. Scans per class: 'AD': 20, 'CN': 19, 'MCI': 1.")
     with pytest.raises(ValueError, match="has 2 scans, fewer than the 4 folds; lower the "
                                          "number of folds to 2 or fewer"):
-        cross_validation(np.array(["AD"] * 20 + ["CN"] * 2), 4)
+        cross_validation(np.array(["AD"] * 20 + ["CN"] * 2), n_folds=4)
 
 
 def test_class_names_that_differ_only_in_case_are_pointed_out():
     y = np.array(["AD"] * 20 + ["Control"] * 19 + ["control "])
     with pytest.raises(ValueError, match=r"'Control' and 'control ' differ only in case or "
                                          r"spaces: a typo in the labels\?"):
-        cross_validation(y, 5)
+        cross_validation(y, n_folds=5)
 
 
 def test_a_subject_alone_in_its_class_is_not_helped_by_fewer_folds():
@@ -38,7 +38,7 @@ def test_a_subject_alone_in_its_class_is_not_helped_by_fewer_folds():
     groups = np.array([f"s{i}" for i in range(10)] + ["p"] * 4)
     with pytest.raises(ValueError, match=r"scans of 1 subject\(s\) \(p\), fewer than the 3 "
                                          "folds: .*no number of folds can both train on it"):
-        cross_validation(y, 3, groups=groups)
+        cross_validation(y, n_folds=3, groups=groups)
 
 
 @pytest.mark.parametrize("ages", [np.round(np.linspace(55.1, 79.9, 30), 1),
@@ -49,10 +49,10 @@ def test_continuous_labels_are_said_to_be_a_regression_target(ages):
     message = (r"The labels look like continuous values \(30 distinct numbers among 30 "
                r"scans, from 55.1 to 79.9\), not classes: that is a regression target")
     with pytest.raises(ValueError, match=message):
-        cross_validation(ages, 5)
+        cross_validation(ages, n_folds=5)
     with pytest.raises(ValueError, match=message):
         held_out(np.repeat(["train", "test"], 15), ages)
-    cross_validation(np.repeat(np.arange(3), 10), 5)  # a few numeric classes are classes
+    cross_validation(np.repeat(np.arange(3), 10), n_folds=5)  # a few numeric classes are classes
 
 
 def test_a_subject_whose_scans_change_label_is_named(tmp_path):
@@ -77,7 +77,7 @@ def test_a_subject_whose_scans_change_label_is_named(tmp_path):
         paths, y, groups, _ = load_nifti_folder(data)
     with pytest.warns(UserWarning, match=said):  # run_study's own check
         run_study(paths, y, {"mean": make_method("mean", max_epochs=1)},
-                  cross_validation(y, 2, groups=groups),
+                  cross_validation(y, n_folds=2, groups=groups),
                   embedder=DinoSliceEmbedder(**FAST, n_slices=2), verbose=0)
     err = io.StringIO()
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
@@ -97,7 +97,7 @@ def test_a_study_of_few_scans_warns_and_marks_intervals_the_bootstrap_cannot_spr
                                          r"say much \(10 scans, 5 of 0, 5 of 1; fewer than "
                                          r"20, or than 5 of a class\)"):
         run = run_study(list(X), y, {"mean": make_method("mean", max_epochs=1)},
-                        cross_validation(y, 2), embedder=DinoSliceEmbedder(**FAST),
+                        cross_validation(y, n_folds=2), embedder=DinoSliceEmbedder(**FAST),
                         verbose=0)
     row = {"method": "m", "auc": 1.0, "auc_ci_low": 1.0, "auc_ci_high": 1.0,
            "sensitivity": 0.8, "sensitivity_ci_low": 0.5, "sensitivity_ci_high": 1.0}

@@ -127,7 +127,7 @@ def test_recalibration_needs_training_scans_and_a_known_method():
     with pytest.raises(ValueError, match="external test has none"):
         cross_validate_method(fitted, X, y, external_test(y).splits, recalibration="platt")
     with pytest.raises(ValueError, match="'platt' or 'isotonic'; got 'sigmoid'"):
-        cross_validate_method(Flat(), X, y, cross_validation(y, 2).splits,
+        cross_validate_method(Flat(), X, y, cross_validation(y, n_folds=2).splits,
                               recalibration="sigmoid")
 
 
@@ -142,12 +142,12 @@ def test_recalibration_meets_every_threshold_rule_and_protocol(recalibration, th
     if protocol == "three classes":
         y = np.arange(60) % 3
         X = X + y[:, None, None]
-    splits = {"folds": lambda: cross_validation(y, 3).splits,
-              "grouped folds": lambda: cross_validation(y, 3, groups=groups).splits,
+    splits = {"folds": lambda: cross_validation(y, n_folds=3).splits,
+              "grouped folds": lambda: cross_validation(y, n_folds=3, groups=groups).splits,
               "train/val/test": lambda: held_out(np.repeat(["train", "val", "test"], 20),
                                                  y).splits,
               "train/test": lambda: held_out(np.repeat(["train", "test"], 30), y).splits,
-              "three classes": lambda: cross_validation(y, 3).splits}[protocol]()
+              "three classes": lambda: cross_validation(y, n_folds=3).splits}[protocol]()
     positive = None if protocol == "three classes" else 1
     if positive is None and threshold != 0.5:
         pytest.skip("thresholds are for two classes (run_study refuses them)")

@@ -56,7 +56,7 @@ def _study(tmp_path, n_classes):
     site = np.array(["A", "B"] * 12)
     run = run_study(list(X), y, {"mean": make_method("mean", max_epochs=1),
                                  "dinoatten3d": make_method("dinoatten3d", max_epochs=1)},
-                    cross_validation(y, 2), embedder=DinoSliceEmbedder(**FAST),
+                    cross_validation(y, n_folds=2), embedder=DinoSliceEmbedder(**FAST),
                     subgroups={"site": site}, verbose=0)
     folder = tmp_path / "run"
     write_run(folder, run)

@@ -96,10 +96,10 @@ def test_held_out_split_validates_and_describes():
     with pytest.raises(ValueError, match="Class 1 has no 'test' scan"):
         held_out(split, np.where(split == "test", 0, y))
     subjects = np.arange(12) // 2  # two scans each, never across sets
-    assert "(2 test subjects)" in held_out(split, y, subjects).description
+    assert "(2 test subjects)" in held_out(split, y, groups=subjects).description
     subjects[8] = 0  # subject 0 now has a training and a test scan
     with pytest.raises(ValueError, match="Subject 0 has scans in \\['test', 'train'\\]"):
-        held_out(split, y, subjects)
+        held_out(split, y, groups=subjects)
 
 
 def test_held_out_fits_on_train_stops_on_val_and_scores_test_only():
@@ -123,14 +123,14 @@ def test_held_out_fits_on_train_stops_on_val_and_scores_test_only():
 def test_caption_says_protocol_positive_class_and_tests():
     y = np.repeat([0, 1], 20)
     groups = np.arange(40) // 2
-    text = caption(cross_validation(y, 5, groups), positive=1, random_weights=True)
+    text = caption(cross_validation(y, n_folds=5, groups=groups), positive=1, random_weights=True)
     assert text.startswith("Protocol: 5-fold stratified cross-validation of 40 scans, "
                            "grouped by subject (20 subjects).")
     assert "Positive class: 1." in text
     assert "resamples of subjects (a cluster bootstrap)" in text
     assert "clustered by subject (Obuchowski 1997)" in text
     assert "RANDOM backbone weights" in text
-    plain = caption(cross_validation(y, 5), positive="AD")
+    plain = caption(cross_validation(y, n_folds=5), positive="AD")
     assert "Positive class: 'AD'." in plain and "clustered" not in plain
 
 
@@ -140,14 +140,14 @@ def test_grouped_folds_need_subjects_of_each_class():
     groups = np.array([f"p{i}" for i in range(10)] + ["q"] * 4)
     with pytest.raises(ValueError, match="Class 1 has scans of 1 subject\\(s\\) \\(q\\), "
                                          "fewer than the 3 folds"):
-        cross_validation(y, 3, groups)
+        cross_validation(y, n_folds=3, groups=groups)
     groups[-2:] = ["r", "s"]
-    assert len(cross_validation(y, 3, groups).splits) == 3
+    assert len(cross_validation(y, n_folds=3, groups=groups).splits) == 3
     y = np.array([0] * 10 + [1] * 10)
     groups = np.array([f"p{i % 6}" for i in range(10)] + [f"q{i}" for i in range(10)])
     with pytest.raises(ValueError, match=r"Class 0 has scans of 6 subject\(s\) \(p0, p1, p2, "
                                          r"p3, p4 and 1 more\), fewer than the 7 folds"):
-        cross_validation(y, 7, groups)  # the list says how many it leaves out
+        cross_validation(y, n_folds=7, groups=groups)  # the list says how many it leaves out
 
 
 def test_a_study_of_several_encoders_runs_each_method_on_each():
@@ -234,7 +234,7 @@ def test_the_caption_says_where_a_rule_and_a_recalibration_were_fitted():
     for protocol, where in [
             (with_val, "on the validation scans"),
             (without_val, "on out-of-fold predictions of each split's training scans"),
-            (cross_validation(y, 2), "on out-of-fold predictions of each fold's training")]:
+            (cross_validation(y, n_folds=2), "on out-of-fold predictions of each fold's training")]:
         text = caption(protocol, positive=1, threshold="youden", recalibration="platt")
         assert f"chosen by the rule 'youden' {where}" in text
         assert f"Recalibrated probabilities: Platt scaling on the logit, fitted {where}" \

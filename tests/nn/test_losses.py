@@ -27,7 +27,8 @@ def test_supcon_matches_the_definition():
     embedding = torch.randn(9, 5)
     labels = torch.tensor([0, 1, 2, 0, 1, 0, 2, 2, 1])
     expected = supcon_by_loops(embedding, labels, 0.5)
-    torch.testing.assert_close(supervised_contrastive_loss(embedding, labels, 0.5).double(),
+    torch.testing.assert_close(supervised_contrastive_loss(embedding, labels,
+                                                           temperature=0.5).double(),
                                expected, rtol=1e-5, atol=1e-6)
 
 
@@ -75,7 +76,7 @@ def test_composite_weights():
     logits, embedding = torch.randn(6, 2), torch.randn(6, 4)
     labels = torch.tensor([0, 1, 0, 1, 0, 1])
     ce = F.cross_entropy(logits, labels)
-    supcon = supervised_contrastive_loss(embedding, labels, 0.1)
+    supcon = supervised_contrastive_loss(embedding, labels, temperature=0.1)
     variance = class_variance_loss(embedding, labels)
     for a, b in itertools.product([0.0, 0.5], [0.0, 2.0]):
         loss = CompositeLoss(supcon_weight=a, variance_weight=b, temperature=0.1)

@@ -26,7 +26,7 @@ def test_loss_moves_from_supcon_to_cross_entropy():
     labels = torch.tensor([0, 1, 0, 1, 0, 1])
     loss = AnnealedSupConLoss(temperature=0.1)
     ce = torch.nn.functional.cross_entropy(logits, labels)
-    supcon = supervised_contrastive_loss(projection, labels, 0.1)
+    supcon = supervised_contrastive_loss(projection, labels, temperature=0.1)
     for weight in (0.0, 0.25, 1.0):
         loss.ce_weight = weight
         torch.testing.assert_close(loss(logits, projection, labels),

@@ -75,7 +75,7 @@ def test_a_padded_volume_embeds_as_the_volume():
 def test_defaults_embed_as_before(volume):
     """Slices by index, resized to fit: the preprocessing of earlier versions."""
     embedder = DinoSliceEmbedder(**FAST).fit([volume])
-    images = resize_stack(np.moveaxis(volume, 2, 0), 28, "minmax")  # every axial slice
+    images = resize_stack(np.moveaxis(volume, 2, 0), 28, method="minmax")  # every axial slice
     reader = embedder.slice_reader()
     (slice_set,) = reader.slice_sets(volume, (1.0, 1.0, 1.0))
     np.testing.assert_array_equal(reader.backbone_input(slice_set), images)

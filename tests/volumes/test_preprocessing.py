@@ -9,7 +9,7 @@ from sklearn_dinoatten.volumes._preprocessing import to_backbone_input
 def test_minmax_scales_each_slice_to_unit_range():
     rng = np.random.default_rng(0)
     stack = rng.normal(size=(3, 8, 8)) * np.array([1, 10, 100])[:, None, None]
-    out = normalize_intensity(stack, "minmax")
+    out = normalize_intensity(stack, method="minmax")
     assert out.dtype == np.float32
     np.testing.assert_allclose(out.min(axis=(1, 2)), 0, atol=1e-6)
     np.testing.assert_allclose(out.max(axis=(1, 2)), 1, atol=1e-6)
@@ -17,7 +17,7 @@ def test_minmax_scales_each_slice_to_unit_range():
 
 def test_minmax_constant_slice_is_zero():
     stack = np.stack([np.full((4, 4), 7.0), np.arange(16.0).reshape(4, 4)])
-    out = normalize_intensity(stack, "minmax")
+    out = normalize_intensity(stack, method="minmax")
     assert np.all(out[0] == 0) and np.isfinite(out).all()
 
 
@@ -25,7 +25,7 @@ def test_zscore_clips_outliers_then_standardises():
     rng = np.random.default_rng(0)
     stack = rng.normal(size=(4, 16, 16))
     stack[0, 0, 0] = 1e6
-    out = normalize_intensity(stack, "zscore")
+    out = normalize_intensity(stack, method="zscore")
     assert out.dtype == np.float32
     assert abs(out.mean()) < 1e-5 and abs(out.std() - 1) < 1e-4
     assert out.max() < 5  # the outlier was clipped to the 99.5th percentile
@@ -33,7 +33,7 @@ def test_zscore_clips_outliers_then_standardises():
 
 def test_unknown_normalization():
     with pytest.raises(ValueError, match="normalization must be one of"):
-        normalize_intensity(np.zeros((1, 2, 2)), "histeq")
+        normalize_intensity(np.zeros((1, 2, 2)), method="histeq")
 
 
 def test_backbone_input_shape_channels_and_imagenet_stats():
@@ -58,7 +58,8 @@ def test_zscore_input_skips_imagenet_stats():
 
 def test_channels_take_the_backbones_mean_and_std():
     gray = torch.full((1, 1, 2, 2), 0.75)
-    channels = to_channels(gray, "minmax", mean=(0.5, 0.25, 0.0), std=(0.25, 0.5, 1.0))
+    channels = to_channels(gray, method="minmax", mean=(0.5, 0.25, 0.0), std=(0.25, 0.5, 1.0))
     torch.testing.assert_close(channels[0, :, 0, 0], torch.tensor([1.0, 1.0, 0.75]))
-    assert torch.equal(to_channels(gray, "zscore", (0.5,) * 3, (0.25,) * 3)[0, :, 0, 0],
+    assert torch.equal(to_channels(gray, method="zscore", mean=(0.5,) * 3, std=(0.25,) * 3)[0, :,
+                                                                                            0, 0],
                        torch.full((3,), 0.75))  # z-scored slices are left as they are

@@ -10,6 +10,7 @@ from ._backbone import (
     Backbone,
     BackboneInfo,
     frozen_backbone,
+    update_digest,
     weights_fingerprint,
 )
 from ._build import ADAPTER_PREFIXES, adapted, build_backbone
@@ -21,5 +22,5 @@ from ._transformers import TransformersViT
 __all__ = [
     "ADAPTER_PREFIXES", "SAVED_WEIGHTS", "Backbone", "BackboneInfo", "OpenClipTower",
     "TorchvisionCNN", "TransformersViT", "adapted", "build_backbone", "frozen_backbone",
-    "timm_input_normalization", "weights_fingerprint",
+    "timm_input_normalization", "update_digest", "weights_fingerprint",
 ]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import torch
 
 from ...utils._files import check_file
-from ...volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from ...volumes import IMAGENET_MEAN, IMAGENET_STD
 
 RANDOM_WEIGHTS_SEED = 0
 # weights=SAVED_WEIGHTS: the architecture only, to receive weights saved with a fitted
@@ -83,7 +83,7 @@ class BackboneInfo:
     fingerprint: str
 
 
-def frozen_backbone(module, image_size, name=None):
+def frozen_backbone(module, image_size, *, name=None):
     """Check that ``module`` is a timm-style vision transformer taking ``image_size``
     inputs, freeze it in eval mode (in place) and describe it."""
     name = module if name is None else name

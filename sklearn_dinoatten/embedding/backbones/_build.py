@@ -18,7 +18,7 @@ FAMILIES = (TRANSFORMERS, OPEN_CLIP, TORCHVISION)  # by prefix; other names are 
 ADAPTER_PREFIXES = tuple(family.prefix for family in FAMILIES)
 
 
-def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
+def build_backbone(backbone, *, weights=None, image_size=224, in_chans=3):
     """Build a frozen backbone in eval mode.
 
     Parameters
@@ -70,7 +70,7 @@ def build_backbone(backbone, weights=None, image_size=224, in_chans=3):
         raise ValueError(
             f"backbone must be a model name or a torch.nn.Module; got {backbone!r}."
         )
-    return frozen_backbone(module, image_size, backbone)
+    return frozen_backbone(module, image_size, name=backbone)
 
 
 def adapted(module):

@@ -8,7 +8,7 @@ import os
 import torch
 
 from ...utils._files import check_file
-from ...volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from ...volumes import IMAGENET_MEAN, IMAGENET_STD
 from ._backbone import RANDOM_WEIGHTS_SEED, Family, is_random
 from ._hub import check_hub
 

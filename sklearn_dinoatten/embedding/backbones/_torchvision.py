@@ -3,7 +3,7 @@ feature map is their one prefix token, its cells their patches."""
 
 import torch
 
-from ...volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from ...volumes import IMAGENET_MEAN, IMAGENET_STD
 from ._backbone import Family, with_weights
 
 TORCHVISION_PREFIX = "torchvision:"

@@ -9,7 +9,7 @@ import warnings
 import torch
 
 from ...utils._optional import optional_import
-from ...volumes._preprocessing import IMAGENET_MEAN, IMAGENET_STD
+from ...volumes import IMAGENET_MEAN, IMAGENET_STD
 from ._backbone import SAVED_WEIGHTS, Family, with_weights
 from ._hub import check_hub
 

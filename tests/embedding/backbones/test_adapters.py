@@ -145,7 +145,8 @@ def test_a_torchvision_cnn_embeds_slices(volume, tmp_path, fresh_cache):
     patches = embedder.set_params(feature="patch").fit_transform([volume])
     assert patches.shape == (1, volume.shape[2] * 4, 512)  # 2 x 2 cells of 32 px
     np.testing.assert_allclose(patches.reshape(-1, 4, 512).mean(axis=1), out[0], atol=1e-5)
-    state = build_backbone("torchvision:resnet18", "random", 64).module.model.state_dict()
+    state = build_backbone("torchvision:resnet18", weights="random",
+                           image_size=64).module.model.state_dict()
     torch.save(state, tmp_path / "resnet18.pth")
     from_file = DinoSliceEmbedder(backbone="torchvision:resnet18", image_size=64, verbose=0,
                                   weights=str(tmp_path / "resnet18.pth"))
@@ -176,7 +177,8 @@ def test_an_open_clip_tower_embeds_slices(volume, tmp_path, fresh_cache):
     native = build_backbone("open_clip:ViT-B-16", weights="random").module.visual  # 224 px
     torch.save({f"visual.{k}": v for k, v in native.state_dict().items()},
                tmp_path / "clip.pt")
-    loaded = build_backbone("open_clip:ViT-B-16", str(tmp_path / "clip.pt"), 32).module.visual
+    loaded = build_backbone("open_clip:ViT-B-16", weights=str(tmp_path / "clip.pt"),
+                            image_size=32).module.visual
     torch.testing.assert_close(loaded.proj, native.proj, atol=0, rtol=0)
     assert loaded.positional_embedding.shape == (1 + 4, 768)  # resampled to 2 x 2 patches
 

@@ -18,8 +18,8 @@ def _parameters(module):
 
 
 def test_random_weights_are_seeded_and_frozen():
-    a = build_backbone("vit_small_patch14_dinov2", "random", 28)
-    b = build_backbone("vit_small_patch14_dinov2", "random", 28)
+    a = build_backbone("vit_small_patch14_dinov2", weights="random", image_size=28)
+    b = build_backbone("vit_small_patch14_dinov2", weights="random", image_size=28)
     assert (a.embed_dim, a.patch_size, a.num_prefix_tokens) == (384, 14, 1)
     assert weights_fingerprint(a.module, "v") == weights_fingerprint(b.module, "v")
     for (name, p), q in zip(a.module.state_dict().items(), b.module.state_dict().values(),
@@ -31,20 +31,20 @@ def test_random_weights_are_seeded_and_frozen():
 
 def test_random_weights_warn_once():
     with pytest.warns(UserWarning, match="only good for tests and demos"):
-        build_backbone("vit_small_patch14_dinov2", "random", 28)
+        build_backbone("vit_small_patch14_dinov2", weights="random", image_size=28)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # once per process and model name, not per clone
-        build_backbone("vit_small_patch14_dinov2", "random", 28)
+        build_backbone("vit_small_patch14_dinov2", weights="random", image_size=28)
 
 
 def test_image_size_must_fit_patch_size():
     with pytest.raises(ValueError, match="image_size=30 .* patch size 14; try 28"):
-        build_backbone("vit_small_patch14_dinov2", "random", 30)
+        build_backbone("vit_small_patch14_dinov2", weights="random", image_size=30)
 
 
 def test_unknown_model_name():
     with pytest.raises(ValueError, match="not a timm model name"):
-        build_backbone("dinov2_tiny_imaginary", "random", 28)
+        build_backbone("dinov2_tiny_imaginary", weights="random", image_size=28)
 
 
 def test_offline_pretrained_download_fails_with_advice(monkeypatch):
@@ -54,7 +54,7 @@ def test_offline_pretrained_download_fails_with_advice(monkeypatch):
     monkeypatch.setattr(timm_family, "check_hub", lambda *args: None)  # the hub answers
     monkeypatch.setattr(timm, "create_model", offline)  # but the download fails
     with pytest.raises(RuntimeError, match="weights='random'"):
-        build_backbone("vit_small_patch14_dinov2", None, 28)
+        build_backbone("vit_small_patch14_dinov2", weights=None, image_size=28)
 
 
 def test_an_unreachable_hub_fails_before_any_download(monkeypatch, tmp_path):
@@ -72,7 +72,7 @@ def test_an_unreachable_hub_fails_before_any_download(monkeypatch, tmp_path):
     monkeypatch.setattr(timm, "create_model", no_download)
     with pytest.raises(RuntimeError, match=r"not in the local cache and .* cannot be reached "
                                            r"\(cannot reach .*\): pass a checkpoint file"):
-        build_backbone("vit_small_patch14_dinov2", None, 28)
+        build_backbone("vit_small_patch14_dinov2", weights=None, image_size=28)
 
 
 def test_official_dinov2_checkpoint_loads_and_resamples(tmp_path):
@@ -84,7 +84,7 @@ def test_official_dinov2_checkpoint_loads_and_resamples(tmp_path):
     path = tmp_path / "dinov2_vits14_pretrain.pth"
     torch.save(official, path)
 
-    built = build_backbone("vit_small_patch14_dinov2", path, 56)
+    built = build_backbone("vit_small_patch14_dinov2", weights=path, image_size=56)
     loaded = built.module.state_dict()
     assert loaded["pos_embed"].shape == (1, 1 + 4 * 4, 384)  # resampled to 56 px
     for name, value in source.state_dict().items():
@@ -96,7 +96,7 @@ def test_safetensors_state_dict_loads(tmp_path):
     source = timm.create_model("vit_small_patch14_dinov2", img_size=28, num_classes=0)
     path = tmp_path / "vits14.safetensors"
     safetensors.torch.save_file(source.state_dict(), str(path))
-    loaded = build_backbone("vit_small_patch14_dinov2", path, 28).module
+    loaded = build_backbone("vit_small_patch14_dinov2", weights=path, image_size=28).module
     for name, value in source.state_dict().items():
         assert torch.equal(loaded.state_dict()[name], value), name
 
@@ -106,24 +106,25 @@ def test_weights_that_do_not_fit_name_the_file(tmp_path):
     path = tmp_path / "vitb14.pth"
     torch.save(other.state_dict(), path)
     with pytest.raises(ValueError, match="vitb14.pth.*does not fit backbone"):
-        build_backbone("vit_small_patch14_dinov2", path, 28)
+        build_backbone("vit_small_patch14_dinov2", weights=path, image_size=28)
 
 
 def test_missing_weights_file():
     with pytest.raises(FileNotFoundError, match="nowhere.pth"):
-        build_backbone("vit_small_patch14_dinov2", "nowhere.pth", 28)
+        build_backbone("vit_small_patch14_dinov2", weights="nowhere.pth", image_size=28)
 
 
 def test_pickle_in_checkpoint_is_refused(tmp_path):
     path = tmp_path / "evil.pth"
     torch.save({"payload": np.dtype}, path)  # needs unpickling of arbitrary objects
     with pytest.raises(ValueError, match="evil.pth"):
-        build_backbone("vit_small_patch14_dinov2", path, 28)
+        build_backbone("vit_small_patch14_dinov2", weights=path, image_size=28)
 
 
 def test_module_backbone_fingerprint_follows_its_weights():
     def fingerprint(module):
-        return weights_fingerprint(build_backbone(module, None, 28).module, "module")
+        return weights_fingerprint(build_backbone(module, weights=None, image_size=28).module,
+                                   "module")
 
     module = CountingViT()
     first = fingerprint(module)
@@ -135,11 +136,11 @@ def test_module_backbone_fingerprint_follows_its_weights():
 
 def test_module_backbone_rejects_weights_and_non_vits():
     with pytest.raises(ValueError, match="weights must be None"):
-        build_backbone(CountingViT(), "random", 28)
+        build_backbone(CountingViT(), weights="random", image_size=28)
     with pytest.raises(ValueError, match="not a timm-style vision transformer"):
-        build_backbone(torch.nn.Linear(2, 2), None, 28)
+        build_backbone(torch.nn.Linear(2, 2), weights=None, image_size=28)
     with pytest.raises(ValueError, match="a model name or a torch.nn.Module"):
-        build_backbone(42, None, 28)
+        build_backbone(42, weights=None, image_size=28)
 
 
 def test_a_module_backbone_is_copied_not_changed(fresh_cache):
@@ -166,7 +167,7 @@ def test_the_input_normalisation_is_the_backbones_own(volume, fresh_cache):
     from sklearn_dinoatten import DinoSliceEmbedder
     from sklearn_dinoatten.volumes import IMAGENET_MEAN, IMAGENET_STD
 
-    dinov2 = build_backbone("vit_small_patch14_dinov2", "random", 28)
+    dinov2 = build_backbone("vit_small_patch14_dinov2", weights="random", image_size=28)
     assert (dinov2.mean, dinov2.std) == (IMAGENET_MEAN, IMAGENET_STD)
     module = timm.create_model("vit_small_patch14_dinov2", img_size=28, num_classes=0)
     module.pretrained_cfg = {**module.pretrained_cfg, "mean": (0.5,) * 3, "std": (0.25,) * 3}

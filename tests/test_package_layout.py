@@ -6,6 +6,7 @@ import ast
 import importlib
 import inspect
 import pathlib
+import re
 
 import pytest
 
@@ -224,3 +225,41 @@ def test_optional_extras_are_imported_in_one_place():
     saying = [str(p.relative_to(PACKAGE)) for p in MODULES if "extra: pip install"
               in p.read_text()]
     assert saying == ["utils/_optional.py"]
+
+
+ARCHITECTURE = PACKAGE.parent / "docs" / "user_guide" / "architecture.md"
+
+
+def _mapped_modules(text):
+    """Module path (below the package) -> its one-line purpose, from the map of
+    architecture.md: a tree of folders (``name/``) and modules (``name.py``), two spaces
+    an indentation level."""
+    tree = re.search(r"```text\nsklearn_dinoatten/\n(.*?)```", text, re.S).group(1)
+    mapped, folders = {}, []
+    for line in tree.splitlines():
+        found = re.match(r"( +)(\S+/|\S+\.py)(?: +(.*))?$", line)
+        if found is None:
+            continue  # a purpose continued from the line above
+        indent, name, purpose = found.groups()
+        folders = folders[:len(indent) // 2 - 1]
+        if name.endswith("/"):
+            folders.append(name[:-1])
+        else:
+            mapped["/".join([*folders, name])] = purpose
+    return mapped
+
+
+def test_the_architecture_map_lists_every_module_with_its_purpose():
+    mapped = _mapped_modules(ARCHITECTURE.read_text())
+    modules = {str(p.relative_to(PACKAGE)) for p in MODULES
+               if p.name != "__init__.py" or p.parent == PACKAGE}
+    assert sorted(modules - set(mapped)) == [], "modules without their line in the map"
+    assert sorted(set(mapped) - modules) == [], "lines of modules that do not exist"
+    assert all(mapped.values()), [m for m, purpose in mapped.items() if not purpose]
+
+
+def test_the_architecture_map_reader_sees_a_missing_line():
+    text = ("```text\nsklearn_dinoatten/\n  volumes/   volumes\n    _scans.py   scans,\n"
+            "                continued\n  explain.py   saliency\n```")
+    assert _mapped_modules(text) == {"volumes/_scans.py": "scans,",
+                                     "explain.py": "saliency"}

@@ -170,7 +170,7 @@ class EmbeddingRunMixin:
             return embeddings, cached
         n_jobs = min(effective_n_jobs(self.n_jobs), len(todo))
         if n_jobs == 1:
-            computed = self._embed_here([volumes[i] for i in todo], todo.tolist(), cache)
+            computed = self._embed_in_process([volumes[i] for i in todo], todo.tolist(), cache)
         else:
             # The fitted embedder itself, not a clone: a clone would build its backbone
             # again from the parameters, which may no longer give the fitted weights (a
@@ -199,7 +199,7 @@ class EmbeddingRunMixin:
         axes = axes_of(self.axis)
         return parts[0] if len(axes) == 1 else tag_orientations(parts, axes)
 
-    def _embed_here(self, volumes, indices, cache):
+    def _embed_in_process(self, volumes, indices, cache):
         """:func:`embed_volumes` in this process, with this embedder's reader, encoder
         and read-ahead."""
         cuda = self.device_.type == "cuda"
@@ -239,4 +239,4 @@ def _embed_in_worker(embedder, volumes, indices, cache):
     if embedder._fingerprint(embedder.backbone_) != embedder.backbone_info_.fingerprint:
         raise ValueError("DinoSliceEmbedder: the weights of backbone_ changed after fit "
                          "(its cache keys name the weights of the fit); call fit again.")
-    return embedder._embed_here(volumes, indices, cache)
+    return embedder._embed_in_process(volumes, indices, cache)

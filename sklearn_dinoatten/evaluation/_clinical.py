@@ -50,9 +50,17 @@ def calibration_intercept_slope(truth, score):
     reverse: the likelihood grows without bound); it is NaN there, and NaN is returned
     for nothing else.
     """
-    truth = np.asarray(truth, dtype=float)
-    x = logit(score)
-    return _offset_intercept(truth, x), _slope(truth, x)
+    return calibration_intercept(truth, score), calibration_slope(truth, score)
+
+
+def calibration_intercept(truth, score):
+    """The intercept of :func:`calibration_intercept_slope` alone."""
+    return _offset_intercept(np.asarray(truth, dtype=float), logit(score))
+
+
+def calibration_slope(truth, score):
+    """The slope of :func:`calibration_intercept_slope` alone."""
+    return _slope(np.asarray(truth, dtype=float), logit(score))
 
 
 def _offset_intercept(truth, offset):

@@ -60,9 +60,9 @@ def to_markdown(rows, reference_name, keys=("method",), skip=()):
         lines = ["| " + " | ".join(header(c, reference_name) for c in names) + " |",
                  "|" + "---|" * len(names)]
         for r in rows:
-            cells += [metric_text(r, c) for c in columns]
-            lines.append("| " + " | ".join([str(r[k]) for k in keys] + cells[-len(columns):])
-                         + " |")
+            texts = [metric_text(r, c) for c in columns]
+            cells += texts
+            lines.append("| " + " | ".join([*(str(r[k]) for k in keys), *texts]) + " |")
         tables.append("\n".join(lines))
     note = no_spread_note(cells)
     return "\n\n".join(tables + ([note] if note else []))

@@ -28,7 +28,8 @@ from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, m
 from ..utils._options import THRESHOLD
 from ._clinical import (
     brier_score,
-    calibration_intercept_slope,
+    calibration_intercept,
+    calibration_slope,
     expected_calibration_error,
     operating_point,
 )
@@ -171,10 +172,10 @@ METRICS = {
                     multiclass=_multiclass_brier),
     "calibration_intercept": Metric(
         "cal. intercept", "Calibration", subgroup=True,
-        binary=lambda truth, score, called: calibration_intercept_slope(truth, score)[0]),
+        binary=lambda truth, score, called: calibration_intercept(truth, score)),
     "calibration_slope": Metric(
         "cal. slope", "Calibration", subgroup=True,
-        binary=lambda truth, score, called: calibration_intercept_slope(truth, score)[1]),
+        binary=lambda truth, score, called: calibration_slope(truth, score)),
     "ece": Metric("ECE", "Calibration",
                   binary=lambda truth, score, called: expected_calibration_error(truth, score),
                   multiclass=_mean_ece),

@@ -37,6 +37,15 @@ CLASSIFIERS = {
 }
 
 
+def round_trip(model, tmp_path):
+    """``model`` saved to a model file in ``tmp_path`` and loaded back."""
+    from sklearn_dinoatten.persistence import load_model, save_model
+
+    path = tmp_path / "model.safetensors"
+    save_model(model, path)
+    return load_model(path)
+
+
 def classifier_inputs(name, n):
     """Inputs each classifier takes: embeddings, or volumes for the last two."""
     rng = np.random.default_rng(0)

@@ -26,7 +26,7 @@ from sklearn_dinoatten.explain import (
 from sklearn_dinoatten.persistence import load_model, save_model
 from sklearn_dinoatten.volumes import CROPS, axes_of, place_slices
 
-from ._helpers import FAST
+from ._helpers import FAST, round_trip
 
 AXIS_SETTINGS = ("axial", "coronal", "sagittal", "all", (0, 2))
 
@@ -267,9 +267,7 @@ def test_a_saved_operating_point_meets_every_slicing(labelled_volumes, axis, sli
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # one epoch on 6 scans: maybe not recalibrated
         model.fit(X, y)
-    path = tmp_path / "model.safetensors"
-    save_model(model, path)
-    loaded = load_model(path)
+    loaded = round_trip(model, tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     called = model.predict_proba(X)[:, 1] >= model[-1].threshold_

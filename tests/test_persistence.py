@@ -28,13 +28,7 @@ from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomal
 from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.persistence import FORMAT, load_model, save_model
 
-from ._helpers import CLASSIFIERS, FAST, classifier_inputs
-
-
-def round_trip(model, tmp_path):
-    path = tmp_path / "model.safetensors"
-    save_model(model, path)
-    return load_model(path)
+from ._helpers import CLASSIFIERS, FAST, classifier_inputs, round_trip
 
 
 @pytest.fixture(scope="module")

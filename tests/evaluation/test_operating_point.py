@@ -20,9 +20,8 @@ from sklearn_dinoatten.evaluation import (
     external_test,
     held_out,
 )
-from sklearn_dinoatten.persistence import load_model, save_model
 
-from .._helpers import CLASSIFIERS, classifier_inputs
+from .._helpers import CLASSIFIERS, classifier_inputs, round_trip
 from .test_recalibration import Flat, bags
 
 RULES = [0.5, 0.3, "youden", "sensitivity=0.9", "specificity=0.8"]
@@ -198,9 +197,7 @@ def test_every_wrapped_classifier_predicts_the_same_after_loading(name, tmp_path
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # a 2-epoch fit may not be worth recalibrating
         model.fit(X, y)
-    path = tmp_path / "model.safetensors"
-    save_model(model, path)
-    loaded = load_model(path)
+    loaded = round_trip(model, tmp_path)
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
     for attribute in ("threshold_", "pos_label_", "recalibration_", "chosen_on_"):

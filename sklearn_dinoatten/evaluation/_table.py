@@ -161,16 +161,12 @@ def _row(method, values):
 
 def _two_class(truth, score, cut, compared, bootstrap, groups):
     """The two-class metrics of a score for ``truth`` (boolean), calling positive the
-    scans whose score is at least their ``cut``, those with an interval on the same
-    bootstrap resamples; the comparisons against the ``compared`` score (None
-    without)."""
+    scans whose score is at least their ``cut``; the comparisons against the
+    ``compared`` score (None without)."""
     truth, called = np.asarray(truth, dtype=int), (score >= cut).astype(int)
-    binary = {name: metric.binary for name, metric in METRICS.items() if metric.binary}
-    values = bootstrap({name: partial(_of_score_and_calls, function)
-                        for name, function in binary.items() if METRICS[name].interval},
-                       truth, np.column_stack([score, called]))
-    values.update({name: function(truth, score, called) for name, function in binary.items()
-                   if not METRICS[name].interval})
+    values = _computed({name: partial(_of_score_and_calls, metric.binary)
+                        for name, metric in METRICS.items() if metric.binary},
+                       truth, np.column_stack([score, called]), bootstrap)
     values.update({name: metric.compare(truth, score, compared, groups)
                    for name, metric in METRICS.items() if metric.compare})
     return values
@@ -183,13 +179,18 @@ def _of_score_and_calls(function, truth, score_and_calls):
 
 
 def _multiclass(y, proba, classes, bootstrap):
-    """The metrics of more than two classes, those with an interval on the same
-    bootstrap resamples."""
-    multiclass = {name: partial(metric.multiclass, classes=classes)
-                  for name, metric in METRICS.items() if metric.multiclass}
-    values = bootstrap({name: function for name, function in multiclass.items()
-                        if METRICS[name].interval}, y, proba)
-    values.update({name: function(y, proba) for name, function in multiclass.items()
+    """The metrics of more than two classes."""
+    return _computed({name: partial(metric.multiclass, classes=classes)
+                      for name, metric in METRICS.items() if metric.multiclass},
+                     y, proba, bootstrap)
+
+
+def _computed(functions, y, scores, bootstrap):
+    """Each metric of ``functions`` (name -> ``function(y, scores)``), those with an
+    interval on the same bootstrap resamples."""
+    values = bootstrap({name: function for name, function in functions.items()
+                        if METRICS[name].interval}, y, scores)
+    values.update({name: function(y, scores) for name, function in functions.items()
                    if not METRICS[name].interval})
     return values
 

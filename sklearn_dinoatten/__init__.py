@@ -1,4 +1,5 @@
-"""Classify 3D medical volumes with a frozen 2D foundation model applied slice by slice.
+"""Classify 3D medical volumes, or predict a number of them (brain age), with a frozen 2D
+foundation model applied slice by slice.
 
 Typical use::
 
@@ -17,12 +18,15 @@ __version__ = "0.1.0"
 
 _MODULES = {
     "AttentionPoolClassifier": ".classifiers",
+    "AttentionPoolRegressor": ".regressors",
     "DinoSliceEmbedder": ".embedding",
     "FineTunedSliceClassifier": ".classifiers",
     "OperatingPointClassifier": ".evaluation",
     "ResNet3DClassifier": ".classifiers",
+    "ResNet3DRegressor": ".regressors",
     "SCMILClassifier": ".classifiers",
     "SliceTransformerClassifier": ".classifiers",
+    "SliceTransformerRegressor": ".regressors",
     "VolumeResampler": ".volumes",
     "clear_memory_cache": ".embedding",
 }

@@ -167,12 +167,14 @@ def _estimator_classes():
     )
     from .embedding import DinoSliceEmbedder
     from .evaluation import OperatingPointClassifier
+    from .regressors import AttentionPoolRegressor, ResNet3DRegressor, SliceTransformerRegressor
     from .volumes import VolumeResampler
 
     return {cls.__name__: cls for cls in (
-        AttentionPoolClassifier, DinoSliceEmbedder, FineTunedSliceClassifier,
-        MemoryBankAnomalyDetector, OperatingPointClassifier, Pipeline, ResNet3DClassifier,
-        SCMILClassifier, SliceTransformerClassifier, SpatialARAnomalyDetector,
+        AttentionPoolClassifier, AttentionPoolRegressor, DinoSliceEmbedder,
+        FineTunedSliceClassifier, MemoryBankAnomalyDetector, OperatingPointClassifier,
+        Pipeline, ResNet3DClassifier, ResNet3DRegressor, SCMILClassifier,
+        SliceTransformerClassifier, SliceTransformerRegressor, SpatialARAnomalyDetector,
         VolumeResampler,
     )}
 

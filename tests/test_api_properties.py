@@ -17,11 +17,14 @@ from sklearn.exceptions import NotFittedError
 
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
+    AttentionPoolRegressor,
     DinoSliceEmbedder,
     FineTunedSliceClassifier,
     ResNet3DClassifier,
+    ResNet3DRegressor,
     SCMILClassifier,
     SliceTransformerClassifier,
+    SliceTransformerRegressor,
     VolumeResampler,
     clear_memory_cache,
 )
@@ -58,6 +61,12 @@ def _resampled(n=8):
     return VolumeResampler(shape=(20, 20, 20)).fit_transform(X), y
 
 
+def _as_numbers(data):
+    """The inputs with a continuous target instead of labels."""
+    X, y = data
+    return X, y * 10.0 + np.arange(len(y))
+
+
 EMBEDDER = DinoSliceEmbedder(**FAST)
 ESTIMATORS = {
     "DinoSliceEmbedder": (lambda: clone(EMBEDDER), _volumes),
@@ -70,6 +79,15 @@ ESTIMATORS = {
     "ResNet3DClassifier": (lambda: ResNet3DClassifier(depth=10, widen_factor=0.25,
                                                       max_epochs=1, batch_size=4,
                                                       random_state=0), _resampled),
+    "AttentionPoolRegressor": (lambda: AttentionPoolRegressor(max_epochs=3, random_state=0),
+                               lambda: _as_numbers(_embeddings())),
+    "SliceTransformerRegressor": (
+        lambda: SliceTransformerRegressor(max_epochs=3, random_state=0),
+        lambda: _as_numbers(_embeddings())),
+    "ResNet3DRegressor": (lambda: ResNet3DRegressor(depth=10, widen_factor=0.25,
+                                                    max_epochs=1, batch_size=4,
+                                                    random_state=0),
+                          lambda: _as_numbers(_resampled())),
     "FineTunedSliceClassifier": (lambda: FineTunedSliceClassifier(
         embedder=DinoSliceEmbedder(weights="random", image_size=28, n_slices=3), max_epochs=1,
         batch_size=4, random_state=0), _volumes),

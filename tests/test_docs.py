@@ -13,7 +13,8 @@ import sklearn_dinoatten
 API = pathlib.Path(__file__).parents[1] / "docs" / "api.rst"
 MODULES = ["sklearn_dinoatten", "sklearn_dinoatten.volumes", "sklearn_dinoatten.embedding",
            "sklearn_dinoatten.embedding.backbones", "sklearn_dinoatten.classifiers",
-           "sklearn_dinoatten.nn", "sklearn_dinoatten.anomaly", "sklearn_dinoatten.explain",
+           "sklearn_dinoatten.nn", "sklearn_dinoatten.regressors", "sklearn_dinoatten.anomaly",
+           "sklearn_dinoatten.explain",
            "sklearn_dinoatten.evaluation", "sklearn_dinoatten.datasets",
            "sklearn_dinoatten.persistence", "sklearn_dinoatten.cli"]
 

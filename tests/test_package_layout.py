@@ -18,9 +18,10 @@ PACKAGE = pathlib.Path(sklearn_dinoatten.__file__).parent
 MODULES = sorted(PACKAGE.rglob("*.py"))
 MAX_LINES = 400
 SUBPACKAGES = ["anomaly", "classifiers", "cli", "datasets", "embedding", "embedding.backbones",
-               "evaluation", "nn", "volumes"]
-ESTIMATORS = ["AttentionPoolClassifier", "DinoSliceEmbedder", "FineTunedSliceClassifier",
-              "ResNet3DClassifier", "SCMILClassifier", "SliceTransformerClassifier",
+               "evaluation", "nn", "regressors", "volumes"]
+ESTIMATORS = ["AttentionPoolClassifier", "AttentionPoolRegressor", "DinoSliceEmbedder",
+              "FineTunedSliceClassifier", "ResNet3DClassifier", "ResNet3DRegressor",
+              "SCMILClassifier", "SliceTransformerClassifier", "SliceTransformerRegressor",
               "VolumeResampler"]
 DETECTORS = ["MemoryBankAnomalyDetector", "SpatialARAnomalyDetector"]
 

@@ -3,8 +3,9 @@
 The embedder, the 3D ResNet, the fine-tuned classifier and the anomaly detectors take
 volumes (or images), so checks that feed them 2D tables cannot apply; each is listed
 with that reason (test_api_properties.py checks the same properties on volumes). The
-classifiers take 2D tables as one slice per sample and pass every check, except the
-slice transformer on one that trains on 2-feature data (reason below). Every expected
+classifiers and regressors take 2D tables as one slice per sample and pass every check,
+except the slice transformer classifier on one that trains on 2-feature data (reason
+below). Every expected
 failure is strict (setup.cfg): a check that starts to pass fails the suite.
 """
 
@@ -13,12 +14,15 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
+    AttentionPoolRegressor,
     DinoSliceEmbedder,
     FineTunedSliceClassifier,
     OperatingPointClassifier,
     ResNet3DClassifier,
+    ResNet3DRegressor,
     SCMILClassifier,
     SliceTransformerClassifier,
+    SliceTransformerRegressor,
     VolumeResampler,
 )
 from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
@@ -113,7 +117,7 @@ TWO_FEATURE_TOKENS = (
 )
 
 VOLUMES_ONLY = (
-    "feeds a 2D table; ResNet3DClassifier takes volumes (n, x, y, z), every side >= 17"
+    "feeds a 2D table; the 3D ResNets take volumes (n, x, y, z), every side >= 17"
 )
 RESNET_2D_CHECKS = [
     "check_class_weight_classifiers",
@@ -144,6 +148,36 @@ RESNET_2D_CHECKS = [
     "check_pipeline_consistency",
     "check_positive_only_tag_during_fit",
     "check_readonly_memmap_input",
+    "check_requires_y_none",
+    "check_supervised_y_2d",
+]
+RESNET_REGRESSOR_2D_CHECKS = [
+    "check_dict_unchanged",
+    "check_dont_overwrite_parameters",
+    "check_dtype_object",
+    "check_estimators_dtypes",
+    "check_estimators_fit_returns_self",
+    "check_estimators_nan_inf",
+    "check_estimators_overwrite_params",
+    "check_estimators_pickle",
+    "check_f_contiguous_array_estimator",
+    "check_fit2d_1feature",
+    "check_fit2d_1sample",
+    "check_fit2d_predict1d",
+    "check_fit_check_is_fitted",
+    "check_fit_idempotent",
+    "check_fit_score_takes_y",
+    "check_methods_sample_order_invariance",
+    "check_methods_subset_invariance",
+    "check_n_features_in",
+    "check_n_features_in_after_fitting",
+    "check_pipeline_consistency",
+    "check_positive_only_tag_during_fit",
+    "check_readonly_memmap_input",
+    "check_regressor_data_not_an_array",
+    "check_regressors_int",
+    "check_regressors_no_decision_function",
+    "check_regressors_train",
     "check_requires_y_none",
     "check_supervised_y_2d",
 ]
@@ -200,6 +234,8 @@ def expected_failed_checks(estimator):
         return {check: SLICES_ONLY for check in FINETUNED_2D_CHECKS}
     if isinstance(estimator, ResNet3DClassifier):
         return {check: VOLUMES_ONLY for check in RESNET_2D_CHECKS}
+    if isinstance(estimator, ResNet3DRegressor):
+        return {check: VOLUMES_ONLY for check in RESNET_REGRESSOR_2D_CHECKS}
     if isinstance(estimator, SliceTransformerClassifier):
         return {"check_classifiers_train": TWO_FEATURE_TOKENS}
     return {}
@@ -223,6 +259,9 @@ def expected_failed_checks(estimator):
         FineTunedSliceClassifier(
             embedder=DinoSliceEmbedder(weights="random", image_size=28, n_slices=4),
             max_epochs=1, random_state=0),
+        AttentionPoolRegressor(max_epochs=FAST_EPOCHS, random_state=0),
+        SliceTransformerRegressor(**MST, random_state=0),
+        ResNet3DRegressor(depth=10, widen_factor=0.25, max_epochs=2, random_state=0),
         SpatialARAnomalyDetector(embedder=FAST_EMBEDDER, max_epochs=2, random_state=0),
         MemoryBankAnomalyDetector(embedder=FAST_EMBEDDER),
     ],

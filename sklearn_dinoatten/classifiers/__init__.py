@@ -11,14 +11,16 @@
 :class:`BaseTorchEstimator` is the training loop apart from the task (epochs, early
 stopping, validation scans, schedules, devices, interruption, persistence);
 :class:`BaseTorchClassifier` the classification layer on it (classes, class weights,
-the loss, softmax), which a new head subclasses.
+the loss, softmax), which a new head subclasses; :class:`TaskNet` the skorch net whose
+validation loss a task defines (the regressors of :mod:`sklearn_dinoatten.regressors`
+stand on the same base).
 """
 
 from ._base import BaseTorchClassifier
 from ._finetune import FineTunedSliceClassifier
 from ._heads import AttentionPoolClassifier, SCMILClassifier, SliceTransformerClassifier
 from ._resnet import ResNet3DClassifier
-from ._training import BaseTorchEstimator
+from ._training import BaseTorchEstimator, TaskNet
 
 __all__ = [
     "AttentionPoolClassifier",
@@ -28,4 +30,5 @@ __all__ = [
     "ResNet3DClassifier",
     "SCMILClassifier",
     "SliceTransformerClassifier",
+    "TaskNet",
 ]

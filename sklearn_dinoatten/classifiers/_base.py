@@ -11,16 +11,11 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_consistent_length, column_or_1d
 
 from ..nn import CompositeLoss
+from ..utils._docs import TRAINING_ATTRIBUTE_DOCS, TRAINING_PARAMETER_DOCS
 from ..utils._fit import check_fitted
 from ..utils._options import CLASS_WEIGHTS
 from ..utils._validation import DICT, NONE, classes_array, options
-from ._training import (
-    TRAINING_ATTRIBUTE_DOCS,
-    TRAINING_PARAMETER_DOCS,
-    BaseTorchEstimator,
-    TaskNet,
-)
-from ._training import TRAINING_CONSTRAINTS as TASK_NEUTRAL_CONSTRAINTS
+from ._training import BaseTorchEstimator, TaskNet
 
 # The end of every classifier's docstring Parameters, and the start of its Attributes.
 TRAINING_DOCS = f"""class_weight : None, "balanced" or dict, default=None
@@ -34,7 +29,7 @@ TRAINING_DOCS = f"""class_weight : None, "balanced" or dict, default=None
     {TRAINING_ATTRIBUTE_DOCS}"""
 
 TRAINING_CONSTRAINTS = {"class_weight": [NONE, options(*CLASS_WEIGHTS), DICT],
-                        **TASK_NEUTRAL_CONSTRAINTS}
+                        **BaseTorchEstimator._constraints}
 
 
 def _plain(label):

@@ -2,9 +2,8 @@
 
 import numpy as np
 import torch
-from sklearn.utils.validation import check_array
 
-from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet, resnet_downsampling
+from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet, check_resnet_volumes
 from ..utils._docs import shared_docs
 from ..utils._validation import integers, options, real
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
@@ -66,28 +65,11 @@ class ResNet3DClassifier(BaseTorchClassifier):
         self.stem = stem
 
     def _check_X(self, X, reset=False):
-        X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
-        if X.ndim != 4:
-            raise ValueError(
-                "X must be volumes of one shape, (n_volumes, x, y, z); got shape "
-                f"{X.shape}. Resample them first, e.g. with VolumeResampler."
-            )
+        X = check_resnet_volumes(X, self.stem, estimator=type(self).__name__,
+                                 volume_shape=None if reset else self.volume_shape_)
         if reset:
-            smallest = resnet_downsampling(self.stem) + 1
-            if min(X.shape[1:]) < smallest:
-                raise ValueError(
-                    f"Volumes of shape {X.shape[1:]} are too small for a 3D ResNet with "
-                    f"stem={self.stem!r}: every side must be at least {smallest} voxels "
-                    "(VolumeResampler(shape=...) can resize them; stem='small' takes 9)."
-                )
             self.n_features_in_ = int(np.prod(X.shape[1:]))
             self.volume_shape_ = tuple(int(side) for side in X.shape[1:])
-        elif tuple(X.shape[1:]) != tuple(self.volume_shape_):
-            raise ValueError(
-                f"X has volumes of shape {X.shape[1:]}, but ResNet3DClassifier was fitted on "
-                f"{tuple(self.volume_shape_)}: resample them to that shape (e.g. with the "
-                "same VolumeResampler)."
-            )
         return X
 
     def _build_module(self, n_features, n_classes):

@@ -4,7 +4,12 @@ them, the 3D ResNet, the fine-tuned slice network, the anomaly networks and the 
 from .autoregressive import MeanPredictionError, SpatialARNet, prediction_error
 from .coreset import greedy_coreset
 from .finetune import AGGREGATORS, FREEZE_MODES, FineTunedSliceNet, set_trainable
-from .losses import CompositeLoss, class_variance_loss, supervised_contrastive_loss
+from .losses import (
+    CompositeLoss,
+    RegressionLoss,
+    class_variance_loss,
+    supervised_contrastive_loss,
+)
 from .pooling import (
     POOLINGS,
     AttentionPooling,
@@ -13,7 +18,13 @@ from .pooling import (
     MeanPooling,
     make_pooling,
 )
-from .resnet3d import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet, resnet_downsampling
+from .resnet3d import (
+    RESNET_DEPTHS,
+    RESNET_STEMS,
+    ResNet3DNet,
+    check_resnet_volumes,
+    resnet_downsampling,
+)
 from .scmil import AnnealedSupConLoss, SCMILNet
 from .transformer import PreNormLayer, SliceTransformerNet
 
@@ -35,12 +46,14 @@ __all__ = [
     "SCMILNet",
     "SliceTransformerNet",
     "SpatialARNet",
+    "check_resnet_volumes",
     "greedy_coreset",
     "make_pooling",
     "prediction_error",
     "resnet_downsampling",
     "set_trainable",
     "CompositeLoss",
+    "RegressionLoss",
     "class_variance_loss",
     "supervised_contrastive_loss",
 ]

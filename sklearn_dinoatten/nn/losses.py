@@ -1,4 +1,5 @@
-"""DinoAtten3D's composite loss: cross-entropy + SupCon + within-class variance.
+"""DinoAtten3D's composite loss: cross-entropy + SupCon + within-class variance; and the
+point losses of a regressor.
 
 Both embedding terms work on L2-normalised embeddings and are defined for every batch:
 a sample with no positive in the batch contributes no SupCon term, a class with one
@@ -8,6 +9,8 @@ sample has zero variance, and a batch of one gives 0 for both.
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from ..utils._options import REGRESSION_LOSSES
 
 
 def supervised_contrastive_loss(embedding, labels, *, temperature=0.07):
@@ -61,3 +64,27 @@ class CompositeLoss(nn.Module):
         if self.variance_weight:
             loss = loss + self.variance_weight * class_variance_loss(embedding, labels)
         return loss
+
+
+class RegressionLoss(nn.Module):
+    """A point loss of the first output column against the target: ``"mse"`` (squared
+    error), ``"l1"`` (absolute error) or ``"huber"`` (squared within 1, absolute beyond:
+    one standard deviation of a standardised target). The embedding is not used."""
+
+    def __init__(self, loss="mse"):
+        super().__init__()
+        if loss not in REGRESSION_LOSSES:
+            raise ValueError(f"loss must be one of {REGRESSION_LOSSES}; got {loss!r}.")
+        self.loss = loss
+
+    def point_loss(self, outputs, target):
+        """The loss of predictions ``outputs[:, 0]`` against ``target``, averaged."""
+        prediction = outputs[:, 0]
+        if self.loss == "mse":
+            return F.mse_loss(prediction, target)
+        if self.loss == "l1":
+            return F.l1_loss(prediction, target)
+        return F.huber_loss(prediction, target, delta=1.0)
+
+    def forward(self, outputs, embedding, target):
+        return self.point_loss(outputs, target)

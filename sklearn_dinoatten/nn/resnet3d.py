@@ -1,5 +1,7 @@
 """A 3D ResNet (MONAI) for whole volumes, with the package's module interface."""
 
+import numpy as np
+from sklearn.utils.validation import check_array
 from torch import nn
 
 from ..utils._options import RESNET_DEPTHS
@@ -14,6 +16,33 @@ def resnet_downsampling(stem):
     """How many input voxels per side make one voxel of the deepest feature map."""
     _, stride, max_pool = RESNET_STEMS[stem]
     return 8 * stride * (2 if max_pool else 1)  # layers 2 to 4 halve the side each
+
+
+def check_resnet_volumes(X, stem, *, volume_shape=None, estimator="the 3D ResNet"):
+    """``X`` as float32 volumes of one shape ``(n_volumes, x, y, z)`` that a 3D ResNet with
+    ``stem`` takes: every side at least one voxel more than :func:`resnet_downsampling`,
+    and ``volume_shape`` (the fitted one) where given. ``estimator`` names it in errors."""
+    X = check_array(X, allow_nd=True, dtype=np.float32, input_name="X")
+    if X.ndim != 4:
+        raise ValueError(
+            "X must be volumes of one shape, (n_volumes, x, y, z); got shape "
+            f"{X.shape}. Resample them first, e.g. with VolumeResampler."
+        )
+    if volume_shape is None:
+        smallest = resnet_downsampling(stem) + 1
+        if min(X.shape[1:]) < smallest:
+            raise ValueError(
+                f"Volumes of shape {X.shape[1:]} are too small for a 3D ResNet with "
+                f"stem={stem!r}: every side must be at least {smallest} voxels "
+                "(VolumeResampler(shape=...) can resize them; stem='small' takes 9)."
+            )
+    elif tuple(X.shape[1:]) != tuple(volume_shape):
+        raise ValueError(
+            f"X has volumes of shape {X.shape[1:]}, but {estimator} was fitted on "
+            f"{tuple(volume_shape)}: resample them to that shape (e.g. with the same "
+            "VolumeResampler)."
+        )
+    return X
 
 
 class ResNet3DNet(nn.Module):

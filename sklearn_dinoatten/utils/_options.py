@@ -19,6 +19,8 @@ FEATURES = ("cls", "mean", "cls+mean", "patch")
 DTYPES = ("float32", "bfloat16", "float16", "int8")
 ENGINES = ("torch", "onnxruntime")
 
+TASKS = ("classification", "regression")  # what a model predicts: a class, or a number
+REGRESSION_LOSSES = ("mse", "l1", "huber")  # a regressor's training loss
 RECALIBRATIONS = ("platt", "isotonic")  # fitted on training scans inside an evaluation
 CLASS_WEIGHTS = ("balanced",)  # besides None and a dict of weights
 NO_CLASS_WEIGHT = "none"  # the command line's spelling of class_weight=None

@@ -1,0 +1,139 @@
+"""The regressors over frozen slice embeddings ``(n_volumes, n_slices, dim)``: the
+attention-pooling head and the Medical Slice Transformer's aggregator, predicting a
+number."""
+
+import torch
+
+from ..nn import POOLINGS, AttentionPoolNet, SliceTransformerNet
+from ..utils._docs import shared_docs
+from ..utils._validation import BOOLEAN, NONE, integer, integers, options, real
+from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchRegressor
+
+DROPOUT = [real(0, 1, high_open=True)]
+
+
+@shared_docs(training=TRAINING_DOCS)
+class AttentionPoolRegressor(BaseTorchRegressor):
+    """DinoAtten3D's head for a number: pooling over slices, an MLP embedding head and a
+    linear output, trained with a point loss of the standardised target.
+
+    Parameters
+    ----------
+    pooling : {"attention", "gated", "mean", "max"}, default="attention"
+        How slices are pooled: attention ``w2^T tanh(W1 z)``; gated attention, which
+        multiplies that by ``sigmoid(U z)`` (Ilse et al. 2018); the mean of the slices
+        (a strong, cheap baseline); or their feature-wise max.
+    attention_dim : int, default=64
+        Hidden size ``h`` of the attention scorer (attention pooling only).
+    hidden_dims : tuple of int, default=(256, 128)
+        Sizes of the MLP embedding head; its input size follows the data.
+    dropout : float, default=0.0
+        Dropout between the MLP layers.
+    {training}
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn_dinoatten.regressors import AttentionPoolRegressor
+    >>> rng = np.random.default_rng(0)
+    >>> X = rng.normal(size=(60, 6, 16)).astype(np.float32)  # 60 volumes, 6 slices
+    >>> age = rng.uniform(20, 80, size=60)
+    >>> X[:, 2, 0] += (age - 50) / 10                          # age shows in slice 2
+    >>> reg = AttentionPoolRegressor(max_epochs=60, random_state=0).fit(X, age)
+    >>> reg.predict(X).shape
+    (60,)
+    >>> reg.score(X, age) > 0.8                                # R²
+    True
+    """
+
+    _constraints = {
+        **TRAINING_CONSTRAINTS,
+        "pooling": [options(*POOLINGS)],
+        "attention_dim": [integer(1)],
+        "hidden_dims": [integers(1)],
+        "dropout": DROPOUT,
+    }
+
+    def __init__(self, *, pooling="attention", attention_dim=64, hidden_dims=(256, 128),
+                 dropout=0.0, loss="mse", lr=1e-3, max_epochs=50, batch_size=16,
+                 optimizer=torch.optim.AdamW, lr_schedule="constant", early_stopping=False,
+                 validation_fraction=0.1, n_iter_no_change=10, device="auto",
+                 random_state=None, verbose=0, **kwargs):
+        super().__init__(loss=loss, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+                         optimizer=optimizer, lr_schedule=lr_schedule,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, device=device,
+                         random_state=random_state, verbose=verbose, **kwargs)
+        self.pooling = pooling
+        self.attention_dim = attention_dim
+        self.hidden_dims = hidden_dims
+        self.dropout = dropout
+
+    def _build_module(self, n_features, n_outputs):
+        return AttentionPoolNet(
+            n_features, n_outputs, pooling=self.pooling, attention_dim=self.attention_dim,
+            hidden_dims=tuple(self.hidden_dims), dropout=self.dropout,
+        )
+
+
+@shared_docs(training=TRAINING_DOCS)
+class SliceTransformerRegressor(BaseTorchRegressor):
+    """The Medical Slice Transformer's aggregator (MST, Mueller-Franzes et al. 2024) for a
+    number: a learnable CLS token, pre-norm transformer layers with the padding masked,
+    and a linear output on the normed CLS output.
+
+    Parameters
+    ----------
+    n_layers : int, default=1
+        Transformer layers (MST: 1).
+    n_heads : int or None, default=None
+        Attention heads; ``None`` takes the most heads up to 12 that divide the embedding
+        size (MST: 12 for 384).
+    ffn_dim : int or None, default=None
+        Hidden size of the feed-forward block; ``None`` is the embedding size (as MST).
+    dropout : float, default=0.0
+    position_embedding : bool, default=False
+        Add a learned embedding of each slice's position (up to ``max_slices``).
+    max_slices : int, default=1024
+        Longest slice stack the position embedding covers.
+    {training}
+
+    Notes
+    -----
+    ``attention_weights(X)`` is the last layer's CLS row of attention, averaged over
+    heads and renormalised over the slices; padding gets 0.
+    """
+
+    _constraints = {
+        **TRAINING_CONSTRAINTS,
+        "n_layers": [integer(1)],
+        "n_heads": [NONE, integer(1)],
+        "ffn_dim": [NONE, integer(1)],
+        "dropout": DROPOUT,
+        "position_embedding": [BOOLEAN],
+        "max_slices": [integer(1)],
+    }
+
+    def __init__(self, *, n_layers=1, n_heads=None, ffn_dim=None, dropout=0.0,
+                 position_embedding=False, max_slices=1024, loss="mse", lr=1e-3,
+                 max_epochs=50, batch_size=16, optimizer=torch.optim.AdamW,
+                 lr_schedule="constant", early_stopping=False, validation_fraction=0.1,
+                 n_iter_no_change=10, device="auto", random_state=None, verbose=0, **kwargs):
+        super().__init__(loss=loss, lr=lr, max_epochs=max_epochs, batch_size=batch_size,
+                         optimizer=optimizer, lr_schedule=lr_schedule,
+                         early_stopping=early_stopping, validation_fraction=validation_fraction,
+                         n_iter_no_change=n_iter_no_change, device=device,
+                         random_state=random_state, verbose=verbose, **kwargs)
+        self.n_layers = n_layers
+        self.n_heads = n_heads
+        self.ffn_dim = ffn_dim
+        self.dropout = dropout
+        self.position_embedding = position_embedding
+        self.max_slices = max_slices
+
+    def _build_module(self, n_features, n_outputs):
+        return SliceTransformerNet(
+            n_features, n_outputs, n_layers=self.n_layers, n_heads=self.n_heads,
+            ffn_dim=self.ffn_dim, dropout=self.dropout,
+            position_embedding=self.position_embedding, max_slices=self.max_slices,
+        )

@@ -31,7 +31,8 @@ from ..utils._files import file_sha256
 from ..utils._fit import is_fitted
 from ..volumes import read_scan
 from ._clinical import check_threshold
-from ._runs import embedder_of, jsonable, read_run
+from ._run_json import jsonable
+from ._runs import embedder_of, read_run
 
 CARD_FORMAT = "sklearn_dinoatten.card/1"
 SHA256_HEX = 64

@@ -4,7 +4,7 @@ function writes it, the tables and their columns as the metric registry has them
 
 import numpy as np
 
-from ._registry import METRICS, TABLES, metric_format, table_columns
+from ._registry import METRICS, TABLES, all_tables, metric_format, table_columns
 
 NO_SPREAD = " \u2020"  # a dagger after an interval the bootstrap could not spread
 NO_SPREAD_NOTE = ("\u2020 The bootstrap could not spread this interval: every resample gave "
@@ -47,12 +47,12 @@ def header(column, reference_name):
                                      if METRICS[column].compare else "")
 
 
-def to_markdown(rows, reference_name, keys=("method",), skip=()):
-    """The metrics tables in Markdown, one per table of the registry (each value with its
-    95 % CI where it has one), rows named by the columns ``keys``, without the columns
-    ``skip``; NaN shows as ``-``."""
+def to_markdown(rows, reference_name, keys=("method",), skip=(), task="classification"):
+    """The metrics tables in Markdown, one per table of ``task`` in the registry (each
+    value with its 95 % CI where it has one), rows named by the columns ``keys``,
+    without the columns ``skip``; NaN shows as ``-``."""
     tables, cells = [], []
-    for table in TABLES:
+    for table in TABLES[task]:
         columns = [c for c in table_columns(table) if c not in skip]
         if not columns:
             continue
@@ -70,7 +70,7 @@ def to_markdown(rows, reference_name, keys=("method",), skip=()):
 
 def subgroup_metrics():
     """The metrics the subgroup tables show, in the registry's order."""
-    return table_columns(*TABLES, subgroup=True)
+    return table_columns(*all_tables(), subgroup=True)
 
 
 def subgroup_cells(rows):

@@ -1,7 +1,8 @@
-"""What a study settles before any work: its labels (an external test's as the fitted
-models' classes), the positive class, the threshold and the recalibration checked, the
-subjects looked at, the slice encoders, and which input each method takes. A mistake in
-any of them ends the study here, before a scan is read."""
+"""What a study settles before any work: its task (classes, or a number: the methods'),
+its labels (an external test's as the fitted models' classes) or targets, the positive
+class, the threshold and the recalibration (or the bias correction of a number) checked,
+the subjects looked at, the slice encoders, and which input each method takes. A mistake
+in any of them ends the study here, before a scan is read."""
 
 import os
 import re
@@ -9,6 +10,7 @@ import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
+from sklearn.base import is_regressor
 
 from ..datasets import warn_if_subjects_change_label
 from ..utils._options import THRESHOLD
@@ -16,6 +18,8 @@ from ._clinical import check_threshold
 from ._external import external_labels
 from ._methods import ENCODER_SEPARATOR, METHODS, encoder_key
 from ._out_of_fold import check_recalibration
+from ._protocols import check_targets
+from ._regression_out_of_fold import check_bias_correction
 from ._table import positive_class
 
 BIDS_SUBJECT = re.compile(r"(?:^|[/\\_])sub-([A-Za-z0-9]+)")  # a BIDS path's subject label
@@ -40,6 +44,9 @@ class Study:
     random_state: int
     verbose: int
     subgroups: dict = field(default_factory=dict)
+    task: str = "classification"
+    bias_correction: str | None = None  # a number's (regression)
+    target_name: str = "the target"  # a number's name (and units), as tables call it
 
     @property
     def external(self):
@@ -53,19 +60,35 @@ class Study:
 
 
 def plan_study(scans, y, methods, protocol, *, embedder, pos_label, threshold,
-               recalibration, subgroups, random_state, verbose):
+               recalibration, bias_correction, subgroups, target_name, random_state,
+               verbose):
     """The :class:`Study` of ``run_study``'s arguments, every one checked."""
     y = np.asarray(y)
     subgroups = {name: np.asarray(values) for name, values in (subgroups or {}).items()}
     for name, values in subgroups.items():
         if len(values) != len(y):
             raise ValueError(f"Subgroup {name!r} has {len(values)} values for {len(y)} scans.")
-    if all(split.train is None for split in protocol.splits):  # fitted elsewhere
-        y, pos_label = external_labels(y, methods, pos_label, protocol)
-    positive = positive_class(y, pos_label=pos_label)
-    threshold = _checked_threshold(threshold, positive, y)
-    recalibration = check_recalibration(recalibration, protocol.splits)
-    _check_subjects(scans, y, protocol.groups)
+    task = study_task(methods)
+    if task == "regression":
+        given = [name for name, value in (("pos_label", pos_label), ("threshold", threshold),
+                                          ("recalibration", recalibration))
+                 if value is not None]
+        if given:
+            raise ValueError(f"{given[0]} is for classifiers; these methods are regressors.")
+        y, positive = check_targets(y), None
+        bias_correction = check_bias_correction(bias_correction, protocol.splits)
+        if protocol.groups is None:
+            _warn_if_subjects_repeat(scans)
+    else:
+        if bias_correction is not None:
+            raise ValueError("bias_correction is for regressors; these methods are "
+                             "classifiers.")
+        if all(split.train is None for split in protocol.splits):  # fitted elsewhere
+            y, pos_label = external_labels(y, methods, pos_label, protocol)
+        positive = positive_class(y, pos_label=pos_label)
+        threshold = _checked_threshold(threshold, positive, y)
+        recalibration = check_recalibration(recalibration, protocol.splits)
+        _check_subjects(scans, y, protocol.groups)
     embedders = _named_embedders(embedder)
     on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
     if not embedders and not all(on_volumes.values()):
@@ -77,7 +100,24 @@ def plan_study(scans, y, methods, protocol, *, embedder, pos_label, threshold,
             evaluated[encoder_key(key, encoder) if encoder and several else key] = (
                 estimator, encoder)
     return Study(scans, y, methods, protocol, embedders, evaluated, positive, threshold,
-                 recalibration, random_state, verbose, subgroups)
+                 recalibration, random_state, verbose, subgroups, task, bias_correction,
+                 target_name or "the target")
+
+
+def study_task(methods):
+    """``"regression"`` when every method is a regressor, ``"classification"`` when none
+    is; ``ValueError`` naming one of each otherwise."""
+    if not methods:
+        raise ValueError("run_study needs one method or more.")
+    regressors = {key: is_regressor(estimator) for key, estimator in methods.items()}
+    if all(regressors.values()):
+        return "regression"
+    if any(regressors.values()):
+        regressor = next(k for k, r in regressors.items() if r)
+        classifier = next(k for k, r in regressors.items() if not r)
+        raise ValueError(f"The methods mix tasks: {regressor!r} is a regressor and "
+                         f"{classifier!r} is not; a study compares methods of one task.")
+    return "classification"
 
 
 def _checked_threshold(threshold, positive, y):

@@ -1,5 +1,6 @@
-"""How methods are evaluated: k-fold cross-validation (stratified, grouped by subject when
-subjects are given), where every scan is predicted once by the fold that held it out; a
+"""How methods are evaluated: k-fold cross-validation (stratified by class, or by target
+quantile for a number; grouped by subject when subjects are given), where every scan is
+predicted once by the fold that held it out; a
 fixed held-out split, where the methods train on ``train``, stop early on ``val`` and score
 ``test`` once; and an external test set, scored by methods fitted before.
 """
@@ -10,7 +11,9 @@ import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from ..datasets import SPLITS
-from ..utils._options import N_FOLDS
+from ..utils._options import N_FOLDS, TASKS
+
+MAX_TARGET_BINS = 10  # the quantile bins a number's folds are stratified by, at most
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,45 @@ def check_classes(y):
         raise ValueError(
             f"The labels look like continuous values ({len(classes)} distinct numbers among "
             f"{len(y)} scans, from {numbers.min():g} to {numbers.max():g}), not classes: "
-            "that is a regression target, which this toolkit does not fit yet; give a "
-            "column of classes (or bin the values into classes).")
+            "that is a regression target: evaluate regressors (task='regression'; "
+            "`dinoatten cv --task regression`), or give a column of classes.")
     return y
+
+
+def check_targets(y, name="y"):
+    """``y`` as float64 numbers, one per scan, all finite; ``ValueError`` naming the first
+    value that is not a number."""
+    y = np.asarray(y)
+    try:
+        numbers = y.astype(np.float64)
+    except (TypeError, ValueError):
+        bad = next(v for v in y.tolist() if not _is_number(v))
+        raise ValueError(f"{name} must be numbers for a regression; got {bad!r}.") from None
+    if y.ndim != 1:
+        raise ValueError(f"{name} must be one number per scan; got shape {y.shape}.")
+    if not np.isfinite(numbers).all():
+        raise ValueError(f"{name} must be finite numbers; scan "
+                         f"{int(np.flatnonzero(~np.isfinite(numbers))[0])} has "
+                         f"{numbers[~np.isfinite(numbers)][0]!r}.")
+    return numbers
+
+
+def _is_number(value):
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
+def target_strata(y, n_folds):
+    """Each scan's quantile bin of the target ``y``, for stratified folds of a number:
+    bins of equal size by rank (ties in scan order), at most :data:`MAX_TARGET_BINS`,
+    each of at least ``2 * n_folds`` scans where there are enough."""
+    n_bins = int(np.clip(len(y) // (2 * n_folds), 1, MAX_TARGET_BINS))
+    ranks = np.empty(len(y), dtype=int)
+    ranks[np.argsort(y, kind="stable")] = np.arange(len(y))
+    return ranks * n_bins // len(y)
 
 
 def _scans(n):
@@ -112,9 +151,16 @@ def inner_splits(y, groups, purpose, n_folds, random_state=None):
     return list(folds.split(np.zeros(len(y)), y, groups))
 
 
-def cross_validation(y, *, n_folds=N_FOLDS, groups=None, random_state=0):
+def cross_validation(y, *, n_folds=N_FOLDS, groups=None, random_state=0,
+                     task="classification"):
     """Stratified k-fold cross-validation, grouped when ``groups`` is given so that no
-    group (subject) is in a training and a test fold at once."""
+    group (subject) is in a training and a test fold at once; of classes, or, with
+    ``task="regression"``, of numbers stratified by quantile bins of the target (see
+    :func:`target_strata`)."""
+    if task not in TASKS:
+        raise ValueError(f"task must be one of {TASKS}; got {task!r}.")
+    if task == "regression":
+        return _regression_folds(check_targets(y), n_folds, groups, random_state)
     classes, counts = np.unique(check_classes(y), return_counts=True)
     if counts.min() < n_folds:
         raise ValueError(
@@ -144,10 +190,30 @@ def cross_validation(y, *, n_folds=N_FOLDS, groups=None, random_state=0):
     return Protocol(splits, description, groups)
 
 
-def held_out(split, y, *, groups=None):
+def _regression_folds(y, n_folds, groups, random_state):
+    """Folds of a number: stratified by :func:`target_strata`, grouped by subject."""
+    n_units = len(y) if groups is None else len(np.unique(groups))
+    unit = "scans" if groups is None else "subjects"
+    if n_units < n_folds:
+        raise ValueError(f"{n_units} {unit} cannot fill {n_folds} folds; lower the number "
+                         "of folds.")
+    strata = target_strata(y, n_folds)
+    n_bins = strata.max() + 1
+    description = (f"{n_folds}-fold cross-validation of {len(y)} scans, stratified by "
+                   f"{n_bins} quantile bins of the target ({y.min():g} to {y.max():g})")
+    if groups is not None:
+        groups = np.asarray(groups)
+        description += f", grouped by subject ({n_units} subjects)"
+    cv = stratified_folds(n_folds, groups is not None, random_state)
+    splits = [Split(train, test) for train, test in cv.split(np.zeros(len(y)), strata, groups)]
+    return Protocol(splits, description, groups)
+
+
+def held_out(split, y, *, groups=None, task="classification"):
     """A fixed split: ``split`` names each sample's set, ``"train"``, ``"val"`` (early
-    stopping; optional) or ``"test"`` (scored once)."""
-    split, y = np.asarray(split).astype(str), check_classes(y)
+    stopping; optional) or ``"test"`` (scored once); ``y`` are classes, or numbers with
+    ``task="regression"``."""
+    split = np.asarray(split).astype(str)
     unknown = sorted(set(split.tolist()) - set(SPLITS))
     if unknown:
         raise ValueError(f"split values must be {', '.join(SPLITS)}; got {unknown[0]!r}.")
@@ -155,16 +221,10 @@ def held_out(split, y, *, groups=None):
     if not len(train) or not len(test):
         raise ValueError(f"The split needs 'train' and 'test' samples; it has {len(train)} "
                          f"and {len(test)}.")
-    if len(np.unique(y[train])) < 2:
-        raise ValueError("The 'train' samples hold one class only; a classifier needs two.")
-    unseen = sorted((set(y[test].tolist()) | set(y[validation].tolist()))
-                    - set(y[train].tolist()))
-    if unseen:
-        raise ValueError(f"Class {unseen[0]!r} is in 'val' or 'test' but not in 'train'.")
-    untested = sorted(set(y.tolist()) - set(y[test].tolist()))
-    if untested:
-        raise ValueError(f"Class {untested[0]!r} has no 'test' scan: the test set needs every "
-                         "class, or AUC is undefined.")
+    if task == "regression":
+        check_targets(y)
+    else:
+        _check_split_classes(check_classes(y), train, validation, test)
     description = (f"held-out test set: trained on {len(train)} scans"
                    + (f", early stopping on {len(validation)} validation scans"
                       if len(validation) else "")
@@ -181,6 +241,21 @@ def held_out(split, y, *, groups=None):
         description += f" ({len(np.unique(groups[test]))} test subjects)"
     return Protocol([Split(train, test, validation if len(validation) else None)],
                     description, groups, held_out=True)
+
+
+def _check_split_classes(y, train, validation, test):
+    """Every class of ``y`` in the test set, none in val or test that train lacks, two
+    in train."""
+    if len(np.unique(y[train])) < 2:
+        raise ValueError("The 'train' samples hold one class only; a classifier needs two.")
+    unseen = sorted((set(y[test].tolist()) | set(y[validation].tolist()))
+                    - set(y[train].tolist()))
+    if unseen:
+        raise ValueError(f"Class {unseen[0]!r} is in 'val' or 'test' but not in 'train'.")
+    untested = sorted(set(y.tolist()) - set(y[test].tolist()))
+    if untested:
+        raise ValueError(f"Class {untested[0]!r} has no 'test' scan: the test set needs every "
+                         "class, or AUC is undefined.")
 
 
 def external_test(y, *, groups=None, model="a model", used=None):

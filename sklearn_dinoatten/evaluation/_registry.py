@@ -15,15 +15,25 @@ that follow, and nothing else has to change::
 Two classes: a metric of the truth (1 for the positive class, else 0), the positive
 class's probability ``score`` and the calls ``called`` (1 where ``score`` is at least
 its split's threshold, else 0). More classes: of the labels, the probabilities (columns
-in ``classes`` order) and the classes. Some are of a method rather than of its predictions (its mean
-threshold, its fit time), or of a comparison with the reference method (DeLong's test).
+in ``classes`` order) and the classes. A number (regression): of the targets and the
+predictions. Some are of a method rather than of its predictions (its mean threshold,
+its fit time), or of a comparison with the reference method (DeLong's test; the
+difference in MAE). A metric belongs to the task whose :data:`TABLES` hold its table.
 """
 
 from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
-from sklearn.metrics import accuracy_score, balanced_accuracy_score, f1_score, make_scorer
+from sklearn.metrics import (
+    accuracy_score,
+    balanced_accuracy_score,
+    f1_score,
+    make_scorer,
+    mean_absolute_error,
+    r2_score,
+    root_mean_squared_error,
+)
 
 from ..utils._options import THRESHOLD
 from ._clinical import (
@@ -43,25 +53,39 @@ from ._metrics import (
     sensitivity_score,
     specificity_score,
 )
+from ._regression_metrics import (
+    error_target_correlation,
+    mae_difference,
+    mean_error,
+    pearson_r,
+    spearman_rho,
+    wilcoxon_absolute_errors,
+)
 
-# The groups of the tables, in their order: each table a few columns, so that it fits a
-# page on screen and in print
-TABLES = ("Discrimination", "Operating point", "Decisions at the operating point",
-          "Calibration")
+# The groups of the tables of each task, in their order: each table a few columns, so
+# that it fits a page on screen and in print
+TABLES = {
+    "classification": ("Discrimination", "Operating point",
+                       "Decisions at the operating point", "Calibration"),
+    "regression": ("Error", "Agreement", "Bias"),
+}
 
 
 @dataclass(frozen=True, repr=False)
 class Metric:
     """One metric: its ``header`` in the tables and the ``table`` it belongs to (one of
-    :data:`TABLES`), how it is computed, for which task, whether it gets a bootstrap
-    ``interval`` (95 %, of subjects in grouped runs) and whether the subgroup tables
-    show it (``subgroup``); ``text``: its format in the tables.
+    :data:`TABLES`; a dict of task -> table for a metric of both tasks), how it is
+    computed, whether it gets a bootstrap ``interval`` (95 %, of subjects in grouped
+    runs) and whether the subgroup tables show it (``subgroup``); ``text``: its format
+    in the tables.
 
     Computed by one or more of: ``binary(truth, score, called)`` for two classes;
-    ``multiclass(y, proba, classes)`` for more; ``of_method(result, binary)`` of a
-    method's ``OutOfFold`` (not of its predictions: no interval); ``compare(truth,
-    score, reference_score, groups)`` against the reference method's score. A metric
-    without a function for a task is NaN there.
+    ``multiclass(y, proba, classes)`` for more; ``regression(y, pred)`` for a number;
+    ``of_method(result, binary)`` of a method's out-of-fold result (not of its
+    predictions: no interval); ``compare(truth, score, reference_score, groups)``
+    against the reference method's score (a number: ``compare(y, pred,
+    reference_pred, groups)``, with an interval where ``interval``). A metric without
+    a function for the labels at hand (two classes or more) is NaN there.
 
     ``labels(y_true, y_pred, pos_label=1)``, the metric of predicted labels in
     scikit-learn's form, makes it a scorer of :data:`SCORERS` under the name ``scorer``;
@@ -69,9 +93,10 @@ class Metric:
     """
 
     header: str
-    table: str
+    table: str | dict
     binary: Callable | None = None
     multiclass: Callable | None = None
+    regression: Callable | None = None
     of_method: Callable | None = None
     compare: Callable | None = None
     interval: bool = False
@@ -82,10 +107,18 @@ class Metric:
     greater_is_better: bool = True
 
     def __repr__(self):  # what it is and of what, not where its functions live
-        given = [f"{name}=..." for name in ("binary", "multiclass", "of_method", "compare",
-                                             "labels") if getattr(self, name) is not None]
+        given = [f"{name}=..." for name in ("binary", "multiclass", "regression",
+                                             "of_method", "compare", "labels")
+                 if getattr(self, name) is not None]
         flags = [f"{flag}=True" for flag in ("interval", "subgroup") if getattr(self, flag)]
         return f"Metric({', '.join([repr(self.header), repr(self.table), *given, *flags])})"
+
+    @property
+    def tables(self):
+        """Task -> the table the metric is in, for each task it belongs to."""
+        if isinstance(self.table, dict):
+            return dict(self.table)
+        return {task: self.table for task, tables in TABLES.items() if self.table in tables}
 
 
 def _predicted(y, proba, classes):
@@ -137,7 +170,7 @@ METRICS = {
                   multiclass=lambda y, proba, classes: ovr_macro_auc(y, proba, classes)),
     "delong_p": Metric("DeLong p", "Discrimination", compare=_delong_p, text="#.3g"),
     "fit_seconds_per_fold": Metric(
-        "fit s/fold", "Discrimination", text=".1f",
+        "fit s/fold", {"classification": "Discrimination", "regression": "Error"}, text=".1f",
         of_method=lambda result, binary: float(np.mean(result.fit_seconds))),
     "threshold": Metric("threshold", "Operating point", of_method=_threshold,
                         subgroup=True),
@@ -179,6 +212,27 @@ METRICS = {
     "ece": Metric("ECE", "Calibration",
                   binary=lambda truth, score, called: expected_calibration_error(truth, score),
                   multiclass=_mean_ece),
+    "mae": Metric("MAE", "Error", regression=mean_absolute_error, interval=True,
+                  subgroup=True),
+    "rmse": Metric("RMSE", "Error", regression=root_mean_squared_error, interval=True,
+                   subgroup=True),
+    "mae_difference": Metric(
+        "\u0394MAE", "Error", interval=True,
+        compare=lambda y, pred, compared, groups: (
+            np.nan if compared is None else mae_difference(y, pred, compared))),
+    "wilcoxon_p": Metric(
+        "Wilcoxon p", "Error", text="#.3g",
+        compare=lambda y, pred, compared, groups: (
+            np.nan if compared is None else wilcoxon_absolute_errors(
+                y, pred, compared, groups=groups))),
+    "r2": Metric("R\u00b2", "Agreement", regression=r2_score, interval=True, subgroup=True),
+    "pearson_r": Metric("Pearson r", "Agreement", regression=pearson_r, interval=True),
+    "spearman_rho": Metric("Spearman \u03c1", "Agreement", regression=spearman_rho,
+                           interval=True),
+    "mean_error": Metric("mean error", "Bias", regression=mean_error, interval=True,
+                         subgroup=True),
+    "error_target_r": Metric("r(error, target)", "Bias", regression=error_target_correlation,
+                             interval=True),
 }
 
 # scikit-learn scorers of the metrics of predicted labels, positive class 1 (see
@@ -188,15 +242,22 @@ SCORERS = {metric.scorer: make_scorer(metric.labels, greater_is_better=metric.gr
 
 # The subgroup tables of the report, by title: the tables of TABLES each draws its
 # subgroup metrics from
-SUBGROUP_TABLES = {"AUC and operating point": TABLES[:3], "Calibration": TABLES[3:]}
+_CLASSIFICATION = TABLES["classification"]
+SUBGROUP_TABLES = {"AUC and operating point": _CLASSIFICATION[:3],
+                   "Calibration": _CLASSIFICATION[3:], "Error and agreement": TABLES["regression"]}
 
 
-def metric_columns():
-    """``metrics.csv``'s columns: ``method``, then each metric of :data:`METRICS`,
-    followed by ``<name>_ci_low`` and ``<name>_ci_high`` where it has an interval."""
+def metric_columns(task="classification"):
+    """``metrics.csv``'s columns for ``task`` (a key of :data:`TABLES`): ``method``, then
+    each metric of :data:`METRICS` of that task, followed by ``<name>_ci_low`` and
+    ``<name>_ci_high`` where it has an interval."""
+    if task not in TABLES:
+        raise ValueError(f"task must be one of {tuple(TABLES)}; got {task!r}.")
     columns = ["method"]
     for name, metric in METRICS.items():
-        columns += [name, f"{name}_ci_low", f"{name}_ci_high"] if metric.interval else [name]
+        if task in metric.tables:
+            columns += ([name, f"{name}_ci_low", f"{name}_ci_high"] if metric.interval
+                        else [name])
     return tuple(columns)
 
 
@@ -204,7 +265,13 @@ def table_columns(*tables, subgroup=False):
     """The metrics of ``tables`` (of :data:`TABLES`), in :data:`METRICS`' order; with
     ``subgroup``, only those the subgroup tables show."""
     return tuple(name for name, metric in METRICS.items()
-                 if metric.table in tables and (metric.subgroup or not subgroup))
+                 if set(metric.tables.values()) & set(tables)
+                 and (metric.subgroup or not subgroup))
+
+
+def all_tables():
+    """Every table of :data:`TABLES`, classification's first."""
+    return tuple(table for tables in TABLES.values() for table in tables)
 
 
 def method_metrics():

@@ -182,7 +182,7 @@ def _metric_tables(run, rows, keys, level=3):
     """The registry's tables for metrics ``rows``, each row named by its ``keys``
     columns; a column without a value is left out, and a table without one."""
     tables, said = [], ""
-    for title in TABLES:
+    for title in TABLES[run.task]:
         columns = [c for c in table_columns(title) if c in rows[0]
                    and any(_cell(run, row, c) != MISSING for row in rows)]
         if columns:

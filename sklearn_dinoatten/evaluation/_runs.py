@@ -2,18 +2,20 @@
 
 A run directory holds::
 
-    run.json         the study: classes, positive class, protocol, grouping, reference
+    run.json         the study: task, classes (or the target: name, range, mean, SD),
+                     positive class, protocol, grouping, reference
                      method, the threshold rule ("threshold_rule") and each method's
                      threshold per split, fold k's the k-th ("thresholds"),
                      "recalibration", the subgroup columns, the methods' and the
                      embedder's parameters (of each encoder, "embedders", in a study of
                      several), versions
-    predictions.csv  one row per scored scan: path (absolute), label, subject (grouped
-                     runs), fold (cross-validation, 1 to k), subgroup_{name} (each
-                     subgroup column's level), backbone_weights (runs with slice
-                     embeddings: random, the checkpoint file, or the download), then
-                     per method {key}_pred and {key}_p_{class}, probabilities at full
-                     precision
+    predictions.csv  one row per scored scan: path (absolute), label (a number's runs:
+                     target), subject (grouped runs), fold (cross-validation, 1 to k),
+                     subgroup_{name} (each subgroup column's level), backbone_weights
+                     (runs with slice embeddings: random, the checkpoint file, or the
+                     download), then per method {key}_pred and {key}_p_{class},
+                     probabilities (a number's runs: {key}_pred, the prediction) at
+                     full precision
     metrics.csv      one row per method: "method", then a column per metric of the
                      registry (METRICS), followed by <name>_ci_low and <name>_ci_high,
                      the bounds of its 95 % CI, where it has one (metric_columns())
@@ -36,20 +38,16 @@ classes as text, as a CSV holds them).
 import csv
 import json
 import os
-import platform
-import time
 import zipfile
 from dataclasses import dataclass, field
 from functools import cached_property
-from importlib import metadata
 
 import numpy as np
 
-from ..utils._files import atomic_write, file_sha256, write_csv
+from ..utils._files import atomic_write, write_csv
 from ..utils._options import THRESHOLD
 from ._clinical import decide
 from ._markdown import PER_CLASS_KEYS, subgroups_markdown, to_markdown
-from ._methods import method_name
 from ._registry import method_metrics
 
 
@@ -65,8 +63,9 @@ class Run:
     paths : ndarray of shape (n_scored,)
         The scans: paths, or ``#i`` for the array at place ``i`` of the study's input.
     labels : ndarray of shape (n_scored,)
+        The labels, or (regression) the targets.
     proba : dict of method key -> ndarray of shape (n_scored, n_classes)
-        Probabilities, columns in ``classes`` order.
+        Probabilities, columns in ``classes`` order (empty in a regression).
     groups : ndarray of shape (n_scored,) or None
         The subject of each scan, in grouped runs.
     folds : ndarray of shape (n_scored,) or None
@@ -85,6 +84,8 @@ class Run:
     subgroup_values : dict of str -> ndarray of shape (n_scored,)
         Each subgroup column's level per scan (``subgroup_<name>`` in
         ``predictions.csv``).
+    predictions : dict of method key -> ndarray of shape (n_scored,)
+        A regression's predictions (empty for classes).
     """
 
     info: dict
@@ -98,6 +99,12 @@ class Run:
     subgroups: list | None = None
     per_class: list | None = None
     subgroup_values: dict = field(default_factory=dict)
+    predictions: dict = field(default_factory=dict)
+
+    @property
+    def task(self):
+        """``"classification"`` or ``"regression"`` (a number per scan)."""
+        return self.info.get("task", "classification")
 
     @property
     def classes(self):
@@ -123,7 +130,10 @@ class Run:
     def pred(self):
         """Method key -> predicted labels: with two classes, the positive class where its
         probability is at least the threshold of the scan's split (run.json's
-        ``thresholds``; 0.5 without), else the other; with more, the most probable."""
+        ``thresholds``; 0.5 without), else the other; with more, the most probable. A
+        regression's: its predictions."""
+        if self.task == "regression":
+            return self.predictions
         classes = np.asarray(self.classes)
         if self.positive is None:
             return {key: classes[proba.argmax(axis=1)] for key, proba in self.proba.items()}
@@ -152,8 +162,10 @@ def write_run(folder, run):
     ``metrics.md``."""
     os.makedirs(folder, exist_ok=True)
     rows, weights = [], backbone_weights(run.info)
+    regression = run.task == "regression"
     for i, path in enumerate(run.paths):
-        row = {"path": path, "label": run.labels[i]}
+        row = ({"path": path, "target": repr(float(run.labels[i]))} if regression
+               else {"path": path, "label": run.labels[i]})
         if run.groups is not None:
             row["subject"] = run.groups[i]
         if run.folds is not None:
@@ -162,6 +174,8 @@ def write_run(folder, run):
             row[f"subgroup_{name}"] = values[i]
         if weights is not None:
             row["backbone_weights"] = weights
+        for key, values in run.predictions.items():
+            row[f"{key}_pred"] = repr(float(values[i]))
         for key, proba in run.proba.items():
             row[f"{key}_pred"] = run.pred[key][i]
             row.update({f"{key}_p_{c}": repr(float(p))  # repr: the float round-trips
@@ -171,7 +185,7 @@ def write_run(folder, run):
     if run.metrics:
         write_csv(os.path.join(folder, "metrics.csv"), run.metrics)
         caption = run.info.get("caption")
-        table = to_markdown(run.metrics, run.names[run.reference])
+        table = to_markdown(run.metrics, run.names[run.reference], task=run.task)
         text = f"{table}\n\n{caption}\n" if caption else f"{table}\n"
         atomic_write(os.path.join(folder, "metrics.md"), lambda f: f.write(text.encode()))
     if run.per_class:
@@ -229,26 +243,70 @@ def read_run(folder):
     try:
         with open(path, encoding="utf-8") as f:
             info = json.load(f)
-        info["classes"] = [str(c) for c in info["classes"]]
         info["methods"] = {str(k): {**m, "name": str(m.get("name", k))}
                            for k, m in info["methods"].items()}
-        if len(info["classes"]) < 2 or not info["methods"]:
-            raise ValueError("it needs two classes or more and one method or more")
-        positive = info.get("positive_label")
-        if positive is not None and str(positive) not in info["classes"]:
-            raise ValueError(f"positive_label {positive!r} is not one of the classes")
-        if positive is None and len(info["classes"]) == 2:
-            raise ValueError("a run of two classes needs its positive_label (rerun "
-                             "`dinoatten cv`)")
-        info["positive_label"] = None if positive is None else str(positive)
+        regression = info.get("task", "classification") == "regression"
+        if regression and not info["methods"]:
+            raise ValueError("it needs one method or more")
+        if not regression:
+            _check_classes(info)
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise _malformed(path, exc) from exc
-    run = _read_predictions(_existing(folder, "predictions.csv"), info)
+    if regression:
+        return _read_regression(folder, info)
+    return _with_tables(folder, _read_predictions(_existing(folder, "predictions.csv"), info))
+
+
+def _check_classes(info):
+    """run.json's classes and positive class, as text, checked."""
+    info["classes"] = [str(c) for c in info["classes"]]
+    if len(info["classes"]) < 2 or not info["methods"]:
+        raise ValueError("it needs two classes or more and one method or more")
+    positive = info.get("positive_label")
+    if positive is not None and str(positive) not in info["classes"]:
+        raise ValueError(f"positive_label {positive!r} is not one of the classes")
+    if positive is None and len(info["classes"]) == 2:
+        raise ValueError("a run of two classes needs its positive_label (rerun "
+                         "`dinoatten cv`)")
+    info["positive_label"] = None if positive is None else str(positive)
+
+
+def _read_regression(folder, info):
+    path = _existing(folder, "predictions.csv")
+    try:
+        column = _columns(path)
+        predictions = {k: column[f"{k}_pred"].astype(float) for k in info["methods"]}
+        targets = column["target"].astype(float)
+    except (KeyError, ValueError, TypeError) as exc:
+        raise _malformed(path, exc) from exc
+    return _with_tables(folder, Run(
+        info, column["path"], targets, {},
+        groups=column.get("subject") if info.get("grouped") else None,
+        folds=column["fold"].astype(int) if "fold" in column else None,
+        subgroup_values=_subgroup_values(info, column), predictions=predictions))
+
+
+def _with_tables(folder, run):
+    """``run`` with the outputs and tables its folder holds."""
     run.outputs = _read_outputs(os.path.join(folder, "outputs.npz"), len(run.labels))
     run.metrics = _read_metrics(os.path.join(folder, "metrics.csv"))
     run.subgroups = _read_metrics(os.path.join(folder, "subgroups.csv"))
     run.per_class = _read_metrics(os.path.join(folder, "per_class.csv"))
     return run
+
+
+def _columns(path):
+    """predictions.csv as columns of text, by name."""
+    with open(path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        raise ValueError("no scans")
+    return {c: np.array([r[c] for r in rows]) for c in rows[0]}
+
+
+def _subgroup_values(info, column):
+    return {name: column[f"subgroup_{name}"] for name in info.get("subgroups") or ()
+            if f"subgroup_{name}" in column}
 
 
 def _existing(folder, name):
@@ -268,11 +326,7 @@ def _malformed(path, exc):
 def _read_predictions(path, info):
     classes = info["classes"]
     try:
-        with open(path, newline="", encoding="utf-8") as f:
-            rows = list(csv.DictReader(f))
-        if not rows:
-            raise ValueError("no scans")
-        column = {c: np.array([r[c] for r in rows]) for c in rows[0]}
+        column = _columns(path)
         proba = {k: np.column_stack([column[f"{k}_p_{c}"].astype(float) for c in classes])
                  for k in info["methods"]}
         unknown = set(column["label"].tolist()) - set(classes)
@@ -283,9 +337,7 @@ def _read_predictions(path, info):
     return Run(info, column["path"], column["label"], proba,
                groups=column.get("subject") if info.get("grouped") else None,
                folds=column["fold"].astype(int) if "fold" in column else None,
-               subgroup_values={name: column[f"subgroup_{name}"]
-                                for name in info.get("subgroups") or ()
-                                if f"subgroup_{name}" in column})
+               subgroup_values=_subgroup_values(info, column))
 
 
 def _read_outputs(path, n_scans):
@@ -310,77 +362,3 @@ def _read_metrics(path):
     if not rows or "method" not in rows[0]:
         raise _malformed(path, KeyError("method"))
     return rows
-
-
-def data_record(root, labels_csv, n_scans):
-    """Where a run's scans came from, for run.json: the folder, the labels file and its
-    sha256 (a later change of the labels shows)."""
-    return {"root": os.path.abspath(root), "labels_csv": os.path.abspath(labels_csv),
-            "labels_sha256": file_sha256(labels_csv), "n_scans": n_scans}
-
-
-def describe_study(study, *, scored, reference, calls, caption, embedders, resampler,
-                   methods, weights_sha256, protocol_name):
-    """run.json's description of a study (a ``Study`` of ``run_study``): its classes,
-    positive class, protocol, grouping, scored scans, caption, how the scans were called
-    (``calls``), the reference method, the slice embedders' (``embedders``, those that
-    embedded) and the resampler's parameters, each method's (``methods``: key ->
-    ``(classifier, encoder name or None)``), the weights files' SHA-256 and versions."""
-    groups, protocol = study.protocol.groups, study.protocol
-    params = {name: jsonable(e.get_params()) for name, e in embedders.items()}
-    several = len(study.embedders) > 1
-    info = {
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-        "classes": np.unique(study.y).tolist(),
-        "positive_label": study.positive,
-        "protocol": protocol_name,
-        "training_scans_scored": protocol.training_scans,
-        "protocol_description": protocol.description,
-        "folds": None if protocol.held_out else len(protocol.splits),
-        "grouped": groups is not None,
-        "n_subjects": None if groups is None else len(np.unique(groups[scored])),
-        "n_scored": int(scored.sum()),
-        "caption": caption,
-        **calls,
-        "random_weights": any(e.weights == "random" for e in study.embedders.values()),
-        "seed": study.random_state,
-        "reference": reference,
-        "embedder": next(iter(params.values())) if len(params) == 1 else None,
-        "resampler": None if resampler is None else jsonable(resampler.get_params()),
-        "methods": {k: {"name": method_name(k), "params": jsonable(m.get_params()),
-                        **({"encoder": source} if several and source else {})}
-                    for k, (m, source) in methods.items()},
-        "versions": versions(),
-        "weights_sha256": weights_sha256,
-    }
-    if len(params) > 1:
-        info["embedders"] = params
-    if study.subgroups:
-        info["subgroups"] = list(study.subgroups)
-    return info
-
-
-def jsonable(params):
-    """Estimator parameters as JSON values: classes by their dotted name, other objects
-    by their ``repr``."""
-    return {k: v if isinstance(v, (str, int, float, bool, type(None), list, tuple, dict))
-            else (f"{v.__module__}.{v.__qualname__}" if isinstance(v, type) else repr(v))
-            for k, v in params.items()}
-
-
-def versions():
-    """The versions of Python, this package and its main dependencies, the platform and
-    the device, for run.json."""
-    import torch
-
-    from .. import __version__
-
-    found = {"python": platform.python_version(), "sklearn_dinoatten": __version__,
-             "platform": platform.platform(),
-             "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu"}
-    for package in ("numpy", "torch", "timm", "scikit-learn", "skorch", "nibabel", "monai"):
-        try:
-            found[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            found[package] = None
-    return found

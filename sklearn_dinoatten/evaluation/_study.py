@@ -22,16 +22,19 @@ from ._operating_point import (
 )
 from ._out_of_fold import cross_validate_method
 from ._plan import plan_study
-from ._runs import Run, describe_study
+from ._regression_study import describe_target, regression_parts, regression_results
+from ._regression_table import regression_scored
+from ._run_json import describe_study
+from ._runs import Run
 from ._subgroups import subgroup_levels, subgroup_table, warn_if_few_scored
 from ._table import caption, metrics_table, per_class_table, scored_samples
 
 
 def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
-              pos_label=None, threshold=None, recalibration=None, subgroups=None,
-              random_state=0, verbose=1):
-    """Evaluate classifiers on the same splits of the same scans: the loop behind
-    ``dinoatten cv``.
+              pos_label=None, threshold=None, recalibration=None, bias_correction=None,
+              subgroups=None, target_name=None, random_state=0, verbose=1):
+    """Evaluate classifiers, or regressors, on the same splits of the same scans: the
+    loop behind ``dinoatten cv``.
 
     The scans are embedded once per slice encoder (for the methods on slice embeddings)
     and resampled once (for those on volumes); each method is fitted on every split's
@@ -42,13 +45,15 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     ----------
     scans : list of paths or 3D arrays
     y : array-like of shape (n_scans,)
-    methods : dict of str -> classifier
+        Labels, or numbers (the target of regressors).
+    methods : dict of str -> classifier or regressor
         Unfitted classifiers by key, each evaluated as an
         :class:`~sklearn_dinoatten.OperatingPointClassifier` with ``threshold`` and
         ``recalibration`` (fitted ones with :func:`external_test`, whose labels must be
-        their classes: see :func:`fitted_classes`). A key of :data:`METHODS` gives the
-        method's name and input (``make_method(key)`` builds one); any other key names
-        a classifier of slice embeddings.
+        their classes: see :func:`fitted_classes`); or regressors (all of them: the
+        study is then of a number, with a "training mean" row as the floor). A key of
+        :data:`METHODS` gives the method's name and input (``make_method(key)`` builds
+        one); any other key names an estimator of slice embeddings.
     protocol : Protocol
         From :func:`cross_validation`, :func:`held_out` or :func:`external_test` on the
         same ``y``.
@@ -81,11 +86,21 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         never on its test scans. Works with every classifier of the package. Without
         validation scans, a fit becomes four (three inner fits and one on all the
         training scans), as with a threshold rule; the two share the inner fits.
+    bias_correction : {"linear"}, default=None
+        Regressors only: also report each method's predictions corrected for the
+        regression to the mean of its errors, by the line of the error on the target
+        fitted on each split's validation scans, else on out-of-fold predictions of its
+        training scans (an inner 3-fold cross-validation), never on its test scans; the
+        corrected rows ("<key>+bias-corrected") stand beside the uncorrected ones.
     subgroups : dict of str -> array-like of shape (n_scans,), default=None
         Subgroup columns (site, scanner, sex...), each a value per scan: the metrics
         table is repeated for each level (see ``subgroup_table``), in ``Run.subgroups``.
+    target_name : str, default=None
+        Regressors only: the target's name and units as the caption says them (e.g.
+        ``"age (years)"``); "the target" by default.
     random_state : int, default=0
-        Seeds the bootstrap intervals and the inner folds that choose a threshold.
+        Seeds the bootstrap intervals and the inner folds that choose a threshold (or
+        fit a bias correction).
     verbose : int, default=1
         ``1`` prints what is evaluated and a line per method and fit (the embedder
         and the classifiers print according to their own ``verbose``).
@@ -98,9 +113,12 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     """
     study = plan_study(scans, y, methods, protocol, embedder=embedder, pos_label=pos_label,
                        threshold=threshold, recalibration=recalibration,
-                       subgroups=subgroups, random_state=random_state, verbose=verbose)
+                       bias_correction=bias_correction, subgroups=subgroups,
+                       target_name=target_name, random_state=random_state, verbose=verbose)
     _say_what_is_evaluated(study)
     inputs, resampler = _make_inputs(study, resampler)
+    if study.task == "regression":
+        return _run(study, regression_results(study, inputs), inputs, resampler)
     results = {}
     for n, (key, (estimator, source)) in enumerate(study.evaluated.items(), 1):
         if verbose:
@@ -113,7 +131,11 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
 
 
 def _say_what_is_evaluated(study):
-    if study.verbose:
+    if study.verbose and study.task == "regression":
+        print(f"{len(study.y)} scans ({study.target_name} from {study.y.min():g} to "
+              f"{study.y.max():g}, mean {study.y.mean():.4g}); {study.protocol.description}"
+              f"; methods: {', '.join(map(method_name, study.evaluated))}")
+    elif study.verbose:
         classes, counts = np.unique(study.y, return_counts=True)
         counts = ", ".join(f"{c}: {n}" for c, n in zip(classes, counts, strict=True))
         print(f"{len(study.y)} scans ({counts}); {study.protocol.description}; "
@@ -154,37 +176,54 @@ def _make_inputs(study, resampler):
 def _run(study, results, inputs, resampler):
     """The :class:`Run` of a study's results: its scored scans' predictions and outputs,
     the tables, and the description run.json holds."""
-    y, groups, random_state = study.y, study.protocol.groups, study.random_state
+    y, groups, regression = study.y, study.protocol.groups, study.task == "regression"
     reference = next((k for k in results if k.partition(ENCODER_SEPARATOR)[0] == REFERENCE),
                      next(iter(results)))
-    scored = scored_samples(results)
-    warn_if_few_scored(y[scored], stacklevel=4)
+    scored = regression_scored(results) if regression else scored_samples(results)
+    warn_if_few_scored(y[scored], stacklevel=4, classes=not regression)
     first = next((name for name in study.embedders if name in inputs), None)  # embedded
-    calls = _calls(study, results)
+    parts = (regression_parts(study, results, reference, scored) if regression
+             else _classification_parts(study, results, reference, first, scored))
     info = describe_study(
-        study, scored=scored, reference=reference, calls=calls,
-        caption=_caption(study, results, reference, first, calls),
-        embedders=study.embedders if first is not None else {},
+        study, scored=scored, reference=reference, calls=parts["calls"],
+        caption=parts["caption"], embedders=study.embedders if first is not None else {},
         resampler=resampler if None in inputs else None,
         methods={k: (bare_classifier(m), source) for k, (m, source)
                  in study.evaluated.items()},
+        extra_methods=[k for k in results if k not in study.evaluated],
         weights_sha256={name: weights_sha256(e) for name, e in study.embedders.items()},
         protocol_name=_protocol_name(study.protocol, study.external))
-    tables = dict(reference=reference, pos_label=study.positive, groups=groups,
-                  random_state=random_state)
+    info["methods"] = {k: info["methods"][k] for k in results}  # the tables' order
+    if regression:
+        info["target"] = describe_target(y[scored], study.target_name)
     return Run(info, _names(study.scans)[scored], y[scored],
-               {k: r.proba[scored] for k, r in results.items()},
+               {} if regression else {k: r.proba[scored] for k, r in results.items()},
                groups=None if groups is None else groups[scored],
                folds=_folds(study.protocol, len(y), scored),
                outputs=_outputs(study, results, inputs, first, scored),
-               metrics=metrics_table(y, results, **tables),
-               subgroups=(subgroup_table(y, results, study.subgroups, **tables)
-                          if study.subgroups else None),
-               per_class=None if study.positive is not None else per_class_table(
-                   y, results, reference=reference, groups=groups,
-                   random_state=random_state),
+               metrics=parts["metrics"], subgroups=parts["subgroups"],
+               per_class=parts.get("per_class"),
                subgroup_values={name: subgroup_levels(values)[scored]
-                                for name, values in study.subgroups.items()})
+                                for name, values in study.subgroups.items()},
+               predictions={k: r.pred[scored] for k, r in results.items()} if regression
+               else {})
+
+
+def _classification_parts(study, results, reference, first, scored):
+    """A classification run's ``calls``, caption, metrics, subgroup and per-class
+    tables."""
+    y, groups = study.y, study.protocol.groups
+    calls = _calls(study, results)
+    tables = dict(reference=reference, pos_label=study.positive, groups=groups,
+                  random_state=study.random_state)
+    return dict(
+        calls=calls, caption=_caption(study, results, reference, first, calls),
+        metrics=metrics_table(y, results, **tables),
+        subgroups=(subgroup_table(y, results, study.subgroups, **tables)
+                   if study.subgroups else None),
+        per_class=None if study.positive is not None else per_class_table(
+            y, results, reference=reference, groups=groups,
+            random_state=study.random_state))
 
 
 def _caption(study, results, reference, first, calls):
@@ -219,7 +258,8 @@ def _outputs(study, results, inputs, first, scored):
     """outputs.npz's arrays of the scored scans: each method's learned embedding and
     slice attention (per slice: with feature="patch", a slice's patches summed), the
     slices kept and, in tri-planar bags, each slice's axis."""
-    outputs = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()}
+    outputs = {f"embedding_{k}": r.embedding[scored] for k, r in results.items()
+               if r.embedding is not None}
     for k, r in results.items():
         if r.attention is not None:
             rows_per_slice = study.embedders[study.evaluated[k][1]].rows_per_slice_

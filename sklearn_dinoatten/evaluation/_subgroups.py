@@ -91,13 +91,20 @@ def _counted(n_scans, classes, counts):
                                                                            strict=True))
 
 
-def warn_if_few_scored(y, stacklevel=3):
+def warn_if_few_scored(y, stacklevel=3, classes=True):
     """Warn where the scored scans ``y`` are too few for the metrics to say much (fewer
-    than ``MIN_SCANS``, or than ``MIN_PER_CLASS`` of a class), as for a subgroup level."""
-    classes, counts = np.unique(np.asarray(y), return_counts=True)
+    than ``MIN_SCANS``, or, for ``classes``, than ``MIN_PER_CLASS`` of a class), as for
+    a subgroup level."""
+    if not classes:
+        if len(y) < MIN_SCANS:
+            warnings.warn(f"The scored scans are too few for the metrics to say much "
+                          f"({len(y)} scans; fewer than {MIN_SCANS}): their intervals are "
+                          "wide.", UserWarning, stacklevel=stacklevel)
+        return
+    found, counts = np.unique(np.asarray(y), return_counts=True)
     if len(y) < MIN_SCANS or counts.min() < MIN_PER_CLASS:
         warnings.warn(f"The scored scans are too few for the metrics to say much "
-                      f"({_counted(len(y), classes, counts)}; fewer than {MIN_SCANS}, or "
+                      f"({_counted(len(y), found, counts)}; fewer than {MIN_SCANS}, or "
                       f"than {MIN_PER_CLASS} of a class): their intervals are wide, or do "
                       "not spread at all (marked \u2020).", UserWarning,
                       stacklevel=stacklevel)

@@ -114,8 +114,9 @@ def metrics_table(y, results, *, reference=REFERENCE, pos_label=None, groups=Non
         else:
             values = _multiclass(y, proba, classes, bootstrap)
         values.update({name: metric.of_method(result, positive is not None)
-                       for name, metric in METRICS.items() if metric.of_method})
-        rows.append(_row(method_name(key), values))
+                       for name, metric in METRICS.items()
+                       if metric.of_method and "classification" in metric.tables})
+        rows.append(metric_row(method_name(key), values))
     return rows
 
 
@@ -140,15 +141,15 @@ def per_class_table(y, results, *, reference=REFERENCE, groups=None,
             compared = (probas[reference][:, c]
                         if reference in probas and key != reference else None)
             cut = np.where(proba.argmax(axis=1) == c, -np.inf, np.inf)  # most probable
-            rows.append({"class": label.item(), **_row(method_name(key), _two_class(
+            rows.append({"class": label.item(), **metric_row(method_name(key), _two_class(
                 y == label, proba[:, c], cut, compared, bootstrap, groups))})
     return rows
 
 
-def _row(method, values):
-    """A row of ``metric_columns()``: ``values`` maps a metric to its value, or to
+def metric_row(method, values, *, task="classification"):
+    """A row of ``metric_columns(task)``: ``values`` maps a metric to its value, or to
     ``(value, low, high)`` with its interval; NaN where it has none."""
-    row = dict.fromkeys(metric_columns(), np.nan)
+    row = dict.fromkeys(metric_columns(task), np.nan)
     row["method"] = method
     for name, value in values.items():
         if isinstance(value, tuple):
@@ -168,7 +169,8 @@ def _two_class(truth, score, cut, compared, bootstrap, groups):
                         for name, metric in METRICS.items() if metric.binary},
                        truth, np.column_stack([score, called]), bootstrap)
     values.update({name: metric.compare(truth, score, compared, groups)
-                   for name, metric in METRICS.items() if metric.compare})
+                   for name, metric in METRICS.items()
+                   if metric.compare and "classification" in metric.tables})
     return values
 
 

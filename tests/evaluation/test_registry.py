@@ -91,10 +91,11 @@ def test_a_registered_metric_is_in_every_table_and_file_with_its_interval(regist
     assert {"youden_j", "youden_j_ci_low", "log_loss"} <= set(subgroups[0])
     assert "Youden J" in (folder / "subgroups.md").read_text()
     report = (folder / "report.html").read_text()
-    operating_point = report.split(f"<h3>{TABLES[1]}</h3>")[1].split("</table>")[0]
+    tables = TABLES["classification"]
+    operating_point = report.split(f"<h3>{tables[1]}</h3>")[1].split("</table>")[0]
     assert "<th>Youden J</th>" in operating_point
     assert html.escape(f"[{low:.3f}, {high:.3f}]") in operating_point
-    assert "<th>log loss</th>" in report.split(f"<h3>{TABLES[3]}</h3>")[1]
+    assert "<th>log loss</th>" in report.split(f"<h3>{tables[3]}</h3>")[1]
     subgroup_section = report.split("<h3>site</h3>")[1]
     assert "<th>Youden J</th>" in subgroup_section.split("<h4>Calibration</h4>")[0]
     assert "<th>log loss</th>" not in subgroup_section  # not a subgroup metric

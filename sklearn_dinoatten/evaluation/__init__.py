@@ -1,6 +1,7 @@
 """Evaluation: the methods compared, the protocols (cross-validation, a held-out split,
 an external test set), the study that runs them on the same splits, clinical metrics with
-subject-clustered statistics, the run directory and its HTML report.
+subject-clustered statistics (and the metrics of a number, for regressors), the run
+directory and its HTML report.
 
 Imported on first use: the command line reads the methods' names without loading torch.
 """
@@ -9,7 +10,7 @@ from ..utils._lazy import lazy_exports
 
 _MODULES = {
     **dict.fromkeys(["METHODS", "REFERENCE", "Method", "make_method", "method_name",
-                     "method_of"], "._methods"),
+                     "method_of", "methods_for"], "._methods"),
     **dict.fromkeys(["binary_auc", "bootstrap_ci", "bootstrap_resamples",
                      "delong_test", "false_negative_rate", "ovr_macro_auc",
                      "sensitivity_score", "specificity_score", "bootstrap_cis"], "._metrics"),
@@ -18,8 +19,17 @@ _MODULES = {
                      "expected_calibration_error", "is_data_driven", "net_benefit",
                      "no_training_scans", "operating_point", "treat_all_net_benefit"],
                     "._clinical"),
-    **dict.fromkeys(["Protocol", "Split", "check_classes", "cross_validation",
-                     "external_test", "held_out"], "._protocols"),
+    **dict.fromkeys(["Protocol", "Split", "check_classes", "check_targets",
+                     "cross_validation", "external_test", "held_out", "target_strata"],
+                    "._protocols"),
+    **dict.fromkeys(["error_target_correlation", "mae_difference", "mean_error",
+                     "pearson_r", "spearman_rho", "wilcoxon_absolute_errors"],
+                    "._regression_metrics"),
+    **dict.fromkeys(["RegressionOutOfFold", "corrected", "cross_validate_regressor",
+                     "fit_bias_correction", "line_of_errors", "training_mean"],
+                    "._regression_out_of_fold"),
+    **dict.fromkeys(["regression_caption", "regression_subgroup_table", "regression_table"],
+                    "._regression_table"),
     **dict.fromkeys(["caption", "metrics_table", "per_class_table", "positive_class"],
                     "._table"),
     **dict.fromkeys(["OutOfFold", "cross_validate_method"], "._out_of_fold"),

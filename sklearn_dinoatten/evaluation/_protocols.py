@@ -65,7 +65,7 @@ def check_classes(y):
     return y
 
 
-def check_targets(y, name="y"):
+def check_targets(y, *, name="y"):
     """``y`` as float64 numbers, one per scan, all finite; ``ValueError`` naming the first
     value that is not a number."""
     y = np.asarray(y)
@@ -79,7 +79,7 @@ def check_targets(y, name="y"):
     if not np.isfinite(numbers).all():
         raise ValueError(f"{name} must be finite numbers; scan "
                          f"{int(np.flatnonzero(~np.isfinite(numbers))[0])} has "
-                         f"{numbers[~np.isfinite(numbers)][0]!r}.")
+                         f"{float(numbers[~np.isfinite(numbers)][0])!r}.")
     return numbers
 
 

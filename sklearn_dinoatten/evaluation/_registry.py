@@ -30,9 +30,6 @@ from sklearn.metrics import (
     balanced_accuracy_score,
     f1_score,
     make_scorer,
-    mean_absolute_error,
-    r2_score,
-    root_mean_squared_error,
 )
 
 from ..utils._options import THRESHOLD
@@ -56,8 +53,11 @@ from ._metrics import (
 from ._regression_metrics import (
     error_target_correlation,
     mae_difference,
+    mean_absolute_error,
     mean_error,
     pearson_r,
+    r2,
+    root_mean_squared_error,
     spearman_rho,
     wilcoxon_absolute_errors,
 )
@@ -225,7 +225,7 @@ METRICS = {
         compare=lambda y, pred, compared, groups: (
             np.nan if compared is None else wilcoxon_absolute_errors(
                 y, pred, compared, groups=groups))),
-    "r2": Metric("R\u00b2", "Agreement", regression=r2_score, interval=True, subgroup=True),
+    "r2": Metric("R\u00b2", "Agreement", regression=r2, interval=True, subgroup=True),
     "pearson_r": Metric("Pearson r", "Agreement", regression=pearson_r, interval=True),
     "spearman_rho": Metric("Spearman \u03c1", "Agreement", regression=spearman_rho,
                            interval=True),
@@ -247,7 +247,7 @@ SUBGROUP_TABLES = {"AUC and operating point": _CLASSIFICATION[:3],
                    "Calibration": _CLASSIFICATION[3:], "Error and agreement": TABLES["regression"]}
 
 
-def metric_columns(task="classification"):
+def metric_columns(*, task="classification"):
     """``metrics.csv``'s columns for ``task`` (a key of :data:`TABLES`): ``method``, then
     each metric of :data:`METRICS` of that task, followed by ``<name>_ci_low`` and
     ``<name>_ci_high`` where it has an interval."""

@@ -28,7 +28,7 @@ def regression_table(y, results, *, reference=REFERENCE, groups=None,
     the absolute errors against it (of subjects' mean errors with ``groups``).
 
     ``results``: method key -> ``RegressionOutOfFold``. Rows have the keys
-    ``metric_columns("regression")``.
+    ``metric_columns(task="regression")``.
     """
     scored = regression_scored(results)
     y = np.asarray(y, dtype=np.float64)[scored]
@@ -100,7 +100,7 @@ def regression_subgroup_table(y, results, subgroups, *, reference, groups=None,
                         n_subjects=None if groups is None
                         else len(np.unique(np.asarray(groups)[member])))
             if n_scans < 2:  # no spread to compare against: no metrics
-                method_rows = [dict(dict.fromkeys(metric_columns("regression"), np.nan),
+                method_rows = [dict(dict.fromkeys(metric_columns(task="regression"), np.nan),
                                     method=method_name(key)) for key in results]
             else:
                 method_rows = regression_table(

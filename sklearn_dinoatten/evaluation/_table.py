@@ -147,9 +147,9 @@ def per_class_table(y, results, *, reference=REFERENCE, groups=None,
 
 
 def metric_row(method, values, *, task="classification"):
-    """A row of ``metric_columns(task)``: ``values`` maps a metric to its value, or to
+    """A row of ``metric_columns(task=task)``: ``values`` maps a metric to its value, or to
     ``(value, low, high)`` with its interval; NaN where it has none."""
-    row = dict.fromkeys(metric_columns(task), np.nan)
+    row = dict.fromkeys(metric_columns(task=task), np.nan)
     row["method"] = method
     for name, value in values.items():
         if isinstance(value, tuple):

@@ -29,6 +29,7 @@ from ..utils._options import (
     RESNET_DEPTH,
     RESNET_DEPTHS,
     RESNET_WIDTH,
+    TASKS,
     THRESHOLD,
     VOLUME_SIDE,
 )
@@ -39,6 +40,25 @@ def add_evaluation_arguments(sub):
     sub.add_argument("--subgroups", default=None, metavar="COLUMNS",
                      help="columns of the labels CSV (e.g. site,sex): the metrics are "
                           "repeated for each of their levels, in subgroups.csv")
+
+
+def add_task_argument(sub):
+    """What the label column holds: classes, or a number (cv and fit)."""
+    sub.add_argument("--task", choices=TASKS, default=None,
+                     help="classification: the labels are classes; regression: they are "
+                          "numbers (an age, a score), predicted by regressors (default: "
+                          "regression where the label column holds numbers, most of them "
+                          "distinct, said in one line; else classification)")
+
+
+def add_bias_correction_argument(sub):
+    """The bias correction of a regression's errors (cv)."""
+    sub.add_argument("--bias-correction", choices=("linear",), default=None,
+                     help="regression: also report each method's predictions corrected for "
+                          "the regression to the mean of its errors (the brain-age delta's "
+                          "bias), by a line of the error on the target fitted on each "
+                          "split's training side only; beside the uncorrected figures "
+                          "(default: none)")
 
 
 def add_operating_point_arguments(sub):

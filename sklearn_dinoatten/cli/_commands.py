@@ -18,6 +18,7 @@ from ._inputs import (
     build_resampler,
     cache_of,
     check_evaluation,
+    check_task_options,
     is_pickle,
     labelled_scans,
     labels_file,
@@ -55,14 +56,19 @@ def cv(args):
     from ..evaluation import data_record, run_study
 
     paths, y, groups, split = labelled_scans(args)
+    check_task_options(args)
+    regression = args.task == "regression"
     evaluation = protocol(args, y, groups, split)
-    methods = {key: build_method(key, args) for key in method_keys(args.method)}
+    methods = {key: build_method(key, args) for key in method_keys(args.method, args.task)}
     embedder = (build_embedders(args) if any(not METHODS[k].takes_volumes for k in methods)
                 else None)
+    classes = {} if regression else dict(pos_label=args.pos_label, threshold=args.threshold,
+                                         recalibration=args.recalibration)
     with run_directory(args.out, args.overwrite) as folder:  # checked first, moved in whole
         run = run_study(paths, y, methods, evaluation, embedder=embedder,
-                        resampler=build_resampler(args), pos_label=args.pos_label,
-                        threshold=args.threshold, recalibration=args.recalibration,
+                        resampler=build_resampler(args), **classes,
+                        bias_correction=args.bias_correction,
+                        target_name=args.label_column if regression else None,
                         subgroups=subgroup_columns(args, labels_file(args)),
                         random_state=args.random_state, verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv],

@@ -23,11 +23,33 @@ def labels_file(args):
 
 def labelled_scans(args):
     """``(paths, y, groups, split)`` of DATA's labels file; groups and split from their
-    columns, when present (or named)."""
-    return _read_labels(args.data, labels_file(args), args, split=True)
+    columns, when present (or named). ``args.task`` is settled here (see
+    :func:`settle_task`)."""
+    labels = labels_file(args)
+    args.task = settle_task(args, labels)
+    return _read_labels(args.data, labels, args, split=True, task=args.task)
 
 
-def _read_labels(root, labels, args, split=False):
+def settle_task(args, labels):
+    """``--task``, or, without it, regression where the label column holds numbers most
+    of them distinct (said in one line), else classification."""
+    if args.task is not None:
+        return args.task
+    from ..datasets import looks_continuous, read_csv
+
+    check_file(labels, "Labels file")
+    header, rows = read_csv(labels)
+    values = [(row.get(args.label_column) or "").strip() for row in rows]
+    if args.label_column not in header or not looks_continuous(values):
+        return "classification"
+    if args.verbosity >= 1:
+        print(f"Regression: the column {args.label_column!r} holds "
+              f"{len(set(values))} distinct numbers among {len(values)} scans (give "
+              "--task classification to take them as classes).", flush=True)
+    return "regression"
+
+
+def _read_labels(root, labels, args, split=False, task="classification"):
     from ..datasets import load_nifti_folder
 
     def column(given):  # "none": ignored; not given: the default column, if present
@@ -36,7 +58,8 @@ def _read_labels(root, labels, args, split=False):
     return load_nifti_folder(root, labels_csv=labels, path_column=args.path_column,
                              label_column=args.label_column,
                              group_column=column(args.group_column),
-                             split_column=column(args.split_column) if split else None)
+                             split_column=column(args.split_column) if split else None,
+                             task=task)
 
 
 def subgroup_columns(args, labels):
@@ -108,34 +131,59 @@ def protocol(args, y, groups, split):
 
     if split is None:
         return cross_validation(y, n_folds=args.folds or N_FOLDS, groups=groups,
-                                random_state=args.random_state)
+                                random_state=args.random_state, task=args.task)
     if args.folds is not None:
         raise CommandError("the labels have a split column, so the test set is fixed: leave "
                            "out --folds, or drop the column (--split-column none) to "
                            "cross-validate.")
-    return held_out(split, y, groups=groups)
+    return held_out(split, y, groups=groups, task=args.task)
+
+
+def check_task_options(args):
+    """Refuse, before any work, the options of the other task: a classification's
+    operating point, recalibration and class weights, a regression's bias correction."""
+    if args.task == "regression":
+        given = [option for option, value in (
+            ("--pos-label", args.pos_label), ("--recalibrate", args.recalibration),
+            ("--threshold", None if args.threshold == THRESHOLD else args.threshold),
+            ("--class-weight", None if args.class_weight == NO_CLASS_WEIGHT
+             else args.class_weight)) if value is not None]
+        if given:
+            raise CommandError(f"{given[0]} is for classification; the task here is "
+                               "regression (a number per scan).")
+    elif getattr(args, "bias_correction", None) is not None:
+        raise CommandError("--bias-correction is for regression; the task here is "
+                           "classification (give --task regression for a numeric label "
+                           "column).")
 
 
 # Estimators ------------------------------------------------------------------------
 
 
-def method_keys(method):
-    keys = list(METHODS) if method == "all" else [m.strip() for m in method.split(",")]
-    unknown = [k for k in keys if k not in METHODS]
+def method_keys(method, task="classification"):
+    from ..evaluation import methods_for
+
+    known = methods_for(task)
+    keys = known if method == "all" else [m.strip() for m in method.split(",")]
+    unknown = [k for k in keys if k not in known]
     if unknown or not keys:
-        raise CommandError(f"unknown method {unknown[0] if unknown else method!r}; choose from "
-                           f"{', '.join(METHODS)} or all (comma-separated for several).")
+        raise CommandError(f"unknown method {unknown[0] if unknown else method!r}"
+                           + (" for regression" if task == "regression" else "")
+                           + f"; choose from {', '.join(known)} or all (comma-separated for "
+                           "several).")
     return keys
 
 
 def build_method(key, args):
-    """The classifier of method ``key``, with the epoch log at ``-v``."""
+    """The classifier (or regressor, for ``args.task``) of method ``key``, with the epoch
+    log at ``-v``."""
     from ..evaluation import make_method
 
     on_volumes = METHODS[key].takes_volumes
     epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.max_epochs
-    method = make_method(key, max_epochs=epochs, random_state=args.random_state,
-                         class_weight=None if args.class_weight == NO_CLASS_WEIGHT else "balanced",
+    weight = None if args.class_weight == NO_CLASS_WEIGHT else "balanced"
+    method = make_method(key, task=args.task, max_epochs=epochs,
+                         random_state=args.random_state, class_weight=weight,
                          resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
     method.set_params(verbose=int(args.verbosity >= 2))
     _check_options(method)  # a nonsense setting ends the command before any work

@@ -9,7 +9,7 @@ import sys
 import warnings
 
 from .. import __version__
-from ..evaluation import METHODS, REFERENCE
+from ..evaluation import METHODS, REFERENCE, methods_for
 from ..utils._options import (
     DEMO_DATASET,
     DEMO_DATASETS,
@@ -17,11 +17,13 @@ from ..utils._options import (
     N_FOLDS,
 )
 from ._arguments import (
+    add_bias_correction_argument,
     add_data_arguments,
     add_embedding_arguments,
     add_evaluation_arguments,
     add_label_columns,
     add_operating_point_arguments,
+    add_task_argument,
     add_training_arguments,
     add_verbosity_arguments,
     integer,
@@ -116,13 +118,16 @@ def build_parser():
 
     sub = command(cv, "cv")
     add_data_arguments(sub)
+    add_task_argument(sub)
     add_embedding_arguments(sub)
     sub.add_argument("--method", default=REFERENCE,
                      help=f"one of {', '.join(METHODS)}, several comma-separated, or all "
+                          f"(regression: {', '.join(methods_for('regression'))}) "
                           f"(default: {REFERENCE})")
     sub.add_argument("--n-folds", "--folds", dest="folds", type=integer(2), default=None,
                      help=f"number of folds (default: {N_FOLDS}; not with a split column)")
     add_operating_point_arguments(sub)
+    add_bias_correction_argument(sub)
     add_evaluation_arguments(sub)
     sub.add_argument("--out", required=True, help="folder for the results")
     sub.add_argument("--overwrite", action="store_true",
@@ -131,6 +136,7 @@ def build_parser():
 
     sub = command(fit, "fit")
     add_data_arguments(sub)
+    add_task_argument(sub)
     add_embedding_arguments(sub)
     sub.add_argument("--method", default=REFERENCE, choices=list(METHODS),
                      help=f"the method to train (default: {REFERENCE})")

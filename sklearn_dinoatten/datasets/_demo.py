@@ -8,7 +8,7 @@ import numpy as np
 from ..utils._files import write_csv
 from ._folders import SPLITS
 from ._medmnist import data_dir, load_medmnist3d
-from ._synthetic import make_volumes
+from ._synthetic import make_brain_ages, make_volumes
 
 
 def write_demo_data(root, *, dataset="synthetic", n_scans=100):
@@ -18,12 +18,19 @@ def write_demo_data(root, *, dataset="synthetic", n_scans=100):
     ``dataset="synthetic"``: volumes of :func:`make_volumes` (class 1 has a bright blob
     in 3 of 24 slices).
 
+    ``dataset="brain-age"``: a regression's, the phantom heads of
+    :func:`make_brain_ages`, two scans two years apart per subject at varied voxel
+    sizes and orientations (their NIfTI headers say which); labels.csv has columns
+    ``path``, ``age``, ``subject`` and ``sex`` (a subgroup column of no effect).
+
     AdrenalMNIST3D holds two glands per patient and no patient ids, so its scans come
     from the official patient-level split (60 % train, 15 % val, 25 % test of
     ``n_scans``), written to a ``split`` column: cross-validating them would leak."""
     import nibabel as nib
 
     affine, split = np.eye(4), None
+    if dataset == "brain-age":
+        return _write_brain_ages(root, n_scans)
     if dataset == "adrenal":
         from sklearn.model_selection import train_test_split
 
@@ -52,3 +59,22 @@ def write_demo_data(root, *, dataset="synthetic", n_scans=100):
                     | ({} if split is None else {"split": split[i]}))
     write_csv(os.path.join(root, "labels.csv"), rows)
     return source, len(rows)
+
+
+def _write_brain_ages(root, n_scans):
+    import nibabel as nib
+
+    X, ages, subjects, affines = make_brain_ages(n_subjects=max(1, n_scans // 2),
+                                                 scans_per_subject=2, random_state=0)
+    sex = np.random.default_rng(0).choice(["F", "M"], size=len(set(subjects)))
+    os.makedirs(root, exist_ok=True)
+    rows = []
+    for i, (volume, age, subject, affine) in enumerate(
+            zip(X, ages, subjects, affines, strict=True)):
+        name = f"{subject}_scan-{i % 2 + 1}.nii.gz"
+        nib.save(nib.Nifti1Image(volume, affine), os.path.join(root, name))
+        rows.append({"path": name, "age": repr(float(age)), "subject": subject,
+                     "sex": sex[int(subject.removeprefix("sub-"))]})
+    write_csv(os.path.join(root, "labels.csv"), rows)
+    return ("synthetic phantom heads whose ventricles widen and cortex thins with age "
+            "(two scans per subject, varied voxel sizes and orientations)"), len(rows)

@@ -17,7 +17,7 @@ MISSING = ("", "na", "n/a", "nan", "null", "#n/a", "<na>")
 
 
 def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column="label",
-                      group_column="auto", split_column="auto"):
+                      group_column="auto", split_column="auto", task="classification"):
     """Read a labels CSV describing the NIfTI scans of a folder.
 
     Parameters
@@ -27,7 +27,7 @@ def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column
     labels_csv : str or path, default=None
         The CSV file; ``None`` means ``root/labels.csv``.
     path_column, label_column : str, default="path", "label"
-        Columns holding each scan's path and its class label.
+        Columns holding each scan's path and its class label (or target).
     group_column : str, "auto" or None, default="auto"
         A column naming the subject (or any group) of each scan, for
         :class:`~sklearn.model_selection.StratifiedGroupKFold`, so that the scans of one
@@ -37,13 +37,17 @@ def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column
         A column giving each scan's set in a fixed split, ``train``, ``val`` or ``test``
         (see :func:`sklearn_dinoatten.evaluation.held_out`). ``"auto"``: the column
         ``split`` if the CSV has one; ``None``: none.
+    task : {"classification", "regression"}, default="classification"
+        What the label column holds: classes (at least two), or numbers, the target of a
+        regression (a subject's scans may then differ, as ages at several visits do).
 
     Returns
     -------
     paths : list of str
         Scan paths, in the CSV's order.
     y : ndarray of shape (n_scans,)
-        Labels: integers when every label is an integer, else strings.
+        Labels: integers when every label is an integer, else strings; the targets of a
+        regression as floats.
     groups : ndarray of shape (n_scans,) or None
         The group of each scan, as strings; ``None`` without a group column.
     split : ndarray of shape (n_scans,) or None
@@ -98,13 +102,19 @@ def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column
                                  + ("is empty." if not value else f"is missing ({value!r})."))
     paths = [_scan_path(root, row[path_column].strip()) for row in rows]
     _check_scans_exist_once(paths, labels_csv)
-    y = _labels([row[label_column].strip() for row in rows])
-    if len(np.unique(y)) < 2:
-        raise ValueError(f"Labels file {labels_csv!r} has one class only ({y[0].item()!r}); "
-                         "classification needs at least two.")
+    values = [row[label_column].strip() for row in rows]
+    if task == "regression":
+        y = _targets(values, labels_csv, label_column)
+    elif task == "classification":
+        y = _labels(values)
+        if len(np.unique(y)) < 2:
+            raise ValueError(f"Labels file {labels_csv!r} has one class only "
+                             f"({y[0].item()!r}); classification needs at least two.")
+    else:
+        raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}.")
     groups, split = (None if not column else np.array([row[column].strip() for row in rows])
                      for column in (group_column, split_column))
-    if groups is not None:
+    if groups is not None and task == "classification":
         warn_if_subjects_change_label(y, groups)
     if split is not None:
         unknown = sorted(set(split.tolist()) - set(SPLITS))
@@ -213,6 +223,34 @@ def find_nifti_files(root):
                     seen_files.add((stat.st_dev, stat.st_ino))
                     files.append(path)
     return files
+
+
+def _targets(values, labels_csv, column):
+    """The numbers of a regression's target column, naming the line of one that is not."""
+    numbers = []
+    for line, value in enumerate(values, 2):
+        try:
+            numbers.append(float(value))
+        except ValueError:
+            raise ValueError(f"Labels file {labels_csv!r}, line {line}: column {column!r} is "
+                             f"{value!r}, not a number (the target of a regression).") from None
+        if not np.isfinite(numbers[-1]):
+            raise ValueError(f"Labels file {labels_csv!r}, line {line}: column {column!r} is "
+                             f"{value!r}, not a finite number.")
+    return np.array(numbers)
+
+
+def looks_continuous(y):
+    """Whether labels ``y`` look like continuous values rather than classes (ages,
+    scores): numbers, most of them held by one scan, and some not whole (or ten or more
+    distinct ones)."""
+    classes, counts = np.unique(np.asarray(y), return_counts=True)
+    try:
+        numbers = classes.astype(float)
+    except (TypeError, ValueError):
+        return False
+    fractional = not np.all(numbers == np.round(numbers))
+    return bool(len(classes) >= (3 if fractional else 10) and np.mean(counts == 1) > 0.5)
 
 
 def _labels(values):

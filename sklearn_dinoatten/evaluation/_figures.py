@@ -152,9 +152,25 @@ def confusion_figure(run):
     return fig
 
 
+def scan_groups(run):
+    """``(title, {name: mask})``: the scans by true class, or, in a regression, by third
+    of the target (lowest, middle, highest), as the embedding and attention figures
+    colour them."""
+    if run.task != "regression":
+        return "true class", {c: run.labels == c for c in run.classes}
+    name = (run.info.get("target") or {}).get("name") or "target"
+    low, high = np.quantile(run.labels, [1 / 3, 2 / 3])
+    thirds = np.digitize(run.labels, [low, high], right=True)
+    return f"true {name}", {
+        f"{word} third ({run.labels[thirds == i].min():.4g} to "
+        f"{run.labels[thirds == i].max():.4g})": thirds == i
+        for i, word in enumerate(("lowest", "middle", "highest")) if (thirds == i).any()}
+
+
 def embedding_figure(run, key):
     """The volume embeddings of method ``key`` projected by PCA and t-SNE: colour for
-    the true class, marker for the fold that held the scan out (cross-validation)."""
+    the true class (a regression's: the third of the target), marker for the fold that
+    held the scan out (cross-validation)."""
     X = run.outputs[f"embedding_{key}"]
     perplexity = min(30.0, (len(X) - 1) / 3)  # t-SNE needs perplexity < n_samples
     pca = PCA(2, random_state=RANDOM_STATE).fit(X)
@@ -168,17 +184,18 @@ def embedding_figure(run, key):
         }
     folds = np.zeros(len(X), int) if run.folds is None else run.folds
     marker = {f: MARKERS[i % len(MARKERS)] for i, f in enumerate(np.unique(folds))}
+    colour, groups = scan_groups(run)
     fig, axes = panels(2, 4.4, 4.4, columns=2)
     for ax, (title, points) in zip(axes, projections.items(), strict=True):
-        for i, c in enumerate(run.classes):
+        for i, member in enumerate(groups.values()):
             for f, m in marker.items():
-                mine = (run.labels == c) & (folds == f)
+                mine = member & (folds == f)
                 ax.scatter(*points[mine].T, s=28, alpha=0.8, color=f"C{i % 10}", marker=m)
         ax.set(title=title, xticks=[], yticks=[])
     # outside the panels, on the right: constrained layout makes room for them
     fig.legend(handles=[_key(f"C{i % 10}", "o", wrapped(c, SIDE_LEGEND_CHARACTERS))
-                        for i, c in enumerate(run.classes)],
-               title="true class", loc="outside right upper", fontsize="small")
+                        for i, c in enumerate(groups)],
+               title=colour, loc="outside right upper", fontsize="small")
     if run.folds is not None:
         fig.legend(handles=[_key("0.3", m, f"fold {f}") for f, m in marker.items()],
                    title="fold", loc="outside right lower", fontsize="small")
@@ -192,9 +209,11 @@ def _key(color, marker, label):
 
 
 def profile_figure(run, keys):
-    """The mean slice-attention profile of each class (band: ±1 sd, cut at 0), one
-    panel per method of ``keys`` and slicing axis; uniform attention is 1."""
+    """The mean slice-attention profile of each class (a regression's: each third of the
+    target) (band: ±1 sd, cut at 0), one panel per method of ``keys`` and slicing axis;
+    uniform attention is 1."""
     orientation = slice_orientations(run)
+    colour, groups = scan_groups(run)
     planes = [a for a in (UNNAMED_AXIS, 2, 1, 0) if (orientation == a).any()]
     fig, axes = panels(len(keys) * len(planes), 3.6,
                        panel_height(3.0, 0, [run.names[k] for k in keys]))
@@ -204,8 +223,8 @@ def profile_figure(run, keys):
                       weights[:len(rows)][rows == plane] * n)  # uniform attention: 1
             for weights, rows, n in zip(run.outputs[f"attention_{key}"], orientation,
                                         run.outputs["n_slices"], strict=True)])
-        for c in run.classes:
-            mean, sd = profiles[run.labels == c].mean(0), profiles[run.labels == c].std(0)
+        for c, member in groups.items():
+            mean, sd = profiles[member].mean(0), profiles[member].std(0)
             (line,) = ax.plot(POSITION_GRID, mean, label=c)
             ax.fill_between(POSITION_GRID, np.maximum(mean - sd, 0), mean + sd,
                             color=line.get_color(), alpha=0.2, lw=0)
@@ -215,8 +234,8 @@ def profile_figure(run, keys):
                xlabel=position_label(plane), ylabel="relative attention", xlim=(0, 1),
                ylim=(0, None))
     fig.legend(handles=axes[0].get_legend_handles_labels()[0],
-               labels=[wrapped(c, SIDE_LEGEND_CHARACTERS) for c in run.classes],
-               title="true class",
+               labels=[wrapped(c, SIDE_LEGEND_CHARACTERS) for c in groups],
+               title=colour,
                loc="outside right upper", fontsize="small")
     return fig
 

@@ -19,7 +19,10 @@ def metric_text(row, column):
     ``-`` for NaN or empty."""
     def number(value, spec):
         value = float(value) if value not in ("", None) else np.nan
-        return "-" if np.isnan(value) else format(value, spec)
+        if np.isnan(value):
+            return "-"
+        text = format(value, spec)
+        return text[1:] if text.startswith("-") and float(text) == 0 else text  # no "-0.000"
 
     spec = metric_format(column)
     text = number(row.get(column), spec)

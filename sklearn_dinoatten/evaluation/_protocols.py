@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from ..datasets import SPLITS
+from ..datasets import SPLITS, looks_continuous
 from ..utils._options import N_FOLDS, TASKS
 
 MAX_TARGET_BINS = 10  # the quantile bins a number's folds are stratified by, at most
@@ -50,15 +50,10 @@ def check_classes(y):
     classifier can learn as classes (ages, scores): numbers, most of them held by one
     scan, and some not whole (or ten or more distinct ones); ``ValueError`` saying so."""
     y = np.asarray(y)
-    classes, counts = np.unique(y, return_counts=True)
-    try:
-        numbers = classes.astype(float)
-    except (TypeError, ValueError):
-        return y
-    fractional = not np.all(numbers == np.round(numbers))
-    if len(classes) >= (3 if fractional else 10) and np.mean(counts == 1) > 0.5:
+    if looks_continuous(y):
+        numbers = np.unique(y).astype(float)
         raise ValueError(
-            f"The labels look like continuous values ({len(classes)} distinct numbers among "
+            f"The labels look like continuous values ({len(numbers)} distinct numbers among "
             f"{len(y)} scans, from {numbers.min():g} to {numbers.max():g}), not classes: "
             "that is a regression target: evaluate regressors (task='regression'; "
             "`dinoatten cv --task regression`), or give a column of classes.")

@@ -18,11 +18,7 @@ from numbers import Integral
 import matplotlib
 import numpy as np
 
-from ..embedding import DinoSliceEmbedder
-from ..embedding.backbones import ADAPTER_PREFIXES
-from ..explain import in_plane_attention, plot_saliency, saliency_from_parts
 from ..utils._files import atomic_write
-from ..volumes import axes_of, load_volume
 from ._clinical_report import calibration_section, decision_section, subgroup_section
 from ._figures import (
     N_BOOTSTRAP,
@@ -34,10 +30,10 @@ from ._figures import (
 from ._html import image, metrics_table, note, paragraph
 from ._markdown import PER_CLASS_KEYS, header, metric_text, no_spread_note
 from ._registry import METRICS, TABLES, table_columns
-from ._runs import embedder_of, read_run
+from ._regression_report import REGRESSION_SECTIONS
+from ._report_overlays import method_with, overlay_section, say
+from ._runs import read_run
 
-CONFIDENT = 0.8  # overlays show scans whose predicted class has at least this probability
-OVERLAY_SLICES = 2  # the most salient slices shown per overlay scan
 _STYLE = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}h1{margin-bottom:.2em}h2{margin-top:2em;
 border-bottom:1px solid #ddd}table{border-collapse:collapse}td,th{padding:.25em .7em;
@@ -84,22 +80,29 @@ def write_report(run_dir, *, out=None, overlays=4, verbose=0):
     if not isinstance(overlays, Integral) or overlays < 0:
         raise ValueError(f"overlays must be a non-negative integer; got {overlays!r}.")
     run = read_run(run_dir)
-    sections = {
-        "Metrics": _metrics_section, "ROC curves": _roc_section,
-        "Calibration": calibration_section, "Decision curves": decision_section,
-        "Subgroups": subgroup_section,
-        "Confusion matrices": _confusion_section,
-        "Learned volume embeddings": _embedding_section,
-        "Slice attention by class": _profile_section,
-        "Attention overlays": lambda run: _overlay_section(run, overlays, verbose),
-    }
+    overlaid = {"Attention overlays": lambda run: overlay_section(run, overlays, verbose)}
+    if run.task == "regression":
+        sections = {"Metrics": _metrics_section, **REGRESSION_SECTIONS,
+                    "Subgroups": subgroup_section,
+                    "Learned volume embeddings": _embedding_section,
+                    "Slice attention by third of the target": _profile_section,
+                    **overlaid}
+    else:
+        sections = {
+            "Metrics": _metrics_section, "ROC curves": _roc_section,
+            "Calibration": calibration_section, "Decision curves": decision_section,
+            "Subgroups": subgroup_section,
+            "Confusion matrices": _confusion_section,
+            "Learned volume embeddings": _embedding_section,
+            "Slice attention by class": _profile_section, **overlaid,
+        }
     # The overlays first: a missing scan or weights file fails before the other figures.
     order = ["Attention overlays", *list(sections)[:-1]]
     contents = {}
     # Class and method names are drawn as written: "$...$" in a label is not TeX.
     with matplotlib.rc_context({"text.parse_math": False}):
         for title in order:
-            _say(verbose, f"report: {title}")
+            say(verbose, f"report: {title}")
             contents[title] = sections[title](run)
     body = "".join(f"<h2>{title}</h2>{contents[title]}" for title in sections)
     out = os.path.join(run_dir, "report.html") if out is None else os.fspath(out)
@@ -110,11 +113,6 @@ def write_report(run_dir, *, out=None, overlays=4, verbose=0):
     return out
 
 
-def _say(verbose, text):
-    if verbose:
-        print(text, flush=True)
-
-
 def _header(run):
     info, data = run.info, run.info.get("data") or {}
     rows = {
@@ -122,14 +120,15 @@ def _header(run):
         "Data": data and (f"{data.get('root')} ({data.get('n_scans', len(run.labels))} scans"
                           + (f"; labels {data['labels_csv']}" if data.get("labels_csv")
                              else "") + ")"),
-        "Positive class": run.positive or "none: more than two classes (macro averages)",
+        **_what_is_predicted(run),
         "Protocol": info.get("protocol_description") or (
             info.get("folds") and f"{info['folds']}-fold cross-validation"),
         "Grouping": _grouping(run),
         "Training scans scored": info.get("training_scans_scored") is not None and (
             f"{info['training_scans_scored']} of the {len(run.labels)} scans trained the "
             "model (by content)"),
-        "Scored scans": ", ".join(f"{c} ({np.sum(run.labels == c)})" for c in run.classes),
+        "Scored scans": (f"{len(run.labels)}" if run.task == "regression" else ", ".join(
+            f"{c} ({np.sum(run.labels == c)})" for c in run.classes)),
         "Reference": run.names[run.reference],
         "Command": info.get("command") and shlex.join(map(str, info["command"])),
         "Versions": ", ".join(f"{k} {v}" for k, v in (info.get("versions") or {}).items()),
@@ -149,6 +148,18 @@ def _header(run):
             f"Parameters</summary><pre>{html.escape(params)}</pre></details>")
 
 
+def _what_is_predicted(run):
+    """The header's row that says what the run predicts: the positive class, or a
+    regression's target and its range."""
+    if run.task != "regression":
+        return {"Positive class": run.positive
+                or "none: more than two classes (macro averages)"}
+    target = run.info.get("target") or {}
+    return {"Target": f"{target.get('name', 'a number')} (regression): from "
+                      f"{min(run.labels):.4g} to {max(run.labels):.4g}, mean "
+                      f"{run.labels.mean():.4g}"}
+
+
 def _grouping(run):
     """What the run's grouping by subject did, for its protocol: the folds (in
     cross-validation), the bootstrap, DeLong's test (two classes, several methods)."""
@@ -160,6 +171,8 @@ def _grouping(run):
     kept.append("the bootstrap intervals")
     if run.positive is not None and len(run.names) > 1:
         kept.append("DeLong's test")
+    if run.task == "regression" and len(run.names) > 1:
+        kept.append("the Wilcoxon test (of subjects' mean errors)")
     said = ", ".join(kept[:-1]) + " and " + kept[-1] if len(kept) > 1 else kept[0]
     return f"by subject ({info.get('n_subjects')} subjects): {said} respect subjects"
 
@@ -242,7 +255,7 @@ def _confusion_section(run):
 
 
 def _embedding_section(run):
-    key = _method_with(run, "embedding_")
+    key = method_with(run, "embedding_")
     if key is None:
         return note("Skipped: outputs.npz has no volume embeddings.")
     if len(run.labels) < 3:
@@ -251,8 +264,9 @@ def _embedding_section(run):
            "fold share a model and may group by fold, which marker shapes show."
            if run.folds is not None else "One fitted model embedded every scored scan (no "
            "cross-validation folds).")
+    colour = ("the third of the target" if run.task == "regression" else "true class")
     return paragraph(f"Volume embeddings of the scored scans by {run.names[key]}, projected to "
-                 f"2D; colour: true class. {who}") + image(embedding_figure(run, key))
+                     f"2D; colour: {colour}. {who}") + image(embedding_figure(run, key))
 
 
 def _profile_section(run):
@@ -262,7 +276,9 @@ def _profile_section(run):
     uniform = [k for k in keys if _uniform_attention(run, k)]
     text = ("Mean attention weight against the position of the slice among the slices the "
             "embedder kept, rescaled so that uniform attention is 1; band: ±1 sd over the "
-            "scans of a class, cut at 0. Tri-planar bags: one panel per orientation.")
+            "scans of a " + ("third of the target (lowest, middle, highest)"
+                             if run.task == "regression" else "class")
+            + ", cut at 0. Tri-planar bags: one panel per orientation.")
     if uniform:
         text += (f" Left out: {', '.join(run.names[k] for k in uniform)}, whose attention is "
                  "the same on every slice of every scan (uniform by construction).")
@@ -274,119 +290,3 @@ def _uniform_attention(run, key):
     """Whether a method gives every slice of each scan the same weight (mean pooling)."""
     return all(np.allclose(weights[:n], weights[0]) for weights, n in
                zip(run.outputs[f"attention_{key}"], run.outputs["n_slices"], strict=True))
-
-
-def _overlay_section(run, overlays, verbose):
-    if overlays == 0:
-        return note("Skipped: no overlays were asked for (overlays=0).")
-    key = _method_with(run, "attention_")
-    if key is None or "n_slices" not in run.outputs:
-        return note("Skipped: no method of this run has slice attention.")
-    params = embedder_of(run.info, key)
-    if not params:
-        return note("Skipped: run.json has no slice embedder to compute in-plane attention.")
-    if str(params.get("backbone")).startswith(ADAPTER_PREFIXES):
-        return note(f"Skipped: in-plane attention is drawn for timm vision transformers; "
-                     f"{run.names[key]} ran on {params['backbone']!r}.")
-    if any(p.startswith("#") for p in run.paths):
-        return note("Skipped: overlays need scan files; this run was made from arrays.")
-    groups = _overlay_scans(run, key, overlays)
-    paths = {i: _scan_path(run, run.paths[i]) for shown, _ in groups.values() for i in shown}
-    parts = [paragraph(
-        f"Slice attention of {run.names[key]} times the backbone's in-plane attention (CLS "
-        f"to patches), on the {OVERLAY_SLICES} most salient slices of scans it predicted "
-        f"with a probability of at least {CONFIDENT} (p: of the predicted class). Left: "
-        "the slice; right: the saliency over the scan's foreground (background untinted). "
-        "Colour scale: saliency relative to its maximum over the scan's foreground. "
-        "Letters: the patient's left/right, posterior/anterior, inferior/superior, in the "
-        "scan reoriented to RAS; slice indices count from 0.")]
-    embedder = _overlay_embedder(params, list(paths.values())) if paths else None
-    done = 0
-    for word, (shown, total) in groups.items():
-        parts.append(f"<h3>Confidently {word}</h3>")
-        each = " (the most confident of each subject)" if run.groups is not None else ""
-        parts.append(paragraph(
-            f"{len(shown)} of the {total} scans predicted {word}ly with p ≥ {CONFIDENT}{each}."
-            if total else f"No scan was predicted {word}ly with p ≥ {CONFIDENT}."))
-        for i in shown:
-            done += 1
-            _say(verbose, f"overlay {done}/{len(paths)}: {paths[i]}")
-            parts.append(image(_overlay_figure(run, key, embedder, i, paths[i]),
-                              _overlay_caption(run, key, i, paths[i])))
-    return "".join(parts)
-
-
-def _overlay_embedder(params, paths):
-    """A slice embedder of the run, fitted again (``params``: from run.json)."""
-    params = {k: tuple(v) if isinstance(v, list) else v  # JSON made its tuples lists
-              for k, v in params.items()}
-    return DinoSliceEmbedder(**{**params, "verbose": 0}).fit(paths)
-
-
-def _overlay_figure(run, key, embedder, i, path):
-    maps, slice_sets = in_plane_attention(embedder, path)
-    weights = run.outputs[f"attention_{key}"][i, : run.outputs["n_slices"][i]]
-    saliency = saliency_from_parts(weights, maps, slice_sets, load_volume(path).shape)
-    return plot_saliency(path, saliency, axis=axes_of(embedder.axis)[0],
-                         n_slices=OVERLAY_SLICES)
-
-
-def _overlay_caption(run, key, i, path):
-    root = (run.info.get("data") or {}).get("root")
-    inside = os.path.relpath(path, root) if root else os.pardir
-    name = path if inside.startswith(os.pardir) else inside  # shorter under the data root
-    predicted = run.pred[key][i]
-    p = run.proba[key][i, run.classes.index(predicted)]
-    return (f"{name}: true {run.labels[i]}, predicted {predicted}, p({predicted}) = {p:.2f}"
-            + (". Random backbone weights: the in-plane attention, a flat tint here, carries "
-               "no information; only which slices are lit is the classifier's."
-               if run.info.get("random_weights") else ""))
-
-
-def _scan_path(run, path):
-    """The file of a scan of predictions.csv: its path, else (runs that stored relative
-    paths) that path under the data root."""
-    path, root = str(path), (run.info.get("data") or {}).get("root")
-    if not os.path.exists(path) and not os.path.isabs(path) and root:
-        path = os.path.join(root, path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"Scan file {path!r} of the run's predictions.csv does not exist, so its "
-            "attention overlay cannot be drawn; pass overlays=0 (--overlays 0) to skip "
-            "the overlays.")
-    return path
-
-
-def _overlay_scans(run, key, overlays):
-    """``{"right": (scans, n), "wrong": (scans, n)}``: of the ``n`` scans predicted
-    rightly (wrongly) with a probability of at least ``CONFIDENT``, those to show, up to
-    ``overlays`` in all, half right and half wrong where possible; within each, the
-    classes take turns, most confident first; one scan a subject in grouped runs (its
-    most confident), so that two overlays are not one subject's two sessions."""
-    pred = run.pred[key]
-    confidence = run.proba[key][np.arange(len(pred)), [run.classes.index(c) for c in pred]]
-    order = np.argsort(-confidence, kind="stable")
-    order = order[confidence[order] >= CONFIDENT]
-    if run.groups is not None:
-        order = order[np.sort(np.unique(run.groups[order], return_index=True)[1])]
-    correct = pred[order] == run.labels[order]
-    right, wrong = _classes_in_turn(run, order[correct]), _classes_in_turn(run, order[~correct])
-    n_wrong = min(len(wrong), max(overlays // 2, overlays - len(right)))
-    return {"right": (right[: overlays - n_wrong], len(right)),
-            "wrong": (wrong[:n_wrong], len(wrong))}
-
-
-def _classes_in_turn(run, scans):
-    """``scans`` reordered so that their true classes alternate, keeping each class's order."""
-    rank = np.zeros(len(scans))
-    for c in run.classes:
-        mine = run.labels[scans] == c
-        rank[mine] = np.arange(mine.sum())
-    return scans[np.argsort(rank, kind="stable")]
-
-
-def _method_with(run, prefix):
-    """The reference method if outputs.npz has ``prefix + key`` for it, else the first
-    method that has, else None."""
-    keys = [run.reference, *run.names]
-    return next((k for k in keys if prefix + k in run.outputs), None)

@@ -28,7 +28,7 @@ LR_SCHEDULES = ("constant", "cosine", "step")
 RESNET_DEPTHS = (10, 18, 34, 50)
 RESNET_STEMS = ("standard", "strided", "small")
 
-DEMO_DATASETS = ("synthetic", "adrenal")
+DEMO_DATASETS = ("synthetic", "adrenal", "brain-age")  # brain-age: a regression's
 
 # Defaults shared by the command line and the estimators ----------------------------
 

@@ -18,6 +18,7 @@ from sklearn_dinoatten.evaluation import (
     read_run,
     run_study,
     target_strata,
+    write_report,
     write_run,
 )
 
@@ -214,3 +215,30 @@ def test_what_a_study_refuses_before_any_work(methods, params, message):
 def test_bad_targets_are_named(y, message):
     with pytest.raises(ValueError, match=message):
         cross_validation(y, n_folds=2, task="regression")
+
+
+def test_the_report_shows_predictions_errors_and_agreement(run_dir, monkeypatch):
+    from .test_report import record_figures
+
+    folder, run = run_dir
+    figures = record_figures(monkeypatch)
+    text = open(write_report(folder, out=folder / "report.html")).read()
+    for heading in ("Predicted against true", "Errors against the target",
+                    "Agreement (Bland-Altman)", "Subgroups", "Learned volume embeddings",
+                    "Slice attention by third of the target"):
+        assert f"<h2>{heading}</h2>" in text
+    assert "<h2>ROC curves</h2>" not in text and "Positive class" not in text
+    assert "<th>Target</th><td>age (years) (regression): from" in text
+    agreement, errors, bland_altman = figures[:3]
+    names = list(run.names.values())
+    for figure in (agreement, errors, bland_altman):
+        assert [t for t in figure["titles"] if t] == names  # hidden spare panels untitled
+    assert set(agreement["xlabels"]) - {""} == {"true age (years)"}
+    assert set(errors["ylabels"]) - {""} == {"error (predicted - true age (years))"}
+    difference = run.predictions["mean"] - run.labels
+    low = difference.mean() - 1.96 * difference.std(ddof=1)
+    high = difference.mean() + 1.96 * difference.std(ddof=1)
+    entries = bland_altman["legends"][names.index("Mean pooling")][1]
+    assert entries == [f"mean difference {difference.mean():.2f}",
+                       f"limits of agreement {low:.2f}, {high:.2f}"]
+    assert "a regression&#x27;s slice attention by third of the target is above" in text

@@ -69,7 +69,12 @@ def make_run_dir(path, classes=("CN", "AD"), methods=BINARY, n=30, embedder=None
 def record_figures(monkeypatch):
     """Make the report describe each figure it embeds, in order, into the list returned:
     its axes' titles, labels and texts, its legends' titles and entries, its suptitle."""
-    from sklearn_dinoatten.evaluation import _clinical_report, _html
+    from sklearn_dinoatten.evaluation import (
+        _clinical_report,
+        _html,
+        _regression_report,
+        _report_overlays,
+    )
     from sklearn_dinoatten.evaluation import _report as report
 
     figures, embed = [], _html.image
@@ -89,8 +94,8 @@ def record_figures(monkeypatch):
         })
         return embed(fig, caption)
 
-    monkeypatch.setattr(report, "image", record)
-    monkeypatch.setattr(_clinical_report, "image", record)
+    for module in (report, _clinical_report, _regression_report, _report_overlays):
+        monkeypatch.setattr(module, "image", record)
     return figures
 
 
@@ -232,9 +237,9 @@ def test_overlays_show_confident_scans_with_orientation(tmp_path, drawn, capsys,
 
 
 def test_overlays_say_when_no_scan_is_confident(tmp_path, monkeypatch):
-    from sklearn_dinoatten.evaluation import _report as report
+    from sklearn_dinoatten.evaluation import _report_overlays
 
-    monkeypatch.setattr(report, "CONFIDENT", 1.0)  # no scan is that sure
+    monkeypatch.setattr(_report_overlays, "CONFIDENT", 1.0)  # no scan is that sure
     embedder = {**FAST, "backbone": "vit_small_patch14_dinov2", "axis": "axial"}
     run_dir = make_run_dir(tmp_path / "run", embedder=embedder)
     text = open(write_report(run_dir, overlays=2)).read()

@@ -16,12 +16,14 @@ from sklearn_dinoatten import (
     SCMILClassifier,
     SliceTransformerClassifier,
 )
+from sklearn_dinoatten.cli._demo import _task_and_dataset
 from sklearn_dinoatten.cli._inputs import build_embedder, build_method, build_resampler
 from sklearn_dinoatten.cli._main import build_parser
 from sklearn_dinoatten.datasets._demo import write_demo_data
 from sklearn_dinoatten.datasets._medmnist import MEDMNIST3D
 from sklearn_dinoatten.evaluation._methods import METHODS, REFERENCE, make_method
 from sklearn_dinoatten.evaluation._out_of_fold import check_recalibration
+from sklearn_dinoatten.evaluation._regression_out_of_fold import check_bias_correction
 from sklearn_dinoatten.utils import _options
 
 # The parameter each option sets (cli/_inputs.py): option's dest -> parameter name.
@@ -42,7 +44,8 @@ SETTERS = {**EMBEDDER, **VOLUME_CLASSIFIER, **RESAMPLER}
 # The options of the commands that build estimators, that set no parameter.
 NOT_PARAMETERS = {"help", "verbose", "quiet", "labels", "path_column", "label_column",
                   "group_column", "split_column", "method", "folds", "pos_label", "threshold",
-                  "recalibration", "subgroups", "out", "overwrite", "evaluation"}
+                  "recalibration", "subgroups", "out", "overwrite", "evaluation", "task",
+                  "units", "bias_correction"}
 
 # Deliberate differences, option's dest -> why.
 OTHER_DEFAULT = {
@@ -55,7 +58,7 @@ PYTHON_ONLY = {
 }
 
 # Choices that are the study's (run_study's), not an estimator's: each has its own test.
-STUDY_CHOICES = ("method", "recalibration")
+STUDY_CHOICES = ("method", "recalibration", "task", "bias_correction")
 
 BASE_ARGV = {"embed": ["d", "--cache-dir", "{tmp}"], "cv": ["d", "--out", "o"],
              "fit": ["d", "--out", "m.safetensors"]}
@@ -198,9 +201,20 @@ def test_make_method_defaults_are_the_command_lines():
 
 def test_demo_options_are_write_demo_datas():
     options, signature = options_of("demo"), inspect.signature(write_demo_data).parameters
-    assert options["dataset"].default == signature["dataset"].default
+    assert options["dataset"].default is None  # the task's: --task regression, brain-age
+    assert _task_and_dataset(argparse.Namespace(task=None, dataset=None)) == (
+        "classification", signature["dataset"].default)
     assert options["n_scans"].default == signature["n_scans"].default
-    assert set(options["dataset"].choices) - {"synthetic"} <= set(MEDMNIST3D)
+    assert set(options["dataset"].choices) - {"synthetic", "brain-age"} <= set(MEDMNIST3D)
+
+
+def test_the_task_options_are_the_studys():
+    for command in ("cv", "fit"):
+        assert tuple(options_of(command)["task"].choices) == _options.TASKS
+    assert tuple(options_of("cv")["bias_correction"].choices) == _options.BIAS_CORRECTIONS
+    with pytest.raises(ValueError, match="bias_correction must be None or one of"):
+        check_bias_correction("quadratic", [])
+    assert check_bias_correction(_options.BIAS_CORRECTIONS[0], []) == "linear"
 
 
 def test_predict_overrides_default_to_the_models_own():

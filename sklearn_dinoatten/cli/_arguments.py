@@ -11,6 +11,7 @@ from ..utils._options import (
     AXIS_CHOICES,
     BACKBONE,
     BATCH_SIZE,
+    BIAS_CORRECTIONS,
     CLASS_WEIGHTS,
     CROP,
     CROPS,
@@ -49,11 +50,14 @@ def add_task_argument(sub):
                           "numbers (an age, a score), predicted by regressors (default: "
                           "regression where the label column holds numbers, most of them "
                           "distinct, said in one line; else classification)")
+    sub.add_argument("--units", default=None,
+                     help="regression: the target's units (e.g. years), said with its name "
+                          "in the tables and the model card (default: none)")
 
 
 def add_bias_correction_argument(sub):
     """The bias correction of a regression's errors (cv)."""
-    sub.add_argument("--bias-correction", choices=("linear",), default=None,
+    sub.add_argument("--bias-correction", choices=BIAS_CORRECTIONS, default=None,
                      help="regression: also report each method's predictions corrected for "
                           "the regression to the mean of its errors (the brain-age delta's "
                           "bias), by a line of the error on the target fitted on each "

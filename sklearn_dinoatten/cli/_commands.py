@@ -7,29 +7,32 @@ import time
 import numpy as np
 
 from ..evaluation import METHODS
-from ..utils._files import atomic_folder, atomic_write, write_csv
+from ..utils._files import atomic_write, write_csv
 from ..utils._options import THRESHOLD
 from ._inputs import (
-    PROG,
-    CommandError,
     build_embedders,
     build_method,
     build_model,
     build_resampler,
-    cache_of,
     check_evaluation,
     check_task_options,
+    has_labels,
     is_pickle,
     labelled_scans,
     labels_file,
     load_fitted,
     method_keys,
-    output_file,
     protocol,
-    run_directory,
     scan_paths,
     scans_to_predict,
     subgroup_columns,
+    target_name,
+)
+from ._outputs import (
+    PROG,
+    CommandError,
+    output_file,
+    run_directory,
 )
 
 
@@ -68,16 +71,16 @@ def cv(args):
         run = run_study(paths, y, methods, evaluation, embedder=embedder,
                         resampler=build_resampler(args), **classes,
                         bias_correction=args.bias_correction,
-                        target_name=args.label_column if regression else None,
+                        target_name=target_name(args) if regression else None,
                         subgroups=subgroup_columns(args, labels_file(args)),
                         random_state=args.random_state, verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv],
                         data=data_record(args.data, labels_file(args), len(y)))
-        _write(folder, run)
-    _written(args.out)
+        write_and_show(folder, run)
+    written(args.out)
 
 
-def _write(folder, run):
+def write_and_show(folder, run):
     """Write the run and print its metrics table and caption."""
     from ..evaluation import write_run
 
@@ -86,7 +89,7 @@ def _write(folder, run):
         print(f"\n{f.read()}")
 
 
-def _written(out):
+def written(out):
     print(f"Written to {out}: {', '.join(sorted(os.listdir(out)))}. "
           f"Next: {PROG} report {out}")
 
@@ -103,17 +106,19 @@ def report(args):
 
 
 def fit(args):
-    """Train one method on the scans of DATA with its operating point and recalibration,
-    and save the fitted pipeline with its model card.
+    """Train one method on the scans of DATA with its operating point and recalibration
+    (a regression's: the regressor), and save the fitted pipeline with its model card.
 
     With a split column: on the 'train' scans, stopping early, recalibrating and
     choosing a threshold rule's threshold on the 'val' ones (else on out-of-fold
     predictions of the training scans), as cv evaluates it. A ``.joblib`` path gets a
     pickle (without a card), any other a safetensors model file."""
-    from ..evaluation import describe_operating_point, evaluation_record, make_card, weights_sha256
+    from ..evaluation import evaluation_record, make_card, weights_sha256
 
     output_file(args.out, args.overwrite)
     paths, y, groups, split = labelled_scans(args)
+    check_task_options(args)
+    regression = args.task == "regression"
     paths = np.asarray(paths)
     model = build_model(args, y)
     sha = weights_sha256(model[0]) if "backbone" in model[0].get_params() else None
@@ -125,12 +130,14 @@ def fit(args):
         train, val = split == "train", split == "val"
         done = f"{train.sum()} 'train' scans"
         if val.any():
-            model[-1].set_params(estimator__early_stopping=True)
+            model[-1].set_params(**{"early_stopping" if regression
+                                    else "estimator__early_stopping": True})
             fit_params = {f"{step}__X_val": model[:-1].fit_transform(list(paths[val])),
                           f"{step}__y_val": y[val]}
-            done += f", early stopping{_and_chosen(model[-1])} on {val.sum()} 'val' scans"
+            done += (f", early stopping{'' if regression else _and_chosen(model[-1])} on "
+                     f"{val.sum()} 'val' scans")
         done += f" ({np.sum(split == 'test')} 'test' scans left out)"
-    if groups is not None:
+    if groups is not None and not regression:  # the inner folds of the operating point
         fit_params[f"{step}__groups"] = groups[train]
     if args.verbosity >= 1:
         print(f"Training {METHODS[args.method].name} on {done}", flush=True)
@@ -148,13 +155,27 @@ def fit(args):
         save_model(model, args.out, card=make_card(
             model, list(paths[train]), y[train], scans=done, labels_file=labels_file(args),
             groups=None if groups is None else groups[train], evaluation=evaluation,
-            X_val=list(paths[split == "val"]) if split is not None else None))
+            X_val=list(paths[split == "val"]) if split is not None else None,
+            target_name=args.label_column if regression else None,
+            units=args.units if regression else None))
         saved = ("Saved with its model card" + ("" if evaluation is None else
                                                 f", which holds the metrics of "
                                                 f"{args.evaluation}")
                  + f" (`{PROG} card {args.out}`)")
-    point = describe_operating_point(model[-1])
-    print(f"{METHODS[args.method].name} trained on {done}. {point}. {saved} to {args.out}")
+    print(f"{METHODS[args.method].name} trained on {done}. {_what_it_does(model, y[train])}. "
+          f"{saved} to {args.out}")
+
+
+def _what_it_does(model, y):
+    """How the fitted model calls a scan, or, a regressor, what it predicts."""
+    from sklearn.base import is_regressor
+
+    from ..evaluation import describe_operating_point
+
+    if is_regressor(model):
+        return (f"It predicts a number (trained on targets from {y.min():.4g} to "
+                f"{y.max():.4g})")
+    return describe_operating_point(model[-1])
 
 
 def _and_chosen(point):
@@ -192,23 +213,45 @@ def predict(args):
     Without labels: probabilities, labels and the slices of highest attention, as a
     CSV. With labels (a folder holding labels.csv, or a labels CSV): a run directory
     like cv's (metrics with CIs, predictions, embeddings), for an external test set."""
-    paths, y, groups, labels = scans_to_predict(args)
-    if y is None:
+    from sklearn.base import is_regressor
+
+    labelled = has_labels(args)
+    if not labelled:  # checked before the model is loaded
         if args.subgroups:
             raise CommandError("--subgroups needs labels: give a labels CSV, or a folder "
                                "holding labels.csv.")
+        paths, y, groups, labels = scans_to_predict(args)
         output_file(args.out, args.overwrite, inputs=[args.model, *paths])
     model = load_fitted(args)
+    regression = is_regressor(model)
+    if labelled:  # a regressor's labels are numbers
+        paths, y, groups, labels = scans_to_predict(
+            args, task="regression" if regression else "classification")
+    if regression and (args.threshold is not None or args.pos_label is not None):
+        raise CommandError(f"--threshold and --pos-label are for classifiers; "
+                           f"{args.model!r} is a regressor.")
     if y is not None:
         return _evaluate(args, model, paths, y, groups, labels)
+    if regression:
+        return _write_predictions(args, model, paths, None, model.predict(paths),
+                                  "Each scan's predicted number (uncorrected)")
     proba = model.predict_proba(paths)
     classes = model.classes_
     predicted, called = _decisions(args, model, proba)
+    _write_predictions(args, model, paths, {f"p_{c}": proba[:, i]
+                                            for i, c in enumerate(classes)}, predicted, called)
+
+
+def _write_predictions(args, model, paths, columns, predicted, called):
+    """predict's CSV: each scan's prediction (a number at full precision), the
+    ``columns`` (name -> a value per scan: the probabilities) and its top slices."""
     top = _top_slices(model, paths, args.top_slices)
     rows = []
     for i, path in enumerate(paths):
-        row = {"path": path, "prediction": predicted[i]}
-        row.update({f"p_{c}": repr(float(p)) for c, p in zip(classes, proba[i], strict=True)})
+        value = predicted[i]
+        row = {"path": path, "prediction": repr(float(value))
+               if isinstance(value, (float, np.floating)) else value}
+        row.update({name: repr(float(values[i])) for name, values in (columns or {}).items()})
         row["top_slices"] = "" if top is None else " ".join(top[i])
         rows.append(row)
     write_csv(args.out, rows)
@@ -288,6 +331,8 @@ def _top_slices(model, paths, n):
 
 def _evaluate(args, model, paths, y, groups, labels):
     """Score a fitted model on labelled scans and write a run directory."""
+    from sklearn.base import is_regressor
+
     from ..evaluation import (
         bare_classifier,
         data_record,
@@ -305,67 +350,23 @@ def _evaluate(args, model, paths, y, groups, labels):
         raise CommandError(f"{args.model!r} is a pipeline of {len(model)} steps; an "
                            "evaluation takes a slice embedder and a classifier, as "
                            f"`{PROG} fit` saves them.")
-    used = training_scans_scored(None if is_pickle(args.model) else read_card(args.model),
-                                 paths)
+    card = None if is_pickle(args.model) else read_card(args.model)
+    used = training_scans_scored(card, paths)
     evaluation = external_test(y, groups=groups, model=os.path.basename(args.model), used=used)
+    target = card and card["training"].get("target")
+    classes = (dict(pos_label=args.pos_label, threshold=args.threshold) if target is None
+               and not is_regressor(classifier) else
+               dict(target_name=None if not target else target["name"] + (
+                   f" ({target['units']})" if target.get("units") else "")))
     with run_directory(args.out, args.overwrite) as folder:
         # The pipeline's own steps before the classifier: what its predict_proba scores
         run = run_study(paths, y, {key: classifier}, evaluation,
                         embedder=None if on_volumes else model[0],
-                        resampler=model[:-1] if on_volumes else None,
-                        pos_label=args.pos_label, threshold=args.threshold,
+                        resampler=model[:-1] if on_volumes else None, **classes,
                         subgroups=subgroup_columns(args, labels),
                         verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv], model=os.path.abspath(args.model),
                         data=data_record(os.path.dirname(labels), labels, len(y)),
                         training_scans_scored=used)
-        _write(folder, run)
-    _written(args.out)
-
-
-DEMO_MARK = ".dinoatten-demo"  # marks a data folder the demo wrote, and may replace
-
-
-def demo(args):
-    """Cross-validate every method on a small offline data set and write the report."""
-    from ..datasets import load_nifti_folder, write_demo_data
-    from ..embedding import DinoSliceEmbedder
-    from ..evaluation import (
-        cross_validation,
-        data_record,
-        held_out,
-        make_method,
-        run_study,
-        write_report,
-    )
-    from ..volumes import VolumeResampler
-
-    verbose = int(args.verbosity >= 1)
-    root, run_dir = os.path.join(args.out, "data"), os.path.join(args.out, "cv")
-    if (os.path.isdir(root) and os.listdir(root)
-            and not os.path.isfile(os.path.join(root, DEMO_MARK))):
-        raise CommandError(f"{root!r} holds files that are not the demo's data; give "
-                           "another --out.")
-    with atomic_folder(root) as folder:  # an earlier demo's data replaced whole
-        source, n_written = write_demo_data(folder, dataset=args.dataset, n_scans=args.n_scans)
-        with open(os.path.join(folder, DEMO_MARK), "w") as f:
-            f.write(f"Written by `{PROG} demo`: {source}\n")
-    print(f"Demo data: {source}, {n_written} scans written to {root}")
-    paths, y, _, split = load_nifti_folder(  # AdrenalMNIST3D comes with its split
-        root, split_column="split" if args.dataset == "adrenal" else None)
-    evaluation = cross_validation(y, n_folds=5) if split is None else held_out(split, y)
-    methods = {key: make_method(key, max_epochs=10 if METHODS[key].takes_volumes else 30,
-                                class_weight="balanced", resnet_depth=10, resnet_width=0.25)
-               for key in METHODS}
-    embedder = DinoSliceEmbedder(weights="random", image_size=56, verbose=verbose,
-                                 cache_dir=cache_of(args))
-    with run_directory(run_dir, overwrite=True) as folder:  # the demo replaces its own run
-        run = run_study(paths, y, methods, evaluation, embedder=embedder,
-                        resampler=VolumeResampler(shape=(32, 32, 32)), verbose=verbose)
-        run.info.update(command=[PROG, *args.argv], data=data_record(
-            root, os.path.join(root, "labels.csv"), len(y)))
-        _write(folder, run)
-    print(f"Results: {run_dir}; report: {write_report(run_dir, overlays=4, verbose=verbose)}")
-    print("\nThe demo uses random backbone weights (no network here): its scores show the "
-          "machinery, not DINOv2's. Give --weights dinov2_vits14_pretrain.pth to "
-          f"`{PROG} cv` for real ones.")
+        write_and_show(folder, run)
+    written(args.out)

@@ -4,15 +4,9 @@ checked before any work so that a mistake ends the command in one line at once."
 import os
 
 from ..evaluation import METHODS
-from ..utils._files import atomic_folder, check_file, writable_folder
+from ..utils._files import check_file
 from ..utils._options import N_FOLDS, NO_CLASS_WEIGHT, THRESHOLD
-
-PROG = "dinoatten"
-
-
-class CommandError(Exception):
-    """A problem with the command's input, reported as one line."""
-
+from ._outputs import PROG, CommandError
 
 # Scans -----------------------------------------------------------------------------
 
@@ -32,17 +26,19 @@ def labelled_scans(args):
 
 def settle_task(args, labels):
     """``--task``, or, without it, regression where the label column holds numbers most
-    of them distinct (said in one line), else classification."""
-    if args.task is not None:
+    of them distinct (said in one line, by a command with ``--task``), else
+    classification."""
+    if getattr(args, "task", None) is not None:
         return args.task
     from ..datasets import looks_continuous, read_csv
 
-    check_file(labels, "Labels file")
+    if not os.path.isfile(labels):  # the reader says what is missing
+        return "classification"
     header, rows = read_csv(labels)
     values = [(row.get(args.label_column) or "").strip() for row in rows]
     if args.label_column not in header or not looks_continuous(values):
         return "classification"
-    if args.verbosity >= 1:
+    if hasattr(args, "task") and args.verbosity >= 1:
         print(f"Regression: the column {args.label_column!r} holds "
               f"{len(set(values))} distinct numbers among {len(values)} scans (give "
               "--task classification to take them as classes).", flush=True)
@@ -91,19 +87,29 @@ def scan_paths(args):
     return _nifti_files(args.data)
 
 
-def scans_to_predict(args):
+def has_labels(args):
+    """Whether ``predict``'s SCAN arguments come with labels: a labels CSV, or a folder
+    holding labels.csv."""
+    scans = args.scans
+    return len(scans) == 1 and (scans[0].lower().endswith(".csv") or (
+        os.path.isdir(scans[0]) and os.path.isfile(os.path.join(scans[0], "labels.csv"))))
+
+
+def scans_to_predict(args, task="classification"):
     """``(paths, y, groups, labels_csv)`` of ``predict``'s SCAN arguments: NIfTI files; a
     folder (with labels.csv: its labelled scans, else every NIfTI file in it); or a
-    labels CSV (paths relative to its folder). ``y`` is None without labels."""
+    labels CSV (paths relative to its folder). ``y`` is None without labels; the labels
+    are ``task``'s (a regression's: numbers)."""
     if len(args.scans) == 1 and args.scans[0].lower().endswith(".csv"):
         labels = args.scans[0]
         check_file(labels, "Labels file")
-        paths, y, groups, _ = _read_labels(os.path.dirname(labels) or ".", labels, args)
+        paths, y, groups, _ = _read_labels(os.path.dirname(labels) or ".", labels, args,
+                                           task=task)
         return paths, y, groups, labels
     if len(args.scans) == 1 and os.path.isdir(args.scans[0]):
         labels = os.path.join(args.scans[0], "labels.csv")
         if os.path.isfile(labels):
-            paths, y, groups, _ = _read_labels(args.scans[0], labels, args)
+            paths, y, groups, _ = _read_labels(args.scans[0], labels, args, task=task)
             return paths, y, groups, labels
         return _nifti_files(args.scans[0]), None, None, None
     missing = [s for s in args.scans if not os.path.isfile(s)]
@@ -139,9 +145,15 @@ def protocol(args, y, groups, split):
     return held_out(split, y, groups=groups, task=args.task)
 
 
+def target_name(args):
+    """A regression's target as the tables say it: the label column, with ``--units``."""
+    return f"{args.label_column} ({args.units})" if args.units else args.label_column
+
+
 def check_task_options(args):
     """Refuse, before any work, the options of the other task: a classification's
-    operating point, recalibration and class weights, a regression's bias correction."""
+    operating point, recalibration and class weights, a regression's bias correction and
+    units."""
     if args.task == "regression":
         given = [option for option, value in (
             ("--pos-label", args.pos_label), ("--recalibrate", args.recalibration),
@@ -151,10 +163,14 @@ def check_task_options(args):
         if given:
             raise CommandError(f"{given[0]} is for classification; the task here is "
                                "regression (a number per scan).")
-    elif getattr(args, "bias_correction", None) is not None:
-        raise CommandError("--bias-correction is for regression; the task here is "
-                           "classification (give --task regression for a numeric label "
-                           "column).")
+    else:
+        given = [option for option, value in (
+            ("--bias-correction", getattr(args, "bias_correction", None)),
+            ("--units", getattr(args, "units", None))) if value is not None]
+        if given:
+            raise CommandError(f"{given[0]} is for regression; the task here is "
+                               "classification (give --task regression for a numeric label "
+                               "column).")
 
 
 # Estimators ------------------------------------------------------------------------
@@ -182,7 +198,8 @@ def build_method(key, args):
     on_volumes = METHODS[key].takes_volumes
     epochs = args.resnet_epochs if on_volumes and args.resnet_epochs else args.max_epochs
     weight = None if args.class_weight == NO_CLASS_WEIGHT else "balanced"
-    method = make_method(key, task=args.task, max_epochs=epochs,
+    method = make_method(key, task=getattr(args, "task", None) or "classification",
+                         max_epochs=epochs,
                          random_state=args.random_state, class_weight=weight,
                          resnet_depth=args.resnet_depth, resnet_width=args.resnet_width)
     method.set_params(verbose=int(args.verbosity >= 2))
@@ -201,17 +218,19 @@ def build_model(args, y):
     """The pipeline ``fit`` trains: the embedder (or the resampler, for a method on
     volumes) and the method as an OperatingPointClassifier with ``--threshold``,
     ``--recalibrate`` and the positive class of ``y`` (``--pos-label``), its inner folds
-    seeded as cv seeds them."""
+    seeded as cv seeds them; a regression's: the method's regressor."""
     from sklearn.pipeline import make_pipeline
 
     from ..evaluation import INNER_FOLDS, OperatingPointClassifier, check_classes, positive_class
 
     classifier = build_method(args.method, args)
+    first = build_resampler(args) if METHODS[args.method].takes_volumes else build_embedder(args)
+    if getattr(args, "task", None) == "regression":
+        return make_pipeline(first, classifier)
     positive = positive_class(check_classes(y), pos_label=args.pos_label)
     if positive is None and args.threshold != THRESHOLD:
         raise CommandError(f"--threshold {args.threshold} is for two classes; these labels "
                            "have more, and each scan takes its most probable class.")
-    first = build_resampler(args) if METHODS[args.method].takes_volumes else build_embedder(args)
     return make_pipeline(first, OperatingPointClassifier(
         estimator=classifier, threshold=args.threshold, recalibration=args.recalibration,
         pos_label=positive, cv=INNER_FOLDS, random_state=args.random_state))
@@ -339,10 +358,12 @@ def load_fitted(args):
 
         model = load_model(args.model, device=getattr(args, "device", None),
                            cache_dir=getattr(args, "cache_dir", None))
-    if (not hasattr(model, "steps") or not hasattr(model, "predict_proba")
-            or not hasattr(model, "classes_")):
-        raise CommandError(f"{args.model!r} holds no fitted pipeline of a classifier (made "
-                           f"by `{PROG} fit`).")
+    from sklearn.base import is_regressor
+
+    if not hasattr(model, "steps") or not (is_regressor(model) or (
+            hasattr(model, "predict_proba") and hasattr(model, "classes_"))):
+        raise CommandError(f"{args.model!r} holds no fitted pipeline of a classifier or "
+                           f"regressor (made by `{PROG} fit`).")
     first = model[0]
     if getattr(args, "batch_size", None) is not None:
         from ..evaluation import bare_classifier
@@ -356,45 +377,3 @@ def load_fitted(args):
 
 def is_pickle(path):
     return path.endswith((".joblib", ".pkl", ".pickle"))
-
-
-# Outputs ---------------------------------------------------------------------------
-
-
-def run_directory(out, overwrite=False):
-    """An atomic folder for a run at ``out`` (see :func:`atomic_folder`): ``out`` may be
-    absent or empty, or, with ``overwrite``, an earlier run (a folder holding run.json),
-    which the new run replaces whole, its report included; anything else is refused
-    before any work."""
-    if os.path.exists(out) and not os.path.isdir(out):
-        raise CommandError(f"--out {out!r} is a file; give a folder for the results.")
-    if os.path.isdir(out) and os.listdir(out):
-        if not os.path.isfile(os.path.join(out, "run.json")):
-            raise CommandError(f"--out {out!r} holds files that are not a {PROG} run; give a "
-                               "new or empty folder.")
-        if not overwrite:
-            raise CommandError(f"--out {out!r} holds a run already: pass --overwrite to "
-                               "replace it whole (its report too), or give a new folder.")
-    return atomic_folder(out)
-
-
-def output_file(path, overwrite=True, inputs=()):
-    """Check, before any work, that a file can be written at ``path``: not one of the
-    command's ``inputs``, and, unless ``overwrite``, not there already."""
-    if os.path.isdir(path):
-        raise CommandError(f"--out {path!r} is a folder; give a file name.")
-    if any(os.path.exists(path) and os.path.exists(given) and os.path.samefile(path, given)
-           for given in inputs):
-        raise CommandError(f"--out {path!r} is one of the command's inputs (the model or a "
-                           "scan); give another file.")
-    if not overwrite and os.path.exists(path):
-        raise CommandError(f"--out {path!r} exists; pass --overwrite to replace it.")
-    writable_folder(os.path.dirname(os.path.abspath(path)), "--out's folder")
-    return path
-
-
-def cache_of(args):
-    """The on-disk embedding cache the command uses, or None."""
-    if args.command == "demo":
-        return os.path.join(args.out, "cache")
-    return getattr(args, "cache_dir", None)

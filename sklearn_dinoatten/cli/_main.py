@@ -15,6 +15,7 @@ from ..utils._options import (
     DEMO_DATASETS,
     DEMO_N_SCANS,
     N_FOLDS,
+    TASKS,
 )
 from ._arguments import (
     add_bias_correction_argument,
@@ -29,12 +30,15 @@ from ._arguments import (
     integer,
     threshold,
 )
-from ._commands import card, cv, demo, embed, fit, predict, report
+from ._commands import card, cv, embed, fit, predict, report
+from ._demo import demo
 from ._inputs import (
+    option_of,
+)
+from ._outputs import (
     PROG,
     CommandError,
     cache_of,
-    option_of,
 )
 
 
@@ -200,11 +204,17 @@ def build_parser():
     sub = command(demo, "demo")
     sub.add_argument("--out", default="results/demo", help="folder for everything "
                                                            "(default: results/demo)")
-    sub.add_argument("--dataset", choices=DEMO_DATASETS, default=DEMO_DATASET,
+    sub.add_argument("--task", choices=TASKS, default=None,
+                     help="classification (default), or regression: the regressors on "
+                          "phantom heads that age (the brain-age data set)")
+    sub.add_argument("--dataset", choices=DEMO_DATASETS, default=None,
                      help="synthetic: volumes with a planted signal; adrenal: "
                           "AdrenalMNIST3D (real CT masks, its official train/val/test split) "
                           "from $SKLEARN_DINOATTEN_DATA/adrenalmnist3d, by default the "
-                          f"project's ../shared/data (default: {DEMO_DATASET})")
+                          "project's ../shared/data; brain-age: phantom heads whose "
+                          "ventricles widen and cortex thins with age, two scans a subject "
+                          f"at varied voxel sizes (a regression) (default: {DEMO_DATASET}, "
+                          "or brain-age with --task regression)")
     sub.add_argument("--n-scans", type=integer(10), default=DEMO_N_SCANS,
                      help=f"scans to use, at least 10 (default: {DEMO_N_SCANS})")
     return parser

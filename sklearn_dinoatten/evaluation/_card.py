@@ -26,6 +26,7 @@ import os
 import time
 
 import numpy as np
+from sklearn.base import is_regressor
 
 from ..utils._files import file_sha256
 from ..utils._fit import is_fitted
@@ -46,8 +47,9 @@ def scan_digests(X):
 
 
 def make_card(model, X, y, *, groups=None, X_val=None, scans="all the labelled scans",
-              labels_file=None, evaluation=None):
-    """The card's record of a model fitted on scans ``X`` with labels ``y``.
+              labels_file=None, evaluation=None, target_name=None, units=None):
+    """The card's record of a model fitted on scans ``X`` with labels ``y`` (a regressor's:
+    targets).
 
     Parameters
     ----------
@@ -68,6 +70,9 @@ def make_card(model, X, y, *, groups=None, X_val=None, scans="all the labelled s
         The labels CSV: its name and SHA-256 are recorded.
     evaluation : dict, default=None
         From :func:`evaluation_record`.
+    target_name, units : str, default=None
+        A regressor's: the target's name (the label column) and units, recorded with its
+        range in the training scans.
 
     Returns
     -------
@@ -77,9 +82,10 @@ def make_card(model, X, y, *, groups=None, X_val=None, scans="all the labelled s
 
     y = np.asarray(y)
     groups = None if groups is None else np.asarray(groups)
-    classes = [[str(c), int(np.sum(y == c)),
-                None if groups is None else len(np.unique(groups[y == c]))]
-               for c in np.unique(y)]
+    regressor = is_regressor(model)
+    classes = [] if regressor else [
+        [str(c), int(np.sum(y == c)), None if groups is None else len(np.unique(groups[y == c]))]
+        for c in np.unique(y)]
     weights = getattr(model[0] if hasattr(model, "steps") else model, "weights", None)
     has_file = isinstance(weights, (str, os.PathLike)) and weights != "random" \
         and os.path.isfile(weights)
@@ -92,6 +98,10 @@ def make_card(model, X, y, *, groups=None, X_val=None, scans="all the labelled s
             "n_validation": 0 if X_val is None else len(X_val),
             "n_subjects": None if groups is None else len(np.unique(groups)),
             "classes": classes,
+            **({"target": {"name": target_name or "target", "units": units,
+                           "min": float(y.min()), "max": float(y.max()),
+                           "mean": float(y.mean()), "sd": float(y.std())}}
+               if regressor else {}),
             "scans": scans,
             "labels_file": None if labels_file is None else os.path.basename(labels_file),
             "labels_sha256": None if labels_file is None else file_sha256(labels_file),
@@ -142,6 +152,13 @@ def check_card(card):
                 and isinstance(entry[1], int) and isinstance(entry[2], (int, type(None)))):
             raise ValueError(f"training.classes must hold [class, scans, subjects] "
                              f"entries; got {entry!r}")
+    target = training.get("target")
+    if target is not None:
+        _expect(target, dict, "training.target")
+        _expect(target.get("name"), str, "training.target.name")
+        _expect(target.get("units"), (str, type(None)), "training.target.units")
+        for key in ("min", "max", "mean", "sd"):
+            _expect(target.get(key), float, f"training.target.{key}")
     _expect(training.get("labels_file"), (str, type(None)), "training.labels_file")
     for key, value in (("training.labels_sha256", training.get("labels_sha256")),
                        ("weights_sha256", card.get("weights_sha256"))):
@@ -195,7 +212,8 @@ NOT_RECIPE = {"verbose", "device", "random_state", "early_stopping", "cache_dir"
 def recipe_differences(info, key, model, *, weights_sha256=None):
     """What differs between the recipe run.json ``info`` evaluated as method ``key`` and
     the pipeline ``model`` (fitted or not; its last step an
-    :class:`~sklearn_dinoatten.OperatingPointClassifier`): the classifier's parameters,
+    :class:`~sklearn_dinoatten.OperatingPointClassifier`, or a regressor): the
+    estimator's parameters,
     the embedder's (``"embedder <name>"``) or resampler's (``"resampler <name>"``)
     before it, the backbone weights (by SHA-256, ``weights_sha256`` being this model's
     file's), the positive class, threshold rule and recalibration and, once fitted, the
@@ -207,8 +225,9 @@ def recipe_differences(info, key, model, *, weights_sha256=None):
         return [("method", ", ".join(info["methods"]), key)]
     point = model[-1]
     fitted = is_fitted(point)
-    differences = _differences("", info["methods"][key]["params"],
-                               (point.estimator_ if fitted else point.estimator).get_params())
+    estimator = (point if is_regressor(point) else
+                 point.estimator_ if fitted else point.estimator)
+    differences = _differences("", info["methods"][key]["params"], estimator.get_params())
     if "backbone" in model[0].get_params():  # a slice embedder
         evaluated = embedder_of(info, key)
         differences += _differences("embedder ", evaluated, model[0].get_params())
@@ -220,6 +239,8 @@ def recipe_differences(info, key, model, *, weights_sha256=None):
     else:
         differences += _differences("resampler ", info.get("resampler"),
                                     model[0].get_params())
+    if is_regressor(point):  # no operating point, nor classes
+        return differences
     here = {"threshold_rule": check_threshold(point.threshold)
             if info.get("positive_label") is not None else None,
             "recalibration": point.recalibration}

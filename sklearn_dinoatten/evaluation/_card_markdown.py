@@ -4,6 +4,8 @@ training data and evaluation, see :func:`make_card`)."""
 
 import os
 
+from sklearn.base import is_regressor
+
 from ._markdown import to_markdown
 from ._methods import METHODS, method_of
 from ._operating_point import OperatingPointClassifier, describe_operating_point
@@ -30,14 +32,19 @@ def card_markdown(model, *, card=None):
     key = method_of(base)
     name = METHODS[key].name if key else type(base).__name__
     random = getattr(model[0], "weights", None) == "random"
-    sections = {
-        "What it classifies": _classifies(model[-1], point),
+    if is_regressor(base):
+        sections = {"What it predicts": _predicts(base, card)}
+    else:
+        sections = {"What it classifies": _classifies(model[-1], point)}
+    sections.update({
         "Training data": _training(card),
         "Recipe": _recipe(model, base, card),
-        "Operating point and calibration": _operating_point(point),
-        "Evaluation": _evaluation(card, name),
+        **({} if is_regressor(base) else
+           {"Operating point and calibration": _operating_point(point)}),
+        "Evaluation": _evaluation(card, name, "regression" if is_regressor(base)
+                                  else "classification"),
         "Intended use and limits": _limits(card, point, random),
-    }
+    })
     text = [f"# Model card: {name}", "",
             (f"Trained {card['created']} with sklearn_dinoatten {card['toolkit_version']}."
              if card else "When and with which version it was trained: not recorded.")
@@ -61,6 +68,22 @@ def _classifies(last, point):
             "its header."]
 
 
+def _predicts(regressor, card):
+    target = card and card["training"].get("target")
+    if target:
+        units = f" ({target['units']})" if target.get("units") else ""
+        what = (f"- Target: {target['name']}{units}, a number; in the training scans from "
+                f"{target['min']:.4g} to {target['max']:.4g} (mean {target['mean']:.4g}, "
+                f"SD {target['sd']:.4g}).")
+    else:
+        what = "- Target: a number (its name and range not recorded)."
+    return [f"- A regressor ({type(regressor).__name__}).", what,
+            "- Output: the predicted number per scan, uncorrected: no bias correction is "
+            "applied (one needs each scan's true value).",
+            "- Input: a 3D scan (NIfTI, or an array in RAS order), reoriented to RAS from "
+            "its header."]
+
+
 def _training(card):
     if card is None:
         return ["Not recorded: this model file was saved without a card (before cards, or "
@@ -69,9 +92,11 @@ def _training(card):
     training = card["training"]
     subjects = training["n_subjects"]
     lines = [f"{training['n_scans']} scans" + (f" of {subjects} subjects" if subjects else "")
-             + f": {training['scans']}.", "", "| class | scans | subjects |", "|---|---|---|"]
-    lines += [f"| {c} | {n} | {'-' if m is None else m} |" for c, n, m in training["classes"]]
-    lines.append("")
+             + f": {training['scans']}.", ""]
+    if training["classes"]:
+        lines += ["| class | scans | subjects |", "|---|---|---|"]
+        lines += [f"| {c} | {n} | {'-' if m is None else m} |"
+                  for c, n, m in training["classes"]] + [""]
     if training["labels_file"]:
         lines.append(f"- Labels: `{training['labels_file']}` (SHA-256 "
                      f"`{training['labels_sha256']}`).")
@@ -136,19 +161,20 @@ def _operating_point(point):
     return lines
 
 
-def _evaluation(card, name):
+def _evaluation(card, name, task):
     evaluation = card and card["evaluation"]
     if not evaluation:
         return ["None attached. The training scans say nothing of how this model does on "
                 "others: evaluate the same recipe (`dinoatten cv`) and attach it "
                 "(`dinoatten fit --evaluation RUN_DIR`), or test it on an external set "
                 "(`dinoatten predict MODEL LABELS.csv`)."]
+    thresholds = (" Its threshold column is the mean of the thresholds each split chose on "
+                  "its own training scans; this model's is above, chosen the same way on "
+                  "all of them." if task == "classification" else "")
     return [f"From `{evaluation['run']}` ({evaluation['created']}), which evaluated this "
-            "recipe (checked when the card was made). Its threshold column is the mean of "
-            "the thresholds each split chose on its own training scans; this model's is "
-            "above, chosen the same way on all of them.", "",
+            f"recipe (checked when the card was made).{thresholds}", "",
             to_markdown([evaluation["metrics"]], evaluation["reference"],
-                        skip=("fit_seconds_per_fold",)),
+                        skip=("fit_seconds_per_fold",), task=task),
             "", f"The run's caption: {evaluation['caption']}"]
 
 
@@ -168,6 +194,13 @@ def _limits(card, point, random):
         lines.append(f"- The threshold and calibration hold for a cohort like the training "
                      f"one ({share:.0%} {point.pos_label_!r}); PPV and NPV change with the "
                      "prevalence.")
+    target = card and card["training"].get("target")
+    if target:
+        lines.append(f"- Outside the training range ({target['min']:.4g} to "
+                     f"{target['max']:.4g}) its predictions are extrapolation; within it, "
+                     "they regress to the training mean (see r(error, target) in the "
+                     "evaluation): a delta (prediction - true value) correlates with the "
+                     "true value unless corrected for it.")
     if random:
         lines.append("- Its backbone has random weights: it shows the machinery only.")
     return lines

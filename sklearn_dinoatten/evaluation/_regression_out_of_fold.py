@@ -9,10 +9,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.base import clone
 
+from ..utils._options import BIAS_CORRECTIONS
 from ._protocols import stratified_folds, target_strata
 
 INNER_FOLDS = 3  # the inner cross-validation of a split's training scans
-BIAS_CORRECTIONS = ("linear",)
 
 
 @dataclass

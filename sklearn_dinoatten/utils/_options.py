@@ -21,6 +21,7 @@ ENGINES = ("torch", "onnxruntime")
 
 TASKS = ("classification", "regression")  # what a model predicts: a class, or a number
 REGRESSION_LOSSES = ("mse", "l1", "huber")  # a regressor's training loss
+BIAS_CORRECTIONS = ("linear",)  # of a regression's errors, fitted on training scans
 RECALIBRATIONS = ("platt", "isotonic")  # fitted on training scans inside an evaluation
 CLASS_WEIGHTS = ("balanced",)  # besides None and a dict of weights
 NO_CLASS_WEIGHT = "none"  # the command line's spelling of class_weight=None

@@ -372,11 +372,20 @@ def ages_and_one_mci(data):
 
 
 @pytest.mark.parametrize("argv, damage, message", [
-    (["cv", "{data}", "--out", "{tmp}/o", "--label-column", "age"], ages_and_one_mci,
+    (["cv", "{data}", "--out", "{tmp}/o", "--label-column", "age", "--task",
+      "classification"], ages_and_one_mci,
      r"The labels look like continuous values \(8 distinct numbers among 8 scans, from "
      r"55.1 to 71.2\), not classes: that is a regression target"),
-    (["fit", "{data}", "--out", "{tmp}/m.safetensors", "--label-column", "age"],
-     ages_and_one_mci, "The labels look like continuous values"),
+    (["fit", "{data}", "--out", "{tmp}/m.safetensors", "--label-column", "age", "--task",
+      "classification"], ages_and_one_mci, "The labels look like continuous values"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--label-column", "age", "--threshold", "youden"],
+     ages_and_one_mci, "--threshold is for classification; the task here is regression"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--bias-correction", "linear"], None,
+     "--bias-correction is for regression; the task here is classification"),
+    (["cv", "{data}", "--out", "{tmp}/o", "--label-column", "age", "--method", "scmil"],
+     ages_and_one_mci, "unknown method 'scmil' for regression; choose from dinoatten3d, "
+     "mean, gated, mst, resnet3d"),
+
     (["cv", "{data}", "--out", "{tmp}/o", "--folds", "2"], ages_and_one_mci,
      "Class 'MCI' has 1 scan, fewer than the 2 folds; no number of folds can both train on "
      "it and test it: gather more scans of it, or merge it into another class, or drop "

@@ -10,7 +10,8 @@ import sys
 import pytest
 
 from sklearn_dinoatten.cli import main
-from sklearn_dinoatten.cli._commands import card, cv, demo, embed, fit, predict, report
+from sklearn_dinoatten.cli._commands import card, cv, embed, fit, predict, report
+from sklearn_dinoatten.cli._demo import demo
 from sklearn_dinoatten.cli._main import build_parser as _parser
 
 from .test_cli import FAST, make_study

@@ -1,6 +1,7 @@
 import os
 import warnings
 
+import nibabel as nib
 import numpy as np
 import pytest
 
@@ -10,6 +11,8 @@ from sklearn_dinoatten.datasets import (
     find_nifti_files,
     load_medmnist3d,
     load_nifti_folder,
+    looks_continuous,
+    make_brain_ages,
     make_volumes,
 )
 
@@ -246,3 +249,39 @@ def test_windows_separators_in_a_labels_file(tmp_path):
     (root / "sub" / "a.nii").write_bytes(b"")
     paths, _, _, _ = load_nifti_folder(root)
     assert paths[0] == str(root / "sub" / "a.nii")
+
+
+def test_a_target_column_is_read_as_numbers(tmp_path):
+    root = write_folder(tmp_path / "d", ["a.nii,55.5,s1", "b.nii,57.5,s1", "c.nii,70,s2"],
+                        "path,age,subject")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a subject's ages differ: no label-change warning
+        _, y, groups, _ = load_nifti_folder(root, label_column="age", task="regression")
+    assert y.tolist() == [55.5, 57.5, 70.0] and y.dtype == np.float64
+    assert groups.tolist() == ["s1", "s1", "s2"]
+    root = write_folder(tmp_path / "e", ["a.nii,55.5", "b.nii,old"], "path,age")
+    with pytest.raises(ValueError, match=r"line 3: column 'age' is 'old', not a number"):
+        load_nifti_folder(root, label_column="age", task="regression")
+    assert looks_continuous([55.5, 57.5, 70.0]) and not looks_continuous([0, 1, 1, 0])
+
+
+def test_brain_ages_follow_their_headers_and_age():
+    from sklearn_dinoatten.volumes import load_scan
+
+    X, ages, subjects, affines = make_brain_ages(n_subjects=8, random_state=0)
+    shapes = {x.shape for x in X}
+    assert len(shapes) > 1  # varied voxel sizes and orientations
+    ventricles = []
+    for volume, affine in zip(X, affines, strict=True):
+        ras, spacing = load_scan(nib.Nifti1Image(volume, affine))  # RAS, from the header
+        spacing = np.asarray(spacing)
+        # the head spans the same millimetres whatever the voxel size
+        brain = (ras > 0.4) | ((ras > 0.08) & (ras < 0.25))
+        extent = np.array([np.ptp(np.flatnonzero(brain.any(axis=tuple(a for a in range(3)
+                                                                         if a != ax))))
+                           for ax in range(3)]) * spacing
+        assert np.all(np.abs(extent - 2 * np.array([62, 75, 58])) < 20)  # each axis its own
+        centre = tuple(n // 2 for n in ras.shape)
+        dark = ras[centre[0], :, centre[2]] < 0.3  # CSF along the front-back line
+        ventricles.append(dark[dark.size // 4: 3 * dark.size // 4].sum() * spacing[1])
+    assert np.corrcoef(ages, ventricles)[0, 1] > 0.8  # the ventricles widen with age

@@ -275,3 +275,25 @@ def test_a_saved_operating_point_meets_every_slicing(labelled_volumes, axis, sli
     weights = slice_attention(loaded, X[:1])[0]
     np.testing.assert_array_equal(weights, slice_attention(model, X[:1])[0])
     assert not weights[len(loaded[0].kept_slices(X[0])[1]):].any()
+
+
+@pytest.mark.parametrize("axis, slicing, feature", [
+    ("axial", SLICING[3], "cls"), ("all", SLICING[1], "patch"), ((0, 2), SLICING[2], "cls"),
+], ids=["axial-cropped-spaced", "all-cropped-patches", "two-axes-spaced"])
+def test_a_saved_regressor_meets_every_slicing(labelled_volumes, axis, slicing, feature,
+                                               tmp_path, fresh_cache):
+    """A regressor over any slicing and feature: saved and loaded, the same numbers and
+    slice attention, on the kept slices only."""
+    from sklearn_dinoatten import AttentionPoolRegressor
+
+    X, _ = labelled_volumes
+    ages = np.linspace(30.0, 80.0, len(X))
+    model = make_pipeline(DinoSliceEmbedder(axis=axis, feature=feature, **FAST, **slicing),
+                          AttentionPoolRegressor(max_epochs=2, random_state=0)).fit(X, ages)
+    loaded = round_trip(model, tmp_path)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    weights = slice_attention(loaded, X[:1])[0]
+    np.testing.assert_array_equal(weights, slice_attention(model, X[:1])[0])
+    kept = len(loaded[0].kept_slices(X[0])[1])
+    np.testing.assert_allclose(weights[:kept].sum(), 1.0, rtol=1e-5)
+    assert not weights[kept:].any()

@@ -1,6 +1,7 @@
 """``dinoatten predict`` on every kind of saved model: on files, on a folder and with
 labels, it gives the probabilities of ``load_model(...).predict_proba`` on the same
-files, and its metrics are scikit-learn's on those probabilities."""
+files (a regressor's: the numbers of ``predict``), and its metrics are scikit-learn's on
+them."""
 
 import csv
 import json
@@ -14,9 +15,12 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import (
     AttentionPoolClassifier,
+    AttentionPoolRegressor,
     DinoSliceEmbedder,
     OperatingPointClassifier,
     ResNet3DClassifier,
+    ResNet3DRegressor,
+    SliceTransformerRegressor,
     VolumeResampler,
 )
 from sklearn_dinoatten.cli import main
@@ -169,3 +173,54 @@ def test_labels_are_matched_to_the_classes_by_name(tmp_path):
     key = next(iter(json.load(open(os.path.join(out, "run.json")))["methods"]))
     np.testing.assert_allclose([float(r[f"{key}_p_1"]) for r in predictions],
                                model.predict_proba(paths)[:, 1], atol=1e-6)
+
+
+REGRESSORS = {  # kind -> pipeline of a number
+    "slices": lambda: make_pipeline(DinoSliceEmbedder(**{**FAST, "n_slices": 4}),
+                                    AttentionPoolRegressor(max_epochs=2, random_state=0)),
+    "tri-planar patches, cropped, MST": lambda: make_pipeline(
+        DinoSliceEmbedder(**{**FAST, "n_slices": 2, "axis": "all", "feature": "patch",
+                             "crop": "foreground"}),
+        SliceTransformerRegressor(max_epochs=2, random_state=0)),
+    "3D ResNet on 20^3": lambda: make_pipeline(
+        VolumeResampler(shape=(20, 20, 20)),
+        ResNet3DRegressor(depth=10, widen_factor=0.25, max_epochs=1, random_state=0)),
+}
+
+
+def scans_with_targets(root, n=9, seed=1):
+    """``(paths, ages)`` of ``n`` NIfTI scans written to ``root`` with its labels.csv."""
+    X, _ = make_volumes(n_samples=n, shape=(16, 18, 14), random_state=seed)
+    ages = np.random.default_rng(seed).uniform(20, 90, n)
+    os.makedirs(root, exist_ok=True)
+    paths = [save_nifti(os.path.join(root, f"s{i}.nii.gz"), v) for i, v in enumerate(X)]
+    with open(os.path.join(root, "labels.csv"), "w", newline="") as f:
+        csv.writer(f).writerows([("path", "age"), *((os.path.basename(p), repr(float(a)))
+                                                    for p, a in zip(paths, ages, strict=True))])
+    return paths, ages
+
+
+@pytest.mark.parametrize("kind", REGRESSORS)
+def test_predict_gives_what_the_loaded_regressor_does(kind, tmp_path):
+    from sklearn.metrics import mean_absolute_error
+
+    train, ages = scans_with_targets(tmp_path / "train", seed=0)
+    path = str(tmp_path / "model.safetensors")
+    save_model(REGRESSORS[kind]().fit(train, ages), path)
+    paths, targets = scans_with_targets(tmp_path / "test")
+    loaded = load_model(path)
+    expected = loaded.predict(paths)
+    assert main(["predict", path, *paths, "--out", str(tmp_path / "files.csv"), "-q"]) == 0
+    rows = read_csv(tmp_path / "files.csv")
+    np.testing.assert_array_equal([float(r["prediction"]) for r in rows], expected)
+    assert all(r["top_slices"] for r in rows) == hasattr(loaded[-1], "attention_weights")
+    out = str(tmp_path / "external")
+    assert main(["predict", path, str(tmp_path / "test" / "labels.csv"), "--label-column",
+                 "age", "--out", out, "-q"]) == 0
+    predictions = read_csv(os.path.join(out, "predictions.csv"))
+    (key,) = json.load(open(os.path.join(out, "run.json")))["methods"]
+    np.testing.assert_allclose([float(r[f"{key}_pred"]) for r in predictions], expected,
+                               rtol=1e-6)
+    assert [float(r["target"]) for r in predictions] == targets.tolist()
+    (row,) = read_csv(os.path.join(out, "metrics.csv"))
+    assert float(row["mae"]) == pytest.approx(mean_absolute_error(targets, expected), rel=1e-6)

@@ -39,6 +39,7 @@ class ResNet3DClassifier(BaseTorchClassifier):
     """
 
     _has_slice_weights = False
+    _refresh_batch_norm = True
     _fitted_constraints = {**BaseTorchClassifier._fitted_constraints,
                            "volume_shape_": [integers(1, length=3)]}
 

@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_array
 from skorch.dataset import Dataset, ValidSplit
 from skorch.helper import predefined_split
 
+from ..nn import refresh_batch_norm
 from ..utils._devices import resolve_device, seeded_torch
 from ..utils._fit import FitContractMixin, check_fitted, fit_context
 from ..utils._persistable import PersistableMixin
@@ -89,6 +90,9 @@ class BaseTorchEstimator(FitContractMixin, PersistableMixin, VolumeInputMixin,
 
     # Whether the module's third output weighs slices (``attention_weights``).
     _has_slice_weights = True
+    # Whether its batch-norm statistics are recomputed on the training data after
+    # training, with the final weights (networks with batch norm: the 3D ResNets).
+    _refresh_batch_norm = False
     _net_class = TaskNet  # a task's, with its validation loss
     _stratified_validation = False  # the share held out for early stopping, by class?
     _constraints = TRAINING_CONSTRAINTS  # a head adds its own parameters
@@ -166,6 +170,9 @@ class BaseTorchEstimator(FitContractMixin, PersistableMixin, VolumeInputMixin,
             self.net_ = self._new_net(module, self._build_criterion(criterion_args), seed,
                                       validation)
             self.net_.fit(X, targets)
+            if self._refresh_batch_norm:
+                refresh_batch_norm(self.net_.module_, X, batch_size=self.batch_size,
+                                   device=self.device_)
         # Left in inference mode, so that predicting changes nothing in the fitted model.
         self.net_.module_.eval()
         self.net_.criterion_.eval()

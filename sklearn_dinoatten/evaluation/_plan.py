@@ -16,7 +16,7 @@ from ..datasets import warn_if_subjects_change_label
 from ..utils._options import THRESHOLD
 from ._clinical import check_threshold
 from ._external import external_labels
-from ._methods import ENCODER_SEPARATOR, METHODS, encoder_key
+from ._methods import ENCODER_SEPARATOR, INPUTS, METHODS, encoder_key
 from ._out_of_fold import check_recalibration
 from ._protocols import check_targets
 from ._regression_out_of_fold import check_bias_correction
@@ -60,8 +60,8 @@ class Study:
 
 
 def plan_study(scans, y, methods, protocol, *, embedder, pos_label, threshold,
-               recalibration, bias_correction, subgroups, target_name, random_state,
-               verbose):
+               recalibration, bias_correction, subgroups, target_name, method_inputs,
+               random_state, verbose):
     """The :class:`Study` of ``run_study``'s arguments, every one checked."""
     y = np.asarray(y)
     subgroups = {name: np.asarray(values) for name, values in (subgroups or {}).items()}
@@ -90,7 +90,7 @@ def plan_study(scans, y, methods, protocol, *, embedder, pos_label, threshold,
         recalibration = check_recalibration(recalibration, protocol.splits)
         _check_subjects(scans, y, protocol.groups)
     embedders = _named_embedders(embedder)
-    on_volumes = {key: key in METHODS and METHODS[key].takes_volumes for key in methods}
+    on_volumes = {key: _input(key, method_inputs) == "volumes" for key in methods}
     if not embedders and not all(on_volumes.values()):
         raise ValueError("run_study needs an embedder for the methods on slice embeddings.")
     evaluated = {}
@@ -102,6 +102,17 @@ def plan_study(scans, y, methods, protocol, *, embedder, pos_label, threshold,
     return Study(scans, y, methods, protocol, embedders, evaluated, positive, threshold,
                  recalibration, random_state, verbose, subgroups, task, bias_correction,
                  target_name or "the target")
+
+
+def _input(key, method_inputs):
+    """What method ``key`` takes (one of INPUTS): its registry's, else ``method_inputs``',
+    else slice embeddings."""
+    if key in METHODS:
+        return METHODS[key].input
+    given = (method_inputs or {}).get(key, "slices")
+    if given not in INPUTS:
+        raise ValueError(f"method_inputs[{key!r}] must be one of {INPUTS}; got {given!r}.")
+    return given
 
 
 def study_task(methods):

@@ -46,12 +46,15 @@ def cross_validate_regressor(estimator, X, y, splits, *, groups=None, bias_corre
                              random_state=0, verbose=0):
     """Fit a clone of ``estimator`` on each split's training samples (stopping early on
     its validation samples, where it has them) and predict its test samples; a split
-    without training samples (an external test) uses ``estimator`` as fitted.
+    without training samples (an external test) uses ``estimator`` as fitted. Any
+    scikit-learn regressor does; the package's also give their learned embeddings and
+    slice attention.
     ``bias_correction="linear"`` also fits, per split, the error's line on the target
     (see :func:`fit_bias_correction`). ``verbose=1`` prints a line per fit."""
     y = np.asarray(y, dtype=np.float64)
     bias_correction = check_bias_correction(bias_correction, splits)
     pred, embedding, attention = np.full(len(y), np.nan), None, None
+    learns_embeddings = hasattr(estimator, "volume_embeddings")  # not a plain Ridge
     fit_seconds, corrections = [], []
     for i, split in enumerate(splits, 1):
         start = time.perf_counter()
@@ -60,12 +63,14 @@ def cross_validate_regressor(estimator, X, y, splits, *, groups=None, bias_corre
             fit_seconds.append(time.perf_counter() - start)
         test = split.test
         pred[test] = fitted.predict(X[test])
-        fold_embedding = fitted.volume_embeddings(X[test])
-        if embedding is None:
-            embedding = np.full((len(y), fold_embedding.shape[1]), np.nan, dtype=np.float32)
-            if hasattr(fitted, "attention_weights"):
-                attention = np.full((len(y), X.shape[1]), np.nan)
-        embedding[test] = fold_embedding
+        if learns_embeddings:
+            fold_embedding = fitted.volume_embeddings(X[test])
+            if embedding is None:
+                embedding = np.full((len(y), fold_embedding.shape[1]), np.nan,
+                                    dtype=np.float32)
+            embedding[test] = fold_embedding
+        if attention is None and hasattr(fitted, "attention_weights"):
+            attention = np.full((len(y), X.shape[1]), np.nan)
         if attention is not None:
             attention[test] = fitted.attention_weights(X[test])
         if bias_correction:

@@ -32,7 +32,8 @@ from ._table import caption, metrics_table, per_class_table, scored_samples
 
 def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
               pos_label=None, threshold=None, recalibration=None, bias_correction=None,
-              subgroups=None, target_name=None, random_state=0, verbose=1):
+              subgroups=None, target_name=None, method_inputs=None, random_state=0,
+              verbose=1):
     """Evaluate classifiers, or regressors, on the same splits of the same scans: the
     loop behind ``dinoatten cv``.
 
@@ -53,7 +54,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
         their classes: see :func:`fitted_classes`); or regressors (all of them: the
         study is then of a number, with a "training mean" row as the floor). A key of
         :data:`METHODS` gives the method's name and input (``make_method(key)`` builds
-        one); any other key names an estimator of slice embeddings.
+        one); any other key names an estimator of slice embeddings, or of resampled
+        volumes (``method_inputs``).
     protocol : Protocol
         From :func:`cross_validation`, :func:`held_out` or :func:`external_test` on the
         same ``y``.
@@ -98,6 +100,10 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     target_name : str, default=None
         Regressors only: the target's name and units as the caption says them (e.g.
         ``"age (years)"``); "the target" by default.
+    method_inputs : dict of str -> {"slices", "volumes"}, default=None
+        What each method outside :data:`METHODS` takes: slice embeddings (the default),
+        or the resampler's volumes, e.g. ``{"ridge": "volumes"}`` for a scikit-learn
+        pipeline on voxels.
     random_state : int, default=0
         Seeds the bootstrap intervals and the inner folds that choose a threshold (or
         fit a bias correction).
@@ -114,7 +120,8 @@ def run_study(scans, y, methods, protocol, *, embedder=None, resampler=None,
     study = plan_study(scans, y, methods, protocol, embedder=embedder, pos_label=pos_label,
                        threshold=threshold, recalibration=recalibration,
                        bias_correction=bias_correction, subgroups=subgroups,
-                       target_name=target_name, random_state=random_state, verbose=verbose)
+                       target_name=target_name, method_inputs=method_inputs,
+                       random_state=random_state, verbose=verbose)
     _say_what_is_evaluated(study)
     inputs, resampler = _make_inputs(study, resampler)
     if study.task == "regression":

@@ -23,6 +23,7 @@ from .resnet3d import (
     RESNET_STEMS,
     ResNet3DNet,
     check_resnet_volumes,
+    refresh_batch_norm,
     resnet_downsampling,
 )
 from .scmil import AnnealedSupConLoss, SCMILNet
@@ -50,6 +51,7 @@ __all__ = [
     "greedy_coreset",
     "make_pooling",
     "prediction_error",
+    "refresh_batch_norm",
     "resnet_downsampling",
     "set_trainable",
     "CompositeLoss",

@@ -34,6 +34,7 @@ class ResNet3DRegressor(BaseTorchRegressor):
     """
 
     _has_slice_weights = False
+    _refresh_batch_norm = True
     _fitted_constraints = {**BaseTorchRegressor._fitted_constraints,
                            "volume_shape_": [integers(1, length=3)]}
 

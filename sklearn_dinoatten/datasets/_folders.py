@@ -102,16 +102,8 @@ def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column
                                  + ("is empty." if not value else f"is missing ({value!r})."))
     paths = [_scan_path(root, row[path_column].strip()) for row in rows]
     _check_scans_exist_once(paths, labels_csv)
-    values = [row[label_column].strip() for row in rows]
-    if task == "regression":
-        y = _targets(values, labels_csv, label_column)
-    elif task == "classification":
-        y = _labels(values)
-        if len(np.unique(y)) < 2:
-            raise ValueError(f"Labels file {labels_csv!r} has one class only "
-                             f"({y[0].item()!r}); classification needs at least two.")
-    else:
-        raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}.")
+    y = _label_column([row[label_column].strip() for row in rows], task, labels_csv,
+                      label_column)
     groups, split = (None if not column else np.array([row[column].strip() for row in rows])
                      for column in (group_column, split_column))
     if groups is not None and task == "classification":
@@ -223,6 +215,19 @@ def find_nifti_files(root):
                     seen_files.add((stat.st_dev, stat.st_ino))
                     files.append(path)
     return files
+
+
+def _label_column(values, task, labels_csv, column):
+    """The label column as ``task`` reads it: classes (two or more), or numbers."""
+    if task == "regression":
+        return _targets(values, labels_csv, column)
+    if task != "classification":
+        raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}.")
+    y = _labels(values)
+    if len(np.unique(y)) < 2:
+        raise ValueError(f"Labels file {labels_csv!r} has one class only "
+                         f"({y[0].item()!r}); classification needs at least two.")
+    return y
 
 
 def _targets(values, labels_csv, column):

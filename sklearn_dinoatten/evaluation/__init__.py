@@ -48,6 +48,8 @@ _MODULES = {
     "write_report": "._report",
     **dict.fromkeys(["confusion_figure", "embedding_figure", "profile_figure", "roc_figure"],
                     "._figures"),
+    **dict.fromkeys(["agreement_figure", "bland_altman_figure", "error_figure"],
+                    "._regression_figures"),
 }
 
 __all__ = list(_MODULES)

@@ -70,15 +70,9 @@ def plan_study(scans, y, methods, protocol, *, embedder, pos_label, threshold,
             raise ValueError(f"Subgroup {name!r} has {len(values)} values for {len(y)} scans.")
     task = study_task(methods)
     if task == "regression":
-        given = [name for name, value in (("pos_label", pos_label), ("threshold", threshold),
-                                          ("recalibration", recalibration))
-                 if value is not None]
-        if given:
-            raise ValueError(f"{given[0]} is for classifiers; these methods are regressors.")
-        y, positive = check_targets(y), None
-        bias_correction = check_bias_correction(bias_correction, protocol.splits)
-        if protocol.groups is None:
-            _warn_if_subjects_repeat(scans)
+        y, positive, bias_correction = _regression_targets(
+            scans, y, protocol, pos_label=pos_label, threshold=threshold,
+            recalibration=recalibration, bias_correction=bias_correction)
     else:
         if bias_correction is not None:
             raise ValueError("bias_correction is for regressors; these methods are "
@@ -102,6 +96,19 @@ def plan_study(scans, y, methods, protocol, *, embedder, pos_label, threshold,
     return Study(scans, y, methods, protocol, embedders, evaluated, positive, threshold,
                  recalibration, random_state, verbose, subgroups, task, bias_correction,
                  target_name or "the target")
+
+
+def _regression_targets(scans, y, protocol, *, pos_label, threshold, recalibration,
+                        bias_correction):
+    """``(targets, None, bias_correction)`` of a study of a number, whose classification
+    options must be left out."""
+    given = [name for name, value in (("pos_label", pos_label), ("threshold", threshold),
+                                      ("recalibration", recalibration)) if value is not None]
+    if given:
+        raise ValueError(f"{given[0]} is for classifiers; these methods are regressors.")
+    if protocol.groups is None:
+        _warn_if_subjects_repeat(scans)
+    return check_targets(y), None, check_bias_correction(bias_correction, protocol.splits)
 
 
 def _input(key, method_inputs):

@@ -103,6 +103,11 @@ class BaseTorchRegressor(RegressorMixin, BaseTorchEstimator):
         """The training loss of ``(outputs, embedding, target)``: ``loss``'s point loss."""
         return RegressionLoss(self.loss)
 
+    def score(self, X, y, sample_weight=None):
+        """R² of ``predict(X)`` against ``y`` (:func:`sklearn.metrics.r2_score`): 1 is
+        perfect, 0 is predicting ``y``'s own mean, below 0 worse."""
+        return super().score(X, y, sample_weight=sample_weight)
+
     def predict(self, X):
         """The predicted target of each sample, shape ``(n_samples,)``, in ``y``'s units."""
         check_fitted(self)

@@ -1,6 +1,6 @@
 """The report's attention overlays: the slice attention of the reference method times
 the backbone's in-plane attention, drawn on the most salient slices of scans predicted
-confidently, right and wrong."""
+confidently, right and wrong (a regression's: of the highest and lowest predictions)."""
 
 import os
 
@@ -25,9 +25,6 @@ def say(verbose, text):
 def overlay_section(run, overlays, verbose):
     if overlays == 0:
         return note("Skipped: no overlays were asked for (overlays=0).")
-    if run.task == "regression":
-        return note("Skipped: the overlays show confident classifications; a regression's "
-                    "slice attention by third of the target is above.")
     key = method_with(run, "attention_")
     if key is None or "n_slices" not in run.outputs:
         return note("Skipped: no method of this run has slice attention.")
@@ -39,12 +36,16 @@ def overlay_section(run, overlays, verbose):
                      f"{run.names[key]} ran on {params['backbone']!r}.")
     if any(p.startswith("#") for p in run.paths):
         return note("Skipped: overlays need scan files; this run was made from arrays.")
-    groups = _overlay_scans(run, key, overlays)
+    regression = run.task == "regression"
+    groups = (_extreme_scans(run, key, overlays) if regression
+              else _overlay_scans(run, key, overlays))
     paths = {i: _scan_path(run, run.paths[i]) for shown, _ in groups.values() for i in shown}
+    which = ("with the highest and the lowest predictions" if regression else
+             f"it predicted with a probability of at least {CONFIDENT} (p: of the predicted "
+             "class)")
     parts = [paragraph(
         f"Slice attention of {run.names[key]} times the backbone's in-plane attention (CLS "
-        f"to patches), on the {OVERLAY_SLICES} most salient slices of scans it predicted "
-        f"with a probability of at least {CONFIDENT} (p: of the predicted class). Left: "
+        f"to patches), on the {OVERLAY_SLICES} most salient slices of scans {which}. Left: "
         "the slice; right: the saliency over the scan's foreground (background untinted). "
         "Colour scale: saliency relative to its maximum over the scan's foreground. "
         "Letters: the patient's left/right, posterior/anterior, inferior/superior, in the "
@@ -52,17 +53,43 @@ def overlay_section(run, overlays, verbose):
     embedder = _overlay_embedder(params, list(paths.values())) if paths else None
     done = 0
     for word, (shown, total) in groups.items():
-        parts.append(f"<h3>Confidently {word}</h3>")
-        each = " (the most confident of each subject)" if run.groups is not None else ""
-        parts.append(paragraph(
-            f"{len(shown)} of the {total} scans predicted {word}ly with p ≥ {CONFIDENT}{each}."
-            if total else f"No scan was predicted {word}ly with p ≥ {CONFIDENT}."))
+        parts += _group_heading(run, word, shown, total)
         for i in shown:
             done += 1
             say(verbose, f"overlay {done}/{len(paths)}: {paths[i]}")
             parts.append(image(_overlay_figure(run, key, embedder, i, paths[i]),
                               _overlay_caption(run, key, i, paths[i])))
     return "".join(parts)
+
+
+def _group_heading(run, word, shown, total):
+    """The heading and sentence of a group of overlays."""
+    if run.task == "regression":
+        each = " (one scan per subject)" if run.groups is not None else ""
+        return [f"<h3>The {word} predictions</h3>",
+                paragraph(f"The {len(shown)} scans of the {word} predictions{each}.")]
+    each = " (the most confident of each subject)" if run.groups is not None else ""
+    return [f"<h3>Confidently {word}</h3>", paragraph(
+        f"{len(shown)} of the {total} scans predicted {word}ly with p ≥ {CONFIDENT}{each}."
+        if total else f"No scan was predicted {word}ly with p ≥ {CONFIDENT}.")]
+
+
+def _extreme_scans(run, key, overlays):
+    """``{"highest": (scans, n), "lowest": (scans, n)}``: a regression's scans of the
+    highest and the lowest predictions of method ``key``, half of ``overlays`` each (the
+    highest take the odd one), one scan a subject in grouped runs."""
+    order = np.argsort(-run.predictions[key], kind="stable")
+    if run.groups is not None:  # each subject's highest, then each one's lowest
+        highest = order[np.sort(np.unique(run.groups[order], return_index=True)[1])]
+        reverse = order[::-1]
+        lowest = reverse[np.sort(np.unique(run.groups[reverse], return_index=True)[1])]
+    else:
+        highest, lowest = order, order[::-1]
+    n_high = min(len(highest), overlays - overlays // 2)
+    shown_high = set(highest[:n_high].tolist())
+    low = [i for i in lowest.tolist() if i not in shown_high][: overlays - n_high]
+    return {"highest": (highest[:n_high], len(run.labels)), "lowest": (np.array(low, int),
+                                                                        len(run.labels))}
 
 
 def _overlay_embedder(params, paths):
@@ -85,10 +112,14 @@ def _overlay_caption(run, key, i, path):
     inside = os.path.relpath(path, root) if root else os.pardir
     name = path if inside.startswith(os.pardir) else inside  # shorter under the data root
     predicted = run.pred[key][i]
-    p = run.proba[key][i, run.classes.index(predicted)]
-    return (f"{name}: true {run.labels[i]}, predicted {predicted}, p({predicted}) = {p:.2f}"
+    if run.task == "regression":
+        said = f"{name}: true {run.labels[i]:.4g}, predicted {predicted:.4g}"
+    else:
+        p = run.proba[key][i, run.classes.index(predicted)]
+        said = f"{name}: true {run.labels[i]}, predicted {predicted}, p({predicted}) = {p:.2f}"
+    return (said
             + (". Random backbone weights: the in-plane attention, a flat tint here, carries "
-               "no information; only which slices are lit is the classifier's."
+               "no information; only which slices are lit is the model's."
                if run.info.get("random_weights") else ""))
 
 

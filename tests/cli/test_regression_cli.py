@@ -4,6 +4,7 @@ regressor with its card, predict writes numbers, or, with targets, a run; the de
 import csv
 import json
 import os
+import re
 
 import numpy as np
 import pytest
@@ -51,8 +52,14 @@ def test_cv_infers_a_regression_and_report_fit_card_predict(brain_ages, tmp_path
     run = json.load(open(os.path.join(out, "run.json")))
     assert run["task"] == "regression" and run["target"]["name"] == "age (years)"
     assert run["bias_correction"] == "linear" and len(run["corrections"]["mean"]) == 3
-    assert main(["report", out, "-q"]) == 0
-    assert "Bland-Altman" in open(os.path.join(out, "report.html")).read()
+    assert main(["report", out, "-q", "--overlays", "3"]) == 0
+    report = open(os.path.join(out, "report.html")).read()
+    assert "Bland-Altman" in report
+    assert "<h3>The highest predictions</h3>" in report
+    assert "<h3>The lowest predictions</h3>" in report
+    shown = {os.path.basename(p) for p in
+             re.findall(r"<figcaption>(sub-\d+_scan-\d)\.nii\.gz: true", report)}
+    assert len(shown) == 3 and len({name[:7] for name in shown}) == 3  # one per subject
 
     model = str(tmp_path / "age.safetensors")
     assert main(["fit", brain_ages, "--label-column", "age", "--units", "years",

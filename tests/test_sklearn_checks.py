@@ -119,13 +119,9 @@ TWO_FEATURE_TOKENS = (
 VOLUMES_ONLY = (
     "feeds a 2D table; the 3D ResNets take volumes (n, x, y, z), every side >= 17"
 )
-RESNET_2D_CHECKS = [
-    "check_class_weight_classifiers",
-    "check_classifier_data_not_an_array",
-    "check_classifiers_classes",
-    "check_classifiers_one_label",
-    "check_classifiers_regression_target",
-    "check_classifiers_train",
+# The checks that feed the 3D ResNets 2D tables: those of every estimator, then the
+# classifier's and the regressor's own.
+VOLUME_2D_CHECKS = [
     "check_dict_unchanged",
     "check_dont_overwrite_parameters",
     "check_dtype_object",
@@ -151,35 +147,19 @@ RESNET_2D_CHECKS = [
     "check_requires_y_none",
     "check_supervised_y_2d",
 ]
-RESNET_REGRESSOR_2D_CHECKS = [
-    "check_dict_unchanged",
-    "check_dont_overwrite_parameters",
-    "check_dtype_object",
-    "check_estimators_dtypes",
-    "check_estimators_fit_returns_self",
-    "check_estimators_nan_inf",
-    "check_estimators_overwrite_params",
-    "check_estimators_pickle",
-    "check_f_contiguous_array_estimator",
-    "check_fit2d_1feature",
-    "check_fit2d_1sample",
-    "check_fit2d_predict1d",
-    "check_fit_check_is_fitted",
-    "check_fit_idempotent",
-    "check_fit_score_takes_y",
-    "check_methods_sample_order_invariance",
-    "check_methods_subset_invariance",
-    "check_n_features_in",
-    "check_n_features_in_after_fitting",
-    "check_pipeline_consistency",
-    "check_positive_only_tag_during_fit",
-    "check_readonly_memmap_input",
+RESNET_2D_CHECKS = VOLUME_2D_CHECKS + [
+    "check_class_weight_classifiers",
+    "check_classifier_data_not_an_array",
+    "check_classifiers_classes",
+    "check_classifiers_one_label",
+    "check_classifiers_regression_target",
+    "check_classifiers_train",
+]
+RESNET_REGRESSOR_2D_CHECKS = VOLUME_2D_CHECKS + [
     "check_regressor_data_not_an_array",
     "check_regressors_int",
     "check_regressors_no_decision_function",
     "check_regressors_train",
-    "check_requires_y_none",
-    "check_supervised_y_2d",
 ]
 SLICES_ONLY = (
     "feeds a 2D table; FineTunedSliceClassifier takes volumes or images and trains a ViT "

@@ -3,13 +3,14 @@
 import numpy as np
 import torch
 
-from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet, check_resnet_volumes
+from ..nn import ResNet3DNet, check_resnet_volumes
 from ..utils._docs import shared_docs
-from ..utils._validation import integers, options, real
+from ..utils._heads import RESNET_CONSTRAINTS, RESNET_DOCS
+from ..utils._validation import integers
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchClassifier
 
 
-@shared_docs(training=TRAINING_DOCS)
+@shared_docs(head=RESNET_DOCS, training=TRAINING_DOCS)
 class ResNet3DClassifier(BaseTorchClassifier):
     """A 3D ResNet trained from scratch on whole volumes (MONAI ``resnet10/18/34/50``,
     one input channel), with cross-entropy: the baseline DinoAtten3D and MST compare
@@ -24,15 +25,7 @@ class ResNet3DClassifier(BaseTorchClassifier):
 
     Parameters
     ----------
-    depth : {10, 18, 34, 50}, default=18
-    widen_factor : float, default=1.0
-        Scales the channel widths (0.25 makes a much cheaper net for quick runs).
-    stem : {"standard", "strided", "small"}, default="standard"
-        The first layer: a 7^3 convolution and a max pooling of stride 2 (MONAI's
-        default); the same convolution with stride 2 (as MedicalNet's), which leaves 8
-        times fewer voxels to the next layers, for large volumes; or a 3^3 convolution
-        without pooling, which keeps small inputs whole (as the ResNets of MedMNIST v2's
-        28^3 benchmark) and costs the most.
+    {head}
     {training}
     volume_shape_ : tuple of 3 ints
         The volume shape it was fitted on (``n_features_in_`` is its voxel count).
@@ -43,13 +36,7 @@ class ResNet3DClassifier(BaseTorchClassifier):
     _fitted_constraints = {**BaseTorchClassifier._fitted_constraints,
                            "volume_shape_": [integers(1, length=3)]}
 
-    _constraints = {
-        **TRAINING_CONSTRAINTS,
-        "depth": [options(*RESNET_DEPTHS)],
-        # MONAI's first layer has int(64 * widen_factor) channels: at least one.
-        "widen_factor": [real(1 / 64)],
-        "stem": [options(*RESNET_STEMS)],
-    }
+    _constraints = {**TRAINING_CONSTRAINTS, **RESNET_CONSTRAINTS}
 
     def __init__(self, *, depth=18, widen_factor=1.0, stem="standard", class_weight=None,
                  lr=1e-3, max_epochs=50, batch_size=16, optimizer=torch.optim.AdamW,

@@ -8,9 +8,8 @@ contributed and are 0 on padding.
 import torch
 from torch import nn
 
+from ..utils._options import POOLINGS
 from .mlp import mlp
-
-POOLINGS = ("attention", "gated", "mean", "max")
 
 
 def padding_mask(x):

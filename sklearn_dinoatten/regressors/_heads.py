@@ -4,31 +4,26 @@ number."""
 
 import torch
 
-from ..nn import POOLINGS, AttentionPoolNet, SliceTransformerNet
+from ..nn import AttentionPoolNet, SliceTransformerNet
 from ..utils._docs import shared_docs
-from ..utils._validation import BOOLEAN, NONE, integer, integers, options, real
+from ..utils._heads import (
+    ATTENTION_POOL_CONSTRAINTS,
+    ATTENTION_POOL_DOCS,
+    SLICE_TRANSFORMER_CONSTRAINTS,
+    SLICE_TRANSFORMER_DOCS,
+    SLICE_TRANSFORMER_NOTES,
+)
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchRegressor
 
-DROPOUT = [real(0, 1, high_open=True)]
 
-
-@shared_docs(training=TRAINING_DOCS)
+@shared_docs(head=ATTENTION_POOL_DOCS, training=TRAINING_DOCS)
 class AttentionPoolRegressor(BaseTorchRegressor):
     """DinoAtten3D's head for a number: pooling over slices, an MLP embedding head and a
     linear output, trained with a point loss of the standardised target.
 
     Parameters
     ----------
-    pooling : {"attention", "gated", "mean", "max"}, default="attention"
-        How slices are pooled: attention ``w2^T tanh(W1 z)``; gated attention, which
-        multiplies that by ``sigmoid(U z)`` (Ilse et al. 2018); the mean of the slices
-        (a strong, cheap baseline); or their feature-wise max.
-    attention_dim : int, default=64
-        Hidden size ``h`` of the attention scorer (attention pooling only).
-    hidden_dims : tuple of int, default=(256, 128)
-        Sizes of the MLP embedding head; its input size follows the data.
-    dropout : float, default=0.0
-        Dropout between the MLP layers.
+    {head}
     {training}
 
     Examples
@@ -46,13 +41,7 @@ class AttentionPoolRegressor(BaseTorchRegressor):
     True
     """
 
-    _constraints = {
-        **TRAINING_CONSTRAINTS,
-        "pooling": [options(*POOLINGS)],
-        "attention_dim": [integer(1)],
-        "hidden_dims": [integers(1)],
-        "dropout": DROPOUT,
-    }
+    _constraints = {**TRAINING_CONSTRAINTS, **ATTENTION_POOL_CONSTRAINTS}
 
     def __init__(self, *, pooling="attention", attention_dim=64, hidden_dims=(256, 128),
                  dropout=0.0, loss="mse", lr=1e-3, max_epochs=50, batch_size=16,
@@ -76,7 +65,8 @@ class AttentionPoolRegressor(BaseTorchRegressor):
         )
 
 
-@shared_docs(training=TRAINING_DOCS)
+@shared_docs(head=SLICE_TRANSFORMER_DOCS, notes=SLICE_TRANSFORMER_NOTES,
+             training=TRAINING_DOCS)
 class SliceTransformerRegressor(BaseTorchRegressor):
     """The Medical Slice Transformer's aggregator (MST, Mueller-Franzes et al. 2024) for a
     number: a learnable CLS token, pre-norm transformer layers with the padding masked,
@@ -84,35 +74,13 @@ class SliceTransformerRegressor(BaseTorchRegressor):
 
     Parameters
     ----------
-    n_layers : int, default=1
-        Transformer layers (MST: 1).
-    n_heads : int or None, default=None
-        Attention heads; ``None`` takes the most heads up to 12 that divide the embedding
-        size (MST: 12 for 384).
-    ffn_dim : int or None, default=None
-        Hidden size of the feed-forward block; ``None`` is the embedding size (as MST).
-    dropout : float, default=0.0
-    position_embedding : bool, default=False
-        Add a learned embedding of each slice's position (up to ``max_slices``).
-    max_slices : int, default=1024
-        Longest slice stack the position embedding covers.
+    {head}
     {training}
 
-    Notes
-    -----
-    ``attention_weights(X)`` is the last layer's CLS row of attention, averaged over
-    heads and renormalised over the slices; padding gets 0.
+    {notes}
     """
 
-    _constraints = {
-        **TRAINING_CONSTRAINTS,
-        "n_layers": [integer(1)],
-        "n_heads": [NONE, integer(1)],
-        "ffn_dim": [NONE, integer(1)],
-        "dropout": DROPOUT,
-        "position_embedding": [BOOLEAN],
-        "max_slices": [integer(1)],
-    }
+    _constraints = {**TRAINING_CONSTRAINTS, **SLICE_TRANSFORMER_CONSTRAINTS}
 
     def __init__(self, *, n_layers=1, n_heads=None, ffn_dim=None, dropout=0.0,
                  position_embedding=False, max_slices=1024, loss="mse", lr=1e-3,

@@ -3,13 +3,14 @@
 import numpy as np
 import torch
 
-from ..nn import RESNET_DEPTHS, RESNET_STEMS, ResNet3DNet, check_resnet_volumes
+from ..nn import ResNet3DNet, check_resnet_volumes
 from ..utils._docs import shared_docs
-from ..utils._validation import integers, options, real
+from ..utils._heads import RESNET_CONSTRAINTS, RESNET_DOCS
+from ..utils._validation import integers
 from ._base import TRAINING_CONSTRAINTS, TRAINING_DOCS, BaseTorchRegressor
 
 
-@shared_docs(training=TRAINING_DOCS)
+@shared_docs(head=RESNET_DOCS, training=TRAINING_DOCS)
 class ResNet3DRegressor(BaseTorchRegressor):
     """A 3D ResNet trained from scratch on whole volumes (MONAI ``resnet10/18/34/50``,
     one input channel) to predict a number: the volume baseline of brain-age models
@@ -23,11 +24,7 @@ class ResNet3DRegressor(BaseTorchRegressor):
 
     Parameters
     ----------
-    depth : {10, 18, 34, 50}, default=18
-    widen_factor : float, default=1.0
-        Scales the channel widths (0.25 makes a much cheaper net for quick runs).
-    stem : {"standard", "strided", "small"}, default="standard"
-        The first layer, as :class:`~sklearn_dinoatten.ResNet3DClassifier`'s.
+    {head}
     {training}
     volume_shape_ : tuple of 3 ints
         The volume shape it was fitted on (``n_features_in_`` is its voxel count).
@@ -38,12 +35,7 @@ class ResNet3DRegressor(BaseTorchRegressor):
     _fitted_constraints = {**BaseTorchRegressor._fitted_constraints,
                            "volume_shape_": [integers(1, length=3)]}
 
-    _constraints = {
-        **TRAINING_CONSTRAINTS,
-        "depth": [options(*RESNET_DEPTHS)],
-        "widen_factor": [real(1 / 64)],  # MONAI's first layer: int(64 * widen) channels
-        "stem": [options(*RESNET_STEMS)],
-    }
+    _constraints = {**TRAINING_CONSTRAINTS, **RESNET_CONSTRAINTS}
 
     def __init__(self, *, depth=18, widen_factor=1.0, stem="standard", loss="mse", lr=1e-3,
                  max_epochs=50, batch_size=16, optimizer=torch.optim.AdamW,

@@ -26,6 +26,7 @@ RECALIBRATIONS = ("platt", "isotonic")  # fitted on training scans inside an eva
 CLASS_WEIGHTS = ("balanced",)  # besides None and a dict of weights
 NO_CLASS_WEIGHT = "none"  # the command line's spelling of class_weight=None
 LR_SCHEDULES = ("constant", "cosine", "step")
+POOLINGS = ("attention", "gated", "mean", "max")  # of slice embeddings
 RESNET_DEPTHS = (10, 18, 34, 50)
 RESNET_STEMS = ("standard", "strided", "small")
 

@@ -8,6 +8,7 @@ from .losses import (
     CompositeLoss,
     RegressionLoss,
     class_variance_loss,
+    rank_n_contrast_loss,
     supervised_contrastive_loss,
 )
 from .pooling import (
@@ -57,5 +58,6 @@ __all__ = [
     "CompositeLoss",
     "RegressionLoss",
     "class_variance_loss",
+    "rank_n_contrast_loss",
     "supervised_contrastive_loss",
 ]

@@ -66,16 +66,39 @@ class CompositeLoss(nn.Module):
         return loss
 
 
+def rank_n_contrast_loss(embedding, target, *, temperature=2.0):
+    """Rank-N-Contrast (Zha et al., NeurIPS 2023): for each anchor ``i`` and other sample
+    ``j``, ``j`` is pulled closer than every ``k`` whose target is at least as far from
+    ``i``'s as ``j``'s is, so that the embeddings are ordered as the targets are.
+    Similarity: the negative L2 distance of the L2-normalised embeddings, over
+    ``temperature``. 0 for a batch of fewer than 3 samples."""
+    n = embedding.shape[0]
+    if n < 3:
+        return embedding.sum() * 0.0
+    z = F.normalize(embedding, dim=1)
+    logits = -torch.cdist(z, z) / temperature
+    distance = (target[:, None] - target[None, :]).abs()
+    others = ~torch.eye(n, dtype=torch.bool, device=z.device)
+    # negatives[i, j, k]: k (not i) is at least as far from i in target as j is
+    negatives = (distance[:, None, :] >= distance[:, :, None]) & others[:, None, :]
+    denominator = torch.logsumexp(logits[:, None, :].masked_fill(~negatives, float("-inf")),
+                                  dim=2)
+    return (denominator - logits)[others].mean()
+
+
 class RegressionLoss(nn.Module):
     """A point loss of the first output column against the target: ``"mse"`` (squared
     error), ``"l1"`` (absolute error) or ``"huber"`` (squared within 1, absolute beyond:
-    one standard deviation of a standardised target). The embedding is not used."""
+    one standard deviation of a standardised target); plus ``rank_weight`` times the
+    Rank-N-Contrast term of the embedding (:func:`rank_n_contrast_loss`), if not 0."""
 
-    def __init__(self, loss="mse"):
+    def __init__(self, loss="mse", rank_weight=0.0, temperature=2.0):
         super().__init__()
         if loss not in REGRESSION_LOSSES:
             raise ValueError(f"loss must be one of {REGRESSION_LOSSES}; got {loss!r}.")
         self.loss = loss
+        self.rank_weight = rank_weight
+        self.temperature = temperature
 
     def point_loss(self, outputs, target):
         """The loss of predictions ``outputs[:, 0]`` against ``target``, averaged."""
@@ -87,4 +110,8 @@ class RegressionLoss(nn.Module):
         return F.huber_loss(prediction, target, delta=1.0)
 
     def forward(self, outputs, embedding, target):
-        return self.point_loss(outputs, target)
+        loss = self.point_loss(outputs, target)
+        if self.rank_weight:
+            loss = loss + self.rank_weight * rank_n_contrast_loss(
+                embedding, target, temperature=self.temperature)
+        return loss

@@ -91,3 +91,31 @@ def test_class_weight_reaches_cross_entropy():
     torch.testing.assert_close(loss(logits, torch.zeros(3, 2), labels),
                                F.cross_entropy(logits, labels, weight=weight))
     assert np.isclose(loss.class_weight.numpy(), [1, 5]).all()
+
+
+def test_rank_n_contrast_prefers_embeddings_ordered_as_the_targets():
+    from sklearn_dinoatten.nn import rank_n_contrast_loss
+
+    target = torch.arange(10.0)
+    along_an_arc = torch.stack([torch.cos(target / 6), torch.sin(target / 6)], dim=1)
+    shuffled = along_an_arc[torch.randperm(10, generator=torch.Generator().manual_seed(0))]
+    ordered = rank_n_contrast_loss(along_an_arc, target, temperature=0.1)
+    assert ordered < rank_n_contrast_loss(shuffled, target, temperature=0.1)
+    # By hand, for one anchor and one positive: -log(exp(s_ij) / sum over k as far or farther)
+    z = torch.nn.functional.normalize(along_an_arc, dim=1)
+    s = -torch.cdist(z, z) / 0.1
+    far = [k for k in range(10) if k != 0 and abs(target[k] - target[0]) >= 3]
+    by_hand = torch.logsumexp(s[0, far], dim=0) - s[0, 3]
+    terms = []
+    for i in range(10):
+        for j in range(10):
+            if i != j:
+                ks = [k for k in range(10) if k != i and abs(target[k] - target[i]) >= abs(
+                    target[j] - target[i])]
+                terms.append(torch.logsumexp(s[i, ks], dim=0) - s[i, j])
+    torch.testing.assert_close(ordered, torch.stack(terms).mean())
+    assert by_hand in torch.stack(terms)
+    embedding = along_an_arc.clone().requires_grad_()
+    rank_n_contrast_loss(embedding, target).backward()
+    assert embedding.grad.abs().sum() > 0
+    assert rank_n_contrast_loss(along_an_arc[:2], target[:2]) == 0

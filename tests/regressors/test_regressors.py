@@ -157,3 +157,25 @@ def test_the_3d_resnet_learns_the_phantoms_ages_from_their_files_headers():
     predicted = cross_val_predict(pipe, scans, ages, groups=subjects, cv=GroupKFold(3))
     floor = np.abs(ages - ages.mean()).mean()
     assert mean_absolute_error(ages, predicted) < 0.5 * floor
+
+
+def test_the_rank_term_adds_to_the_training_loss_only():
+    import torch
+
+    from sklearn_dinoatten.nn import rank_n_contrast_loss
+
+    X, age = planted_ages(n=40)
+    model = AttentionPoolRegressor(rank_weight=0.5, temperature=0.2, max_epochs=3,
+                                   random_state=0).fit(X, age)
+    outputs, embedding, _ = model.net_.forward(X[:16])
+    target = torch.tensor((age[:16] - model.target_mean_) / model.target_scale_,
+                          dtype=torch.float32)
+    criterion = model.net_.criterion_
+    expected = criterion.point_loss(outputs, target) + 0.5 * rank_n_contrast_loss(
+        embedding, target, temperature=0.2)
+    torch.testing.assert_close(criterion(outputs, embedding, target), expected)
+    assert model.net_.validation_loss(outputs, target) == criterion.point_loss(outputs,
+                                                                               target)
+    assert np.isfinite(model.predict(X)).all()
+    with pytest.raises(ValueError, match="temperature must be a number > 0"):
+        AttentionPoolRegressor(temperature=0).fit(X, age)

@@ -47,3 +47,29 @@ def test_compare_methods_writes_a_run_the_report_reads(tmp_path):
                                         "Gated attention", "MST aggregator", "SC-MIL",
                                         "3D ResNet"]
     assert len(run.labels) == 12 and run.info["random_weights"] is True
+
+
+@pytest.mark.slow  # 20 s: every regressor, the ridge and the training mean on 12 scans
+def test_brain_age_benchmark_writes_a_regression_run(tmp_path):
+    from sklearn_dinoatten.evaluation import read_run
+
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "brain_age.py"), "--n-subjects", "6",
+         "--epochs", "2", "--folds", "2", "--image-size", "28", "--out", str(out)],
+        capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "| ridge-voxels |" in result.stdout and "| Training mean |" in result.stdout
+    assert "MAE as a share of the training mean's (this run):" in result.stdout
+    run = read_run(out)
+    assert run.task == "regression" and "ridge-voxels" in run.predictions
+
+
+@pytest.mark.slow  # 15 s
+def test_regression_losses_benchmark_prints_ratios_to_mse(tmp_path):
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "regression_losses.py"), "--seeds", "1",
+         "--n-bags", "20", "--epochs", "2"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "| MSE | " in result.stdout and "| 1.000 |" in result.stdout
+    assert "| MSE + 1 RnC (t=0.1) |" in result.stdout

@@ -151,11 +151,12 @@ def add_data_arguments(sub):
     add_label_columns(sub)
 
 
-def add_label_columns(sub, split=True):
-    """The columns of a labels CSV."""
+def add_label_columns(sub, split=True, label="label"):
+    """The columns of a labels CSV; ``label``: the label column's default (its words)."""
     sub.add_argument("--path-column", default="path",
                      help="column of scan paths, relative to the CSV's folder (default: path)")
-    sub.add_argument("--label-column", default="label", help="column of labels (default: label)")
+    sub.add_argument("--label-column", default="label" if label == "label" else None,
+                     help=f"column of labels (default: {label})")
     sub.add_argument("--group-column",
                      help="column of subject ids for grouped folds and statistics clustered "
                           "by subject (default: subject, if present; none: ignore it)")

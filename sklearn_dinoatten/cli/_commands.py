@@ -224,6 +224,9 @@ def predict(args):
         output_file(args.out, args.overwrite, inputs=[args.model, *paths])
     model = load_fitted(args)
     regression = is_regressor(model)
+    if args.label_column is None:  # a regressor's card names its target's column
+        target = regression and not is_pickle(args.model) and _card_target(args.model)
+        args.label_column = target["name"] if target else "label"
     if labelled:  # a regressor's labels are numbers
         paths, y, groups, labels = scans_to_predict(
             args, task="regression" if regression else "classification")
@@ -240,6 +243,14 @@ def predict(args):
     predicted, called = _decisions(args, model, proba)
     _write_predictions(args, model, paths, {f"p_{c}": proba[:, i]
                                             for i, c in enumerate(classes)}, predicted, called)
+
+
+def _card_target(path):
+    """The target a model file's card records (a regressor's), or None."""
+    from ..persistence import read_card
+
+    card = read_card(path)
+    return card and card["training"].get("target")
 
 
 def _write_predictions(args, model, paths, columns, predicted, called):

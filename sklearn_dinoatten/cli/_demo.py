@@ -63,7 +63,7 @@ def demo(args):
     embedder = DinoSliceEmbedder(weights="random", image_size=56, verbose=verbose,
                                  slice_spacing=6.0 if regression else None,
                                  cache_dir=cache_of(args))
-    number = dict(bias_correction="linear", target_name="age (years)",
+    number = dict(target_name="age (years)",
                   subgroups={"sex": _column(root, "sex")}) if regression else {}
     with run_directory(run_dir, overwrite=True) as folder:  # the demo replaces its own run
         run = run_study(paths, y, methods, evaluation, embedder=embedder,

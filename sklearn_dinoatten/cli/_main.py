@@ -166,7 +166,8 @@ def build_parser():
     sub.add_argument("--overwrite", action="store_true",
                      help="replace the CSV file or the evaluation run already at --out "
                           "(refused without it)")
-    add_label_columns(sub, split=False)
+    add_label_columns(sub, split=False, label="the target's column a regressor's card "
+                                              "names, else label")
     sub.add_argument("--pos-label", help="the positive class of two (as for cv; a model "
                                          "saved by `dinoatten fit` knows its own)")
     sub.add_argument("--threshold", type=threshold, default=None,

@@ -110,7 +110,8 @@ def _training(card):
 
 
 def _recipe(model, base, card):
-    lines = [f"- Classifier: `{base!r}`" .replace("\n", " ")]
+    role = "Regressor" if is_regressor(base) else "Classifier"
+    lines = [f"- {role}: `{base!r}`".replace("\n", " ")]
     first = model[0]
     if hasattr(first, "backbone_info_"):
         params = first.get_params()

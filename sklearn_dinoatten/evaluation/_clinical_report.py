@@ -116,13 +116,16 @@ def subgroup_section(run):
                     "(e.g. site,sex) to repeat the metrics for each of their levels.")
     rows = [dict(row, method=run.names.get(row["method"], row["method"]))
             for row in run.subgroups]  # display names, as the metrics table
+    said = (f"A level with fewer than {MIN_SCANS} scans is too small to say anything, and "
+            "says so." if run.task == "regression" else
+            "at each method's operating point (threshold: the mean of its folds', each scan "
+            "called at its own fold's). A level with fewer than "
+            f"{MIN_SCANS} scans or {MIN_PER_CLASS} of a class is too small to say anything, "
+            "and says so; one without a class has no metrics.")
     text = paragraph(
         "The metrics again for each level of each subgroup column (scans of the level only; "
-        "95 % CIs as in the metrics table, of subjects in grouped runs), at each method's "
-        "operating point (threshold: the mean of its folds', each scan called at its own "
-        "fold's). A level with fewer "
-        f"than {MIN_SCANS} scans or {MIN_PER_CLASS} of a class is too small to say "
-        "anything, and says so; one without a class has no metrics.")
+        "95 % CIs as in the metrics table, of subjects in grouped runs)"
+        + (". " if run.task == "regression" else ", ") + said)
     for subgroup in dict.fromkeys(str(r["subgroup"]) for r in rows):
         text += _subgroup_tables(subgroup, [r for r in rows if str(r["subgroup"]) == subgroup])
     return text

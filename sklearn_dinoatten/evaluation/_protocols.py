@@ -195,7 +195,7 @@ def _regression_folds(y, n_folds, groups, random_state):
     strata = target_strata(y, n_folds)
     n_bins = strata.max() + 1
     description = (f"{n_folds}-fold cross-validation of {len(y)} scans, stratified by "
-                   f"{n_bins} quantile bins of the target ({y.min():g} to {y.max():g})")
+                   f"{n_bins} quantile bins of the target ({y.min():.4g} to {y.max():.4g})")
     if groups is not None:
         groups = np.asarray(groups)
         description += f", grouped by subject ({n_units} subjects)"

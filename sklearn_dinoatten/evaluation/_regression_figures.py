@@ -17,8 +17,8 @@ def _target_name(run):
 
 
 def _panels(run, legend_lines):
-    fig, axes = panels(len(run.names), 3.6,
-                       panel_height(3.6, legend_lines, run.names.values()))
+    fig, axes = panels(len(run.names), 3.6,  # a line more: titles clear the legends above
+                       panel_height(3.6, legend_lines + 1, run.names.values()))
     return fig, zip(axes, run.names.items(), strict=True)
 
 

@@ -97,14 +97,16 @@ def fit_regressor(estimator, X, y, split):
     return fitted.fit(X[split.train], y[split.train], **params)
 
 
-def training_mean(y, splits):
+def training_mean(y, splits, *, groups=None, bias_correction=None, random_state=0):
     """The floor every method must beat: each test scan predicted by the mean target of
-    its split's training scans."""
-    y = np.asarray(y, dtype=np.float64)
-    pred = np.full(len(y), np.nan)
-    for split in splits:
-        pred[split.test] = y[split.train].mean()
-    return RegressionOutOfFold(pred, None, None, [0.0] * len(splits))
+    its split's training scans (scikit-learn's ``DummyRegressor``), with its bias
+    correction as the methods have theirs: the corrected floor shows how much of a
+    corrected figure the correction alone makes, with no model at all."""
+    from sklearn.dummy import DummyRegressor
+
+    return cross_validate_regressor(DummyRegressor(), np.zeros((len(y), 1)), y, splits,
+                                    groups=groups, bias_correction=bias_correction,
+                                    random_state=random_state)
 
 
 def fit_bias_correction(estimator, fitted, X, y, split, *, groups=None, random_state=0):

@@ -14,30 +14,33 @@ from ._regression_table import (
 
 
 def regression_results(study, inputs):
-    """Method key -> ``RegressionOutOfFold``: each method on every split, followed by
-    its bias-corrected predictions (``"<key>+bias-corrected"``) with a bias correction,
-    then the training mean (fitted methods of an external test have none)."""
+    """Method key -> ``RegressionOutOfFold``: each method on every split, then the
+    training mean (not in an external test, whose fitted methods have no training
+    scans), each followed by its bias-corrected predictions (``"<key>+bias-corrected"``)
+    with a bias correction."""
     splits, results = study.protocol.splits, {}
+    options = dict(groups=study.protocol.groups, bias_correction=study.bias_correction,
+                   random_state=study.random_state)
     for n, (key, (estimator, source)) in enumerate(study.evaluated.items(), 1):
         if study.verbose:
             print(f"  {method_name(key)} ({n}/{len(study.evaluated)}):", flush=True)
-        results[key] = cross_validate_regressor(
-            estimator, inputs[source], study.y, splits, groups=study.protocol.groups,
-            bias_correction=study.bias_correction, random_state=study.random_state,
-            verbose=study.verbose)
-        if study.bias_correction:
-            results[key + CORRECTED] = _corrected(results[key], study.y, splits)
+        results[key] = cross_validate_regressor(estimator, inputs[source], study.y, splits,
+                                                verbose=study.verbose, **options)
     if not study.external:
-        results[TRAINING_MEAN] = training_mean(study.y, splits)
-    return results
+        results[TRAINING_MEAN] = training_mean(study.y, splits, **options)
+    if not study.bias_correction:
+        return results
+    return {k: r for key, result in results.items()
+            for k, r in ((key, result), (key + CORRECTED, _corrected(result, study.y, splits)))}
 
 
 def _corrected(result, y, splits):
-    """A result whose test predictions are bias-corrected by their split's line."""
+    """A result whose test predictions are bias-corrected by their split's line (its
+    fit time is the method's: NaN here)."""
     pred = np.full(len(y), np.nan)
     for split, correction in zip(splits, result.corrections, strict=True):
         pred[split.test] = corrected(y[split.test], result.pred[split.test], correction)
-    return type(result)(pred, None, None, result.fit_seconds, result.corrections)
+    return type(result)(pred, None, None, [np.nan], result.corrections)
 
 
 def regression_parts(study, results, reference, scored):
@@ -53,7 +56,9 @@ def regression_parts(study, results, reference, scored):
     caption = regression_caption(
         study.protocol, study.target_name, reference=reference,
         random_weights=any(e.weights == "random" for e in study.embedders.values()),
-        encoders=list(study.embedders), bias_correction=study.bias_correction)
+        encoders=list(study.embedders), bias_correction=study.bias_correction,
+        floor=TRAINING_MEAN in results,
+        compared=len([k for k in results if not k.endswith(CORRECTED)]) > 1)
     return dict(
         calls=calls, caption=caption, metrics=regression_table(y, results, **tables),
         subgroups=(regression_subgroup_table(y, results, study.subgroups, **tables)

@@ -118,9 +118,12 @@ def _subset(result, member):
 
 
 def regression_caption(protocol, target, *, reference=REFERENCE, n_resamples=N_RESAMPLES,
-                       random_weights=False, encoders=(), bias_correction=None):
+                       random_weights=False, encoders=(), bias_correction=None, floor=True,
+                       compared=True):
     """What the regression table shows and how it was computed, in a few sentences;
-    ``target``: its name (and units) as the tables should call it."""
+    ``target``: its name (and units) as the tables should call it; ``floor``: whether
+    the table has the training-mean row; ``compared``: whether it compares methods with
+    the reference."""
     grouped = protocol.groups is not None
     unit = "subjects (a cluster bootstrap)" if grouped else "scans"
     sentences = [
@@ -131,13 +134,16 @@ def regression_caption(protocol, target, *, reference=REFERENCE, n_resamples=N_R
         "r(error, target): the correlation of the error with the target, negative when "
         "predictions regress to the mean (the bias of the brain-age delta).",
         f"95 % CIs: {n_resamples} bootstrap resamples of {unit}.",
-        "Training mean: each test scan predicted by the mean target of its split's "
-        "training scans, the floor every method must beat.",
-        f"\u0394MAE: the method's MAE minus {method_name(reference)}'s on the same scans, "
-        "its CI on the same resamples; Wilcoxon p: two-sided signed-rank test of the "
-        "absolute errors against it" + (", of each subject's mean absolute error."
-                                        if grouped else "."),
     ]
+    if floor:
+        sentences.append("Training mean: each test scan predicted by the mean target of its "
+                         "split's training scans, the floor every method must beat.")
+    if compared:
+        sentences.append(
+            f"\u0394MAE: the method's MAE minus {method_name(reference)}'s on the same "
+            "scans, its CI on the same resamples; Wilcoxon p: two-sided signed-rank test of "
+            "the absolute errors against it" + (", of each subject's mean absolute error."
+                                                if grouped else "."))
     if bias_correction:
         where = ("on the validation scans" if all(s.validation is not None
                                                  for s in protocol.splits) else
@@ -148,7 +154,8 @@ def regression_caption(protocol, target, *, reference=REFERENCE, n_resamples=N_R
             f"target expects, the line fitted {where}, never on the scans scored. The "
             "correction uses each test scan's own target, so its figures describe the "
             "delta after correction, not an accuracy a new scan of unknown target would "
-            "get; the uncorrected rows are the predictions.")
+            "get (the corrected training mean, a model of nothing, shows how good they look "
+            "by the correction alone); the uncorrected rows are the predictions.")
     if len(encoders) > 1:
         sentences.append(f"Slice encoders compared: {', '.join(encoders)}; the encoder of "
                          "each method on slice embeddings is named in brackets.")

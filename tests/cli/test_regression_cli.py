@@ -83,8 +83,8 @@ def test_cv_infers_a_regression_and_report_fit_card_predict(brain_ages, tmp_path
     assert "--threshold and --pos-label are for classifiers" in capsys.readouterr().err
 
     external = str(tmp_path / "external")
-    assert main(["predict", model, os.path.join(brain_ages, "labels.csv"),
-                 "--label-column", "age", "--out", external]) == 0
+    assert main(["predict", model, os.path.join(brain_ages, "labels.csv"),  # its card: "age"
+                 "--out", external]) == 0
     run = json.load(open(os.path.join(external, "run.json")))
     assert run["task"] == "regression" and run["protocol"] == "includes training scans"
     assert run["target"]["name"] == "age (years)"

@@ -116,8 +116,12 @@ def test_the_training_mean_is_each_folds_training_targets_mean(run_dir):
     folder, run = run_dir
     _, ages, _ = aging_scans()
     rows = _csv(folder / "predictions.csv")
-    assert list(run.names)[-1] == "training-mean"
+    assert list(run.names)[-2:] == ["training-mean", "training-mean+bias-corrected"]
     assert run.names["training-mean"] == "Training mean"
+    # A model of nothing, corrected with each scan's true age, looks accurate: the
+    # corrected rows are no accuracy
+    floor = {r["method"]: float(r["mae"]) for r in _csv(folder / "metrics.csv")}
+    assert floor["Training mean (bias-corrected)"] < 0.2 * floor["Training mean"]
     protocol = cross_validation(ages, n_folds=4, groups=aging_scans()[2], task="regression")
     for fold, split in enumerate(protocol.splits, 1):
         predicted = [float(r["training-mean_pred"]) for r in rows if int(r["fold"]) == fold]
@@ -147,8 +151,8 @@ def test_the_bias_correction_is_fitted_on_training_scans_only(monkeypatch):
                         lambda y, pred: seen.append(np.asarray(y).copy()) or line(y, pred))
     run = run_study(scans, ages, {"dinoatten3d": regressors(epochs=3)["dinoatten3d"]},
                     protocol, embedder=embedder(), bias_correction="linear", verbose=0)
-    assert len(seen) == len(protocol.splits)
-    for targets, split in zip(seen, protocol.splits, strict=True):
+    assert len(seen) == 2 * len(protocol.splits)  # the method's, then the training mean's
+    for targets, split in zip(seen, 2 * protocol.splits, strict=True):
         assert sorted(targets) == sorted(ages[split.train])  # all of them, and no test scan
     slopes = run.info["corrections"]["dinoatten3d"]
     expected = run.predictions["dinoatten3d"].copy()

@@ -12,13 +12,19 @@ from ._figures import MARKERS, REFERENCE_COLOR, panel_height, panel_title, panel
 LIMITS_OF_AGREEMENT = 1.96  # Bland-Altman's: the mean difference +- this many SDs
 
 
+def _signed(value, spec=".2f"):
+    """``value`` as text, without the sign of a value that rounds to 0 ("-0.00")."""
+    text = format(value, spec)
+    return text[1:] if text.startswith("-") and float(text) == 0 else text
+
+
 def _target_name(run):
     return (run.info.get("target") or {}).get("name") or "target"
 
 
 def _panels(run, legend_lines):
     fig, axes = panels(len(run.names), 3.6,  # a line more: titles clear the legends above
-                       panel_height(3.6, legend_lines + 1, run.names.values()))
+                       panel_height(3.6, legend_lines + 2, run.names.values()))
     return fig, zip(axes, run.names.items(), strict=True)
 
 
@@ -48,7 +54,7 @@ def agreement_figure(run):
             slope, intercept = np.polyfit(target, pred, 1)
             ax.plot([low, high], [slope * low + intercept, slope * high + intercept],
                     color=REFERENCE_COLOR, lw=1.4,
-                    label=wrapped(f"least squares: slope {slope:.2f}"))
+                    label=wrapped(f"least squares: slope {_signed(slope)}"))
         ax.set(title=panel_title(title), xlabel=f"true {name}", ylabel=f"predicted {name}",
                xlim=(span[0] - pad, span[1] + pad), ylim=(span[0] - pad, span[1] + pad),
                aspect="equal")
@@ -70,7 +76,7 @@ def error_figure(run):
             slope, intercept = np.polyfit(target, error, 1)
             ends = np.array([target.min(), target.max()])
             ax.plot(ends, slope * ends + intercept, color=REFERENCE_COLOR, lw=1.4,
-                    label=wrapped(f"least squares: slope {slope:.2f}"))
+                    label=wrapped(f"least squares: slope {_signed(slope)}"))
         ax.set(title=panel_title(title), xlabel=f"true {name}",
                ylabel=f"error (predicted - true {name})")
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), fontsize="small")
@@ -89,12 +95,12 @@ def bland_altman_figure(run):
         _points(ax, run, mean, difference, i)
         bias, sd = float(difference.mean()), float(difference.std(ddof=1)) \
             if len(difference) > 1 else 0.0
-        ax.axhline(bias, color="black", lw=1.2, label=f"mean difference {bias:.2f}")
-        for sign in (-1, 1):
-            ax.axhline(bias + sign * LIMITS_OF_AGREEMENT * sd, color=REFERENCE_COLOR,
-                       lw=1.1, ls="--",
-                       label=(f"limits of agreement {bias - LIMITS_OF_AGREEMENT * sd:.2f}, "
-                              f"{bias + LIMITS_OF_AGREEMENT * sd:.2f}") if sign < 0 else None)
+        ax.axhline(bias, color="black", lw=1.2, label=f"mean difference {_signed(bias)}")
+        low, high = (bias - LIMITS_OF_AGREEMENT * sd, bias + LIMITS_OF_AGREEMENT * sd)
+        for limit in (low, high):
+            ax.axhline(limit, color=REFERENCE_COLOR, lw=1.1, ls="--",
+                       label=(f"limits of agreement {_signed(low)}, {_signed(high)}"
+                              if limit is low else None))
         ax.set(title=panel_title(title), xlabel=f"mean of predicted and true {name}",
                ylabel=f"predicted - true {name}")
         handles, labels = ax.get_legend_handles_labels()

@@ -43,7 +43,7 @@ def _corrected(result, y, splits):
     return type(result)(pred, None, None, [np.nan], result.corrections)
 
 
-def regression_parts(study, results, reference, scored):
+def regression_parts(study, results, reference):
     """The regression run's ``calls`` (its record of the bias correction), caption,
     metrics table and subgroup table."""
     y, groups = study.y, study.protocol.groups

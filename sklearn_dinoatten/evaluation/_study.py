@@ -189,7 +189,7 @@ def _run(study, results, inputs, resampler):
     scored = regression_scored(results) if regression else scored_samples(results)
     warn_if_few_scored(y[scored], stacklevel=4, classes=not regression)
     first = next((name for name in study.embedders if name in inputs), None)  # embedded
-    parts = (regression_parts(study, results, reference, scored) if regression
+    parts = (regression_parts(study, results, reference) if regression
              else _classification_parts(study, results, reference, first, scored))
     info = describe_study(
         study, scored=scored, reference=reference, calls=parts["calls"],

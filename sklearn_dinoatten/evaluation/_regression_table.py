@@ -2,15 +2,16 @@
 from the registry's regression metrics, and the caption that says how it was made."""
 
 import warnings
+from dataclasses import replace
 from functools import partial
 
 import numpy as np
 
 from ._methods import REFERENCE, method_name
 from ._metrics import bootstrap_cis
-from ._registry import METRICS, metric_columns
+from ._registry import METRICS
 from ._regression_out_of_fold import INNER_FOLDS
-from ._subgroups import MIN_SCANS, subgroup_levels
+from ._subgroups import MIN_SCANS, subgroup_rows
 from ._table import N_RESAMPLES, metric_row
 
 
@@ -85,36 +86,23 @@ def regression_subgroup_table(y, results, subgroups, *, reference, groups=None,
     level of fewer than ``MIN_SCANS`` scans is too small to say anything, and warned)."""
     scored = regression_scored(results)
     y = np.asarray(y, dtype=np.float64)
-    rows = []
-    for name, values in subgroups.items():
-        values = subgroup_levels(values)
-        for level in sorted(set(values[scored].tolist())):
-            member = scored & (values == level)
-            n_scans = int(member.sum())
-            note = ""
-            if n_scans < MIN_SCANS:
-                note = f"too small to say anything: {n_scans} scans"
-                warnings.warn(f"Subgroup {name}={level!r}: {note}.", UserWarning,
-                              stacklevel=3)
-            head = dict(subgroup=name, level=level, n_scans=n_scans,
-                        n_subjects=None if groups is None
-                        else len(np.unique(np.asarray(groups)[member])))
-            if n_scans < 2:  # no spread to compare against: no metrics
-                method_rows = [dict(dict.fromkeys(metric_columns(task="regression"), np.nan),
-                                    method=method_name(key)) for key in results]
-            else:
-                method_rows = regression_table(
-                    y[member], {k: _subset(r, member) for k, r in results.items()},
-                    reference=reference, random_state=random_state,
-                    groups=None if groups is None else np.asarray(groups)[member])
-            rows += [{**head, **row, "note": note} for row in method_rows]
-    return rows
 
+    def level_rows(name, level, member):
+        n_scans = int(member.sum())
+        note = ""
+        if n_scans < MIN_SCANS:
+            note = f"too small to say anything: {n_scans} scans"
+            warnings.warn(f"Subgroup {name}={level!r}: {note}.", UserWarning, stacklevel=5)
+        if n_scans < 2:  # no spread to compare against: no metrics
+            return note, None
+        return note, regression_table(
+            y[member], {k: replace(r, pred=r.pred[member], embedding=None, attention=None)
+                        for k, r in results.items()},
+            reference=reference, random_state=random_state,
+            groups=None if groups is None else np.asarray(groups)[member])
 
-def _subset(result, member):
-    """A result with the predictions of ``member`` only (what the tables read)."""
-    return type(result)(result.pred[member], None, None, result.fit_seconds,
-                        result.corrections)
+    return subgroup_rows(results, subgroups, scored, groups=groups, task="regression",
+                         level_rows=level_rows)
 
 
 def regression_caption(protocol, target, *, reference=REFERENCE, n_resamples=N_RESAMPLES,

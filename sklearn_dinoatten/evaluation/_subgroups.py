@@ -35,26 +35,42 @@ def subgroup_table(y, results, subgroups, *, reference, pos_label=None, groups=N
     class has no metrics (NaN), since AUC and the operating point need them all.
     """
     scored = scored_samples(results)
-    classes = np.unique(np.asarray(y)[scored])
+    y = np.asarray(y)
+    classes = np.unique(y[scored])
+
+    def level_rows(name, level, member):
+        present, counts = np.unique(y[member], return_counts=True)
+        note = _too_small(name, level, member.sum(), present, counts, classes)
+        if len(present) < len(classes):
+            return note, None
+        return note, metrics_table(
+            y[member], {k: _subset(r, member) for k, r in results.items()},
+            reference=reference, pos_label=pos_label,
+            groups=None if groups is None else np.asarray(groups)[member],
+            random_state=random_state)
+
+    return subgroup_rows(results, subgroups, scored, groups=groups,
+                         task="classification", level_rows=level_rows)
+
+
+def subgroup_rows(results, subgroups, scored, *, groups, task, level_rows):
+    """The rows of every level of every subgroup column among the ``scored`` samples:
+    ``subgroup``, ``level``, ``n_scans``, ``n_subjects`` (None without ``groups``), then
+    each method's metrics and the level's ``note``, from ``level_rows(name, level,
+    member)``, which gives ``(note, rows)``; rows None: the level has no metrics (NaN
+    in every column of ``task``'s)."""
     rows = []
     for name, values in subgroups.items():
         values = subgroup_levels(values)
         for level in sorted(set(values[scored].tolist())):
             member = scored & (values == level)
-            present, counts = np.unique(np.asarray(y)[member], return_counts=True)
             head = dict(subgroup=name, level=level, n_scans=int(member.sum()),
                         n_subjects=None if groups is None
                         else len(np.unique(np.asarray(groups)[member])))
-            note = _too_small(name, level, member.sum(), present, counts, classes)
-            if len(present) < len(classes):
-                method_rows = [dict(dict.fromkeys(metric_columns(), np.nan),
+            note, method_rows = level_rows(name, level, member)
+            if method_rows is None:
+                method_rows = [dict(dict.fromkeys(metric_columns(task=task), np.nan),
                                     method=method_name(key)) for key in results]
-            else:
-                method_rows = metrics_table(
-                    np.asarray(y)[member], {k: _subset(r, member) for k, r in results.items()},
-                    reference=reference, pos_label=pos_label,
-                    groups=None if groups is None else np.asarray(groups)[member],
-                    random_state=random_state)
             rows += [{**head, **row, "note": note} for row in method_rows]
     return rows
 
@@ -82,7 +98,7 @@ def _too_small(name, level, n_scans, present, counts, classes):
         note = f"too small to say anything: {_counted(n_scans, present, counts)}"
     else:
         return ""
-    warnings.warn(f"Subgroup {name}={level!r}: {note}.", UserWarning, stacklevel=3)
+    warnings.warn(f"Subgroup {name}={level!r}: {note}.", UserWarning, stacklevel=5)
     return note
 
 

@@ -79,16 +79,12 @@ def cross_validate_method(estimator, X, y, splits, *, verbose=0, threshold=None,
         fitted = estimator if split.train is None else fit_on_split(model, X, y, split, groups)
         if split.train is not None:
             fit_seconds.append(time.perf_counter() - start)
-        base, test = bare_classifier(fitted), split.test
-        fold_embedding = base.volume_embeddings(X[test])
+        test = split.test
         if proba is None:
             proba = np.full((len(y), len(classes)), np.nan)
-            embedding = np.full((len(y), fold_embedding.shape[1]), np.nan, dtype=np.float32)
-            if hasattr(base, "attention_weights"):
-                attention = np.full((len(y), X.shape[1]), np.nan)
-        proba[test], embedding[test] = probabilities(fitted, X[test], classes), fold_embedding
-        if attention is not None:
-            attention[test] = base.attention_weights(X[test])
+        proba[test] = probabilities(fitted, X[test], classes)
+        embedding, attention = learned_outputs(bare_classifier(fitted), X, test, embedding,
+                                               attention)
         if column is not None:
             thresholds.append(_threshold(fitted, split, threshold, positive))
             cut[test] = thresholds[-1]
@@ -104,6 +100,23 @@ def cross_validate_method(estimator, X, y, splits, *, verbose=0, threshold=None,
                      thresholds if column is not None else None,
                      cut if column is not None else None,
                      recalibrated if recalibration else None)
+
+
+def learned_outputs(model, X, test, embedding, attention):
+    """``(embedding, attention)`` with the rows of the ``test`` samples filled in by the
+    fitted ``model``'s learned volume embeddings and slice attention, where it has them:
+    arrays of one row per sample of ``X`` (NaN until predicted), made at the first split;
+    None where the model has none."""
+    if hasattr(model, "volume_embeddings"):
+        fold = model.volume_embeddings(X[test])
+        if embedding is None:
+            embedding = np.full((len(X), fold.shape[1]), np.nan, dtype=np.float32)
+        embedding[test] = fold
+    if hasattr(model, "attention_weights"):
+        if attention is None:
+            attention = np.full((len(X), X.shape[1]), np.nan)
+        attention[test] = model.attention_weights(X[test])
+    return embedding, attention
 
 
 def _recalibration_said(recalibration, applied):

@@ -10,6 +10,7 @@ import numpy as np
 from sklearn.base import clone
 
 from ..utils._options import BIAS_CORRECTIONS
+from ._out_of_fold import learned_outputs
 from ._protocols import stratified_folds, target_strata
 
 INNER_FOLDS = 3  # the inner cross-validation of a split's training scans
@@ -54,7 +55,6 @@ def cross_validate_regressor(estimator, X, y, splits, *, groups=None, bias_corre
     y = np.asarray(y, dtype=np.float64)
     bias_correction = check_bias_correction(bias_correction, splits)
     pred, embedding, attention = np.full(len(y), np.nan), None, None
-    learns_embeddings = hasattr(estimator, "volume_embeddings")  # not a plain Ridge
     fit_seconds, corrections = [], []
     for i, split in enumerate(splits, 1):
         start = time.perf_counter()
@@ -63,16 +63,8 @@ def cross_validate_regressor(estimator, X, y, splits, *, groups=None, bias_corre
             fit_seconds.append(time.perf_counter() - start)
         test = split.test
         pred[test] = fitted.predict(X[test])
-        if learns_embeddings:
-            fold_embedding = fitted.volume_embeddings(X[test])
-            if embedding is None:
-                embedding = np.full((len(y), fold_embedding.shape[1]), np.nan,
-                                    dtype=np.float32)
-            embedding[test] = fold_embedding
-        if attention is None and hasattr(fitted, "attention_weights"):
-            attention = np.full((len(y), X.shape[1]), np.nan)
-        if attention is not None:
-            attention[test] = fitted.attention_weights(X[test])
+        # a plain scikit-learn regressor (the ridge) learns neither
+        embedding, attention = learned_outputs(fitted, X, test, embedding, attention)
         if bias_correction:
             corrections.append(fit_bias_correction(estimator, fitted, X, y, split,
                                                    groups=groups, random_state=random_state))

@@ -224,17 +224,19 @@ def predict(args):
         output_file(args.out, args.overwrite, inputs=[args.model, *paths])
     model = load_fitted(args)
     regression = is_regressor(model)
-    if args.label_column is None:  # a regressor's card names its target's column
-        target = regression and not is_pickle(args.model) and _card_target(args.model)
-        args.label_column = target["name"] if target else "label"
-    if labelled:  # a regressor's labels are numbers
-        paths, y, groups, labels = scans_to_predict(
-            args, task="regression" if regression else "classification")
     if regression and (args.threshold is not None or args.pos_label is not None):
         raise CommandError(f"--threshold and --pos-label are for classifiers; "
                            f"{args.model!r} is a regressor.")
-    if y is not None:
-        return _evaluate(args, model, paths, y, groups, labels)
+    if labelled:
+        from ..persistence import read_card
+
+        card = None if is_pickle(args.model) else read_card(args.model)  # read once
+        target = card and card["training"].get("target")
+        if args.label_column is None:  # a regressor's card names its target's column
+            args.label_column = target["name"] if target else "label"
+        paths, y, groups, labels = scans_to_predict(  # a regressor's labels are numbers
+            args, task="regression" if regression else "classification")
+        return _evaluate(args, model, card, paths, y, groups, labels)
     if regression:
         return _write_predictions(args, model, paths, None, model.predict(paths),
                                   "Each scan's predicted number (uncorrected)")
@@ -243,14 +245,6 @@ def predict(args):
     predicted, called = _decisions(args, model, proba)
     _write_predictions(args, model, paths, {f"p_{c}": proba[:, i]
                                             for i, c in enumerate(classes)}, predicted, called)
-
-
-def _card_target(path):
-    """The target a model file's card records (a regressor's), or None."""
-    from ..persistence import read_card
-
-    card = read_card(path)
-    return card and card["training"].get("target")
 
 
 def _write_predictions(args, model, paths, columns, predicted, called):
@@ -340,8 +334,9 @@ def _top_slices(model, paths, n):
     return top
 
 
-def _evaluate(args, model, paths, y, groups, labels):
-    """Score a fitted model on labelled scans and write a run directory."""
+def _evaluate(args, model, card, paths, y, groups, labels):
+    """Score a fitted model (its model ``card``, None without) on labelled scans and
+    write a run directory."""
     from sklearn.base import is_regressor
 
     from ..evaluation import (
@@ -352,8 +347,6 @@ def _evaluate(args, model, paths, y, groups, labels):
         run_study,
         training_scans_scored,
     )
-    from ..persistence import read_card
-
     classifier = model[-1]
     key = method_of(bare_classifier(classifier)) or type(classifier).__name__
     on_volumes = key in METHODS and METHODS[key].takes_volumes
@@ -361,7 +354,6 @@ def _evaluate(args, model, paths, y, groups, labels):
         raise CommandError(f"{args.model!r} is a pipeline of {len(model)} steps; an "
                            "evaluation takes a slice embedder and a classifier, as "
                            f"`{PROG} fit` saves them.")
-    card = None if is_pickle(args.model) else read_card(args.model)
     used = training_scans_scored(card, paths)
     evaluation = external_test(y, groups=groups, model=os.path.basename(args.model), used=used)
     target = card and card["training"].get("target")

@@ -4,7 +4,7 @@ function writes it, the tables and their columns as the metric registry has them
 
 import numpy as np
 
-from ._registry import METRICS, TABLES, all_tables, metric_format, table_columns
+from ._registry import METRICS, TABLES, metric_format, table_columns
 
 NO_SPREAD = " \u2020"  # a dagger after an interval the bootstrap could not spread
 NO_SPREAD_NOTE = ("\u2020 The bootstrap could not spread this interval: every resample gave "
@@ -73,7 +73,7 @@ def to_markdown(rows, reference_name, keys=("method",), skip=(), task="classific
 
 def subgroup_metrics():
     """The metrics the subgroup tables show, in the registry's order."""
-    return table_columns(*all_tables(), subgroup=True)
+    return table_columns(*(t for tables in TABLES.values() for t in tables), subgroup=True)
 
 
 def subgroup_cells(rows):

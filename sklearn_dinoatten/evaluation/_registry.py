@@ -269,10 +269,6 @@ def table_columns(*tables, subgroup=False):
                  and (metric.subgroup or not subgroup))
 
 
-def all_tables():
-    """Every table of :data:`TABLES`, classification's first."""
-    return tuple(table for tables in TABLES.values() for table in tables)
-
 
 def method_metrics():
     """The metrics of a method rather than of its predictions (not defined per class)."""

@@ -118,7 +118,8 @@ CASES = {
     "missing file": (lambda d: str(d / "missing.nii.gz"), ERROR, FileNotFoundError,
                      r"missing\.nii\.gz.*does not exist"),
     "folder named .nii.gz": (_folder, ERROR, FileNotFoundError,
-                             r"scan\.nii\.gz' is a folder, not a file"),
+                             r"scan\.nii\.gz' is a folder holding no files: neither a "
+                             r"NIfTI file nor a DICOM series"),
     "truncated .nii.gz": (_truncated, ERROR, ValueError, r"truncated\.nii\.gz.*NIfTI"),
     "text file named .nii": (_not_nifti, ERROR, ValueError, r"notes\.nii.*NIfTI"),
     "gzipped text named .nii.gz": (_gzip_of_text, ERROR, ValueError, r"text\.nii\.gz.*NIfTI"),

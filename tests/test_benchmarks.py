@@ -73,3 +73,12 @@ def test_regression_losses_benchmark_prints_ratios_to_mse(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "| MSE | " in result.stdout and "| 1.000 |" in result.stdout
     assert "| MSE + 1 RnC (t=0.1) |" in result.stdout
+
+
+def test_dicom_reading_benchmark_prints_ratios_to_nifti():
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "dicom_reading.py"), "--n-slices", "12",
+         "--image-size", "28", "--repeats", "1"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "| .nii.gz | " in result.stdout and "| 1.00x |" in result.stdout
+    assert "| DICOM series | " in result.stdout and "padded to 12 axial slices" in result.stdout

@@ -1,6 +1,7 @@
 """Where options meet: every slicing option with every other keeps slices of the volume
-and names the embedding's rows; attention and saliency land on the embedded slices
-only; every way of embedding runs the fitted backbone and gives the serial result."""
+and names the embedding's rows; a stored scan (NIfTI file or DICOM series) embeds as its
+RAS values in each; attention and saliency land on the embedded slices only; every way
+of embedding runs the fitted backbone and gives the serial result."""
 
 import os
 import re
@@ -17,6 +18,7 @@ from sklearn.pipeline import make_pipeline
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
+from sklearn_dinoatten.datasets import write_dicom_series
 from sklearn_dinoatten.explain import (
     in_plane_attention,
     saliency_from_parts,
@@ -137,17 +139,26 @@ def test_rows_attention_and_saliency_follow_the_kept_slices(labelled_volumes, ax
         assert set(kept[axes == axis_index]) <= set(covered)
 
 
-@pytest.fixture(scope="module")
-def stored_scan(tmp_path_factory):
+@pytest.fixture(scope="module", params=["nifti", "dicom"])
+def stored_scan(request, tmp_path_factory):
     """EDGE_VOLUME stored as a scanner would: int16 with a slope and an intercept, LPS
-    with anisotropic voxels; and the RAS float32 values nibabel reads from it."""
-    path = str(tmp_path_factory.mktemp("stored") / "scan.nii.gz")
+    with anisotropic voxels, as a NIfTI file or a DICOM series (a file per slice, the
+    names shuffled); and the RAS float32 values it holds."""
+    folder = tmp_path_factory.mktemp("stored")
     # voxel sizes that float32 (the header's) holds exactly
-    image = nib.Nifti1Image(EDGE_VOLUME * 300.0 + 40.0, np.diag([-0.875, -1.125, 1.5, 1.0]))
-    image.set_data_dtype(np.int16)  # nibabel picks the slope and intercept
-    nib.save(image, path)
-    stored = nib.load(path)
-    ras = apply_orientation(stored.get_fdata(dtype=np.float32), io_orientation(stored.affine))
+    values, affine = EDGE_VOLUME * 300.0 + 40.0, np.diag([-0.875, -1.125, 1.5, 1.0])
+    if request.param == "dicom":
+        path, slope, intercept = str(folder / "series"), 0.125, -8.0
+        write_dicom_series(path, values, affine, slope=slope, intercept=intercept,
+                           random_state=0)
+        stored = np.round((values - intercept) / slope) * slope + intercept
+    else:
+        path = str(folder / "scan.nii.gz")
+        image = nib.Nifti1Image(values, affine)
+        image.set_data_dtype(np.int16)  # nibabel picks the slope and intercept
+        nib.save(image, path)
+        stored = nib.load(path).get_fdata()
+    ras = apply_orientation(stored.astype(np.float32), io_orientation(affine))
     return path, ras, (0.875, 1.125, 1.5)
 
 

@@ -21,7 +21,8 @@ from collections import OrderedDict
 
 import numpy as np
 
-from ..utils._files import atomic_write, can_write, file_identity, writable_folder
+from ..utils._files import atomic_write, can_write, writable_folder
+from ..volumes import scan_identity
 
 MEMORY_CACHE_BYTES = 2 * 1024**3
 
@@ -63,7 +64,7 @@ _MEMORY = _MemoryLRU(MEMORY_CACHE_BYTES)
 
 
 # (file identity, settings) -> the keys of its content: a file seen before is looked up
-# without reading it again, as long as its identity (_files.file_identity) is unchanged.
+# without reading it again, as long as its identity (volumes.scan_identity) is unchanged.
 _FILE_KEYS = {}
 
 
@@ -76,7 +77,7 @@ def clear_memory_cache():
 def _file_identity(volume, settings):
     if not isinstance(volume, (str, os.PathLike)):
         return None
-    return file_identity(volume), settings
+    return scan_identity(volume), settings
 
 
 def remembered_file_key(volume, settings):

@@ -369,7 +369,9 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         Parameters
         ----------
         X : list of paths, 3D arrays or 2D images
-            NIfTI files (``.nii``, ``.nii.gz``) or arrays ``(x, y, z)``; shapes may differ.
+            NIfTI files (``.nii``, ``.nii.gz``), folders of a DICOM series (see
+            :func:`~sklearn_dinoatten.volumes.series_selection`) or arrays ``(x, y, z)``;
+            shapes may differ.
         return_cached : bool, default=False
             Also return, per volume, whether the cache (memory or ``cache_dir``) held its
             whole embedding, so that the backbone did not run for it in this call.

@@ -1,9 +1,11 @@
-"""Volumes read as physical objects and turned into slices: NIfTI files reoriented to RAS
-with their voxel size, the slices kept (in millimetres, cropped to the foreground),
-intensity preprocessing, and whole volumes resampled to one shape.
+"""Volumes read as physical objects and turned into slices: NIfTI files and DICOM series
+reoriented to RAS with their voxel size, the slices kept (in millimetres, cropped to the
+foreground), intensity preprocessing, and whole volumes resampled to one shape.
 
 - :func:`load_volume`, :func:`load_scan`, :func:`read_scan` (a :class:`Scan`),
-  :func:`describe`, :func:`place_slices`, :func:`check_volumes`, :func:`check_axis`
+  :func:`is_dicom_series`, :func:`is_dicom_folder`, :func:`series_selection`,
+  :func:`scan_identity`, :func:`describe`, :func:`place_slices`,
+  :func:`check_volumes`, :func:`check_axis`
 - :func:`choose_slices` (a :class:`SliceSelection` per axis), :func:`slice_sets`,
   :func:`slice_weights`, :func:`foreground_mask`, :func:`needs_foreground`,
   :func:`foreground_box`, :func:`spaced_slices`, :func:`axes_of`,
@@ -13,6 +15,7 @@ intensity preprocessing, and whole volumes resampled to one shape.
 - :class:`VolumeResampler`
 """
 
+from ._dicom import is_dicom_folder, is_dicom_series, series_selection
 from ._preprocessing import (
     IMAGENET_MEAN,
     IMAGENET_STD,
@@ -33,6 +36,7 @@ from ._scans import (
     load_volume,
     place_slices,
     read_scan,
+    scan_identity,
     voxel_size_of,
 )
 from ._slicing import (
@@ -59,8 +63,9 @@ __all__ = [
     "AXES", "AXIS_NAMES", "AXIS_TUPLE", "CROPS", "IMAGENET_MEAN", "IMAGENET_STD",
     "MARGIN_MM", "NORMALIZATIONS", "Scan", "SliceSelection", "SliceSet",
     "VolumeResampler", "axes_of", "check_axis", "check_volumes", "choose_slices", "describe",
-    "foreground_box", "foreground_mask", "grid_to_slices", "load_scan", "load_volume",
-    "needs_foreground", "normalize_intensity", "otsu_threshold", "place_slices", "read_scan",
-    "resize_stack", "slice_sets", "slice_weights", "spaced_slices", "tag_orientations",
-    "to_channels", "voxel_size_of", "warn_if_spacings_differ",
+    "foreground_box", "foreground_mask", "grid_to_slices", "is_dicom_folder", "is_dicom_series",
+    "load_scan",
+    "load_volume", "needs_foreground", "normalize_intensity", "otsu_threshold", "place_slices",
+    "read_scan", "resize_stack", "scan_identity", "series_selection", "slice_sets", "slice_weights",
+    "spaced_slices", "tag_orientations", "to_channels", "voxel_size_of", "warn_if_spacings_differ",
 ]

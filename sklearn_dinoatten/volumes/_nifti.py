@@ -98,20 +98,20 @@ def as_torch_dtype(voxels, label):
     return voxels.copy(order="K") if min(voxels.strides, default=0) < 0 else voxels
 
 
-def ras_orientation(image):
-    """The nibabel orientation (file axis -> RAS axis and flip) of an image."""
+def ras_orientation(affine):
+    """The nibabel orientation (file axis -> RAS axis and flip) of an affine."""
     from nibabel.orientations import io_orientation
 
-    return io_orientation(np.asarray(image.affine, dtype=np.float64))
+    return io_orientation(np.asarray(affine, dtype=np.float64))
 
 
-def ras_voxel_size(image):
-    """The voxel size in mm of a nibabel image along the RAS axes it is reoriented to."""
-    affine = np.asarray(image.affine, dtype=np.float64)
+def ras_voxel_size(affine):
+    """The voxel size in mm along the RAS axes an affine's voxels are reoriented to."""
+    affine = np.asarray(affine, dtype=np.float64)
     voxel_size = np.empty(3)
     # Column k of the affine's 3x3 part is the step in mm of voxel axis k.
-    voxel_size[ras_orientation(image)[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3],
-                                                                          axis=0)
+    voxel_size[ras_orientation(affine)[:, 0].astype(int)] = np.linalg.norm(affine[:3, :3],
+                                                                           axis=0)
     return voxel_size
 
 
@@ -150,7 +150,7 @@ def image_voxel_size(image, label):
         check_header(image, label)
     except ValueError:
         return None
-    return tuple(ras_voxel_size(image))
+    return tuple(ras_voxel_size(image.affine))
 
 
 def check_header(image, label):

@@ -1,10 +1,10 @@
 """Read volumes and choose their slices.
 
-A volume is a NIfTI file (``.nii`` / ``.nii.gz``) or a 3D numpy array. Files are
-reoriented to the closest RAS orientation (as :func:`nibabel.as_closest_canonical`
-does), so their array axes are ``(x: left->right, y: posterior->anterior,
-z: inferior->superior)``. Arrays are taken to be in that same order, which makes
-``axis="axial"`` mean the last axis for both.
+A volume is a NIfTI file (``.nii`` / ``.nii.gz``), a folder holding one DICOM series, or
+a 3D numpy array. Files and series are reoriented to the closest RAS orientation (as
+:func:`nibabel.as_closest_canonical` does), so their array axes are ``(x: left->right,
+y: posterior->anterior, z: inferior->superior)``. Arrays are taken to be in that same
+order, which makes ``axis="axial"`` mean the last axis for all.
 """
 
 import hashlib
@@ -17,8 +17,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-from ..utils._files import check_file
+from ..utils._files import file_identity
 from ..utils._options import PLANES
+from ._dicom import (
+    check_series_folder,
+    is_dicom_series,
+    read_series,
+    series_identity,
+    series_shape_and_voxel_size,
+)
 from ._nifti import (
     as_torch_dtype,
     file_header,
@@ -99,8 +106,9 @@ def _check_volume(volume, index, images):
     """Refuse a volume that is not one: a missing file, or one whose header says it is
     not 3D; an image object or array of another dimensionality."""
     if isinstance(volume, (str, os.PathLike)):
-        check_file(volume, "Volume file")
-        header = file_header(volume)  # None: unreadable, which reading it will say
+        check_series_folder(volume, "Volume")
+        header = (series_shape_and_voxel_size(volume) if is_dicom_series(volume)
+                  else file_header(volume))  # None: unreadable, which reading it will say
         if header is not None:
             _check_dimensions(header[0], describe(volume), images=False)
     elif is_image_object(volume):
@@ -120,8 +128,10 @@ class Scan(NamedTuple):
     ``voxels`` is a CPU tensor in file order and in the dtype the file stores (widened
     where torch lacks it); ``orientation`` maps its axes to RAS (nibabel's ``(axis,
     flip)`` rows); ``slope`` and ``intercept`` scale it (the header's ``scl_slope``,
-    ``scl_inter``); ``voxel_size`` is in mm along the RAS axes. Reading a scan only
-    decodes it: :meth:`to_tensor` does the arithmetic, on any device.
+    ``scl_inter``); ``voxel_size`` is in mm along the RAS axes; ``affine`` maps its voxel
+    indices, in file order, to RAS+ millimetres (an array's: its spacing on the
+    diagonal). Reading a scan only decodes it: :meth:`to_tensor` does the arithmetic, on
+    any device.
     """
 
     voxels: torch.Tensor
@@ -129,6 +139,7 @@ class Scan(NamedTuple):
     slope: float
     intercept: float
     voxel_size: tuple
+    affine: np.ndarray
 
     @property
     def shape(self):
@@ -159,6 +170,21 @@ class Scan(NamedTuple):
         digest.update(memoryview(voxels.T))  # F-order bytes: the transposed C-order
         return digest.hexdigest()
 
+    def to_image(self, ras_data):
+        """A NIfTI image of ``ras_data`` (an array of the RAS shape, as :meth:`to_tensor`
+        orders it) on this scan's own voxel grid: in file order, with its affine, so
+        that a viewer overlays it on the scan."""
+        import nibabel as nib
+
+        ras_data = np.asarray(ras_data)
+        if ras_data.shape[:3] != self.shape[:3]:
+            raise ValueError(f"The map has shape {ras_data.shape}; the scan's (RAS) shape "
+                             f"is {self.shape}.")
+        order = self.orientation[:, 0].astype(int)
+        data = np.transpose(ras_data, [*order, *range(3, ras_data.ndim)])
+        flips = [axis for axis, flip in enumerate(self.orientation[:, 1]) if flip < 0]
+        return nib.Nifti1Image(np.flip(data, flips) if flips else data, self.affine)
+
 
 def load_volume(volume, *, index=None, images=False):
     """Return a volume as a float32 array ``(x, y, z)``, RAS-oriented for files and
@@ -188,32 +214,43 @@ def read_scan(volume, *, index=None, images=False, spacing=None):
     Takes and checks what :func:`load_scan` does, with the same errors.
     """
     name = describe(volume, index=index)
-    if isinstance(volume, (str, os.PathLike)) or is_image_object(volume):
+    if is_dicom_series(volume):
+        voxels, slope, intercept, affine = read_series(volume)
+        voxels = as_torch_dtype(voxels, name)
+        _check_dimensions(voxels.shape, name, images=False)
+    elif isinstance(volume, (str, os.PathLike)) or is_image_object(volume):
         image = open_image(volume)
         label = describe(volume) if is_image_object(volume) else f"file {os.fspath(volume)!r}"
         _check_dimensions(image.shape, name, images=False)
         voxels, slope, intercept = stored_voxels(image, label)
-        orientation, voxel_size = ras_orientation(image), ras_voxel_size(image)
+        affine = np.asarray(image.affine, dtype=np.float64)
     else:
         voxels = as_torch_dtype(volume, name)
         _check_dimensions(voxels.shape, name, images)
         slope, intercept = 1.0, 0.0
-        voxel_size = np.ones(min(voxels.ndim, 3)) if spacing is None else np.asarray(
-            spacing, dtype=np.float64)
+        affine = _array_affine(voxels.ndim, spacing, name)
     if voxels.ndim == 4:
         voxels = voxels[..., 0]
-    if not is_image_object(volume) and not isinstance(volume, (str, os.PathLike)):
-        orientation = np.array([[axis, 1.0] for axis in range(voxels.ndim)])
     _check_values(voxels, slope, intercept, name)
-    voxel_size = np.asarray(voxel_size[:voxels.ndim])  # a 2D image: the first two
-    if len(voxel_size) != voxels.ndim or not (np.isfinite(voxel_size).all()
-                                              and (voxel_size > 0).all()):
-        raise ValueError(f"Volume {name}: spacing must be {voxels.ndim} positive numbers "
-                         f"(mm per voxel); got {tuple(voxel_size)}.")
+    orientation = ras_orientation(affine)[:voxels.ndim]  # a 2D image: its first two axes
+    voxel_size = ras_voxel_size(affine)[:voxels.ndim]
     with warnings.catch_warnings():  # a read-only array: never written through the tensor
         warnings.filterwarnings("ignore", "The given NumPy array is not writable")
         tensor = torch.from_numpy(voxels)
-    return Scan(tensor, orientation, slope, intercept, tuple(float(v) for v in voxel_size))
+    return Scan(tensor, orientation, slope, intercept, tuple(float(v) for v in voxel_size),
+                affine)
+
+
+def _array_affine(ndim, spacing, name):
+    """The affine of an array taken as RAS: its voxel size (``spacing``; 1 mm when
+    ``None``) on the diagonal."""
+    voxel_size = np.ones(min(ndim, 3)) if spacing is None else np.atleast_1d(
+        np.asarray(spacing, dtype=np.float64))[:min(ndim, 3)]
+    if len(voxel_size) != min(ndim, 3) or not (np.isfinite(voxel_size).all()
+                                              and (voxel_size > 0).all()):
+        raise ValueError(f"Volume {name}: spacing must be {min(ndim, 3)} positive numbers "
+                         f"(mm per voxel); got {tuple(voxel_size)}.")
+    return np.diag([*voxel_size, *[1.0] * (4 - len(voxel_size))])
 
 
 def _check_dimensions(shape, name, images):
@@ -251,10 +288,20 @@ def _check_values(voxels, slope, intercept, name):
         raise ValueError(f"Volume {name} is constant (every voxel is {low}).")
 
 
+def scan_identity(path):
+    """What tells, without reading it, that the file or DICOM series at ``path`` still
+    holds what it held: the real path, inode, size and modification and change times of
+    the file, or of each file of the series' folder."""
+    return series_identity(path) if is_dicom_series(path) else file_identity(path)
+
+
 def voxel_size_of(volume):
     """The RAS voxel size of a file or nibabel image, from its header alone (no voxel
     is read; a file's is remembered while it is unchanged); ``None`` for an array or a
     header that cannot be read (the error comes when the voxels are)."""
+    if is_dicom_series(volume):
+        header = series_shape_and_voxel_size(volume)
+        return None if header is None else header[1]
     if isinstance(volume, (str, os.PathLike)):
         return file_voxel_size(volume)
     return image_voxel_size(volume, describe(volume)) if is_image_object(volume) else None

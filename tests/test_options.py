@@ -45,7 +45,7 @@ SETTERS = {**EMBEDDER, **VOLUME_CLASSIFIER, **RESAMPLER}
 NOT_PARAMETERS = {"help", "verbose", "quiet", "labels", "path_column", "label_column",
                   "group_column", "split_column", "method", "folds", "pos_label", "threshold",
                   "recalibration", "subgroups", "out", "overwrite", "evaluation", "task",
-                  "units", "bias_correction"}
+                  "units", "bias_correction", "bids_suffix"}
 
 # Deliberate differences, option's dest -> why.
 OTHER_DEFAULT = {

@@ -12,6 +12,7 @@ from ..utils._options import (
     BACKBONE,
     BATCH_SIZE,
     BIAS_CORRECTIONS,
+    BIDS_SUFFIX,
     CLASS_WEIGHTS,
     CROP,
     CROPS,
@@ -145,16 +146,33 @@ def add_verbosity_arguments(sub):
 
 
 def add_data_arguments(sub):
-    """The labelled scans: DATA, the labels file and its columns."""
-    sub.add_argument("data", metavar="DATA", help="folder of NIfTI scans with labels.csv")
+    """The labelled scans: DATA, the labels file and its columns, a BIDS dataset's scans."""
+    sub.add_argument("data", metavar="DATA",
+                     help="folder of scans (NIfTI files, DICOM series) with labels.csv; or "
+                          "a BIDS dataset without "
+                          "one: its scans of --bids-suffix, labelled by the column "
+                          "--label-column of participants.tsv (of a subject's sessions.tsv "
+                          "first, where it has the column), grouped by subject")
     sub.add_argument("--labels", help="the labels CSV (default: DATA/labels.csv)")
+    add_bids_suffix(sub)
     add_label_columns(sub)
+
+
+def add_path_column(sub):
+    sub.add_argument("--path-column", default="path",
+                     help="column of scan paths, relative to the CSV's folder (default: path)")
+
+
+def add_bids_suffix(sub):
+    sub.add_argument("--bids-suffix", default=BIDS_SUFFIX, metavar="SUFFIX",
+                     help="a BIDS dataset's scans: the files named ..._SUFFIX.nii[.gz] "
+                          "(T1w, T2w, FLAIR...), each session and run one scan (default: "
+                          f"{BIDS_SUFFIX})")
 
 
 def add_label_columns(sub, split=True, label="label"):
     """The columns of a labels CSV; ``label``: the label column's default (its words)."""
-    sub.add_argument("--path-column", default="path",
-                     help="column of scan paths, relative to the CSV's folder (default: path)")
+    add_path_column(sub)
     sub.add_argument("--label-column", default="label" if label == "label" else None,
                      help=f"column of labels (default: {label})")
     sub.add_argument("--group-column",
@@ -238,3 +256,18 @@ def add_training_arguments(sub):
     sub.add_argument("--resnet-max-epochs", "--resnet-epochs", dest="resnet_epochs",
                      type=integer(1), default=None,
                      help="3D ResNet training epochs (default: --max-epochs)")
+
+
+def add_model_arguments(sub):
+    """How a saved model is loaded and run (predict and explain)."""
+    sub.add_argument("--allow-pickle", action="store_true",
+                     help="load a .joblib model (a pickle: only from a source you trust, "
+                          "as loading it can run code)")
+    sub.add_argument("--device", default=None,
+                     help="auto, cpu or cuda (default: the model's own, or auto where that "
+                          "is not available here; safetensors models)")
+    sub.add_argument("--cache-dir", help="folder of the on-disk embedding cache (default: "
+                                         "memory only; safetensors models)")
+    sub.add_argument("--batch-size", type=integer(1), default=None,
+                     help="slices per forward pass (volumes, for the 3D ResNet) "
+                          "(default: the model's)")

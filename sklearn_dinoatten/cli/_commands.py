@@ -9,6 +9,7 @@ import numpy as np
 from ..evaluation import METHODS
 from ..utils._files import atomic_write, write_csv
 from ..utils._options import THRESHOLD
+from ._bids import bids_record
 from ._inputs import (
     build_embedders,
     build_method,
@@ -16,16 +17,10 @@ from ._inputs import (
     build_resampler,
     check_evaluation,
     check_task_options,
-    has_labels,
     is_pickle,
-    labelled_scans,
-    labels_file,
     load_fitted,
     method_keys,
     protocol,
-    scan_paths,
-    scans_to_predict,
-    subgroup_columns,
     target_name,
 )
 from ._outputs import (
@@ -33,6 +28,14 @@ from ._outputs import (
     CommandError,
     output_file,
     run_directory,
+)
+from ._scans import (
+    has_labels,
+    labelled_scans,
+    labels_file,
+    scan_paths,
+    scans_to_predict,
+    subgroup_columns,
 )
 
 
@@ -75,7 +78,8 @@ def cv(args):
                         subgroups=subgroup_columns(args, labels_file(args)),
                         random_state=args.random_state, verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv],
-                        data=data_record(args.data, labels_file(args), len(y)))
+                        data=data_record(args.data, labels_file(args), len(y))
+                        | bids_record(args))
         write_and_show(folder, run)
     written(args.out)
 
@@ -218,8 +222,8 @@ def predict(args):
     labelled = has_labels(args)
     if not labelled:  # checked before the model is loaded
         if args.subgroups:
-            raise CommandError("--subgroups needs labels: give a labels CSV, or a folder "
-                               "holding labels.csv.")
+            raise CommandError("--subgroups needs labels: give a labels CSV, a folder "
+                               "holding labels.csv, or a BIDS dataset with --label-column.")
         paths, y, groups, labels = scans_to_predict(args)
         output_file(args.out, args.overwrite, inputs=[args.model, *paths])
     model = load_fitted(args)
@@ -369,7 +373,8 @@ def _evaluate(args, model, card, paths, y, groups, labels):
                         subgroups=subgroup_columns(args, labels),
                         verbose=int(args.verbosity >= 1))
         run.info.update(command=[PROG, *args.argv], model=os.path.abspath(args.model),
-                        data=data_record(os.path.dirname(labels), labels, len(y)),
+                        data=data_record(os.path.dirname(labels), labels, len(y))
+                        | bids_record(args),
                         training_scans_scored=used)
         write_and_show(folder, run)
     written(args.out)

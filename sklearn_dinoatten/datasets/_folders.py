@@ -9,6 +9,8 @@ import warnings
 
 import numpy as np
 
+from ..volumes import is_dicom_folder, series_selection
+
 SPLITS = ("train", "val", "test")
 
 
@@ -27,7 +29,9 @@ def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column
     labels_csv : str or path, default=None
         The CSV file; ``None`` means ``root/labels.csv``.
     path_column, label_column : str, default="path", "label"
-        Columns holding each scan's path and its class label (or target).
+        Columns holding each scan's path and its class label (or target);
+        ``label_column=None`` reads no label (the scans alone, as ``dinoatten explain``
+        takes them).
     group_column : str, "auto" or None, default="auto"
         A column naming the subject (or any group) of each scan, for
         :class:`~sklearn.model_selection.StratifiedGroupKFold`, so that the scans of one
@@ -45,9 +49,9 @@ def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column
     -------
     paths : list of str
         Scan paths, in the CSV's order.
-    y : ndarray of shape (n_scans,)
+    y : ndarray of shape (n_scans,) or None
         Labels: integers when every label is an integer, else strings; the targets of a
-        regression as floats.
+        regression as floats; ``None`` with ``label_column=None``.
     groups : ndarray of shape (n_scans,) or None
         The group of each scan, as strings; ``None`` without a group column.
     split : ndarray of shape (n_scans,) or None
@@ -80,18 +84,36 @@ def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column
     labels_csv = os.path.join(root, "labels.csv") if labels_csv is None else os.fspath(labels_csv)
     if not os.path.isfile(labels_csv):
         raise FileNotFoundError(
-            f"Labels file {labels_csv!r} does not exist; give a CSV with columns "
-            f"{path_column!r} and {label_column!r}."
+            f"Labels file {labels_csv!r} does not exist; give a CSV with the columns "
+            f"{', '.join(repr(c) for c in (path_column, label_column) if c)}."
         )
     header, rows = read_csv(labels_csv)
     group_column, split_column = (
         (default if default in header else None) if given == "auto" else given
         for given, default in ((group_column, "subject"), (split_column, "split")))
-    columns = [path_column, label_column] + [c for c in (group_column, split_column) if c]
+    columns = [c for c in (path_column, label_column, group_column, split_column) if c]
     missing = [c for c in columns if c not in header]
     if missing:
         raise ValueError(f"Labels file {labels_csv!r} has no column {missing[0]!r}; "
                          f"its columns are {header}.")
+    _check_cells(rows, columns, labels_csv)
+    paths = [_scan_path(root, row[path_column].strip()) for row in rows]
+    _check_scans_exist_once(paths, labels_csv)
+    y = None if label_column is None else parse_labels(
+        [row[label_column].strip() for row in rows], task, column=label_column,
+        source=f"Labels file {labels_csv!r}")
+    groups, split = (None if not column else np.array([row[column].strip() for row in rows])
+                     for column in (group_column, split_column))
+    if groups is not None and y is not None and task == "classification":
+        warn_if_subjects_change_label(y, groups)
+    if split is not None:
+        _check_split(split, split_column, labels_csv)
+    return paths, y, groups, split
+
+
+def _check_cells(rows, columns, labels_csv):
+    """Refuse a labels file without rows, or with an empty or missing cell in a column
+    read, naming its line."""
     if not rows:
         raise ValueError(f"Labels file {labels_csv!r} lists no scans.")
     for line, row in enumerate(rows, start=2):
@@ -100,21 +122,15 @@ def load_nifti_folder(root, *, labels_csv=None, path_column="path", label_column
             if value.lower() in MISSING:
                 raise ValueError(f"Labels file {labels_csv!r}, line {line}: column {column!r} "
                                  + ("is empty." if not value else f"is missing ({value!r})."))
-    paths = [_scan_path(root, row[path_column].strip()) for row in rows]
-    _check_scans_exist_once(paths, labels_csv)
-    y = _label_column([row[label_column].strip() for row in rows], task, labels_csv,
-                      label_column)
-    groups, split = (None if not column else np.array([row[column].strip() for row in rows])
-                     for column in (group_column, split_column))
-    if groups is not None and task == "classification":
-        warn_if_subjects_change_label(y, groups)
-    if split is not None:
-        unknown = sorted(set(split.tolist()) - set(SPLITS))
-        if unknown:
-            line = 2 + int(np.flatnonzero(split == unknown[0])[0])
-            raise ValueError(f"Labels file {labels_csv!r}, line {line}: {split_column!r} is "
-                             f"{unknown[0]!r}; it must be one of {', '.join(SPLITS)}.")
-    return paths, y, groups, split
+
+
+def _check_split(split, split_column, labels_csv):
+    """Refuse a split that is not ``train``, ``val`` or ``test``, naming its line."""
+    unknown = sorted(set(split.tolist()) - set(SPLITS))
+    if unknown:
+        line = 2 + int(np.flatnonzero(split == unknown[0])[0])
+        raise ValueError(f"Labels file {labels_csv!r}, line {line}: {split_column!r} is "
+                         f"{unknown[0]!r}; it must be one of {', '.join(SPLITS)}.")
 
 
 def warn_if_subjects_change_label(y, groups, *, stacklevel=3):
@@ -135,10 +151,11 @@ def warn_if_subjects_change_label(y, groups, *, stacklevel=3):
                       UserWarning, stacklevel=stacklevel)
 
 
-def read_csv(path):
+def read_csv(path, *, delimiter=","):
     """``(header, rows)`` of a CSV file, rows as dicts, in the encoding it was saved in:
     UTF-8 (with or without a byte-order mark), UTF-16 (what spreadsheet programs save as
-    "Unicode text"), else Windows-1252 (their plain "CSV" on Windows), with a warning."""
+    "Unicode text"), else Windows-1252 (their plain "CSV" on Windows), with a warning.
+    ``delimiter="\\t"`` reads a TSV file (BIDS's participants.tsv)."""
     with open(path, "rb") as f:
         data = f.read()
     text = None
@@ -160,7 +177,7 @@ def read_csv(path):
             warnings.warn(f"{path!r} is not UTF-8: read as Windows-1252 (what spreadsheet "
                           "programs save as CSV on Windows); save it as UTF-8 CSV to be sure "
                           "of its accents.", UserWarning, stacklevel=3)
-    reader = csv.DictReader(io.StringIO(text, newline=""))
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
     rows = list(reader)
     return reader.fieldnames or [], rows
 
@@ -176,30 +193,41 @@ def _scan_path(root, listed):
 
 
 def _check_scans_exist_once(paths, labels_csv):
-    """Every listed scan is a file, listed once: the same file under two names (``x`` and
-    ``./x``, a link) would sit on both sides of a fold, or hold two labels."""
+    """Every listed scan is a file or a DICOM series, listed once: the same scan under two
+    names (``x`` and ``./x``, a link) would sit on both sides of a fold, or hold two
+    labels."""
     seen = {}
     for line, path in enumerate(paths, start=2):
-        if not os.path.isfile(path):
-            absent = [p for p in paths if not os.path.isfile(p)]
-            what = "is a folder, not a scan file" if os.path.isdir(path) else "does not exist"
+        if not _is_scan(path):
+            absent = [p for p in paths if not _is_scan(p)]
+            what = ("is a folder without DICOM files" if os.path.isdir(path)
+                    else "does not exist")
             raise FileNotFoundError(f"{len(absent)} scan(s) listed in {labels_csv!r} are not "
-                                    f"files: line {line}, {path!r}, {what}.")
-        stat = os.stat(path)
-        identity = (stat.st_dev, stat.st_ino)
+                                    f"scans: line {line}, {path!r}, {what}.")
+        selection = series_selection(path)
+        stat = os.stat(selection[0] if selection else path)
+        identity = (stat.st_dev, stat.st_ino, selection and selection[1])
         if identity in seen:
             raise ValueError(f"Labels file {labels_csv!r} lists one scan twice: line "
                              f"{seen[identity][0]} ({seen[identity][1]!r}) and line {line} "
-                             f"({path!r}) are the same file; list each scan once.")
+                             f"({path!r}) are the same scan; list each scan once.")
         seen[identity] = line, path
 
 
-def find_nifti_files(root):
-    """Every NIfTI file (``.nii``, ``.nii.gz``, in any letter case) under the folder
-    ``root``, sorted, each file once: symbolic links to folders are followed, but a
-    folder reached again (a link loop, or two links to one folder) is not searched again,
-    and a file reached by two paths is kept under the first."""
-    files, seen_folders, seen_files = [], set(), set()
+def _is_scan(path):
+    """A file, a folder of DICOM files, or one series of it (``FOLDER/<UID>``)."""
+    selection = series_selection(path)
+    return os.path.isfile(path) or is_dicom_folder(path) or bool(selection and selection[1])
+
+
+def find_scans(root):
+    """Every scan under the folder ``root``, sorted: NIfTI files (``.nii``, ``.nii.gz``, in
+    any letter case) and the folders holding a DICOM series (whose first file is DICOM;
+    see :func:`~sklearn_dinoatten.volumes.is_dicom_folder`), each once: symbolic links to
+    folders are followed, but a folder reached again (a link loop, or two links to one
+    folder) is not searched again, and a file reached by two paths is kept under the
+    first."""
+    scans, seen_folders, seen_files = [], set(), set()
     for folder, subfolders, names in os.walk(root, followlinks=True):
         stat = os.stat(folder)
         if (stat.st_dev, stat.st_ino) in seen_folders:
@@ -207,41 +235,47 @@ def find_nifti_files(root):
             continue
         seen_folders.add((stat.st_dev, stat.st_ino))
         subfolders.sort()
+        if is_dicom_folder(folder):
+            scans.append(folder)
         for name in sorted(names):
             path = os.path.join(folder, name)
             if name.lower().endswith((".nii", ".nii.gz")) and os.path.isfile(path):
                 stat = os.stat(path)
                 if (stat.st_dev, stat.st_ino) not in seen_files:
                     seen_files.add((stat.st_dev, stat.st_ino))
-                    files.append(path)
-    return files
+                    scans.append(path)
+    return scans
 
 
-def _label_column(values, task, labels_csv, column):
-    """The label column as ``task`` reads it: classes (two or more), or numbers."""
+def parse_labels(values, task, *, column, source, where=None):
+    """The label column ``column`` (its cells, as strings) as ``task`` reads it: classes
+    (two or more: integers when every one is, numbers when every one is, else strings), or
+    a regression's finite numbers. ``source`` names the labels in errors (``"Labels file
+    'labels.csv'"``); ``where``, one per value, the file and line it was read from
+    (default: ``source``'s lines 2, 3, ...)."""
     if task == "regression":
-        return _targets(values, labels_csv, column)
+        return _targets(values, column, where or [f"{source}, line {line}"
+                                                  for line in range(2, len(values) + 2)])
     if task != "classification":
         raise ValueError(f"task must be 'classification' or 'regression'; got {task!r}.")
     y = _labels(values)
     if len(np.unique(y)) < 2:
-        raise ValueError(f"Labels file {labels_csv!r} has one class only "
-                         f"({y[0].item()!r}); classification needs at least two.")
+        raise ValueError(f"{source} has one class only ({y[0].item()!r}); classification "
+                         "needs at least two.")
     return y
 
 
-def _targets(values, labels_csv, column):
-    """The numbers of a regression's target column, naming the line of one that is not."""
+def _targets(values, column, where):
+    """The numbers of a regression's target column, naming where one that is not was read."""
     numbers = []
-    for line, value in enumerate(values, 2):
+    for value, place in zip(values, where, strict=True):
         try:
             numbers.append(float(value))
         except ValueError:
-            raise ValueError(f"Labels file {labels_csv!r}, line {line}: column {column!r} is "
-                             f"{value!r}, not a number (the target of a regression).") from None
+            raise ValueError(f"{place}: column {column!r} is {value!r}, not a number (the "
+                             "target of a regression).") from None
         if not np.isfinite(numbers[-1]):
-            raise ValueError(f"Labels file {labels_csv!r}, line {line}: column {column!r} is "
-                             f"{value!r}, not a finite number.")
+            raise ValueError(f"{place}: column {column!r} is {value!r}, not a finite number.")
     return np.array(numbers)
 
 

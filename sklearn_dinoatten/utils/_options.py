@@ -53,5 +53,7 @@ RESNET_DEPTH = 18
 RESNET_WIDTH = 1.0
 VOLUME_SIDE = 64  # the 3D ResNet's volumes: cubes of this side
 
+BIDS_SUFFIX = "T1w"  # a BIDS dataset's kind of scan (the end of its file names)
+
 DEMO_DATASET = "synthetic"
 DEMO_N_SCANS = 100

@@ -408,7 +408,7 @@ def ages_and_one_mci(data):
     (["embed", "{data}", "--cache-dir", "{tmp}/c"], nan_scan, "s03.nii.gz' contains 1 NaN"),
     (["embed", "{data}", "--cache-dir", "{tmp}/c"], constant_scan, "s03.nii.gz' is constant"),
     (["cv", "{data}", "--out", "{tmp}/o"], remove_scan,
-     "1 scan.* are not files: line 5, .*s03.nii.gz', does not exist"),
+     "1 scan.* are not scans: line 5, .*s03.nii.gz', does not exist"),
     (["predict", "{data}/labels.csv", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"], None,
      "Cannot read model file '.*labels.csv': not a safetensors file"),
     (["predict", "{data}/labels.csv.joblib", "{data}/s00.nii.gz", "--out", "{tmp}/p.csv"],

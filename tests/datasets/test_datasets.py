@@ -8,7 +8,7 @@ import pytest
 from sklearn_dinoatten.datasets import (
     MEDMNIST3D,
     data_dir,
-    find_nifti_files,
+    find_scans,
     load_medmnist3d,
     load_nifti_folder,
     looks_continuous,
@@ -75,7 +75,7 @@ def test_load_nifti_folder(tmp_path):
 
 @pytest.mark.parametrize("rows, header, scans, group, error, message", [
     (["a.nii,0", "b.nii,1"], "path,label", ["a.nii"], None, FileNotFoundError,
-     "1 scan\\(s\\) listed .* are not files: line 3, '.*b.nii', does not exist"),
+     "1 scan\\(s\\) listed .* are not scans: line 3, '.*b.nii', does not exist"),
     (["a.nii,0", "b.nii,1", "./a.nii,1"], "path,label", None, None, ValueError,
      "lists one scan twice: line 2 \\('.*a.nii'\\) and line 4 \\('.*./a.nii'\\)"),
     (["a.nii,0", "b.nii,NA"], "path,label", None, None, ValueError,
@@ -182,18 +182,18 @@ def test_the_same_file_under_other_names_is_one_scan(tmp_path):
     root = write_folder(tmp_path / "d", ["a.nii,0", "b.nii,1", "c.nii,1"], "path,label",
                         ["a.nii", "b.nii"])
     os.symlink(root / "a.nii", root / "c.nii")  # a link, with the opposite label
-    with pytest.raises(ValueError, match="line 2 .* and line 4 .* are the same file"):
+    with pytest.raises(ValueError, match="line 2 .* and line 4 .* are the same scan"):
         load_nifti_folder(root)
     os.remove(root / "c.nii")
     os.link(root / "b.nii", root / "c.nii")  # a hard link: one file, two names
-    with pytest.raises(ValueError, match="line 3 .* and line 4 .* are the same file"):
+    with pytest.raises(ValueError, match="line 3 .* and line 4 .* are the same scan"):
         load_nifti_folder(root)
 
 
 def test_a_listed_folder_is_not_a_scan(tmp_path):
     root = write_folder(tmp_path / "d", ["a.nii,0", "b.nii.gz,1"], "path,label", ["a.nii"])
     (root / "b.nii.gz").mkdir()
-    with pytest.raises(FileNotFoundError, match="'.*b.nii.gz', is a folder, not a scan file"):
+    with pytest.raises(FileNotFoundError, match="'.*b.nii.gz', is a folder without DICOM files"):
         load_nifti_folder(root)
 
 
@@ -239,7 +239,7 @@ def test_scan_discovery_survives_link_loops_and_odd_names(tmp_path):
     os.symlink(root, root / "sub" / "loop")  # a loop
     os.symlink(root / "sub", root / "again")  # a second way into sub
     os.symlink(root / "sub" / "loop", root / "sub" / "loop2")  # a loop through a loop
-    found = find_nifti_files(root)
+    found = find_scans(root)
     assert sorted(os.path.basename(p) for p in found) == ["B.NII.GZ", "a.nii", "c.Nii.Gz"]
 
 

@@ -6,6 +6,8 @@
     dinoatten fit DATA --out model.safetensors    train one method on every scan
     dinoatten predict model.safetensors SCANS...  probabilities, labels, top slices;
                                               with labels, an evaluation run
+    dinoatten explain model.safetensors SCANS... --out DIR   attention maps to open
+                                              over each scan in a viewer (NIfTI)
     dinoatten demo                            the whole loop on a small offline data set
 
 ``DATA`` is a folder holding the scans and ``labels.csv`` (columns ``path``, relative

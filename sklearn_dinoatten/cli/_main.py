@@ -19,11 +19,14 @@ from ..utils._options import (
 )
 from ._arguments import (
     add_bias_correction_argument,
+    add_bids_suffix,
     add_data_arguments,
     add_embedding_arguments,
     add_evaluation_arguments,
     add_label_columns,
+    add_model_arguments,
     add_operating_point_arguments,
+    add_path_column,
     add_task_argument,
     add_training_arguments,
     add_verbosity_arguments,
@@ -32,6 +35,7 @@ from ._arguments import (
 )
 from ._commands import card, cv, embed, fit, predict, report
 from ._demo import demo
+from ._explain import explain
 from ._inputs import (
     option_of,
 )
@@ -158,8 +162,10 @@ def build_parser():
     sub = command(predict, "predict")
     sub.add_argument("model", help="a model file written by `dinoatten fit`")
     sub.add_argument("scans", nargs="+", metavar="SCAN",
-                     help="NIfTI files; or one folder (its labels.csv, else every NIfTI file "
-                          "in it); or one labels CSV (paths relative to its folder)")
+                     help="NIfTI files or DICOM series folders; or one folder (its "
+                          "labels.csv, else every scan in it); or a BIDS dataset (labelled "
+                          "with --label-column: the column of participants.tsv); or one "
+                          "labels CSV (paths relative to its folder)")
     sub.add_argument("--out", required=True,
                      help="the CSV file of predictions; with labels, the folder of the "
                           "evaluation run (what `dinoatten report` reads)")
@@ -168,6 +174,7 @@ def build_parser():
                           "(refused without it)")
     add_label_columns(sub, split=False, label="the target's column a regressor's card "
                                               "names, else label")
+    add_bids_suffix(sub)
     sub.add_argument("--pos-label", help="the positive class of two (as for cv; a model "
                                          "saved by `dinoatten fit` knows its own)")
     sub.add_argument("--threshold", type=threshold, default=None,
@@ -178,17 +185,26 @@ def build_parser():
     add_evaluation_arguments(sub)
     sub.add_argument("--top-slices", type=integer(1), default=3,
                      help="how many slices of highest attention to list (default: 3)")
-    sub.add_argument("--allow-pickle", action="store_true",
-                     help="load a .joblib model (a pickle: only from a source you trust, "
-                          "as loading it can run code)")
-    sub.add_argument("--device", default=None,
-                     help="auto, cpu or cuda (default: the model's own, or auto where that "
-                          "is not available here; safetensors models)")
-    sub.add_argument("--cache-dir", help="folder of the on-disk embedding cache (default: "
-                                         "memory only; safetensors models)")
-    sub.add_argument("--batch-size", type=integer(1), default=None,
-                     help="slices per forward pass (volumes, for the 3D ResNet) "
-                          "(default: the model's)")
+    add_model_arguments(sub)
+
+    sub = command(explain, "explain")
+    sub.add_argument("model", help="a model file written by `dinoatten fit`")
+    sub.add_argument("scans", nargs="+", metavar="SCAN",
+                     help="scans, as predict takes them, their labels unread: NIfTI files "
+                          "or DICOM series folders; or one folder (its labels.csv, else "
+                          "every scan in it); or a BIDS dataset; or one labels CSV (paths "
+                          "relative to its folder)")
+    sub.add_argument("--out", required=True,
+                     help="the folder for the maps, overlays and explanations.csv (created "
+                          "if needed)")
+    sub.add_argument("--overwrite", action="store_true",
+                     help="replace the files of an earlier explanation of these scans in "
+                          "--out (refused without it)")
+    sub.add_argument("--overlay-slices", type=integer(1), default=4,
+                     help="how many slices each overlay PNG shows (default: 4)")
+    add_path_column(sub)
+    add_bids_suffix(sub)
+    add_model_arguments(sub)
 
     sub = command(card, "card")
     sub.add_argument("model", help="a model file written by `dinoatten fit` (.safetensors)")

@@ -8,8 +8,8 @@ import numpy as np
 
 from ..embedding import DinoSliceEmbedder
 from ..embedding.backbones import ADAPTER_PREFIXES
-from ..explain import in_plane_attention, plot_saliency, saliency_from_parts
-from ..volumes import axes_of, load_volume
+from ..explain import plot_saliency, scan_saliency
+from ..volumes import axes_of
 from ._html import image, note, paragraph
 from ._runs import embedder_of
 
@@ -100,9 +100,8 @@ def _overlay_embedder(params, paths):
 
 
 def _overlay_figure(run, key, embedder, i, path):
-    maps, slice_sets = in_plane_attention(embedder, path)
     weights = run.outputs[f"attention_{key}"][i, : run.outputs["n_slices"][i]]
-    saliency = saliency_from_parts(weights, maps, slice_sets, load_volume(path).shape)
+    saliency = scan_saliency(embedder, path, weights)
     return plot_saliency(path, saliency, axis=axes_of(embedder.axis)[0],
                          n_slices=OVERLAY_SLICES)
 

@@ -59,6 +59,20 @@ def atomic_folder(path):
         shutil.rmtree(folder, ignore_errors=True)
 
 
+@contextmanager
+def staged_files(folder):
+    """Yield a new hidden folder inside the existing ``folder`` to write files in; when
+    the block ends they are moved into ``folder``, each replacing any file of its name.
+    If the block fails, they are removed and ``folder`` is left as it was."""
+    stage = tempfile.mkdtemp(dir=folder, prefix=".staged.")
+    try:
+        yield stage
+        for name in sorted(os.listdir(stage)):
+            os.replace(os.path.join(stage, name), os.path.join(folder, name))
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+
+
 def check_file(path, what):
     """Raise ``FileNotFoundError`` saying that ``what`` (``"Volume file"``) ``path`` does
     not exist, or is a folder, unless it is a file."""

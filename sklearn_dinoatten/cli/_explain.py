@@ -1,0 +1,43 @@
+"""``dinoatten explain``: a saved model's attention on scans as maps a viewer overlays on
+them, and where they went."""
+
+import os
+import shlex
+
+from ..utils._files import check_file
+from ._inputs import load_fitted
+from ._outputs import CommandError
+from ._scans import scans_to_predict
+
+
+def explain(args):
+    """Explain scans with a saved model: per scan, its slice attention and saliency as
+    NIfTI maps on the scan's own voxel grid (to open over the scan in FSLeyes, ITK-SNAP,
+    3D Slicer or MRIcroGL), the saliency over its most salient slices as a PNG, and
+    explanations.csv: each scan's prediction and files.
+
+    A backbone other than a timm vision transformer has no in-plane attention: only the
+    slice-attention maps are written, as a warning and explanations.csv say."""
+    from ..explain import explain_scans, explanation_paths
+
+    paths = scans_to_predict(args)[0]
+    check_file(args.model, "Model file")
+    try:  # before the model is loaded
+        explanation_paths(paths, args.out, overwrite=args.overwrite)
+    except FileExistsError:
+        raise CommandError(f"--out {args.out!r} holds an explanation of these scans "
+                           "already; pass --overwrite to replace it.") from None
+    rows = explain_scans(load_fitted(args), paths, args.out, overwrite=args.overwrite,
+                         n_slices=args.overlay_slices, verbose=int(args.verbosity >= 1))
+    first = rows[0]
+    files = ", ".join(first[key] for key in ("slice_attention", "saliency", "overlay")
+                      if first[key])
+    scan = shlex.quote(first["scan"])
+    shown = shlex.quote(os.path.join(args.out, first["saliency"] or first["slice_attention"]))
+    print(f"Explanations of {len(rows)} scans written to {args.out}, listed with each scan's "
+          f"prediction in explanations.csv; the first scan's: {files}. The .nii.gz maps lie "
+          "on the scan's own voxel grid; open one over its scan:\n"
+          f"  fsleyes {scan} {shown} -cm hot -a 60\n"
+          f"  itksnap -g {scan} -o {shown}\n"
+          f"  Slicer {scan} {shown}   (then the map as the slice views' foreground)\n"
+          "  MRIcroGL: open the scan, then Overlay > Add the map")

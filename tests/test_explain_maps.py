@@ -178,3 +178,15 @@ def test_a_cnn_backbone_gives_slice_attention_only(tmp_path):
     assert rows[0]["saliency"] == rows[0]["overlay"] == ""
     assert rows[0]["note"].startswith("slice attention only")
     assert nib.load(tmp_path / "out" / "s_slice_attention.nii.gz").get_fdata().max() > 0
+
+
+def test_mean_pooling_is_said_to_weigh_every_slice_alike(tmp_path):
+    X, y = make_volumes(n_samples=8, shape=SHAPE, random_state=0)
+    model = make_pipeline(DinoSliceEmbedder(**FAST), AttentionPoolClassifier(
+        pooling="mean", max_epochs=2, random_state=0)).fit(X, y)
+    with pytest.warns(UserWarning, match=r"2 of 2 scan\(s\): the head weighs every kept slice "
+                      r"alike \(mean pooling\)"):
+        rows = explain_scans(model, X[:2], tmp_path / "out")
+    assert all("weighs every kept slice alike" in row["note"] for row in rows)
+    attention = nib.load(tmp_path / "out" / rows[0]["slice_attention"]).get_fdata()
+    np.testing.assert_allclose(attention[attention > 0], 1 / SHAPE[2], rtol=1e-5)

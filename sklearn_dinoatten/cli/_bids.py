@@ -3,6 +3,7 @@ of ``--bids-suffix``, labelled by the column ``--label-column`` of participants.
 of a subject's sessions.tsv), grouped by subject; and where they came from, said."""
 
 import os
+from contextlib import contextmanager
 
 from ._outputs import CommandError
 
@@ -36,8 +37,9 @@ def bids_scans(args, task):
     if given:
         raise CommandError(f"{given[0]} is for a labels CSV; {root!r} is a BIDS dataset, "
                            "whose scans are its files, grouped by subject.")
-    paths, y, groups, split = load_bids(root, label_column=args.label_column,
-                                        suffix=args.bids_suffix, task=task)
+    with _label_column_said(args):
+        paths, y, groups, split = load_bids(root, label_column=args.label_column,
+                                            suffix=args.bids_suffix, task=task)
     if args.verbosity >= 1:
         print(f"BIDS dataset {root}: {len(paths)} '_{args.bids_suffix}' scans of "
               f"{len(set(groups.tolist()))} subjects, labelled by the column "
@@ -52,11 +54,25 @@ def bids_label_values(args):
     age of each of its scans."""
     from ..datasets import bids_columns
 
-    _, subjects, values = bids_columns(bids_root(args), [args.label_column],
-                                       suffix=args.bids_suffix)
+    with _label_column_said(args):
+        _, subjects, values = bids_columns(bids_root(args), [args.label_column],
+                                           suffix=args.bids_suffix)
     return [value for _, value in sorted({
         (subject, value) for subject, value in zip(subjects, values[args.label_column],
                                                    strict=True) if value is not None})]
+
+
+@contextmanager
+def _label_column_said(args):
+    """A missing label column's error, with what to do when it is the default's: BIDS
+    names no label column."""
+    try:
+        yield
+    except ValueError as error:
+        if args.label_column != "label" or "has no column 'label'" not in str(error):
+            raise
+        raise CommandError(f"{error} A BIDS dataset names no label column: give "
+                           "--label-column (group, diagnosis, age...).") from None
 
 
 def bids_subgroups(args, names):

@@ -64,8 +64,8 @@ def _classifies(last, point):
             + (f"; positive class: {point.pos_label_!r}" if point is not None
                and point.pos_label_ is not None else "") + ".",
             f"- Output: each class's probability; {call[0].lower()}{call[1:]}.",
-            "- Input: a 3D scan (NIfTI, or an array in RAS order), reoriented to RAS from "
-            "its header."]
+            "- Input: a 3D scan (NIfTI, a DICOM series, or an array in RAS order), reoriented "
+            "to RAS from its header."]
 
 
 def _predicts(regressor, card):
@@ -80,8 +80,8 @@ def _predicts(regressor, card):
     return [f"- A regressor ({type(regressor).__name__}).", what,
             "- Output: the predicted number per scan, uncorrected: no bias correction is "
             "applied (one needs each scan's true value).",
-            "- Input: a 3D scan (NIfTI, or an array in RAS order), reoriented to RAS from "
-            "its header."]
+            "- Input: a 3D scan (NIfTI, a DICOM series, or an array in RAS order), reoriented "
+            "to RAS from its header."]
 
 
 def _training(card):

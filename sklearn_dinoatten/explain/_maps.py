@@ -19,6 +19,8 @@ SUMMARY = "explanations.csv"
 # The files of each scan: its name (the file name without .nii/.nii.gz) and these
 SUFFIXES = {"slice_attention": "_slice_attention.nii.gz", "saliency": "_saliency.nii.gz",
             "overlay": "_saliency.png"}
+UNIFORM = ("the head weighs every kept slice alike (mean pooling): the slice attention "
+           "shows which slices were kept, not where the model looked")
 DESCRIPTIONS = {"slice_attention": b"sklearn_dinoatten slice attention",
                 "saliency": b"sklearn_dinoatten saliency: slice x in-plane attention"}
 
@@ -58,8 +60,10 @@ def explanation_paths(scans, out, *, overwrite=False):
     if not overwrite:
         for path in [*(p for files in paths for p in files.values()), os.path.join(out, SUMMARY)]:
             if os.path.exists(path):
-                raise FileExistsError(f"{path!r} exists: pass overwrite=True to replace the "
-                                      "explanations there.")
+                error = FileExistsError(f"{path!r} exists: pass overwrite=True to replace "
+                                        "the explanations there.")
+                error.path = path  # for the command line's message
+                raise error
     return paths
 
 
@@ -81,7 +85,8 @@ def explain_scans(model, scans, out, *, overwrite=False, n_slices=4, verbose=0):
     Both maps are on the scan's own voxel grid, in its file order and with its affine
     (:meth:`~sklearn_dinoatten.volumes.Scan.to_image`). Where the backbone is not a timm
     vision transformer, it has no in-plane attention: only the slice-attention map is
-    written, with a warning, and explanations.csv's ``note`` says so. Everything is
+    written, with a warning, and explanations.csv's ``note`` says so; it also says where
+    the head weighs every slice alike (mean pooling), as a warning does. Everything is
     written to a hidden folder in ``out`` first and moved in at the end, so that an
     error leaves ``out`` as it was.
 
@@ -136,6 +141,9 @@ def explain_scans(model, scans, out, *, overwrite=False, n_slices=4, verbose=0):
     if note:
         warnings.warn(f"{note[0].upper()}{note[1:]}.", stacklevel=2)
     weights = slice_attention(model, scans)
+    uniform = [_is_uniform(row) for row in weights]
+    if any(uniform):
+        warnings.warn(f"{sum(uniform)} of {len(scans)} scan(s): {UNIFORM}.", stacklevel=2)
     predictions = _predictions(model, scans)
     rows = []
     with staged_files(out) as stage:
@@ -152,9 +160,16 @@ def explain_scans(model, scans, out, *, overwrite=False, n_slices=4, verbose=0):
                 written["overlay"] = _save_overlay(scan, maps["saliency"], embedder,
                                                    n_slices, files["overlay"], stage)
             rows.append({"scan": _scan_label(scan, i), **predictions[i],
-                         **{key: written.get(key, "") for key in SUFFIXES}, "note": note})
+                         **{key: written.get(key, "") for key in SUFFIXES},
+                         "note": "; ".join(filter(None, (note, uniform[i] and UNIFORM)))})
         write_csv(os.path.join(stage, SUMMARY), rows)
     return rows
+
+
+def _is_uniform(weights):
+    """Whether a scan's slice attention is the same on every kept slice (mean pooling)."""
+    kept = np.asarray(weights)[np.asarray(weights) > 0]
+    return bool(len(kept) > 1 and np.allclose(kept, kept.mean(), rtol=1e-4, atol=0))
 
 
 def _check_model(model):

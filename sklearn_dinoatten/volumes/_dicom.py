@@ -42,25 +42,31 @@ class Frame(NamedTuple):
 
 
 def series_selection(path):
-    """``(folder, SeriesInstanceUID or None)`` when ``path`` is a DICOM series: a folder,
-    or ``FOLDER/<SeriesInstanceUID>`` naming one series of a folder; ``None`` otherwise."""
+    """``(folder or file, SeriesInstanceUID or None)`` when ``path`` is a DICOM series: a
+    folder, ``FOLDER/<SeriesInstanceUID>`` naming one series of a folder, or one DICOM
+    file (an enhanced multi-frame one); ``None`` otherwise."""
     path = str(os.fspath(path))  # numpy's str_ would be listed as bytes
-    if os.path.isdir(path):
+    if os.path.isdir(path) or (os.path.isfile(path) and not path.lower().endswith(
+            (".nii", ".nii.gz")) and _is_dicom_file(path)):
         return path, None
     folder, name = os.path.split(path.rstrip("/\\"))
-    if UID.match(name) and len(name) <= 64 and os.path.isdir(folder or "."):
+    if (UID.match(name) and len(name) <= 64 and not os.path.exists(path)
+            and os.path.isdir(folder or ".")):
         return folder or ".", name
     return None
 
 
 def is_dicom_folder(path):
-    """Whether ``path`` is a folder whose first file (by name; hidden files and DICOMDIR
-    aside) is a DICOM file: a folder
-    :func:`~sklearn_dinoatten.datasets.find_scans` takes as one series."""
+    """Whether ``path`` is a folder holding a DICOM file (hidden files and DICOMDIR
+    aside): a folder :func:`~sklearn_dinoatten.datasets.find_scans` takes as a series,
+    whose reading then refuses any other file in it."""
     names = _files_of(path) if os.path.isdir(path) else []
-    if not names:
-        return False
-    with open(os.path.join(path, names[0]), "rb") as f:
+    return any(_is_dicom_file(os.path.join(path, name)) for name in names)
+
+
+def _is_dicom_file(path):
+    """Whether a file starts as DICOM files do: 128 bytes, then ``DICM``."""
+    with open(path, "rb") as f:
         return f.read(132)[128:] == b"DICM"
 
 
@@ -71,16 +77,23 @@ def is_dicom_series(path):
 
 def series_identity(path):
     """What tells, without reading them, that a series' files are unchanged: the
-    identities of its folder's files (and the series chosen)."""
-    folder, uid = series_selection(path)
-    entries = sorted((e.name, e.inode(), *_stat_times(e)) for e in os.scandir(folder)
-                     if e.is_file())
-    return os.path.realpath(folder), uid, tuple(entries)
+    identities of its files (and the series chosen)."""
+    folder, uid, names = _members(path)
+    return os.path.realpath(folder), uid, tuple(
+        (name, *_stat(os.path.join(folder, name))) for name in names)
 
 
-def _stat_times(entry):
-    stat = entry.stat()
-    return stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+def _stat(file):
+    stat = os.stat(file)
+    return stat.st_ino, stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns
+
+
+def _members(path):
+    """``(folder, SeriesInstanceUID or None, file names)`` of the series a path names."""
+    where, uid = series_selection(path)
+    if os.path.isfile(where):
+        return os.path.dirname(where) or ".", None, [os.path.basename(where)]
+    return where, uid, _files_of(where)
 
 
 def read_series(path):
@@ -121,9 +134,8 @@ def _series_datasets(path, pixels):
     from pydicom.errors import InvalidDicomError
 
     check_series_folder(path, "Volume")
-    folder, uid = series_selection(path)
+    folder, uid, names = _members(path)
     label = f"DICOM series {os.fspath(path)!r}"
-    names = _files_of(folder)
     series = {}
     for name in names:
         file = os.path.join(folder, name)
@@ -302,10 +314,9 @@ def _pixels(ds, label):
 def check_series_folder(path, what):
     """``FileNotFoundError`` unless ``path`` is a file or a folder holding files (read as
     a DICOM series, which says what is wrong with them)."""
-    selection = series_selection(path)
-    if selection is None:
+    if series_selection(path) is None:
         check_file(path, f"{what} file")
-    elif not _files_of(selection[0]):
+    elif not _members(path)[2]:
         raise FileNotFoundError(f"{what} {str(os.fspath(path))!r} is a folder holding no "
                                 "files: neither a NIfTI file nor a DICOM series.")
 
@@ -316,20 +327,25 @@ def _files_of(folder):
                   and n.upper() != "DICOMDIR" and os.path.isfile(os.path.join(folder, n)))
 
 
-def series_shape_and_voxel_size(path):
+def series_shape_and_voxel_size(path, *, strict=False):
     """``(shape, RAS voxel size)`` of a series from its headers, remembered while its
-    files are unchanged; ``None`` for one that cannot be read (reading it says why)."""
+    files are unchanged; ``None`` for one that cannot be read, or, with ``strict``, the
+    ``ValueError`` that says why (what the headers alone show: several series, gaps,
+    tilted stacks... before any voxel is read)."""
     try:
-        return _series_header(series_identity(path))
+        header, problem = _series_header(str(os.fspath(path)), series_identity(path))
     except OSError:
         return None
+    if problem is not None and strict:
+        raise ValueError(problem)
+    return header
 
 
 @lru_cache(maxsize=4096)
-def _series_header(identity):
-    folder, uid, _ = identity
+def _series_header(path, identity):
+    """``(header or None, the problem or None)`` of a series' headers."""
     try:
-        shape, affine = series_header(os.path.join(folder, uid) if uid else folder)
-    except ValueError:
-        return None
-    return shape, tuple(ras_voxel_size(affine))
+        shape, affine = series_header(path)
+    except (ValueError, FileNotFoundError) as error:
+        return None, str(error)
+    return (shape, tuple(ras_voxel_size(affine))), None

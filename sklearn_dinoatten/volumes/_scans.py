@@ -107,7 +107,7 @@ def _check_volume(volume, index, images):
     not 3D; an image object or array of another dimensionality."""
     if isinstance(volume, (str, os.PathLike)):
         check_series_folder(volume, "Volume")
-        header = (series_shape_and_voxel_size(volume) if is_dicom_series(volume)
+        header = (series_shape_and_voxel_size(volume, strict=True) if is_dicom_series(volume)
                   else file_header(volume))  # None: unreadable, which reading it will say
         if header is not None:
             _check_dimensions(header[0], describe(volume), images=False)

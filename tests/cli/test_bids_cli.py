@@ -94,7 +94,8 @@ def test_embed_fit_and_refusals_on_a_bids_dataset(bids, tmp_path, capsys):
     assert "- Labels: `participants.tsv`" in capsys.readouterr().out
     for argv, message in [
         ([], "participants.tsv' has no column 'label' (nor has any sessions.tsv); its "
-             "columns are participant_id, group, age, sex."),
+             "columns are participant_id, group, age, sex. A BIDS dataset names no label "
+             "column: give --label-column (group, diagnosis, age...)."),
         (["--label-column", "group", "--bids-suffix", "FLAIR"],
          "has no '_FLAIR' scan; the suffixes of its scans are T1w (18), T2w (1)."),
         (["--label-column", "group", "--group-column", "site"],

@@ -46,8 +46,8 @@ def test_explain_writes_maps_and_says_how_to_open_them(saved, tmp_path, capsys, 
 
     monkeypatch.setattr("sklearn_dinoatten.cli._explain.load_fitted", not_loaded)
     assert main(["explain", model, *scans, "--out", str(out)]) == 1  # before any work
-    assert ("holds an explanation of these scans already; pass --overwrite to replace it"
-            in capsys.readouterr().err)
+    assert ("holds 's00_slice_attention.nii.gz' of an earlier explanation already; pass "
+            "--overwrite to replace it, or choose another --out." in capsys.readouterr().err)
     assert main(["explain", str(tmp_path / "none.safetensors"), scans[0], "--out",
                  str(tmp_path / "other")]) == 1
     assert "none.safetensors' does not exist" in capsys.readouterr().err
@@ -76,8 +76,9 @@ def test_explain_takes_a_dicom_series_and_leaves_labels_unread(saved, tmp_path, 
     with open(tmp_path / "one_class.csv", "w") as f:  # no labels a study could use
         f.write("path\nseries\n")
     out = tmp_path / "maps"
-    assert main(["explain", model, str(tmp_path / "one_class.csv"), "--out", str(out),
-                 "-q"]) == 0
+    assert main(["explain", model, str(tmp_path / "one_class.csv"), "--out", str(out)]) == 0
+    assert (f"{series} is a DICOM series: load it with the viewer's DICOM import"
+            in capsys.readouterr().out)
     scan, saliency = read_scan(series), nib.load(out / "series_saliency.nii.gz")
     assert saliency.shape == tuple(scan.voxels.shape)  # the series' own grid, file order
     np.testing.assert_allclose(saliency.affine, scan.affine, atol=1e-6)

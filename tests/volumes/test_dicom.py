@@ -270,3 +270,37 @@ def test_a_compressed_series_without_the_plugins_names_the_extra(tmp_path):
     assert last.startswith("ValueError: DICOM series") and (
         "is compressed (JPEG 2000 Image Compression (Lossless Only)), which needs pylibjpeg's "
         "plugins: pip install 'sklearn-dinoatten[dicom]'.") in last
+
+
+def test_one_enhanced_file_is_a_scan_and_a_file_named_by_a_uid_is_not_a_selection(
+        tmp_path, volume):
+    series, twin = twins(tmp_path, volume, AFFINES["sagittal"], multiframe=True)
+    (file,) = os.listdir(series)
+    named = os.path.join(series, "1.2.826.0.1.3680043.2.1125")  # named as SOPInstanceUIDs are
+    os.rename(os.path.join(series, file), named)
+    for path in (series, named):
+        np.testing.assert_array_equal(load_scan(path)[0], load_scan(twin)[0])
+    assert voxel_size_of(named) == pytest.approx(load_scan(twin)[1])
+    check_volumes([named])
+
+
+def test_a_series_whose_headers_show_it_is_no_volume_is_refused_before_any_reading(
+        tmp_path, volume, monkeypatch, fresh_cache):
+    good, _ = twins(tmp_path, volume, AFFINES["axial RAS"])
+    bad = write_two_series(tmp_path, volume)
+    reads = []
+    read = reading_module.read_scan
+    monkeypatch.setattr(reading_module, "read_scan",
+                        lambda v, *a, **k: reads.append(v) or read(v, *a, **k))
+    with pytest.raises(ValueError, match=r"mixed' holds 2 series"):
+        DinoSliceEmbedder(**FAST).fit_transform([good, str(bad)])
+    assert reads == []
+
+
+def test_a_stray_file_before_the_slices_is_named_not_skipped(tmp_path, volume):
+    series, _ = twins(tmp_path, volume, AFFINES["axial RAS"])
+    with open(os.path.join(series, "00README.TXT"), "w") as f:
+        f.write("exported by a CD burner\n")
+    assert find_scans(tmp_path) == [str(tmp_path / "twin.nii.gz"), series]
+    with pytest.raises(ValueError, match=r"file '00README.TXT' is not DICOM"):
+        check_volumes([series])

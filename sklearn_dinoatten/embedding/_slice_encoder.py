@@ -84,9 +84,18 @@ class SliceEncoder:
 
         ``images`` are one volume's preprocessed gray slices ``(n, 1, s, s)``; its
         ``embedding`` is a float32 array ``(n, dim)``, or ``(n, n_patches, dim)`` for
-        ``feature="patch"``. A volume is yielded once the batch after its last slice is
+        ``feature="patch"``. Slices of a volume equal to an earlier one of it, pixel for
+        pixel (the empty slices around a head, repeated slices), are embedded once and
+        its row repeated. A volume is yielded once the batch after its last slice is
         launched, so that a GPU always has a batch to do while the host waits for one.
         """
+        repeats = deque()  # per volume, the row of each slice among its distinct ones
+        distinct = ((key, _distinct(images, repeats)) for key, images in stacks)
+        for key, rows in self._encode(distinct):
+            inverse = repeats.popleft()
+            yield key, rows if inverse is None else rows[inverse]
+
+    def _encode(self, stacks):
         owners = deque()  # (key, n_slices) of the volumes not yet yielded, in order
         embedded = []  # features of the slices embedded but not yet yielded
         running = None  # the last batch launched, brought back once the next one is queued
@@ -132,6 +141,33 @@ class SliceEncoder:
             else:
                 feature = patches
         return feature.float()
+
+
+def _distinct(images, repeats):
+    """The distinct slices of a stack, in order of first appearance; appends to
+    ``repeats`` the row of each slice among them (``None`` where all differ).
+
+    Candidates share two sums per slice, computed where the images are; each is then
+    compared with the first of its candidates pixel for pixel, so only equal slices are
+    merged (slices the sums tell apart are never compared)."""
+    flat = images.reshape(len(images), -1)
+    sums = torch.stack([flat.sum(1, dtype=torch.float64),
+                        flat.square().sum(1, dtype=torch.float64)], 1)
+    _, groups = torch.unique(sums, dim=0, return_inverse=True)
+    groups = groups.tolist()
+    first, inverse, kept = {}, [], []  # group -> [(slice, its row)]
+    for i, group in enumerate(groups):
+        row = next((r for j, r in first.get(group, ()) if torch.equal(flat[i], flat[j])), None)
+        if row is None:
+            row = len(kept)
+            kept.append(i)
+            first.setdefault(group, []).append((i, row))
+        inverse.append(row)
+    if len(kept) == len(images):
+        repeats.append(None)
+        return images
+    repeats.append(np.array(inverse))
+    return images[kept]
 
 
 def _batches(stacks, owners, batch_size):

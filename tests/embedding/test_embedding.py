@@ -8,6 +8,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten.datasets import make_volumes
 from sklearn_dinoatten.embedding import _run as embedding_module
+from sklearn_dinoatten.embedding import _slice_encoder as slice_encoder_module
 
 from .._helpers import FAST, save_nifti
 
@@ -231,3 +232,43 @@ def test_pickling_leaves_the_fitted_embedder_working(tmp_path, fresh_cache):
     assert embedder.transform([volume]).shape == (1, 3, 384)
     np.testing.assert_array_equal(joblib.load(tmp_path / "embedder.joblib").transform([volume]),
                                   embedder.transform([volume]))
+
+
+@pytest.fixture
+def head_in_air():
+    """A volume whose axial slices 0-3 and 12-15 are empty (air around a head) and whose
+    slice 7 repeats slice 6."""
+    volume = np.random.default_rng(0).normal(size=(24, 24, 16)).astype(np.float32)
+    volume[:, :, :4] = volume[:, :, 12:] = 0
+    volume[:, :, 7] = volume[:, :, 6]
+    return volume
+
+
+def embed_every_slice(monkeypatch, **params):
+    """Embeddings as they were before repeated slices were embedded once."""
+    monkeypatch.setattr(slice_encoder_module, "_distinct",
+                        lambda images, repeats: repeats.append(None) or images)
+    clear_memory_cache()
+    return DinoSliceEmbedder(**params).fit_transform
+
+
+def test_repeated_slices_are_embedded_once_to_the_same_bits(counting_backbone, head_in_air,
+                                                           monkeypatch):
+    module, calls = counting_backbone
+    params = dict(backbone=module, image_size=28, batch_size=1, verbose=0)
+    once = DinoSliceEmbedder(**params).fit_transform([head_in_air])
+    assert sum(calls) == 1 + 7  # one empty slice, slices 4 to 11 less the repeat
+    calls.clear()
+    every = embed_every_slice(monkeypatch, **params)([head_in_air])
+    assert sum(calls) == 16
+    np.testing.assert_array_equal(once, every)  # one slice a forward: the same bits
+    np.testing.assert_array_equal(once[0, 0], once[0, 15])
+
+
+@pytest.mark.parametrize("feature", ["cls", "patch"])
+def test_repeated_slices_in_batches_change_nothing_but_rounding(head_in_air, monkeypatch,
+                                                                feature, fresh_cache):
+    X = [head_in_air, head_in_air[::-1]]
+    once = DinoSliceEmbedder(feature=feature, **FAST).fit_transform(X)
+    every = embed_every_slice(monkeypatch, feature=feature, **FAST)(X)
+    np.testing.assert_allclose(once, every, atol=1e-5)  # as another batch size would

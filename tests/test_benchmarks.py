@@ -82,3 +82,15 @@ def test_dicom_reading_benchmark_prints_ratios_to_nifti():
     assert result.returncode == 0, result.stderr
     assert "| .nii.gz | " in result.stdout and "| 1.00x |" in result.stdout
     assert "| DICOM series | " in result.stdout and "padded to 12 axial slices" in result.stdout
+
+
+@pytest.mark.slow  # 20 s: four engines, one exported to ONNX twice
+def test_cpu_speed_benchmark_ends_with_its_line():
+    result = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "cpu_speed.py"), "--image-size", "28",
+         "--n-slices", "12", "--repeats", "1", "--study-volumes", "8", "--study-shape", "16",
+         "16", "4"], capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert "| plain PyTorch float32 (every slice) |" in result.stdout
+    last = result.stdout.strip().splitlines()[-1]
+    assert last.startswith("cpu_speedup=") and " engine=" in last and " auc_change=" in last

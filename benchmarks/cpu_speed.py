@@ -31,7 +31,6 @@ import argparse
 import os
 import platform
 import tempfile
-import time
 import warnings
 from datetime import date
 
@@ -40,13 +39,13 @@ import numpy as np
 import timm
 import torch
 import torch.nn.functional as F
+from _brain import best_time, brain_image
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold
 
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
-from sklearn_dinoatten.datasets import data_dir, make_brain_ages, make_volumes
+from sklearn_dinoatten.datasets import make_volumes
 
-TEMPLATE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 BACKBONE = "vit_small_patch14_dinov2"
 OPTIONS = {  # name -> DinoSliceEmbedder's parameters
     "torch float32": {},
@@ -68,13 +67,7 @@ def cpu_name():
 
 def brain(folder, n_slices):
     """A brain as .nii.gz (its first ``n_slices`` axial slices, all if None); what it is."""
-    path = os.path.join(data_dir(), "brain_templates", TEMPLATE)
-    if os.path.isfile(path):
-        image, what = nib.as_closest_canonical(nib.load(path)), f"{TEMPLATE} (1 mm)"
-    else:
-        volumes, _, _, affines = make_brain_ages(n_subjects=1, random_state=0)
-        image = nib.as_closest_canonical(nib.Nifti1Image(volumes[0], affines[0]))
-        what = "a phantom head (no template)"
+    image, what = brain_image()
     data = image.get_fdata(dtype=np.float32)[:, :, :n_slices]
     out = os.path.join(folder, "brain.nii.gz")
     nib.save(nib.Nifti1Image(data, image.affine), out)
@@ -102,15 +95,6 @@ def plain_pytorch(path, image_size, repeats):
 
     run()  # warm-up
     return len(images) / best_time(run, repeats)
-
-
-def best_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def embedders(X, image_size):

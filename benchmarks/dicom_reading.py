@@ -19,27 +19,19 @@ slice, file names shuffled). Prints, as ratios measured in this one run:
 import argparse
 import os
 import tempfile
-import time
 
 import nibabel as nib
 import numpy as np
+from _brain import best_time, brain_image
 
 from sklearn_dinoatten import DinoSliceEmbedder, clear_memory_cache
-from sklearn_dinoatten.datasets import data_dir, make_brain_ages, write_dicom_series
+from sklearn_dinoatten.datasets import write_dicom_series
 from sklearn_dinoatten.volumes import load_scan, scan_identity
-
-TEMPLATE = "mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 
 
 def brain(n_slices):
     """An int16 head of ``n_slices`` axial slices and its affine; what it is."""
-    path = os.path.join(data_dir(), "brain_templates", TEMPLATE)
-    if os.path.isfile(path):
-        image, what = nib.load(path), f"{TEMPLATE} (1 mm)"
-    else:
-        volumes, _, _, affines = make_brain_ages(n_subjects=1, random_state=0)
-        image, what = nib.Nifti1Image(volumes[0], affines[0]), "a phantom head (no template)"
-    image = nib.as_closest_canonical(image)  # axis 2 runs inferior -> superior
+    image, what = brain_image()
     data, affine = image.get_fdata(), image.affine
     data = 4000 * (data - data.min()) / (data.max() - data.min())
     padded = np.zeros((*data.shape[:2], n_slices))
@@ -47,15 +39,6 @@ def brain(n_slices):
     start = (n_slices - kept) // 2
     padded[:, :, start:start + kept] = data[:, :, :kept]
     return np.round(padded), affine, f"{what}, padded to {n_slices} axial slices"
-
-
-def best_time(function, repeats):
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        function()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main():

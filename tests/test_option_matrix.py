@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
 from sklearn_dinoatten.datasets import write_dicom_series
+from sklearn_dinoatten.embedding import _slice_encoder as slice_encoder_module
 from sklearn_dinoatten.explain import (
     in_plane_attention,
     saliency_from_parts,
@@ -308,3 +309,64 @@ def test_a_saved_regressor_meets_every_slicing(labelled_volumes, axis, slicing, 
     kept = len(loaded[0].kept_slices(X[0])[1])
     np.testing.assert_allclose(weights[:kept].sum(), 1.0, rtol=1e-5)
     assert not weights[kept:].any()
+
+
+# EDGE_VOLUME with empty slices around it along every axis, and one slice repeated
+AIRY_VOLUME = np.pad(EDGE_VOLUME, 3)
+AIRY_VOLUME[:, :, 10] = AIRY_VOLUME[:, :, 9]
+
+
+def repeated_rows(embedder, embedding):
+    """The rows of kept slices of the same axis and content (the empty ones, slices 9
+    and 10), grouped (a slice's rows: its CLS token, or its patches)."""
+    axes, kept = embedder.kept_slices(AIRY_VOLUME)
+    per_slice = embedder.rows_per_slice_
+    groups = {}
+    for j, (axis, index) in enumerate(zip(axes, kept, strict=True)):
+        content = np.moveaxis(AIRY_VOLUME, axis, 0)[index].tobytes()
+        groups.setdefault((axis, content), []).append(
+            embedding[0, j * per_slice:(j + 1) * per_slice])
+    return [rows for rows in groups.values() if len(rows) > 1]
+
+
+def every_slice_embedded(monkeypatch):
+    """Embed as before repeated slices were embedded once."""
+    monkeypatch.setattr(slice_encoder_module, "_distinct",
+                        lambda images, repeats: repeats.append(None) or images)
+    clear_memory_cache()
+
+
+@pytest.mark.parametrize("axis", ["axial", "all"])
+@pytest.mark.parametrize("feature", ["cls", "patch"])
+@pytest.mark.parametrize("slicing", SLICING, ids=lambda s: "+".join(s) or "plain")
+def test_repeated_slices_embedded_once_in_every_slicing(axis, feature, slicing, monkeypatch,
+                                                         fresh_cache):
+    """Empty slices share one forward; the embedding is every slice's, to rounding."""
+    embedder = DinoSliceEmbedder(**FAST, axis=axis, feature=feature, **slicing)
+    once = embedder.fit_transform([AIRY_VOLUME])
+    groups = repeated_rows(embedder, once)
+    assert groups or slicing.get("min_foreground")  # which drops the empty slices
+    assert all(np.array_equal(rows[0], row) for rows in groups for row in rows[1:])
+    every_slice_embedded(monkeypatch)
+    np.testing.assert_allclose(once, embedder.transform([AIRY_VOLUME]), atol=1e-5)
+
+
+@pytest.mark.parametrize("way", WAYS)
+def test_repeated_slices_share_one_row_in_every_way(loaded_embedder, way, tmp_path,
+                                                     monkeypatch):
+    """In every way of embedding, empty slices share a row, and the embedding is that
+    way's of every slice (int8 quantises each batch's activations with its own scale,
+    so there the batches' other slices count too)."""
+    params, tolerance = WAYS[way]
+    clear_memory_cache()
+    embedder = load_model(loaded_embedder, cache_dir=tmp_path).set_params(**params)
+    out = embedder.transform([AIRY_VOLUME])
+    groups = repeated_rows(embedder, out)
+    assert groups and all(np.array_equal(rows[0], row) for rows in groups for row in rows[1:])
+    every_slice_embedded(monkeypatch)
+    every = load_model(loaded_embedder, cache_dir=tmp_path / "every").set_params(
+        **params).transform([AIRY_VOLUME])
+    if tolerance < 0.5:
+        np.testing.assert_allclose(out, every, atol=tolerance, rtol=0)
+    else:
+        assert centred_cosine(out[0], every[0]) >= tolerance

@@ -84,7 +84,7 @@ def test_dicom_reading_benchmark_prints_ratios_to_nifti():
     assert "| DICOM series | " in result.stdout and "padded to 12 axial slices" in result.stdout
 
 
-@pytest.mark.slow  # 20 s: four engines, one exported to ONNX twice
+@pytest.mark.slow  # 40 s: seven options, two candidate kernels
 def test_cpu_speed_benchmark_ends_with_its_line():
     result = subprocess.run(
         [sys.executable, os.path.join(BENCHMARKS, "cpu_speed.py"), "--image-size", "28",
@@ -92,5 +92,7 @@ def test_cpu_speed_benchmark_ends_with_its_line():
          "16", "4"], capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr
     assert "| plain PyTorch float32 (every slice) |" in result.stdout
+    for name in ("OpenVINO float32", "ONNX Runtime static int8 (QDQ)", "OpenVINO NNCF int8"):
+        assert f"| {name} " in result.stdout or f"Left out: {name}: " in result.stdout
     last = result.stdout.strip().splitlines()[-1]
     assert last.startswith("cpu_speedup=") and " engine=" in last and " auc_change=" in last

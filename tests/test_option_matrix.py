@@ -19,6 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn_dinoatten import AttentionPoolClassifier, DinoSliceEmbedder, clear_memory_cache
 from sklearn_dinoatten.anomaly import MemoryBankAnomalyDetector, SpatialARAnomalyDetector
 from sklearn_dinoatten.datasets import write_dicom_series
+from sklearn_dinoatten.embedding import _engines as engines
 from sklearn_dinoatten.embedding import _slice_encoder as slice_encoder_module
 from sklearn_dinoatten.explain import (
     in_plane_attention,
@@ -223,10 +224,16 @@ WAYS = {  # way of embedding -> its tolerance: float32 rounding, or a centred co
     "int8": (dict(dtype="int8"), 0.99),
     "onnxruntime int8": (dict(engine="onnxruntime", dtype="int8"), 0.99),
     "bfloat16": (dict(dtype="bfloat16"), 0.999),
+    "openvino": (dict(engine="openvino"), 1e-4),
+    "openvino, n_jobs=2": (dict(engine="openvino", n_jobs=2), 1e-4),
+    "openvino bfloat16": (dict(engine="openvino", dtype="bfloat16"), 0.999),
 }
+EACH_WAY = [pytest.param(way, marks=pytest.mark.skipif(
+    way == "openvino bfloat16" and not engines.openvino_runs_bfloat16(),
+    reason="OpenVINO runs bfloat16 only on CPUs with AVX-512 BF16 or AMX")) for way in WAYS]
 
 
-@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("way", EACH_WAY)
 def test_every_way_of_embedding_runs_the_fitted_backbone(loaded_embedder, way, tmp_path):
     X = [EDGE_VOLUME, EDGE_VOLUME[:, ::-1], EDGE_VOLUME[::-1]]
     clear_memory_cache()
@@ -351,7 +358,7 @@ def test_repeated_slices_embedded_once_in_every_slicing(axis, feature, slicing, 
     np.testing.assert_allclose(once, embedder.transform([AIRY_VOLUME]), atol=1e-5)
 
 
-@pytest.mark.parametrize("way", WAYS)
+@pytest.mark.parametrize("way", EACH_WAY)
 def test_repeated_slices_share_one_row_in_every_way(loaded_embedder, way, tmp_path,
                                                      monkeypatch):
     """In every way of embedding, empty slices share a row, and the embedding is that

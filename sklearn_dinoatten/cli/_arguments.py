@@ -220,8 +220,10 @@ def add_embedding_arguments(sub, cache_required=False):
                           "and AVX-512 BF16 / AMX CPUs; int8 (CPU): linear layers "
                           f"quantised (default: {DTYPE})")
     sub.add_argument("--engine", default=ENGINE, choices=ENGINES,
-                     help="onnxruntime: the backbone exported to ONNX and run by ONNX "
-                          f"Runtime on the CPU, needs the onnx extra (default: {ENGINE})")
+                     help="onnxruntime, openvino: the backbone exported to ONNX and run "
+                          "on the CPU by ONNX Runtime (float32, int8; the onnx extra) or "
+                          "OpenVINO (float32, bfloat16; the openvino extra) "
+                          f"(default: {ENGINE})")
     sub.add_argument("--n-jobs", type=int, default=None,
                      help="processes that embed in parallel, each with its own model "
                           "(default: 1)")

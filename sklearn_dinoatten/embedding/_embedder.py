@@ -123,10 +123,12 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         ``"float16"``: autocast (cosine 0.999 to float32, tested), much faster on GPUs
         and CPUs with AVX-512 BF16 / AMX, several times slower on others (``fit`` warns).
         ``"int8"``: linear layers dynamically quantised at ``fit`` (CPU only).
-    engine : {"torch", "onnxruntime"}, default="torch"
-        ``"onnxruntime"``: the backbone exported to ONNX (once per weights, size and
-        dtype, kept in ``cache_dir``) and run by ONNX Runtime on the CPU; float32 equals
-        torch within 1e-4. Needs ``pip install 'sklearn-dinoatten[onnx]'``.
+    engine : {"torch", "onnxruntime", "openvino"}, default="torch"
+        ``"onnxruntime"``, ``"openvino"``: the backbone exported to ONNX (once per
+        weights, size and dtype, kept in ``cache_dir``) and run on the CPU by ONNX
+        Runtime (float32, int8) or OpenVINO (float32; bfloat16 on CPUs with AVX-512 BF16
+        or AMX, where it is the fastest); float32 equals torch within 1e-4. Needs
+        ``pip install 'sklearn-dinoatten[onnx]'`` or ``[openvino]``.
     channels_last, compile : bool, default=False
         Channels-last input to the patch embedding; ``torch.compile`` of the backbone
         (seconds to minutes on the first batch; needs a C++ compiler on the CPU).
@@ -149,7 +151,8 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         entries. Each worker reads its own volumes (``n_readers=0`` inside it).
     device : str, default="auto"
         ``"auto"`` uses CUDA when present, else the CPU; the CPU with
-        ``engine="onnxruntime"`` or ``dtype="int8"``, which run there only.
+        ``engine="onnxruntime"``, ``"openvino"`` or ``dtype="int8"``, which run there
+        only.
     cache_dir : str or path, default=None
         Directory for an on-disk cache shared across processes and runs; one that
         cannot be written is read (a shared, read-only cache), with a warning.
@@ -315,7 +318,8 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
     def _use_backbone(self, built):
         self.device_ = resolve_device(
             "cpu" if self._cpu_only() and self.device == "auto" else self.device)
-        warn_if_slow_precision(self.dtype, self.device_)
+        if self.engine == "torch":  # the other engines refuse what they cannot run
+            warn_if_slow_precision(self.dtype, self.device_)
         self.backbone_info_ = BackboneInfo(  # the fingerprint: of the weights held
             embed_dim=built.embed_dim, patch_size=built.patch_size,
             num_prefix_tokens=built.num_prefix_tokens, mean=built.mean, std=built.std,
@@ -350,7 +354,7 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         self._forward_features = torch.compile(features) if self.compile else features
         self._forward_for = (self.engine, self.dtype)
 
-    def _cpu_only(self):  # ONNX Runtime and int8 run on the CPU only
+    def _cpu_only(self):  # ONNX Runtime, OpenVINO and int8 run on the CPU only
         return self.engine != "torch" or self.dtype == "int8"
 
     def __getstate__(self):  # a compiled function does not pickle: rebuilt on load

@@ -1,11 +1,13 @@
-"""Where a frozen backbone's forward pass runs: PyTorch or ONNX Runtime, in float32 or
-with dynamically quantised int8 weights.
+"""Where a frozen backbone's forward pass runs: PyTorch, ONNX Runtime or OpenVINO, in
+float32, in int8 (dynamically quantised weights: torch, ONNX Runtime) or in bfloat16
+(OpenVINO; torch's autocast is the caller's).
 
 :func:`forward_features` returns what :class:`~sklearn_dinoatten.embedding.
-SliceEncoder` calls: images ``(n, 3, s, s)`` to tokens ``(n, n_tokens, dim)``. On ONNX
-Runtime the backbone is exported once per weights, image size and dtype; with a
-``cache_dir`` the graph is kept there under a name made of those, written atomically
-with its sha256 beside it, checked before each use, and exported again when damaged.
+SliceEncoder` calls: images ``(n, 3, s, s)`` to tokens ``(n, n_tokens, dim)``. For ONNX
+Runtime and OpenVINO the backbone is exported to ONNX once per weights, image size,
+dtype and engine; with a ``cache_dir`` the graph is kept there under a name made of
+those, written atomically with its sha256 beside it, checked before each use, and
+exported again when damaged.
 """
 
 import contextlib
@@ -24,6 +26,8 @@ from ..utils._options import ENGINES as ENGINES  # re-exported
 from ..utils._quiet import root_messages_silenced
 
 ONNX_OPSET = 17
+EXTRAS = {"onnxruntime": "onnx", "openvino": "openvino"}  # engine -> its pip extra
+OPENVINO_PRECISIONS = {"float32": "f32", "bfloat16": "bf16"}  # dtype -> inference hint
 
 
 def forward_features(backbone, *, engine="torch", dtype="float32", image_size=224,
@@ -33,13 +37,14 @@ def forward_features(backbone, *, engine="torch", dtype="float32", image_size=22
     Parameters
     ----------
     backbone : torch.nn.Module
-        A frozen timm-style ViT on the CPU (``engine="onnxruntime"`` or ``dtype="int8"``).
-    engine : {"torch", "onnxruntime"}, default="torch"
+        A frozen timm-style ViT on the CPU (engines other than ``"torch"``, or
+        ``dtype="int8"``).
+    engine : {"torch", "onnxruntime", "openvino"}, default="torch"
     dtype : str, default="float32"
-        ``"int8"``: the weights of the linear layers quantised to int8, activations
-        quantised per batch (dynamic quantisation: torch's on ``"torch"``, ONNX
-        Runtime's on ``"onnxruntime"``). Other dtypes are torch's autocast, applied by
-        the caller, on the ``"torch"`` engine only.
+        ``"int8"`` (``"torch"``, ``"onnxruntime"``): the weights of the linear layers
+        quantised to int8, activations quantised per batch (dynamic quantisation).
+        ``"bfloat16"`` on ``"openvino"``: its inference precision, on CPUs with native
+        bfloat16 only. On ``"torch"``, other dtypes are autocast, applied by the caller.
     image_size : int, default=224
     cache_dir : str or path, default=None
         Where exported ONNX graphs are kept; ``None``: exported anew in memory.
@@ -54,11 +59,13 @@ def forward_features(backbone, *, engine="torch", dtype="float32", image_size=22
             quantized = torch.ao.quantization.quantize_dynamic(
                 copy.deepcopy(backbone), {torch.nn.Linear}, dtype=torch.qint8)
         return quantized.forward_features
+    if engine == "openvino":
+        return _on_openvino(backbone, dtype, image_size, cache_dir, fingerprint)
     if dtype not in ("float32", "int8"):
         raise ValueError(f"engine='onnxruntime' runs dtype='float32' or 'int8'; got "
                          f"dtype={dtype!r}.")
-    ort = _onnxruntime()
-    graph = _graph(backbone, dtype, image_size, cache_dir, fingerprint)
+    ort = _engine_module("onnxruntime")
+    graph = _graph(backbone, "onnxruntime", dtype, image_size, cache_dir, fingerprint)
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
@@ -70,25 +77,56 @@ def forward_features(backbone, *, engine="torch", dtype="float32", image_size=22
     return run
 
 
-def _onnxruntime():
-    return optional_import("onnxruntime", "onnx", "engine='onnxruntime'")
+def _on_openvino(backbone, dtype, image_size, cache_dir, fingerprint):
+    """The backbone's ONNX graph compiled by OpenVINO for this CPU, in ``dtype``."""
+    if dtype not in OPENVINO_PRECISIONS:
+        faster = " (for int8, engine='onnxruntime' measured faster)" * (dtype == "int8")
+        raise ValueError(f"engine='openvino' runs dtype='float32' or 'bfloat16'; got "
+                         f"dtype={dtype!r}{faster}.")
+    core = _engine_module("openvino").Core()
+    if dtype == "bfloat16" and not openvino_runs_bfloat16(core):
+        raise ValueError("engine='openvino' with dtype='bfloat16' needs a CPU with native "
+                         "bfloat16 (AVX-512 BF16 or AMX), which this one lacks; use "
+                         "dtype='float32'.")
+    model = core.read_model(_graph(backbone, "openvino", "float32", image_size, cache_dir,
+                                   fingerprint))
+    compiled = core.compile_model(model, "CPU", {
+        "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[dtype]})
+    request = compiled.create_infer_request()
+
+    def run(images):
+        request.infer({"images": images.detach().float().cpu().numpy()})
+        return torch.from_numpy(request.get_output_tensor(0).data.copy())
+
+    return run
 
 
-def _graph(backbone, dtype, image_size, cache_dir, fingerprint):
-    """The serialised ONNX graph of ``backbone``, from ``cache_dir`` when it holds a
-    whole one, else exported (and kept there)."""
+def openvino_runs_bfloat16(core=None):
+    """Whether OpenVINO computes in bfloat16 on this CPU (else it would run float32)."""
+    core = core or _engine_module("openvino").Core()
+    return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _engine_module(engine):
+    return optional_import(engine, EXTRAS[engine], f"engine={engine!r}")
+
+
+def _graph(backbone, engine, dtype, image_size, cache_dir, fingerprint):
+    """The serialised ONNX graph of ``backbone`` for ``engine``, from ``cache_dir`` when
+    it holds a whole one, else exported (and kept there)."""
     if cache_dir is None:
-        return _export(backbone, dtype, image_size)
+        return _export(backbone, engine, dtype, image_size)
     if fingerprint is None:
         raise ValueError("a kept ONNX graph needs the backbone's weights fingerprint.")
     name = hashlib.sha256(
         f"{fingerprint}|{image_size}|{dtype}|opset{ONNX_OPSET}|torch{torch.__version__}|"
-        f"onnxruntime{_onnxruntime().__version__}".encode()).hexdigest()
+        f"{engine}{_engine_module(engine).__version__}".encode()).hexdigest()
     path = os.path.join(cache_dir, "onnx", f"{name}.onnx")
     kept = _read_whole(path)
     if kept is not None:
         return kept
-    graph = _export(backbone, dtype, image_size)
+    graph = _export(backbone, engine, dtype, image_size)
     digest = hashlib.sha256(graph).hexdigest().encode()
     with contextlib.suppress(OSError):  # a read-only cache_dir: used, not kept
         atomic_write(path, lambda f: f.write(graph))
@@ -125,8 +163,9 @@ class _Tokens(torch.nn.Module):
         return self.backbone.forward_features(images)
 
 
-def _export(backbone, dtype, image_size):
+def _export(backbone, engine, dtype, image_size):
     """The ONNX graph of ``backbone`` (a dynamic batch), quantised for ``"int8"``."""
+    optional_import("onnx", EXTRAS[engine], f"engine={engine!r}")  # torch's exporter's
     module = _Tokens(copy.deepcopy(backbone).float().cpu()).eval()
     example = torch.zeros(2, 3, image_size, image_size)
     buffer = io.BytesIO()
@@ -140,7 +179,7 @@ def _export(backbone, dtype, image_size):
                               output_names=["tokens"], opset_version=ONNX_OPSET, dynamo=False,
                               dynamic_axes={"images": {0: "n"}, "tokens": {0: "n"}})
     except torch.onnx.errors.OnnxExporterError as exc:
-        raise ValueError(f"engine='onnxruntime': this backbone cannot be exported to ONNX "
+        raise ValueError(f"engine={engine!r}: this backbone cannot be exported to ONNX "
                          f"({str(exc).splitlines()[0]}); use engine='torch'.") from None
     finally:
         torch.backends.mha.set_fastpath_enabled(fastpath)

@@ -116,7 +116,9 @@ class EmbeddingRunMixin:
             self._compile_forward()
         info = self.backbone_info_
         return SliceEncoder(self._forward_features, num_prefix_tokens=info.num_prefix_tokens,
-                            feature=self.feature, batch_size=self.batch_size, dtype=self.dtype,
+                            feature=self.feature, batch_size=self.batch_size,
+                            # the other engines hold their precision themselves
+                            dtype=self.dtype if self.engine == "torch" else "float32",
                             device=self.device_, normalization=self.normalization,
                             channels_last=self.channels_last, mean=info.mean, std=info.std,
                             num_patches=int(np.prod(self.grid_shape_)))

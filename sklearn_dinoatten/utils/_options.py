@@ -17,7 +17,7 @@ CROPS = ("none", "foreground")
 NORMALIZATIONS = ("minmax", "zscore")
 FEATURES = ("cls", "mean", "cls+mean", "patch")
 DTYPES = ("float32", "bfloat16", "float16", "int8")
-ENGINES = ("torch", "onnxruntime")
+ENGINES = ("torch", "onnxruntime", "openvino")
 
 TASKS = ("classification", "regression")  # what a model predicts: a class, or a number
 REGRESSION_LOSSES = ("mse", "l1", "huber")  # a regressor's training loss

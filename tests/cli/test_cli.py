@@ -118,7 +118,7 @@ def test_a_read_only_cache_is_read_and_left_as_it_is(tmp_path, capsys, monkeypat
     assert sorted(cache.rglob("*")) == kept
 
 
-def test_embed_in_parallel_and_in_int8_on_onnxruntime(tmp_path, capsys):
+def test_embed_in_parallel_and_on_each_engine(tmp_path, capsys):
     data = make_study(tmp_path / "data", n=4)
     cache = str(tmp_path / "cache")
     assert main(["embed", data, "--cache-dir", cache, "--n-jobs", "2", *EMBED_FAST]) == 0
@@ -127,6 +127,10 @@ def test_embed_in_parallel_and_in_int8_on_onnxruntime(tmp_path, capsys):
                  "int8", "--n-readers", "2", *EMBED_FAST]) == 0
     assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out  # own keys
     assert len(os.listdir(os.path.join(cache, "onnx"))) == 2  # the graph and its sha256
+    assert main(["embed", data, "--cache-dir", cache, "--engine", "openvino", "-q",
+                 *EMBED_FAST]) == 0
+    assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out
+    assert len(os.listdir(os.path.join(cache, "onnx"))) == 4  # OpenVINO's float32 graph
 
 
 def test_cv_report_fit_predict(tmp_path, monkeypatch, capsys):

@@ -301,15 +301,17 @@ def test_cv_compares_encoders_on_the_same_folds(hf_dinov2, tmp_path):
     assert all(f"<td>{name}</td>" in report for name in names)
 
 
-def test_every_family_runs_on_onnxruntime(hf_dinov2, volume, fresh_cache):
+@pytest.mark.parametrize("engine", ["onnxruntime", "openvino"])
+def test_every_family_runs_on_an_exported_engine(hf_dinov2, volume, fresh_cache, engine):
     """The adapters export to ONNX (open_clip's attention without its fused inference
-    path, which has no ONNX form) and give torch's embeddings."""
-    pytest.importorskip("onnxruntime")
+    path, which has no ONNX form) and give torch's embeddings on ONNX Runtime and
+    OpenVINO."""
+    pytest.importorskip(engine)
     for backbone, image_size in [(hf_dinov2, 28), ("torchvision:resnet18", 64),
                                  ("open_clip:ViT-B-16", 32)]:
         params = dict(backbone=backbone, weights="random", image_size=image_size, verbose=0)
         reference = DinoSliceEmbedder(**params).fit_transform([volume])
-        exported = DinoSliceEmbedder(**params, engine="onnxruntime").fit_transform([volume])
+        exported = DinoSliceEmbedder(**params, engine=engine).fit_transform([volume])
         np.testing.assert_allclose(exported, reference, atol=1e-4, err_msg=backbone)
     assert torch.backends.mha.get_fastpath_enabled()  # restored after the export
 

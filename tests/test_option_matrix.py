@@ -249,6 +249,25 @@ def test_every_way_of_embedding_runs_the_fitted_backbone(loaded_embedder, way, t
         assert centred_cosine(out.reshape(rows.shape), rows) >= tolerance
 
 
+@pytest.mark.parametrize("engine, slicing", [("onnxruntime", SLICING[3]),
+                                             ("openvino", SLICING[1])],
+                         ids=["onnxruntime-cropped-spaced", "openvino-cropped"])
+def test_a_saved_model_on_an_exported_engine_predicts_and_explains(
+        labelled_volumes, engine, slicing, tmp_path, fresh_cache):
+    """Fitted, saved and loaded on each exported engine: the same probabilities and
+    slice attention on the kept slices, and a saliency map of the volume's shape."""
+    X, y = labelled_volumes
+    model = make_pipeline(DinoSliceEmbedder(engine=engine, **FAST, **slicing),
+                          AttentionPoolClassifier(max_epochs=1, random_state=0)).fit(X, y)
+    loaded = round_trip(model, tmp_path)
+    assert loaded[0].engine == engine
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    weights = slice_attention(loaded, X[:1])[0]
+    np.testing.assert_array_equal(weights, slice_attention(model, X[:1])[0])
+    assert not weights[len(loaded[0].kept_slices(X[0])[1]):].any()
+    assert volume_saliency(loaded, X[:1])[0].shape == X[0].shape
+
+
 @pytest.mark.parametrize("crop", CROPS)
 @pytest.mark.parametrize("axis, cut", [("axial", True), ("coronal", False), ("sagittal", True),
                                        ("all", True), ((0, 2), True)])

@@ -121,14 +121,14 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
     dtype : {"float32", "bfloat16", "float16", "int8"}, default="float32"
         Precision of the forward pass (each has its own cache entries). ``"bfloat16"``,
         ``"float16"``: autocast (cosine 0.999 to float32, tested), much faster on GPUs
-        and CPUs with AVX-512 BF16 / AMX, several times slower on others (``fit`` warns).
-        ``"int8"``: linear layers dynamically quantised at ``fit`` (CPU only).
+        and CPUs with AVX-512 BF16 / AMX, several times slower on others (``fit`` warns);
+        OpenVINO's own bfloat16 with ``engine="openvino"``. ``"int8"``: linear layers
+        dynamically quantised at ``fit`` (CPU only).
     engine : {"torch", "onnxruntime", "openvino"}, default="torch"
-        ``"onnxruntime"``, ``"openvino"``: the backbone exported to ONNX (once per
-        weights, size and dtype, kept in ``cache_dir``) and run on the CPU by ONNX
-        Runtime (float32, int8) or OpenVINO (float32; bfloat16 on CPUs with AVX-512 BF16
-        or AMX, where it is the fastest); float32 equals torch within 1e-4. Needs
-        ``pip install 'sklearn-dinoatten[onnx]'`` or ``[openvino]``.
+        Not torch: the backbone exported to ONNX (once per weights, size and dtype, kept in
+        ``cache_dir``) and run on the CPU by ONNX Runtime (float32, int8; the ``onnx``
+        extra) or OpenVINO (float32; bfloat16 on CPUs with AVX-512 BF16 or AMX, with
+        AMX the fastest; the ``openvino`` extra); float32 equals torch within 1e-4.
     channels_last, compile : bool, default=False
         Channels-last input to the patch embedding; ``torch.compile`` of the backbone
         (seconds to minutes on the first batch; needs a C++ compiler on the CPU).

@@ -12,9 +12,11 @@ exported again when damaged.
 
 import contextlib
 import copy
+import ctypes
 import hashlib
 import io
 import os
+import sys
 import tempfile
 import warnings
 
@@ -90,9 +92,10 @@ def _on_openvino(backbone, dtype, image_size, cache_dir, fingerprint):
                          "dtype='float32'.")
     model = core.read_model(_graph(backbone, "openvino", "float32", image_size, cache_dir,
                                    fingerprint))
-    compiled = core.compile_model(model, "CPU", {
-        "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
-        "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[dtype]})
+    with _signal_stack_kept():
+        compiled = core.compile_model(model, "CPU", {
+            "INFERENCE_NUM_THREADS": torch.get_num_threads(), "PERFORMANCE_HINT": "LATENCY",
+            "INFERENCE_PRECISION_HINT": OPENVINO_PRECISIONS[dtype]})
     request = compiled.create_infer_request()
 
     def run(images):
@@ -106,6 +109,27 @@ def openvino_runs_bfloat16(core=None):
     """Whether OpenVINO computes in bfloat16 on this CPU (else it would run float32)."""
     core = core or _engine_module("openvino").Core()
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+class _SignalStack(ctypes.Structure):  # Linux's stack_t
+    _fields_ = [("sp", ctypes.c_void_p), ("flags", ctypes.c_int), ("size", ctypes.c_size_t)]
+
+
+@contextlib.contextmanager
+def _signal_stack_kept():
+    """Give this thread back its signal stack after the block. OpenVINO's CPU plugin
+    sets one of 20 kB when it compiles; on a CPU with AMX, whose register state makes
+    signal frames larger, the next signal handled there (the SIGCHLD of a reader process
+    ending) overflows it and the process dies of a segmentation fault."""
+    if not sys.platform.startswith("linux"):
+        yield
+        return
+    libc, kept = ctypes.CDLL(None, use_errno=True), _SignalStack()
+    libc.sigaltstack(None, ctypes.byref(kept))
+    try:
+        yield
+    finally:
+        libc.sigaltstack(ctypes.byref(kept), None)
 
 
 def _engine_module(engine):

@@ -5,6 +5,8 @@ when damaged."""
 import os
 import pickle
 import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -68,6 +70,36 @@ def test_openvino_bfloat16_is_as_close_as_torchs(backbone, images):
     assert tokens.dtype == torch.float32
     cosine = centred_cosine(tokens[:, 0].numpy(), reference)
     assert cosine >= 0.998 and cosine >= centred_cosine(autocast, reference) - 0.001
+
+
+SIGNAL_STACK_BEFORE_AND_AFTER = """
+import ctypes, torch
+from sklearn_dinoatten.embedding import _engines as engines
+from sklearn_dinoatten.embedding.backbones import build_backbone
+
+def signal_stack():
+    stack = engines._SignalStack()
+    ctypes.CDLL(None).sigaltstack(None, ctypes.byref(stack))
+    return stack.sp, stack.flags, stack.size
+
+backbone = build_backbone("vit_small_patch14_dinov2", weights="random", image_size=28).module
+before = signal_stack()
+run = engines.forward_features(backbone, engine="openvino", image_size=28)  # kept alive
+run(torch.zeros(1, 3, 28, 28))
+print(before == signal_stack())
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux's sigaltstack")
+def test_openvino_leaves_the_signal_stack_as_it_was():
+    """OpenVINO's first compiled model in a process sets a 20 kB signal stack on its
+    thread for as long as it lives; on a CPU with AMX the next SIGCHLD there (a reader
+    process ending) overflowed it, and the suite died of a segmentation fault. Run in a
+    new process, where that first compilation happens."""
+    result = subprocess.run([sys.executable, "-c", SIGNAL_STACK_BEFORE_AND_AFTER],
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "True"
 
 
 @pytest.mark.parametrize("dtype, says", [

@@ -10,6 +10,7 @@ import warnings
 
 from .. import __version__
 from ..evaluation import METHODS, REFERENCE, methods_for
+from ..utils._optional import MissingExtraError
 from ..utils._options import (
     DEMO_DATASET,
     DEMO_DATASETS,
@@ -56,9 +57,11 @@ def main(argv=None):
         warnings.showwarning = _warning_printer(args)
         try:
             args.run(args)
-        except (CommandError, ValueError, OSError, MemoryError, RuntimeError) as exc:
+        except (CommandError, ValueError, OSError, MemoryError, RuntimeError,
+                MissingExtraError) as exc:
             # OSError: a full disk, a file-size limit; RuntimeError: e.g. pretrained
-            # weights without a network. The first line of the message says what happened.
+            # weights without a network; MissingExtraError: an option's extra is not
+            # installed. The first line of the message says what happened.
             message = (str(exc).strip().splitlines()[0] if str(exc).strip()
                        else type(exc).__name__)
             print(f"{PROG} {args.command}: error: {message}", file=sys.stderr)

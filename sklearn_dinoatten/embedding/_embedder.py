@@ -125,7 +125,7 @@ class DinoSliceEmbedder(FitContractMixin, PersistableMixin, EmbeddingRunMixin,
         OpenVINO's own bfloat16 with ``engine="openvino"``. ``"int8"``: linear layers
         dynamically quantised at ``fit`` (CPU only).
     engine : {"torch", "onnxruntime", "openvino"}, default="torch"
-        Not torch: the backbone exported to ONNX (once per weights, size and dtype, kept in
+        Not torch: the backbone exported to ONNX (once per weights and size, kept in
         ``cache_dir``) and run on the CPU by ONNX Runtime (float32, int8; the ``onnx``
         extra) or OpenVINO (float32; bfloat16 on CPUs with AVX-512 BF16 or AMX, with
         AMX the fastest; the ``openvino`` extra); float32 equals torch within 1e-4.

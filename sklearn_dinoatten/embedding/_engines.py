@@ -4,10 +4,11 @@ float32, in int8 (dynamically quantised weights: torch, ONNX Runtime) or in bflo
 
 :func:`forward_features` returns what :class:`~sklearn_dinoatten.embedding.
 SliceEncoder` calls: images ``(n, 3, s, s)`` to tokens ``(n, n_tokens, dim)``. For ONNX
-Runtime and OpenVINO the backbone is exported to ONNX once per weights, image size,
-dtype and engine; with a ``cache_dir`` the graph is kept there under a name made of
-those, written atomically with its sha256 beside it, checked before each use, and
-exported again when damaged.
+Runtime and OpenVINO the backbone is exported to ONNX once per weights, image size
+and engine (and dtype: ONNX Runtime's int8 graph is quantised; OpenVINO compiles its
+one float32 graph in either precision); with a ``cache_dir`` the graph is kept there
+under a name made of those, written atomically with its sha256 beside it, checked
+before each use, and exported again when damaged.
 """
 
 import contextlib

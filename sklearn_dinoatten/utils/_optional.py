@@ -4,11 +4,15 @@ extra to install when they are missing."""
 from importlib import import_module
 
 
+class MissingExtraError(ImportError):
+    """An option's optional dependency is not installed; the message names the extra."""
+
+
 def optional_import(name, extra, option):
     """Module ``name``, installed by ``pip install 'sklearn-dinoatten[<extra>]'``; without
-    it, an ``ImportError`` saying that ``option`` needs that extra."""
+    it, a :class:`MissingExtraError` saying that ``option`` needs that extra."""
     try:
         return import_module(name)
     except ImportError:
-        raise ImportError(f"{option} needs the {extra} extra: pip install "
-                          f"'sklearn-dinoatten[{extra}]'") from None
+        raise MissingExtraError(f"{option} needs the {extra} extra: pip install "
+                                f"'sklearn-dinoatten[{extra}]'") from None

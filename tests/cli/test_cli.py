@@ -15,7 +15,7 @@ from sklearn_dinoatten import clear_memory_cache
 from sklearn_dinoatten.cli import main
 from sklearn_dinoatten.datasets import data_dir, make_volumes, write_demo_data
 
-from .._helpers import make_read_only, save_nifti
+from .._helpers import hide_module, make_read_only, save_nifti
 
 FAST = ["--weights", "random", "--image-size", "28", "--epochs", "3", "--folds", "2"]
 EMBED_FAST = ["--weights", "random", "--image-size", "28"]
@@ -131,6 +131,19 @@ def test_embed_in_parallel_and_on_each_engine(tmp_path, capsys):
                  *EMBED_FAST]) == 0
     assert "4 scans embedded now, 0 found in the cache" in capsys.readouterr().out
     assert len(os.listdir(os.path.join(cache, "onnx"))) == 4  # OpenVINO's float32 graph
+
+
+@pytest.mark.parametrize("engine, extra", [("onnxruntime", "onnx"), ("openvino", "openvino")])
+def test_an_engine_without_its_extra_is_one_line(tmp_path, monkeypatch, capsys, engine,
+                                                  extra):
+    """Before: a traceback of 25 lines ending in the ImportError."""
+    data = make_study(tmp_path / "data", n=2)
+    hide_module(monkeypatch, engine)
+    assert main(["embed", data, "--engine", engine, "--cache-dir", str(tmp_path / "cache"),
+                 "-q", *EMBED_FAST]) == 1
+    assert capsys.readouterr().err == (
+        f"dinoatten embed: error: engine={engine!r} needs the {extra} extra: pip install "
+        f"'sklearn-dinoatten[{extra}]'\n")
 
 
 def test_cv_report_fit_predict(tmp_path, monkeypatch, capsys):

@@ -273,7 +273,7 @@ def study(fitted, X, y):
 def print_kernels(kernels, n_slices, left_out):
     rate, reference = kernels[REFERENCE]
     print(f"Kernels: {n_slices} of the brain's slices, batches of {BATCH}, CLS token; "
-          "candidates calibrated on 8 others.\n")
+          f"candidates calibrated on {CALIBRATION_SLICES} others.\n")
     print("| kernel | slices/s | x torch float32 | centred cosine |")
     print("|---|---|---|---|")
     for name, (slices_per_second, out) in kernels.items():

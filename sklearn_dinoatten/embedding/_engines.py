@@ -125,7 +125,7 @@ def _signal_stack_kept():
     if not sys.platform.startswith("linux"):
         yield
         return
-    libc, kept = ctypes.CDLL(None, use_errno=True), _SignalStack()
+    libc, kept = ctypes.CDLL(None), _SignalStack()
     libc.sigaltstack(None, ctypes.byref(kept))
     try:
         yield
